@@ -1,0 +1,92 @@
+#include "core/ledger.h"
+
+#include <cstdlib>
+#include <new>
+
+namespace frugal {
+
+namespace {
+thread_local MemoryLedger* g_current = nullptr;
+MemoryLedger& default_ledger() {
+  static MemoryLedger ledger;
+  return ledger;
+}
+constexpr size_t kAlignment = 64;
+}  // namespace
+
+const char* mem_category_name(MemCategory c) {
+  switch (c) {
+    case MemCategory::Params: return "params";
+    case MemCategory::MasterParams: return "master_params";
+    case MemCategory::Grads: return "grads";
+    case MemCategory::Optimizer: return "optimizer";
+    case MemCategory::Activations: return "activations";
+    case MemCategory::Workspace: return "workspace";
+  }
+  return "?";
+}
+
+void* MemoryLedger::allocate(size_t bytes, MemCategory category) {
+  void* ptr = nullptr;
+  if (!measure_only_ && bytes > 0) {
+    size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+    ptr = std::aligned_alloc(kAlignment, rounded);
+    if (!ptr) throw std::bad_alloc();
+  }
+  const int c = static_cast<int>(category);
+  live_[c] += bytes;
+  live_total_ += bytes;
+  if (live_[c] > peak_[c]) peak_[c] = live_[c];
+  if (live_total_ > peak_total_) peak_total_ = live_total_;
+  record(category);
+  return ptr;
+}
+
+void MemoryLedger::release(void* ptr, size_t bytes, MemCategory category) {
+  std::free(ptr);
+  const int c = static_cast<int>(category);
+  live_[c] -= bytes;
+  live_total_ -= bytes;
+  record(category);
+}
+
+MemorySnapshot MemoryLedger::live() const {
+  MemorySnapshot s;
+  s.bytes = live_;
+  s.total = live_total_;
+  return s;
+}
+
+MemorySnapshot MemoryLedger::peak() const {
+  MemorySnapshot s;
+  s.bytes = peak_;
+  s.total = peak_total_;
+  return s;
+}
+
+void MemoryLedger::reset_peaks() {
+  peak_ = live_;
+  peak_total_ = live_total_;
+}
+
+void MemoryLedger::start_timeline() {
+  timeline_.clear();
+  recording_ = true;
+  timeline_start_ = std::chrono::steady_clock::now();
+  for (int c = 0; c < kNumMemCategories; ++c) record(static_cast<MemCategory>(c));
+}
+
+void MemoryLedger::stop_timeline() { recording_ = false; }
+
+void MemoryLedger::record(MemCategory category) {
+  if (!recording_) return;
+  double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - timeline_start_).count();
+  timeline_.push_back({t, category, live_[static_cast<int>(category)], live_total_, phase_});
+}
+
+MemoryLedger& MemoryLedger::current() { return g_current ? *g_current : default_ledger(); }
+
+LedgerScope::LedgerScope(MemoryLedger& ledger) : previous_(g_current) { g_current = &ledger; }
+LedgerScope::~LedgerScope() { g_current = previous_; }
+
+}  // namespace frugal

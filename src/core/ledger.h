@@ -1,0 +1,84 @@
+#pragma once
+// The memory ledger: every tensor buffer is allocated through it with a category, so live and
+// peak bytes are known per category and in total. A ledger in measure mode hands out no memory
+// at all (null pointers) but keeps the same books: the planner runs a configuration through a
+// measuring ledger to predict memory before anything is allocated (ggml's "measure allocator").
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace frugal {
+
+enum class MemCategory : int { Params, MasterParams, Grads, Optimizer, Activations, Workspace };
+constexpr int kNumMemCategories = 6;
+const char* mem_category_name(MemCategory c);  // "params", "master_params", ...
+
+struct MemorySnapshot {
+  std::array<size_t, kNumMemCategories> bytes{};  // per category
+  size_t total = 0;
+  size_t operator[](MemCategory c) const { return bytes[static_cast<int>(c)]; }
+};
+
+struct TimelineEvent {
+  double time_s;         // since the timeline started
+  MemCategory category;  // the category that changed
+  size_t live_bytes;     // that category's live bytes after the change
+  size_t live_total;     // all categories after the change
+  std::string label;     // phase marker set by the executor ("forward 3", "backward 2", ...)
+};
+
+class MemoryLedger {
+ public:
+  explicit MemoryLedger(bool measure_only = false) : measure_only_(measure_only) {}
+  MemoryLedger(const MemoryLedger&) = delete;
+  MemoryLedger& operator=(const MemoryLedger&) = delete;
+
+  // 64-byte aligned; nullptr (without allocating) in measure mode or for 0 bytes.
+  void* allocate(size_t bytes, MemCategory category);
+  void release(void* ptr, size_t bytes, MemCategory category);
+
+  bool measure_only() const { return measure_only_; }
+  MemorySnapshot live() const;
+  // Peak per category, and `total` = peak of the sum (not the sum of peaks).
+  MemorySnapshot peak() const;
+  // Peaks restart from the current live bytes (e.g. to measure one step).
+  void reset_peaks();
+
+  void start_timeline();
+  void stop_timeline();
+  void set_phase(const std::string& label) { phase_ = label; }
+  const std::vector<TimelineEvent>& timeline() const { return timeline_; }
+
+  // The ledger new tensors use; a process-wide default unless a LedgerScope is active.
+  static MemoryLedger& current();
+
+ private:
+  friend class LedgerScope;
+  void record(MemCategory category);
+
+  bool measure_only_;
+  std::array<size_t, kNumMemCategories> live_{};
+  std::array<size_t, kNumMemCategories> peak_{};
+  size_t live_total_ = 0;
+  size_t peak_total_ = 0;
+  bool recording_ = false;
+  std::chrono::steady_clock::time_point timeline_start_;
+  std::vector<TimelineEvent> timeline_;
+  std::string phase_;
+};
+
+// Routes allocations of this thread to `ledger` while in scope.
+class LedgerScope {
+ public:
+  explicit LedgerScope(MemoryLedger& ledger);
+  ~LedgerScope();
+  LedgerScope(const LedgerScope&) = delete;
+  LedgerScope& operator=(const LedgerScope&) = delete;
+
+ private:
+  MemoryLedger* previous_;
+};
+
+}  // namespace frugal

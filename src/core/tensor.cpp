@@ -1,0 +1,109 @@
+#include "core/tensor.h"
+
+#include <cstring>
+
+#include "core/error.h"
+
+namespace frugal {
+
+Shape::Shape(std::initializer_list<int64_t> dims) {
+  check(dims.size() <= kMaxDims, "tensor shapes have at most 4 dimensions");
+  for (int64_t d : dims) {
+    check(d >= 0, "negative tensor dimension");
+    dims_[ndim_++] = d;
+  }
+}
+
+int64_t Shape::numel() const {
+  int64_t n = 1;
+  for (int i = 0; i < ndim_; ++i) n *= dims_[i];
+  return n;
+}
+
+bool Shape::operator==(const Shape& o) const {
+  if (ndim_ != o.ndim_) return false;
+  for (int i = 0; i < ndim_; ++i)
+    if (dims_[i] != o.dims_[i]) return false;
+  return true;
+}
+
+std::string Shape::str() const {
+  std::string s = "[";
+  for (int i = 0; i < ndim_; ++i) s += (i ? ", " : "") + std::to_string(dims_[i]);
+  return s + "]";
+}
+
+Shape Shape::with(int i, int64_t size) const {
+  Shape s = *this;
+  s.dims_[i < 0 ? i + ndim_ : i] = size;
+  return s;
+}
+
+Buffer::Buffer(size_t bytes, MemCategory category)
+    : ledger_(&MemoryLedger::current()), bytes_(bytes), category_(category) {
+  data_ = ledger_->allocate(bytes, category);
+}
+
+Buffer::~Buffer() { ledger_->release(data_, bytes_, category_); }
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, MemCategory category) {
+  Tensor t;
+  t.shape_ = shape;
+  t.dtype_ = dtype;
+  t.buffer_ = std::make_shared<Buffer>(static_cast<size_t>(shape.numel()) * dtype_size(dtype), category);
+  return t;
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype, MemCategory category) {
+  Tensor t = empty(shape, dtype, category);
+  t.fill_zero();
+  return t;
+}
+
+float* Tensor::f32() const {
+  check(dtype_ == DType::F32, "expected an f32 tensor, got " + dtype_name(dtype_));
+  return static_cast<float*>(raw());
+}
+
+int32_t* Tensor::i32() const {
+  check(dtype_ == DType::I32, "expected an i32 tensor, got " + dtype_name(dtype_));
+  return static_cast<int32_t*>(raw());
+}
+
+uint16_t* Tensor::u16() const {
+  check(dtype_ == DType::F16 || dtype_ == DType::BF16, "expected an f16/bf16 tensor, got " + dtype_name(dtype_));
+  return static_cast<uint16_t*>(raw());
+}
+
+Tensor Tensor::view(const Shape& shape) const {
+  check(shape.numel() == numel(), "view " + shape.str() + " does not fit " + shape_.str());
+  Tensor t = *this;
+  t.shape_ = shape;
+  return t;
+}
+
+Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
+  check(ndim() >= 1 && 0 <= begin && begin <= end && end <= dim(0), "row slice out of range");
+  Tensor t = *this;
+  const int64_t row = dim(0) ? numel() / dim(0) : 0;
+  t.offset_bytes_ += static_cast<size_t>(begin * row) * dtype_size(dtype_);
+  t.shape_ = shape_.with(0, end - begin);
+  return t;
+}
+
+Tensor Tensor::clone(MemCategory category) const {
+  Tensor t = empty(shape_, dtype_, category);
+  t.copy_from(*this);
+  return t;
+}
+
+void Tensor::fill_zero() const {
+  if (has_data()) std::memset(raw(), 0, nbytes());
+}
+
+void Tensor::copy_from(const Tensor& src) const {
+  check(src.dtype_ == dtype_ && src.numel() == numel(), "copy between mismatched tensors");
+  if (has_data() && src.has_data()) std::memcpy(raw(), src.raw(), nbytes());
+}
+
+}  // namespace frugal

@@ -1,0 +1,17 @@
+#include "core/threading.h"
+
+#include <omp.h>
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace frugal {
+
+void set_num_threads(int threads) {
+  if (threads <= 0) return;
+  omp_set_num_threads(threads);
+  openblas_set_num_threads(threads);
+}
+
+int num_threads() { return omp_get_max_threads(); }
+
+}  // namespace frugal

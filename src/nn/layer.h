@@ -1,0 +1,64 @@
+#pragma once
+// The layer contract. forward() computes the output and saves into `saved` exactly what
+// backward() needs; backward() accumulates (+=) parameter gradients and returns dL/dx.
+// Dropping `saved` frees the layer's activations: that is all checkpointing needs.
+//
+// Memory categories: forward outputs and saved tensors are Activations; backward outputs
+// (activation gradients) and kernel scratch are Workspace.
+//
+// Measure mode: when the input has no data (a measuring ledger, see core/ledger.h), a layer
+// allocates exactly what it would allocate for real, then returns without running kernels.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace frugal {
+
+struct Param {
+  std::string name;  // the file name of the tensor, e.g. "h.0.attn.c_attn.weight"
+  Tensor value;      // MemCategory::Params
+  Tensor grad;       // MemCategory::Grads; allocated (zeroed) on first use, never for frozen params
+  bool trainable = true;
+
+  // The gradient buffer, created zeroed on first call.
+  const Tensor& ensure_grad();
+};
+
+// What a forward left for its backward; nested for composite layers.
+struct Saved {
+  std::vector<Tensor> tensors;
+  std::vector<Saved> children;
+  void clear() {
+    tensors.clear();
+    children.clear();
+  }
+  Saved& child(size_t i) {
+    if (children.size() <= i) children.resize(i + 1);
+    return children[i];
+  }
+};
+
+struct RunContext {
+  bool training = true;     // batch statistics and dropout on
+  bool recompute = false;   // a checkpointing recomputation: no running-statistics updates
+  uint64_t seed = 0;        // run seed (dropout streams)
+  uint64_t step = 0;        // optimizer step
+  uint64_t micro_batch = 0; // index within the optimizer step
+  int block_index = 0;      // position in the chain (set by the executor)
+};
+
+inline bool measuring(const Tensor& t) { return !t.has_data(); }
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  virtual Tensor forward(const Tensor& x, Saved& saved, const RunContext& rc) = 0;
+  // Returns dL/dx, or an undefined tensor when x takes no gradient (token ids).
+  virtual Tensor backward(const Tensor& dy, Saved& saved, const RunContext& rc) = 0;
+  virtual void collect_params(std::vector<Param*>& out) { (void)out; }
+  virtual std::string kind() const = 0;  // "linear", "layernorm", ... for messages and reports
+};
+
+}  // namespace frugal
