@@ -1,0 +1,107 @@
+// Core: ledger accounting, measure mode, tensor views, RNG determinism, half conversions.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "core/half.h"
+#include "core/ledger.h"
+#include "core/rng.h"
+#include "core/tensor.h"
+
+using namespace frugal;
+
+TEST(Ledger, TracksLiveAndPeakPerCategory) {
+  MemoryLedger ledger;
+  LedgerScope scope(ledger);
+  {
+    Tensor a = Tensor::empty({10, 10}, DType::F32, MemCategory::Params);
+    Tensor b = Tensor::empty({5}, DType::I32, MemCategory::Activations);
+    EXPECT_EQ(ledger.live()[MemCategory::Params], 400u);
+    EXPECT_EQ(ledger.live()[MemCategory::Activations], 20u);
+    EXPECT_EQ(ledger.live().total, 420u);
+  }
+  EXPECT_EQ(ledger.live().total, 0u);
+  Tensor c = Tensor::empty({3}, DType::BF16, MemCategory::Workspace);
+  EXPECT_EQ(ledger.peak()[MemCategory::Params], 400u);
+  EXPECT_EQ(ledger.peak().total, 420u);
+  ledger.reset_peaks();
+  EXPECT_EQ(ledger.peak().total, 6u);
+}
+
+TEST(Ledger, PeakTotalIsPeakOfSumNotSumOfPeaks) {
+  MemoryLedger ledger;
+  LedgerScope scope(ledger);
+  { Tensor a = Tensor::empty({100}, DType::F32, MemCategory::Activations); }
+  { Tensor b = Tensor::empty({100}, DType::F32, MemCategory::Workspace); }
+  EXPECT_EQ(ledger.peak()[MemCategory::Activations], 400u);
+  EXPECT_EQ(ledger.peak()[MemCategory::Workspace], 400u);
+  EXPECT_EQ(ledger.peak().total, 400u);
+}
+
+TEST(Ledger, MeasureModeCountsWithoutAllocating) {
+  MemoryLedger ledger(/*measure_only=*/true);
+  LedgerScope scope(ledger);
+  Tensor a = Tensor::empty({1 << 20, 1024}, DType::F32, MemCategory::Activations);  // 4 GiB, not allocated
+  EXPECT_FALSE(a.has_data());
+  EXPECT_EQ(ledger.live()[MemCategory::Activations], size_t{4} << 30);
+}
+
+TEST(Ledger, TimelineRecordsChanges) {
+  MemoryLedger ledger;
+  LedgerScope scope(ledger);
+  ledger.start_timeline();
+  ledger.set_phase("forward 0");
+  { Tensor a = Tensor::empty({8}, DType::F32, MemCategory::Activations); }
+  ledger.stop_timeline();
+  ASSERT_GE(ledger.timeline().size(), 2u);
+  const auto& last = ledger.timeline().back();
+  EXPECT_EQ(last.category, MemCategory::Activations);
+  EXPECT_EQ(last.live_bytes, 0u);
+  EXPECT_EQ(ledger.timeline()[ledger.timeline().size() - 2].live_bytes, 32u);
+  EXPECT_EQ(last.label, "forward 0");
+}
+
+TEST(Tensor, ViewsShareTheBuffer) {
+  Tensor t = Tensor::zeros({4, 3}, DType::F32, MemCategory::Workspace);
+  Tensor rows = t.slice_rows(1, 3);
+  EXPECT_EQ(rows.shape(), Shape({2, 3}));
+  rows.f32()[0] = 5.0f;
+  EXPECT_EQ(t.f32()[3], 5.0f);
+  Tensor flat = t.view({12});
+  EXPECT_EQ(flat.f32()[3], 5.0f);
+  EXPECT_THROW(t.view({5}), std::runtime_error);
+  EXPECT_THROW(t.i32(), std::runtime_error);
+}
+
+TEST(Rng, CounterBasedIsPureAndUniform) {
+  EXPECT_EQ(rng_uniform(1, 2, 3), rng_uniform(1, 2, 3));
+  EXPECT_NE(rng_uniform(1, 2, 3), rng_uniform(1, 2, 4));
+  EXPECT_NE(rng_uniform(1, 2, 3), rng_uniform(2, 2, 3));
+  double mean = 0, var = 0;
+  const int n = 100000;
+  for (int i = 0; i < n; ++i) {
+    double z = rng_normal(7, 0, i);
+    mean += z;
+    var += z * z;
+  }
+  mean /= n;
+  var = var / n - mean * mean;
+  EXPECT_NEAR(mean, 0.0, 0.02);
+  EXPECT_NEAR(var, 1.0, 0.02);
+}
+
+TEST(Half, RoundTripsSpecialValues) {
+  EXPECT_EQ(f16_to_f32(f32_to_f16(1.0f)), 1.0f);
+  EXPECT_EQ(f16_to_f32(f32_to_f16(65504.0f)), 65504.0f);
+  EXPECT_TRUE(std::isinf(f16_to_f32(f32_to_f16(70000.0f))));
+  EXPECT_TRUE(std::isnan(f16_to_f32(f32_to_f16(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_EQ(f16_to_f32(f32_to_f16(5.960464477539063e-08f)), 5.960464477539063e-08f);  // smallest subnormal
+  // Ties to even: 1 + 2^-11 lies halfway between 1 and 1 + 2^-10 -> rounds to 1.
+  EXPECT_EQ(f16_to_f32(f32_to_f16(1.0f + 0.00048828125f)), 1.0f);
+  EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.0f)), 1.0f);
+  EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.0f + 1.0f / 256)), 1.0f);                  // tie -> even
+  EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.0f + 3.0f / 256)), 1.0f + 4.0f / 256);     // tie -> even (up)
+  EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_TRUE(std::isinf(bf16_to_f32(f32_to_bf16(std::numeric_limits<float>::infinity()))));
+}
