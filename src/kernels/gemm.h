@@ -11,3 +11,14 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
 }  // namespace frugal
+
+namespace frugal {
+
+// y[N] = beta * y + alpha * op(A) x, A row-major M x N (op = transpose when trans).
+void gemv(bool trans, int64_t M, int64_t N, float alpha, const float* A, int64_t lda, const float* x,
+          float beta, float* y);
+
+// out[cols] += sum over rows of m (rows x cols): bias gradients.
+void add_column_sums(const float* m, int64_t rows, int64_t cols, float* out);
+
+}  // namespace frugal

@@ -53,6 +53,9 @@ inline bool measuring(const Tensor& t) { return !t.has_data(); }
 
 class Layer {
  public:
+  Layer() = default;
+  Layer(const Layer&) = delete;  // layers hold pointers to their own parameters
+  Layer& operator=(const Layer&) = delete;
   virtual ~Layer() = default;
   virtual Tensor forward(const Tensor& x, Saved& saved, const RunContext& rc) = 0;
   // Returns dL/dx, or an undefined tensor when x takes no gradient (token ids).

@@ -1,0 +1,125 @@
+#include "cli/common.h"
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "models/cnn.h"
+#include "models/gpt.h"
+#include "models/mlp.h"
+#include "models/model_io.h"
+
+namespace frugal::cli {
+
+void add_model_flags(CLI::App& app, ModelFlags& f) {
+  app.add_option("--arch", f.arch, "fresh model architecture")
+      ->check(CLI::IsMember({"gpt", "mlp", "cnn", "linear"}))
+      ->capture_default_str();
+  app.add_option("--model", f.model_dir, "load a model directory (config.json + model.safetensors) instead");
+  app.add_option("--layers", f.layers, "blocks (gpt: transformer blocks; mlp: linear layers; cnn: conv blocks)")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--dim", f.dim, "width (gpt: n_embd; mlp: hidden units; cnn: channels of the first block)")
+      ->check(CLI::Range(1, 1 << 16));
+  app.add_option("--heads", f.heads, "attention heads (gpt)")->check(CLI::Range(1, 1024));
+  app.add_option("--ctx", f.ctx, "context length (gpt)")->check(CLI::Range(1, 1 << 20));
+  app.add_option("--vocab", f.vocab, "vocabulary size (gpt; byte-level text needs 256)")->check(CLI::Range(2, 1 << 24));
+  app.add_flag("--batchnorm", f.batchnorm, "BatchNorm between the MLP's layers");
+}
+
+void add_pending_flags(CLI::App& app, PendingFlags& f) {
+  app.add_option("--checkpoint", f.checkpoint, "activation checkpointing strategy")
+      ->check(CLI::IsMember({"store-all", "memory-poor", "sqrt", "optimal"}))
+      ->capture_default_str();
+  app.add_option("--activation-budget", f.activation_budget, "byte budget for --checkpoint optimal (e.g. 512MiB)");
+  app.add_option("--precision", f.precision, "fp32 | fp16 | bf16")
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16"}))
+      ->capture_default_str();
+  app.add_option("--master-weights", f.master_weights, "FP32 master weights in half precision (on|off)")
+      ->check(CLI::IsMember({"on", "off"}));
+  app.add_option("--loss-scale", f.loss_scale, "dynamic | none | VALUE");
+  app.add_option("--lora-rank", f.lora_rank, "LoRA rank (0: off)")->check(CLI::Range(0, 1 << 20));
+  app.add_option("--adapter", f.adapter, "load a PEFT LoRA adapter directory");
+  app.add_option("--save-adapter", f.save_adapter, "write the LoRA adapter as a PEFT directory");
+}
+
+void refuse_pending_flags(const PendingFlags& f) {
+  auto refuse = [](bool used, const std::string& what) {
+    check(!used, what + " is not available yet in this version of frugal");
+  };
+  refuse(f.checkpoint != "store-all", "--checkpoint " + f.checkpoint);
+  refuse(!f.activation_budget.empty(), "--activation-budget");
+  refuse(f.precision != "fp32", "--precision " + f.precision);
+  refuse(f.master_weights != "on", "--master-weights off");
+  refuse(!f.loss_scale.empty(), "--loss-scale");
+  refuse(f.lora_rank != 0 || !f.adapter.empty() || !f.save_adapter.empty(), "LoRA (--lora-rank/--adapter)");
+}
+
+void add_training_flags(CLI::App& app, TrainOptions& o, int& threads) {
+  app.add_option("--steps", o.steps, "optimizer steps")->check(CLI::Range(int64_t{1}, int64_t{1} << 40))->capture_default_str();
+  app.add_option("--micro-batch", o.micro_batch, "samples per micro-batch")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))->capture_default_str();
+  app.add_option("--accum", o.accum, "micro-batches per optimizer step (gradient accumulation)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))->capture_default_str();
+  app.add_option("--optimizer", o.optimizer, "adamw | sgd")->check(CLI::IsMember({"adamw", "sgd"}))->capture_default_str();
+  app.add_option("--lr", o.lr, "peak learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--weight-decay", o.weight_decay, "decoupled weight decay (2-D tensors)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--clip-grad-norm", o.clip_grad_norm, "clip the global gradient norm (0: off)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--warmup", o.warmup, "linear warm-up steps")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--schedule", o.schedule, "cosine | constant")
+      ->check(CLI::IsMember({"cosine", "constant"}))->capture_default_str();
+  app.add_option("--seed", o.seed, "seed for weights, data order and dropout")->capture_default_str();
+  app.add_option("--threads", threads, "OpenMP/OpenBLAS threads (0: all cores)")->check(CLI::Range(0, 1024));
+}
+
+namespace {
+int64_t or_default(int64_t value, int64_t fallback) { return value > 0 ? value : fallback; }
+}  // namespace
+
+std::unique_ptr<Model> build_model(const ModelFlags& f, const std::string& data, uint64_t seed, bool with_weights) {
+  std::unique_ptr<Model> model;
+  if (!f.model_dir.empty()) {
+    if (with_weights) {
+      model = load_model(f.model_dir);
+    } else {
+      model = model_from_config(nlohmann::json::parse(read_file(f.model_dir + "/config.json")));
+    }
+    if (f.ctx > 0) {
+      check(model->arch() == "gpt", "--ctx applies to GPT models only");
+      static_cast<Gpt&>(*model).set_context(f.ctx);
+    }
+    return model;
+  }
+  const bool images = data == "fashion-mnist";
+  if (f.arch == "gpt") {
+    GptConfig c;
+    c.n_layer = or_default(f.layers, 4);
+    c.n_embd = or_default(f.dim, 128);
+    c.n_head = or_default(f.heads, 4);
+    c.n_positions = or_default(f.ctx, 64);
+    c.vocab_size = or_default(f.vocab, 256);
+    model = std::make_unique<Gpt>(c);
+  } else if (f.arch == "mlp") {
+    MlpConfig c;
+    c.n_layers = or_default(f.layers, 3);
+    c.hidden = or_default(f.dim, images ? 256 : 64);
+    c.in_features = images ? 28 * 28 : 32;
+    c.out_features = images ? 10 : 8;
+    c.classification = images;
+    c.batchnorm = f.batchnorm;
+    model = std::make_unique<Mlp>(c);
+  } else if (f.arch == "cnn") {
+    CnnConfig c;
+    c.channels = or_default(f.dim, 16);
+    c.n_blocks = or_default(f.layers, 2);
+    model = std::make_unique<Cnn>(c);
+  } else {
+    check(f.arch == "linear", "unknown --arch '" + f.arch + "'");
+    model = std::make_unique<LinearRegression>(32, 8);
+  }
+  check(f.arch == "gpt" || (f.heads == 0 && f.ctx == 0 && f.vocab == 0), "--heads/--ctx/--vocab apply to --arch gpt only");
+  check(f.arch == "mlp" || !f.batchnorm, "--batchnorm applies to --arch mlp only (the CNN always has BatchNorm)");
+  if (with_weights) model->init_weights(seed);
+  return model;
+}
+
+}  // namespace frugal::cli

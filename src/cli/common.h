@@ -1,0 +1,47 @@
+#pragma once
+// Flags shared by the commands that build or load a model (DESIGN.md "Command-line contract").
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+
+#include "models/model.h"
+#include "train/trainer.h"
+
+namespace frugal::cli {
+
+struct ModelFlags {
+  std::string arch = "gpt";
+  std::string model_dir;  // --model DIR: load instead of building fresh
+  int64_t layers = 0, dim = 0, heads = 0, ctx = 0, vocab = 0;  // 0: the architecture's default
+  bool batchnorm = false;
+};
+
+// Flags whose features land in later work; accepted by the parser, refused with a clear message
+// unless they hold their default value.
+struct PendingFlags {
+  std::string checkpoint = "store-all";
+  std::string activation_budget;
+  std::string precision = "fp32";
+  std::string master_weights = "on";
+  std::string loss_scale;
+  int64_t lora_rank = 0;
+  std::string adapter, save_adapter;
+};
+
+void add_model_flags(CLI::App& app, ModelFlags& flags);
+void add_pending_flags(CLI::App& app, PendingFlags& flags);
+void refuse_pending_flags(const PendingFlags& flags);
+void add_training_flags(CLI::App& app, TrainOptions& options, int& threads);
+
+// A fresh model (--arch, weights from the seed) or one loaded from --model DIR. With
+// with_weights = false the model is only built (for the planner's measuring ledger).
+std::unique_ptr<Model> build_model(const ModelFlags& flags, const std::string& data, uint64_t seed,
+                                   bool with_weights);
+
+// `frugal NAME` subcommands; each registers its flags and the function that runs it.
+void register_train(CLI::App& app);
+void register_grad(CLI::App& app);
+void register_generate(CLI::App& app);
+void register_plan(CLI::App& app);
+
+}  // namespace frugal::cli

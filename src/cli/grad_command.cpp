@@ -1,0 +1,74 @@
+// `frugal grad`: one forward + backward on a given batch, no update. Prints {"loss": x} and writes
+// every trainable parameter's gradient under its parameter name.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/common.h"
+#include "core/error.h"
+#include "core/threading.h"
+#include "io/safetensors.h"
+#include "models/gpt.h"
+#include "train/batch.h"
+#include "train/executor.h"
+
+namespace frugal::cli {
+
+namespace {
+
+struct GradFlags {
+  ModelFlags model;
+  PendingFlags pending;
+  std::string batch_path, out_path;
+  int64_t accum = 1;
+  int threads = 0;
+};
+
+void run_grad(GradFlags& f) {
+  refuse_pending_flags(f.pending);
+  check(!f.model.model_dir.empty(), "frugal grad needs --model DIR");
+  set_num_threads(f.threads);
+  MemoryLedger ledger;
+  LedgerScope scope(ledger);
+  std::unique_ptr<Model> model = build_model(f.model, "", 0, /*with_weights=*/true);
+
+  const SafetensorsFile file = SafetensorsFile::open(f.batch_path);
+  check(file.contains("inputs") && file.contains("targets"),
+        f.batch_path + ": a batch needs tensors 'inputs' and 'targets'");
+  Batch batch{file.load("inputs", MemCategory::Activations, model->input_dtype()),
+              file.load("targets", MemCategory::Activations, model->target_dtype())};
+  if (model->arch() == "gpt" && batch.inputs.ndim() == 2) static_cast<Gpt&>(*model).set_context(batch.inputs.dim(1));
+  validate_batch(*model, batch);
+  check(batch.size() % f.accum == 0, "--accum " + std::to_string(f.accum) + " does not divide the batch of " +
+                                         std::to_string(batch.size()) + " samples into equal micro-batches");
+
+  const double normalizer = static_cast<double>(count_items(*model, batch));
+  RunContext rc;
+  double loss = 0.0;
+  const int64_t micro = batch.size() / f.accum;
+  for (int64_t k = 0; k < f.accum; ++k) {
+    rc.micro_batch = static_cast<uint64_t>(k);
+    loss += forward_backward(*model, batch.slice(k * micro, (k + 1) * micro), normalizer, rc).loss;
+  }
+  std::vector<std::pair<std::string, Tensor>> grads;
+  for (Param* p : model->params())
+    if (p->trainable) grads.emplace_back(p->name, p->ensure_grad());
+  write_safetensors(f.out_path, grads);
+  std::printf("%s\n", nlohmann::json{{"loss", loss}}.dump().c_str());
+}
+
+}  // namespace
+
+void register_grad(CLI::App& app) {
+  auto flags = std::make_shared<GradFlags>();
+  CLI::App* cmd = app.add_subcommand("grad", "one forward + backward on a batch; prints the loss, writes gradients");
+  add_model_flags(*cmd, flags->model);
+  add_pending_flags(*cmd, flags->pending);
+  cmd->add_option("--batch", flags->batch_path, "safetensors file with 'inputs' and 'targets'")->required();
+  cmd->add_option("--out", flags->out_path, "where to write the gradients (safetensors)")->required();
+  cmd->add_option("--accum", flags->accum, "split the batch into K equal micro-batches and accumulate")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  cmd->add_option("--threads", flags->threads, "OpenMP/OpenBLAS threads (0: all cores)")->check(CLI::Range(0, 1024));
+  cmd->callback([flags] { run_grad(*flags); });
+}
+
+}  // namespace frugal::cli

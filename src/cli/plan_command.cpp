@@ -1,0 +1,55 @@
+// `frugal plan`: predicts training memory by category for a configuration without running it.
+#include <cstdio>
+
+#include "cli/common.h"
+#include "core/error.h"
+#include "report/format.h"
+#include "report/summary.h"
+#include "train/planner.h"
+
+namespace frugal::cli {
+
+namespace {
+struct PlanFlags {
+  ModelFlags model;
+  PendingFlags pending;
+  TrainOptions options;
+  int threads = 0;
+  std::string data = "fortunes";
+  bool json = false;
+};
+
+void run_plan(PlanFlags& f) {
+  refuse_pending_flags(f.pending);
+  const MemoryPlan plan = plan_training_memory(
+      [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false); }, f.options);
+  if (f.json) {
+    nlohmann::json j{{"predicted_memory", memory_json(plan.peak)},
+                     {"forward_calls", plan.forward_calls},
+                     {"layer_count", plan.layer_count}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return;
+  }
+  std::printf("predicted peak memory by category (store-all)\n");
+  for (int c = 0; c < kNumMemCategories; ++c)
+    std::printf("  %-14s %12s\n", mem_category_name(static_cast<MemCategory>(c)),
+                format_bytes(static_cast<double>(plan.peak.bytes[c])).c_str());
+  std::printf("  %-14s %12s  (peak of the sum)\n", "total", format_bytes(static_cast<double>(plan.peak.total)).c_str());
+  std::printf("forward calls per step: %lld over %lld blocks\n", static_cast<long long>(plan.forward_calls),
+              static_cast<long long>(plan.layer_count));
+}
+}  // namespace
+
+void register_plan(CLI::App& app) {
+  auto flags = std::make_shared<PlanFlags>();
+  flags->options.micro_batch = 16;
+  CLI::App* cmd = app.add_subcommand("plan", "predict training memory by category without running");
+  add_model_flags(*cmd, flags->model);
+  add_training_flags(*cmd, flags->options, flags->threads);
+  add_pending_flags(*cmd, flags->pending);
+  cmd->add_option("--data", flags->data, "as for train (decides the MLP's input and output sizes)");
+  cmd->add_flag("--json", flags->json, "print JSON instead of a table");
+  cmd->callback([flags] { run_plan(*flags); });
+}
+
+}  // namespace frugal::cli

@@ -1,0 +1,180 @@
+// `frugal train`: train or fine-tune; with no flags, the built-in demo (a small GPT on the text
+// of Debian's fortunes package, then a few generated lines).
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "cli/common.h"
+#include "core/error.h"
+#include "core/threading.h"
+#include "io/atomic_file.h"
+#include "io/fashion_mnist.h"
+#include "models/gpt.h"
+#include "models/model_io.h"
+#include "report/format.h"
+#include "report/plot.h"
+#include "report/progress.h"
+#include "report/summary.h"
+#include "train/data.h"
+#include "train/evaluate.h"
+#include "train/generate.h"
+#include "train/planner.h"
+
+namespace frugal::cli {
+
+namespace {
+
+struct TrainFlags {
+  ModelFlags model;
+  PendingFlags pending;
+  TrainOptions options;
+  int threads = 0;
+  std::string data = "fortunes";
+  std::string save_dir, summary_path, metrics_path, plots_dir;
+  int64_t sample_tokens = 300;
+};
+
+void print_memory_report(const MemorySnapshot& predicted, const MemorySnapshot& measured) {
+  std::printf("\nmemory by category (peak bytes)      predicted      measured\n");
+  for (int c = 0; c < kNumMemCategories; ++c)
+    std::printf("  %-32s %12s  %12s\n", mem_category_name(static_cast<MemCategory>(c)),
+                format_bytes(static_cast<double>(predicted.bytes[c])).c_str(),
+                format_bytes(static_cast<double>(measured.bytes[c])).c_str());
+  std::printf("  %-32s %12s  %12s\n", "total (peak of the sum)", format_bytes(static_cast<double>(predicted.total)).c_str(),
+              format_bytes(static_cast<double>(measured.total)).c_str());
+  std::printf("  %-32s %12s  %12s\n", "process peak RSS (OS)", "", format_bytes(static_cast<double>(peak_rss_bytes())).c_str());
+}
+
+void write_plots(const std::string& dir, const std::vector<StepRecord>& steps, const std::vector<TimelineEvent>& timeline) {
+  std::filesystem::create_directories(dir);
+  Series loss{"training loss", {}, {}, false};
+  for (const auto& s : steps) {
+    loss.x.push_back(static_cast<double>(s.step + 1));
+    loss.y.push_back(s.loss);
+  }
+  plot_png(dir + "/loss.png", {"Training loss", "optimizer step", "loss", false}, {loss});
+  if (timeline.empty()) return;
+  std::vector<Series> series(kNumMemCategories + 1);
+  for (int c = 0; c < kNumMemCategories; ++c) series[c] = {mem_category_name(static_cast<MemCategory>(c)), {}, {}, true};
+  series[kNumMemCategories] = {"total", {}, {}, true};
+  for (const auto& e : timeline) {
+    auto& s = series[static_cast<int>(e.category)];
+    s.x.push_back(e.time_s * 1e3);
+    s.y.push_back(static_cast<double>(e.live_bytes) / (1 << 20));
+    series[kNumMemCategories].x.push_back(e.time_s * 1e3);
+    series[kNumMemCategories].y.push_back(static_cast<double>(e.live_total) / (1 << 20));
+  }
+  plot_png(dir + "/memory_timeline.png", {"Live memory during one training step (store-all)", "time (ms)", "MiB", false},
+           series);
+}
+
+void run_train(TrainFlags& f) {
+  refuse_pending_flags(f.pending);
+  set_num_threads(f.threads);
+  MemoryLedger ledger;
+  LedgerScope scope(ledger);
+
+  // Predict before anything is allocated.
+  const MemoryPlan plan = plan_training_memory(
+      [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false); }, f.options);
+
+  std::unique_ptr<Model> model = build_model(f.model, f.data, f.options.seed, /*with_weights=*/true);
+  std::unique_ptr<DataSource> data = make_data_source(f.data, *model, f.options.seed);
+  Trainer trainer(*model, *data, f.options);
+  const bool token_model = model->arch() == "gpt";
+  const int64_t tokens_per_sample = token_model ? static_cast<Gpt&>(*model).context() : 1;
+  std::fprintf(stderr, "frugal train: %s, %s parameters, %zu blocks, data: %s, batch %lld x %lld micro-batches\n",
+               model->arch().c_str(), format_count(static_cast<double>(model->parameter_count())).c_str(),
+               model->blocks().size(), data->describe().c_str(), static_cast<long long>(f.options.micro_batch),
+               static_cast<long long>(f.options.accum));
+  std::fprintf(stderr, "predicted peak memory: %s (activations %s)\n",
+               format_bytes(static_cast<double>(plan.peak.total)).c_str(),
+               format_bytes(static_cast<double>(plan.peak[MemCategory::Activations])).c_str());
+
+  std::unique_ptr<std::ofstream> metrics;
+  if (!f.metrics_path.empty()) {
+    metrics = std::make_unique<std::ofstream>(f.metrics_path + ".tmp");
+    check(metrics->good(), "cannot write " + f.metrics_path);
+  }
+  Progress progress(f.options.steps, token_model, f.options.batch_size() * tokens_per_sample);
+  std::vector<StepRecord> records;
+  std::vector<TimelineEvent> timeline;
+  const int64_t timeline_step = f.options.steps > 1 ? 1 : 0;  // a steady-state step (state already allocated)
+  for (int64_t s = 0; s < f.options.steps; ++s) {
+    if (!f.plots_dir.empty() && s == timeline_step) ledger.start_timeline();
+    records.push_back(trainer.step(s));
+    if (!f.plots_dir.empty() && s == timeline_step) {
+      ledger.stop_timeline();
+      timeline = ledger.timeline();
+    }
+    progress.update(records.back(), ledger);
+    if (metrics) *metrics << step_metrics(records.back(), ledger).dump() << '\n';
+  }
+  progress.finish();
+  if (metrics) {
+    metrics->close();
+    std::filesystem::rename(f.metrics_path + ".tmp", f.metrics_path);
+  }
+
+  RunFacts facts;
+  facts.steps = records;
+  facts.token_model = token_model;
+  facts.samples_per_step = f.options.batch_size();
+  facts.tokens_per_sample = tokens_per_sample;
+  facts.total_params = model->parameter_count();
+  facts.trainable_params = model->trainable_parameter_count();
+  facts.layer_count = static_cast<int64_t>(model->blocks().size());
+  facts.measured = ledger.peak();
+  facts.predicted = plan.peak;
+  nlohmann::json summary = make_summary(facts);
+  print_memory_report(plan.peak, facts.measured);
+  std::printf("\nfinal loss %.4f after %lld steps; median step %s, %s %s/s\n", summary["final_loss"].get<double>(),
+              static_cast<long long>(f.options.steps), format_seconds(summary["step_time_s"].get<double>()).c_str(),
+              format_count(summary[token_model ? "tokens_per_s" : "samples_per_s"].get<double>()).c_str(),
+              token_model ? "tokens" : "samples");
+
+  if (f.data == "fashion-mnist") {
+    const ImageDataset test = load_fashion_mnist(kFashionMnistDir, /*train=*/false);
+    const double accuracy = classification_accuracy(*model, test, model->arch() == "mlp");
+    summary["eval_accuracy"] = accuracy;
+    std::printf("test accuracy (10000 Fashion-MNIST test images): %.2f%%\n", 100.0 * accuracy);
+  }
+  if (token_model && f.data != "synthetic" && f.sample_tokens > 0) {
+    SampleOptions sample;
+    sample.tokens = f.sample_tokens;
+    sample.seed = f.options.seed;
+    std::printf("\nsample (uniform-guess loss would be ln(256) = 5.545):\n%s\n",
+                generate_text(static_cast<Gpt&>(*model), "\n", sample).c_str());
+  }
+  if (!f.save_dir.empty()) {
+    save_model(*model, f.save_dir);
+    std::printf("saved model to %s\n", f.save_dir.c_str());
+  }
+  if (!f.plots_dir.empty()) write_plots(f.plots_dir, records, timeline);
+  if (!f.summary_path.empty()) write_file_atomic(f.summary_path, summary.dump(2) + "\n");
+}
+
+}  // namespace
+
+void register_train(CLI::App& app) {
+  auto flags = std::make_shared<TrainFlags>();
+  flags->options.steps = 400;
+  flags->options.micro_batch = 16;
+  flags->options.lr = 2e-3f;
+  flags->options.warmup = 20;
+  CLI::App* cmd = app.add_subcommand("train", "train or fine-tune a model (no flags: the built-in demo)");
+  add_model_flags(*cmd, flags->model);
+  add_training_flags(*cmd, flags->options, flags->threads);
+  add_pending_flags(*cmd, flags->pending);
+  cmd->add_option("--data", flags->data, "synthetic | fashion-mnist | fortunes | PATH (a text file, byte tokens)")
+      ->capture_default_str();
+  cmd->add_option("--save", flags->save_dir, "write the trained model directory");
+  cmd->add_option("--summary", flags->summary_path, "write the run summary (JSON)");
+  cmd->add_option("--metrics", flags->metrics_path, "write one JSON line per step");
+  cmd->add_option("--plots", flags->plots_dir, "write loss and memory-timeline PNGs into this directory");
+  cmd->add_option("--sample-tokens", flags->sample_tokens, "bytes to generate after training a GPT on text (0: none)")
+      ->capture_default_str();
+  cmd->callback([flags] { run_train(*flags); });
+}
+
+}  // namespace frugal::cli

@@ -1,0 +1,23 @@
+#pragma once
+// Whole-file reads and crash-safe writes. A write goes to "<path>.tmp.<pid>", is flushed and
+// fsync'd, then renamed over <path>: readers (and a crash) see either the old file or the new one,
+// never a half-written checkpoint.
+#include <cstddef>
+#include <functional>
+#include <string>
+
+namespace frugal {
+
+// Receives consecutive chunks of the file being written.
+using ByteSink = std::function<void(const void* data, size_t size)>;
+
+// Streams the file through `produce` (which calls the sink as often as it likes), so large
+// tensors need not be copied into one string first. If `produce` throws, the temporary file is
+// removed, `path` is left untouched, and the exception propagates.
+void write_file_atomic(const std::string& path, const std::function<void(const ByteSink& sink)>& produce);
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
+// The whole file. Error "cannot open <path>: <strerror>" if it cannot be opened or read.
+std::string read_file(const std::string& path);
+
+}  // namespace frugal

@@ -1,0 +1,110 @@
+#include "models/gpt.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "nn/layernorm.h"
+#include "nn/linear.h"
+#include "nn/sequential.h"
+#include "nn/transformer_block.h"
+
+namespace frugal {
+
+nlohmann::json GptConfig::to_json() const {
+  return {{"model_type", "gpt2"},          {"architectures", {"GPT2LMHeadModel"}},
+          {"n_layer", n_layer},            {"n_head", n_head},
+          {"n_embd", n_embd},              {"n_positions", n_positions},
+          {"n_ctx", n_positions},          {"vocab_size", vocab_size},
+          {"layer_norm_epsilon", layer_norm_epsilon}, {"activation_function", "gelu_new"},
+          {"tie_word_embeddings", true}};
+}
+
+namespace {
+int64_t require_int(const nlohmann::json& j, const char* key) {
+  check(j.contains(key), std::string("config.json: missing key '") + key + "'");
+  check(j[key].is_number_integer(), std::string("config.json: '") + key + "' must be an integer");
+  return j[key].get<int64_t>();
+}
+}  // namespace
+
+GptConfig GptConfig::from_json(const nlohmann::json& j) {
+  check(j.is_object(), "config.json: expected a JSON object");
+  GptConfig c;
+  c.n_layer = require_int(j, "n_layer");
+  c.n_head = require_int(j, "n_head");
+  c.n_embd = require_int(j, "n_embd");
+  c.n_positions = require_int(j, "n_positions");
+  c.vocab_size = require_int(j, "vocab_size");
+  if (j.contains("layer_norm_epsilon")) {
+    check(j["layer_norm_epsilon"].is_number(), "config.json: 'layer_norm_epsilon' must be a number");
+    c.layer_norm_epsilon = j["layer_norm_epsilon"].get<double>();
+  }
+  if (j.contains("activation_function")) {
+    const auto act = j["activation_function"].get<std::string>();
+    check(act == "gelu_new" || act == "gelu_pytorch_tanh",
+          "config.json: activation_function '" + act + "' is not GPT-2's tanh GELU");
+  }
+  c.validate();
+  return c;
+}
+
+void GptConfig::validate() const {
+  auto positive = [](int64_t v, const char* name, int64_t max) {
+    check(v > 0 && v <= max, std::string("GPT config: ") + name + " = " + std::to_string(v) + " is out of range (1.." +
+                                 std::to_string(max) + ")");
+  };
+  positive(n_layer, "n_layer", 1024);
+  positive(n_head, "n_head", 1024);
+  positive(n_embd, "n_embd", 1 << 16);
+  positive(n_positions, "n_positions", 1 << 20);
+  positive(vocab_size, "vocab_size", 1 << 24);
+  check(n_embd % n_head == 0, "GPT config: n_embd " + std::to_string(n_embd) + " is not divisible by n_head " +
+                                  std::to_string(n_head));
+  check(layer_norm_epsilon > 0, "GPT config: layer_norm_epsilon must be positive");
+}
+
+Gpt::Gpt(const GptConfig& config, int64_t context) : config_(config) {
+  config_.validate();
+  set_context(context < 0 ? config.n_positions : context);
+  const float eps = static_cast<float>(config.layer_norm_epsilon);
+  auto embedding = std::make_unique<Embedding>(config.vocab_size, config.n_positions, config.n_embd);
+  embedding_ = embedding.get();
+  blocks_.push_back(std::move(embedding));
+  for (int64_t i = 0; i < config.n_layer; ++i)
+    blocks_.push_back(std::make_unique<TransformerBlock>(static_cast<int>(i), config.n_embd, config.n_head, eps));
+  auto head = std::make_unique<Sequential>("lm_head");
+  head->add(std::make_unique<LayerNorm>("ln_f", config.n_embd, eps));
+  // logits = h wte^T: wte (V, D) is an OutIn weight of a D -> V linear.
+  head->add(std::make_unique<Linear>(&embedding_->wte(), config.n_embd, config.vocab_size, WeightLayout::OutIn));
+  blocks_.push_back(std::move(head));
+}
+
+void Gpt::set_context(int64_t t) {
+  check(t > 0 && t <= config_.n_positions, "context length " + std::to_string(t) + " must be in 1..n_positions (" +
+                                               std::to_string(config_.n_positions) + ")");
+  context_ = t;
+}
+
+void Gpt::init_weights(uint64_t seed) {
+  // GPT-2's initialisation: N(0, 0.02) for weights and embeddings, residual projections scaled by
+  // 1/sqrt(2 n_layer), zero biases, unit LayerNorm gains.
+  const float residual_std = 0.02f / std::sqrt(2.0f * static_cast<float>(config_.n_layer));
+  uint64_t stream = 0;
+  for (Param* p : params()) {
+    ++stream;
+    const std::string& n = p->name;
+    const bool is_bias = n.ends_with(".bias");
+    const bool is_ln = n.find(".ln_") != std::string::npos || n.starts_with("ln_f.");
+    if (is_ln && !is_bias) {
+      if (p->value.has_data())
+        for (int64_t i = 0; i < p->value.numel(); ++i) p->value.f32()[i] = 1.0f;
+    } else if (is_bias) {
+      p->value.fill_zero();
+    } else {
+      const bool residual = n.ends_with("c_proj.weight");
+      init_normal(p->value, seed, stream, residual ? residual_std : 0.02f);
+    }
+  }
+}
+
+}  // namespace frugal

@@ -1,0 +1,45 @@
+#pragma once
+// GPT-2, exactly: learned positions, pre-LayerNorm blocks, tanh-GELU, causal attention scaled by
+// 1/sqrt(head_dim), final LayerNorm, LM head tied to wte. The chain is
+//   [embedding] [block 0] ... [block L-1] [ln_f + tied head]  (L + 2 blocks)
+#include "models/model.h"
+#include "nn/embedding.h"
+
+namespace frugal {
+
+struct GptConfig {
+  int64_t n_layer = 4;
+  int64_t n_head = 4;
+  int64_t n_embd = 128;
+  int64_t n_positions = 128;
+  int64_t vocab_size = 256;
+  double layer_norm_epsilon = 1e-5;
+
+  nlohmann::json to_json() const;                      // HF GPT-2 keys
+  static GptConfig from_json(const nlohmann::json& j);  // clear error on a missing/invalid key
+  void validate() const;
+};
+
+class Gpt : public Model {
+ public:
+  explicit Gpt(const GptConfig& config, int64_t context = -1);  // context: training T (default n_positions)
+  std::string arch() const override { return "gpt"; }
+  nlohmann::json config() const override { return config_.to_json(); }
+  LossKind loss_kind() const override { return LossKind::CrossEntropy; }
+  Shape sample_input_shape() const override { return {context_}; }
+  DType input_dtype() const override { return DType::I32; }
+  Shape sample_target_shape() const override { return {context_}; }
+  DType target_dtype() const override { return DType::I32; }
+  void init_weights(uint64_t seed) override;
+
+  const GptConfig& gpt_config() const { return config_; }
+  int64_t context() const { return context_; }
+  void set_context(int64_t t);
+
+ private:
+  GptConfig config_;
+  int64_t context_;
+  Embedding* embedding_;
+};
+
+}  // namespace frugal

@@ -1,0 +1,96 @@
+#include "models/mlp.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "nn/activations.h"
+#include "nn/linear.h"
+#include "nn/sequential.h"
+
+namespace frugal {
+
+namespace {
+int64_t require_int(const nlohmann::json& j, const char* key) {
+  check(j.contains(key), std::string("config.json: missing key '") + key + "'");
+  check(j[key].is_number_integer(), std::string("config.json: '") + key + "' must be an integer");
+  return j[key].get<int64_t>();
+}
+}  // namespace
+
+nlohmann::json MlpConfig::to_json() const {
+  return {{"frugal_arch", "mlp"},  {"in_features", in_features}, {"hidden", hidden},
+          {"out_features", out_features}, {"n_layers", n_layers}, {"batchnorm", batchnorm},
+          {"task", classification ? "classification" : "regression"}};
+}
+
+MlpConfig MlpConfig::from_json(const nlohmann::json& j) {
+  MlpConfig c;
+  c.in_features = require_int(j, "in_features");
+  c.hidden = require_int(j, "hidden");
+  c.out_features = require_int(j, "out_features");
+  c.n_layers = require_int(j, "n_layers");
+  c.batchnorm = j.value("batchnorm", false);
+  c.classification = j.value("task", std::string("regression")) == "classification";
+  c.validate();
+  return c;
+}
+
+void MlpConfig::validate() const {
+  check(in_features > 0 && hidden > 0 && out_features > 0, "MLP config: feature sizes must be positive");
+  check(n_layers >= 1 && n_layers <= 4096, "MLP config: n_layers must be in 1..4096");
+  check(!classification || out_features >= 2, "MLP config: a classifier needs at least 2 classes");
+}
+
+Mlp::Mlp(const MlpConfig& config) : config_(config) {
+  config_.validate();
+  int64_t in = config.in_features;
+  for (int64_t i = 0; i + 1 < config.n_layers; ++i) {
+    const std::string prefix = "layers." + std::to_string(i);
+    auto block = std::make_unique<Sequential>("mlp_block");
+    block->add(std::make_unique<Linear>(prefix, in, config.hidden, WeightLayout::OutIn, true));
+    if (config.batchnorm) {
+      auto bn = std::make_unique<BatchNorm>(prefix + ".bn", config.hidden);
+      batchnorms_.push_back(bn.get());
+      block->add(std::move(bn));
+    }
+    block->add(std::make_unique<ReLU>());
+    blocks_.push_back(std::move(block));
+    in = config.hidden;
+  }
+  blocks_.push_back(std::make_unique<Linear>("layers." + std::to_string(config.n_layers - 1), in, config.out_features,
+                                             WeightLayout::OutIn, true));
+}
+
+void Mlp::init_weights(uint64_t seed) {
+  std::vector<Param*> linear;
+  for (Param* p : params())
+    if (p->name.find(".bn.") == std::string::npos) linear.push_back(p);
+  init_linear_default(linear, seed);
+}
+
+void Mlp::collect_buffers(std::vector<Param*>& out) const {
+  for (BatchNorm* bn : batchnorms_) bn->collect_buffers(out);
+}
+
+LinearRegression::LinearRegression(int64_t in_features, int64_t out_features) : in_(in_features), out_(out_features) {
+  check(in_ > 0 && out_ > 0, "linear model: feature sizes must be positive");
+  blocks_.push_back(std::make_unique<Linear>("linear", in_, out_, WeightLayout::OutIn, true));
+}
+
+nlohmann::json LinearRegression::config() const {
+  return {{"frugal_arch", "linear"}, {"in_features", in_}, {"out_features", out_}};
+}
+
+void LinearRegression::init_weights(uint64_t seed) { init_linear_default(params(), seed); }
+
+void init_linear_default(const std::vector<Param*>& params, uint64_t seed) {
+  // Pairs of (weight (out, in), bias (out)): the bound comes from the weight's fan-in.
+  float bound = 1.0f;
+  uint64_t stream = 100;
+  for (Param* p : params) {
+    if (p->value.ndim() == 2) bound = 1.0f / std::sqrt(static_cast<float>(p->value.dim(1)));
+    init_uniform(p->value, seed, ++stream, bound);
+  }
+}
+
+}  // namespace frugal

@@ -1,0 +1,48 @@
+#pragma once
+// A model is a chain of blocks (the unit the executor schedules and checkpointing drops) plus a
+// loss. Every model exposes its parameters under the names its files use.
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "nn/layer.h"
+
+namespace frugal {
+
+enum class LossKind { CrossEntropy, MeanSquaredError };
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual std::string arch() const = 0;             // "gpt", "mlp", "cnn", "linear"
+  virtual nlohmann::json config() const = 0;        // what config.json holds
+  virtual LossKind loss_kind() const = 0;
+  // Shape of one sample's input and target (without the batch dimension) and their dtypes.
+  virtual Shape sample_input_shape() const = 0;
+  virtual DType input_dtype() const = 0;
+  virtual Shape sample_target_shape() const = 0;
+  virtual DType target_dtype() const = 0;
+  // Fresh weights from a counter-based stream keyed by seed (no-op in measure mode).
+  virtual void init_weights(uint64_t seed) = 0;
+
+  const std::vector<std::unique_ptr<Layer>>& blocks() const { return blocks_; }
+  // Parameters the optimizer may update (trainable or frozen), in file order.
+  std::vector<Param*> params() const;
+  // Everything a model file holds: params plus buffers (BatchNorm running statistics).
+  std::vector<Param*> state() const;
+  int64_t parameter_count() const;
+  int64_t trainable_parameter_count() const;
+
+ protected:
+  // Buffers that are saved but never optimized; models with BatchNorm override.
+  virtual void collect_buffers(std::vector<Param*>& out) const { (void)out; }
+  std::vector<std::unique_ptr<Layer>> blocks_;
+};
+
+// Fills a tensor with N(0, std^2) from (seed, stream).
+void init_normal(const Tensor& t, uint64_t seed, uint64_t stream, float std);
+// Fills with U(-bound, bound).
+void init_uniform(const Tensor& t, uint64_t seed, uint64_t stream, float bound);
+
+}  // namespace frugal

@@ -1,0 +1,22 @@
+#pragma once
+// Model directories: config.json + model.safetensors. GPT uses HF GPT-2's config keys, names and
+// layouts, so `from_pretrained`-style directories load here and ours load there.
+#include <memory>
+#include <string>
+
+#include "models/model.h"
+
+namespace frugal {
+
+// Builds the model a config.json describes (GPT: HF GPT-2 keys; others: "frugal_arch").
+std::unique_ptr<Model> model_from_config(const nlohmann::json& config);
+
+// Loads config.json and model.safetensors from dir. Every tensor of the model must be present
+// with the shape the config implies. GPT files may carry a "transformer." prefix, an
+// "lm_head.weight" (tied: must equal wte) and attention mask buffers, which are ignored.
+std::unique_ptr<Model> load_model(const std::string& dir);
+
+// Writes config.json and model.safetensors (atomically each) into dir, creating it.
+void save_model(const Model& model, const std::string& dir);
+
+}  // namespace frugal

@@ -1,0 +1,44 @@
+#include "nn/embedding.h"
+
+#include "core/error.h"
+#include "kernels/embedding.h"
+
+namespace frugal {
+
+Embedding::Embedding(int64_t vocab, int64_t positions, int64_t dim) : vocab_(vocab), positions_(positions), dim_(dim) {
+  wte_ = {"wte.weight", Tensor::zeros({vocab, dim}, DType::F32, MemCategory::Params), {}, true};
+  wpe_ = {"wpe.weight", Tensor::zeros({positions, dim}, DType::F32, MemCategory::Params), {}, true};
+}
+
+Tensor Embedding::forward(const Tensor& tokens, Saved& saved, const RunContext& rc) {
+  check(tokens.ndim() == 2 && tokens.dtype() == DType::I32, "embedding: expected int32 token ids (B, T), got " +
+                                                                dtype_name(tokens.dtype()) + " " + tokens.shape().str());
+  const int64_t B = tokens.dim(0), T = tokens.dim(1);
+  check(T <= positions_, "embedding: sequence length " + std::to_string(T) + " exceeds n_positions " +
+                             std::to_string(positions_));
+  Tensor y = Tensor::empty({B, T, dim_}, DType::F32, MemCategory::Activations);  // (B, T, D)
+  saved.tensors = {tokens};
+  if (measuring(tokens)) return y;
+  const int32_t* ids = tokens.i32();
+  for (int64_t i = 0; i < B * T; ++i)
+    check(ids[i] >= 0 && ids[i] < vocab_,
+          "embedding: token id " + std::to_string(ids[i]) + " out of range for vocab_size " + std::to_string(vocab_));
+  embedding_forward(ids, wte_.value.f32(), wpe_.value.f32(), y.f32(), B, T, dim_);
+  return y;
+}
+
+Tensor Embedding::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
+  const Tensor& tokens = saved.tensors.at(0);
+  const Tensor& dwte = wte_.ensure_grad();
+  const Tensor& dwpe = wpe_.ensure_grad();
+  if (!measuring(dy))
+    embedding_backward(tokens.i32(), dy.f32(), dwte.f32(), dwpe.f32(), tokens.dim(0), tokens.dim(1), dim_);
+  return {};
+}
+
+void Embedding::collect_params(std::vector<Param*>& out) {
+  out.push_back(&wte_);
+  out.push_back(&wpe_);
+}
+
+}  // namespace frugal

@@ -1,0 +1,21 @@
+#pragma once
+// GPT-2 input embedding: token ids (B, T) -> wte[id] + wpe[t], (B, T, D).
+#include "nn/layer.h"
+
+namespace frugal {
+
+class Embedding : public Layer {
+ public:
+  Embedding(int64_t vocab, int64_t positions, int64_t dim);  // params "wte.weight", "wpe.weight"
+  Tensor forward(const Tensor& tokens, Saved& saved, const RunContext& rc) override;  // saves tokens
+  Tensor backward(const Tensor& dy, Saved& saved, const RunContext& rc) override;     // returns undefined
+  void collect_params(std::vector<Param*>& out) override;
+  std::string kind() const override { return "embedding"; }
+  Param& wte() { return wte_; }
+
+ private:
+  int64_t vocab_, positions_, dim_;
+  Param wte_, wpe_;
+};
+
+}  // namespace frugal

@@ -1,0 +1,49 @@
+#include "nn/layernorm.h"
+
+#include <omp.h>
+
+#include "core/error.h"
+#include "kernels/layernorm.h"
+
+namespace frugal {
+
+LayerNorm::LayerNorm(const std::string& prefix, int64_t dim, float eps) : dim_(dim), eps_(eps) {
+  weight_ = {prefix + ".weight", Tensor::empty({dim}, DType::F32, MemCategory::Params), {}, true};
+  bias_ = {prefix + ".bias", Tensor::zeros({dim}, DType::F32, MemCategory::Params), {}, true};
+  if (weight_.value.has_data())
+    for (int64_t i = 0; i < dim; ++i) weight_.value.f32()[i] = 1.0f;
+}
+
+Tensor LayerNorm::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
+  check(x.ndim() >= 1 && x.dim(-1) == dim_,
+        "layernorm " + weight_.name + ": expected input (..., " + std::to_string(dim_) + "), got " + x.shape().str());
+  const int64_t rows = x.numel() / dim_;
+  Tensor y = Tensor::empty(x.shape(), DType::F32, MemCategory::Activations);
+  Tensor mean = Tensor::empty({rows}, DType::F32, MemCategory::Activations);
+  Tensor rstd = Tensor::empty({rows}, DType::F32, MemCategory::Activations);
+  saved.tensors = {x, mean, rstd};
+  if (measuring(x)) return y;
+  layernorm_forward(x.f32(), weight_.value.f32(), bias_.value.f32(), y.f32(), mean.f32(), rstd.f32(), rows, dim_,
+                    eps_);
+  return y;
+}
+
+Tensor LayerNorm::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
+  const Tensor& x = saved.tensors.at(0);
+  const int64_t rows = x.numel() / dim_;
+  Tensor dx = Tensor::empty(x.shape(), DType::F32, MemCategory::Workspace);
+  Tensor partials = Tensor::empty({2 * dim_ * omp_get_max_threads()}, DType::F32, MemCategory::Workspace);
+  const Tensor& dw = weight_.ensure_grad();
+  const Tensor& db = bias_.ensure_grad();
+  if (measuring(dy)) return dx;
+  layernorm_backward(x.f32(), weight_.value.f32(), saved.tensors[1].f32(), saved.tensors[2].f32(), dy.f32(), dx.f32(),
+                     dw.f32(), db.f32(), rows, dim_, partials.f32());
+  return dx;
+}
+
+void LayerNorm::collect_params(std::vector<Param*>& out) {
+  out.push_back(&weight_);
+  out.push_back(&bias_);
+}
+
+}  // namespace frugal

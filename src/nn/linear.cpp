@@ -1,0 +1,71 @@
+#include "nn/linear.h"
+
+#include "core/error.h"
+#include "kernels/elementwise.h"
+#include "kernels/gemm.h"
+
+namespace frugal {
+
+Linear::Linear(const std::string& prefix, int64_t in, int64_t out, WeightLayout layout, bool bias)
+    : in_(in), out_(out), layout_(layout), weight_(&own_weight_), owns_weight_(true), has_bias_(bias), name_(prefix) {
+  const Shape w_shape = layout == WeightLayout::InOut ? Shape{in, out} : Shape{out, in};
+  own_weight_ = {prefix + ".weight", Tensor::zeros(w_shape, DType::F32, MemCategory::Params), {}, true};
+  if (bias) bias_ = {prefix + ".bias", Tensor::zeros({out}, DType::F32, MemCategory::Params), {}, true};
+}
+
+Linear::Linear(Param* shared_weight, int64_t in, int64_t out, WeightLayout layout)
+    : in_(in), out_(out), layout_(layout), weight_(shared_weight), owns_weight_(false), has_bias_(false),
+      name_(shared_weight->name) {
+  const Shape expected = layout == WeightLayout::InOut ? Shape{in, out} : Shape{out, in};
+  check(shared_weight->value.shape() == expected, "linear " + name_ + ": shared weight has the wrong shape");
+}
+
+Tensor Linear::output_like(const Tensor& x, int64_t last, MemCategory category) const {
+  return Tensor::empty(x.shape().with(-1, last), DType::F32, category);
+}
+
+Tensor Linear::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
+  check(x.ndim() >= 1 && x.dim(-1) == in_, "linear " + name_ + ": expected input (..., " + std::to_string(in_) +
+                                               "), got " + x.shape().str());
+  Tensor y = output_like(x, out_, MemCategory::Activations);  // (..., out)
+  saved.tensors = {x};
+  if (measuring(x)) return y;
+  const int64_t rows = x.numel() / in_;
+  float beta = 0.0f;
+  if (has_bias_) {
+    broadcast_rows(bias_.value.f32(), y.f32(), rows, out_);
+    beta = 1.0f;
+  }
+  const float* w = weight_->value.f32();
+  if (layout_ == WeightLayout::InOut)
+    gemm(false, false, rows, out_, in_, 1.0f, x.f32(), in_, w, out_, beta, y.f32(), out_);
+  else
+    gemm(false, true, rows, out_, in_, 1.0f, x.f32(), in_, w, in_, beta, y.f32(), out_);
+  return y;
+}
+
+Tensor Linear::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
+  const Tensor& x = saved.tensors.at(0);  // (..., in)
+  Tensor dx = output_like(x, in_, MemCategory::Workspace);  // (..., in)
+  const Tensor* dw = weight_->trainable ? &weight_->ensure_grad() : nullptr;
+  const Tensor* db = has_bias_ && bias_.trainable ? &bias_.ensure_grad() : nullptr;
+  if (measuring(dy)) return dx;
+  const int64_t rows = x.numel() / in_;
+  const float* w = weight_->value.f32();
+  if (layout_ == WeightLayout::InOut) {
+    gemm(false, true, rows, in_, out_, 1.0f, dy.f32(), out_, w, out_, 0.0f, dx.f32(), in_);  // dy W^T
+    if (dw) gemm(true, false, in_, out_, rows, 1.0f, x.f32(), in_, dy.f32(), out_, 1.0f, dw->f32(), out_);  // x^T dy
+  } else {
+    gemm(false, false, rows, in_, out_, 1.0f, dy.f32(), out_, w, in_, 0.0f, dx.f32(), in_);  // dy W
+    if (dw) gemm(true, false, out_, in_, rows, 1.0f, dy.f32(), out_, x.f32(), in_, 1.0f, dw->f32(), in_);  // dy^T x
+  }
+  if (db) add_column_sums(dy.f32(), rows, out_, db->f32());
+  return dx;
+}
+
+void Linear::collect_params(std::vector<Param*>& out) {
+  if (owns_weight_) out.push_back(&own_weight_);
+  if (has_bias_) out.push_back(&bias_);
+}
+
+}  // namespace frugal

@@ -1,0 +1,77 @@
+#include "nn/transformer_block.h"
+
+#include "kernels/elementwise.h"
+
+namespace frugal {
+
+namespace {
+std::string prefix(int index, const char* name) { return "h." + std::to_string(index) + "." + name; }
+
+// a + b into a new activation tensor.
+Tensor residual_add(const Tensor& a, const Tensor& b) {
+  Tensor y = Tensor::empty(a.shape(), DType::F32, MemCategory::Activations);
+  if (!measuring(a)) add(a.f32(), b.f32(), y.f32(), a.numel());
+  return y;
+}
+}  // namespace
+
+TransformerBlock::TransformerBlock(int index, int64_t dim, int64_t heads, float eps)
+    : ln1_(prefix(index, "ln_1"), dim, eps),
+      c_attn_(prefix(index, "attn.c_attn"), dim, 3 * dim, WeightLayout::InOut, true),
+      attn_(dim, heads),
+      attn_proj_(prefix(index, "attn.c_proj"), dim, dim, WeightLayout::InOut, true),
+      ln2_(prefix(index, "ln_2"), dim, eps),
+      c_fc_(prefix(index, "mlp.c_fc"), dim, 4 * dim, WeightLayout::InOut, true),
+      mlp_proj_(prefix(index, "mlp.c_proj"), 4 * dim, dim, WeightLayout::InOut, true) {}
+
+Tensor TransformerBlock::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
+  saved.children.resize(kNumChildren);
+  auto& s = saved.children;
+  Tensor x2;  // (B, T, D)
+  {
+    Tensor h = ln1_.forward(x, s[kLn1], rc);         // (B, T, D)
+    Tensor qkv = c_attn_.forward(h, s[kCAttn], rc);  // (B, T, 3D)
+    Tensor a = attn_.forward(qkv, s[kAttn], rc);     // (B, T, D)
+    x2 = residual_add(x, attn_proj_.forward(a, s[kAttnProj], rc));
+  }
+  Tensor h = ln2_.forward(x2, s[kLn2], rc);         // (B, T, D)
+  Tensor f = c_fc_.forward(h, s[kCFc], rc);         // (B, T, 4D)
+  Tensor g = gelu_.forward(f, s[kGelu], rc);        // (B, T, 4D)
+  return residual_add(x2, mlp_proj_.forward(g, s[kMlpProj], rc));
+}
+
+Tensor TransformerBlock::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
+  auto& s = saved.children;
+  // Each sub-layer's saved tensors are dropped right after its backward, so activations shrink
+  // while activation gradients (workspace) are live.
+  auto step = [&](Layer& layer, Child c, const Tensor& g) {
+    Tensor out = layer.backward(g, s[c], rc);
+    s[c].clear();
+    return out;
+  };
+  Tensor dx2;  // (B, T, D): gradient at the first residual's output
+  {
+    Tensor g = step(mlp_proj_, kMlpProj, dy);  // (B, T, 4D)
+    g = step(gelu_, kGelu, g);
+    g = step(c_fc_, kCFc, g);                  // (B, T, D)
+    dx2 = step(ln2_, kLn2, g);
+  }
+  if (!measuring(dy)) add_inplace(dx2.f32(), dy.f32(), dy.numel());
+  Tensor g = step(attn_proj_, kAttnProj, dx2);  // (B, T, D)
+  g = step(attn_, kAttn, g);                    // (B, T, 3D)
+  g = step(c_attn_, kCAttn, g);                 // (B, T, D)
+  Tensor dx = step(ln1_, kLn1, g);
+  if (!measuring(dy)) add_inplace(dx.f32(), dx2.f32(), dx.numel());
+  return dx;
+}
+
+void TransformerBlock::collect_params(std::vector<Param*>& out) {
+  ln1_.collect_params(out);
+  c_attn_.collect_params(out);
+  attn_proj_.collect_params(out);
+  ln2_.collect_params(out);
+  c_fc_.collect_params(out);
+  mlp_proj_.collect_params(out);
+}
+
+}  // namespace frugal

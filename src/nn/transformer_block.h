@@ -1,0 +1,39 @@
+#pragma once
+// One GPT-2 block, pre-LayerNorm with two residual branches:
+//   x2 = x + c_proj(attn(c_attn(ln_1(x))));  y = x2 + mlp.c_proj(gelu(mlp.c_fc(ln_2(x2))))
+// Parameter names are HF GPT-2's: h.{i}.ln_1.*, h.{i}.attn.c_attn.*, h.{i}.attn.c_proj.*, h.{i}.ln_2.*,
+// h.{i}.mlp.c_fc.*, h.{i}.mlp.c_proj.*, all linear weights in Conv1D (in, out) layout.
+#include "nn/attention.h"
+#include "nn/gelu.h"
+#include "nn/layernorm.h"
+#include "nn/linear.h"
+
+namespace frugal {
+
+class TransformerBlock : public Layer {
+ public:
+  TransformerBlock(int index, int64_t dim, int64_t heads, float eps);
+  Tensor forward(const Tensor& x, Saved& saved, const RunContext& rc) override;  // (B, T, D) -> (B, T, D)
+  Tensor backward(const Tensor& dy, Saved& saved, const RunContext& rc) override;
+  void collect_params(std::vector<Param*>& out) override;
+  std::string kind() const override { return "transformer_block"; }
+
+  Linear& c_attn() { return c_attn_; }
+  Linear& attn_proj() { return attn_proj_; }
+  Linear& c_fc() { return c_fc_; }
+  Linear& mlp_proj() { return mlp_proj_; }
+
+ private:
+  // Indices of the sub-layers' Saved children.
+  enum Child { kLn1, kCAttn, kAttn, kAttnProj, kLn2, kCFc, kGelu, kMlpProj, kNumChildren };
+  LayerNorm ln1_;
+  Linear c_attn_;
+  CausalSelfAttention attn_;
+  Linear attn_proj_;
+  LayerNorm ln2_;
+  Linear c_fc_;
+  Gelu gelu_;
+  Linear mlp_proj_;
+};
+
+}  // namespace frugal

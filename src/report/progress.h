@@ -1,0 +1,25 @@
+#pragma once
+// A one-line progress display on stderr: redrawn in place on a terminal, one line every
+// `every` steps otherwise (logs, CI).
+#include <string>
+
+#include "core/ledger.h"
+#include "train/trainer.h"
+
+namespace frugal {
+
+class Progress {
+ public:
+  Progress(int64_t total_steps, bool token_model, int64_t items_per_step);
+  void update(const StepRecord& r, const MemoryLedger& ledger);
+  void finish();
+
+ private:
+  int64_t total_, every_;
+  bool tokens_;
+  int64_t items_per_step_;
+  bool tty_;
+  double smoothed_rate_ = 0;
+};
+
+}  // namespace frugal

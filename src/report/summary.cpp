@@ -1,0 +1,61 @@
+#include "report/summary.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+
+namespace frugal {
+
+nlohmann::json memory_json(const MemorySnapshot& s) {
+  nlohmann::json j;
+  for (int c = 0; c < kNumMemCategories; ++c) j[mem_category_name(static_cast<MemCategory>(c))] = s.bytes[c];
+  j["total"] = s.total;
+  return j;
+}
+
+int64_t peak_rss_bytes() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+nlohmann::json make_summary(const RunFacts& f) {
+  std::vector<double> losses, times;
+  for (const auto& s : f.steps) {
+    losses.push_back(s.loss);
+    if (s.step > 0 || f.steps.size() == 1) times.push_back(s.seconds);  // the first step warms caches up
+  }
+  const double step_time = median(times);
+  nlohmann::json j;
+  j["steps"] = f.steps.size();
+  j["final_loss"] = losses.empty() ? 0.0 : losses.back();
+  j["losses"] = losses;
+  j["step_time_s"] = step_time;
+  const double per_step = static_cast<double>(f.samples_per_step) * (f.token_model ? f.tokens_per_sample : 1);
+  j[f.token_model ? "tokens_per_s" : "samples_per_s"] = step_time > 0 ? per_step / step_time : 0.0;
+  j["total_params"] = f.total_params;
+  j["trainable_params"] = f.trainable_params;
+  j["layer_count"] = f.layer_count;
+  j["forward_calls"] = f.steps.empty() ? 0 : f.steps.back().forward_calls;
+  j["memory"] = memory_json(f.measured);
+  j["predicted_memory"] = memory_json(f.predicted);
+  j["peak_rss_bytes"] = peak_rss_bytes();
+  j["skipped_steps"] = 0;   // no loss scaling in fp32
+  j["loss_scale"] = 1.0;
+  return j;
+}
+
+nlohmann::json step_metrics(const StepRecord& r, const MemoryLedger& ledger) {
+  return {{"step", r.step + 1},       {"loss", r.loss},   {"grad_norm", r.grad_norm},
+          {"lr", r.lr},               {"seconds", r.seconds}, {"items", r.items},
+          {"forward_calls", r.forward_calls}, {"live_bytes", ledger.live().total}, {"peak_bytes", ledger.peak().total}};
+}
+
+}  // namespace frugal

@@ -1,0 +1,116 @@
+#include "train/optimizer.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace frugal {
+
+void AdamW::step(const std::vector<Param*>& params, float lr) {
+  if (m_.empty()) {
+    for (Param* p : params) {
+      m_.push_back(p->trainable ? Tensor::zeros(p->value.shape(), DType::F32, MemCategory::Optimizer) : Tensor());
+      v_.push_back(p->trainable ? Tensor::zeros(p->value.shape(), DType::F32, MemCategory::Optimizer) : Tensor());
+    }
+  }
+  check(m_.size() == params.size(), "optimizer: parameter list changed between steps");
+  ++t_;
+  const float b1 = options_.beta1, b2 = options_.beta2, eps = options_.eps;
+  const float bias1 = 1.0f - static_cast<float>(std::pow(b1, static_cast<double>(t_)));
+  const float bias2 = 1.0f - static_cast<float>(std::pow(b2, static_cast<double>(t_)));
+  for (size_t k = 0; k < params.size(); ++k) {
+    Param* p = params[k];
+    if (!p->trainable || !p->grad.defined() || !p->value.has_data()) continue;
+    const float decay = p->value.ndim() >= 2 ? options_.weight_decay : 0.0f;
+    float* w = p->value.f32();
+    const float* g = p->grad.f32();
+    float* m = m_[k].f32();
+    float* v = v_[k].f32();
+    const int64_t n = p->value.numel();
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+      v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+      const float mhat = m[i] / bias1;
+      const float vhat = v[i] / bias2;
+      w[i] -= lr * (mhat / (std::sqrt(vhat) + eps) + decay * w[i]);
+    }
+  }
+}
+
+void Sgd::step(const std::vector<Param*>& params, float lr) {
+  if (buf_.empty() && momentum_ != 0.0f)
+    for (Param* p : params)
+      buf_.push_back(p->trainable ? Tensor::zeros(p->value.shape(), DType::F32, MemCategory::Optimizer) : Tensor());
+  for (size_t k = 0; k < params.size(); ++k) {
+    Param* p = params[k];
+    if (!p->trainable || !p->grad.defined() || !p->value.has_data()) continue;
+    const float decay = p->value.ndim() >= 2 ? weight_decay_ : 0.0f;
+    float* w = p->value.f32();
+    const float* g = p->grad.f32();
+    float* b = momentum_ != 0.0f ? buf_[k].f32() : nullptr;
+    const int64_t n = p->value.numel();
+    const float mu = momentum_;
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      float d = g[i] + decay * w[i];
+      if (b) {
+        b[i] = mu * b[i] + d;
+        d = b[i];
+      }
+      w[i] -= lr * d;
+    }
+  }
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const std::string& name, float weight_decay) {
+  if (name == "adamw") {
+    AdamWOptions o;
+    o.weight_decay = weight_decay;
+    return std::make_unique<AdamW>(o);
+  }
+  if (name == "sgd") return std::make_unique<Sgd>(0.9f, weight_decay);
+  throw Error("unknown optimizer '" + name + "' (expected adamw or sgd)");
+}
+
+double clip_grad_norm(const std::vector<Param*>& params, double max_norm) {
+  double sum = 0.0;
+  for (Param* p : params) {
+    if (!p->trainable || !p->grad.has_data()) continue;
+    const float* g = p->grad.f32();
+    const int64_t n = p->grad.numel();
+    double s = 0.0;
+#pragma omp parallel for reduction(+ : s) schedule(static)
+    for (int64_t i = 0; i < n; ++i) s += static_cast<double>(g[i]) * g[i];
+    sum += s;
+  }
+  const double norm = std::sqrt(sum);
+  if (max_norm > 0 && norm > max_norm) {
+    const float scale = static_cast<float>(max_norm / (norm + 1e-6));
+    for (Param* p : params) {
+      if (!p->trainable || !p->grad.has_data()) continue;
+      float* g = p->grad.f32();
+      const int64_t n = p->grad.numel();
+#pragma omp parallel for simd schedule(static)
+      for (int64_t i = 0; i < n; ++i) g[i] *= scale;
+    }
+  }
+  return norm;
+}
+
+void zero_grads(const std::vector<Param*>& params) {
+  for (Param* p : params)
+    if (p->grad.defined()) p->grad.fill_zero();
+}
+
+float scheduled_lr(float lr, int64_t step, int64_t total_steps, int64_t warmup, const std::string& schedule) {
+  if (warmup > 0 && step < warmup) return lr * static_cast<float>(step + 1) / static_cast<float>(warmup);
+  if (schedule == "constant") return lr;
+  check(schedule == "cosine", "unknown learning-rate schedule '" + schedule + "' (expected cosine or constant)");
+  const int64_t decay_steps = std::max<int64_t>(1, total_steps - warmup);
+  const double progress = std::min(1.0, static_cast<double>(step - warmup) / static_cast<double>(decay_steps));
+  const double min_lr = 0.1 * lr;
+  return static_cast<float>(min_lr + 0.5 * (lr - min_lr) * (1.0 + std::cos(3.141592653589793 * progress)));
+}
+
+}  // namespace frugal

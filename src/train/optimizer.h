@@ -1,0 +1,62 @@
+#pragma once
+// Optimizers over trainable parameters. State lives in MemCategory::Optimizer and is created on
+// the first step (as in PyTorch), so a measuring ledger sees it too.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nn/layer.h"
+
+namespace frugal {
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  // One update with learning rate lr from the gradients in params (only trainable ones are touched).
+  virtual void step(const std::vector<Param*>& params, float lr) = 0;
+  virtual std::string name() const = 0;
+};
+
+struct AdamWOptions {
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.0f;
+};
+
+// Adam with decoupled weight decay (Loshchilov & Hutter): p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p).
+// Weight decay applies to 2-D tensors only (matrices and embeddings), not to biases or LayerNorm
+// gains, as nanoGPT does.
+class AdamW : public Optimizer {
+ public:
+  explicit AdamW(AdamWOptions options) : options_(options) {}
+  void step(const std::vector<Param*>& params, float lr) override;
+  std::string name() const override { return "adamw"; }
+
+ private:
+  AdamWOptions options_;
+  int64_t t_ = 0;
+  std::vector<Tensor> m_, v_;  // per parameter, (same shape)
+};
+
+// SGD with momentum (PyTorch's rule): g += wd * p; buf = mu * buf + g; p -= lr * buf.
+class Sgd : public Optimizer {
+ public:
+  Sgd(float momentum, float weight_decay) : momentum_(momentum), weight_decay_(weight_decay) {}
+  void step(const std::vector<Param*>& params, float lr) override;
+  std::string name() const override { return "sgd"; }
+
+ private:
+  float momentum_, weight_decay_;
+  std::vector<Tensor> buf_;
+};
+
+std::unique_ptr<Optimizer> make_optimizer(const std::string& name, float weight_decay);
+
+// Scales all gradients so their global L2 norm is at most max_norm (max_norm <= 0: no clipping).
+// Returns the norm before clipping.
+double clip_grad_norm(const std::vector<Param*>& params, double max_norm);
+
+void zero_grads(const std::vector<Param*>& params);
+
+// Learning rate at `step` (0-based): linear warmup, then cosine decay to 10% of lr, or constant.
+float scheduled_lr(float lr, int64_t step, int64_t total_steps, int64_t warmup, const std::string& schedule);
+
+}  // namespace frugal

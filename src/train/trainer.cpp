@@ -1,0 +1,58 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "core/error.h"
+#include "train/executor.h"
+
+namespace frugal {
+
+void TrainOptions::validate() const {
+  check(steps >= 1, "--steps must be at least 1");
+  check(micro_batch >= 1, "--micro-batch must be at least 1");
+  check(accum >= 1, "--accum must be at least 1");
+  check(lr > 0 && std::isfinite(lr), "--lr must be a positive number");
+  check(weight_decay >= 0, "--weight-decay must be >= 0");
+  check(warmup >= 0, "--warmup must be >= 0");
+  check(schedule == "cosine" || schedule == "constant", "--schedule must be cosine or constant");
+  check(optimizer == "adamw" || optimizer == "sgd", "--optimizer must be adamw or sgd, not '" + optimizer + "'");
+}
+
+Trainer::Trainer(Model& model, DataSource& data, const TrainOptions& options)
+    : model_(model), data_(data), options_(options), params_(model.params()) {
+  options_.validate();
+  optimizer_ = make_optimizer(options.optimizer, options.weight_decay);
+}
+
+StepRecord Trainer::step(int64_t step_index) {
+  const auto start = std::chrono::steady_clock::now();
+  StepRecord record;
+  record.step = step_index;
+  const Batch batch = data_.batch(step_index, options_.batch_size());
+  // Counted once, before the first micro-batch, so every micro-batch divides by the same total.
+  record.items = count_items(model_, batch);
+  const double normalizer = static_cast<double>(record.items);
+  RunContext rc;
+  rc.training = true;
+  rc.seed = options_.seed;
+  rc.step = static_cast<uint64_t>(step_index);
+  for (int64_t k = 0; k < options_.accum; ++k) {
+    rc.micro_batch = static_cast<uint64_t>(k);
+    const Batch micro = batch.slice(k * options_.micro_batch, (k + 1) * options_.micro_batch);
+    const PassResult pass = forward_backward(model_, micro, normalizer, rc);
+    record.loss += pass.loss;
+    record.forward_calls += pass.forward_calls;
+  }
+  if (batch.inputs.has_data())
+    check(std::isfinite(record.loss), "non-finite loss (" + std::to_string(record.loss) + ") at step " +
+                                          std::to_string(step_index + 1) + "; try a lower --lr");
+  record.grad_norm = clip_grad_norm(params_, options_.clip_grad_norm);
+  record.lr = scheduled_lr(options_.lr, step_index, options_.steps, options_.warmup, options_.schedule);
+  optimizer_->step(params_, record.lr);
+  zero_grads(params_);
+  record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return record;
+}
+
+}  // namespace frugal

@@ -1,0 +1,53 @@
+#pragma once
+// One optimizer step = the batch of that step, split into `accum` micro-batches that run one after
+// another through the executor, each loss normalised by the counted items of the whole batch;
+// then gradient clipping, the scheduled learning rate, the optimizer update, zeroed gradients.
+#include <memory>
+#include <string>
+
+#include "models/model.h"
+#include "train/data.h"
+#include "train/optimizer.h"
+
+namespace frugal {
+
+struct TrainOptions {
+  int64_t steps = 100;
+  int64_t micro_batch = 8;
+  int64_t accum = 1;
+  std::string optimizer = "adamw";
+  float lr = 1e-3f;
+  float weight_decay = 0.0f;
+  double clip_grad_norm = 1.0;  // <= 0: off
+  int64_t warmup = 0;
+  std::string schedule = "cosine";  // or "constant"
+  uint64_t seed = 0;
+
+  int64_t batch_size() const { return micro_batch * accum; }
+  void validate() const;
+};
+
+struct StepRecord {
+  int64_t step = 0;           // 0-based
+  double loss = 0.0;          // mean over the batch's counted items
+  double grad_norm = 0.0;     // before clipping
+  float lr = 0.0f;
+  double seconds = 0.0;
+  int64_t items = 0;          // counted items (tokens or samples)
+  int64_t forward_calls = 0;  // block forward evaluations, recomputation included
+};
+
+class Trainer {
+ public:
+  Trainer(Model& model, DataSource& data, const TrainOptions& options);
+  StepRecord step(int64_t step_index);
+
+ private:
+  Model& model_;
+  DataSource& data_;
+  TrainOptions options_;
+  std::unique_ptr<Optimizer> optimizer_;
+  std::vector<Param*> params_;
+};
+
+}  // namespace frugal
