@@ -1,0 +1,174 @@
+// Finite-difference checks of every GPT-2 layer and of the loss, plus exact checks of the
+// attention kernel against a direct implementation.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/error.h"
+#include "gradcheck.h"
+#include "kernels/cross_entropy.h"
+#include "nn/attention.h"
+#include "nn/embedding.h"
+#include "nn/gelu.h"
+#include "nn/layernorm.h"
+#include "nn/linear.h"
+#include "nn/sequential.h"
+#include "nn/transformer_block.h"
+#include "train/loss.h"
+
+using namespace frugal;
+using namespace frugal::testing;
+
+namespace {
+void expect_all_below(const std::vector<GradCheckEntry>& entries, double tol) {
+  ASSERT_FALSE(entries.empty());
+  for (const auto& e : entries) EXPECT_LE(e.rel_error, tol) << e.what;
+}
+}  // namespace
+
+TEST(GptLayers, LinearInOutGradients) {
+  Linear layer("fc", 6, 5, WeightLayout::InOut, true);
+  randomize_params(layer, 1);
+  expect_all_below(grad_check(layer, random_tensor({2, 3, 6}, 2), RunContext{}), 1e-2);
+}
+
+TEST(GptLayers, LinearOutInGradients) {
+  Linear layer("fc", 7, 4, WeightLayout::OutIn, true);
+  randomize_params(layer, 3);
+  expect_all_below(grad_check(layer, random_tensor({5, 7}, 4), RunContext{}), 1e-2);
+}
+
+TEST(GptLayers, LinearLayoutsComputeTheSameMap) {
+  Linear a("a", 3, 2, WeightLayout::InOut, false);
+  Linear b("b", 3, 2, WeightLayout::OutIn, false);
+  randomize_params(a, 5);
+  for (int i = 0; i < 3; ++i)
+    for (int o = 0; o < 2; ++o) b.weight().value.f32()[o * 3 + i] = a.weight().value.f32()[i * 2 + o];
+  Tensor x = random_tensor({4, 3}, 6);
+  Saved sa, sb;
+  Tensor ya = a.forward(x, sa, {}), yb = b.forward(x, sb, {});
+  for (int i = 0; i < 8; ++i) EXPECT_FLOAT_EQ(ya.f32()[i], yb.f32()[i]);
+}
+
+TEST(GptLayers, LayerNormGradients) {
+  LayerNorm layer("ln", 8, 1e-5f);
+  randomize_params(layer, 7);
+  expect_all_below(grad_check(layer, random_tensor({3, 4, 8}, 8), RunContext{}), 1e-2);
+}
+
+TEST(GptLayers, GeluGradientsAndValues) {
+  Gelu layer;
+  Tensor x = random_tensor({50}, 9, 2.0f);
+  expect_all_below(grad_check(layer, x, RunContext{}, 1e-3f), 1e-2);
+  Saved s;
+  Tensor y = layer.forward(x, s, {});
+  for (int i = 0; i < 50; ++i) {
+    const double v = x.f32()[i];
+    const double ref = 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+    EXPECT_NEAR(y.f32()[i], ref, 1e-6);
+  }
+}
+
+TEST(GptLayers, AttentionGradients) {
+  CausalSelfAttention layer(8, 2);
+  expect_all_below(grad_check(layer, random_tensor({2, 5, 24}, 10), RunContext{}, 1e-2f, 96), 1e-2);
+}
+
+TEST(GptLayers, AttentionMatchesDirectFormula) {
+  const int64_t B = 2, T = 4, D = 6, H = 3, hd = D / H;
+  CausalSelfAttention layer(D, H);
+  Tensor qkv = random_tensor({B, T, 3 * D}, 11);
+  Saved s;
+  Tensor y = layer.forward(qkv, s, {});
+  const float* p = qkv.f32();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < T; ++i) {
+        std::vector<double> w(T, 0.0);
+        double mx = -1e30, sum = 0;
+        for (int64_t j = 0; j <= i; ++j) {
+          double dot = 0;
+          for (int64_t d = 0; d < hd; ++d)
+            dot += p[(b * T + i) * 3 * D + h * hd + d] * p[(b * T + j) * 3 * D + D + h * hd + d];
+          w[j] = dot / std::sqrt(static_cast<double>(hd));
+          mx = std::max(mx, w[j]);
+        }
+        for (int64_t j = 0; j <= i; ++j) sum += (w[j] = std::exp(w[j] - mx));
+        for (int64_t d = 0; d < hd; ++d) {
+          double out = 0;
+          for (int64_t j = 0; j <= i; ++j) out += w[j] / sum * p[(b * T + j) * 3 * D + 2 * D + h * hd + d];
+          EXPECT_NEAR(y.f32()[(b * T + i) * D + h * hd + d], out, 1e-5);
+        }
+      }
+}
+
+TEST(GptLayers, EmbeddingGradients) {
+  Embedding layer(11, 6, 4);
+  randomize_params(layer, 12);
+  Tensor tokens = Tensor::empty({2, 5}, DType::I32, MemCategory::Activations);
+  const int32_t ids[] = {1, 3, 3, 10, 0, 3, 7, 1, 1, 2};  // repeated ids accumulate
+  std::copy(ids, ids + 10, tokens.i32());
+  expect_all_below(grad_check(layer, tokens, RunContext{}), 1e-2);
+}
+
+TEST(GptLayers, EmbeddingRejectsOutOfRangeTokens) {
+  Embedding layer(5, 4, 2);
+  Tensor tokens = Tensor::zeros({1, 2}, DType::I32, MemCategory::Activations);
+  tokens.i32()[1] = 5;
+  Saved s;
+  EXPECT_THROW(layer.forward(tokens, s, {}), Error);
+  Tensor too_long = Tensor::zeros({1, 5}, DType::I32, MemCategory::Activations);
+  EXPECT_THROW(layer.forward(too_long, s, {}), Error);
+}
+
+TEST(GptLayers, TransformerBlockGradients) {
+  TransformerBlock block(0, 8, 2, 1e-5f);
+  randomize_params(block, 13, 0.3f);
+  expect_all_below(grad_check(block, random_tensor({2, 3, 8}, 14), RunContext{}, 1e-2f, 24), 2e-2);
+}
+
+TEST(GptLayers, TiedHeadGradients) {
+  Embedding embedding(9, 4, 6);
+  randomize_params(embedding, 15);
+  Sequential head("lm_head");
+  head.add(std::make_unique<LayerNorm>("ln_f", 6, 1e-5f));
+  head.add(std::make_unique<Linear>(&embedding.wte(), 6, 9, WeightLayout::OutIn));
+  std::vector<Param*> head_params;
+  head.collect_params(head_params);
+  EXPECT_EQ(head_params.size(), 2u);  // ln_f only: the tied weight belongs to the embedding
+  auto entries = grad_check(head, random_tensor({2, 3, 6}, 16), RunContext{});
+  expect_all_below(entries, 1e-2);
+  // The head accumulated into wte's gradient.
+  ASSERT_TRUE(embedding.wte().grad.defined());
+}
+
+TEST(GptLayers, CrossEntropyGradientAndIgnoreIndex) {
+  const int64_t N = 4, V = 5;
+  Tensor logits = random_tensor({N, V}, 17);
+  Tensor targets = Tensor::empty({N}, DType::I32, MemCategory::Activations);
+  const int32_t t[] = {2, kIgnoreIndex, 0, 4};
+  std::copy(t, t + N, targets.i32());
+  const double normalizer = 3.0;
+  Tensor grad;
+  const double loss = loss_forward_backward(LossKind::CrossEntropy, logits, targets, normalizer, grad);
+  double expected = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    if (t[n] == kIgnoreIndex) continue;
+    double z = 0;
+    for (int64_t v = 0; v < V; ++v) z += std::exp(logits.f32()[n * V + v]);
+    expected += std::log(z) - logits.f32()[n * V + t[n]];
+  }
+  EXPECT_NEAR(loss, expected / normalizer, 1e-6);
+  for (int64_t v = 0; v < V; ++v) EXPECT_EQ(grad.f32()[1 * V + v], 0.0f);
+  const float eps = 1e-2f;
+  for (int64_t i = 0; i < N * V; ++i) {
+    const float orig = logits.f32()[i];
+    Tensor g;
+    logits.f32()[i] = orig + eps;
+    const double plus = loss_forward_backward(LossKind::CrossEntropy, logits, targets, normalizer, g);
+    logits.f32()[i] = orig - eps;
+    const double minus = loss_forward_backward(LossKind::CrossEntropy, logits, targets, normalizer, g);
+    logits.f32()[i] = orig;
+    EXPECT_NEAR(grad.f32()[i], (plus - minus) / (2 * eps), 2e-4) << i;
+  }
+}
