@@ -1,0 +1,197 @@
+// The command line as a user meets it: bad input gives one line on stderr and a non-zero exit;
+// train writes the summary of DESIGN.md; a saved model reloads for grad and generate.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <sys/wait.h>
+
+namespace fs = std::filesystem;
+
+namespace {
+struct Result {
+  int status;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+fs::path scratch(const std::string& name) {
+  fs::path dir = fs::temp_directory_path() / ("frugal_cli_" + std::to_string(getpid())) / name;
+  fs::create_directories(dir);
+  return dir;
+}
+
+Result frugal(const std::string& args) {
+  const fs::path dir = scratch("io");
+  const std::string cmd = std::string("OMP_NUM_THREADS=1 ") + FRUGAL_BINARY + " " + args + " > " +
+                          (dir / "out").string() + " 2> " + (dir / "err").string() + " < /dev/null";
+  const int raw = std::system(cmd.c_str());
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : 128, slurp(dir / "out"), slurp(dir / "err")};
+}
+
+// One non-empty line naming the problem.
+void expect_one_line_error(const Result& r, const std::string& fragment) {
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.status, 128) << "crashed";
+  std::string err = r.err;
+  while (!err.empty() && err.back() == '\n') err.pop_back();
+  EXPECT_EQ(err.find('\n'), std::string::npos) << "more than one line: " << r.err;
+  EXPECT_NE(err.find("error"), std::string::npos) << r.err;
+  EXPECT_NE(err.find(fragment), std::string::npos) << "expected '" << fragment << "' in: " << r.err;
+}
+
+// A small GPT saved by `frugal train`, shared by the tests below.
+const fs::path& saved_gpt() {
+  static const fs::path dir = [] {
+    fs::path d = scratch("gpt");
+    const Result r = frugal("train --arch gpt --layers 1 --dim 16 --heads 2 --ctx 8 --vocab 256 --data synthetic "
+                            "--steps 2 --micro-batch 2 --save " + (d / "model").string());
+    EXPECT_EQ(r.status, 0) << r.err;
+    return d / "model";
+  }();
+  return dir;
+}
+
+void copy_model(const fs::path& from, const fs::path& to) {
+  fs::remove_all(to);
+  fs::create_directories(to);
+  fs::copy(from / "config.json", to / "config.json");
+  fs::copy(from / "model.safetensors", to / "model.safetensors");
+}
+
+// A GPT batch written by `frugal` itself is not available; write a minimal safetensors by hand.
+void write_token_batch(const fs::path& path, int B, int T) {
+  std::string header = "{\"inputs\":{\"dtype\":\"I32\",\"shape\":[" + std::to_string(B) + "," + std::to_string(T) +
+                       "],\"data_offsets\":[0," + std::to_string(4 * B * T) + "]},\"targets\":{\"dtype\":\"I32\","
+                       "\"shape\":[" + std::to_string(B) + "," + std::to_string(T) + "],\"data_offsets\":[" +
+                       std::to_string(4 * B * T) + "," + std::to_string(8 * B * T) + "]}}";
+  while (header.size() % 8) header += ' ';
+  std::ofstream out(path, std::ios::binary);
+  const uint64_t n = header.size();
+  out.write(reinterpret_cast<const char*>(&n), 8);
+  out << header;
+  for (int i = 0; i < 2 * B * T; ++i) {
+    const int32_t v = (i * 7) % 256;
+    out.write(reinterpret_cast<const char*>(&v), 4);
+  }
+}
+}  // namespace
+
+TEST(Cli, UnknownFlagIsOneLineError) { expect_one_line_error(frugal("train --no-such-flag"), "no-such-flag"); }
+
+TEST(Cli, UnknownFlagValueIsOneLineError) {
+  expect_one_line_error(frugal("train --arch transformer"), "transformer");
+  expect_one_line_error(frugal("train --optimizer adam"), "adam");
+  expect_one_line_error(frugal("train --checkpoint sometimes"), "sometimes");
+}
+
+TEST(Cli, LaterFeaturesAreRefusedClearly) {
+  expect_one_line_error(frugal("train --precision fp16 --steps 1"), "--precision fp16");
+}
+
+TEST(Cli, MissingModelDirectory) {
+  expect_one_line_error(frugal("grad --model /nonexistent/model --batch b --out g"), "/nonexistent/model");
+}
+
+TEST(Cli, MissingAndTruncatedSafetensors) {
+  const fs::path dir = scratch("truncated");
+  copy_model(saved_gpt(), dir / "m");
+  write_token_batch(dir / "batch.safetensors", 2, 8);
+  fs::remove(dir / "m" / "model.safetensors");
+  expect_one_line_error(frugal("grad --model " + (dir / "m").string() + " --batch " + (dir / "batch.safetensors").string() +
+                               " --out " + (dir / "g").string()),
+                        "model.safetensors");
+  copy_model(saved_gpt(), dir / "m");
+  const auto size = fs::file_size(dir / "m" / "model.safetensors");
+  fs::resize_file(dir / "m" / "model.safetensors", size - 100);
+  expect_one_line_error(frugal("grad --model " + (dir / "m").string() + " --batch " + (dir / "batch.safetensors").string() +
+                               " --out " + (dir / "g").string()),
+                        "model.safetensors");
+  expect_one_line_error(frugal("grad --model " + saved_gpt().string() + " --batch " + (dir / "missing").string() +
+                               " --out " + (dir / "g").string()),
+                        "missing");
+}
+
+TEST(Cli, ConfigWithMissingKey) {
+  const fs::path dir = scratch("badconfig");
+  copy_model(saved_gpt(), dir / "m");
+  auto config = nlohmann::json::parse(slurp(dir / "m" / "config.json"));
+  config.erase("n_head");
+  std::ofstream(dir / "m" / "config.json") << config.dump();
+  expect_one_line_error(frugal("generate --model " + (dir / "m").string() + " --tokens 2"), "n_head");
+}
+
+TEST(Cli, TensorShapesThatDoNotMatchTheConfig) {
+  const fs::path dir = scratch("badshape");
+  copy_model(saved_gpt(), dir / "m");
+  auto config = nlohmann::json::parse(slurp(dir / "m" / "config.json"));
+  config["n_embd"] = 32;  // the file holds n_embd 16 tensors
+  std::ofstream(dir / "m" / "config.json") << config.dump();
+  expect_one_line_error(frugal("generate --model " + (dir / "m").string() + " --tokens 2"), "shape");
+}
+
+TEST(Cli, BatchWithOutOfRangeTokens) {
+  const fs::path dir = scratch("badbatch");
+  write_token_batch(dir / "batch.safetensors", 2, 9);  // T = 9 > n_positions 8
+  expect_one_line_error(frugal("grad --model " + saved_gpt().string() + " --batch " + (dir / "batch.safetensors").string() +
+                               " --out " + (dir / "g").string()),
+                        "n_positions");
+}
+
+TEST(Cli, GradWritesEveryParameterAndGenerateRuns) {
+  const fs::path dir = scratch("grad");
+  write_token_batch(dir / "batch.safetensors", 2, 8);
+  const Result r = frugal("grad --model " + saved_gpt().string() + " --batch " + (dir / "batch.safetensors").string() +
+                          " --out " + (dir / "g.safetensors").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["loss"].get<double>(), 0.0);
+  const std::string grads = slurp(dir / "g.safetensors");
+  for (const char* name : {"wte.weight", "wpe.weight", "h.0.attn.c_attn.weight", "h.0.mlp.c_proj.bias", "ln_f.bias"})
+    EXPECT_NE(grads.find(std::string("\"") + name + "\""), std::string::npos) << name;
+  const Result g = frugal("generate --model " + saved_gpt().string() + " --prompt ab --tokens 5 --seed 1");
+  ASSERT_EQ(g.status, 0) << g.err;
+  EXPECT_EQ(g.out.substr(0, 2), "ab");
+}
+
+TEST(Cli, TrainWritesTheSummaryOfTheDesign) {
+  const fs::path dir = scratch("summary");
+  const Result r = frugal("train --arch mlp --data synthetic --steps 3 --micro-batch 4 --summary " +
+                          (dir / "s.json").string() + " --metrics " + (dir / "m.jsonl").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto s = nlohmann::json::parse(slurp(dir / "s.json"));
+  for (const char* key : {"steps", "final_loss", "losses", "step_time_s", "samples_per_s", "total_params",
+                          "trainable_params", "layer_count", "forward_calls", "memory", "predicted_memory",
+                          "peak_rss_bytes", "skipped_steps", "loss_scale"})
+    EXPECT_TRUE(s.contains(key)) << key;
+  EXPECT_EQ(s["steps"], 3);
+  EXPECT_EQ(s["losses"].size(), 3u);
+  EXPECT_EQ(s["memory"], s["predicted_memory"]);
+  EXPECT_EQ(s["forward_calls"], s["layer_count"]);
+  for (const char* key : {"params", "master_params", "grads", "optimizer", "activations", "workspace", "total"})
+    EXPECT_TRUE(s["memory"].contains(key)) << key;
+  EXPECT_GT(s["peak_rss_bytes"].get<int64_t>(), 0);
+  std::ifstream metrics(dir / "m.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(metrics, line); ++lines) EXPECT_TRUE(nlohmann::json::parse(line).contains("loss"));
+  EXPECT_EQ(lines, 3);
+}
+
+TEST(Cli, CnnReachesEightyFivePercentOnFashionMnist) {
+  if (!fs::exists("/usr/share/datasets/fashion-mnist")) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  const fs::path dir = scratch("cnn");
+  const Result r = frugal("train --arch cnn --data fashion-mnist --steps 300 --micro-batch 64 --lr 2e-3 --summary " +
+                          (dir / "s.json").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto s = nlohmann::json::parse(slurp(dir / "s.json"));
+  EXPECT_GE(s["eval_accuracy"].get<double>(), 0.85);
+}
