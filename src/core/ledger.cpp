@@ -26,12 +26,36 @@ const char* mem_category_name(MemCategory c) {
   return "?";
 }
 
+namespace {
+size_t rounded_size(size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
+}  // namespace
+
+MemoryLedger::~MemoryLedger() { release_cached(); }
+
+void MemoryLedger::release_cached() {
+  for (auto& [size, blocks] : free_blocks_)
+    for (void* p : blocks) std::free(p);
+  free_blocks_.clear();
+  cached_bytes_ = 0;
+}
+
 void* MemoryLedger::allocate(size_t bytes, MemCategory category) {
   void* ptr = nullptr;
   if (!measure_only_ && bytes > 0) {
-    size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
-    ptr = std::aligned_alloc(kAlignment, rounded);
-    if (!ptr) throw std::bad_alloc();
+    const size_t rounded = rounded_size(bytes);
+    auto it = free_blocks_.find(rounded);
+    if (it != free_blocks_.end() && !it->second.empty()) {
+      ptr = it->second.back();
+      it->second.pop_back();
+      cached_bytes_ -= rounded;
+    } else {
+      ptr = std::aligned_alloc(kAlignment, rounded);
+      if (!ptr) {
+        release_cached();  // give the cache back and try once more
+        ptr = std::aligned_alloc(kAlignment, rounded);
+      }
+      if (!ptr) throw std::bad_alloc();
+    }
   }
   const int c = static_cast<int>(category);
   live_[c] += bytes;
@@ -43,7 +67,11 @@ void* MemoryLedger::allocate(size_t bytes, MemCategory category) {
 }
 
 void MemoryLedger::release(void* ptr, size_t bytes, MemCategory category) {
-  std::free(ptr);
+  if (ptr) {
+    const size_t rounded = rounded_size(bytes);
+    free_blocks_[rounded].push_back(ptr);
+    cached_bytes_ += rounded;
+  }
   const int c = static_cast<int>(category);
   live_[c] -= bytes;
   live_total_ -= bytes;

@@ -1,6 +1,6 @@
 #include "nn/gelu.h"
 
-#include "kernels/elementwise.h"
+#include "kernels/gelu.h"
 
 namespace frugal {
 
