@@ -29,7 +29,8 @@ for ((i = 1; i <= ROUNDS; i++)); do
   rm -f "$OUT/frugal.run$i.json" "$OUT/pytorch.run$i.json"
   echo "== round $i/$ROUNDS: frugal" >&2
   if ! "$FRUGAL" train --arch gpt --layers 6 --dim 256 --heads 8 --ctx 128 --vocab 256 \
-      --data synthetic --micro-batch 16 --optimizer adamw --lr 3e-4 --steps "$STEPS" \
+      --data synthetic --micro-batch 16 --optimizer adamw --lr 3e-4 --warmup 0 --schedule constant \
+      --clip-grad-norm 0 --weight-decay 0 --steps "$STEPS" \
       --threads "$THREADS" --summary "$OUT/frugal.run$i.json" >"$OUT/frugal.run$i.log" 2>&1; then
     echo "compare_reference: frugal train failed (log: $OUT/frugal.run$i.log):" >&2
     tail -n 5 "$OUT/frugal.run$i.log" >&2

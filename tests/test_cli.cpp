@@ -195,3 +195,16 @@ TEST(Cli, CnnReachesEightyFivePercentOnFashionMnist) {
   const auto s = nlohmann::json::parse(slurp(dir / "s.json"));
   EXPECT_GE(s["eval_accuracy"].get<double>(), 0.85);
 }
+
+TEST(Cli, PlanPredictsWhatTrainMeasures) {
+  const fs::path dir = scratch("plan");
+  const std::string config = "--arch gpt --layers 2 --dim 32 --heads 4 --ctx 16 --data synthetic --micro-batch 3";
+  const Result plan = frugal("plan " + config + " --json");
+  ASSERT_EQ(plan.status, 0) << plan.err;
+  const Result train = frugal("train " + config + " --steps 2 --summary " + (dir / "s.json").string());
+  ASSERT_EQ(train.status, 0) << train.err;
+  const auto predicted = nlohmann::json::parse(plan.out);
+  const auto summary = nlohmann::json::parse(slurp(dir / "s.json"));
+  EXPECT_EQ(predicted["predicted_memory"], summary["memory"]);
+  EXPECT_EQ(predicted["forward_calls"], summary["forward_calls"]);
+}

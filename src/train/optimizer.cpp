@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/elementwise.h"
 
 namespace frugal {
 
@@ -87,13 +88,8 @@ double clip_grad_norm(const std::vector<Param*>& params, double max_norm) {
   const double norm = std::sqrt(sum);
   if (max_norm > 0 && norm > max_norm) {
     const float scale = static_cast<float>(max_norm / (norm + 1e-6));
-    for (Param* p : params) {
-      if (!p->trainable || !p->grad.has_data()) continue;
-      float* g = p->grad.f32();
-      const int64_t n = p->grad.numel();
-#pragma omp parallel for simd schedule(static)
-      for (int64_t i = 0; i < n; ++i) g[i] *= scale;
-    }
+    for (Param* p : params)
+      if (p->trainable && p->grad.has_data()) scale_inplace(p->grad.f32(), scale, p->grad.numel());
   }
   return norm;
 }
