@@ -104,7 +104,11 @@ void MemoryLedger::start_timeline() {
   for (int c = 0; c < kNumMemCategories; ++c) record(static_cast<MemCategory>(c));
 }
 
-void MemoryLedger::stop_timeline() { recording_ = false; }
+void MemoryLedger::stop_timeline() {
+  // Close every category's line at the end time, including those that never changed.
+  for (int c = 0; c < kNumMemCategories; ++c) record(static_cast<MemCategory>(c));
+  recording_ = false;
+}
 
 void MemoryLedger::record(MemCategory category) {
   if (!recording_) return;
