@@ -1,7 +1,9 @@
 #include "cli/common.h"
 
+#include <filesystem>
+
 #include "core/error.h"
-#include "io/atomic_file.h"
+#include "models/config_json.h"
 #include "models/cnn.h"
 #include "models/gpt.h"
 #include "models/mlp.h"
@@ -36,6 +38,9 @@ void add_pending_flags(CLI::App& app, PendingFlags& f) {
       ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--loss-scale", f.loss_scale, "dynamic | none | VALUE");
   app.add_option("--lora-rank", f.lora_rank, "LoRA rank (0: off)")->check(CLI::Range(0, 1 << 20));
+  app.add_option("--lora-alpha", f.lora_alpha, "LoRA scaling numerator (delta = B A alpha / r)");
+  app.add_option("--lora-dropout", f.lora_dropout, "dropout on the LoRA path");
+  app.add_option("--lora-targets", f.lora_targets, "modules to adapt, e.g. c_attn,c_proj,c_fc");
   app.add_option("--adapter", f.adapter, "load a PEFT LoRA adapter directory");
   app.add_option("--save-adapter", f.save_adapter, "write the LoRA adapter as a PEFT directory");
 }
@@ -49,7 +54,9 @@ void refuse_pending_flags(const PendingFlags& f) {
   refuse(f.precision != "fp32", "--precision " + f.precision);
   refuse(f.master_weights != "on", "--master-weights off");
   refuse(!f.loss_scale.empty(), "--loss-scale");
-  refuse(f.lora_rank != 0 || !f.adapter.empty() || !f.save_adapter.empty(), "LoRA (--lora-rank/--adapter)");
+  refuse(f.lora_rank != 0 || !f.adapter.empty() || !f.save_adapter.empty() || !f.lora_alpha.empty() ||
+             !f.lora_dropout.empty() || !f.lora_targets.empty(),
+         "LoRA (--lora-*, --adapter, --save-adapter)");
 }
 
 void add_training_flags(CLI::App& app, TrainOptions& o, int& threads) {
@@ -71,6 +78,21 @@ void add_training_flags(CLI::App& app, TrainOptions& o, int& threads) {
   app.add_option("--threads", threads, "OpenMP/OpenBLAS threads (0: all cores)")->check(CLI::Range(0, 1024));
 }
 
+void check_output_file(const std::string& path, const std::string& flag) {
+  if (path.empty()) return;
+  namespace fs = std::filesystem;
+  const fs::path parent = fs::path(path).parent_path();
+  check(parent.empty() || fs::is_directory(parent), flag + " " + path + ": directory " + parent.string() + " does not exist");
+  check(!fs::is_directory(path), flag + " " + path + " is a directory");
+}
+
+void prepare_output_dir(const std::string& dir, const std::string& flag) {
+  if (dir.empty()) return;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  check(!ec && std::filesystem::is_directory(dir), flag + " " + dir + ": cannot create directory (" + ec.message() + ")");
+}
+
 namespace {
 int64_t or_default(int64_t value, int64_t fallback) { return value > 0 ? value : fallback; }
 }  // namespace
@@ -81,7 +103,7 @@ std::unique_ptr<Model> build_model(const ModelFlags& f, const std::string& data,
     if (with_weights) {
       model = load_model(f.model_dir);
     } else {
-      model = model_from_config(nlohmann::json::parse(read_file(f.model_dir + "/config.json")));
+      model = model_from_config(read_model_config(f.model_dir));
     }
     if (f.ctx > 0) {
       check(model->arch() == "gpt", "--ctx applies to GPT models only");

@@ -25,6 +25,7 @@ struct PendingFlags {
   std::string master_weights = "on";
   std::string loss_scale;
   int64_t lora_rank = 0;
+  std::string lora_alpha, lora_dropout, lora_targets;
   std::string adapter, save_adapter;
 };
 
@@ -32,6 +33,11 @@ void add_model_flags(CLI::App& app, ModelFlags& flags);
 void add_pending_flags(CLI::App& app, PendingFlags& flags);
 void refuse_pending_flags(const PendingFlags& flags);
 void add_training_flags(CLI::App& app, TrainOptions& options, int& threads);
+
+// Output locations are checked before a run starts, so a typo does not cost a finished run:
+// a file's directory must exist; a directory is created.
+void check_output_file(const std::string& path, const std::string& flag);
+void prepare_output_dir(const std::string& dir, const std::string& flag);
 
 // A fresh model (--arch, weights from the seed) or one loaded from --model DIR. With
 // with_weights = false the model is only built (for the planner's measuring ledger).

@@ -26,6 +26,7 @@ struct GradFlags {
 void run_grad(GradFlags& f) {
   refuse_pending_flags(f.pending);
   check(!f.model.model_dir.empty(), "frugal grad needs --model DIR");
+  check_output_file(f.out_path, "--out");
   set_num_threads(f.threads);
   MemoryLedger ledger;
   LedgerScope scope(ledger);

@@ -3,6 +3,7 @@
 
 #include "cli/common.h"
 #include "core/error.h"
+#include "core/threading.h"
 #include "report/format.h"
 #include "report/summary.h"
 #include "train/planner.h"
@@ -21,6 +22,7 @@ struct PlanFlags {
 
 void run_plan(PlanFlags& f) {
   refuse_pending_flags(f.pending);
+  set_num_threads(f.threads);  // per-thread scratch is part of the workspace
   const MemoryPlan plan = plan_training_memory(
       [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false); }, f.options);
   if (f.json) {
@@ -30,11 +32,7 @@ void run_plan(PlanFlags& f) {
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
-  std::printf("predicted peak memory by category (store-all)\n");
-  for (int c = 0; c < kNumMemCategories; ++c)
-    std::printf("  %-14s %12s\n", mem_category_name(static_cast<MemCategory>(c)),
-                format_bytes(static_cast<double>(plan.peak.bytes[c])).c_str());
-  std::printf("  %-14s %12s  (peak of the sum)\n", "total", format_bytes(static_cast<double>(plan.peak.total)).c_str());
+  print_memory_table({"predicted"}, {plan.peak});
   std::printf("forward calls per step: %lld over %lld blocks\n", static_cast<long long>(plan.forward_calls),
               static_cast<long long>(plan.layer_count));
 }

@@ -34,15 +34,11 @@ struct TrainFlags {
   int64_t sample_tokens = 300;
 };
 
-void print_memory_report(const MemorySnapshot& predicted, const MemorySnapshot& measured) {
-  std::printf("\nmemory by category (peak bytes)      predicted      measured\n");
-  for (int c = 0; c < kNumMemCategories; ++c)
-    std::printf("  %-32s %12s  %12s\n", mem_category_name(static_cast<MemCategory>(c)),
-                format_bytes(static_cast<double>(predicted.bytes[c])).c_str(),
-                format_bytes(static_cast<double>(measured.bytes[c])).c_str());
-  std::printf("  %-32s %12s  %12s\n", "total (peak of the sum)", format_bytes(static_cast<double>(predicted.total)).c_str(),
-              format_bytes(static_cast<double>(measured.total)).c_str());
-  std::printf("  %-32s %12s  %12s\n", "process peak RSS (OS)", "", format_bytes(static_cast<double>(peak_rss_bytes())).c_str());
+void print_memory_report(const MemorySnapshot& predicted, const MemorySnapshot& measured, size_t cached) {
+  std::printf("\nmemory\n");
+  print_memory_table({"predicted", "measured"}, {predicted, measured});
+  std::printf("  %-24s %12s %12s\n", "allocator cache (reuse)", "", format_bytes(static_cast<double>(cached)).c_str());
+  std::printf("  %-24s %12s %12s\n", "process peak RSS (OS)", "", format_bytes(static_cast<double>(peak_rss_bytes())).c_str());
 }
 
 void write_plots(const std::string& dir, const std::vector<StepRecord>& steps, const std::vector<TimelineEvent>& timeline) {
@@ -70,6 +66,10 @@ void write_plots(const std::string& dir, const std::vector<StepRecord>& steps, c
 
 void run_train(TrainFlags& f) {
   refuse_pending_flags(f.pending);
+  check_output_file(f.summary_path, "--summary");
+  check_output_file(f.metrics_path, "--metrics");
+  prepare_output_dir(f.save_dir, "--save");
+  prepare_output_dir(f.plots_dir, "--plots");
   set_num_threads(f.threads);
   MemoryLedger ledger;
   LedgerScope scope(ledger);
@@ -113,6 +113,7 @@ void run_train(TrainFlags& f) {
   progress.finish();
   if (metrics) {
     metrics->close();
+    check(metrics->good(), "cannot write " + f.metrics_path + ".tmp");
     std::filesystem::rename(f.metrics_path + ".tmp", f.metrics_path);
   }
 
@@ -127,7 +128,7 @@ void run_train(TrainFlags& f) {
   facts.measured = ledger.peak();
   facts.predicted = plan.peak;
   nlohmann::json summary = make_summary(facts);
-  print_memory_report(plan.peak, facts.measured);
+  print_memory_report(plan.peak, facts.measured, ledger.cached_bytes());
   std::printf("\nfinal loss %.4f after %lld steps; median step %s, %s %s/s\n", summary["final_loss"].get<double>(),
               static_cast<long long>(f.options.steps), format_seconds(summary["step_time_s"].get<double>()).c_str(),
               format_count(summary[token_model ? "tokens_per_s" : "samples_per_s"].get<double>()).c_str(),

@@ -69,8 +69,14 @@ void* MemoryLedger::allocate(size_t bytes, MemCategory category) {
 void MemoryLedger::release(void* ptr, size_t bytes, MemCategory category) {
   if (ptr) {
     const size_t rounded = rounded_size(bytes);
-    free_blocks_[rounded].push_back(ptr);
-    cached_bytes_ += rounded;
+    // The cache never holds more than the peak of live bytes: enough to serve a repeating step,
+    // bounded when sizes keep changing (generation with a growing context).
+    if (cached_bytes_ + rounded <= peak_total_) {
+      free_blocks_[rounded].push_back(ptr);
+      cached_bytes_ += rounded;
+    } else {
+      std::free(ptr);
+    }
   }
   const int c = static_cast<int>(category);
   live_[c] -= bytes;

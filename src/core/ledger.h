@@ -43,8 +43,9 @@ class MemoryLedger {
 
   // Released blocks are kept for reuse by a later allocation of the same rounded size: a training
   // step allocates the same buffers every step, so after the first step nothing is requested from
-  // the OS (no page faults, no zeroing by the kernel). Cached bytes are not live: the books show
-  // what tensors hold; cached_bytes() shows what is reserved on top (part of the process RSS).
+  // the OS (no page faults, no zeroing by the kernel). The cache holds at most the peak of live
+  // bytes. Cached bytes are not live: the books show what tensors hold; cached_bytes() shows what
+  // is reserved on top (part of the process RSS).
   size_t cached_bytes() const { return cached_bytes_; }
   void release_cached();
 

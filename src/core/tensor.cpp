@@ -16,7 +16,8 @@ Shape::Shape(std::initializer_list<int64_t> dims) {
 
 int64_t Shape::numel() const {
   int64_t n = 1;
-  for (int i = 0; i < ndim_; ++i) n *= dims_[i];
+  for (int i = 0; i < ndim_; ++i)
+    check(!__builtin_mul_overflow(n, dims_[i], &n), "tensor shape " + str() + " has too many elements");
   return n;
 }
 
@@ -39,6 +40,15 @@ Shape Shape::with(int i, int64_t size) const {
   return s;
 }
 
+namespace {
+size_t checked_bytes(const Shape& shape, DType dtype) {
+  size_t bytes = 0;
+  check(!__builtin_mul_overflow(static_cast<size_t>(shape.numel()), dtype_size(dtype), &bytes),
+        "tensor shape " + shape.str() + " is too large");
+  return bytes;
+}
+}  // namespace
+
 Buffer::Buffer(size_t bytes, MemCategory category)
     : ledger_(&MemoryLedger::current()), bytes_(bytes), category_(category) {
   data_ = ledger_->allocate(bytes, category);
@@ -50,7 +60,7 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, MemCategory category) {
   Tensor t;
   t.shape_ = shape;
   t.dtype_ = dtype;
-  t.buffer_ = std::make_shared<Buffer>(static_cast<size_t>(shape.numel()) * dtype_size(dtype), category);
+  t.buffer_ = std::make_shared<Buffer>(checked_bytes(shape, dtype), category);
   return t;
 }
 
@@ -99,6 +109,12 @@ Tensor Tensor::clone(MemCategory category) const {
 
 void Tensor::fill_zero() const {
   if (has_data()) std::memset(raw(), 0, nbytes());
+}
+
+void Tensor::fill(float value) const {
+  if (!has_data()) return;
+  float* p = f32();
+  for (int64_t i = 0; i < numel(); ++i) p[i] = value;
 }
 
 void Tensor::copy_from(const Tensor& src) const {

@@ -40,6 +40,7 @@ class Buffer {
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
   void* data() const { return data_; }
+  bool measured() const { return ledger_->measure_only(); }
   size_t bytes() const { return bytes_; }
   MemCategory category() const { return category_; }
 
@@ -57,8 +58,10 @@ class Tensor {
   static Tensor zeros(const Shape& shape, DType dtype, MemCategory category);
 
   bool defined() const { return buffer_ != nullptr; }
-  // False when the buffer came from a measuring ledger (no memory behind it).
+  // False when the buffer came from a measuring ledger (no memory behind it) or is empty.
   bool has_data() const { return buffer_ && buffer_->data(); }
+  // True when the buffer came from a measuring ledger: layers allocate, then skip their kernels.
+  bool measured() const { return buffer_ && buffer_->measured(); }
   const Shape& shape() const { return shape_; }
   int ndim() const { return shape_.ndim(); }
   int64_t dim(int i) const { return shape_[i]; }
@@ -80,6 +83,7 @@ class Tensor {
   // A new buffer (in `category`) holding a copy of this tensor's data.
   Tensor clone(MemCategory category) const;
   void fill_zero() const;
+  void fill(float value) const;  // f32; no-op without data (measure mode)
   void copy_from(const Tensor& src) const;  // same dtype and numel
 
  private:

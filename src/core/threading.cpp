@@ -14,4 +14,6 @@ void set_num_threads(int threads) {
 
 int num_threads() { return omp_get_max_threads(); }
 
+int64_t per_thread(int64_t per_thread_elements) { return per_thread_elements * omp_get_max_threads(); }
+
 }  // namespace frugal

@@ -224,14 +224,24 @@ std::string SafetensorsFile::file_dtype(const std::string& name) const { return 
 
 Tensor SafetensorsFile::load(const std::string& name, MemCategory cat, DType want) const {
   const SafeTensor& t = info(name);
-  const std::string tw = path_ + ": tensor '" + name + "' ";
   const bool integer = t.dtype == DType::I32;
   if (!integer)
-    check(is_float(want), tw + "is " + t.file_dtype + " but " + dtype_name(want) + " was requested");
-  const DType out_type = integer ? DType::I32 : want;
+    check(is_float(want), path_ + ": tensor '" + name + "' is " + t.file_dtype + " but " + dtype_name(want) +
+                              " was requested");
+  Tensor out = Tensor::empty(t.shape, integer ? DType::I32 : want, cat);
+  load_into(name, out);
+  return out;
+}
 
-  Tensor out = Tensor::empty(t.shape, out_type, cat);
-  if (!out.has_data()) return out;  // measuring: the planner only needs the size
+void SafetensorsFile::load_into(const std::string& name, const Tensor& out) const {
+  const SafeTensor& t = info(name);
+  const std::string tw = path_ + ": tensor '" + name + "' ";
+  check(out.shape() == t.shape, tw + "has shape " + t.shape.str() + ", expected " + out.shape().str());
+  const bool integer = t.dtype == DType::I32;
+  const DType out_type = out.dtype();
+  check(integer == (out_type == DType::I32),
+        tw + "has dtype " + t.file_dtype + ", expected " + (integer ? "a floating type" : std::string("I32/I64")));
+  if (!out.has_data()) return;  // measuring: the planner only needs the size
   const uint8_t* src = data_ + t.begin;
   const size_t n = static_cast<size_t>(t.shape.numel());
 
@@ -257,7 +267,6 @@ Tensor SafetensorsFile::load(const std::string& name, MemCategory cat, DType wan
       dst[i] = out_type == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
     }
   }
-  return out;
 }
 
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,

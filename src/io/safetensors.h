@@ -50,6 +50,10 @@ class SafetensorsFile {
   // int32 range are an Error); asking for I32 from a floating tensor is an Error.
   // In a measuring ledger the result has no data and nothing is copied.
   Tensor load(const std::string& name, MemCategory cat, DType want = DType::F32) const;
+  // Copies tensor `name` into an existing tensor of the same shape (converting floats to its dtype;
+  // integers need an I32 destination), without a temporary buffer. Error naming the tensor on a
+  // shape or dtype mismatch.
+  void load_into(const std::string& name, const Tensor& dst) const;
 
  private:
   struct Mapping;

@@ -1,7 +1,8 @@
 // Compiled with -ffast-math (CMakeLists.txt): that is what makes glibc declare its vector math
 // library (libmvec), so the loops below call 8- or 16-wide tanhf instead of one scalar tanhf per
 // element, which took a quarter of a GPT training step. Nothing here depends on IEEE corner
-// cases: no reductions are reordered and NaN inputs still give NaN outputs.
+// cases: there are no reductions to reorder. (-ffinite-math-only means NaN inputs are not
+// guaranteed to propagate through GELU; non-finite values are caught at the loss.)
 #include "kernels/gelu.h"
 
 #include <cmath>

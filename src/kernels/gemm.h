@@ -1,24 +1,17 @@
 #pragma once
-// Row-major GEMM through OpenBLAS: C = alpha * op(A) * op(B) + beta * C,
-// op(A) is M x K, op(B) is K x N, C is M x N; lda/ldb/ldc are row strides in elements.
+// Matrix products through OpenBLAS, row-major, lda/ldb/ldc are row strides in elements.
 // Inside an OpenMP parallel region OpenBLAS runs single-threaded, so callers may
 // parallelise over independent GEMMs (attention heads) themselves.
 #include <cstdint>
 
 namespace frugal {
 
+// C = alpha * op(A) * op(B) + beta * C; op(A) is M x K, op(B) is K x N, C is M x N.
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
-}  // namespace frugal
-
-namespace frugal {
-
-// y[N] = beta * y + alpha * op(A) x, A row-major M x N (op = transpose when trans).
+// y = alpha * op(A) x + beta * y with A row-major M x N (op = transpose when trans).
 void gemv(bool trans, int64_t M, int64_t N, float alpha, const float* A, int64_t lda, const float* x,
           float beta, float* y);
-
-// out[cols] += sum over rows of m (rows x cols): bias gradients.
-void add_column_sums(const float* m, int64_t rows, int64_t cols, float* out);
 
 }  // namespace frugal

@@ -1,6 +1,7 @@
 #include "models/cnn.h"
 
 #include "core/error.h"
+#include "models/config_json.h"
 #include "models/mlp.h"
 #include "nn/activations.h"
 #include "nn/conv2d.h"
@@ -16,11 +17,9 @@ nlohmann::json CnnConfig::to_json() const {
 
 CnnConfig CnnConfig::from_json(const nlohmann::json& j) {
   CnnConfig c;
-  for (const char* key : {"channels", "n_blocks", "classes"})
-    check(j.contains(key) && j[key].is_number_integer(), std::string("config.json: missing integer key '") + key + "'");
-  c.channels = j["channels"].get<int64_t>();
-  c.n_blocks = j["n_blocks"].get<int64_t>();
-  c.classes = j["classes"].get<int64_t>();
+  c.channels = require_int(j, "channels");
+  c.n_blocks = require_int(j, "n_blocks");
+  c.classes = require_int(j, "classes");
   c.validate();
   return c;
 }

@@ -29,6 +29,7 @@ class Cnn : public Model {
   Shape sample_target_shape() const override { return {}; }
   DType target_dtype() const override { return DType::I32; }
   void init_weights(uint64_t seed) override;
+  const CnnConfig& cnn_config() const { return config_; }
 
  protected:
   void collect_buffers(std::vector<Param*>& out) const override;

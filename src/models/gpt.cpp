@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "models/config_json.h"
 #include "nn/layernorm.h"
 #include "nn/linear.h"
 #include "nn/sequential.h"
@@ -18,14 +19,6 @@ nlohmann::json GptConfig::to_json() const {
           {"layer_norm_epsilon", layer_norm_epsilon}, {"activation_function", "gelu_new"},
           {"tie_word_embeddings", true}};
 }
-
-namespace {
-int64_t require_int(const nlohmann::json& j, const char* key) {
-  check(j.contains(key), std::string("config.json: missing key '") + key + "'");
-  check(j[key].is_number_integer(), std::string("config.json: '") + key + "' must be an integer");
-  return j[key].get<int64_t>();
-}
-}  // namespace
 
 GptConfig GptConfig::from_json(const nlohmann::json& j) {
   check(j.is_object(), "config.json: expected a JSON object");
@@ -96,8 +89,7 @@ void Gpt::init_weights(uint64_t seed) {
     const bool is_bias = n.ends_with(".bias");
     const bool is_ln = n.find(".ln_") != std::string::npos || n.starts_with("ln_f.");
     if (is_ln && !is_bias) {
-      if (p->value.has_data())
-        for (int64_t i = 0; i < p->value.numel(); ++i) p->value.f32()[i] = 1.0f;
+      p->value.fill(1.0f);
     } else if (is_bias) {
       p->value.fill_zero();
     } else {

@@ -3,19 +3,12 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "models/config_json.h"
 #include "nn/activations.h"
 #include "nn/linear.h"
 #include "nn/sequential.h"
 
 namespace frugal {
-
-namespace {
-int64_t require_int(const nlohmann::json& j, const char* key) {
-  check(j.contains(key), std::string("config.json: missing key '") + key + "'");
-  check(j[key].is_number_integer(), std::string("config.json: '") + key + "' must be an integer");
-  return j[key].get<int64_t>();
-}
-}  // namespace
 
 nlohmann::json MlpConfig::to_json() const {
   return {{"frugal_arch", "mlp"},  {"in_features", in_features}, {"hidden", hidden},
@@ -30,7 +23,10 @@ MlpConfig MlpConfig::from_json(const nlohmann::json& j) {
   c.out_features = require_int(j, "out_features");
   c.n_layers = require_int(j, "n_layers");
   c.batchnorm = j.value("batchnorm", false);
-  c.classification = j.value("task", std::string("regression")) == "classification";
+  const std::string task = j.value("task", std::string("regression"));
+  check(task == "regression" || task == "classification",
+        "config.json: task '" + task + "' is neither regression nor classification");
+  c.classification = task == "classification";
   c.validate();
   return c;
 }

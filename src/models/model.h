@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/tensor_init.h"
 #include "nn/layer.h"
 
 namespace frugal {
@@ -39,10 +40,5 @@ class Model {
   virtual void collect_buffers(std::vector<Param*>& out) const { (void)out; }
   std::vector<std::unique_ptr<Layer>> blocks_;
 };
-
-// Fills a tensor with N(0, std^2) from (seed, stream).
-void init_normal(const Tensor& t, uint64_t seed, uint64_t stream, float std);
-// Fills with U(-bound, bound).
-void init_uniform(const Tensor& t, uint64_t seed, uint64_t stream, float bound);
 
 }  // namespace frugal

@@ -1,12 +1,13 @@
 #include "models/model_io.h"
 
 #include <filesystem>
-#include <fstream>
+#include <algorithm>
 #include <regex>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
+#include "models/config_json.h"
 #include "models/cnn.h"
 #include "models/gpt.h"
 #include "models/mlp.h"
@@ -17,18 +18,18 @@ namespace fs = std::filesystem;
 
 std::unique_ptr<Model> model_from_config(const nlohmann::json& config) {
   check(config.is_object(), "config.json: expected a JSON object");
-  if (!config.contains("frugal_arch")) return std::make_unique<Gpt>(GptConfig::from_json(config));
-  const std::string arch = config["frugal_arch"].get<std::string>();
-  if (arch == "mlp") return std::make_unique<Mlp>(MlpConfig::from_json(config));
-  if (arch == "cnn") return std::make_unique<Cnn>(CnnConfig::from_json(config));
-  if (arch == "linear") {
-    for (const char* key : {"in_features", "out_features"})
-      check(config.contains(key) && config[key].is_number_integer(),
-            std::string("config.json: missing integer key '") + key + "'");
-    return std::make_unique<LinearRegression>(config["in_features"].get<int64_t>(),
-                                              config["out_features"].get<int64_t>());
+  try {
+    if (!config.contains("frugal_arch")) return std::make_unique<Gpt>(GptConfig::from_json(config));
+    check(config["frugal_arch"].is_string(), "config.json: 'frugal_arch' must be a string");
+    const std::string arch = config["frugal_arch"].get<std::string>();
+    if (arch == "mlp") return std::make_unique<Mlp>(MlpConfig::from_json(config));
+    if (arch == "cnn") return std::make_unique<Cnn>(CnnConfig::from_json(config));
+    if (arch == "linear")
+      return std::make_unique<LinearRegression>(require_int(config, "in_features"), require_int(config, "out_features"));
+    throw Error("config.json: unknown frugal_arch '" + arch + "'");
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("config.json: a value has the wrong type (") + e.what() + ")");
   }
-  throw Error("config.json: unknown frugal_arch '" + arch + "'");
 }
 
 namespace {
@@ -41,24 +42,27 @@ std::string canonical_gpt_name(const std::string& name) {
   return n;
 }
 
+// A tied head stored explicitly must really be tied. Compared through a scratch ledger: a check
+// of the file, not part of the model's memory.
+void check_tied_head(const SafetensorsFile& file, const Model& model) {
+  for (const char* head : {"lm_head.weight", "transformer.lm_head.weight"}) {
+    if (!file.contains(head)) continue;
+    MemoryLedger scratch;
+    LedgerScope scope(scratch);
+    const Tensor& wte = model.params()[0]->value;
+    const std::string where = file.path() + ": " + head;
+    check(file.shape(head) == wte.shape(), where + " has shape " + file.shape(head).str() + ", wte " + wte.shape().str());
+    Tensor lm = Tensor::empty(wte.shape(), DType::F32, MemCategory::Workspace);
+    file.load_into(head, lm);
+    check(std::equal(lm.f32(), lm.f32() + lm.numel(), wte.f32()),
+          where + " differs from wte.weight (frugal's GPT-2 ties them)");
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<Model> load_model(const std::string& dir) {
-  check(fs::is_directory(dir), "model directory " + dir + " not found");
-  const std::string config_path = dir + "/config.json";
-  check(fs::exists(config_path), "model directory " + dir + " has no config.json");
-  nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(read_file(config_path));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(config_path + ": not valid JSON (" + std::string(e.what()) + ")");
-  }
-  std::unique_ptr<Model> model;
-  try {
-    model = model_from_config(config);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(config_path + ": " + e.what());
-  }
+  std::unique_ptr<Model> model = model_from_config(read_model_config(dir));
   const std::string weights_path = dir + "/model.safetensors";
   check(fs::exists(weights_path), "model directory " + dir + " has no model.safetensors");
   const SafetensorsFile file = SafetensorsFile::open(weights_path);
@@ -67,7 +71,9 @@ std::unique_ptr<Model> load_model(const std::string& dir) {
   const bool gpt = model->arch() == "gpt";
   for (const std::string& name : file.names()) {
     const std::string canonical = gpt ? canonical_gpt_name(name) : name;
-    if (!canonical.empty()) file_names[canonical] = name;
+    if (canonical.empty()) continue;
+    check(file_names.emplace(canonical, name).second,
+          weights_path + ": tensor '" + canonical + "' appears twice (with and without a prefix)");
   }
   for (Param* p : model->state()) {
     auto it = file_names.find(p->name);
@@ -75,22 +81,12 @@ std::unique_ptr<Model> load_model(const std::string& dir) {
     const Shape shape = file.shape(it->second);
     check(shape == p->value.shape(), weights_path + ": tensor '" + it->second + "' has shape " + shape.str() +
                                          " but config.json implies " + p->value.shape().str());
-    Tensor loaded = file.load(it->second, MemCategory::Workspace);
-    p->value.copy_from(loaded);
+    file.load_into(it->second, p->value);  // straight into the parameter: no temporary buffer
     file_names.erase(it);
   }
   for (const auto& [canonical, name] : file_names)
     throw Error(weights_path + ": unexpected tensor '" + name + "' for this " + model->arch() + " configuration");
-  if (gpt && (file.contains("lm_head.weight") || file.contains("transformer.lm_head.weight"))) {
-    // A tied head stored explicitly must really be tied.
-    const std::string head = file.contains("lm_head.weight") ? "lm_head.weight" : "transformer.lm_head.weight";
-    Tensor lm = file.load(head, MemCategory::Workspace);
-    const Tensor& wte = model->params()[0]->value;
-    check(lm.shape() == wte.shape(), weights_path + ": lm_head.weight shape " + lm.shape().str() + " differs from wte");
-    for (int64_t i = 0; i < lm.numel(); ++i)
-      check(lm.f32()[i] == wte.f32()[i], weights_path + ": lm_head.weight differs from wte.weight (frugal's GPT-2 "
-                                                        "ties them)");
-  }
+  if (gpt) check_tied_head(file, *model);
   return model;
 }
 

@@ -43,16 +43,17 @@ Tensor ReLU::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
 
 Tensor Flatten::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   check(x.ndim() >= 2, "flatten: expected input [N, ...] with at least 2 dimensions, got " + x.shape().str());
-  in_shape_ = x.shape();
   saved.clear();
+  saved.shapes = {x.shape()};
   return x.view({x.dim(0), per_sample(x.shape())});  // (N, C*H*W)
 }
 
 Tensor Flatten::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
-  check(in_shape_.ndim() >= 2, "flatten: backward before any forward");
-  check(dy.ndim() == 2 && dy.dim(1) == per_sample(in_shape_),
-        "flatten: gradient " + dy.shape().str() + " does not match input " + in_shape_.str());
-  return dy.view(in_shape_.with(0, dy.dim(0)));  // (N, C, H, W)
+  check(saved.shapes.size() == 1, "flatten: backward without a saved forward");
+  const Shape& in_shape = saved.shapes[0];
+  check(dy.ndim() == 2 && dy.dim(1) == per_sample(in_shape),
+        "flatten: gradient " + dy.shape().str() + " does not match input " + in_shape.str());
+  return dy.view(in_shape.with(0, dy.dim(0)));  // (N, C, H, W)
 }
 
 }  // namespace frugal

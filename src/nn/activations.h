@@ -5,7 +5,7 @@
 //   y > 0 exactly where x > 0, and the output already exists, so saving it costs no new bytes.
 //   Backward allocates dx (numel*4 bytes, Workspace).
 // Flatten: [N, d1, ..., dk] -> [N, d1*...*dk] as a view of the input: allocates nothing and
-//   saves nothing; backward returns a view of dy with the input's shape.
+//   saves only the input's shape; backward returns a view of dy with the input's shape.
 #include <string>
 
 #include "nn/layer.h"
@@ -27,8 +27,6 @@ class Flatten : public Layer {
   Tensor backward(const Tensor& dy, Saved& saved, const RunContext& rc) override;
   std::string kind() const override { return "flatten"; }
 
- private:
-  Shape in_shape_;  // of the last forward (a Saved holds tensors only); N is taken from dy
 };
 
 }  // namespace frugal

@@ -1,8 +1,7 @@
 #include "nn/attention.h"
 
-#include <omp.h>
-
 #include "core/error.h"
+#include "core/threading.h"
 #include "kernels/attention.h"
 
 namespace frugal {
@@ -29,7 +28,7 @@ Tensor CausalSelfAttention::backward(const Tensor& dy, Saved& saved, const RunCo
   const Tensor& att = saved.tensors.at(1);
   const int64_t B = qkv.dim(0), T = qkv.dim(1);
   Tensor dqkv = Tensor::empty(qkv.shape(), DType::F32, MemCategory::Workspace);  // (B, T, 3D)
-  Tensor scratch = Tensor::empty({T * T * omp_get_max_threads()}, DType::F32, MemCategory::Workspace);
+  Tensor scratch = Tensor::empty({per_thread(T * T)}, DType::F32, MemCategory::Workspace);
   if (measuring(dy)) return dqkv;
   attention_backward(qkv.f32(), att.f32(), dy.f32(), dqkv.f32(), B, T, dim_, heads_, scratch.f32());
   return dqkv;

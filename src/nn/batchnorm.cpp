@@ -14,8 +14,7 @@ Param make_param(const std::string& name, int64_t channels, float value, bool tr
   p.name = name;
   p.value = Tensor::empty({channels}, DType::F32, MemCategory::Params);
   p.trainable = trainable;
-  if (p.value.has_data())  // not when built under a measuring ledger
-    for (int64_t c = 0; c < channels; ++c) p.value.f32()[c] = value;
+  p.value.fill(value);
   return p;
 }
 

@@ -5,30 +5,11 @@
 #include <utility>
 
 #include "core/error.h"
-#include "core/rng.h"
+#include "core/tensor_init.h"
 #include "kernels/conv.h"
 #include "kernels/gemm.h"
 
 namespace frugal {
-
-namespace {
-
-// A stable stream id per parameter name, so two layers with one seed get different weights.
-uint64_t name_stream(const std::string& name) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a
-  for (unsigned char ch : name) h = (h ^ ch) * 1099511628211ull;
-  return h;
-}
-
-void fill_uniform(const Tensor& t, float bound, uint64_t seed, const std::string& name) {
-  if (!t.has_data()) return;  // built under a measuring ledger
-  float* p = t.f32();
-  const uint64_t stream = name_stream(name);
-  for (int64_t i = 0; i < t.numel(); ++i)
-    p[i] = bound * (2.0f * rng_uniform(seed, stream, static_cast<uint64_t>(i)) - 1.0f);
-}
-
-}  // namespace
 
 Conv2d::Conv2d(std::string prefix, int64_t in_channels, int64_t out_channels, int64_t kernel_size,
                int64_t stride, int64_t padding, bool bias, uint64_t seed)
@@ -53,8 +34,8 @@ Conv2d::Conv2d(std::string prefix, int64_t in_channels, int64_t out_channels, in
 
 void Conv2d::reset_parameters(uint64_t seed) {
   const float bound = 1.0f / std::sqrt(static_cast<float>(in_channels_ * kernel_ * kernel_));
-  fill_uniform(weight_.value, bound, seed, weight_.name);
-  if (has_bias_) fill_uniform(bias_.value, bound, seed, bias_.name);
+  init_uniform(weight_.value, seed, name_stream(weight_.name), bound);
+  if (has_bias_) init_uniform(bias_.value, seed, name_stream(bias_.name), bound);
 }
 
 void Conv2d::collect_params(std::vector<Param*>& out) {
@@ -121,7 +102,8 @@ Tensor Conv2d::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   const bool direct = kernel_ == 1 && stride_ == 1 && padding_ == 0;
   const bool weight_grad = weight_.trainable, bias_grad = has_bias_ && bias_.trainable;
 
-  Tensor dx = Tensor::empty(x.shape(), DType::F32, MemCategory::Workspace);  // (N, Cin, H, W)
+  Tensor dx;  // (N, Cin, H, W); none when the input is data (first layer of the chain)
+  if (rc.input_grad) dx = Tensor::empty(x.shape(), DType::F32, MemCategory::Workspace);
   Tensor col;  // (Cin*k*k, Ho*Wo): first im2col(x_n) for dW, then W^T dy_n for dx
   if (!direct) col = Tensor::empty({K, P}, DType::F32, MemCategory::Workspace);
   if (weight_grad) weight_.ensure_grad();
@@ -132,7 +114,6 @@ Tensor Conv2d::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   for (int64_t n = 0; n < N; ++n) {
     const float* xn = x.f32() + n * in_channels_ * g.height * g.width;  // (Cin, H, W)
     const float* dyn = dy.f32() + n * out_channels_ * P;                // (Cout, Ho*Wo)
-    float* dxn = dx.f32() + n * in_channels_ * g.height * g.width;      // (Cin, H, W)
     if (weight_grad) {  // dW (Cout, K) += dy_n (Cout, P) * col_n^T (P, K)
       const float* cn = xn;
       if (!direct) {
@@ -150,6 +131,8 @@ Tensor Conv2d::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
         db[co] += static_cast<float>(s);
       }
     }
+    if (!rc.input_grad) continue;
+    float* dxn = dx.f32() + n * in_channels_ * g.height * g.width;  // (Cin, H, W)
     if (direct) {  // dx_n (K, P) = W^T (K, Cout) * dy_n (Cout, P)
       gemm(true, false, K, P, out_channels_, 1.0f, w, K, dyn, P, 0.0f, dxn, P);
     } else {  // the same product into col, then folded back onto the image

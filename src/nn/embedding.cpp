@@ -29,8 +29,10 @@ Tensor Embedding::forward(const Tensor& tokens, Saved& saved, const RunContext& 
 
 Tensor Embedding::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   const Tensor& tokens = saved.tensors.at(0);
-  const Tensor& dwte = wte_.ensure_grad();
-  const Tensor& dwpe = wpe_.ensure_grad();
+  if (!wte_.trainable && !wpe_.trainable) return {};
+  // A frozen table's share is computed into scratch and dropped (the kernel updates both).
+  Tensor dwte = wte_.trainable ? wte_.ensure_grad() : Tensor::zeros(wte_.value.shape(), DType::F32, MemCategory::Workspace);
+  Tensor dwpe = wpe_.trainable ? wpe_.ensure_grad() : Tensor::zeros(wpe_.value.shape(), DType::F32, MemCategory::Workspace);
   if (!measuring(dy))
     embedding_backward(tokens.i32(), dy.f32(), dwte.f32(), dwpe.f32(), tokens.dim(0), tokens.dim(1), dim_);
   return {};

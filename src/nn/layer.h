@@ -29,9 +29,11 @@ struct Param {
 // What a forward left for its backward; nested for composite layers.
 struct Saved {
   std::vector<Tensor> tensors;
+  std::vector<Shape> shapes;  // geometry a backward needs when no tensor carries it (pooling, flatten)
   std::vector<Saved> children;
   void clear() {
     tensors.clear();
+    shapes.clear();
     children.clear();
   }
   Saved& child(size_t i) {
@@ -47,9 +49,10 @@ struct RunContext {
   uint64_t step = 0;        // optimizer step
   uint64_t micro_batch = 0; // index within the optimizer step
   int block_index = 0;      // position in the chain (set by the executor)
+  bool input_grad = true;   // false when the layer's input is data: backward may skip dL/dx
 };
 
-inline bool measuring(const Tensor& t) { return !t.has_data(); }
+inline bool measuring(const Tensor& t) { return t.measured(); }
 
 class Layer {
  public:
@@ -58,7 +61,8 @@ class Layer {
   Layer& operator=(const Layer&) = delete;
   virtual ~Layer() = default;
   virtual Tensor forward(const Tensor& x, Saved& saved, const RunContext& rc) = 0;
-  // Returns dL/dx, or an undefined tensor when x takes no gradient (token ids).
+  // Returns dL/dx, or an undefined tensor when x takes no gradient (token ids, or
+  // rc.input_grad == false).
   virtual Tensor backward(const Tensor& dy, Saved& saved, const RunContext& rc) = 0;
   virtual void collect_params(std::vector<Param*>& out) { (void)out; }
   virtual std::string kind() const = 0;  // "linear", "layernorm", ... for messages and reports

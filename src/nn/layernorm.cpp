@@ -1,8 +1,7 @@
 #include "nn/layernorm.h"
 
-#include <omp.h>
-
 #include "core/error.h"
+#include "core/threading.h"
 #include "kernels/layernorm.h"
 
 namespace frugal {
@@ -10,8 +9,7 @@ namespace frugal {
 LayerNorm::LayerNorm(const std::string& prefix, int64_t dim, float eps) : dim_(dim), eps_(eps) {
   weight_ = {prefix + ".weight", Tensor::empty({dim}, DType::F32, MemCategory::Params), {}, true};
   bias_ = {prefix + ".bias", Tensor::zeros({dim}, DType::F32, MemCategory::Params), {}, true};
-  if (weight_.value.has_data())
-    for (int64_t i = 0; i < dim; ++i) weight_.value.f32()[i] = 1.0f;
+  weight_.value.fill(1.0f);
 }
 
 Tensor LayerNorm::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
@@ -32,9 +30,10 @@ Tensor LayerNorm::backward(const Tensor& dy, Saved& saved, const RunContext& rc)
   const Tensor& x = saved.tensors.at(0);
   const int64_t rows = x.numel() / dim_;
   Tensor dx = Tensor::empty(x.shape(), DType::F32, MemCategory::Workspace);
-  Tensor partials = Tensor::empty({2 * dim_ * omp_get_max_threads()}, DType::F32, MemCategory::Workspace);
-  const Tensor& dw = weight_.ensure_grad();
-  const Tensor& db = bias_.ensure_grad();
+  Tensor partials = Tensor::empty({per_thread(2 * dim_)}, DType::F32, MemCategory::Workspace);
+  // Frozen gains still need dw/db computed by the kernel; they go to scratch, not to a gradient.
+  Tensor dw = weight_.trainable ? weight_.ensure_grad() : Tensor::zeros({dim_}, DType::F32, MemCategory::Workspace);
+  Tensor db = bias_.trainable ? bias_.ensure_grad() : Tensor::zeros({dim_}, DType::F32, MemCategory::Workspace);
   if (measuring(dy)) return dx;
   layernorm_backward(x.f32(), weight_.value.f32(), saved.tensors[1].f32(), saved.tensors[2].f32(), dy.f32(), dx.f32(),
                      dw.f32(), db.f32(), rows, dim_, partials.f32());

@@ -1,5 +1,7 @@
 #include "nn/linear.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
@@ -46,20 +48,28 @@ Tensor Linear::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
 
 Tensor Linear::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   const Tensor& x = saved.tensors.at(0);  // (..., in)
-  Tensor dx = output_like(x, in_, MemCategory::Workspace);  // (..., in)
+  const int64_t rows = x.numel() / in_;
+  Tensor dx;  // (..., in); none when x is data (the first layer of the chain)
+  if (rc.input_grad) dx = output_like(x, in_, MemCategory::Workspace);
   const Tensor* dw = weight_->trainable ? &weight_->ensure_grad() : nullptr;
   const Tensor* db = has_bias_ && bias_.trainable ? &bias_.ensure_grad() : nullptr;
+  Tensor ones;  // (rows): the bias gradient is a GEMV of dy with a row of ones
+  if (db) ones = Tensor::empty({rows}, DType::F32, MemCategory::Workspace);
   if (measuring(dy)) return dx;
-  const int64_t rows = x.numel() / in_;
   const float* w = weight_->value.f32();
-  if (layout_ == WeightLayout::InOut) {
-    gemm(false, true, rows, in_, out_, 1.0f, dy.f32(), out_, w, out_, 0.0f, dx.f32(), in_);  // dy W^T
-    if (dw) gemm(true, false, in_, out_, rows, 1.0f, x.f32(), in_, dy.f32(), out_, 1.0f, dw->f32(), out_);  // x^T dy
-  } else {
-    gemm(false, false, rows, in_, out_, 1.0f, dy.f32(), out_, w, in_, 0.0f, dx.f32(), in_);  // dy W
-    if (dw) gemm(true, false, out_, in_, rows, 1.0f, dy.f32(), out_, x.f32(), in_, 1.0f, dw->f32(), in_);  // dy^T x
+  const bool in_out = layout_ == WeightLayout::InOut;
+  if (dx.defined()) {
+    if (in_out) gemm(false, true, rows, in_, out_, 1.0f, dy.f32(), out_, w, out_, 0.0f, dx.f32(), in_);  // dy W^T
+    else gemm(false, false, rows, in_, out_, 1.0f, dy.f32(), out_, w, in_, 0.0f, dx.f32(), in_);        // dy W
   }
-  if (db) add_column_sums(dy.f32(), rows, out_, db->f32());
+  if (dw) {
+    if (in_out) gemm(true, false, in_, out_, rows, 1.0f, x.f32(), in_, dy.f32(), out_, 1.0f, dw->f32(), out_);  // x^T dy
+    else gemm(true, false, out_, in_, rows, 1.0f, dy.f32(), out_, x.f32(), in_, 1.0f, dw->f32(), in_);         // dy^T x
+  }
+  if (db) {
+    std::fill(ones.f32(), ones.f32() + rows, 1.0f);
+    gemv(/*trans=*/true, rows, out_, 1.0f, dy.f32(), out_, ones.f32(), 1.0f, db->f32());
+  }
   return dx;
 }
 

@@ -40,24 +40,24 @@ MaxPool2d::MaxPool2d(int64_t kernel_size, int64_t stride)
 
 Tensor MaxPool2d::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   const PoolGeometry g = input_geometry("maxpool2d", x, kernel_, stride_);  // x: (N, C, H, W)
-  in_h_ = g.height;
-  in_w_ = g.width;
   const Shape out{x.dim(0), x.dim(1), g.out_h(), g.out_w()};
   Tensor y = Tensor::empty(out, DType::F32, MemCategory::Activations);       // (N, C, Ho, Wo)
   Tensor argmax = Tensor::empty(out, DType::I32, MemCategory::Activations);  // (N, C, Ho, Wo)
   saved.tensors = {argmax};
+  saved.shapes = {x.shape()};
   if (measuring(x)) return y;
   maxpool2d_forward(x.f32(), g, y.f32(), argmax.i32());
   return y;
 }
 
 Tensor MaxPool2d::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
-  check(saved.tensors.size() == 1, "maxpool2d: backward without a saved forward");
-  const PoolGeometry g = gradient_geometry("maxpool2d", dy, in_h_, in_w_, kernel_, stride_);
+  check(saved.tensors.size() == 1 && saved.shapes.size() == 1, "maxpool2d: backward without a saved forward");
+  const int64_t in_h = saved.shapes[0][2], in_w = saved.shapes[0][3];
+  const PoolGeometry g = gradient_geometry("maxpool2d", dy, in_h, in_w, kernel_, stride_);
   const Tensor& argmax = saved.tensors[0];  // (N, C, Ho, Wo)
   check(argmax.shape() == dy.shape(), "maxpool2d: gradient " + dy.shape().str() +
                                           " does not match the forward output " + argmax.shape().str());
-  Tensor dx = Tensor::empty({dy.dim(0), dy.dim(1), in_h_, in_w_}, DType::F32, MemCategory::Workspace);
+  Tensor dx = Tensor::empty({dy.dim(0), dy.dim(1), in_h, in_w}, DType::F32, MemCategory::Workspace);
   if (measuring(dy)) return dx;
   maxpool2d_backward(dy.f32(), argmax.i32(), g, dx.f32());
   return dx;
@@ -70,19 +70,20 @@ AvgPool2d::AvgPool2d(int64_t kernel_size, int64_t stride)
 
 Tensor AvgPool2d::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   const PoolGeometry g = input_geometry("avgpool2d", x, kernel_, stride_);  // x: (N, C, H, W)
-  in_h_ = g.height;
-  in_w_ = g.width;
   Tensor y = Tensor::empty({x.dim(0), x.dim(1), g.out_h(), g.out_w()}, DType::F32,
                            MemCategory::Activations);  // (N, C, Ho, Wo)
-  saved.clear();  // backward needs only the shapes
+  saved.clear();
+  saved.shapes = {x.shape()};  // backward needs only the input's geometry
   if (measuring(x)) return y;
   avgpool2d_forward(x.f32(), g, y.f32());
   return y;
 }
 
 Tensor AvgPool2d::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
-  const PoolGeometry g = gradient_geometry("avgpool2d", dy, in_h_, in_w_, kernel_, stride_);
-  Tensor dx = Tensor::empty({dy.dim(0), dy.dim(1), in_h_, in_w_}, DType::F32, MemCategory::Workspace);
+  check(saved.shapes.size() == 1, "avgpool2d: backward without a saved forward");
+  const int64_t in_h = saved.shapes[0][2], in_w = saved.shapes[0][3];
+  const PoolGeometry g = gradient_geometry("avgpool2d", dy, in_h, in_w, kernel_, stride_);
+  Tensor dx = Tensor::empty({dy.dim(0), dy.dim(1), in_h, in_w}, DType::F32, MemCategory::Workspace);
   if (measuring(dy)) return dx;
   avgpool2d_backward(dy.f32(), g, dx.f32());
   return dx;

@@ -27,7 +27,6 @@ class MaxPool2d : public Layer {
 
  private:
   int64_t kernel_, stride_;
-  int64_t in_h_ = 0, in_w_ = 0;  // of the last forward
 };
 
 class AvgPool2d : public Layer {
@@ -39,7 +38,6 @@ class AvgPool2d : public Layer {
 
  private:
   int64_t kernel_, stride_;
-  int64_t in_h_ = 0, in_w_ = 0;  // of the last forward
 };
 
 }  // namespace frugal

@@ -16,8 +16,10 @@ Tensor Sequential::forward(const Tensor& x, Saved& saved, const RunContext& rc) 
 
 Tensor Sequential::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   Tensor g = dy;
+  RunContext inner = rc;
   for (size_t i = layers_.size(); i-- > 0;) {
-    g = layers_[i]->backward(g, saved.children[i], rc);
+    inner.input_grad = i > 0 || rc.input_grad;  // only the first layer's input can be data
+    g = layers_[i]->backward(g, saved.children[i], inner);
     saved.children[i].clear();  // this layer's activations are no longer needed
   }
   return g;

@@ -1,10 +1,10 @@
 #include "report/format.h"
 
-#include <cctype>
+#include "core/ledger.h"
+
 #include <cmath>
 #include <cstdio>
 
-#include "core/error.h"
 
 namespace frugal {
 
@@ -36,27 +36,18 @@ std::string format_seconds(double s) {
   return buf;
 }
 
-uint64_t parse_size(const std::string& text) {
-  size_t pos = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &pos);
-  } catch (...) {
-    throw Error("invalid size '" + text + "' (expected e.g. 4096, 512MiB, 1.5GB)");
-  }
-  std::string unit = text.substr(pos);
-  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  double scale = 0;
-  if (unit.empty() || unit == "b") scale = 1;
-  else if (unit == "kib" || unit == "k") scale = 1024.0;
-  else if (unit == "mib" || unit == "m") scale = 1024.0 * 1024;
-  else if (unit == "gib" || unit == "g") scale = 1024.0 * 1024 * 1024;
-  else if (unit == "kb") scale = 1e3;
-  else if (unit == "mb") scale = 1e6;
-  else if (unit == "gb") scale = 1e9;
-  check(scale > 0, "invalid size unit in '" + text + "' (use B, KiB, MiB, GiB, KB, MB or GB)");
-  check(value >= 0 && std::isfinite(value) && value * scale < 1.8e19, "size '" + text + "' is out of range");
-  return static_cast<uint64_t>(value * scale);
+void print_memory_table(const std::vector<std::string>& titles, const std::vector<MemorySnapshot>& columns) {
+  std::printf("  %-24s", "peak bytes by category");
+  for (const auto& t : titles) std::printf(" %12s", t.c_str());
+  std::printf("\n");
+  auto row = [&](const char* name, auto value_of) {
+    std::printf("  %-24s", name);
+    for (const auto& c : columns) std::printf(" %12s", format_bytes(static_cast<double>(value_of(c))).c_str());
+    std::printf("\n");
+  };
+  for (int k = 0; k < kNumMemCategories; ++k)
+    row(mem_category_name(static_cast<MemCategory>(k)), [k](const MemorySnapshot& s) { return s.bytes[k]; });
+  row("total (peak of the sum)", [](const MemorySnapshot& s) { return s.total; });
 }
 
 }  // namespace frugal

@@ -19,7 +19,8 @@ Batch allocate_batch(const Model& model, int64_t batch_size);
 // Items a loss is averaged over: targets that are not -100 (token models) or samples.
 int64_t count_items(const Model& model, const Batch& batch);
 
-// Checks a user-provided batch against the model (dtype, shape, label range).
+// Checks a user-provided batch against the model (dtypes and shapes; label and token ranges are
+// checked by the loss and the embedding when they run).
 void validate_batch(const Model& model, const Batch& batch);
 
 }  // namespace frugal

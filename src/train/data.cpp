@@ -7,7 +7,9 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "io/text_corpus.h"
+#include "models/cnn.h"
 #include "models/gpt.h"
+#include "models/mlp.h"
 
 namespace frugal {
 
@@ -29,7 +31,8 @@ Batch TokenWindows::batch(int64_t step, int64_t batch_size) {
   if (!b.inputs.has_data()) return b;
   const uint64_t windows = text_.size() - static_cast<uint64_t>(context_);
   for (int64_t s = 0; s < batch_size; ++s) {
-    const uint64_t start = philox4x32(seed_, rng_stream(kDataStream, step), s)[0] % windows;
+    const auto w = philox4x32(seed_, rng_stream(kDataStream, step), s);
+    const uint64_t start = ((static_cast<uint64_t>(w[1]) << 32) | w[0]) % windows;  // 64 bits: any text length
     for (int64_t t = 0; t < context_; ++t) {
       b.inputs.i32()[s * context_ + t] = static_cast<uint8_t>(text_[start + t]);
       b.targets.i32()[s * context_ + t] = static_cast<uint8_t>(text_[start + t + 1]);
@@ -55,8 +58,8 @@ Batch RandomTokens::batch(int64_t step, int64_t batch_size) {
 
 SyntheticRegression::SyntheticRegression(int64_t in, int64_t out, uint64_t seed)
     : in_(in), out_(out), seed_(seed), a_(in * out), c_(in * out) {
-  // The teacher depends on the seed only through a fixed offset so that it is the same task for
-  // every model seed; batches vary with the seed.
+  // The teacher is fixed (its own constant key), so every seed trains on the same task; the
+  // seed varies the samples only.
   for (int64_t i = 0; i < in * out; ++i) {
     a_[i] = rng_normal(1234, rng_stream(kDataStream, 1), i);
     c_[i] = rng_normal(1234, rng_stream(kDataStream, 2), i);
@@ -134,7 +137,14 @@ std::unique_ptr<DataSource> make_data_source(const std::string& spec, const Mode
   }
   if (spec == "fashion-mnist") {
     check(arch == "mlp" || arch == "cnn", "--data fashion-mnist needs --arch mlp or cnn, not " + arch);
-    check(model.loss_kind() == LossKind::CrossEntropy, "fashion-mnist: the model must have 10 outputs");
+    const bool flat = arch == "mlp";
+    check(model.loss_kind() == LossKind::CrossEntropy && model.target_dtype() == DType::I32 &&
+              model.sample_input_shape() == (flat ? Shape{28 * 28} : Shape{1, 28, 28}),
+          "fashion-mnist needs a classifier of 28x28 images (" + std::string(flat ? "784 inputs" : "1x28x28 inputs") +
+              ")");
+    const int64_t classes = flat ? static_cast<const Mlp&>(model).mlp_config().out_features
+                                 : static_cast<const Cnn&>(model).cnn_config().classes;
+    check(classes == 10, "fashion-mnist has 10 classes; the model has " + std::to_string(classes) + " outputs");
     return std::make_unique<ImageClassification>(load_fashion_mnist(kFashionMnistDir, true), arch == "mlp", seed);
   }
   check(spec == "synthetic", "--data " + spec + " is not available for --arch " + arch +

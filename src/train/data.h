@@ -48,7 +48,7 @@ class RandomTokens : public DataSource {
 };
 
 // Regression on x ~ N(0, I): y = A x / sqrt(in) + 0.5 tanh(C x / sqrt(in)) + 0.01 noise, with a
-// fixed random teacher (A, C) drawn from the seed. A linear model can learn only the first term;
+// fixed random teacher (A, C), the same for every seed. A linear model can learn only the first term;
 // an MLP can learn both.
 class SyntheticRegression : public DataSource {
  public:

@@ -27,6 +27,7 @@ PassResult forward_backward(Model& model, const Batch& batch, double normalizer,
   output = Tensor();  // the logits are not needed once their gradient exists
   for (size_t i = blocks.size(); i-- > 0;) {
     rc.block_index = static_cast<int>(i);
+    rc.input_grad = i > 0;  // the chain's input is data: no gradient for it
     ledger.set_phase("backward " + std::to_string(i));
     grad = blocks[i]->backward(grad, saved[i], rc);
     saved[i].clear();

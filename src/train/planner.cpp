@@ -1,5 +1,7 @@
 #include "train/planner.h"
 
+#include <algorithm>
+
 namespace frugal {
 
 namespace {
@@ -22,10 +24,10 @@ MemoryPlan plan_training_memory(const ModelFactory& make_model, const TrainOptio
   ShapeOnlyData data(*model);
   Trainer trainer(*model, data, options);
   MemoryPlan plan;
-  // Two steps: the second one runs with gradients and optimizer state already allocated, which is
-  // where the total peaks in a real run.
-  trainer.step(0);
-  plan.forward_calls = trainer.step(1).forward_calls;
+  // Two steps (or one for a one-step run): the second runs with gradients and optimizer state
+  // already allocated, which is where the total peaks in a real run.
+  const int64_t steps = std::min<int64_t>(2, options.steps);
+  for (int64_t s = 0; s < steps; ++s) plan.forward_calls = trainer.step(s).forward_calls;
   plan.layer_count = static_cast<int64_t>(model->blocks().size());
   plan.peak = ledger.peak();
   return plan;

@@ -1,6 +1,6 @@
 #pragma once
 // Predicts the training memory of a configuration before anything is allocated: the model is
-// built and one training step is run through a measuring ledger (core/ledger.h), which keeps the
+// built and two training steps are run through a measuring ledger (core/ledger.h), which keeps the
 // books of every allocation the real run would make but hands out no memory and runs no kernel.
 // Because the prediction walks the very schedule the real run executes, predicted and measured
 // bytes agree by construction; tests check both against the shape arithmetic.
@@ -14,7 +14,7 @@
 namespace frugal {
 
 struct MemoryPlan {
-  MemorySnapshot peak;        // per category and total, over model creation plus one step
+  MemorySnapshot peak;        // per category and total, over model creation plus two steps
   int64_t forward_calls = 0;  // block forward evaluations per optimizer step
   int64_t layer_count = 0;    // blocks in the chain
 };

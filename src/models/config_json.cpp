@@ -1,0 +1,30 @@
+#include "models/config_json.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+
+namespace frugal {
+
+int64_t require_int(const nlohmann::json& j, const char* key) {
+  check(j.contains(key), std::string("config.json: missing key '") + key + "'");
+  check(j[key].is_number_integer(), std::string("config.json: '") + key + "' must be an integer");
+  return j[key].get<int64_t>();
+}
+
+nlohmann::json read_model_config(const std::string& dir) {
+  check(std::filesystem::is_directory(dir), "model directory " + dir + " not found");
+  const std::string path = dir + "/config.json";
+  check(std::filesystem::exists(path), "model directory " + dir + " has no config.json");
+  nlohmann::json config;
+  try {
+    config = nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": not valid JSON (" + std::string(e.what()) + ")");
+  }
+  check(config.is_object(), path + ": expected a JSON object");
+  return config;
+}
+
+}  // namespace frugal
