@@ -52,15 +52,18 @@ inline double relative_error(const std::vector<double>& analytic, const std::vec
   return std::sqrt(diff) / std::max(std::sqrt(ref), 1e-12);
 }
 
-// Checks dL/dx (when x is f32) and dL/dp for every parameter of `layer`.
+// Checks dL/dx (when x is f32) and dL/dp for every parameter of `layer`, plus `shared` parameters
+// the layer uses but does not own (a tied weight).
 inline std::vector<GradCheckEntry> grad_check(Layer& layer, const Tensor& x, const RunContext& rc,
-                                              float eps = 1e-2f, int max_coords = 48) {
+                                              float eps = 1e-2f, int max_coords = 48,
+                                              const std::vector<Param*>& shared = {}) {
   std::vector<GradCheckEntry> out;
   Saved saved;
   Tensor y = layer.forward(x, saved, rc);
   Tensor w = random_tensor(y.shape(), 4242);
   std::vector<Param*> params;
   layer.collect_params(params);
+  params.insert(params.end(), shared.begin(), shared.end());
   for (Param* p : params)
     if (p->grad.defined()) p->grad.fill_zero();
   Tensor dx = layer.backward(w, saved, rc);

@@ -35,13 +35,14 @@ Result frugal(const std::string& args) {
   const std::string cmd = std::string("OMP_NUM_THREADS=1 ") + FRUGAL_BINARY + " " + args + " > " +
                           (dir / "out").string() + " 2> " + (dir / "err").string() + " < /dev/null";
   const int raw = std::system(cmd.c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : 128, slurp(dir / "out"), slurp(dir / "err")};
+  // The shell reports a child killed by a signal as exit status 128 + signal.
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw), slurp(dir / "out"), slurp(dir / "err")};
 }
 
 // One non-empty line naming the problem.
 void expect_one_line_error(const Result& r, const std::string& fragment) {
   EXPECT_NE(r.status, 0);
-  EXPECT_NE(r.status, 128) << "crashed";
+  EXPECT_LT(r.status, 128) << "killed by a signal (crash): " << r.err;
   std::string err = r.err;
   while (!err.empty() && err.back() == '\n') err.pop_back();
   EXPECT_EQ(err.find('\n'), std::string::npos) << "more than one line: " << r.err;
@@ -68,20 +69,29 @@ void copy_model(const fs::path& from, const fs::path& to) {
   fs::copy(from / "model.safetensors", to / "model.safetensors");
 }
 
-// A GPT batch written by `frugal` itself is not available; write a minimal safetensors by hand.
-void write_token_batch(const fs::path& path, int B, int T) {
-  std::string header = "{\"inputs\":{\"dtype\":\"I32\",\"shape\":[" + std::to_string(B) + "," + std::to_string(T) +
-                       "],\"data_offsets\":[0," + std::to_string(4 * B * T) + "]},\"targets\":{\"dtype\":\"I32\","
-                       "\"shape\":[" + std::to_string(B) + "," + std::to_string(T) + "],\"data_offsets\":[" +
-                       std::to_string(4 * B * T) + "," + std::to_string(8 * B * T) + "]}}";
+// A batch file written by hand (the parity scripts write them with numpy): inputs and targets of
+// shape (B, T), values (i * 7) % 256, of the given safetensors dtype ("I32" or "F32"); `first_input`
+// replaces the first input value.
+void write_token_batch(const fs::path& path, int B, int T, const std::string& input_dtype = "I32",
+                       int32_t first_input = 0) {
+  const std::string shape = "[" + std::to_string(B) + "," + std::to_string(T) + "]";
+  std::string header = "{\"inputs\":{\"dtype\":\"" + input_dtype + "\",\"shape\":" + shape +
+                       ",\"data_offsets\":[0," + std::to_string(4 * B * T) + "]},\"targets\":{\"dtype\":\"I32\","
+                       "\"shape\":" + shape + ",\"data_offsets\":[" + std::to_string(4 * B * T) + "," +
+                       std::to_string(8 * B * T) + "]}}";
   while (header.size() % 8) header += ' ';
   std::ofstream out(path, std::ios::binary);
   const uint64_t n = header.size();
   out.write(reinterpret_cast<const char*>(&n), 8);
   out << header;
   for (int i = 0; i < 2 * B * T; ++i) {
-    const int32_t v = (i * 7) % 256;
-    out.write(reinterpret_cast<const char*>(&v), 4);
+    const int32_t v = i == 0 && first_input ? first_input : (i * 7) % 256;
+    if (i < B * T && input_dtype == "F32") {
+      const float f = static_cast<float>(v);
+      out.write(reinterpret_cast<const char*>(&f), 4);
+    } else {
+      out.write(reinterpret_cast<const char*>(&v), 4);
+    }
   }
 }
 }  // namespace
@@ -139,12 +149,26 @@ TEST(Cli, TensorShapesThatDoNotMatchTheConfig) {
   expect_one_line_error(frugal("generate --model " + (dir / "m").string() + " --tokens 2"), "shape");
 }
 
-TEST(Cli, BatchWithOutOfRangeTokens) {
+TEST(Cli, BatchesThatDoNotFitTheModel) {
   const fs::path dir = scratch("badbatch");
-  write_token_batch(dir / "batch.safetensors", 2, 9);  // T = 9 > n_positions 8
-  expect_one_line_error(frugal("grad --model " + saved_gpt().string() + " --batch " + (dir / "batch.safetensors").string() +
+  const std::string grad = "grad --model " + saved_gpt().string() + " --out " + (dir / "g").string() + " --batch ";
+  write_token_batch(dir / "long.safetensors", 2, 9);  // T = 9 > n_positions 8
+  expect_one_line_error(frugal(grad + (dir / "long.safetensors").string()), "n_positions");
+  write_token_batch(dir / "vocab.safetensors", 2, 8, "I32", 300);  // token 300 >= vocab_size 256
+  expect_one_line_error(frugal(grad + (dir / "vocab.safetensors").string()), "token id 300");
+  write_token_batch(dir / "negative.safetensors", 2, 8, "I32", -5);
+  expect_one_line_error(frugal(grad + (dir / "negative.safetensors").string()), "token id -5");
+  write_token_batch(dir / "float.safetensors", 2, 8, "F32");  // token ids must be integers
+  expect_one_line_error(frugal(grad + (dir / "float.safetensors").string()), "inputs");
+}
+
+TEST(Cli, IntegerInputsForAnMlpAreRefused) {
+  const fs::path dir = scratch("mlpbatch");
+  ASSERT_EQ(frugal("train --arch mlp --data synthetic --steps 1 --micro-batch 2 --save " + (dir / "m").string()).status, 0);
+  write_token_batch(dir / "batch.safetensors", 2, 32);
+  expect_one_line_error(frugal("grad --model " + (dir / "m").string() + " --batch " + (dir / "batch.safetensors").string() +
                                " --out " + (dir / "g").string()),
-                        "n_positions");
+                        "inputs");
 }
 
 TEST(Cli, GradWritesEveryParameterAndGenerateRuns) {
@@ -198,13 +222,17 @@ TEST(Cli, CnnReachesEightyFivePercentOnFashionMnist) {
 
 TEST(Cli, PlanPredictsWhatTrainMeasures) {
   const fs::path dir = scratch("plan");
-  const std::string config = "--arch gpt --layers 2 --dim 32 --heads 4 --ctx 16 --data synthetic --micro-batch 3";
-  const Result plan = frugal("plan " + config + " --json");
-  ASSERT_EQ(plan.status, 0) << plan.err;
-  const Result train = frugal("train " + config + " --steps 2 --summary " + (dir / "s.json").string());
-  ASSERT_EQ(train.status, 0) << train.err;
-  const auto predicted = nlohmann::json::parse(plan.out);
-  const auto summary = nlohmann::json::parse(slurp(dir / "s.json"));
-  EXPECT_EQ(predicted["predicted_memory"], summary["memory"]);
-  EXPECT_EQ(predicted["forward_calls"], summary["forward_calls"]);
+  // Two threads (per-thread scratch is part of the workspace) and one and three steps (the total
+  // peaks only once gradients and optimizer state exist).
+  for (const std::string extra : {"--threads 2 --steps 3", "--threads 2 --steps 1", "--threads 1 --steps 2"}) {
+    const std::string config = "--arch gpt --layers 2 --dim 32 --heads 4 --ctx 16 --data synthetic --micro-batch 3 " + extra;
+    const Result plan = frugal("plan " + config + " --json");
+    ASSERT_EQ(plan.status, 0) << plan.err;
+    const Result train = frugal("train " + config + " --summary " + (dir / "s.json").string());
+    ASSERT_EQ(train.status, 0) << train.err;
+    const auto predicted = nlohmann::json::parse(plan.out);
+    const auto summary = nlohmann::json::parse(slurp(dir / "s.json"));
+    EXPECT_EQ(predicted["predicted_memory"], summary["memory"]) << extra;
+    EXPECT_EQ(predicted["forward_calls"], summary["forward_calls"]) << extra;
+  }
 }
