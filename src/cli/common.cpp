@@ -23,7 +23,9 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_option("--heads", f.heads, "attention heads (gpt)")->check(CLI::Range(1, 1024));
   app.add_option("--ctx", f.ctx, "context length (gpt)")->check(CLI::Range(1, 1 << 20));
   app.add_option("--vocab", f.vocab, "vocabulary size (gpt; byte-level text needs 256)")->check(CLI::Range(2, 1 << 24));
-  app.add_flag("--batchnorm", f.batchnorm, "BatchNorm between the MLP's layers");
+  app.add_flag("--batchnorm", f.batchnorm, "BatchNorm between the MLP's layers (same as --norm batch)");
+  app.add_option("--norm", f.norm, "normalisation in the MLP/CNN: none | batch | group | layer")
+      ->check(CLI::IsMember({"none", "batch", "group", "layer"}));
 }
 
 void add_pending_flags(CLI::App& app, PendingFlags& f) {
@@ -75,6 +77,9 @@ void add_training_flags(CLI::App& app, TrainOptions& o, int& threads) {
   app.add_option("--schedule", o.schedule, "cosine | constant")
       ->check(CLI::IsMember({"cosine", "constant"}))->capture_default_str();
   app.add_option("--seed", o.seed, "seed for weights, data order and dropout")->capture_default_str();
+  app.add_option("--bn-stats", o.bn_stats,
+                 "BatchNorm running statistics under --accum: micro (update per micro-batch) | batch (merge, update once)")
+      ->check(CLI::IsMember({"micro", "batch"}))->capture_default_str();
   app.add_option("--threads", threads, "OpenMP/OpenBLAS threads (0: all cores)")->check(CLI::Range(0, 1024));
 }
 
@@ -127,19 +132,22 @@ std::unique_ptr<Model> build_model(const ModelFlags& f, const std::string& data,
     c.in_features = images ? 28 * 28 : 32;
     c.out_features = images ? 10 : 8;
     c.classification = images;
-    c.batchnorm = f.batchnorm;
+    c.norm = f.batchnorm ? "batch" : (f.norm.empty() ? "none" : f.norm);
     model = std::make_unique<Mlp>(c);
   } else if (f.arch == "cnn") {
     CnnConfig c;
     c.channels = or_default(f.dim, 16);
     c.n_blocks = or_default(f.layers, 2);
+    if (!f.norm.empty()) c.norm = f.norm;
     model = std::make_unique<Cnn>(c);
   } else {
     check(f.arch == "linear", "unknown --arch '" + f.arch + "'");
     model = std::make_unique<LinearRegression>(32, 8);
   }
   check(f.arch == "gpt" || (f.heads == 0 && f.ctx == 0 && f.vocab == 0), "--heads/--ctx/--vocab apply to --arch gpt only");
-  check(f.arch == "mlp" || !f.batchnorm, "--batchnorm applies to --arch mlp only (the CNN always has BatchNorm)");
+  check(f.arch == "mlp" || !f.batchnorm, "--batchnorm applies to --arch mlp only (the CNN's --norm defaults to batch)");
+  check(f.arch == "mlp" || f.arch == "cnn" || f.norm.empty(), "--norm applies to --arch mlp and cnn only");
+  check(!f.batchnorm || f.norm.empty() || f.norm == "batch", "--batchnorm contradicts --norm " + f.norm);
   if (with_weights) model->init_weights(seed);
   return model;
 }

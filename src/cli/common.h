@@ -13,7 +13,8 @@ struct ModelFlags {
   std::string arch = "gpt";
   std::string model_dir;  // --model DIR: load instead of building fresh
   int64_t layers = 0, dim = 0, heads = 0, ctx = 0, vocab = 0;  // 0: the architecture's default
-  bool batchnorm = false;
+  bool batchnorm = false;  // alias of --norm batch
+  std::string norm;        // empty: the architecture's default (mlp none, cnn batch)
 };
 
 // Flags whose features land in later work; accepted by the parser, refused with a clear message

@@ -9,7 +9,7 @@
 #include "io/safetensors.h"
 #include "models/gpt.h"
 #include "train/batch.h"
-#include "train/executor.h"
+#include "train/accumulate.h"
 
 namespace frugal::cli {
 
@@ -39,17 +39,7 @@ void run_grad(GradFlags& f) {
               file.load("targets", MemCategory::Activations, model->target_dtype())};
   if (model->arch() == "gpt" && batch.inputs.ndim() == 2) static_cast<Gpt&>(*model).set_context(batch.inputs.dim(1));
   validate_batch(*model, batch);
-  check(batch.size() % f.accum == 0, "--accum " + std::to_string(f.accum) + " does not divide the batch of " +
-                                         std::to_string(batch.size()) + " samples into equal micro-batches");
-
-  const double normalizer = static_cast<double>(count_items(*model, batch));
-  RunContext rc;
-  double loss = 0.0;
-  const int64_t micro = batch.size() / f.accum;
-  for (int64_t k = 0; k < f.accum; ++k) {
-    rc.micro_batch = static_cast<uint64_t>(k);
-    loss += forward_backward(*model, batch.slice(k * micro, (k + 1) * micro), normalizer, rc).loss;
-  }
+  const double loss = accumulate_gradients(*model, batch, f.accum, RunContext{}).loss;
   std::vector<std::pair<std::string, Tensor>> grads;
   for (Param* p : model->params())
     if (p->trainable) grads.emplace_back(p->name, p->ensure_grad());

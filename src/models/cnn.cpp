@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "models/config_json.h"
+#include "models/normalization.h"
 #include "models/mlp.h"
 #include "nn/activations.h"
 #include "nn/conv2d.h"
@@ -12,7 +13,7 @@
 namespace frugal {
 
 nlohmann::json CnnConfig::to_json() const {
-  return {{"frugal_arch", "cnn"}, {"channels", channels}, {"n_blocks", n_blocks}, {"classes", classes}};
+  return {{"frugal_arch", "cnn"}, {"channels", channels}, {"n_blocks", n_blocks}, {"classes", classes}, {"norm", norm}};
 }
 
 CnnConfig CnnConfig::from_json(const nlohmann::json& j) {
@@ -20,6 +21,7 @@ CnnConfig CnnConfig::from_json(const nlohmann::json& j) {
   c.channels = require_int(j, "channels");
   c.n_blocks = require_int(j, "n_blocks");
   c.classes = require_int(j, "classes");
+  c.norm = j.value("norm", std::string("batch"));
   c.validate();
   return c;
 }
@@ -28,6 +30,7 @@ void CnnConfig::validate() const {
   check(channels > 0 && channels <= 4096, "CNN config: channels must be in 1..4096");
   check(n_blocks >= 1 && n_blocks <= 3, "CNN config: n_blocks must be 1, 2 or 3 for 28x28 images");
   check(classes >= 2, "CNN config: at least 2 classes");
+  validate_norm(norm);
 }
 
 Cnn::Cnn(const CnnConfig& config) : config_(config) {
@@ -37,9 +40,8 @@ Cnn::Cnn(const CnnConfig& config) : config_(config) {
     const std::string prefix = "blocks." + std::to_string(i);
     auto block = std::make_unique<Sequential>("conv_block");
     block->add(std::make_unique<Conv2d>(prefix + ".conv", in, channels, 3, 1, 1));
-    auto bn = std::make_unique<BatchNorm>(prefix + ".bn", channels);
-    batchnorms_.push_back(bn.get());
-    block->add(std::move(bn));
+    if (auto norm = make_norm_layer(config.norm, prefix, channels, /*images=*/true, batchnorms_))
+      block->add(std::move(norm));
     block->add(std::make_unique<ReLU>());
     block->add(std::make_unique<MaxPool2d>(2));
     blocks_.push_back(std::move(block));
@@ -61,6 +63,10 @@ void Cnn::init_weights(uint64_t seed) {
   std::vector<Param*> head;
   blocks_.back()->collect_params(head);
   init_linear_default(head, seed);
+}
+
+void Cnn::apply_deferred_statistics() {
+  for (BatchNorm* bn : batchnorms_) bn->apply_deferred_statistics();
 }
 
 void Cnn::collect_buffers(std::vector<Param*>& out) const {

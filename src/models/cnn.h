@@ -1,6 +1,7 @@
 #pragma once
 // A small CNN for 28x28 greyscale images (Fashion-MNIST):
-//   n_blocks x [conv 3x3 pad 1 -> BatchNorm -> ReLU -> max-pool 2], channels c, 2c, 4c, ...
+//   n_blocks x [conv 3x3 pad 1 -> norm -> ReLU -> max-pool 2], channels c, 2c, 4c, ...
+//   (norm: BatchNorm by default, or GroupNorm / LayerNorm-like GroupNorm(1), models/normalization.h)
 //   then [flatten -> linear to 10 classes]. Each conv block and the head is one block of the chain.
 // Names (PyTorch layouts): blocks.{i}.conv.{weight,bias}, blocks.{i}.bn.*, head.{weight,bias}.
 #include "models/model.h"
@@ -12,6 +13,7 @@ struct CnnConfig {
   int64_t channels = 16;  // of the first block; doubles per block
   int64_t n_blocks = 2;   // 1..3 (28 -> 14 -> 7 -> 3)
   int64_t classes = 10;
+  std::string norm = "batch";  // batch | group | layer | none
 
   nlohmann::json to_json() const;
   static CnnConfig from_json(const nlohmann::json& j);
@@ -29,6 +31,7 @@ class Cnn : public Model {
   Shape sample_target_shape() const override { return {}; }
   DType target_dtype() const override { return DType::I32; }
   void init_weights(uint64_t seed) override;
+  void apply_deferred_statistics() override;
   const CnnConfig& cnn_config() const { return config_; }
 
  protected:

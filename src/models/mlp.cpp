@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "models/config_json.h"
+#include "models/normalization.h"
 #include "nn/activations.h"
 #include "nn/linear.h"
 #include "nn/sequential.h"
@@ -12,7 +13,7 @@ namespace frugal {
 
 nlohmann::json MlpConfig::to_json() const {
   return {{"frugal_arch", "mlp"},  {"in_features", in_features}, {"hidden", hidden},
-          {"out_features", out_features}, {"n_layers", n_layers}, {"batchnorm", batchnorm},
+          {"out_features", out_features}, {"n_layers", n_layers}, {"norm", norm},
           {"task", classification ? "classification" : "regression"}};
 }
 
@@ -22,7 +23,7 @@ MlpConfig MlpConfig::from_json(const nlohmann::json& j) {
   c.hidden = require_int(j, "hidden");
   c.out_features = require_int(j, "out_features");
   c.n_layers = require_int(j, "n_layers");
-  c.batchnorm = j.value("batchnorm", false);
+  c.norm = j.value("norm", std::string("none"));
   const std::string task = j.value("task", std::string("regression"));
   check(task == "regression" || task == "classification",
         "config.json: task '" + task + "' is neither regression nor classification");
@@ -35,6 +36,7 @@ void MlpConfig::validate() const {
   check(in_features > 0 && hidden > 0 && out_features > 0, "MLP config: feature sizes must be positive");
   check(n_layers >= 1 && n_layers <= 4096, "MLP config: n_layers must be in 1..4096");
   check(!classification || out_features >= 2, "MLP config: a classifier needs at least 2 classes");
+  validate_norm(norm);
 }
 
 Mlp::Mlp(const MlpConfig& config) : config_(config) {
@@ -43,25 +45,23 @@ Mlp::Mlp(const MlpConfig& config) : config_(config) {
   for (int64_t i = 0; i + 1 < config.n_layers; ++i) {
     const std::string prefix = "layers." + std::to_string(i);
     auto block = std::make_unique<Sequential>("mlp_block");
-    block->add(std::make_unique<Linear>(prefix, in, config.hidden, WeightLayout::OutIn, true));
-    if (config.batchnorm) {
-      auto bn = std::make_unique<BatchNorm>(prefix + ".bn", config.hidden);
-      batchnorms_.push_back(bn.get());
-      block->add(std::move(bn));
-    }
+    block->add(std::make_unique<Linear>(prefix, in, config.hidden, WeightLayout::OutIn, true))
+        .collect_params(linear_params_);
+    if (auto norm = make_norm_layer(config.norm, prefix, config.hidden, /*images=*/false, batchnorms_))
+      block->add(std::move(norm));
     block->add(std::make_unique<ReLU>());
     blocks_.push_back(std::move(block));
     in = config.hidden;
   }
   blocks_.push_back(std::make_unique<Linear>("layers." + std::to_string(config.n_layers - 1), in, config.out_features,
                                              WeightLayout::OutIn, true));
+  blocks_.back()->collect_params(linear_params_);
 }
 
-void Mlp::init_weights(uint64_t seed) {
-  std::vector<Param*> linear;
-  for (Param* p : params())
-    if (p->name.find(".bn.") == std::string::npos) linear.push_back(p);
-  init_linear_default(linear, seed);
+void Mlp::init_weights(uint64_t seed) { init_linear_default(linear_params_, seed); }
+
+void Mlp::apply_deferred_statistics() {
+  for (BatchNorm* bn : batchnorms_) bn->apply_deferred_statistics();
 }
 
 void Mlp::collect_buffers(std::vector<Param*>& out) const {

@@ -1,9 +1,9 @@
 #pragma once
-// Multi-layer perceptron: n_layers linear layers, each but the last followed by optional
-// BatchNorm and ReLU. Each hidden layer is one block of the chain; the last linear is the final
+// Multi-layer perceptron: n_layers linear layers, each but the last followed by an optional
+// normalisation (models/normalization.h) and ReLU. Each hidden layer is one block of the chain; the last linear is the final
 // block. Regression (MSE) or classification (cross-entropy over out_features classes).
 // Linear weights use torch.nn.Linear's (out, in) layout: layers.{i}.weight, layers.{i}.bias,
-// layers.{i}.bn.{weight,bias,running_mean,running_var}.
+// layers.{i}.bn.{weight,bias,running_mean,running_var} or layers.{i}.norm.{weight,bias}.
 #include "models/model.h"
 #include "nn/batchnorm.h"
 
@@ -14,7 +14,7 @@ struct MlpConfig {
   int64_t hidden = 64;
   int64_t out_features = 8;
   int64_t n_layers = 3;
-  bool batchnorm = false;
+  std::string norm = "none";  // none | batch | group | layer
   bool classification = false;  // cross-entropy over out_features classes instead of MSE
 
   nlohmann::json to_json() const;
@@ -35,6 +35,7 @@ class Mlp : public Model {
   Shape sample_target_shape() const override { return config_.classification ? Shape{} : Shape{config_.out_features}; }
   DType target_dtype() const override { return config_.classification ? DType::I32 : DType::F32; }
   void init_weights(uint64_t seed) override;
+  void apply_deferred_statistics() override;
   const MlpConfig& mlp_config() const { return config_; }
 
  protected:
@@ -43,6 +44,7 @@ class Mlp : public Model {
  private:
   MlpConfig config_;
   std::vector<BatchNorm*> batchnorms_;
+  std::vector<Param*> linear_params_;  // weight, bias of each linear layer, in order
 };
 
 // Linear regression: one linear layer (linear.weight (out, in), linear.bias) and MSE.

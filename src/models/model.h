@@ -34,6 +34,8 @@ class Model {
   std::vector<Param*> state() const;
   int64_t parameter_count() const;
   int64_t trainable_parameter_count() const;
+  // --bn-stats batch: applies the running-statistics update merged over the step's micro-batches.
+  virtual void apply_deferred_statistics() {}
 
  protected:
   // Buffers that are saved but never optimized; models with BatchNorm override.

@@ -68,6 +68,12 @@ Tensor BatchNorm::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   float* run_mean = running_mean_.value.f32();
   float* run_var = running_var_.value.f32();
   const bool update_running = batch_stats && !rc.recompute;
+  const bool defer = update_running && rc.defer_running_stats;
+  if (defer && pending_count_ == 0) {
+    pending_mean_.assign(C, 0.0);
+    pending_m2_.assign(C, 0.0);
+  }
+  const double merged_before = static_cast<double>(pending_count_);
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < C; ++c) {
     if (batch_stats) {
@@ -85,7 +91,12 @@ Tensor BatchNorm::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
       const double var = sq / static_cast<double>(M);
       mp[c] = static_cast<float>(mu);
       rp[c] = static_cast<float>(1.0 / std::sqrt(var + eps_));
-      if (update_running) {
+      if (defer) {
+        const double total = merged_before + static_cast<double>(M);
+        const double delta = mu - pending_mean_[c];
+        pending_mean_[c] += delta * static_cast<double>(M) / total;
+        pending_m2_[c] += sq + delta * delta * merged_before * static_cast<double>(M) / total;
+      } else if (update_running) {
         const double unbiased = var * static_cast<double>(M) / static_cast<double>(M - 1);
         run_mean[c] = static_cast<float>((1.0 - momentum_) * run_mean[c] + momentum_ * mu);
         run_var[c] = static_cast<float>((1.0 - momentum_) * run_var[c] + momentum_ * unbiased);
@@ -100,7 +111,21 @@ Tensor BatchNorm::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
     for (int64_t n = 0; n < N; ++n)
       for (int64_t s = 0; s < S; ++s) yp[(n * C + c) * S + s] = xp[(n * C + c) * S + s] * scale + shift;
   }
+  if (defer) pending_count_ += M;
   return y;
+}
+
+void BatchNorm::apply_deferred_statistics() {
+  if (pending_count_ == 0 || !running_mean_.value.has_data()) return;
+  check(pending_count_ > 1, "batchnorm " + prefix_ + ": one value per channel in the whole batch");
+  float* run_mean = running_mean_.value.f32();
+  float* run_var = running_var_.value.f32();
+  for (int64_t c = 0; c < channels_; ++c) {
+    const double unbiased = pending_m2_[c] / static_cast<double>(pending_count_ - 1);
+    run_mean[c] = static_cast<float>((1.0 - momentum_) * run_mean[c] + momentum_ * pending_mean_[c]);
+    run_var[c] = static_cast<float>((1.0 - momentum_) * run_var[c] + momentum_ * unbiased);
+  }
+  pending_count_ = 0;
 }
 
 Tensor BatchNorm::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {

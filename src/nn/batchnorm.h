@@ -7,6 +7,12 @@
 //   running_mean = (1 - momentum) * running_mean + momentum * mean
 //   running_var  = (1 - momentum) * running_var  + momentum * var * M / (M - 1),  M = N * H * W
 // except during a checkpointing recomputation (rc.recompute), which must not count a batch twice.
+// With rc.defer_running_stats (gradient accumulation with --bn-stats batch) the micro-batch's
+// count, mean and sum of squared deviations are merged into per-channel accumulators instead
+// (Chan, Golub & LeVeque's parallel merge, not an average of variances), and
+// apply_deferred_statistics() makes the single update of the optimizer step: the same running
+// statistics as one forward over the whole batch, for a layer whose input does not depend on
+// other batch statistics.
 // Eval: normalise with the running statistics. backward() must get the forward's rc.training.
 //
 // Saved for backward: the input x itself (no copy) plus mean and rstd = 1/sqrt(var + eps), two
@@ -43,6 +49,7 @@ class BatchNorm : public Layer {
   Param& bias() { return bias_; }
   Param& running_mean() { return running_mean_; }
   Param& running_var() { return running_var_; }
+  void apply_deferred_statistics();
 
  private:
   void check_input(const Tensor& x, const std::string& what) const;
@@ -52,6 +59,10 @@ class BatchNorm : public Layer {
   double eps_, momentum_;
   Param weight_, bias_;                 // (C) gamma, beta
   Param running_mean_, running_var_;    // (C) buffers
+  // Merged statistics of the step's micro-batches so far (a few doubles per channel, layer state
+  // like the running statistics themselves).
+  int64_t pending_count_ = 0;
+  std::vector<double> pending_mean_, pending_m2_;  // (C)
 };
 
 }  // namespace frugal

@@ -50,6 +50,9 @@ struct RunContext {
   uint64_t micro_batch = 0; // index within the optimizer step
   int block_index = 0;      // position in the chain (set by the executor)
   bool input_grad = true;   // false when the layer's input is data: backward may skip dL/dx
+  // --bn-stats batch: BatchNorm merges the statistics of every micro-batch of the step and updates
+  // its running statistics once, at Model::apply_deferred_statistics().
+  bool defer_running_stats = false;
 };
 
 inline bool measuring(const Tensor& t) { return t.measured(); }

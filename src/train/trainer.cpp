@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "train/executor.h"
+#include "train/accumulate.h"
 
 namespace frugal {
 
@@ -17,6 +17,7 @@ void TrainOptions::validate() const {
   check(warmup >= 0, "--warmup must be >= 0");
   check(schedule == "cosine" || schedule == "constant", "--schedule must be cosine or constant");
   check(optimizer == "adamw" || optimizer == "sgd", "--optimizer must be adamw or sgd, not '" + optimizer + "'");
+  check(bn_stats == "micro" || bn_stats == "batch", "--bn-stats must be micro or batch, not '" + bn_stats + "'");
 }
 
 Trainer::Trainer(Model& model, DataSource& data, const TrainOptions& options)
@@ -30,20 +31,16 @@ StepRecord Trainer::step(int64_t step_index) {
   StepRecord record;
   record.step = step_index;
   const Batch batch = data_.batch(step_index, options_.batch_size());
-  // Counted once, before the first micro-batch, so every micro-batch divides by the same total.
-  record.items = count_items(model_, batch);
-  const double normalizer = static_cast<double>(record.items);
   RunContext rc;
   rc.training = true;
   rc.seed = options_.seed;
   rc.step = static_cast<uint64_t>(step_index);
-  for (int64_t k = 0; k < options_.accum; ++k) {
-    rc.micro_batch = static_cast<uint64_t>(k);
-    const Batch micro = batch.slice(k * options_.micro_batch, (k + 1) * options_.micro_batch);
-    const PassResult pass = forward_backward(model_, micro, normalizer, rc);
-    record.loss += pass.loss;
-    record.forward_calls += pass.forward_calls;
-  }
+  rc.defer_running_stats = options_.bn_stats == "batch";
+  const AccumulatedPass pass = accumulate_gradients(model_, batch, options_.accum, rc);
+  if (rc.defer_running_stats) model_.apply_deferred_statistics();
+  record.loss = pass.loss;
+  record.items = pass.items;
+  record.forward_calls = pass.forward_calls;
   if (batch.inputs.has_data())
     check(std::isfinite(record.loss), "non-finite loss (" + std::to_string(record.loss) + ") at step " +
                                           std::to_string(step_index + 1) + "; try a lower --lr");

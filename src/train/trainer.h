@@ -22,6 +22,9 @@ struct TrainOptions {
   int64_t warmup = 0;
   std::string schedule = "cosine";  // or "constant"
   uint64_t seed = 0;
+  // BatchNorm running statistics under accumulation: "micro" updates them after every micro-batch
+  // (PyTorch's behaviour), "batch" merges the micro-batches and updates once per optimizer step.
+  std::string bn_stats = "micro";
 
   int64_t batch_size() const { return micro_batch * accum; }
   void validate() const;

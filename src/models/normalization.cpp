@@ -1,0 +1,27 @@
+#include "models/normalization.h"
+
+#include "core/error.h"
+#include "nn/groupnorm.h"
+#include "nn/layernorm.h"
+
+namespace frugal {
+
+void validate_norm(const std::string& norm) {
+  check(norm == "none" || norm == "batch" || norm == "group" || norm == "layer",
+        "unknown normalisation '" + norm + "' (expected none, batch, group or layer)");
+}
+
+std::unique_ptr<Layer> make_norm_layer(const std::string& norm, const std::string& prefix, int64_t channels,
+                                       bool images, std::vector<BatchNorm*>& batchnorms) {
+  validate_norm(norm);
+  if (norm == "none") return nullptr;
+  if (norm == "batch") {
+    auto bn = std::make_unique<BatchNorm>(prefix + ".bn", channels);
+    batchnorms.push_back(bn.get());
+    return bn;
+  }
+  if (norm == "layer" && !images) return std::make_unique<LayerNorm>(prefix + ".norm", channels, 1e-5f);
+  return std::make_unique<GroupNorm>(prefix + ".norm", norm == "group" ? kNormGroups : 1, channels);
+}
+
+}  // namespace frugal
