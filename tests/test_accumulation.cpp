@@ -6,8 +6,8 @@
 
 #include <cmath>
 #include <functional>
-#include <map>
 
+#include "experiments/gradient_compare.h"
 #include "kernels/cross_entropy.h"
 #include "models/gpt.h"
 #include "models/mlp.h"
@@ -21,20 +21,13 @@
 using namespace frugal;
 
 namespace {
-using Grads = std::map<std::string, std::vector<float>>;
+using Grads = GradientSnapshot;
 using ModelMaker = std::function<std::unique_ptr<Model>()>;
-
-Grads gradients_of(Model& model) {
-  Grads g;
-  for (Param* p : model.params())
-    if (p->grad.defined()) g[p->name] = std::vector<float>(p->grad.f32(), p->grad.f32() + p->grad.numel());
-  return g;
-}
 
 Grads accumulated(const ModelMaker& make, const Batch& batch, int64_t accum) {
   auto model = make();
   accumulate_gradients(*model, batch, accum, RunContext{});
-  return gradients_of(*model);
+  return snapshot_gradients(*model);
 }
 
 // The mistake this design avoids: each micro-batch divided by its own count, then by K.
@@ -45,24 +38,10 @@ Grads naive(const ModelMaker& make, const Batch& batch, int64_t accum) {
     const Batch mb = batch.slice(k * micro, (k + 1) * micro);
     forward_backward(*model, mb, static_cast<double>(count_items(*model, mb) * accum), RunContext{});
   }
-  return gradients_of(*model);
+  return snapshot_gradients(*model);
 }
 
-// Largest per-tensor relative difference: ||a - b|| / ||b||.
-double max_rel_diff(const Grads& a, const Grads& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double worst = 0;
-  for (const auto& [name, ref] : b) {
-    const auto& x = a.at(name);
-    double diff = 0, norm = 0;
-    for (size_t i = 0; i < ref.size(); ++i) {
-      diff += (static_cast<double>(x[i]) - ref[i]) * (static_cast<double>(x[i]) - ref[i]);
-      norm += static_cast<double>(ref[i]) * ref[i];
-    }
-    worst = std::max(worst, std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30));
-  }
-  return worst;
-}
+double max_rel_diff(const Grads& a, const Grads& b) { return max_relative_difference(a, b); }
 
 ModelMaker gpt_maker() {
   return [] {

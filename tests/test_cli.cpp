@@ -236,3 +236,33 @@ TEST(Cli, PlanPredictsWhatTrainMeasures) {
     EXPECT_EQ(predicted["forward_calls"], summary["forward_calls"]) << extra;
   }
 }
+
+TEST(Cli, GradAccumExperimentReportsMeasuredNumbers) {
+  const fs::path dir = scratch("experiment");
+  const Result r = frugal("experiment grad-accum --out " + dir.string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(slurp(dir / "grad-accum.json"));
+  EXPECT_LE(j["linear_mse"]["max_rel_grad_diff"].get<double>(), 1e-5);
+  EXPECT_GT(j["batchnorm"]["max_rel_grad_diff"].get<double>(), 1e-2);
+  EXPECT_LE(j["batchnorm"]["running_stats_rel_diff"].get<double>(), 1e-6);
+  EXPECT_GT(j["ragged_tokens"]["naive_rel_diff"].get<double>(), 1e-2);
+  EXPECT_LE(j["ragged_tokens"]["exact_rel_diff"].get<double>(), 1e-5);
+  const std::string md = slurp(dir / "grad-accum.md");
+  EXPECT_NE(md.find("BatchNorm"), std::string::npos);
+  EXPECT_GT(fs::file_size(dir / "grad-accum.png"), 1000u);
+  expect_one_line_error(frugal("experiment lora --out " + dir.string()), "lora");
+}
+
+TEST(Cli, AccumulationMatchesTheFullBatchWithSmallerActivations) {
+  const fs::path dir = scratch("accum");
+  const std::string model = "train --arch gpt --layers 2 --dim 32 --heads 2 --ctx 16 --data synthetic --steps 5 ";
+  ASSERT_EQ(frugal(model + "--micro-batch 8 --accum 1 --summary " + (dir / "full.json").string()).status, 0);
+  ASSERT_EQ(frugal(model + "--micro-batch 2 --accum 4 --summary " + (dir / "acc.json").string()).status, 0);
+  const auto full = nlohmann::json::parse(slurp(dir / "full.json"));
+  const auto acc = nlohmann::json::parse(slurp(dir / "acc.json"));
+  for (int s = 0; s < 5; ++s)
+    EXPECT_NEAR(acc["losses"][s].get<double>(), full["losses"][s].get<double>(), 1e-5 * full["losses"][s].get<double>());
+  const double ratio = full["memory"]["activations"].get<double>() / acc["memory"]["activations"].get<double>();
+  EXPECT_GT(ratio, 3.5);
+  EXPECT_EQ(acc["forward_calls"].get<int64_t>(), 4 * full["forward_calls"].get<int64_t>());
+}

@@ -50,5 +50,6 @@ void register_train(CLI::App& app);
 void register_grad(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_plan(CLI::App& app);
+void register_experiment(CLI::App& app);
 
 }  // namespace frugal::cli

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   frugal::cli::register_grad(app);
   frugal::cli::register_generate(app);
   frugal::cli::register_plan(app);
+  frugal::cli::register_experiment(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -34,7 +34,8 @@ void plot_png(const std::string& png_path, const PlotSpec& spec, const std::vect
   script += "set output " + quoted(png_path + ".tmp") + "\n";
   script += "set title " + quoted(spec.title) + "\nset xlabel " + quoted(spec.xlabel) + "\nset ylabel " +
             quoted(spec.ylabel) + "\nset grid\nset key outside right\n";
-  if (spec.log_y) script += "set logscale y\n";
+  if (spec.log_y) script += "set logscale y\nset format y \"%.0e\"\n";
+  if (spec.log_x) script += "set logscale x 2\n";
   script += "plot ";
   for (size_t i = 0; i < series.size(); ++i) {
     script += (i ? ", " : "") + quoted(data_path) + " index " + std::to_string(i) + " with " +

@@ -15,6 +15,7 @@ struct Series {
 struct PlotSpec {
   std::string title, xlabel, ylabel;
   bool log_y = false;
+  bool log_x = false;
 };
 
 void plot_png(const std::string& png_path, const PlotSpec& spec, const std::vector<Series>& series);

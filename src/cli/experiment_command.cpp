@@ -1,0 +1,42 @@
+// `frugal experiment NAME --out DIR`: reproduces a claim of frugal with measurements (JSON, a
+// markdown report and PNG plots in DIR).
+#include <cstdio>
+
+#include "cli/common.h"
+#include "core/error.h"
+#include "core/threading.h"
+#include "experiments/grad_accum.h"
+
+namespace frugal::cli {
+
+namespace {
+struct ExperimentFlags {
+  std::string name, out_dir = "out/experiments";
+  int threads = 0;
+};
+
+void run_experiment(const ExperimentFlags& f) {
+  set_num_threads(f.threads);
+  prepare_output_dir(f.out_dir, "--out");
+  const bool all = f.name == "all";
+  if (all || f.name == "grad-accum") {
+    run_grad_accum_experiment(f.out_dir);
+    std::printf("wrote %s/grad-accum.{json,md,png}\n", f.out_dir.c_str());
+  }
+  if (!all && f.name != "grad-accum")
+    throw Error("experiment " + f.name + " is not available yet in this version of frugal");
+}
+}  // namespace
+
+void register_experiment(CLI::App& app) {
+  auto flags = std::make_shared<ExperimentFlags>();
+  CLI::App* cmd = app.add_subcommand("experiment", "reproduce a claim with measurements: JSON, markdown and plots");
+  cmd->add_option("name", flags->name, "grad-accum | checkpoint | lora | mixed-precision | all")
+      ->required()
+      ->check(CLI::IsMember({"grad-accum", "checkpoint", "lora", "mixed-precision", "all"}));
+  cmd->add_option("--out", flags->out_dir, "output directory")->capture_default_str();
+  cmd->add_option("--threads", flags->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
+  cmd->callback([flags] { run_experiment(*flags); });
+}
+
+}  // namespace frugal::cli
