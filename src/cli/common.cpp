@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "models/config_json.h"
+#include "report/format.h"
 #include "models/cnn.h"
 #include "models/gpt.h"
 #include "models/mlp.h"
@@ -29,10 +30,6 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
 }
 
 void add_pending_flags(CLI::App& app, PendingFlags& f) {
-  app.add_option("--checkpoint", f.checkpoint, "activation checkpointing strategy")
-      ->check(CLI::IsMember({"store-all", "memory-poor", "sqrt", "optimal"}))
-      ->capture_default_str();
-  app.add_option("--activation-budget", f.activation_budget, "byte budget for --checkpoint optimal (e.g. 512MiB)");
   app.add_option("--precision", f.precision, "fp32 | fp16 | bf16")
       ->check(CLI::IsMember({"fp32", "fp16", "bf16"}))
       ->capture_default_str();
@@ -51,14 +48,27 @@ void refuse_pending_flags(const PendingFlags& f) {
   auto refuse = [](bool used, const std::string& what) {
     check(!used, what + " is not available yet in this version of frugal");
   };
-  refuse(f.checkpoint != "store-all", "--checkpoint " + f.checkpoint);
-  refuse(!f.activation_budget.empty(), "--activation-budget");
   refuse(f.precision != "fp32", "--precision " + f.precision);
   refuse(f.master_weights != "on", "--master-weights off");
   refuse(!f.loss_scale.empty(), "--loss-scale");
   refuse(f.lora_rank != 0 || !f.adapter.empty() || !f.save_adapter.empty() || !f.lora_alpha.empty() ||
              !f.lora_dropout.empty() || !f.lora_targets.empty(),
          "LoRA (--lora-*, --adapter, --save-adapter)");
+}
+
+void add_checkpoint_flags(CLI::App& app, CheckpointFlags& f) {
+  app.add_option("--checkpoint", f.strategy,
+                 "activation checkpointing: store-all | memory-poor (O(1), n(n+1)/2 forwards) | sqrt | optimal")
+      ->check(CLI::IsMember({"store-all", "memory-poor", "sqrt", "optimal"}))
+      ->capture_default_str();
+  app.add_option("--activation-budget", f.activation_budget,
+                 "peak activation bytes for --checkpoint optimal (e.g. 64MiB)");
+}
+
+void apply_checkpoint_flags(const CheckpointFlags& f, TrainOptions& options) {
+  options.checkpoint = f.strategy;
+  options.activation_budget = f.activation_budget.empty() ? 0 : static_cast<int64_t>(parse_size(f.activation_budget));
+  check(f.activation_budget.empty() || options.activation_budget > 0, "--activation-budget must be positive");
 }
 
 void add_training_flags(CLI::App& app, TrainOptions& o, int& threads) {

@@ -20,8 +20,6 @@ struct ModelFlags {
 // Flags whose features land in later work; accepted by the parser, refused with a clear message
 // unless they hold their default value.
 struct PendingFlags {
-  std::string checkpoint = "store-all";
-  std::string activation_budget;
   std::string precision = "fp32";
   std::string master_weights = "on";
   std::string loss_scale;
@@ -34,6 +32,14 @@ void add_model_flags(CLI::App& app, ModelFlags& flags);
 void add_pending_flags(CLI::App& app, PendingFlags& flags);
 void refuse_pending_flags(const PendingFlags& flags);
 void add_training_flags(CLI::App& app, TrainOptions& options, int& threads);
+
+// --checkpoint and --activation-budget (train, grad, plan). apply_checkpoint_flags parses the budget.
+struct CheckpointFlags {
+  std::string strategy = "store-all";
+  std::string activation_budget;
+};
+void add_checkpoint_flags(CLI::App& app, CheckpointFlags& flags);
+void apply_checkpoint_flags(const CheckpointFlags& flags, TrainOptions& options);
 
 // Output locations are checked before a run starts, so a typo does not cost a finished run:
 // a file's directory must exist; a directory is created.

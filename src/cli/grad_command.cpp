@@ -18,6 +18,7 @@ namespace {
 struct GradFlags {
   ModelFlags model;
   PendingFlags pending;
+  CheckpointFlags checkpoint;
   std::string batch_path, out_path;
   int64_t accum = 1;
   int threads = 0;
@@ -39,7 +40,13 @@ void run_grad(GradFlags& f) {
               file.load("targets", MemCategory::Activations, model->target_dtype())};
   if (model->arch() == "gpt" && batch.inputs.ndim() == 2) static_cast<Gpt&>(*model).set_context(batch.inputs.dim(1));
   validate_batch(*model, batch);
-  const double loss = accumulate_gradients(*model, batch, f.accum, RunContext{}).loss;
+  check(batch.size() % f.accum == 0, "--accum " + std::to_string(f.accum) + " does not split the batch of " +
+                                         std::to_string(batch.size()) + " samples into equal micro-batches");
+  TrainOptions options;
+  apply_checkpoint_flags(f.checkpoint, options);
+  const Schedule schedule = make_schedule(options.checkpoint, *model, batch.size() / f.accum, batch.size(),
+                                          options.activation_budget);
+  const double loss = accumulate_gradients(*model, batch, f.accum, RunContext{}, &schedule).loss;
   std::vector<std::pair<std::string, Tensor>> grads;
   for (Param* p : model->params())
     if (p->trainable) grads.emplace_back(p->name, p->ensure_grad());
@@ -53,6 +60,7 @@ void register_grad(CLI::App& app) {
   auto flags = std::make_shared<GradFlags>();
   CLI::App* cmd = app.add_subcommand("grad", "one forward + backward on a batch; prints the loss, writes gradients");
   add_model_flags(*cmd, flags->model);
+  add_checkpoint_flags(*cmd, flags->checkpoint);
   add_pending_flags(*cmd, flags->pending);
   cmd->add_option("--batch", flags->batch_path, "safetensors file with 'inputs' and 'targets'")->required();
   cmd->add_option("--out", flags->out_path, "where to write the gradients (safetensors)")->required();

@@ -14,6 +14,7 @@ namespace {
 struct PlanFlags {
   ModelFlags model;
   PendingFlags pending;
+  CheckpointFlags checkpoint;
   TrainOptions options;
   int threads = 0;
   std::string data = "fortunes";
@@ -22,6 +23,7 @@ struct PlanFlags {
 
 void run_plan(PlanFlags& f) {
   refuse_pending_flags(f.pending);
+  apply_checkpoint_flags(f.checkpoint, f.options);
   set_num_threads(f.threads);  // per-thread scratch is part of the workspace
   const MemoryPlan plan = plan_training_memory(
       [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false); }, f.options);
@@ -32,6 +34,7 @@ void run_plan(PlanFlags& f) {
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
+  std::printf("predicted memory, --checkpoint %s\n", f.options.checkpoint.c_str());
   print_memory_table({"predicted"}, {plan.peak});
   std::printf("forward calls per step: %lld over %lld blocks\n", static_cast<long long>(plan.forward_calls),
               static_cast<long long>(plan.layer_count));
@@ -44,6 +47,7 @@ void register_plan(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("plan", "predict training memory by category without running");
   add_model_flags(*cmd, flags->model);
   add_training_flags(*cmd, flags->options, flags->threads);
+  add_checkpoint_flags(*cmd, flags->checkpoint);
   add_pending_flags(*cmd, flags->pending);
   cmd->add_option("--data", flags->data, "as for train (decides the MLP's input and output sizes)");
   cmd->add_flag("--json", flags->json, "print JSON instead of a table");

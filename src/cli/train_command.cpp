@@ -27,6 +27,7 @@ namespace {
 struct TrainFlags {
   ModelFlags model;
   PendingFlags pending;
+  CheckpointFlags checkpoint;
   TrainOptions options;
   int threads = 0;
   std::string data = "fortunes";
@@ -41,7 +42,8 @@ void print_memory_report(const MemorySnapshot& predicted, const MemorySnapshot& 
   std::printf("  %-24s %12s %12s\n", "process peak RSS (OS)", "", format_bytes(static_cast<double>(peak_rss_bytes())).c_str());
 }
 
-void write_plots(const std::string& dir, const std::vector<StepRecord>& steps, const std::vector<TimelineEvent>& timeline) {
+void write_plots(const std::string& dir, const std::vector<StepRecord>& steps, const std::vector<TimelineEvent>& timeline,
+                 const std::string& strategy) {
   std::filesystem::create_directories(dir);
   Series loss{"training loss", {}, {}, false};
   for (const auto& s : steps) {
@@ -60,12 +62,13 @@ void write_plots(const std::string& dir, const std::vector<StepRecord>& steps, c
     series[kNumMemCategories].x.push_back(e.time_s * 1e3);
     series[kNumMemCategories].y.push_back(static_cast<double>(e.live_total) / (1 << 20));
   }
-  plot_png(dir + "/memory_timeline.png", {"Live memory during one training step (store-all)", "time (ms)", "MiB", false},
+  plot_png(dir + "/memory_timeline.png", {"Live memory during one training step (" + strategy + ")", "time (ms)", "MiB", false},
            series);
 }
 
 void run_train(TrainFlags& f) {
   refuse_pending_flags(f.pending);
+  apply_checkpoint_flags(f.checkpoint, f.options);
   check_output_file(f.summary_path, "--summary");
   check_output_file(f.metrics_path, "--metrics");
   prepare_output_dir(f.save_dir, "--save");
@@ -152,7 +155,7 @@ void run_train(TrainFlags& f) {
     save_model(*model, f.save_dir);
     std::printf("saved model to %s\n", f.save_dir.c_str());
   }
-  if (!f.plots_dir.empty()) write_plots(f.plots_dir, records, timeline);
+  if (!f.plots_dir.empty()) write_plots(f.plots_dir, records, timeline, f.options.checkpoint);
   if (!f.summary_path.empty()) write_file_atomic(f.summary_path, summary.dump(2) + "\n");
 }
 
@@ -167,6 +170,7 @@ void register_train(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("train", "train or fine-tune a model (no flags: the built-in demo)");
   add_model_flags(*cmd, flags->model);
   add_training_flags(*cmd, flags->options, flags->threads);
+  add_checkpoint_flags(*cmd, flags->checkpoint);
   add_pending_flags(*cmd, flags->pending);
   cmd->add_option("--data", flags->data, "synthetic | fashion-mnist | fortunes | PATH (a text file, byte tokens)")
       ->capture_default_str();

@@ -1,5 +1,9 @@
 #include "report/format.h"
 
+#include <cctype>
+#include <cmath>
+
+#include "core/error.h"
 #include "core/ledger.h"
 
 #include <cmath>
@@ -34,6 +38,29 @@ std::string format_seconds(double s) {
   if (s >= 1.0) std::snprintf(buf, sizeof buf, "%.2f s", s);
   else std::snprintf(buf, sizeof buf, "%.1f ms", s * 1e3);
   return buf;
+}
+
+uint64_t parse_size(const std::string& text) {
+  size_t pos = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &pos);
+  } catch (...) {
+    throw Error("invalid size '" + text + "' (expected e.g. 4096, 512MiB, 1.5GB)");
+  }
+  std::string unit = text.substr(pos);
+  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  double scale = 0;
+  if (unit.empty() || unit == "b") scale = 1;
+  else if (unit == "kib" || unit == "k") scale = 1024.0;
+  else if (unit == "mib" || unit == "m") scale = 1024.0 * 1024;
+  else if (unit == "gib" || unit == "g") scale = 1024.0 * 1024 * 1024;
+  else if (unit == "kb") scale = 1e3;
+  else if (unit == "mb") scale = 1e6;
+  else if (unit == "gb") scale = 1e9;
+  check(scale > 0, "invalid size unit in '" + text + "' (use B, KiB, MiB, GiB, KB, MB or GB)");
+  check(value >= 0 && std::isfinite(value) && value * scale < 9.2e18, "size '" + text + "' is out of range");
+  return static_cast<uint64_t>(value * scale);
 }
 
 void print_memory_table(const std::vector<std::string>& titles, const std::vector<MemorySnapshot>& columns) {

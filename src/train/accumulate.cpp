@@ -5,7 +5,8 @@
 
 namespace frugal {
 
-AccumulatedPass accumulate_gradients(Model& model, const Batch& batch, int64_t accum, RunContext rc) {
+AccumulatedPass accumulate_gradients(Model& model, const Batch& batch, int64_t accum, RunContext rc,
+                                     const Schedule* schedule) {
   check(accum >= 1 && batch.size() % accum == 0,
         "--accum " + std::to_string(accum) + " does not split the batch of " + std::to_string(batch.size()) +
             " samples into equal micro-batches");
@@ -15,7 +16,7 @@ AccumulatedPass accumulate_gradients(Model& model, const Batch& batch, int64_t a
   const int64_t micro = batch.size() / accum;
   for (int64_t k = 0; k < accum; ++k) {
     rc.micro_batch = static_cast<uint64_t>(k);
-    const PassResult pass = forward_backward(model, batch.slice(k * micro, (k + 1) * micro), normalizer, rc);
+    const PassResult pass = forward_backward(model, batch.slice(k * micro, (k + 1) * micro), normalizer, rc, schedule);
     result.loss += pass.loss;
     result.forward_calls += pass.forward_calls;
   }

@@ -7,6 +7,7 @@
 // (dividing each micro-batch by its own count and then by K would not).
 #include "models/model.h"
 #include "train/batch.h"
+#include "train/schedule.h"
 
 namespace frugal {
 
@@ -18,6 +19,8 @@ struct AccumulatedPass {
 
 // Adds the batch's gradient to every trainable parameter's gradient. rc.micro_batch is set per
 // micro-batch. Error if accum does not divide the batch.
-AccumulatedPass accumulate_gradients(Model& model, const Batch& batch, int64_t accum, RunContext rc);
+// schedule: the checkpointing schedule of one micro-batch (nullptr: store-all).
+AccumulatedPass accumulate_gradients(Model& model, const Batch& batch, int64_t accum, RunContext rc,
+                                     const Schedule* schedule = nullptr);
 
 }  // namespace frugal

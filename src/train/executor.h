@@ -1,18 +1,23 @@
 #pragma once
-// Runs forward and backward over the chain of blocks for one micro-batch. The store-all schedule:
-// every block keeps what its backward needs until its backward has run.
+// Runs one micro-batch through the chain of blocks following a schedule (train/schedule.h):
+// forwards that keep or drop their saved tensors, recomputation from stored inputs, the loss, and
+// the backwards. A recomputed forward runs with RunContext::recompute set (BatchNorm then leaves its
+// running statistics alone) and gives bit-identical tensors, so gradients do not depend on the
+// strategy.
 #include "models/model.h"
 #include "train/batch.h"
+#include "train/schedule.h"
 
 namespace frugal {
 
 struct PassResult {
   double loss = 0.0;          // this micro-batch's share of the batch loss (sum / batch normalizer)
-  int64_t forward_calls = 0;  // block forward evaluations
+  int64_t forward_calls = 0;  // block forward evaluations, recomputation included
 };
 
-// Accumulates (+=) every trainable parameter's gradient.
-PassResult forward_backward(Model& model, const Batch& batch, double normalizer, const RunContext& rc);
+// Accumulates (+=) every trainable parameter's gradient. schedule == nullptr: store-all.
+PassResult forward_backward(Model& model, const Batch& batch, double normalizer, const RunContext& rc,
+                            const Schedule* schedule = nullptr);
 
 // Forward only (evaluation, generation); returns the chain's output, saves nothing for backward.
 Tensor forward_only(Model& model, const Tensor& inputs, const RunContext& rc);

@@ -24,6 +24,7 @@ Trainer::Trainer(Model& model, DataSource& data, const TrainOptions& options)
     : model_(model), data_(data), options_(options), params_(model.params()) {
   options_.validate();
   optimizer_ = make_optimizer(options.optimizer, options.weight_decay);
+  schedule_ = make_schedule(options.checkpoint, model, options.micro_batch, options.batch_size(), options.activation_budget);
 }
 
 StepRecord Trainer::step(int64_t step_index) {
@@ -36,7 +37,7 @@ StepRecord Trainer::step(int64_t step_index) {
   rc.seed = options_.seed;
   rc.step = static_cast<uint64_t>(step_index);
   rc.defer_running_stats = options_.bn_stats == "batch";
-  const AccumulatedPass pass = accumulate_gradients(model_, batch, options_.accum, rc);
+  const AccumulatedPass pass = accumulate_gradients(model_, batch, options_.accum, rc, &schedule_);
   if (rc.defer_running_stats) model_.apply_deferred_statistics();
   record.loss = pass.loss;
   record.items = pass.items;

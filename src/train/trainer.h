@@ -8,6 +8,7 @@
 #include "models/model.h"
 #include "train/data.h"
 #include "train/optimizer.h"
+#include "train/schedule.h"
 
 namespace frugal {
 
@@ -25,6 +26,8 @@ struct TrainOptions {
   // BatchNorm running statistics under accumulation: "micro" updates them after every micro-batch
   // (PyTorch's behaviour), "batch" merges the micro-batches and updates once per optimizer step.
   std::string bn_stats = "micro";
+  std::string checkpoint = "store-all";  // store-all | memory-poor | sqrt | optimal
+  int64_t activation_budget = 0;         // bytes, for optimal
 
   int64_t batch_size() const { return micro_batch * accum; }
   void validate() const;
@@ -44,6 +47,7 @@ class Trainer {
  public:
   Trainer(Model& model, DataSource& data, const TrainOptions& options);
   StepRecord step(int64_t step_index);
+  const Schedule& schedule() const { return schedule_; }
 
  private:
   Model& model_;
@@ -51,6 +55,7 @@ class Trainer {
   TrainOptions options_;
   std::unique_ptr<Optimizer> optimizer_;
   std::vector<Param*> params_;
+  Schedule schedule_;  // of one micro-batch
 };
 
 }  // namespace frugal

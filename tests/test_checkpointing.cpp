@@ -1,0 +1,211 @@
+// Activation checkpointing: every strategy gives bit-identical gradients (and BatchNorm running
+// statistics), the documented forward counts, predicted = measured memory, the O(n) / O(sqrt n) /
+// O(1) scaling, and an optimal schedule that respects its budget.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+
+#include "core/error.h"
+#include "experiments/gradient_compare.h"
+#include "models/cnn.h"
+#include "models/gpt.h"
+#include "models/mlp.h"
+#include "train/accumulate.h"
+#include "train/data.h"
+#include "train/planner.h"
+#include "train/schedule.h"
+#include "train/trainer.h"
+
+using namespace frugal;
+
+namespace {
+using ModelMaker = std::function<std::unique_ptr<Model>()>;
+
+ModelMaker gpt(int layers) {
+  return [layers] {
+    GptConfig c;
+    c.n_layer = layers;
+    c.n_head = 2;
+    c.n_embd = 16;
+    c.n_positions = 8;
+    c.vocab_size = 29;
+    auto m = std::make_unique<Gpt>(c);
+    m->init_weights(31);
+    return std::unique_ptr<Model>(std::move(m));
+  };
+}
+
+ModelMaker mlp(int layers, const std::string& norm = "none", int64_t hidden = 16) {
+  return [=] {
+    MlpConfig c;
+    c.in_features = 8;
+    c.hidden = hidden;
+    c.out_features = 3;
+    c.n_layers = layers;
+    c.norm = norm;
+    auto m = std::make_unique<Mlp>(c);
+    m->init_weights(32);
+    return std::unique_ptr<Model>(std::move(m));
+  };
+}
+
+ModelMaker cnn() {
+  return [] {
+    CnnConfig c;
+    c.channels = 4;
+    c.n_blocks = 2;
+    auto m = std::make_unique<Cnn>(c);
+    m->init_weights(33);
+    return std::unique_ptr<Model>(std::move(m));
+  };
+}
+
+Batch batch_for(const Model& model, int64_t size) {
+  if (model.arch() == "gpt") return RandomTokens(29, 8, 34).batch(0, size);
+  if (model.arch() == "mlp") return SyntheticRegression(8, 3, 35).batch(0, size);
+  Batch b = allocate_batch(model, size);  // images
+  for (int64_t i = 0; i < b.inputs.numel(); ++i) b.inputs.f32()[i] = std::sin(0.37f * static_cast<float>(i));
+  for (int64_t i = 0; i < size; ++i) b.targets.i32()[i] = static_cast<int32_t>(i % 10);
+  return b;
+}
+
+TrainOptions options_for(const std::string& strategy, int64_t micro, int64_t budget = 0) {
+  TrainOptions o;
+  o.steps = 2;
+  o.micro_batch = micro;
+  o.checkpoint = strategy;
+  o.activation_budget = budget;
+  return o;
+}
+
+int64_t planned_activations(const ModelMaker& make, const TrainOptions& o) {
+  return static_cast<int64_t>(plan_training_memory(make, o).peak[MemCategory::Activations]);
+}
+
+// Gradients and model state (BatchNorm running statistics included) after one accumulated pass.
+struct Outcome {
+  GradientSnapshot grads;
+  std::vector<std::vector<float>> state;
+  int64_t forward_calls;
+};
+
+Outcome run(const ModelMaker& make, const std::string& strategy, int64_t budget = 0) {
+  auto model = make();
+  const Batch batch = batch_for(*model, 6);
+  const Schedule schedule = make_schedule(strategy, *model, 3, 6, budget);
+  RunContext rc;
+  const AccumulatedPass pass = accumulate_gradients(*model, batch, 2, rc, &schedule);
+  Outcome o{snapshot_gradients(*model), {}, pass.forward_calls};
+  for (Param* p : model->state()) o.state.emplace_back(p->value.f32(), p->value.f32() + p->value.numel());
+  return o;
+}
+
+void expect_identical_across_strategies(const ModelMaker& make) {
+  const Outcome reference = run(make, "store-all");
+  const int64_t sqrt_peak = planned_activations(make, options_for("sqrt", 3));
+  for (const auto& [strategy, budget] :
+       std::vector<std::pair<std::string, int64_t>>{{"memory-poor", 0}, {"sqrt", 0}, {"optimal", sqrt_peak}}) {
+    const Outcome o = run(make, strategy, budget);
+    EXPECT_EQ(o.grads, reference.grads) << strategy;  // bit for bit
+    EXPECT_EQ(o.state, reference.state) << strategy;  // weights and running statistics
+  }
+}
+}  // namespace
+
+TEST(Checkpointing, GptGradientsBitIdenticalAcrossStrategies) { expect_identical_across_strategies(gpt(3)); }
+TEST(Checkpointing, MlpGradientsBitIdenticalAcrossStrategies) { expect_identical_across_strategies(mlp(6)); }
+TEST(Checkpointing, CnnWithBatchNormBitIdenticalAcrossStrategies) { expect_identical_across_strategies(cnn()); }
+
+TEST(Checkpointing, ForwardCallsPerStrategy) {
+  for (int n : {1, 2, 5, 9, 16, 30}) {
+    EXPECT_EQ(store_all_schedule(n).forward_calls(), n);
+    EXPECT_EQ(memory_poor_schedule(n).forward_calls(), n * (n + 1) / 2);
+    EXPECT_LE(sqrt_schedule(n).forward_calls(), 2 * n);
+  }
+  // And what the executor actually ran: GPT with 3 layers is a chain of 5 blocks, 2 micro-batches.
+  EXPECT_EQ(run(gpt(3), "store-all").forward_calls, 2 * 5);
+  EXPECT_EQ(run(gpt(3), "memory-poor").forward_calls, 2 * 15);
+  EXPECT_EQ(run(gpt(3), "sqrt").forward_calls, 2 * sqrt_schedule(5).forward_calls());
+}
+
+TEST(Checkpointing, PredictedEqualsMeasuredForEveryStrategy) {
+  for (const auto& [name, make] : std::vector<std::pair<std::string, ModelMaker>>{{"gpt", gpt(4)}, {"mlp", mlp(9)}}) {
+    const int64_t budget = (planned_activations(make, options_for("sqrt", 4)) +
+                            planned_activations(make, options_for("memory-poor", 4))) / 2;
+    for (const std::string strategy : {"store-all", "memory-poor", "sqrt", "optimal"}) {
+      const TrainOptions o = options_for(strategy, 4, strategy == "optimal" ? budget : 0);
+      MemoryLedger ledger;
+      {
+        LedgerScope scope(ledger);
+        auto model = make();
+        std::unique_ptr<DataSource> data;
+        if (name == "gpt") data = std::make_unique<RandomTokens>(29, 8, 36);
+        else data = std::make_unique<SyntheticRegression>(8, 3, 36);
+        Trainer trainer(*model, *data, o);
+        trainer.step(0);
+        trainer.step(1);
+      }
+      const MemoryPlan plan = plan_training_memory(make, o);
+      const double measured = static_cast<double>(ledger.peak()[MemCategory::Activations]);
+      EXPECT_NEAR(static_cast<double>(plan.peak[MemCategory::Activations]), measured, 0.05 * measured)
+          << name << " " << strategy;
+      EXPECT_EQ(plan.peak.bytes, ledger.peak().bytes) << name << " " << strategy;  // in fact to the byte
+    }
+  }
+}
+
+TEST(Checkpointing, ActivationMemoryScalesAsClaimed) {
+  // Fitted exponent of activation bytes against the number of blocks n = 16..256 (MLP chains).
+  auto exponent = [](const std::string& strategy) {
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    int count = 0;
+    for (int n = 16; n <= 256; n *= 2) {
+      const double x = std::log(static_cast<double>(n));
+      const double y = std::log(static_cast<double>(planned_activations(mlp(n, "none", 64), options_for(strategy, 32))));
+      sx += x;
+      sy += y;
+      sxx += x * x;
+      sxy += x * y;
+      ++count;
+    }
+    return (count * sxy - sx * sy) / (count * sxx - sx * sx);
+  };
+  const double store_all = exponent("store-all"), sqrt = exponent("sqrt"), memory_poor = exponent("memory-poor");
+  EXPECT_GE(store_all, 0.9);
+  EXPECT_LE(store_all, 1.1);
+  EXPECT_GE(sqrt, 0.35);
+  EXPECT_LE(sqrt, 0.65);
+  EXPECT_LE(memory_poor, 0.15);
+}
+
+TEST(Checkpointing, OptimalRespectsItsBudgetAndBeatsSqrt) {
+  // GPT: blocks differ in size (embedding, transformer blocks, head); MLP: a uniform chain.
+  for (const auto& make : {gpt(6), mlp(20)}) {
+    const int64_t store_all = planned_activations(make, options_for("store-all", 4));
+    const int64_t memory_poor = planned_activations(make, options_for("memory-poor", 4));
+    for (double f : {0.15, 0.3, 0.5, 0.75, 1.0}) {
+      const int64_t budget = memory_poor + static_cast<int64_t>(f * (store_all - memory_poor)) + 4096;
+      EXPECT_LE(planned_activations(make, options_for("optimal", 4, budget)), budget) << f;
+    }
+    // At sqrt's own peak, no more recomputation than sqrt.
+    const int64_t sqrt_peak = planned_activations(make, options_for("sqrt", 4));
+    auto model = make();
+    EXPECT_LE(make_schedule("optimal", *model, 4, 4, sqrt_peak).forward_calls(),
+              make_schedule("sqrt", *model, 4, 4, 0).forward_calls());
+    // With store-all's budget it is store-all.
+    EXPECT_EQ(make_schedule("optimal", *model, 4, 4, store_all).forward_calls(), static_cast<int64_t>(model->blocks().size()));
+  }
+}
+
+TEST(Checkpointing, OptimalRefusesImpossibleBudgetsNamingTheSmallest) {
+  auto model = gpt(4)();
+  try {
+    make_schedule("optimal", *model, 4, 4, 1000);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("smallest budget that works"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(make_schedule("optimal", *model, 4, 4, 0), Error);     // no budget given
+  EXPECT_THROW(make_schedule("sqrt", *model, 4, 4, 1 << 20), Error);  // budget without optimal
+}
