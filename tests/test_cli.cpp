@@ -266,3 +266,42 @@ TEST(Cli, AccumulationMatchesTheFullBatchWithSmallerActivations) {
   EXPECT_GT(ratio, 3.5);
   EXPECT_EQ(acc["forward_calls"].get<int64_t>(), 4 * full["forward_calls"].get<int64_t>());
 }
+
+TEST(Cli, CheckpointExperimentReportsMeasuredNumbers) {
+  const fs::path dir = scratch("experiment-checkpoint");
+  const Result r = frugal("experiment checkpoint --max-blocks 32 --out " + dir.string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(slurp(dir / "checkpoint.json"));
+  std::map<std::string, nlohmann::json> at32;
+  for (const auto& row : j["rows"]) {
+    for (const char* key : {"strategy", "layers", "activation_bytes", "forward_calls", "step_time_s"})
+      EXPECT_TRUE(row.contains(key)) << key;
+    if (row["model"] == "mlp" && row["layers"] == 32) at32[row["strategy"]] = row;
+  }
+  ASSERT_EQ(at32.size(), 3u);
+  EXPECT_EQ(at32["store-all"]["forward_calls"], 32);
+  EXPECT_EQ(at32["memory-poor"]["forward_calls"], 32 * 33 / 2);
+  EXPECT_LE(at32["sqrt"]["forward_calls"].get<int64_t>(), 64);
+  EXPECT_LT(at32["memory-poor"]["activation_bytes"].get<int64_t>(), at32["sqrt"]["activation_bytes"].get<int64_t>());
+  EXPECT_LT(at32["sqrt"]["activation_bytes"].get<int64_t>(), at32["store-all"]["activation_bytes"].get<int64_t>());
+  for (const char* s : {"store-all", "sqrt", "memory-poor"}) EXPECT_TRUE(j["fitted_exponent"].contains(s)) << s;
+  for (const char* png : {"checkpoint-memory.png", "checkpoint-forwards.png", "checkpoint-timeline.png"})
+    EXPECT_GT(fs::file_size(dir / png), 1000u) << png;
+}
+
+TEST(Cli, CheckpointStrategiesGiveTheSameGradientsThroughGrad) {
+  const fs::path dir = scratch("grad-checkpoint");
+  write_token_batch(dir / "batch.safetensors", 4, 8);
+  std::string reference;
+  for (const std::string strategy : {"store-all", "memory-poor", "sqrt", "optimal --activation-budget 1MiB"}) {
+    const Result r = frugal("grad --model " + saved_gpt().string() + " --batch " + (dir / "batch.safetensors").string() +
+                            " --accum 2 --checkpoint " + strategy + " --out " + (dir / "g.safetensors").string());
+    ASSERT_EQ(r.status, 0) << strategy << ": " << r.err;
+    const std::string grads = slurp(dir / "g.safetensors");
+    if (reference.empty()) reference = grads;
+    EXPECT_EQ(grads, reference) << strategy;  // the gradient files are byte-identical
+  }
+  expect_one_line_error(frugal("plan --arch gpt --checkpoint optimal --activation-budget 1KiB"), "smallest budget");
+  expect_one_line_error(frugal("plan --arch gpt --checkpoint optimal"), "--activation-budget");
+  expect_one_line_error(frugal("plan --arch gpt --checkpoint optimal --activation-budget lots"), "lots");
+}

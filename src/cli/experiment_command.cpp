@@ -5,6 +5,7 @@
 #include "cli/common.h"
 #include "core/error.h"
 #include "core/threading.h"
+#include "experiments/checkpoint.h"
 #include "experiments/grad_accum.h"
 
 namespace frugal::cli {
@@ -13,6 +14,7 @@ namespace {
 struct ExperimentFlags {
   std::string name, out_dir = "out/experiments";
   int threads = 0;
+  int max_blocks = 512;
 };
 
 void run_experiment(const ExperimentFlags& f) {
@@ -23,7 +25,11 @@ void run_experiment(const ExperimentFlags& f) {
     run_grad_accum_experiment(f.out_dir);
     std::printf("wrote %s/grad-accum.{json,md,png}\n", f.out_dir.c_str());
   }
-  if (!all && f.name != "grad-accum")
+  if (all || f.name == "checkpoint") {
+    run_checkpoint_experiment(f.out_dir, f.max_blocks);
+    std::printf("wrote %s/checkpoint.{json,md} and checkpoint-*.png\n", f.out_dir.c_str());
+  }
+  if (!all && f.name != "grad-accum" && f.name != "checkpoint")
     throw Error("experiment " + f.name + " is not available yet in this version of frugal");
 }
 }  // namespace
@@ -36,6 +42,8 @@ void register_experiment(CLI::App& app) {
       ->check(CLI::IsMember({"grad-accum", "checkpoint", "lora", "mixed-precision", "all"}));
   cmd->add_option("--out", flags->out_dir, "output directory")->capture_default_str();
   cmd->add_option("--threads", flags->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
+  cmd->add_option("--max-blocks", flags->max_blocks, "checkpoint: the deepest MLP chain (8..4096)")
+      ->check(CLI::Range(8, 4096))->capture_default_str();
   cmd->callback([flags] { run_experiment(*flags); });
 }
 
