@@ -22,23 +22,13 @@ using namespace frugal;
 
 namespace {
 using Grads = GradientSnapshot;
-using ModelMaker = std::function<std::unique_ptr<Model>()>;
-
 Grads accumulated(const ModelMaker& make, const Batch& batch, int64_t accum) {
-  auto model = make();
-  accumulate_gradients(*model, batch, accum, RunContext{});
-  return snapshot_gradients(*model);
+  return accumulated_gradients(make, batch, accum);
 }
 
 // The mistake this design avoids: each micro-batch divided by its own count, then by K.
 Grads naive(const ModelMaker& make, const Batch& batch, int64_t accum) {
-  auto model = make();
-  const int64_t micro = batch.size() / accum;
-  for (int64_t k = 0; k < accum; ++k) {
-    const Batch mb = batch.slice(k * micro, (k + 1) * micro);
-    forward_backward(*model, mb, static_cast<double>(count_items(*model, mb) * accum), RunContext{});
-  }
-  return snapshot_gradients(*model);
+  return naively_normalised_gradients(make, batch, accum);
 }
 
 double max_rel_diff(const Grads& a, const Grads& b) { return max_relative_difference(a, b); }

@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "train/accumulate.h"
+#include "train/executor.h"
 
 namespace frugal {
 
@@ -12,6 +14,25 @@ GradientSnapshot snapshot_gradients(const Model& model) {
   for (Param* p : model.params())
     if (p->grad.has_data()) g[p->name] = std::vector<double>(p->grad.f32(), p->grad.f32() + p->grad.numel());
   return g;
+}
+
+GradientSnapshot accumulated_gradients(const ModelMaker& make, const Batch& batch, int64_t accum) {
+  auto model = make();
+  accumulate_gradients(*model, batch, accum, RunContext{});
+  return snapshot_gradients(*model);
+}
+
+GradientSnapshot naively_normalised_gradients(const ModelMaker& make, const Batch& batch, int64_t accum,
+                                              std::vector<int64_t>* counts) {
+  auto model = make();
+  const int64_t micro = batch.size() / accum;
+  for (int64_t k = 0; k < accum; ++k) {
+    const Batch mb = batch.slice(k * micro, (k + 1) * micro);
+    const int64_t n = count_items(*model, mb);
+    if (counts) counts->push_back(n);
+    forward_backward(*model, mb, static_cast<double>(n * accum), RunContext{});
+  }
+  return snapshot_gradients(*model);
 }
 
 double relative_difference(const std::vector<double>& a, const std::vector<double>& b) {
