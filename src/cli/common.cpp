@@ -36,12 +36,7 @@ void add_pending_flags(CLI::App& app, PendingFlags& f) {
   app.add_option("--master-weights", f.master_weights, "FP32 master weights in half precision (on|off)")
       ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--loss-scale", f.loss_scale, "dynamic | none | VALUE");
-  app.add_option("--lora-rank", f.lora_rank, "LoRA rank (0: off)")->check(CLI::Range(0, 1 << 20));
-  app.add_option("--lora-alpha", f.lora_alpha, "LoRA scaling numerator (delta = B A alpha / r)");
-  app.add_option("--lora-dropout", f.lora_dropout, "dropout on the LoRA path");
-  app.add_option("--lora-targets", f.lora_targets, "modules to adapt, e.g. c_attn,c_proj,c_fc");
-  app.add_option("--adapter", f.adapter, "load a PEFT LoRA adapter directory");
-  app.add_option("--save-adapter", f.save_adapter, "write the LoRA adapter as a PEFT directory");
+
 }
 
 void refuse_pending_flags(const PendingFlags& f) {
@@ -51,9 +46,18 @@ void refuse_pending_flags(const PendingFlags& f) {
   refuse(f.precision != "fp32", "--precision " + f.precision);
   refuse(f.master_weights != "on", "--master-weights off");
   refuse(!f.loss_scale.empty(), "--loss-scale");
-  refuse(f.lora_rank != 0 || !f.adapter.empty() || !f.save_adapter.empty() || !f.lora_alpha.empty() ||
-             !f.lora_dropout.empty() || !f.lora_targets.empty(),
-         "LoRA (--lora-*, --adapter, --save-adapter)");
+
+}
+
+void add_lora_flags(CLI::App& app, LoraFlags& f) {
+  app.add_option("--lora-rank", f.rank, "LoRA rank r (0: off): train only A (r x in) and B (out x r)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  app.add_option("--lora-alpha", f.alpha, "LoRA scale numerator: delta W = (alpha / r) B A (default: r)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--lora-dropout", f.dropout, "dropout on the LoRA path")->check(CLI::Range(0.0, 0.99));
+  app.add_option("--lora-targets", f.targets,
+                 "modules to adapt (PEFT suffix match): GPT c_attn,c_proj,c_fc (default c_attn); MLP layer indices");
+  app.add_option("--adapter", f.adapter, "load a PEFT LoRA adapter directory (its config sets rank, alpha, targets)");
 }
 
 void add_checkpoint_flags(CLI::App& app, CheckpointFlags& f) {
@@ -112,7 +116,39 @@ namespace {
 int64_t or_default(int64_t value, int64_t fallback) { return value > 0 ? value : fallback; }
 }  // namespace
 
-std::unique_ptr<Model> build_model(const ModelFlags& f, const std::string& data, uint64_t seed, bool with_weights) {
+namespace {
+void attach_lora(Model& model, const LoraFlags& lora, uint64_t seed, LoraSettings* used) {
+  if (!lora.active()) return;
+  LoraSettings settings;
+  if (!lora.adapter.empty()) {
+    check(lora.rank == 0 && lora.alpha == 0 && lora.targets.empty(),
+          "--adapter brings its own rank, alpha and targets: drop --lora-rank/--lora-alpha/--lora-targets");
+    settings = load_adapter(model, lora.adapter);
+  } else {
+    settings.config.rank = lora.rank;
+    settings.config.alpha = lora.alpha > 0 ? lora.alpha : static_cast<double>(lora.rank);
+    settings.config.dropout = lora.dropout;
+    if (!lora.targets.empty()) {
+      settings.targets = parse_lora_targets(lora.targets);
+    } else if (model.arch() == "gpt") {
+      settings.targets = {"c_attn"};
+    } else {
+      for (const auto& [name, linear] : model.adaptable_linears()) settings.targets.push_back(name);
+    }
+    apply_lora(model, settings, seed);
+  }
+  if (used) *used = settings;
+}
+}  // namespace
+
+std::unique_ptr<Model> build_model(const ModelFlags& f, const std::string& data, uint64_t seed, bool with_weights,
+                                   const LoraFlags& lora, LoraSettings* lora_used) {
+  std::unique_ptr<Model> model = build_base_model(f, data, seed, with_weights);
+  attach_lora(*model, lora, seed, lora_used);
+  return model;
+}
+
+std::unique_ptr<Model> build_base_model(const ModelFlags& f, const std::string& data, uint64_t seed, bool with_weights) {
   std::unique_ptr<Model> model;
   if (!f.model_dir.empty()) {
     if (with_weights) {

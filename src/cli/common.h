@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "models/lora_setup.h"
 #include "models/model.h"
 #include "train/trainer.h"
 
@@ -23,10 +24,18 @@ struct PendingFlags {
   std::string precision = "fp32";
   std::string master_weights = "on";
   std::string loss_scale;
-  int64_t lora_rank = 0;
-  std::string lora_alpha, lora_dropout, lora_targets;
-  std::string adapter, save_adapter;
 };
+
+// LoRA: --lora-rank R (0: off) --lora-alpha A --lora-dropout P --lora-targets LIST, or --adapter DIR.
+struct LoraFlags {
+  int64_t rank = 0;
+  double alpha = 0;  // 0: alpha = rank (scale 1, PEFT's default pairing r = lora_alpha = 8)
+  double dropout = 0;
+  std::string targets;  // empty: c_attn for GPT, every linear layer otherwise
+  std::string adapter;  // load a PEFT adapter directory
+  bool active() const { return rank > 0 || !adapter.empty(); }
+};
+void add_lora_flags(CLI::App& app, LoraFlags& flags);
 
 void add_model_flags(CLI::App& app, ModelFlags& flags);
 void add_pending_flags(CLI::App& app, PendingFlags& flags);
@@ -48,8 +57,14 @@ void prepare_output_dir(const std::string& dir, const std::string& flag);
 
 // A fresh model (--arch, weights from the seed) or one loaded from --model DIR. With
 // with_weights = false the model is only built (for the planner's measuring ledger).
+// The model of --arch/--model, without LoRA.
+std::unique_ptr<Model> build_base_model(const ModelFlags& flags, const std::string& data, uint64_t seed,
+                                        bool with_weights);
+
+// With LoRA flags, the adapters are attached (or loaded) and the base frozen; `lora_used` receives
+// the settings when it is not null.
 std::unique_ptr<Model> build_model(const ModelFlags& flags, const std::string& data, uint64_t seed,
-                                   bool with_weights);
+                                   bool with_weights, const LoraFlags& lora = {}, LoraSettings* lora_used = nullptr);
 
 // `frugal NAME` subcommands; each registers its flags and the function that runs it.
 void register_train(CLI::App& app);
@@ -57,5 +72,7 @@ void register_grad(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_plan(CLI::App& app);
 void register_experiment(CLI::App& app);
+void register_lora(CLI::App& app);
+void register_svd(CLI::App& app);
 
 }  // namespace frugal::cli

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/threading.h"
 #include "models/gpt.h"
+#include "models/lora_setup.h"
 #include "models/model_io.h"
 #include "train/generate.h"
 
@@ -12,7 +13,7 @@ namespace frugal::cli {
 
 namespace {
 struct GenerateFlags {
-  std::string model_dir, prompt;
+  std::string model_dir, prompt, adapter;
   SampleOptions sample;
   int threads = 0;
 };
@@ -20,6 +21,10 @@ struct GenerateFlags {
 void run_generate(GenerateFlags& f) {
   set_num_threads(f.threads);
   std::unique_ptr<Model> model = load_model(f.model_dir);
+  if (!f.adapter.empty()) {
+    load_adapter(*model, f.adapter);
+    merge_lora(*model);  // zero-overhead inference: the adapter folded into the weights
+  }
   check(model->arch() == "gpt", "frugal generate needs a GPT model, " + f.model_dir + " holds a " + model->arch());
   const std::string text = generate_text(static_cast<Gpt&>(*model), f.prompt, f.sample);
   std::printf("%s%s\n", f.prompt.c_str(), text.c_str());
@@ -31,6 +36,7 @@ void register_generate(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("generate", "sample text from a GPT model directory");
   cmd->add_option("--model", flags->model_dir, "model directory")->required();
   cmd->add_option("--prompt", flags->prompt, "text to continue");
+  cmd->add_option("--adapter", flags->adapter, "a PEFT LoRA adapter to merge before sampling");
   cmd->add_option("--tokens", flags->sample.tokens, "bytes to generate")->check(CLI::Range(0, 1 << 20))->capture_default_str();
   cmd->add_option("--temperature", flags->sample.temperature, "0: greedy")->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--top-k", flags->sample.top_k, "sample among the k most likely (0: all)")->check(CLI::NonNegativeNumber);

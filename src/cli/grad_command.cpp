@@ -1,5 +1,5 @@
 // `frugal grad`: one forward + backward on a given batch, no update. Prints {"loss": x} and writes
-// every trainable parameter's gradient under its parameter name.
+// every trainable parameter's gradient under its parameter name (with LoRA: the adapter's keys).
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -19,6 +19,7 @@ struct GradFlags {
   ModelFlags model;
   PendingFlags pending;
   CheckpointFlags checkpoint;
+  LoraFlags lora;
   std::string batch_path, out_path;
   int64_t accum = 1;
   int threads = 0;
@@ -31,7 +32,7 @@ void run_grad(GradFlags& f) {
   set_num_threads(f.threads);
   MemoryLedger ledger;
   LedgerScope scope(ledger);
-  std::unique_ptr<Model> model = build_model(f.model, "", 0, /*with_weights=*/true);
+  std::unique_ptr<Model> model = build_model(f.model, "", 0, /*with_weights=*/true, f.lora);
 
   const SafetensorsFile file = SafetensorsFile::open(f.batch_path);
   check(file.contains("inputs") && file.contains("targets"),
@@ -61,6 +62,7 @@ void register_grad(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("grad", "one forward + backward on a batch; prints the loss, writes gradients");
   add_model_flags(*cmd, flags->model);
   add_checkpoint_flags(*cmd, flags->checkpoint);
+  add_lora_flags(*cmd, flags->lora);
   add_pending_flags(*cmd, flags->pending);
   cmd->add_option("--batch", flags->batch_path, "safetensors file with 'inputs' and 'targets'")->required();
   cmd->add_option("--out", flags->out_path, "where to write the gradients (safetensors)")->required();

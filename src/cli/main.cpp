@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   frugal::cli::register_generate(app);
   frugal::cli::register_plan(app);
   frugal::cli::register_experiment(app);
+  frugal::cli::register_lora(app);
+  frugal::cli::register_svd(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -15,6 +15,7 @@ struct PlanFlags {
   ModelFlags model;
   PendingFlags pending;
   CheckpointFlags checkpoint;
+  LoraFlags lora;
   TrainOptions options;
   int threads = 0;
   std::string data = "fortunes";
@@ -26,7 +27,7 @@ void run_plan(PlanFlags& f) {
   apply_checkpoint_flags(f.checkpoint, f.options);
   set_num_threads(f.threads);  // per-thread scratch is part of the workspace
   const MemoryPlan plan = plan_training_memory(
-      [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false); }, f.options);
+      [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora); }, f.options);
   if (f.json) {
     nlohmann::json j{{"predicted_memory", memory_json(plan.peak)},
                      {"forward_calls", plan.forward_calls},
@@ -48,6 +49,7 @@ void register_plan(CLI::App& app) {
   add_model_flags(*cmd, flags->model);
   add_training_flags(*cmd, flags->options, flags->threads);
   add_checkpoint_flags(*cmd, flags->checkpoint);
+  add_lora_flags(*cmd, flags->lora);
   add_pending_flags(*cmd, flags->pending);
   cmd->add_option("--data", flags->data, "as for train (decides the MLP's input and output sizes)");
   cmd->add_flag("--json", flags->json, "print JSON instead of a table");

@@ -28,6 +28,8 @@ struct TrainFlags {
   ModelFlags model;
   PendingFlags pending;
   CheckpointFlags checkpoint;
+  LoraFlags lora;
+  std::string save_adapter_dir;
   TrainOptions options;
   int threads = 0;
   std::string data = "fortunes";
@@ -73,21 +75,25 @@ void run_train(TrainFlags& f) {
   check_output_file(f.metrics_path, "--metrics");
   prepare_output_dir(f.save_dir, "--save");
   prepare_output_dir(f.plots_dir, "--plots");
+  check(f.save_adapter_dir.empty() || f.lora.active(), "--save-adapter needs LoRA (--lora-rank R or --adapter DIR)");
+  prepare_output_dir(f.save_adapter_dir, "--save-adapter");
   set_num_threads(f.threads);
   MemoryLedger ledger;
   LedgerScope scope(ledger);
 
   // Predict before anything is allocated.
   const MemoryPlan plan = plan_training_memory(
-      [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false); }, f.options);
+      [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora); }, f.options);
 
-  std::unique_ptr<Model> model = build_model(f.model, f.data, f.options.seed, /*with_weights=*/true);
+  LoraSettings lora;
+  std::unique_ptr<Model> model = build_model(f.model, f.data, f.options.seed, /*with_weights=*/true, f.lora, &lora);
   std::unique_ptr<DataSource> data = make_data_source(f.data, *model, f.options.seed);
   Trainer trainer(*model, *data, f.options);
   const bool token_model = model->arch() == "gpt";
   const int64_t tokens_per_sample = token_model ? static_cast<Gpt&>(*model).context() : 1;
-  std::fprintf(stderr, "frugal train: %s, %s parameters, %zu blocks, data: %s, batch %lld x %lld micro-batches\n",
+  std::fprintf(stderr, "frugal train: %s, %s parameters (%s trainable), %zu blocks, data: %s, batch %lld x %lld micro-batches\n",
                model->arch().c_str(), format_count(static_cast<double>(model->parameter_count())).c_str(),
+               format_count(static_cast<double>(model->trainable_parameter_count())).c_str(),
                model->blocks().size(), data->describe().c_str(), static_cast<long long>(f.options.micro_batch),
                static_cast<long long>(f.options.accum));
   std::fprintf(stderr, "predicted peak memory: %s (activations %s)\n",
@@ -152,8 +158,12 @@ void run_train(TrainFlags& f) {
                 generate_text(static_cast<Gpt&>(*model), "\n", sample).c_str());
   }
   if (!f.save_dir.empty()) {
-    save_model(*model, f.save_dir);
+    save_model(*model, f.save_dir);  // the base weights; adapters go to --save-adapter
     std::printf("saved model to %s\n", f.save_dir.c_str());
+  }
+  if (!f.save_adapter_dir.empty()) {
+    save_adapter(*model, lora, f.save_adapter_dir);
+    std::printf("saved LoRA adapter (PEFT format) to %s\n", f.save_adapter_dir.c_str());
   }
   if (!f.plots_dir.empty()) write_plots(f.plots_dir, records, timeline, f.options.checkpoint);
   if (!f.summary_path.empty()) write_file_atomic(f.summary_path, summary.dump(2) + "\n");
@@ -171,6 +181,8 @@ void register_train(CLI::App& app) {
   add_model_flags(*cmd, flags->model);
   add_training_flags(*cmd, flags->options, flags->threads);
   add_checkpoint_flags(*cmd, flags->checkpoint);
+  add_lora_flags(*cmd, flags->lora);
+  cmd->add_option("--save-adapter", flags->save_adapter_dir, "write the trained LoRA adapter as a PEFT directory");
   add_pending_flags(*cmd, flags->pending);
   cmd->add_option("--data", flags->data, "synthetic | fashion-mnist | fortunes | PATH (a text file, byte tokens)")
       ->capture_default_str();

@@ -65,6 +65,11 @@ void Cnn::init_weights(uint64_t seed) {
   init_linear_default(head, seed);
 }
 
+std::vector<std::pair<std::string, Linear*>> Cnn::adaptable_linears() const {
+  auto& head = static_cast<Sequential&>(*blocks_.back());
+  return {{"head", static_cast<Linear*>(head.layers()[1].get())}};
+}
+
 void Cnn::apply_deferred_statistics() {
   for (BatchNorm* bn : batchnorms_) bn->apply_deferred_statistics();
 }

@@ -32,6 +32,7 @@ class Cnn : public Model {
   DType target_dtype() const override { return DType::I32; }
   void init_weights(uint64_t seed) override;
   void apply_deferred_statistics() override;
+  std::vector<std::pair<std::string, Linear*>> adaptable_linears() const override;
   const CnnConfig& cnn_config() const { return config_; }
 
  protected:

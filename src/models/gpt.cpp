@@ -72,6 +72,19 @@ Gpt::Gpt(const GptConfig& config, int64_t context) : config_(config) {
   blocks_.push_back(std::move(head));
 }
 
+std::vector<std::pair<std::string, Linear*>> Gpt::adaptable_linears() const {
+  std::vector<std::pair<std::string, Linear*>> out;
+  for (int64_t i = 0; i < config_.n_layer; ++i) {
+    auto& block = static_cast<TransformerBlock&>(*blocks_[static_cast<size_t>(i) + 1]);
+    const std::string h = "h." + std::to_string(i) + ".";
+    out.emplace_back(h + "attn.c_attn", &block.c_attn());
+    out.emplace_back(h + "attn.c_proj", &block.attn_proj());
+    out.emplace_back(h + "mlp.c_fc", &block.c_fc());
+    out.emplace_back(h + "mlp.c_proj", &block.mlp_proj());
+  }
+  return out;
+}
+
 void Gpt::set_context(int64_t t) {
   check(t > 0 && t <= config_.n_positions, "context length " + std::to_string(t) + " must be in 1..n_positions (" +
                                                std::to_string(config_.n_positions) + ")");

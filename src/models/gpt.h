@@ -31,6 +31,8 @@ class Gpt : public Model {
   Shape sample_target_shape() const override { return {context_}; }
   DType target_dtype() const override { return DType::I32; }
   void init_weights(uint64_t seed) override;
+  std::vector<std::pair<std::string, Linear*>> adaptable_linears() const override;
+  std::string peft_key_prefix() const override { return "base_model.model.transformer."; }
 
   const GptConfig& gpt_config() const { return config_; }
   int64_t context() const { return context_; }

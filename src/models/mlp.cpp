@@ -45,20 +45,33 @@ Mlp::Mlp(const MlpConfig& config) : config_(config) {
   for (int64_t i = 0; i + 1 < config.n_layers; ++i) {
     const std::string prefix = "layers." + std::to_string(i);
     auto block = std::make_unique<Sequential>("mlp_block");
-    block->add(std::make_unique<Linear>(prefix, in, config.hidden, WeightLayout::OutIn, true))
-        .collect_params(linear_params_);
+    auto linear = std::make_unique<Linear>(prefix, in, config.hidden, WeightLayout::OutIn, true);
+    linears_.push_back(linear.get());
+    block->add(std::move(linear)).collect_params(linear_params_);
     if (auto norm = make_norm_layer(config.norm, prefix, config.hidden, /*images=*/false, batchnorms_))
       block->add(std::move(norm));
     block->add(std::make_unique<ReLU>());
     blocks_.push_back(std::move(block));
     in = config.hidden;
   }
-  blocks_.push_back(std::make_unique<Linear>("layers." + std::to_string(config.n_layers - 1), in, config.out_features,
-                                             WeightLayout::OutIn, true));
-  blocks_.back()->collect_params(linear_params_);
+  auto last = std::make_unique<Linear>("layers." + std::to_string(config.n_layers - 1), in, config.out_features,
+                                       WeightLayout::OutIn, true);
+  linears_.push_back(last.get());
+  last->collect_params(linear_params_);
+  blocks_.push_back(std::move(last));
 }
 
 void Mlp::init_weights(uint64_t seed) { init_linear_default(linear_params_, seed); }
+
+std::vector<std::pair<std::string, Linear*>> Mlp::adaptable_linears() const {
+  std::vector<std::pair<std::string, Linear*>> out;
+  for (size_t i = 0; i < linears_.size(); ++i) out.emplace_back("layers." + std::to_string(i), linears_[i]);
+  return out;
+}
+
+std::vector<std::pair<std::string, Linear*>> LinearRegression::adaptable_linears() const {
+  return {{"linear", static_cast<Linear*>(blocks_[0].get())}};
+}
 
 void Mlp::apply_deferred_statistics() {
   for (BatchNorm* bn : batchnorms_) bn->apply_deferred_statistics();

@@ -36,6 +36,7 @@ class Mlp : public Model {
   DType target_dtype() const override { return config_.classification ? DType::I32 : DType::F32; }
   void init_weights(uint64_t seed) override;
   void apply_deferred_statistics() override;
+  std::vector<std::pair<std::string, Linear*>> adaptable_linears() const override;
   const MlpConfig& mlp_config() const { return config_; }
 
  protected:
@@ -45,6 +46,7 @@ class Mlp : public Model {
   MlpConfig config_;
   std::vector<BatchNorm*> batchnorms_;
   std::vector<Param*> linear_params_;  // weight, bias of each linear layer, in order
+  std::vector<Linear*> linears_;
 };
 
 // Linear regression: one linear layer (linear.weight (out, in), linear.bias) and MSE.
@@ -59,6 +61,7 @@ class LinearRegression : public Model {
   Shape sample_target_shape() const override { return {out_}; }
   DType target_dtype() const override { return DType::F32; }
   void init_weights(uint64_t seed) override;
+  std::vector<std::pair<std::string, Linear*>> adaptable_linears() const override;
 
  private:
   int64_t in_, out_;

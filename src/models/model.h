@@ -8,6 +8,7 @@
 
 #include "core/tensor_init.h"
 #include "nn/layer.h"
+#include "nn/linear.h"
 
 namespace frugal {
 
@@ -36,6 +37,10 @@ class Model {
   int64_t trainable_parameter_count() const;
   // --bn-stats batch: applies the running-statistics update merged over the step's micro-batches.
   virtual void apply_deferred_statistics() {}
+  // Linear layers LoRA may adapt, by module name ("h.0.attn.c_attn", "layers.2"), and the prefix
+  // PEFT puts before those names in adapter keys.
+  virtual std::vector<std::pair<std::string, Linear*>> adaptable_linears() const = 0;
+  virtual std::string peft_key_prefix() const { return "base_model.model."; }
 
  protected:
   // Buffers that are saved but never optimized; models with BatchNorm override.

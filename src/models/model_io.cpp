@@ -8,6 +8,7 @@
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "models/config_json.h"
+#include "models/lora_setup.h"
 #include "models/cnn.h"
 #include "models/gpt.h"
 #include "models/mlp.h"
@@ -95,7 +96,7 @@ void save_model(const Model& model, const std::string& dir) {
   fs::create_directories(dir, ec);
   check(!ec && fs::is_directory(dir), "cannot create directory " + dir + ": " + ec.message());
   std::vector<std::pair<std::string, Tensor>> tensors;
-  for (Param* p : model.state()) tensors.emplace_back(p->name, p->value);
+  for (Param* p : base_state(model)) tensors.emplace_back(p->name, p->value);  // adapters go to --save-adapter
   write_safetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
   write_file_atomic(dir + "/config.json", model.config().dump(2) + "\n");
 }

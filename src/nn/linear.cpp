@@ -8,6 +8,8 @@
 
 namespace frugal {
 
+std::atomic<int64_t> Linear::weight_gradient_gemms_{0};
+
 Linear::Linear(const std::string& prefix, int64_t in, int64_t out, WeightLayout layout, bool bias)
     : in_(in), out_(out), layout_(layout), weight_(&own_weight_), owns_weight_(true), has_bias_(bias), name_(prefix) {
   const Shape w_shape = layout == WeightLayout::InOut ? Shape{in, out} : Shape{out, in};
@@ -31,18 +33,20 @@ Tensor Linear::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
                                                "), got " + x.shape().str());
   Tensor y = output_like(x, out_, MemCategory::Activations);  // (..., out)
   saved.tensors = {x};
-  if (measuring(x)) return y;
-  const int64_t rows = x.numel() / in_;
-  float beta = 0.0f;
-  if (has_bias_) {
-    broadcast_rows(bias_.value.f32(), y.f32(), rows, out_);
-    beta = 1.0f;
+  if (!measuring(x)) {
+    const int64_t rows = x.numel() / in_;
+    float beta = 0.0f;
+    if (has_bias_) {
+      broadcast_rows(bias_.value.f32(), y.f32(), rows, out_);
+      beta = 1.0f;
+    }
+    const float* w = weight_->value.f32();
+    if (layout_ == WeightLayout::InOut)
+      gemm(false, false, rows, out_, in_, 1.0f, x.f32(), in_, w, out_, beta, y.f32(), out_);
+    else
+      gemm(false, true, rows, out_, in_, 1.0f, x.f32(), in_, w, in_, beta, y.f32(), out_);
   }
-  const float* w = weight_->value.f32();
-  if (layout_ == WeightLayout::InOut)
-    gemm(false, false, rows, out_, in_, 1.0f, x.f32(), in_, w, out_, beta, y.f32(), out_);
-  else
-    gemm(false, true, rows, out_, in_, 1.0f, x.f32(), in_, w, in_, beta, y.f32(), out_);
+  if (lora_) lora_->forward(x, y, saved, rc);
   return y;
 }
 
@@ -55,27 +59,46 @@ Tensor Linear::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   const Tensor* db = has_bias_ && bias_.trainable ? &bias_.ensure_grad() : nullptr;
   Tensor ones;  // (rows): the bias gradient is a GEMV of dy with a row of ones
   if (db) ones = Tensor::empty({rows}, DType::F32, MemCategory::Workspace);
-  if (measuring(dy)) return dx;
-  const float* w = weight_->value.f32();
-  const bool in_out = layout_ == WeightLayout::InOut;
-  if (dx.defined()) {
-    if (in_out) gemm(false, true, rows, in_, out_, 1.0f, dy.f32(), out_, w, out_, 0.0f, dx.f32(), in_);  // dy W^T
-    else gemm(false, false, rows, in_, out_, 1.0f, dy.f32(), out_, w, in_, 0.0f, dx.f32(), in_);        // dy W
+  if (!measuring(dy)) {
+    const float* w = weight_->value.f32();
+    const bool in_out = layout_ == WeightLayout::InOut;
+    if (dx.defined()) {
+      if (in_out) gemm(false, true, rows, in_, out_, 1.0f, dy.f32(), out_, w, out_, 0.0f, dx.f32(), in_);  // dy W^T
+      else gemm(false, false, rows, in_, out_, 1.0f, dy.f32(), out_, w, in_, 0.0f, dx.f32(), in_);        // dy W
+    }
+    if (dw) {
+      ++weight_gradient_gemms_;
+      if (in_out) gemm(true, false, in_, out_, rows, 1.0f, x.f32(), in_, dy.f32(), out_, 1.0f, dw->f32(), out_);  // x^T dy
+      else gemm(true, false, out_, in_, rows, 1.0f, dy.f32(), out_, x.f32(), in_, 1.0f, dw->f32(), in_);         // dy^T x
+    }
+    if (db) {
+      std::fill(ones.f32(), ones.f32() + rows, 1.0f);
+      gemv(/*trans=*/true, rows, out_, 1.0f, dy.f32(), out_, ones.f32(), 1.0f, db->f32());
+    }
   }
-  if (dw) {
-    if (in_out) gemm(true, false, in_, out_, rows, 1.0f, x.f32(), in_, dy.f32(), out_, 1.0f, dw->f32(), out_);  // x^T dy
-    else gemm(true, false, out_, in_, rows, 1.0f, dy.f32(), out_, x.f32(), in_, 1.0f, dw->f32(), in_);         // dy^T x
-  }
-  if (db) {
-    std::fill(ones.f32(), ones.f32() + rows, 1.0f);
-    gemv(/*trans=*/true, rows, out_, 1.0f, dy.f32(), out_, ones.f32(), 1.0f, db->f32());
-  }
+  if (lora_) lora_->backward(x, dy, dx, saved, rc);
   return dx;
 }
 
 void Linear::collect_params(std::vector<Param*>& out) {
   if (owns_weight_) out.push_back(&own_weight_);
   if (has_bias_) out.push_back(&bias_);
+  if (lora_) {
+    out.push_back(&lora_->a());
+    out.push_back(&lora_->b());
+  }
+}
+
+LoraAdapter& Linear::attach_lora(const std::string& key_prefix, const LoraConfig& config, uint64_t seed) {
+  check(!lora_, "linear " + name_ + " already has a LoRA adapter");
+  lora_ = std::make_unique<LoraAdapter>(key_prefix, in_, out_, config, seed);
+  return *lora_;
+}
+
+void Linear::merge_lora() {
+  check(lora_ != nullptr, "linear " + name_ + " has no LoRA adapter to merge");
+  if (weight_->value.has_data()) lora_->merge_into(weight_->value, layout_ == WeightLayout::InOut, 1.0f);
+  lora_.reset();
 }
 
 }  // namespace frugal

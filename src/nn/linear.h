@@ -2,9 +2,12 @@
 // Fully connected layer over the last dimension: y = x W + b.
 // Two weight layouts, so files from both worlds load without transposes:
 //   InOut: W is (in, out) - HF GPT-2 Conv1D;  OutIn: W is (out, in) - torch.nn.Linear, tied LM heads.
+#include <atomic>
+#include <memory>
 #include <string>
 
 #include "nn/layer.h"
+#include "nn/lora.h"
 
 namespace frugal {
 
@@ -26,6 +29,17 @@ class Linear : public Layer {
   int64_t out_features() const { return out_; }
   Param& weight() { return *weight_; }
   Param* bias() { return has_bias_ ? &bias_ : nullptr; }
+  WeightLayout layout() const { return layout_; }
+
+  // LoRA: an adapter on this layer (its own base stays as it is; callers freeze it).
+  LoraAdapter& attach_lora(const std::string& key_prefix, const LoraConfig& config, uint64_t seed);
+  LoraAdapter* lora() { return lora_.get(); }
+  // Folds the adapter into the weight (W += scale B A in this layout) and removes it.
+  void merge_lora();
+  void detach_lora() { lora_.reset(); }
+
+  // Weight-gradient GEMMs run by all Linear layers in this process: frozen weights add none.
+  static int64_t weight_gradient_gemms() { return weight_gradient_gemms_.load(); }
 
  private:
   Tensor output_like(const Tensor& x, int64_t last, MemCategory category) const;
@@ -38,6 +52,8 @@ class Linear : public Layer {
   Param bias_;
   bool has_bias_;
   std::string name_;
+  std::unique_ptr<LoraAdapter> lora_;
+  static std::atomic<int64_t> weight_gradient_gemms_;
 };
 
 }  // namespace frugal

@@ -1,0 +1,146 @@
+#include "models/lora_setup.h"
+
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "io/safetensors.h"
+
+namespace frugal {
+
+namespace {
+bool matches(const std::string& module, const std::string& target) {
+  return module == target ||
+         (module.size() > target.size() && module.ends_with(target) && module[module.size() - target.size() - 1] == '.');
+}
+}  // namespace
+
+std::vector<std::string> parse_lora_targets(const std::string& csv) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= csv.size()) {
+    const size_t end = std::min(csv.find(',', start), csv.size());
+    const std::string item = csv.substr(start, end - start);
+    check(!item.empty(), "--lora-targets '" + csv + "' has an empty module name");
+    out.push_back(item);
+    start = end + 1;
+  }
+  return out;
+}
+
+void apply_lora(Model& model, const LoraSettings& settings, uint64_t seed) {
+  check(!settings.targets.empty(), "LoRA needs at least one target module");
+  for (Param* p : model.state()) p->trainable = false;
+  const auto linears = model.adaptable_linears();
+  std::set<std::string> used;
+  for (const auto& [name, linear] : linears) {
+    for (const std::string& target : settings.targets) {
+      if (!matches(name, target)) continue;
+      linear->attach_lora(model.peft_key_prefix() + name, settings.config, seed);
+      used.insert(target);
+      break;
+    }
+  }
+  for (const std::string& target : settings.targets) {
+    if (used.count(target)) continue;
+    std::string names;
+    for (size_t i = 0; i < std::min<size_t>(linears.size(), 4); ++i) names += (i ? ", " : "") + linears[i].first;
+    throw Error("LoRA target '" + target + "' matches no module of this " + model.arch() + " (modules: " + names +
+                (linears.size() > 4 ? ", ..." : "") + ")");
+  }
+}
+
+std::vector<LoraAdapter*> lora_adapters(const Model& model) {
+  std::vector<LoraAdapter*> out;
+  for (const auto& [name, linear] : model.adaptable_linears())
+    if (linear->lora()) out.push_back(linear->lora());
+  return out;
+}
+
+std::vector<Param*> base_state(const Model& model) {
+  std::vector<Param*> out;
+  for (Param* p : model.state())
+    if (!p->name.starts_with("base_model.model.")) out.push_back(p);
+  return out;
+}
+
+void save_adapter(const Model& model, const LoraSettings& settings, const std::string& dir) {
+  const auto adapters = lora_adapters(model);
+  check(!adapters.empty(), "--save-adapter: the model has no LoRA adapter (use --lora-rank or --adapter)");
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  check(!ec && std::filesystem::is_directory(dir), "cannot create directory " + dir);
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (LoraAdapter* a : adapters) {
+    tensors.emplace_back(a->a().name, a->a().value);
+    tensors.emplace_back(a->b().name, a->b().value);
+  }
+  write_safetensors(dir + "/adapter_model.safetensors", tensors, {{"format", "pt"}});
+  const bool conv1d = model.arch() == "gpt";
+  const nlohmann::json config = {{"peft_type", "LORA"},
+                                 {"task_type", conv1d ? "CAUSAL_LM" : "FEATURE_EXTRACTION"},
+                                 {"r", settings.config.rank},
+                                 {"lora_alpha", settings.config.alpha},
+                                 {"lora_dropout", settings.config.dropout},
+                                 {"target_modules", settings.targets},
+                                 {"fan_in_fan_out", conv1d},
+                                 {"bias", "none"},
+                                 {"base_model_name_or_path", ""},
+                                 {"inference_mode", false},
+                                 {"frugal_arch", model.arch()}};
+  write_file_atomic(dir + "/adapter_config.json", config.dump(2) + "\n");
+}
+
+LoraSettings load_adapter(Model& model, const std::string& dir) {
+  const std::string config_path = dir + "/adapter_config.json";
+  check(std::filesystem::exists(config_path), "adapter directory " + dir + " has no adapter_config.json");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(config_path));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(config_path + ": not valid JSON (" + std::string(e.what()) + ")");
+  }
+  LoraSettings s;
+  try {
+    check(j.value("peft_type", std::string("LORA")) == "LORA", config_path + ": peft_type is not LORA");
+    check(j.contains("r") && j["r"].is_number_integer(), config_path + ": missing integer 'r'");
+    s.config.rank = j["r"].get<int64_t>();
+    s.config.alpha = j.value("lora_alpha", static_cast<double>(s.config.rank));
+    s.config.dropout = j.value("lora_dropout", 0.0);
+    check(j.value("bias", std::string("none")) == "none", config_path + ": only bias 'none' is supported");
+    const auto& targets = j.at("target_modules");
+    if (targets.is_string()) s.targets = {targets.get<std::string>()};
+    else s.targets = targets.get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(config_path + ": " + e.what());
+  }
+  apply_lora(model, s, 0);
+  const std::string weights = dir + "/adapter_model.safetensors";
+  check(std::filesystem::exists(weights), "adapter directory " + dir + " has no adapter_model.safetensors");
+  const SafetensorsFile file = SafetensorsFile::open(weights);
+  std::set<std::string> expected;
+  for (LoraAdapter* a : lora_adapters(model)) {
+    for (Param* p : {&a->a(), &a->b()}) {
+      check(file.contains(p->name), weights + ": missing tensor '" + p->name + "' (targets " + j["target_modules"].dump() +
+                                        ")");
+      check(file.shape(p->name) == p->value.shape(), weights + ": tensor '" + p->name + "' has shape " +
+                                                         file.shape(p->name).str() + ", this model needs " +
+                                                         p->value.shape().str());
+      file.load_into(p->name, p->value);
+      expected.insert(p->name);
+    }
+  }
+  for (const std::string& name : file.names())
+    check(expected.count(name), weights + ": tensor '" + name + "' belongs to no adapted module of this model");
+  return s;
+}
+
+void merge_lora(Model& model) {
+  for (const auto& [name, linear] : model.adaptable_linears())
+    if (linear->lora()) linear->merge_lora();
+  for (Param* p : model.params()) p->trainable = true;  // buffers (running statistics) stay frozen
+}
+
+}  // namespace frugal

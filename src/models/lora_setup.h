@@ -1,0 +1,42 @@
+#pragma once
+// LoRA on a model: which linear layers get adapters, freezing the base, and PEFT adapter
+// directories (adapter_config.json + adapter_model.safetensors) in and out.
+#include <string>
+#include <vector>
+
+#include "models/model.h"
+#include "nn/lora.h"
+
+namespace frugal {
+
+struct LoraSettings {
+  LoraConfig config;
+  std::vector<std::string> targets;  // PEFT target_modules: a module matches "t" if its name is t or ends in ".t"
+};
+
+// "c_attn,c_proj" -> {"c_attn", "c_proj"}; Error on empty items.
+std::vector<std::string> parse_lora_targets(const std::string& csv);
+
+// Freezes every parameter of the model and attaches an adapter to each matching linear layer.
+// Error if a target matches no module (naming the modules there are).
+void apply_lora(Model& model, const LoraSettings& settings, uint64_t seed);
+
+// The adapters of a model (after apply_lora or load_adapter).
+std::vector<LoraAdapter*> lora_adapters(const Model& model);
+
+// Model state without adapters (what a model directory holds).
+std::vector<Param*> base_state(const Model& model);
+
+// Writes dir/adapter_config.json and dir/adapter_model.safetensors (PEFT format; fan_in_fan_out is
+// true for GPT-2's Conv1D layers).
+void save_adapter(const Model& model, const LoraSettings& settings, const std::string& dir);
+
+// Reads a PEFT adapter directory, applies LoRA with its settings and loads A and B. Error when the
+// adapter does not fit the model (unknown keys, wrong shapes, targets that match nothing).
+LoraSettings load_adapter(Model& model, const std::string& dir);
+
+// W += (alpha / r) B A for every adapter, in each layer's own layout; the adapters are removed and
+// the base parameters become trainable again (a plain model).
+void merge_lora(Model& model);
+
+}  // namespace frugal

@@ -1,0 +1,91 @@
+#include "nn/lora.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "core/tensor_init.h"
+#include "kernels/elementwise.h"
+#include "kernels/gemm.h"
+
+namespace frugal {
+
+LoraAdapter::LoraAdapter(const std::string& key_prefix, int64_t in, int64_t out, const LoraConfig& config,
+                         uint64_t seed)
+    : config_(config), in_(in), out_(out), stream_(name_stream(key_prefix)) {
+  check(config.rank >= 1 && config.rank <= std::min(in, out),
+        "LoRA rank " + std::to_string(config.rank) + " for " + key_prefix + " must be in 1..min(in, out) = " +
+            std::to_string(std::min(in, out)));
+  check(config.dropout >= 0 && config.dropout < 1, "--lora-dropout must be in [0, 1)");
+  check(config.alpha > 0, "--lora-alpha must be positive");
+  a_ = {key_prefix + ".lora_A.weight", Tensor::empty({config.rank, in}, DType::F32, MemCategory::Params), {}, true};
+  b_ = {key_prefix + ".lora_B.weight", Tensor::zeros({out, config.rank}, DType::F32, MemCategory::Params), {}, true};
+  init_uniform(a_.value, seed, name_stream(a_.name), 1.0f / std::sqrt(static_cast<float>(in)));
+}
+
+Tensor LoraAdapter::dropped(const Tensor& x, const RunContext& rc) const {
+  if (config_.dropout == 0 || !rc.training) return x;
+  Tensor xd = Tensor::empty(x.shape(), DType::F32, MemCategory::Workspace);
+  if (measuring(x)) return xd;
+  const uint64_t stream = rng_stream(stream_, rc.step, rng_stream(rc.micro_batch, rc.block_index));
+  const float keep = static_cast<float>(1.0 - config_.dropout), inv = 1.0f / keep;
+  const float* src = x.f32();
+  float* dst = xd.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < x.numel(); ++i)
+    dst[i] = rng_uniform(rc.seed, stream, static_cast<uint64_t>(i)) < keep ? src[i] * inv : 0.0f;
+  return xd;
+}
+
+void LoraAdapter::forward(const Tensor& x, const Tensor& y, Saved& saved, const RunContext& rc) const {
+  const int64_t rows = x.numel() / in_, r = config_.rank;
+  Tensor h = Tensor::empty({rows, r}, DType::F32, MemCategory::Activations);  // (rows, r) = x_d A^T
+  saved.tensors.push_back(h);
+  const Tensor xd = dropped(x, rc);
+  if (measuring(x)) return;
+  gemm(false, true, rows, r, in_, 1.0f, xd.f32(), in_, a_.value.f32(), in_, 0.0f, h.f32(), r);
+  gemm(false, true, rows, out_, r, static_cast<float>(config_.scale()), h.f32(), r, b_.value.f32(), r, 1.0f, y.f32(),
+       out_);
+}
+
+void LoraAdapter::backward(const Tensor& x, const Tensor& dy, const Tensor& dx, Saved& saved, const RunContext& rc) {
+  const int64_t rows = x.numel() / in_, r = config_.rank;
+  const Tensor& h = saved.tensors.back();                                    // (rows, r)
+  Tensor g = Tensor::empty({rows, r}, DType::F32, MemCategory::Workspace);   // (rows, r) = dy B
+  const Tensor xd = dropped(x, rc);
+  const bool dropout = xd.buffer() != x.buffer();
+  Tensor dxd;  // the LoRA path's gradient before the dropout mask (rows, in)
+  if (dx.defined() && dropout) dxd = Tensor::empty(x.shape(), DType::F32, MemCategory::Workspace);
+  const Tensor& da = a_.ensure_grad();
+  const Tensor& db = b_.ensure_grad();
+  if (measuring(dy)) return;
+  const float scale = static_cast<float>(config_.scale());
+  gemm(false, false, rows, r, out_, 1.0f, dy.f32(), out_, b_.value.f32(), r, 0.0f, g.f32(), r);
+  gemm(true, false, out_, r, rows, scale, dy.f32(), out_, h.f32(), r, 1.0f, db.f32(), r);     // dB += s dy^T h
+  gemm(true, false, r, in_, rows, scale, g.f32(), r, xd.f32(), in_, 1.0f, da.f32(), in_);     // dA += s g^T x_d
+  if (!dx.defined()) return;
+  if (!dropout) {
+    gemm(false, false, rows, in_, r, scale, g.f32(), r, a_.value.f32(), in_, 1.0f, dx.f32(), in_);  // dx += s g A
+    return;
+  }
+  gemm(false, false, rows, in_, r, scale, g.f32(), r, a_.value.f32(), in_, 0.0f, dxd.f32(), in_);
+  // The mask again (the same counter-based draws), as x_d / x: kept elements scale by 1/keep.
+  const float keep = static_cast<float>(1.0 - config_.dropout), inv = 1.0f / keep;
+  const uint64_t stream = rng_stream(stream_, rc.step, rng_stream(rc.micro_batch, rc.block_index));
+  float* out = dx.f32();
+  const float* add = dxd.f32();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < x.numel(); ++i)
+    if (rng_uniform(rc.seed, stream, static_cast<uint64_t>(i)) < keep) out[i] += add[i] * inv;
+}
+
+void LoraAdapter::merge_into(const Tensor& weight, bool in_out_layout, float sign) const {
+  const float s = sign * static_cast<float>(config_.scale());
+  const int64_t r = config_.rank;
+  if (in_out_layout)  // W (in, out) += s A^T B^T
+    gemm(true, true, in_, out_, r, s, a_.value.f32(), in_, b_.value.f32(), r, 1.0f, weight.f32(), out_);
+  else  // W (out, in) += s B A
+    gemm(false, false, out_, in_, r, s, b_.value.f32(), r, a_.value.f32(), in_, 1.0f, weight.f32(), in_);
+}
+
+}  // namespace frugal

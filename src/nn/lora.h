@@ -1,0 +1,50 @@
+#pragma once
+// LoRA (Hu et al., 2021) on a linear layer: y = base(x) + (alpha / r) * B (A (dropout(x))), with
+// A (r, in) and B (out, r) trainable and the base frozen. Only A, B get gradients and optimizer
+// state, and the base gets no weight-gradient GEMM (Linear skips it for frozen weights).
+// Parameter names are PEFT's adapter keys, e.g.
+//   base_model.model.transformer.h.0.attn.c_attn.lora_A.weight  (r, in)
+//   base_model.model.transformer.h.0.attn.c_attn.lora_B.weight  (out, r)
+// Dropout masks come from the counter-based RNG keyed by (seed, step, micro-batch, layer, element),
+// so a recomputed forward draws the same mask and nothing is saved for it.
+#include <string>
+
+#include "nn/layer.h"
+
+namespace frugal {
+
+struct LoraConfig {
+  int64_t rank = 8;
+  double alpha = 16.0;
+  double dropout = 0.0;
+  double scale() const { return alpha / static_cast<double>(rank); }
+};
+
+class LoraAdapter {
+ public:
+  // A: Kaiming-uniform (PEFT's default: U(-1/sqrt(in), 1/sqrt(in))) from (seed, name); B: zeros.
+  LoraAdapter(const std::string& key_prefix, int64_t in, int64_t out, const LoraConfig& config, uint64_t seed);
+
+  // y (rows, out) += scale * B A x_d; saves A x_d (rows, r).
+  void forward(const Tensor& x, const Tensor& y, Saved& saved, const RunContext& rc) const;
+  // Accumulates dA, dB; adds the LoRA path's input gradient into dx (rows, in) when dx is defined.
+  void backward(const Tensor& x, const Tensor& dy, const Tensor& dx, Saved& saved, const RunContext& rc);
+
+  // W (in, out) or (out, in) += sign * scale * (B A) in that layout: merge (+1) / unmerge (-1).
+  void merge_into(const Tensor& weight, bool in_out_layout, float sign) const;
+
+  Param& a() { return a_; }
+  Param& b() { return b_; }
+  const LoraConfig& config() const { return config_; }
+
+ private:
+  // x with the dropout mask applied (a new workspace tensor), or x itself when dropout is off.
+  Tensor dropped(const Tensor& x, const RunContext& rc) const;
+
+  LoraConfig config_;
+  int64_t in_, out_;
+  uint64_t stream_;  // dropout stream of this layer
+  Param a_, b_;
+};
+
+}  // namespace frugal

@@ -1,0 +1,573 @@
+#!/usr/bin/python3
+"""LoRA parity: frugal's PEFT-adapter training and merging against a float64 PyTorch reference.
+
+    /usr/bin/python3 tests/parity/test_lora_parity.py --frugal build/frugal
+    /usr/bin/python3 tests/parity/test_lora_parity.py --self-check      # checks the reference itself
+
+The model is the random GPT-2 of test_gpt_parity.py (n_layer 2, n_head 2, n_embd 32, n_positions 16,
+vocab 61) and a batch B=3, T=16 with some targets -100. The adapter is a PEFT LoRA directory with r=4,
+lora_alpha=8, target_modules ["c_attn", "c_proj", "c_fc"] (PEFT suffix matching: c_proj hits both
+attn.c_proj and mlp.c_proj) and random non-zero A [r,in] and B [out,r], N(0, 0.2). For GPT-2's Conv1D
+modules (W [in,out], y = x @ W + b) the adapted output is
+
+    y = x @ W + b + (alpha / r) * (x @ A^T) @ B^T,      merged: W' = W + (alpha / r) * (B @ A)^T.
+
+Checks:
+  adapter  `frugal grad --model M --adapter A --batch b --out g`: loss rel. error <= 1e-5; the output holds
+           exactly the adapter's keys (no base-model gradient), each ||g-ref||/||ref|| <= 1e-4.
+  merge    `frugal lora merge --model M --adapter A --out D`: every targeted weight equals
+           W + (alpha/r)(B A)^T (numpy, float64) within 1e-5 relative; untouched tensors unchanged (1e-6).
+  merged   `frugal grad --model D --batch b --out g` (no adapter): its loss equals the adapter loss (1e-5).
+Prints a table and `parity_lora: N passed, M failed`; exits 1 on any failure.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gpt2_reference as ref  # noqa: E402
+import safetensors_io  # noqa: E402
+import test_gpt_parity as gp  # noqa: E402  (model/batch fixtures, Results, rel_err)
+
+CONFIG = gp.CONFIG
+RANK, ALPHA = 4, 8
+TARGET_MODULES = ["c_attn", "c_proj", "c_fc"]
+MODULES = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # Conv1D modules of a block, model order
+KEY_PREFIX = "base_model.model.transformer."
+LOSS_RTOL = 1e-5
+GRAD_RTOL = 1e-4
+MERGE_RTOL = 1e-5
+UNCHANGED_RTOL = 1e-6
+
+
+# ---------------------------------------------------------------- adapter layout
+
+def module_dims(config):
+    """Conv1D module suffix -> (in, out)."""
+    D = config["n_embd"]
+    return {"attn.c_attn": (D, 3 * D), "attn.c_proj": (D, D), "mlp.c_fc": (D, 4 * D), "mlp.c_proj": (4 * D, D)}
+
+
+def all_modules(config):
+    """Every Conv1D module name of the model (`h.{i}.attn.c_attn`, ...), in model order."""
+    return [f"h.{i}.{m}" for i in range(config["n_layer"]) for m in MODULES]
+
+
+def matched_modules(config, target_modules):
+    """PEFT's rule for a list of target names: a module matches if its full name equals a target
+    or ends with '.' + target."""
+    out = []
+    for name in all_modules(config):
+        full = "transformer." + name
+        if any(full == t or full.endswith("." + t) for t in target_modules):
+            out.append(name)
+    return out
+
+
+def lora_key(module, which):
+    """`h.0.attn.c_attn`, "A" -> `base_model.model.transformer.h.0.attn.c_attn.lora_A.weight`."""
+    return f"{KEY_PREFIX}{module}.lora_{which}.weight"
+
+
+def lora_shapes(config, r, target_modules):
+    """adapter key -> shape: lora_A [r, in], lora_B [out, r]."""
+    dims = module_dims(config)
+    shapes = {}
+    for module in matched_modules(config, target_modules):
+        fan_in, fan_out = dims[module.split(".", 2)[2]]
+        shapes[lora_key(module, "A")] = (r, fan_in)
+        shapes[lora_key(module, "B")] = (fan_out, r)
+    return shapes
+
+
+def adapter_config(r, alpha, target_modules):
+    return {
+        "peft_type": "LORA",
+        "r": r,
+        "lora_alpha": alpha,
+        "target_modules": list(target_modules),
+        "fan_in_fan_out": True,
+        "lora_dropout": 0.0,
+        "bias": "none",
+        "base_model_name_or_path": "",
+        "task_type": "CAUSAL_LM",
+        "inference_mode": False,
+    }
+
+
+def random_adapter(config, rng, r=RANK, target_modules=TARGET_MODULES, zero_b=False):
+    """adapter key -> float32 array; A and B are N(0, 0.2) (B zero if zero_b, as PEFT initialises it)."""
+    tensors = {}
+    for key, shape in lora_shapes(config, r, target_modules).items():
+        if zero_b and ".lora_B." in key:
+            tensors[key] = np.zeros(shape, dtype=np.float32)
+        else:
+            tensors[key] = rng.normal(0.0, 0.2, shape).astype(np.float32)
+    return tensors
+
+
+def write_adapter(adapter_dir, tensors, r=RANK, alpha=ALPHA, target_modules=TARGET_MODULES):
+    os.makedirs(adapter_dir, exist_ok=True)
+    with open(os.path.join(adapter_dir, "adapter_config.json"), "w") as f:
+        json.dump(adapter_config(r, alpha, target_modules), f, indent=2)
+    safetensors_io.save(os.path.join(adapter_dir, "adapter_model.safetensors"), tensors)
+
+
+def load_adapter(adapter_dir, config):
+    """Return (lora, scale): lora maps adapter keys to float64 leaf tensors with requires_grad;
+    scale = lora_alpha / r. Validates the config and that the keys are exactly those of the targets."""
+    with open(os.path.join(adapter_dir, "adapter_config.json")) as f:
+        cfg = json.load(f)
+    if cfg.get("peft_type") != "LORA":
+        raise ValueError(f"peft_type {cfg.get('peft_type')!r} is not LORA")
+    if float(cfg.get("lora_dropout", 0.0)) != 0.0 or cfg.get("bias", "none") != "none":
+        raise ValueError("the reference supports lora_dropout 0 and bias 'none' only")
+    targets = cfg["target_modules"]
+    if isinstance(targets, str):
+        raise ValueError("regex target_modules are not supported by the reference")
+    r = int(cfg["r"])
+    scale = float(cfg["lora_alpha"]) / r
+    shapes = lora_shapes(config, r, targets)
+    tensors = safetensors_io.load(os.path.join(adapter_dir, "adapter_model.safetensors"))
+    if set(tensors) != set(shapes):
+        raise ValueError(f"adapter keys differ: missing {sorted(set(shapes) - set(tensors))}, "
+                         f"unexpected {sorted(set(tensors) - set(shapes))}")
+    lora = {}
+    for key, shape in shapes.items():
+        if tuple(tensors[key].shape) != shape:
+            raise ValueError(f"{key} has shape {tensors[key].shape}, expected {shape}")
+        lora[key] = torch.tensor(tensors[key].astype(np.float64), dtype=torch.float64, requires_grad=True)
+    return lora, scale
+
+
+def load_frozen_model(model_dir):
+    """The base model as float64 tensors that do not require grad (frozen)."""
+    params, config = ref.load_model(model_dir)
+    return {k: v.detach() for k, v in params.items()}, config
+
+
+# ---------------------------------------------------------------- the LoRA model, op by op (float64)
+
+def lora_conv1d(x, params, lora, scale, module):
+    """HF Conv1D plus, if the module is adapted, the LoRA path: x @ W + b + scale * (x @ A^T) @ B^T."""
+    y = x @ params[module + ".weight"] + params[module + ".bias"]
+    key_a = lora_key(module, "A")
+    if key_a in lora:
+        a, b = lora[key_a], lora[lora_key(module, "B")]   # [r, in], [out, r]
+        y = y + scale * ((x @ a.t()) @ b.t())
+    return y
+
+
+def lora_forward_logits(params, lora, scale, config, inputs):
+    """Same computation as gpt2_reference.forward_logits with every Conv1D replaced by lora_conv1d."""
+    B, T = inputs.shape
+    D, H, eps = config["n_embd"], config["n_head"], config["layer_norm_epsilon"]
+    hd = D // H
+    wte = params["wte.weight"]
+    x = wte[inputs] + params["wpe.weight"][torch.arange(T)]                       # (B, T, D)
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    for i in range(config["n_layer"]):
+        p = f"h.{i}."
+        a = ref.layer_norm(x, params[p + "ln_1.weight"], params[p + "ln_1.bias"], eps)
+        qkv = lora_conv1d(a, params, lora, scale, p + "attn.c_attn")             # (B, T, 3D)
+        q, k, v = qkv[..., 0:D], qkv[..., D:2 * D], qkv[..., 2 * D:3 * D]
+        q = q.reshape(B, T, H, hd).transpose(1, 2)                                # (B, H, T, hd)
+        k = k.reshape(B, T, H, hd).transpose(1, 2)
+        v = v.reshape(B, T, H, hd).transpose(1, 2)
+        scores = (q @ k.transpose(-1, -2)) / np.sqrt(hd)
+        scores = scores.masked_fill(~causal, float("-inf"))
+        scores = scores - scores.max(dim=-1, keepdim=True).values.detach()
+        e = torch.exp(scores)
+        att = e / e.sum(dim=-1, keepdim=True)
+        y = (att @ v).transpose(1, 2).reshape(B, T, D)
+        x = x + lora_conv1d(y, params, lora, scale, p + "attn.c_proj")
+        m = ref.layer_norm(x, params[p + "ln_2.weight"], params[p + "ln_2.bias"], eps)
+        m = ref.gelu_tanh(lora_conv1d(m, params, lora, scale, p + "mlp.c_fc"))
+        x = x + lora_conv1d(m, params, lora, scale, p + "mlp.c_proj")
+    x = ref.layer_norm(x, params["ln_f.weight"], params["ln_f.bias"], eps)
+    return x @ wte.t()
+
+
+def lora_loss_fn(params, lora, scale, config, inputs, targets):
+    """Mean token cross-entropy over targets != -100, as gpt2_reference.loss_fn."""
+    inputs = torch.as_tensor(np.asarray(inputs), dtype=torch.long)
+    targets = torch.as_tensor(np.asarray(targets), dtype=torch.long)
+    logits = lora_forward_logits(params, lora, scale, config, inputs)
+    m = logits.max(dim=-1, keepdim=True).values.detach()
+    logz = torch.log(torch.exp(logits - m).sum(dim=-1)) + m.squeeze(-1)
+    valid = targets != ref.IGNORE_INDEX
+    count = int(valid.sum())
+    if count == 0:
+        raise ValueError("every target is -100")
+    safe_t = torch.where(valid, targets, torch.zeros_like(targets))
+    target_logit = logits.gather(-1, safe_t.unsqueeze(-1)).squeeze(-1)
+    return ((logz - target_logit) * valid.to(logits.dtype)).sum() / count
+
+
+def lora_loss_and_grads(params, lora, scale, config, inputs, targets):
+    """(loss as float, adapter key -> float64 numpy gradient); only A and B are trainable."""
+    keys = list(lora)
+    loss = lora_loss_fn(params, lora, scale, config, inputs, targets)
+    grads = torch.autograd.grad(loss, [lora[k] for k in keys])
+    return float(loss.item()), {k: g.detach().numpy().astype(np.float64) for k, g in zip(keys, grads)}
+
+
+def merged_params(params, lora, scale):
+    """Torch merge (differentiable in A, B): W' = W + scale * (B @ A)^T for every adapted module."""
+    out = dict(params)
+    for key_a in lora:
+        if ".lora_A." not in key_a:
+            continue
+        module = key_a[len(KEY_PREFIX):-len(".lora_A.weight")]
+        b = lora[lora_key(module, "B")]
+        out[module + ".weight"] = params[module + ".weight"] + scale * (b @ lora[key_a]).t()
+    return out
+
+
+def merge_numpy(base_tensors, adapter_tensors, r, alpha):
+    """canonical name -> float64 merged weight, for every adapted module (numpy, float64)."""
+    scale = alpha / r
+    out = {}
+    for key_a, a in adapter_tensors.items():
+        if ".lora_A." not in key_a:
+            continue
+        module = key_a[len(KEY_PREFIX):-len(".lora_A.weight")]
+        b = adapter_tensors[lora_key(module, "B")].astype(np.float64)
+        w = base_tensors[module + ".weight"].astype(np.float64)
+        out[module + ".weight"] = w + scale * (b @ a.astype(np.float64)).T
+    return out
+
+
+# ---------------------------------------------------------------- running frugal
+
+def run_frugal(cmd):
+    """Run a frugal command; return (proc, None) or (None, error text)."""
+    print("$ " + " ".join(cmd), flush=True)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, f"could not run frugal: {e}"
+    if proc.returncode != 0:
+        return None, (f"`frugal {cmd[1]}` exited with {proc.returncode}\n--- stdout\n{proc.stdout[-2000:]}"
+                      f"\n--- stderr\n{proc.stderr[-2000:]}")
+    return proc, None
+
+
+def last_loss(stdout):
+    """The loss of the last stdout line that is a JSON object with "loss", or None."""
+    loss = None
+    for line in stdout.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and "loss" in obj:
+            loss = float(obj["loss"])
+    return loss
+
+
+def frugal_grad(frugal, model_dir, batch_path, out_path, adapter_dir=None):
+    cmd = [frugal, "grad", "--model", model_dir]
+    if adapter_dir is not None:
+        cmd += ["--adapter", adapter_dir]
+    cmd += ["--batch", batch_path, "--out", out_path]
+    proc, err = run_frugal(cmd)
+    if err is not None:
+        return None, err
+    loss = last_loss(proc.stdout)
+    if loss is None:
+        return None, f"no JSON line with \"loss\" in frugal's stdout:\n{proc.stdout[-2000:]}"
+    return loss, None
+
+
+def first_line(err):
+    """The most telling line of an error text: the first stderr line if any, else the first line."""
+    lines = err.splitlines()
+    if "--- stderr" in lines:
+        rest = [l for l in lines[lines.index("--- stderr") + 1:] if l.strip()]
+        if rest:
+            return f"{lines[0]}: {rest[0].strip()}"
+    return lines[0]
+
+
+# ---------------------------------------------------------------- parity
+
+def check_adapter_grads(results, grads_path, ref_grads, shapes):
+    case = "adapter"
+    try:
+        got = safetensors_io.load(grads_path)
+    except (OSError, ValueError) as e:
+        results.fail(case, "grads", f"cannot read {grads_path}: {e}")
+        return
+    base_names = set(ref.param_names(CONFIG))
+    base = sorted(k for k in got if ref.canonical_name(k) in base_names or ".lora_" not in k)
+    results.add(case, "no base-model gradients", 0.0, 0.0, not base,
+                f"found {base[:4]}{' ...' if len(base) > 4 else ''}" if base else "")
+    missing = sorted(set(shapes) - set(got))
+    extra = sorted(set(got) - set(shapes))
+    note = ""
+    if missing or extra:
+        note = f"missing {len(missing)} {missing[:2]}, extra {len(extra)} {extra[:2]}"
+    results.add(case, "exactly the adapter keys", 0.0, 0.0, not missing and not extra, note)
+    for key, shape in shapes.items():
+        short = key[len(KEY_PREFIX):]
+        if key not in got:
+            results.fail(case, short, "missing from grads.safetensors")
+            continue
+        g = got[key]
+        if tuple(g.shape) != tuple(shape):
+            results.fail(case, short, f"shape {tuple(g.shape)} != {tuple(shape)}")
+            continue
+        if not np.isfinite(g).all():
+            results.fail(case, short, "not finite")
+            continue
+        e = gp.rel_err(g, ref_grads[key])
+        results.add(case, short, e, GRAD_RTOL, bool(e <= GRAD_RTOL))
+
+
+def check_merged_model(results, merged_dir, base_tensors, adapter_tensors):
+    """The merged directory: loadable as a plain GPT-2, adapted weights = W + s(BA)^T, the rest unchanged."""
+    case = "merge"
+    try:
+        ref.read_config(merged_dir)
+        raw = safetensors_io.load(os.path.join(merged_dir, "model.safetensors"))
+    except (OSError, ValueError, KeyError) as e:
+        results.fail(case, "merged directory", f"cannot read {merged_dir}: {e}")
+        return False
+    got, odd = {}, []
+    for k, v in raw.items():
+        name = ref.canonical_name(k)
+        if name is None:
+            continue
+        if name in base_tensors:
+            got[name] = v
+        else:
+            odd.append(k)
+    missing = [n for n in base_tensors if n not in got]
+    note = (f"missing {missing[:3]}" if missing else "") + (f" unexpected {odd[:3]}" if odd else "")
+    results.add(case, "plain model tensors", 0.0, 0.0, not missing and not odd, note.strip())
+    expected = merge_numpy(base_tensors, adapter_tensors, RANK, ALPHA)
+    for name in base_tensors:
+        if name not in got:
+            continue
+        g = got[name]
+        if tuple(g.shape) != tuple(base_tensors[name].shape):
+            results.fail(case, name, f"shape {tuple(g.shape)} != {tuple(base_tensors[name].shape)}")
+            continue
+        if name in expected:
+            e = gp.rel_err(g, expected[name])
+            d = gp.rel_err(expected[name], base_tensors[name])  # how far the merge moved it
+            results.add(case, name, e, MERGE_RTOL, bool(e <= MERGE_RTOL), f"merge moved W by {d:.2e}")
+    rest = [n for n in base_tensors if n not in expected and n in got
+            and tuple(got[n].shape) == tuple(base_tensors[n].shape)]
+    if rest:
+        errs = [(gp.rel_err(got[n], base_tensors[n]), n) for n in rest]
+        worst, worst_name = max(errs)
+        results.add(case, f"{len(rest)} untouched tensors", worst, UNCHANGED_RTOL, bool(worst <= UNCHANGED_RTOL),
+                    f"worst {worst_name}")
+    return True
+
+
+def parity(frugal, seed, keep):
+    frugal = os.path.abspath(frugal)
+    rng = np.random.default_rng(seed)
+    tmp = tempfile.mkdtemp(prefix="frugal_lora_parity_")
+    results = gp.Results()
+    try:
+        tensors = gp.random_model(CONFIG, rng)
+        inputs, targets = gp.random_batch(CONFIG, rng)
+        adapter_tensors = random_adapter(CONFIG, rng)
+        model_dir = os.path.join(tmp, "model")
+        adapter_dir = os.path.join(tmp, "adapter")
+        merged_dir = os.path.join(tmp, "merged")
+        gp.write_model(model_dir, tensors, CONFIG)
+        write_adapter(adapter_dir, adapter_tensors)
+        batch_path = os.path.join(tmp, "batch.safetensors")
+        safetensors_io.save(batch_path, {"inputs": inputs, "targets": targets})
+
+        params, config = load_frozen_model(model_dir)
+        lora, scale = load_adapter(adapter_dir, config)
+        ref_loss, ref_grads = lora_loss_and_grads(params, lora, scale, config, inputs, targets)
+        base_loss = ref.loss_fn(params, config, inputs, targets).item()
+        shapes = lora_shapes(config, RANK, TARGET_MODULES)
+        print(f"reference LoRA loss (float64): {ref_loss:.10f} (base model without adapter: {base_loss:.10f}); "
+              f"r={RANK} alpha={ALPHA}, {len(shapes)} adapter tensors; counted targets: "
+              f"{int((targets != ref.IGNORE_INDEX).sum())} of {targets.size}")
+
+        # 1. gradients of the adapter
+        adapter_loss = None
+        grads_path = os.path.join(tmp, "grads_adapter.safetensors")
+        loss, err = frugal_grad(frugal, model_dir, batch_path, grads_path, adapter_dir=adapter_dir)
+        if err is not None:
+            print(err, file=sys.stderr)
+            results.fail("adapter", "frugal grad --adapter", first_line(err))
+        else:
+            adapter_loss = loss
+            e = abs(loss - ref_loss) / abs(ref_loss)
+            results.add("adapter", "loss", e, LOSS_RTOL, bool(e <= LOSS_RTOL), f"frugal {loss:.8f} ref {ref_loss:.8f}")
+            check_adapter_grads(results, grads_path, ref_grads, shapes)
+
+        # 2. merging, then the merged model without an adapter
+        proc, err = run_frugal([frugal, "lora", "merge", "--model", model_dir, "--adapter", adapter_dir,
+                                "--out", merged_dir])
+        if err is not None:
+            print(err, file=sys.stderr)
+            results.fail("merge", "frugal lora merge", first_line(err))
+        elif check_merged_model(results, merged_dir, tensors, adapter_tensors):
+            loss, err = frugal_grad(frugal, merged_dir, batch_path, os.path.join(tmp, "grads_merged.safetensors"))
+            if err is not None:
+                print(err, file=sys.stderr)
+                results.fail("merged", "frugal grad (merged)", first_line(err))
+            else:
+                if adapter_loss is None:
+                    results.fail("merged", "loss vs adapter loss", "no adapter loss to compare with")
+                else:
+                    e = abs(loss - adapter_loss) / abs(adapter_loss)
+                    results.add("merged", "loss vs adapter loss", e, LOSS_RTOL, bool(e <= LOSS_RTOL),
+                                f"merged {loss:.8f} adapter {adapter_loss:.8f}")
+                e = abs(loss - ref_loss) / abs(ref_loss)
+                results.add("merged", "loss vs reference", e, LOSS_RTOL, bool(e <= LOSS_RTOL),
+                            f"merged {loss:.8f} ref {ref_loss:.8f}")
+    finally:
+        if keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    results.print_table()
+    passed, failed = results.counts()
+    print(f"parity_lora: {passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+# ---------------------------------------------------------------- checking the reference itself
+
+def self_check(seed):
+    """Checks the LoRA reference: PEFT target matching, adapter files, B = 0 gives the base GPT-2 loss
+    (gpt2_reference), the merged-weight formulation through gpt2_reference gives the same loss and A/B
+    gradients, the numpy merge agrees with it, and central finite differences on A and B."""
+    rng = np.random.default_rng(seed)
+    results = gp.Results()
+    tmp = tempfile.mkdtemp(prefix="frugal_lora_self_")
+    try:
+        tensors = gp.random_model(CONFIG, rng)
+        inputs, targets = gp.random_batch(CONFIG, rng)
+        adapter_tensors = random_adapter(CONFIG, rng)
+        model_dir = os.path.join(tmp, "model")
+        adapter_dir = os.path.join(tmp, "adapter")
+        zero_dir = os.path.join(tmp, "adapter_b0")
+        gp.write_model(model_dir, tensors, CONFIG)
+        write_adapter(adapter_dir, adapter_tensors)
+        write_adapter(zero_dir, random_adapter(CONFIG, rng, zero_b=True))
+
+        # PEFT suffix matching of target_modules
+        L = CONFIG["n_layer"]
+        cases = [(TARGET_MODULES, 4 * L), (["c_attn"], L), (["c_proj"], 2 * L), (["attn.c_proj"], L),
+                 (["mlp.c_proj", "c_fc"], 2 * L), (["proj"], 0)]
+        for tm, n in cases:
+            got = len(matched_modules(CONFIG, tm))
+            results.add("targets", f"{tm} -> {n} modules", 0.0, 0.0, got == n, "" if got == n else f"got {got}")
+
+        # adapter files
+        with open(os.path.join(adapter_dir, "adapter_config.json")) as f:
+            cfg = json.load(f)
+        results.add("io", "adapter_config.json", 0.0, 0.0, cfg == adapter_config(RANK, ALPHA, TARGET_MODULES))
+        back = safetensors_io.load(os.path.join(adapter_dir, "adapter_model.safetensors"))
+        shapes = lora_shapes(CONFIG, RANK, TARGET_MODULES)
+        ok = (set(back) == set(shapes) == set(adapter_tensors) and len(shapes) == 4 * L * 2
+              and all(back[k].dtype == np.float32 and back[k].shape == shapes[k]
+                      and np.array_equal(back[k], adapter_tensors[k]) for k in shapes))
+        results.add("io", "adapter round trip", 0.0, 0.0, ok)
+        results.add("io", "A, B entirely non-zero", 0.0, 0.0,
+                    all(np.count_nonzero(v) == v.size for v in adapter_tensors.values()))
+
+        params, config = load_frozen_model(model_dir)
+        lora, scale = load_adapter(adapter_dir, config)
+        results.add("io", "scale = alpha / r", 0.0, 0.0, scale == ALPHA / RANK)
+        results.add("io", "base frozen", 0.0, 0.0, not any(p.requires_grad for p in params.values()))
+
+        # B = 0: exactly the base model (gpt2_reference), zero A gradients, non-zero B gradients
+        zlora, zscale = load_adapter(zero_dir, config)
+        zloss, zgrads = lora_loss_and_grads(params, zlora, zscale, config, inputs, targets)
+        base_loss = ref.loss_fn(params, config, inputs, targets).item()
+        e = abs(zloss - base_loss) / abs(base_loss)
+        results.add("B=0", "loss = base GPT-2 loss", e, 1e-12, e <= 1e-12, f"{zloss:.12f} vs {base_loss:.12f}")
+        results.add("B=0", "all lora_A grads zero", 0.0, 0.0,
+                    all(not g.any() for k, g in zgrads.items() if ".lora_A." in k))
+        results.add("B=0", "all lora_B grads non-zero", 0.0, 0.0,
+                    all(np.linalg.norm(g) > 0 for k, g in zgrads.items() if ".lora_B." in k))
+
+        loss, grads = lora_loss_and_grads(params, lora, scale, config, inputs, targets)
+        print(f"reference LoRA loss: {loss:.12f} (base: {base_loss:.12f})")
+        results.add("nontrivial", "loss differs from base", abs(loss - base_loss), 0.0, abs(loss - base_loss) > 1e-3)
+        bad = [k for k, g in grads.items() if not np.isfinite(g).all() or np.linalg.norm(g) == 0]
+        results.add("nontrivial", "every A/B grad finite, non-zero", 0.0, 0.0, not bad, f"{bad[:2]}" if bad else "")
+
+        # merged formulation: gpt2_reference on W' = W + s (B A)^T, differentiated through A and B
+        eff = merged_params(params, lora, scale)
+        mloss = ref.loss_fn(eff, config, inputs, targets)
+        mgrads = torch.autograd.grad(mloss, [lora[k] for k in grads])
+        e = abs(mloss.item() - loss) / abs(loss)
+        results.add("merged-ref", "loss", e, 1e-12, e <= 1e-12)
+        for key, mg in zip(grads, mgrads):
+            e = gp.rel_err(grads[key], mg.numpy())
+            results.add("merged-ref", key[len(KEY_PREFIX):], e, 1e-10, e <= 1e-10)
+        npm = merge_numpy(tensors, adapter_tensors, RANK, ALPHA)
+        worst = max(gp.rel_err(npm[n], eff[n].detach().numpy()) for n in npm)
+        results.add("merged-ref", f"numpy merge ({len(npm)} weights)", worst, 1e-12, worst <= 1e-12)
+
+        # central finite differences in float64 on a few coordinates of every A and B
+        h = 1e-6
+        with torch.no_grad():
+            for key in grads:
+                flat = lora[key].view(-1)
+                idx = rng.choice(flat.numel(), size=3, replace=False)
+                fd, an = [], []
+                for j in idx:
+                    j = int(j)
+                    orig = flat[j].item()
+                    flat[j] = orig + h
+                    lp = lora_loss_fn(params, lora, scale, config, inputs, targets).item()
+                    flat[j] = orig - h
+                    lm = lora_loss_fn(params, lora, scale, config, inputs, targets).item()
+                    flat[j] = orig
+                    fd.append((lp - lm) / (2 * h))
+                    an.append(grads[key].reshape(-1)[j])
+                e = gp.rel_err(an, fd)
+                results.add("fin-diff", key[len(KEY_PREFIX):], e, 1e-6, e <= 1e-6)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    results.print_table()
+    passed, failed = results.counts()
+    print(f"parity_lora self-check: {passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frugal", help="path to the frugal binary")
+    ap.add_argument("--self-check", action="store_true", help="check the LoRA reference implementation itself")
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    if args.self_check:
+        return self_check(args.seed)
+    if not args.frugal:
+        ap.error("--frugal PATH is required (or --self-check)")
+    return parity(args.frugal, args.seed, args.keep)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
