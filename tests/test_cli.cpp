@@ -305,3 +305,53 @@ TEST(Cli, CheckpointStrategiesGiveTheSameGradientsThroughGrad) {
   expect_one_line_error(frugal("plan --arch gpt --checkpoint optimal"), "--activation-budget");
   expect_one_line_error(frugal("plan --arch gpt --checkpoint optimal --activation-budget lots"), "lots");
 }
+
+TEST(Cli, LoraTrainSaveGradMergeExtract) {
+  const fs::path dir = scratch("lora");
+  const std::string base = saved_gpt().string();
+  // Fine-tune with LoRA on all four matrices (B starts at zero, so train a few steps).
+  Result r = frugal("train --model " + base + " --data synthetic --steps 3 --micro-batch 2 --lr 1e-2 --lora-rank 2 "
+                    "--lora-alpha 4 --lora-targets c_attn,c_proj,c_fc --save-adapter " + (dir / "adapter").string() +
+                    " --summary " + (dir / "s.json").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto s = nlohmann::json::parse(slurp(dir / "s.json"));
+  EXPECT_EQ(s["trainable_params"].get<int64_t>(), 2 * ((16 + 48) + (16 + 16) + (16 + 64) + (64 + 16)));
+  EXPECT_EQ(s["memory"]["grads"].get<int64_t>(), 4 * s["trainable_params"].get<int64_t>());
+  EXPECT_EQ(s["memory"]["optimizer"].get<int64_t>(), 8 * s["trainable_params"].get<int64_t>());
+  const auto config = nlohmann::json::parse(slurp(dir / "adapter" / "adapter_config.json"));
+  EXPECT_EQ(config["peft_type"], "LORA");
+  EXPECT_EQ(config["r"], 2);
+  EXPECT_EQ(config["fan_in_fan_out"], true);
+  // grad with the adapter writes only the adapter's keys.
+  write_token_batch(dir / "batch.safetensors", 2, 8);
+  const std::string batch = " --batch " + (dir / "batch.safetensors").string();
+  r = frugal("grad --model " + base + " --adapter " + (dir / "adapter").string() + batch + " --out " +
+             (dir / "g.safetensors").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  const double adapter_loss = nlohmann::json::parse(r.out)["loss"].get<double>();
+  const std::string grads = slurp(dir / "g.safetensors");
+  EXPECT_NE(grads.find("base_model.model.transformer.h.0.attn.c_attn.lora_A.weight"), std::string::npos);
+  EXPECT_EQ(grads.find("\"wte.weight\""), std::string::npos);
+  // Merge: a plain model with the same loss.
+  r = frugal("lora merge --model " + base + " --adapter " + (dir / "adapter").string() + " --out " + (dir / "tuned").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = frugal("grad --model " + (dir / "tuned").string() + batch + " --out " + (dir / "g2.safetensors").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NEAR(nlohmann::json::parse(r.out)["loss"].get<double>(), adapter_loss, 1e-5 * adapter_loss);
+  // Extract: the tuned - base delta has rank 2 per module, so a rank-2 extraction reproduces it.
+  r = frugal("lora extract --base " + base + " --tuned " + (dir / "tuned").string() + " --rank 2 --out " +
+             (dir / "extracted").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("h.0.attn.c_attn"), std::string::npos);
+  r = frugal("grad --model " + base + " --adapter " + (dir / "extracted").string() + batch + " --out " +
+             (dir / "g3.safetensors").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NEAR(nlohmann::json::parse(r.out)["loss"].get<double>(), adapter_loss, 1e-4 * adapter_loss);
+  // Bad input.
+  expect_one_line_error(frugal("train --model " + base + " --data synthetic --steps 1 --lora-rank 17"), "rank");
+  expect_one_line_error(frugal("train --model " + base + " --data synthetic --steps 1 --lora-rank 2 --lora-targets q_proj"),
+                        "q_proj");
+  expect_one_line_error(frugal("lora extract --base " + base + " --tuned " + (dir / "tuned").string() +
+                               " --rank 40 --out " + (dir / "x").string()),
+                        "rank");
+}

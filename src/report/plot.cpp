@@ -42,7 +42,9 @@ void plot_png(const std::string& png_path, const PlotSpec& spec, const std::vect
               (series[i].steps ? "steps" : "lines") + " lw 2 title " + quoted(series[i].title);
   }
   script += "\n";
-  FILE* pipe = popen("gnuplot 2>&1", "w");
+  // gnuplot's warnings (e.g. an empty range on constant data) are not frugal's output; failures are
+  // caught below by the missing file.
+  FILE* pipe = popen("gnuplot > /dev/null 2>&1", "w");
   check(pipe != nullptr, "cannot run gnuplot (install the Debian package gnuplot-nox)");
   std::fwrite(script.data(), 1, script.size(), pipe);
   const int status = pclose(pipe);

@@ -1,0 +1,214 @@
+// LoRA: the adapter's gradients by finite differences, the parameter and memory arithmetic
+// (2rn instead of n^2; 12 bytes of gradient + AdamW state per trainable number, none for frozen
+// ones), no weight-gradient GEMM for frozen weights, merge = adapter, merge then unmerge = W,
+// adapters through files, recomputation with LoRA dropout, and bad adapters.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "core/error.h"
+#include "experiments/gradient_compare.h"
+#include "gradcheck.h"
+#include "models/gpt.h"
+#include "models/lora_setup.h"
+#include "models/model_io.h"
+#include "train/accumulate.h"
+#include "train/data.h"
+#include "train/schedule.h"
+#include "train/trainer.h"
+
+using namespace frugal;
+using namespace frugal::testing;
+
+namespace {
+GptConfig small_gpt() {
+  GptConfig c;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.n_embd = 16;
+  c.n_positions = 8;
+  c.vocab_size = 23;
+  return c;
+}
+
+LoraSettings all_four(int64_t rank, double alpha = 16, double dropout = 0) {
+  LoraSettings s;
+  s.config.rank = rank;
+  s.config.alpha = alpha;
+  s.config.dropout = dropout;
+  s.targets = {"c_attn", "c_proj", "c_fc"};  // c_proj matches attn.c_proj and mlp.c_proj
+  return s;
+}
+
+// Non-zero B so that every path carries gradient.
+void randomize_adapters(Model& model, uint64_t seed) {
+  for (LoraAdapter* a : lora_adapters(model)) {
+    init_normal(a->a().value, seed, name_stream(a->a().name), 0.3f);
+    init_normal(a->b().value, seed, name_stream(a->b().name), 0.3f);
+  }
+}
+
+double loss_of(Model& model, const Batch& batch) {
+  for (Param* p : model.params())
+    if (p->grad.defined()) p->grad.fill_zero();
+  return accumulate_gradients(model, batch, 1, RunContext{}).loss;
+}
+}  // namespace
+
+TEST(Lora, LinearWithAdapterGradients) {
+  for (const auto& [layout, dropout] : std::vector<std::pair<WeightLayout, double>>{
+           {WeightLayout::InOut, 0.0}, {WeightLayout::OutIn, 0.0}, {WeightLayout::InOut, 0.3}}) {
+    Linear layer("fc", 6, 5, layout, true);
+    randomize_params(layer, 41);
+    layer.weight().trainable = false;
+    layer.bias()->trainable = false;
+    LoraConfig c;
+    c.rank = 3;
+    c.alpha = 6;
+    c.dropout = dropout;
+    LoraAdapter& adapter = layer.attach_lora("adapter", c, 42);
+    init_normal(adapter.b().value, 43, 1, 0.5f);
+    RunContext rc;
+    rc.seed = 7;
+    const auto entries = grad_check(layer, random_tensor({4, 6}, 44), rc);
+    ASSERT_EQ(entries.size(), 3u);  // input, A, B: the frozen base is not checked (it has no gradient)
+    for (const auto& e : entries) EXPECT_LE(e.rel_error, 1e-2) << e.what << " dropout " << dropout;
+    EXPECT_FALSE(layer.weight().grad.defined());
+  }
+}
+
+TEST(Lora, TrainableParametersOfTheReferenceWorkload) {
+  MemoryLedger measuring(/*measure_only=*/true);  // 4.84M parameters, no memory needed
+  LedgerScope scope(measuring);
+  GptConfig c;
+  c.n_layer = 6;
+  c.n_head = 8;
+  c.n_embd = 256;
+  c.n_positions = 128;
+  c.vocab_size = 256;
+  Gpt model(c);
+  EXPECT_EQ(model.parameter_count(), 4837376);
+  apply_lora(model, all_four(8), 0);
+  // Per block: c_attn r(256 + 768), attn.c_proj r(256 + 256), c_fc r(256 + 1024), mlp.c_proj r(1024 + 256).
+  EXPECT_EQ(model.trainable_parameter_count(), 6 * 8 * ((256 + 768) + (256 + 256) + (256 + 1024) + (1024 + 256)));
+  EXPECT_EQ(model.trainable_parameter_count(), 196608);
+  EXPECT_NEAR(static_cast<double>(196608) / 4837376, 0.041, 0.001);  // 4.1% of the model's 4.84M
+}
+
+TEST(Lora, GradientAndOptimizerBytesOnlyForAdapters) {
+  MemoryLedger ledger;
+  int64_t trainable = 0, lora_gemms = 0, full_gemms = 0;
+  {
+    LedgerScope scope(ledger);
+    Gpt model(small_gpt());
+    model.init_weights(45);
+    apply_lora(model, all_four(4), 46);
+    trainable = model.trainable_parameter_count();
+    RandomTokens data(23, 8, 47);
+    TrainOptions o;
+    o.steps = 2;
+    o.micro_batch = 2;
+    Trainer trainer(model, data, o);
+    const int64_t before = Linear::weight_gradient_gemms();
+    trainer.step(0);
+    trainer.step(1);
+    lora_gemms = Linear::weight_gradient_gemms() - before;
+    for (Param* p : model.params()) EXPECT_EQ(p->grad.defined(), p->trainable) << p->name;
+  }
+  EXPECT_EQ(ledger.peak()[MemCategory::Grads], static_cast<size_t>(4 * trainable));
+  EXPECT_EQ(ledger.peak()[MemCategory::Optimizer], static_cast<size_t>(8 * trainable));  // AdamW m, v
+  EXPECT_EQ(lora_gemms, 0);  // frozen weights: no weight-gradient GEMM at all
+  {
+    Gpt model(small_gpt());
+    model.init_weights(45);
+    const int64_t before = Linear::weight_gradient_gemms();
+    accumulate_gradients(model, RandomTokens(23, 8, 47).batch(0, 2), 1, RunContext{});
+    full_gemms = Linear::weight_gradient_gemms() - before;
+  }
+  EXPECT_EQ(full_gemms, 4 * 2 + 1);  // four per block and the tied head
+}
+
+TEST(Lora, MergedModelEqualsAdapterAndUnmergeRestores) {
+  Gpt model(small_gpt());
+  model.init_weights(48);
+  apply_lora(model, all_four(4, 8), 49);
+  randomize_adapters(model, 50);
+  const Batch batch = RandomTokens(23, 8, 51).batch(0, 3);
+  const double with_adapter = loss_of(model, batch);
+  // Merge then unmerge one layer by hand: W comes back.
+  Linear& first = *model.adaptable_linears()[0].second;
+  std::vector<float> w0(first.weight().value.f32(), first.weight().value.f32() + first.weight().value.numel());
+  first.lora()->merge_into(first.weight().value, true, 1.0f);
+  first.lora()->merge_into(first.weight().value, true, -1.0f);
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < w0.size(); ++i) {
+    diff += std::pow(first.weight().value.f32()[i] - w0[i], 2);
+    norm += std::pow(w0[i], 2);
+  }
+  EXPECT_LE(std::sqrt(diff / norm), 1e-6);
+  merge_lora(model);
+  EXPECT_TRUE(lora_adapters(model).empty());
+  const double merged = loss_of(model, batch);
+  EXPECT_NEAR(merged, with_adapter, 1e-5 * with_adapter);
+}
+
+TEST(Lora, AdapterFilesRoundTrip) {
+  const std::string dir = (std::filesystem::temp_directory_path() / "frugal_lora_roundtrip").string();
+  Gpt model(small_gpt());
+  model.init_weights(52);
+  const LoraSettings settings = all_four(2, 4);
+  apply_lora(model, settings, 53);
+  randomize_adapters(model, 54);
+  save_adapter(model, settings, dir);
+  const Batch batch = RandomTokens(23, 8, 55).batch(0, 2);
+  const double before = loss_of(model, batch);
+  Gpt fresh(small_gpt());
+  fresh.init_weights(52);
+  const LoraSettings loaded = load_adapter(fresh, dir);
+  EXPECT_EQ(loaded.config.rank, 2);
+  EXPECT_EQ(loaded.config.alpha, 4.0);
+  EXPECT_EQ(loaded.targets, settings.targets);
+  EXPECT_EQ(loss_of(fresh, batch), before);
+}
+
+TEST(Lora, RecomputationWithLoraDropoutIsBitIdentical) {
+  auto run = [](const std::string& strategy) {
+    Gpt model(small_gpt());
+    model.init_weights(56);
+    apply_lora(model, all_four(4, 8, 0.25), 57);
+    randomize_adapters(model, 58);
+    const Batch batch = RandomTokens(23, 8, 59).batch(0, 4);
+    const Schedule s = make_schedule(strategy, model, 2, 4, 0);
+    RunContext rc;
+    rc.seed = 3;
+    accumulate_gradients(model, batch, 2, rc, &s);
+    return snapshot_gradients(model);
+  };
+  const auto reference = run("store-all");
+  EXPECT_EQ(run("memory-poor"), reference);
+  EXPECT_EQ(run("sqrt"), reference);
+}
+
+TEST(Lora, AdaptersThatDoNotFitAreRefused) {
+  Gpt model(small_gpt());
+  LoraSettings bad = all_four(4);
+  bad.targets = {"q_proj"};
+  EXPECT_THROW(apply_lora(model, bad, 0), Error);  // matches no GPT-2 module
+  Gpt model2(small_gpt());
+  EXPECT_THROW(apply_lora(model2, all_four(17), 0), Error);  // rank > min(in, out) = 16
+  // An adapter saved for a wider model does not load into this one.
+  const std::string dir = (std::filesystem::temp_directory_path() / "frugal_lora_wide").string();
+  GptConfig wide = small_gpt();
+  wide.n_embd = 32;
+  Gpt big(wide);
+  apply_lora(big, all_four(2), 0);
+  save_adapter(big, all_four(2), dir);
+  Gpt small(small_gpt());
+  try {
+    load_adapter(small, dir);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("shape"), std::string::npos) << e.what();
+  }
+}
