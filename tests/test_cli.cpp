@@ -355,3 +355,18 @@ TEST(Cli, LoraTrainSaveGradMergeExtract) {
                                " --rank 40 --out " + (dir / "x").string()),
                         "rank");
 }
+
+TEST(Cli, LoraExperimentReportsMeasuredNumbers) {
+  if (!fs::exists("/usr/share/games/fortunes/science")) GTEST_SKIP() << "Debian package fortunes not installed";
+  const fs::path dir = scratch("experiment-lora");
+  const Result r = frugal("experiment lora --steps-scale 0.05 --out " + dir.string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(slurp(dir / "lora.json"));
+  EXPECT_LT(j["trainable_params"]["lora"].get<int64_t>(), j["trainable_params"]["full"].get<int64_t>() / 10);
+  EXPECT_LT(j["grad_optimizer_bytes"]["lora"].get<int64_t>(), j["grad_optimizer_bytes"]["full"].get<int64_t>() / 10);
+  EXPECT_LE(j["merge_max_abs_diff"].get<double>(), 1e-4);
+  for (const char* k : {"base", "lora", "full"}) EXPECT_GT(j["heldout_loss"][k].get<double>(), 0.0) << k;
+  for (const char* k : {"full", "lora"}) EXPECT_GT(j["step_time_s"][k].get<double>(), 0.0) << k;
+  EXPECT_GT(fs::file_size(dir / "lora.png"), 1000u);
+  EXPECT_FALSE(fs::exists(dir / "lora-pretrained"));  // the scratch model is cleaned up
+}

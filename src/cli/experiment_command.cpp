@@ -7,6 +7,7 @@
 #include "core/threading.h"
 #include "experiments/checkpoint.h"
 #include "experiments/grad_accum.h"
+#include "experiments/lora.h"
 
 namespace frugal::cli {
 
@@ -15,6 +16,7 @@ struct ExperimentFlags {
   std::string name, out_dir = "out/experiments";
   int threads = 0;
   int max_blocks = 512;
+  double steps_scale = 1.0;
 };
 
 void run_experiment(const ExperimentFlags& f) {
@@ -29,7 +31,11 @@ void run_experiment(const ExperimentFlags& f) {
     run_checkpoint_experiment(f.out_dir, f.max_blocks);
     std::printf("wrote %s/checkpoint.{json,md} and checkpoint-*.png\n", f.out_dir.c_str());
   }
-  if (!all && f.name != "grad-accum" && f.name != "checkpoint")
+  if (all || f.name == "lora") {
+    run_lora_experiment(f.out_dir, f.steps_scale);
+    std::printf("wrote %s/lora.{json,md,png}\n", f.out_dir.c_str());
+  }
+  if (!all && f.name != "grad-accum" && f.name != "checkpoint" && f.name != "lora")
     throw Error("experiment " + f.name + " is not available yet in this version of frugal");
 }
 }  // namespace
@@ -44,6 +50,8 @@ void register_experiment(CLI::App& app) {
   cmd->add_option("--threads", flags->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
   cmd->add_option("--max-blocks", flags->max_blocks, "checkpoint: the deepest MLP chain (8..4096)")
       ->check(CLI::Range(8, 4096))->capture_default_str();
+  cmd->add_option("--steps-scale", flags->steps_scale, "lora: scale every training run's steps (quick runs: 0.1)")
+      ->check(CLI::Range(0.01, 10.0))->capture_default_str();
   cmd->callback([flags] { run_experiment(*flags); });
 }
 

@@ -39,9 +39,11 @@ std::vector<std::string> list_fortune_files(const std::string& dir) {
   return files;
 }
 
-std::string load_fortunes_corpus(const std::string& dir) {
+std::string load_fortunes_corpus(const std::string& dir) { return fortunes_text(list_fortune_files(dir)); }
+
+std::string fortunes_text(const std::vector<std::string>& paths) {
   std::string out;
-  for (const std::string& path : list_fortune_files(dir)) {
+  for (const std::string& path : paths) {
     const std::string text = read_file(path);
     size_t pos = 0;
     while (pos < text.size()) {

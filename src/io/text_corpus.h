@@ -19,4 +19,7 @@ std::vector<std::string> list_fortune_files(const std::string& dir = kFortunesDi
 // separated as paragraphs, and making sure each file ends with a newline.
 std::string load_fortunes_corpus(const std::string& dir = kFortunesDir);
 
+// The same for a chosen list of fortune files (e.g. all but a held-out one).
+std::string fortunes_text(const std::vector<std::string>& paths);
+
 }  // namespace frugal
