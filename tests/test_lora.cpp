@@ -212,3 +212,34 @@ TEST(Lora, AdaptersThatDoNotFitAreRefused) {
     EXPECT_NE(std::string(e.what()).find("shape"), std::string::npos) << e.what();
   }
 }
+
+TEST(Lora, HalfPrecisionBaseWeightsHalveTheirBytes) {
+  auto run = [](DType base, size_t* live_params) {
+    MemoryLedger ledger;
+    GradientSnapshot grads;
+    {
+      LedgerScope scope(ledger);
+      Gpt model(small_gpt());
+      model.init_weights(60);
+      apply_lora(model, all_four(4, 8), 61);
+      randomize_adapters(model, 62);
+      store_adapted_weights_as(model, base);
+      *live_params = ledger.live()[MemCategory::Params];
+      accumulate_gradients(model, RandomTokens(23, 8, 63).batch(0, 3), 1, RunContext{});
+      grads = snapshot_gradients(model);
+    }
+    return grads;
+  };
+  size_t fp32_bytes = 0, bf16_bytes = 0, fp16_bytes = 0;
+  const auto reference = run(DType::F32, &fp32_bytes);
+  const auto bf16 = run(DType::BF16, &bf16_bytes);
+  const auto fp16 = run(DType::F16, &fp16_bytes);
+  // Adapted weights per block: 16x48 + 16x16 + 16x64 + 64x16 numbers, 2 bytes saved on each.
+  const size_t saved = 2 * 2 * (16 * 48 + 16 * 16 + 16 * 64 + 64 * 16);
+  EXPECT_EQ(fp32_bytes - bf16_bytes, saved);
+  EXPECT_EQ(fp32_bytes - fp16_bytes, saved);
+  for (const auto& [name, g] : reference) {
+    EXPECT_LE(relative_difference(bf16.at(name), g), 6e-2) << name;
+    EXPECT_LE(relative_difference(fp16.at(name), g), 3e-2) << name;
+  }
+}

@@ -58,6 +58,8 @@ void add_lora_flags(CLI::App& app, LoraFlags& f) {
   app.add_option("--lora-targets", f.targets,
                  "modules to adapt (PEFT suffix match): GPT c_attn,c_proj,c_fc (default c_attn); MLP layer indices");
   app.add_option("--adapter", f.adapter, "load a PEFT LoRA adapter directory (its config sets rank, alpha, targets)");
+  app.add_option("--base-precision", f.base_precision, "storage of the adapted frozen weights: fp32 | bf16 | fp16")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))->capture_default_str();
 }
 
 void add_checkpoint_flags(CLI::App& app, CheckpointFlags& f) {
@@ -118,6 +120,7 @@ int64_t or_default(int64_t value, int64_t fallback) { return value > 0 ? value :
 
 namespace {
 void attach_lora(Model& model, const LoraFlags& lora, uint64_t seed, LoraSettings* used) {
+  check(lora.active() || lora.base_precision == "fp32", "--base-precision applies to LoRA's frozen weights: add --lora-rank");
   if (!lora.active()) return;
   LoraSettings settings;
   if (!lora.adapter.empty()) {
@@ -137,6 +140,9 @@ void attach_lora(Model& model, const LoraFlags& lora, uint64_t seed, LoraSetting
     }
     apply_lora(model, settings, seed);
   }
+  store_adapted_weights_as(model, lora.base_precision == "bf16"   ? DType::BF16
+                                  : lora.base_precision == "fp16" ? DType::F16
+                                                                  : DType::F32);
   if (used) *used = settings;
 }
 }  // namespace

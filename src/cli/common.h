@@ -33,6 +33,7 @@ struct LoraFlags {
   double dropout = 0;
   std::string targets;  // empty: c_attn for GPT, every linear layer otherwise
   std::string adapter;  // load a PEFT adapter directory
+  std::string base_precision = "fp32";  // fp32 | bf16 | fp16 for the adapted (frozen) weights
   bool active() const { return rank > 0 || !adapter.empty(); }
 };
 void add_lora_flags(CLI::App& app, LoraFlags& flags);

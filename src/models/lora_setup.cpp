@@ -137,6 +137,12 @@ LoraSettings load_adapter(Model& model, const std::string& dir) {
   return s;
 }
 
+void store_adapted_weights_as(Model& model, DType dtype) {
+  if (dtype == DType::F32) return;
+  for (const auto& [name, linear] : model.adaptable_linears())
+    if (linear->lora()) linear->store_frozen_weight_as(dtype);
+}
+
 void merge_lora(Model& model) {
   for (const auto& [name, linear] : model.adaptable_linears())
     if (linear->lora()) linear->merge_lora();

@@ -35,6 +35,10 @@ void save_adapter(const Model& model, const LoraSettings& settings, const std::s
 // adapter does not fit the model (unknown keys, wrong shapes, targets that match nothing).
 LoraSettings load_adapter(Model& model, const std::string& dir);
 
+// --base-precision: stores the frozen weights of the adapted linear layers in fp16 or bf16 (F32 is
+// a no-op). Their forward and backward widen them to fp32 copies in workspace.
+void store_adapted_weights_as(Model& model, DType dtype);
+
 // W += (alpha / r) B A for every adapter, in each layer's own layout; the adapters are removed and
 // the base parameters become trainable again (a plain model).
 void merge_lora(Model& model);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "kernels/convert.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
 
@@ -33,6 +34,7 @@ Tensor Linear::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
                                                "), got " + x.shape().str());
   Tensor y = output_like(x, out_, MemCategory::Activations);  // (..., out)
   saved.tensors = {x};
+  const Tensor w32 = weight_f32();  // (the weight itself unless stored in half precision)
   if (!measuring(x)) {
     const int64_t rows = x.numel() / in_;
     float beta = 0.0f;
@@ -40,7 +42,7 @@ Tensor Linear::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
       broadcast_rows(bias_.value.f32(), y.f32(), rows, out_);
       beta = 1.0f;
     }
-    const float* w = weight_->value.f32();
+    const float* w = w32.f32();
     if (layout_ == WeightLayout::InOut)
       gemm(false, false, rows, out_, in_, 1.0f, x.f32(), in_, w, out_, beta, y.f32(), out_);
     else
@@ -59,8 +61,9 @@ Tensor Linear::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   const Tensor* db = has_bias_ && bias_.trainable ? &bias_.ensure_grad() : nullptr;
   Tensor ones;  // (rows): the bias gradient is a GEMV of dy with a row of ones
   if (db) ones = Tensor::empty({rows}, DType::F32, MemCategory::Workspace);
+  const Tensor w32 = dx.defined() ? weight_f32() : Tensor();
   if (!measuring(dy)) {
-    const float* w = weight_->value.f32();
+    const float* w = dx.defined() ? w32.f32() : nullptr;
     const bool in_out = layout_ == WeightLayout::InOut;
     if (dx.defined()) {
       if (in_out) gemm(false, true, rows, in_, out_, 1.0f, dy.f32(), out_, w, out_, 0.0f, dx.f32(), in_);  // dy W^T
@@ -78,6 +81,24 @@ Tensor Linear::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   }
   if (lora_) lora_->backward(x, dy, dx, saved, rc);
   return dx;
+}
+
+Tensor Linear::weight_f32() const {
+  const Tensor& w = weight_->value;
+  if (w.dtype() == DType::F32) return w;
+  Tensor wide = Tensor::empty(w.shape(), DType::F32, MemCategory::Workspace);
+  if (w.has_data()) half_to_float(w.u16(), w.dtype(), wide.f32(), w.numel());
+  return wide;
+}
+
+void Linear::store_frozen_weight_as(DType dtype) {
+  check(!weight_->trainable, "linear " + name_ + ": only a frozen weight may be stored in half precision");
+  check(owns_weight_, "linear " + name_ + ": a shared weight keeps its own precision");
+  if (dtype == weight_->value.dtype()) return;
+  check(dtype == DType::F16 || dtype == DType::BF16, "linear " + name_ + ": base precision must be fp16 or bf16");
+  Tensor half = Tensor::empty(weight_->value.shape(), dtype, MemCategory::Params);
+  if (half.has_data()) float_to_half(weight_->value.f32(), dtype, half.u16(), half.numel());
+  weight_->value = half;
 }
 
 void Linear::collect_params(std::vector<Param*>& out) {

@@ -38,11 +38,17 @@ class Linear : public Layer {
   void merge_lora();
   void detach_lora() { lora_.reset(); }
 
+  // Stores a frozen weight in fp16 or bf16 (half its bytes); each forward and backward widens it
+  // into an fp32 workspace copy for the GEMM.
+  void store_frozen_weight_as(DType dtype);
+
   // Weight-gradient GEMMs run by all Linear layers in this process: frozen weights add none.
   static int64_t weight_gradient_gemms() { return weight_gradient_gemms_.load(); }
 
  private:
   Tensor output_like(const Tensor& x, int64_t last, MemCategory category) const;
+  // The weight as fp32: itself, or a widened workspace copy of a half-precision frozen weight.
+  Tensor weight_f32() const;
 
   int64_t in_, out_;
   WeightLayout layout_;

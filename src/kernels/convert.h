@@ -1,0 +1,13 @@
+#pragma once
+// fp16 / bf16 <-> fp32 over arrays, written so the compiler vectorises them (F16C for fp16, shifts for
+// bf16); rounding to the half type is round-to-nearest-even, fp16 overflow gives inf.
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace frugal {
+
+void half_to_float(const uint16_t* src, DType src_type, float* dst, int64_t n);
+void float_to_half(const float* src, DType dst_type, uint16_t* dst, int64_t n);
+
+}  // namespace frugal
