@@ -250,7 +250,7 @@ TEST(Cli, GradAccumExperimentReportsMeasuredNumbers) {
   const std::string md = slurp(dir / "grad-accum.md");
   EXPECT_NE(md.find("BatchNorm"), std::string::npos);
   EXPECT_GT(fs::file_size(dir / "grad-accum.png"), 1000u);
-  expect_one_line_error(frugal("experiment lora --out " + dir.string()), "lora");
+  expect_one_line_error(frugal("experiment mixed-precision --out " + dir.string()), "mixed-precision");
 }
 
 TEST(Cli, AccumulationMatchesTheFullBatchWithSmallerActivations) {
