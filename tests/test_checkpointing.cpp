@@ -209,3 +209,25 @@ TEST(Checkpointing, OptimalRefusesImpossibleBudgetsNamingTheSmallest) {
   EXPECT_THROW(make_schedule("optimal", *model, 4, 4, 0), Error);     // no budget given
   EXPECT_THROW(make_schedule("sqrt", *model, 4, 4, 1 << 20), Error);  // budget without optimal
 }
+
+TEST(Checkpointing, OptimalKeepsABlockThenSolvesTheRest) {
+  // Three blocks where the best plan keeps block 0's tensors and recomputes block 1 once:
+  // F0(save) F1 F2(save) Loss B2 Drop F1(save) B1 B0 = 4 forwards within 29 bytes.
+  BlockCosts c;
+  c.output = {5, 1, 3};
+  c.keep = {8, 16, 17};
+  c.peak_save = {11, 21, 20};
+  c.peak_nosave = {6, 1, 6};
+  c.baseline = 0;
+  const Schedule s = optimal_schedule(c, 29);
+  EXPECT_EQ(s.forward_calls(), 4);
+}
+
+TEST(Checkpointing, OptimalRefusesVeryLongChains) {
+  BlockCosts c;
+  c.output.assign(600, 1);
+  c.keep.assign(600, 1);
+  c.peak_save.assign(600, 1);
+  c.peak_nosave.assign(600, 1);
+  EXPECT_THROW(optimal_schedule(c, 1 << 20), Error);
+}

@@ -48,8 +48,8 @@ void register_experiment(CLI::App& app) {
       ->check(CLI::IsMember({"grad-accum", "checkpoint", "lora", "mixed-precision", "all"}));
   cmd->add_option("--out", flags->out_dir, "output directory")->capture_default_str();
   cmd->add_option("--threads", flags->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
-  cmd->add_option("--max-blocks", flags->max_blocks, "checkpoint: the deepest MLP chain (8..4096)")
-      ->check(CLI::Range(8, 4096))->capture_default_str();
+  cmd->add_option("--max-blocks", flags->max_blocks, "checkpoint: the deepest MLP chain (32..4096; exponents are fitted over 16..min(256, this))")
+      ->check(CLI::Range(32, 4096))->capture_default_str();
   cmd->add_option("--steps-scale", flags->steps_scale, "lora: scale every training run's steps (quick runs: 0.1)")
       ->check(CLI::Range(0.01, 10.0))->capture_default_str();
   cmd->callback([flags] { run_experiment(*flags); });

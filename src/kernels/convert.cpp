@@ -1,6 +1,6 @@
 #include "kernels/convert.h"
 
-#include <cstring>
+#include <bit>
 
 #include "core/error.h"
 #include "core/half.h"
@@ -14,9 +14,8 @@ void half_to_float(const uint16_t* src, DType src_type, float* dst, int64_t n) {
 #pragma omp parallel for simd schedule(static)
     for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(h[i]);
   } else {
-    uint32_t* bits = reinterpret_cast<uint32_t*>(dst);
 #pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; ++i) bits[i] = static_cast<uint32_t>(src[i]) << 16;
+    for (int64_t i = 0; i < n; ++i) dst[i] = std::bit_cast<float>(static_cast<uint32_t>(src[i]) << 16);
   }
 }
 

@@ -110,6 +110,13 @@ LoraSettings load_adapter(Model& model, const std::string& dir) {
     s.config.alpha = j.value("lora_alpha", static_cast<double>(s.config.rank));
     s.config.dropout = j.value("lora_dropout", 0.0);
     check(j.value("bias", std::string("none")) == "none", config_path + ": only bias 'none' is supported");
+    // Variants that change what A and B mean are refused rather than loaded wrongly.
+    for (const char* flag : {"use_rslora", "use_dora"})
+      check(!j.contains(flag) || j[flag].is_null() || !j[flag].get<bool>(), config_path + ": " + flag + " is not supported");
+    for (const char* key : {"rank_pattern", "alpha_pattern", "layers_to_transform", "modules_to_save"})
+      check(!j.contains(key) || j[key].is_null() || j[key].empty(), config_path + ": '" + key + "' is not supported");
+    check(!j.contains("frugal_arch") || j["frugal_arch"] == model.arch(),
+          config_path + ": the adapter was made for a " + j["frugal_arch"].dump() + " model, not a " + model.arch());
     const auto& targets = j.at("target_modules");
     if (targets.is_string()) s.targets = {targets.get<std::string>()};
     else s.targets = targets.get<std::vector<std::string>>();

@@ -48,6 +48,7 @@ struct RunContext {
   uint64_t seed = 0;        // run seed (dropout streams)
   uint64_t step = 0;        // optimizer step
   uint64_t micro_batch = 0; // index within the optimizer step
+  uint64_t sample_offset = 0;  // first sample of this micro-batch within the optimizer batch
   int block_index = 0;      // position in the chain (set by the executor)
   bool input_grad = true;   // false when the layer's input is data: backward may skip dL/dx
   // --bn-stats batch: BatchNorm merges the statistics of every micro-batch of the step and updates

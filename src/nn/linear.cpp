@@ -87,7 +87,7 @@ Tensor Linear::weight_f32() const {
   const Tensor& w = weight_->value;
   if (w.dtype() == DType::F32) return w;
   Tensor wide = Tensor::empty(w.shape(), DType::F32, MemCategory::Workspace);
-  if (w.has_data()) half_to_float(w.u16(), w.dtype(), wide.f32(), w.numel());
+  if (wide.has_data()) half_to_float(w.u16(), w.dtype(), wide.f32(), w.numel());
   return wide;
 }
 

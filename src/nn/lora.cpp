@@ -23,17 +23,23 @@ LoraAdapter::LoraAdapter(const std::string& key_prefix, int64_t in, int64_t out,
   init_uniform(a_.value, seed, name_stream(a_.name), 1.0f / std::sqrt(static_cast<float>(in)));
 }
 
+bool LoraAdapter::kept(const RunContext& rc, const Tensor& x, int64_t i, float keep) const {
+  // Keyed by the element's place in the whole optimizer batch, not in the micro-batch: the same
+  // mask however the batch is split (and whenever it is recomputed).
+  const uint64_t per_sample = static_cast<uint64_t>(x.numel() / x.dim(0));
+  const uint64_t element = rc.sample_offset * per_sample + static_cast<uint64_t>(i);
+  return rng_uniform(rc.seed, rng_stream(stream_, rc.step, rc.block_index), element) < keep;
+}
+
 Tensor LoraAdapter::dropped(const Tensor& x, const RunContext& rc) const {
   if (config_.dropout == 0 || !rc.training) return x;
   Tensor xd = Tensor::empty(x.shape(), DType::F32, MemCategory::Workspace);
   if (measuring(x)) return xd;
-  const uint64_t stream = rng_stream(stream_, rc.step, rng_stream(rc.micro_batch, rc.block_index));
   const float keep = static_cast<float>(1.0 - config_.dropout), inv = 1.0f / keep;
   const float* src = x.f32();
   float* dst = xd.f32();
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < x.numel(); ++i)
-    dst[i] = rng_uniform(rc.seed, stream, static_cast<uint64_t>(i)) < keep ? src[i] * inv : 0.0f;
+  for (int64_t i = 0; i < x.numel(); ++i) dst[i] = kept(rc, x, i, keep) ? src[i] * inv : 0.0f;
   return xd;
 }
 
@@ -71,12 +77,11 @@ void LoraAdapter::backward(const Tensor& x, const Tensor& dy, const Tensor& dx, 
   gemm(false, false, rows, in_, r, scale, g.f32(), r, a_.value.f32(), in_, 0.0f, dxd.f32(), in_);
   // The mask again (the same counter-based draws), as x_d / x: kept elements scale by 1/keep.
   const float keep = static_cast<float>(1.0 - config_.dropout), inv = 1.0f / keep;
-  const uint64_t stream = rng_stream(stream_, rc.step, rng_stream(rc.micro_batch, rc.block_index));
   float* out = dx.f32();
   const float* add = dxd.f32();
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < x.numel(); ++i)
-    if (rng_uniform(rc.seed, stream, static_cast<uint64_t>(i)) < keep) out[i] += add[i] * inv;
+    if (kept(rc, x, i, keep)) out[i] += add[i] * inv;
 }
 
 void LoraAdapter::merge_into(const Tensor& weight, bool in_out_layout, float sign) const {

@@ -5,8 +5,9 @@
 // Parameter names are PEFT's adapter keys, e.g.
 //   base_model.model.transformer.h.0.attn.c_attn.lora_A.weight  (r, in)
 //   base_model.model.transformer.h.0.attn.c_attn.lora_B.weight  (out, r)
-// Dropout masks come from the counter-based RNG keyed by (seed, step, micro-batch, layer, element),
-// so a recomputed forward draws the same mask and nothing is saved for it.
+// Dropout masks come from the counter-based RNG keyed by (seed, step, layer, element's position in
+// the optimizer batch), so a recomputed forward draws the same mask, nothing is saved for it, and
+// the mask does not depend on how the batch is split into micro-batches.
 #include <string>
 
 #include "nn/layer.h"
@@ -40,6 +41,7 @@ class LoraAdapter {
  private:
   // x with the dropout mask applied (a new workspace tensor), or x itself when dropout is off.
   Tensor dropped(const Tensor& x, const RunContext& rc) const;
+  bool kept(const RunContext& rc, const Tensor& x, int64_t i, float keep) const;
 
   LoraConfig config_;
   int64_t in_, out_;

@@ -16,6 +16,7 @@ AccumulatedPass accumulate_gradients(Model& model, const Batch& batch, int64_t a
   const int64_t micro = batch.size() / accum;
   for (int64_t k = 0; k < accum; ++k) {
     rc.micro_batch = static_cast<uint64_t>(k);
+    rc.sample_offset = static_cast<uint64_t>(k * micro);
     const PassResult pass = forward_backward(model, batch.slice(k * micro, (k + 1) * micro), normalizer, rc, schedule);
     result.loss += pass.loss;
     result.forward_calls += pass.forward_calls;

@@ -45,6 +45,8 @@ class Builder {
   }
 
   void drop(int i) { ops_.push_back({Kind::Drop, i, false}); }
+  void forward_saved(int i) { ops_.push_back({Kind::Forward, i, true}); }
+  void backward(int i) { ops_.push_back({Kind::Backward, i, false}); }
 
   Schedule finish(const std::string& strategy) {
     drop(0);
@@ -134,6 +136,8 @@ BlockCosts measure_block_costs(Model& model, int64_t micro_batch, int64_t batch_
 
 namespace {
 
+constexpr int kMaxOptimalBlocks = 512;  // keeps the table (n^2 x slots) within a few hundred MB
+
 // rotor-style dynamic programme over (first block, last block, memory slots). Memory model: a
 // forward adds its block's peak on top of what is live; a kept forward leaves `keep` bytes until
 // the block's backward; a stored input costs its bytes until dropped. Backward allocates no
@@ -153,6 +157,13 @@ class OptimalPlanner {
     if (memo != kUnknown) return memo;
     int64_t best = all_saved_peak(s, t) <= m ? t - s + 1 : kInfinite;
     int best_choice = 0;
+    if (s < t && slots(c_.peak_save[s]) <= m) {  // keep block s's tensors, then solve s+1..t in what is left
+      const int64_t rest = cost(s + 1, t, m - slots(c_.keep[s]));
+      if (rest < kInfinite && 1 + rest < best) {
+        best = 1 + rest;
+        best_choice = kSaveFirst;
+      }
+    }
     for (int j = s + 1; j <= t; ++j) {  // keep x_j as a checkpoint, run the right part, then the left
       const int a = slots(c_.output[j - 1]);
       if (advance_peak(s, j) > m || a > m) continue;
@@ -174,6 +185,7 @@ class OptimalPlanner {
     cost(s, t, m);
     const int j = choice_[index(s, t, m)];
     if (j == 0) return all_saved_bytes(s, t);
+    if (j == kSaveFirst) return std::max(c_.peak_save[s], c_.keep[s] + exact_peak(s + 1, t, m - slots(c_.keep[s])));
     const int64_t a = c_.output[j - 1];
     return std::max({advance_bytes(s, j), a + exact_peak(j, t, m - slots(a)), exact_peak(s, j - 1, m)});
   }
@@ -185,6 +197,13 @@ class OptimalPlanner {
       b.all_saved(s, t);
       return;
     }
+    if (j == kSaveFirst) {
+      b.forward_saved(s);
+      emit(b, s + 1, t, m - slots(c_.keep[s]));
+      b.drop(s + 1);
+      b.backward(s);
+      return;
+    }
     b.advance(s, j);
     emit(b, j, t, m - slots(c_.output[j - 1]));
     b.drop(j);
@@ -193,11 +212,13 @@ class OptimalPlanner {
 
  private:
   static constexpr int64_t kUnknown = -1;
+  static constexpr int kSaveFirst = -1;  // choice: Forward(s, save), then the rest
   size_t index(int s, int t, int m) const {
     return (static_cast<size_t>(s) * n_ + t) * (slots_ + 1) + static_cast<size_t>(m);
   }
   // Rounded down: the table may be optimistic by a slot; optimal_schedule checks exact bytes.
-  int slots(int64_t bytes) const { return static_cast<int>(bytes / slot_); }
+  // Capped just above the table's range so huge blocks cannot overflow an int.
+  int slots(int64_t bytes) const { return static_cast<int>(std::min<int64_t>(bytes / slot_, slots_ + 1)); }
   // Forward s..t saving everything: the largest prefix of kept bytes plus a block's own peak.
   int64_t all_saved_bytes(int s, int t) const {
     int64_t kept = 0, worst = 0;
@@ -229,6 +250,8 @@ class OptimalPlanner {
 Schedule optimal_schedule(const BlockCosts& costs, int64_t budget_bytes) {
   const int n = static_cast<int>(costs.output.size());
   check_blocks(n);
+  check(n <= kMaxOptimalBlocks, "--checkpoint optimal plans chains of up to " + std::to_string(kMaxOptimalBlocks) +
+                                    " blocks (this one has " + std::to_string(n) + "); use sqrt for deeper ones");
   // Enough slots for a fine plan, few enough that n^3 * slots stays cheap.
   const int slots = static_cast<int>(std::clamp<int64_t>(200000000 / (int64_t{n} * n * n), 16, 400));
   auto solve = [&](int64_t budget, Schedule* out) {

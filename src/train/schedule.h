@@ -54,9 +54,12 @@ BlockCosts measure_block_costs(Model& model, int64_t micro_batch, int64_t batch_
 
 // The schedule with the fewest block forwards whose activation peak stays within budget_bytes:
 // dynamic programming over the chain (persistent checkpoints, as in Revolve (Griewank & Walther,
-// 2000) and its heterogeneous-chain form in rotor (Beaumont et al., 2019)), with memory counted in
-// slots rounded up, so the plan never understates. Error naming the smallest feasible budget when
-// none fits.
+// 2000) and its heterogeneous-chain form in rotor (Beaumont et al., 2019)): for blocks s..t either
+// keep everything, or keep block s's tensors and solve s+1..t, or advance to j keeping x_j and
+// solve j..t then s..j-1. Memory is counted in slots (rounded down), and the chosen plan is then
+// checked in exact bytes, lowering the slot count until it fits: the budget always holds, and the
+// plan is optimal up to the slot granularity. Error naming (about) the smallest feasible budget
+// when none fits. Chains of up to 512 blocks.
 Schedule optimal_schedule(const BlockCosts& costs, int64_t budget_bytes);
 
 // The schedule for --checkpoint STRATEGY (and --activation-budget for optimal).
