@@ -115,8 +115,9 @@ LoraSettings load_adapter(Model& model, const std::string& dir) {
       check(!j.contains(flag) || j[flag].is_null() || !j[flag].get<bool>(), config_path + ": " + flag + " is not supported");
     for (const char* key : {"rank_pattern", "alpha_pattern", "layers_to_transform", "modules_to_save"})
       check(!j.contains(key) || j[key].is_null() || j[key].empty(), config_path + ": '" + key + "' is not supported");
-    check(!j.contains("frugal_arch") || j["frugal_arch"] == model.arch(),
-          config_path + ": the adapter was made for a " + j["frugal_arch"].dump() + " model, not a " + model.arch());
+    if (j.contains("frugal_arch") && j.at("frugal_arch") != model.arch())
+      throw Error(config_path + ": the adapter was made for a " + j.at("frugal_arch").dump() + " model, not a " +
+                  model.arch());
     const auto& targets = j.at("target_modules");
     if (targets.is_string()) s.targets = {targets.get<std::string>()};
     else s.targets = targets.get<std::vector<std::string>>();
