@@ -370,3 +370,9 @@ TEST(Cli, LoraExperimentReportsMeasuredNumbers) {
   EXPECT_GT(fs::file_size(dir / "lora.png"), 1000u);
   EXPECT_FALSE(fs::exists(dir / "lora-pretrained"));  // the scratch model is cleaned up
 }
+
+TEST(Cli, FlagsThatWouldBeIgnoredAreRefused) {
+  expect_one_line_error(frugal("train --model " + saved_gpt().string() + " --layers 3 --steps 1"), "--layers");
+  expect_one_line_error(frugal("train --arch gpt --lora-alpha 4 --steps 1"), "--lora-rank");
+  expect_one_line_error(frugal("train --arch gpt --base-precision bf16 --steps 1"), "--lora-rank");
+}

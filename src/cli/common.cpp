@@ -121,6 +121,9 @@ int64_t or_default(int64_t value, int64_t fallback) { return value > 0 ? value :
 namespace {
 void attach_lora(Model& model, const LoraFlags& lora, uint64_t seed, LoraSettings* used) {
   check(lora.active() || lora.base_precision == "fp32", "--base-precision applies to LoRA's frozen weights: add --lora-rank");
+  check(lora.active() || (lora.alpha == 0 && lora.dropout == 0 && lora.targets.empty()),
+        "--lora-alpha/--lora-dropout/--lora-targets need --lora-rank R");
+  check(lora.adapter.empty() || lora.dropout == 0, "--adapter brings its own lora_dropout: drop --lora-dropout");
   if (!lora.active()) return;
   LoraSettings settings;
   if (!lora.adapter.empty()) {
@@ -157,6 +160,8 @@ std::unique_ptr<Model> build_model(const ModelFlags& f, const std::string& data,
 std::unique_ptr<Model> build_base_model(const ModelFlags& f, const std::string& data, uint64_t seed, bool with_weights) {
   std::unique_ptr<Model> model;
   if (!f.model_dir.empty()) {
+    check(f.layers == 0 && f.dim == 0 && f.heads == 0 && f.vocab == 0 && f.norm.empty() && !f.batchnorm,
+          "--model " + f.model_dir + " brings its own architecture: drop --layers/--dim/--heads/--vocab/--norm/--batchnorm");
     if (with_weights) {
       model = load_model(f.model_dir);
     } else {
