@@ -2,6 +2,8 @@
 // train writes the summary of DESIGN.md; a saved model reloads for grad and generate.
 #include <gtest/gtest.h>
 
+#include "cli_support.h"
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -12,49 +14,18 @@
 namespace fs = std::filesystem;
 
 namespace {
-struct Result {
-  int status;
-  std::string out, err;
-};
+using Result = frugal::testing::CliResult;
+using frugal::testing::expect_one_line_error;
+using frugal::testing::scratch;
+using frugal::testing::slurp;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-fs::path scratch(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("frugal_cli_" + std::to_string(getpid())) / name;
-  fs::create_directories(dir);
-  return dir;
-}
-
-Result frugal(const std::string& args) {
-  const fs::path dir = scratch("io");
-  const std::string cmd = std::string("OMP_NUM_THREADS=1 ") + FRUGAL_BINARY + " " + args + " > " +
-                          (dir / "out").string() + " 2> " + (dir / "err").string() + " < /dev/null";
-  const int raw = std::system(cmd.c_str());
-  // The shell reports a child killed by a signal as exit status 128 + signal.
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw), slurp(dir / "out"), slurp(dir / "err")};
-}
-
-// One non-empty line naming the problem.
-void expect_one_line_error(const Result& r, const std::string& fragment) {
-  EXPECT_NE(r.status, 0);
-  EXPECT_LT(r.status, 128) << "killed by a signal (crash): " << r.err;
-  std::string err = r.err;
-  while (!err.empty() && err.back() == '\n') err.pop_back();
-  EXPECT_EQ(err.find('\n'), std::string::npos) << "more than one line: " << r.err;
-  EXPECT_NE(err.find("error"), std::string::npos) << r.err;
-  EXPECT_NE(err.find(fragment), std::string::npos) << "expected '" << fragment << "' in: " << r.err;
-}
+using frugal::testing::run_frugal;
 
 // A small GPT saved by `frugal train`, shared by the tests below.
 const fs::path& saved_gpt() {
   static const fs::path dir = [] {
     fs::path d = scratch("gpt");
-    const Result r = frugal("train --arch gpt --layers 1 --dim 16 --heads 2 --ctx 8 --vocab 256 --data synthetic "
+    const Result r = run_frugal("train --arch gpt --layers 1 --dim 16 --heads 2 --ctx 8 --vocab 256 --data synthetic "
                             "--steps 2 --micro-batch 2 --save " + (d / "model").string());
     EXPECT_EQ(r.status, 0) << r.err;
     return d / "model";
@@ -96,20 +67,20 @@ void write_token_batch(const fs::path& path, int B, int T, const std::string& in
 }
 }  // namespace
 
-TEST(Cli, UnknownFlagIsOneLineError) { expect_one_line_error(frugal("train --no-such-flag"), "no-such-flag"); }
+TEST(Cli, UnknownFlagIsOneLineError) { expect_one_line_error(run_frugal("train --no-such-flag"), "no-such-flag"); }
 
 TEST(Cli, UnknownFlagValueIsOneLineError) {
-  expect_one_line_error(frugal("train --arch transformer"), "transformer");
-  expect_one_line_error(frugal("train --optimizer adam"), "adam");
-  expect_one_line_error(frugal("train --checkpoint sometimes"), "sometimes");
+  expect_one_line_error(run_frugal("train --arch transformer"), "transformer");
+  expect_one_line_error(run_frugal("train --optimizer adam"), "adam");
+  expect_one_line_error(run_frugal("train --checkpoint sometimes"), "sometimes");
 }
 
 TEST(Cli, LaterFeaturesAreRefusedClearly) {
-  expect_one_line_error(frugal("train --precision fp16 --steps 1"), "--precision fp16");
+  expect_one_line_error(run_frugal("train --precision fp16 --steps 1"), "--precision fp16");
 }
 
 TEST(Cli, MissingModelDirectory) {
-  expect_one_line_error(frugal("grad --model /nonexistent/model --batch b --out g"), "/nonexistent/model");
+  expect_one_line_error(run_frugal("grad --model /nonexistent/model --batch b --out g"), "/nonexistent/model");
 }
 
 TEST(Cli, MissingAndTruncatedSafetensors) {
@@ -117,16 +88,16 @@ TEST(Cli, MissingAndTruncatedSafetensors) {
   copy_model(saved_gpt(), dir / "m");
   write_token_batch(dir / "batch.safetensors", 2, 8);
   fs::remove(dir / "m" / "model.safetensors");
-  expect_one_line_error(frugal("grad --model " + (dir / "m").string() + " --batch " + (dir / "batch.safetensors").string() +
+  expect_one_line_error(run_frugal("grad --model " + (dir / "m").string() + " --batch " + (dir / "batch.safetensors").string() +
                                " --out " + (dir / "g").string()),
                         "model.safetensors");
   copy_model(saved_gpt(), dir / "m");
   const auto size = fs::file_size(dir / "m" / "model.safetensors");
   fs::resize_file(dir / "m" / "model.safetensors", size - 100);
-  expect_one_line_error(frugal("grad --model " + (dir / "m").string() + " --batch " + (dir / "batch.safetensors").string() +
+  expect_one_line_error(run_frugal("grad --model " + (dir / "m").string() + " --batch " + (dir / "batch.safetensors").string() +
                                " --out " + (dir / "g").string()),
                         "model.safetensors");
-  expect_one_line_error(frugal("grad --model " + saved_gpt().string() + " --batch " + (dir / "missing").string() +
+  expect_one_line_error(run_frugal("grad --model " + saved_gpt().string() + " --batch " + (dir / "missing").string() +
                                " --out " + (dir / "g").string()),
                         "missing");
 }
@@ -137,7 +108,7 @@ TEST(Cli, ConfigWithMissingKey) {
   auto config = nlohmann::json::parse(slurp(dir / "m" / "config.json"));
   config.erase("n_head");
   std::ofstream(dir / "m" / "config.json") << config.dump();
-  expect_one_line_error(frugal("generate --model " + (dir / "m").string() + " --tokens 2"), "n_head");
+  expect_one_line_error(run_frugal("generate --model " + (dir / "m").string() + " --tokens 2"), "n_head");
 }
 
 TEST(Cli, TensorShapesThatDoNotMatchTheConfig) {
@@ -146,27 +117,27 @@ TEST(Cli, TensorShapesThatDoNotMatchTheConfig) {
   auto config = nlohmann::json::parse(slurp(dir / "m" / "config.json"));
   config["n_embd"] = 32;  // the file holds n_embd 16 tensors
   std::ofstream(dir / "m" / "config.json") << config.dump();
-  expect_one_line_error(frugal("generate --model " + (dir / "m").string() + " --tokens 2"), "shape");
+  expect_one_line_error(run_frugal("generate --model " + (dir / "m").string() + " --tokens 2"), "shape");
 }
 
 TEST(Cli, BatchesThatDoNotFitTheModel) {
   const fs::path dir = scratch("badbatch");
   const std::string grad = "grad --model " + saved_gpt().string() + " --out " + (dir / "g").string() + " --batch ";
   write_token_batch(dir / "long.safetensors", 2, 9);  // T = 9 > n_positions 8
-  expect_one_line_error(frugal(grad + (dir / "long.safetensors").string()), "n_positions");
+  expect_one_line_error(run_frugal(grad + (dir / "long.safetensors").string()), "n_positions");
   write_token_batch(dir / "vocab.safetensors", 2, 8, "I32", 300);  // token 300 >= vocab_size 256
-  expect_one_line_error(frugal(grad + (dir / "vocab.safetensors").string()), "token id 300");
+  expect_one_line_error(run_frugal(grad + (dir / "vocab.safetensors").string()), "token id 300");
   write_token_batch(dir / "negative.safetensors", 2, 8, "I32", -5);
-  expect_one_line_error(frugal(grad + (dir / "negative.safetensors").string()), "token id -5");
+  expect_one_line_error(run_frugal(grad + (dir / "negative.safetensors").string()), "token id -5");
   write_token_batch(dir / "float.safetensors", 2, 8, "F32");  // token ids must be integers
-  expect_one_line_error(frugal(grad + (dir / "float.safetensors").string()), "inputs");
+  expect_one_line_error(run_frugal(grad + (dir / "float.safetensors").string()), "inputs");
 }
 
 TEST(Cli, IntegerInputsForAnMlpAreRefused) {
   const fs::path dir = scratch("mlpbatch");
-  ASSERT_EQ(frugal("train --arch mlp --data synthetic --steps 1 --micro-batch 2 --save " + (dir / "m").string()).status, 0);
+  ASSERT_EQ(run_frugal("train --arch mlp --data synthetic --steps 1 --micro-batch 2 --save " + (dir / "m").string()).status, 0);
   write_token_batch(dir / "batch.safetensors", 2, 32);
-  expect_one_line_error(frugal("grad --model " + (dir / "m").string() + " --batch " + (dir / "batch.safetensors").string() +
+  expect_one_line_error(run_frugal("grad --model " + (dir / "m").string() + " --batch " + (dir / "batch.safetensors").string() +
                                " --out " + (dir / "g").string()),
                         "inputs");
 }
@@ -174,7 +145,7 @@ TEST(Cli, IntegerInputsForAnMlpAreRefused) {
 TEST(Cli, GradWritesEveryParameterAndGenerateRuns) {
   const fs::path dir = scratch("grad");
   write_token_batch(dir / "batch.safetensors", 2, 8);
-  const Result r = frugal("grad --model " + saved_gpt().string() + " --batch " + (dir / "batch.safetensors").string() +
+  const Result r = run_frugal("grad --model " + saved_gpt().string() + " --batch " + (dir / "batch.safetensors").string() +
                           " --out " + (dir / "g.safetensors").string());
   ASSERT_EQ(r.status, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -182,14 +153,14 @@ TEST(Cli, GradWritesEveryParameterAndGenerateRuns) {
   const std::string grads = slurp(dir / "g.safetensors");
   for (const char* name : {"wte.weight", "wpe.weight", "h.0.attn.c_attn.weight", "h.0.mlp.c_proj.bias", "ln_f.bias"})
     EXPECT_NE(grads.find(std::string("\"") + name + "\""), std::string::npos) << name;
-  const Result g = frugal("generate --model " + saved_gpt().string() + " --prompt ab --tokens 5 --seed 1");
+  const Result g = run_frugal("generate --model " + saved_gpt().string() + " --prompt ab --tokens 5 --seed 1");
   ASSERT_EQ(g.status, 0) << g.err;
   EXPECT_EQ(g.out.substr(0, 2), "ab");
 }
 
 TEST(Cli, TrainWritesTheSummaryOfTheDesign) {
   const fs::path dir = scratch("summary");
-  const Result r = frugal("train --arch mlp --data synthetic --steps 3 --micro-batch 4 --summary " +
+  const Result r = run_frugal("train --arch mlp --data synthetic --steps 3 --micro-batch 4 --summary " +
                           (dir / "s.json").string() + " --metrics " + (dir / "m.jsonl").string());
   ASSERT_EQ(r.status, 0) << r.err;
   const auto s = nlohmann::json::parse(slurp(dir / "s.json"));
@@ -213,7 +184,7 @@ TEST(Cli, TrainWritesTheSummaryOfTheDesign) {
 TEST(Cli, CnnReachesEightyFivePercentOnFashionMnist) {
   if (!fs::exists("/usr/share/datasets/fashion-mnist")) GTEST_SKIP() << "dataset-fashion-mnist not installed";
   const fs::path dir = scratch("cnn");
-  const Result r = frugal("train --arch cnn --data fashion-mnist --steps 300 --micro-batch 64 --lr 2e-3 --summary " +
+  const Result r = run_frugal("train --arch cnn --data fashion-mnist --steps 300 --micro-batch 64 --lr 2e-3 --summary " +
                           (dir / "s.json").string());
   ASSERT_EQ(r.status, 0) << r.err;
   const auto s = nlohmann::json::parse(slurp(dir / "s.json"));
@@ -226,9 +197,9 @@ TEST(Cli, PlanPredictsWhatTrainMeasures) {
   // peaks only once gradients and optimizer state exist).
   for (const std::string extra : {"--threads 2 --steps 3", "--threads 2 --steps 1", "--threads 1 --steps 2"}) {
     const std::string config = "--arch gpt --layers 2 --dim 32 --heads 4 --ctx 16 --data synthetic --micro-batch 3 " + extra;
-    const Result plan = frugal("plan " + config + " --json");
+    const Result plan = run_frugal("plan " + config + " --json");
     ASSERT_EQ(plan.status, 0) << plan.err;
-    const Result train = frugal("train " + config + " --summary " + (dir / "s.json").string());
+    const Result train = run_frugal("train " + config + " --summary " + (dir / "s.json").string());
     ASSERT_EQ(train.status, 0) << train.err;
     const auto predicted = nlohmann::json::parse(plan.out);
     const auto summary = nlohmann::json::parse(slurp(dir / "s.json"));
@@ -239,7 +210,7 @@ TEST(Cli, PlanPredictsWhatTrainMeasures) {
 
 TEST(Cli, GradAccumExperimentReportsMeasuredNumbers) {
   const fs::path dir = scratch("experiment");
-  const Result r = frugal("experiment grad-accum --out " + dir.string());
+  const Result r = run_frugal("experiment grad-accum --out " + dir.string());
   ASSERT_EQ(r.status, 0) << r.err;
   const auto j = nlohmann::json::parse(slurp(dir / "grad-accum.json"));
   EXPECT_LE(j["linear_mse"]["max_rel_grad_diff"].get<double>(), 1e-5);
@@ -250,14 +221,14 @@ TEST(Cli, GradAccumExperimentReportsMeasuredNumbers) {
   const std::string md = slurp(dir / "grad-accum.md");
   EXPECT_NE(md.find("BatchNorm"), std::string::npos);
   EXPECT_GT(fs::file_size(dir / "grad-accum.png"), 1000u);
-  expect_one_line_error(frugal("experiment mixed-precision --out " + dir.string()), "mixed-precision");
+  expect_one_line_error(run_frugal("experiment mixed-precision --out " + dir.string()), "mixed-precision");
 }
 
 TEST(Cli, AccumulationMatchesTheFullBatchWithSmallerActivations) {
   const fs::path dir = scratch("accum");
   const std::string model = "train --arch gpt --layers 2 --dim 32 --heads 2 --ctx 16 --data synthetic --steps 5 ";
-  ASSERT_EQ(frugal(model + "--micro-batch 8 --accum 1 --summary " + (dir / "full.json").string()).status, 0);
-  ASSERT_EQ(frugal(model + "--micro-batch 2 --accum 4 --summary " + (dir / "acc.json").string()).status, 0);
+  ASSERT_EQ(run_frugal(model + "--micro-batch 8 --accum 1 --summary " + (dir / "full.json").string()).status, 0);
+  ASSERT_EQ(run_frugal(model + "--micro-batch 2 --accum 4 --summary " + (dir / "acc.json").string()).status, 0);
   const auto full = nlohmann::json::parse(slurp(dir / "full.json"));
   const auto acc = nlohmann::json::parse(slurp(dir / "acc.json"));
   for (int s = 0; s < 5; ++s)
@@ -269,7 +240,7 @@ TEST(Cli, AccumulationMatchesTheFullBatchWithSmallerActivations) {
 
 TEST(Cli, CheckpointExperimentReportsMeasuredNumbers) {
   const fs::path dir = scratch("experiment-checkpoint");
-  const Result r = frugal("experiment checkpoint --max-blocks 32 --out " + dir.string());
+  const Result r = run_frugal("experiment checkpoint --max-blocks 32 --out " + dir.string());
   ASSERT_EQ(r.status, 0) << r.err;
   const auto j = nlohmann::json::parse(slurp(dir / "checkpoint.json"));
   std::map<std::string, nlohmann::json> at32;
@@ -294,23 +265,23 @@ TEST(Cli, CheckpointStrategiesGiveTheSameGradientsThroughGrad) {
   write_token_batch(dir / "batch.safetensors", 4, 8);
   std::string reference;
   for (const std::string strategy : {"store-all", "memory-poor", "sqrt", "optimal --activation-budget 1MiB"}) {
-    const Result r = frugal("grad --model " + saved_gpt().string() + " --batch " + (dir / "batch.safetensors").string() +
+    const Result r = run_frugal("grad --model " + saved_gpt().string() + " --batch " + (dir / "batch.safetensors").string() +
                             " --accum 2 --checkpoint " + strategy + " --out " + (dir / "g.safetensors").string());
     ASSERT_EQ(r.status, 0) << strategy << ": " << r.err;
     const std::string grads = slurp(dir / "g.safetensors");
     if (reference.empty()) reference = grads;
     EXPECT_EQ(grads, reference) << strategy;  // the gradient files are byte-identical
   }
-  expect_one_line_error(frugal("plan --arch gpt --checkpoint optimal --activation-budget 1KiB"), "smallest budget");
-  expect_one_line_error(frugal("plan --arch gpt --checkpoint optimal"), "--activation-budget");
-  expect_one_line_error(frugal("plan --arch gpt --checkpoint optimal --activation-budget lots"), "lots");
+  expect_one_line_error(run_frugal("plan --arch gpt --checkpoint optimal --activation-budget 1KiB"), "smallest budget");
+  expect_one_line_error(run_frugal("plan --arch gpt --checkpoint optimal"), "--activation-budget");
+  expect_one_line_error(run_frugal("plan --arch gpt --checkpoint optimal --activation-budget lots"), "lots");
 }
 
 TEST(Cli, LoraTrainSaveGradMergeExtract) {
   const fs::path dir = scratch("lora");
   const std::string base = saved_gpt().string();
   // Fine-tune with LoRA on all four matrices (B starts at zero, so train a few steps).
-  Result r = frugal("train --model " + base + " --data synthetic --steps 3 --micro-batch 2 --lr 1e-2 --lora-rank 2 "
+  Result r = run_frugal("train --model " + base + " --data synthetic --steps 3 --micro-batch 2 --lr 1e-2 --lora-rank 2 "
                     "--lora-alpha 4 --lora-targets c_attn,c_proj,c_fc --save-adapter " + (dir / "adapter").string() +
                     " --summary " + (dir / "s.json").string());
   ASSERT_EQ(r.status, 0) << r.err;
@@ -325,7 +296,7 @@ TEST(Cli, LoraTrainSaveGradMergeExtract) {
   // grad with the adapter writes only the adapter's keys.
   write_token_batch(dir / "batch.safetensors", 2, 8);
   const std::string batch = " --batch " + (dir / "batch.safetensors").string();
-  r = frugal("grad --model " + base + " --adapter " + (dir / "adapter").string() + batch + " --out " +
+  r = run_frugal("grad --model " + base + " --adapter " + (dir / "adapter").string() + batch + " --out " +
              (dir / "g.safetensors").string());
   ASSERT_EQ(r.status, 0) << r.err;
   const double adapter_loss = nlohmann::json::parse(r.out)["loss"].get<double>();
@@ -333,25 +304,25 @@ TEST(Cli, LoraTrainSaveGradMergeExtract) {
   EXPECT_NE(grads.find("base_model.model.transformer.h.0.attn.c_attn.lora_A.weight"), std::string::npos);
   EXPECT_EQ(grads.find("\"wte.weight\""), std::string::npos);
   // Merge: a plain model with the same loss.
-  r = frugal("lora merge --model " + base + " --adapter " + (dir / "adapter").string() + " --out " + (dir / "tuned").string());
+  r = run_frugal("lora merge --model " + base + " --adapter " + (dir / "adapter").string() + " --out " + (dir / "tuned").string());
   ASSERT_EQ(r.status, 0) << r.err;
-  r = frugal("grad --model " + (dir / "tuned").string() + batch + " --out " + (dir / "g2.safetensors").string());
+  r = run_frugal("grad --model " + (dir / "tuned").string() + batch + " --out " + (dir / "g2.safetensors").string());
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NEAR(nlohmann::json::parse(r.out)["loss"].get<double>(), adapter_loss, 1e-5 * adapter_loss);
   // Extract: the tuned - base delta has rank 2 per module, so a rank-2 extraction reproduces it.
-  r = frugal("lora extract --base " + base + " --tuned " + (dir / "tuned").string() + " --rank 2 --out " +
+  r = run_frugal("lora extract --base " + base + " --tuned " + (dir / "tuned").string() + " --rank 2 --out " +
              (dir / "extracted").string());
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("h.0.attn.c_attn"), std::string::npos);
-  r = frugal("grad --model " + base + " --adapter " + (dir / "extracted").string() + batch + " --out " +
+  r = run_frugal("grad --model " + base + " --adapter " + (dir / "extracted").string() + batch + " --out " +
              (dir / "g3.safetensors").string());
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NEAR(nlohmann::json::parse(r.out)["loss"].get<double>(), adapter_loss, 1e-4 * adapter_loss);
   // Bad input.
-  expect_one_line_error(frugal("train --model " + base + " --data synthetic --steps 1 --lora-rank 17"), "rank");
-  expect_one_line_error(frugal("train --model " + base + " --data synthetic --steps 1 --lora-rank 2 --lora-targets q_proj"),
+  expect_one_line_error(run_frugal("train --model " + base + " --data synthetic --steps 1 --lora-rank 17"), "rank");
+  expect_one_line_error(run_frugal("train --model " + base + " --data synthetic --steps 1 --lora-rank 2 --lora-targets q_proj"),
                         "q_proj");
-  expect_one_line_error(frugal("lora extract --base " + base + " --tuned " + (dir / "tuned").string() +
+  expect_one_line_error(run_frugal("lora extract --base " + base + " --tuned " + (dir / "tuned").string() +
                                " --rank 40 --out " + (dir / "x").string()),
                         "rank");
 }
@@ -359,7 +330,7 @@ TEST(Cli, LoraTrainSaveGradMergeExtract) {
 TEST(Cli, LoraExperimentReportsMeasuredNumbers) {
   if (!fs::exists("/usr/share/games/fortunes/science")) GTEST_SKIP() << "Debian package fortunes not installed";
   const fs::path dir = scratch("experiment-lora");
-  const Result r = frugal("experiment lora --steps-scale 0.05 --out " + dir.string());
+  const Result r = run_frugal("experiment lora --steps-scale 0.05 --out " + dir.string());
   ASSERT_EQ(r.status, 0) << r.err;
   const auto j = nlohmann::json::parse(slurp(dir / "lora.json"));
   EXPECT_LT(j["trainable_params"]["lora"].get<int64_t>(), j["trainable_params"]["full"].get<int64_t>() / 10);
@@ -372,7 +343,7 @@ TEST(Cli, LoraExperimentReportsMeasuredNumbers) {
 }
 
 TEST(Cli, FlagsThatWouldBeIgnoredAreRefused) {
-  expect_one_line_error(frugal("train --model " + saved_gpt().string() + " --layers 3 --steps 1"), "--layers");
-  expect_one_line_error(frugal("train --arch gpt --lora-alpha 4 --steps 1"), "--lora-rank");
-  expect_one_line_error(frugal("train --arch gpt --base-precision bf16 --steps 1"), "--lora-rank");
+  expect_one_line_error(run_frugal("train --model " + saved_gpt().string() + " --layers 3 --steps 1"), "--layers");
+  expect_one_line_error(run_frugal("train --arch gpt --lora-alpha 4 --steps 1"), "--lora-rank");
+  expect_one_line_error(run_frugal("train --arch gpt --base-precision bf16 --steps 1"), "--lora-rank");
 }

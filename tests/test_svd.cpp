@@ -2,6 +2,8 @@
 // and against numpy; images through stb; and `frugal svd` as a user meets it.
 #include <gtest/gtest.h>
 
+#include "cli_support.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -22,18 +24,8 @@ namespace fs = std::filesystem;
 using frugal::Image;
 
 namespace {
-fs::path scratch(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("frugal_svd_" + std::to_string(getpid())) / name;
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using frugal::testing::scratch;
+using frugal::testing::slurp;
 
 std::vector<float> random_matrix(int64_t rows, int64_t cols, uint32_t seed) {
   std::mt19937 gen(seed);
@@ -253,28 +245,9 @@ TEST(SvdImage, MissingOrUndecodableFileIsAnError) {
 // ---- frugal svd, run as a user would -------------------------------------------------------------
 
 namespace {
-struct Result {
-  int status;
-  std::string out, err;
-};
-
-Result run_frugal(const std::string& args) {
-  const fs::path dir = scratch("io");
-  const std::string cmd = std::string("OMP_NUM_THREADS=1 ") + FRUGAL_BINARY + " " + args + " > " +
-                          (dir / "out").string() + " 2> " + (dir / "err").string() + " < /dev/null";
-  const int raw = std::system(cmd.c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw), slurp(dir / "out"), slurp(dir / "err")};
-}
-
-void expect_one_line_error(const Result& r, const std::string& fragment) {
-  EXPECT_NE(r.status, 0);
-  EXPECT_LT(r.status, 128) << "killed by a signal (crash): " << r.err;
-  std::string err = r.err;
-  while (!err.empty() && err.back() == '\n') err.pop_back();
-  EXPECT_EQ(err.find('\n'), std::string::npos) << "more than one line: " << r.err;
-  EXPECT_NE(err.find("error"), std::string::npos) << r.err;
-  EXPECT_NE(err.find(fragment), std::string::npos) << "expected '" << fragment << "' in: " << r.err;
-}
+using Result = frugal::testing::CliResult;
+using frugal::testing::expect_one_line_error;
+using frugal::testing::run_frugal;
 
 // A 32 x 24 RGB gradient with noise, written by frugal's own save_png.
 fs::path gradient_png() {

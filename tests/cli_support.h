@@ -1,0 +1,55 @@
+#pragma once
+// Running the frugal binary from tests as a user would, and checking its one-line errors.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace frugal::testing {
+
+struct CliResult {
+  int status;  // exit status; 128 + signal when killed
+  std::string out, err;
+};
+
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A fresh directory for this test process: TMP/frugal_test_<pid>/<name>.
+inline std::filesystem::path scratch(const std::string& name) {
+  std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("frugal_test_" + std::to_string(getpid())) / name;
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+inline CliResult run_frugal(const std::string& args) {
+  const std::filesystem::path dir = scratch("io");
+  const std::string cmd = std::string("OMP_NUM_THREADS=1 ") + FRUGAL_BINARY + " " + args + " > " +
+                          (dir / "out").string() + " 2> " + (dir / "err").string() + " < /dev/null";
+  const int raw = std::system(cmd.c_str());
+  // The shell reports a child killed by a signal as exit status 128 + signal.
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw), slurp(dir / "out"), slurp(dir / "err")};
+}
+
+// A non-zero exit without a crash, and one non-empty line naming the problem.
+inline void expect_one_line_error(const CliResult& r, const std::string& fragment) {
+  EXPECT_NE(r.status, 0);
+  EXPECT_LT(r.status, 128) << "killed by a signal (crash): " << r.err;
+  std::string err = r.err;
+  while (!err.empty() && err.back() == '\n') err.pop_back();
+  EXPECT_EQ(err.find('\n'), std::string::npos) << "more than one line: " << r.err;
+  EXPECT_NE(err.find("error"), std::string::npos) << r.err;
+  EXPECT_NE(err.find(fragment), std::string::npos) << "expected '" << fragment << "' in: " << r.err;
+}
+
+}  // namespace frugal::testing
