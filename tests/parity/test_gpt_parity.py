@@ -330,8 +330,9 @@ def self_check(seed):
     return 0 if failed == 0 else 1
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def cli_main(doc, parity_fn, self_check_fn):
+    """The command line shared by the parity scripts: --frugal PATH, or --self-check."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frugal", help="path to the frugal binary")
     ap.add_argument("--self-check", action="store_true", help="check the reference implementation itself")
     ap.add_argument("--seed", type=int, default=1234)
@@ -339,11 +340,11 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.self_check:
-        return self_check(args.seed)
+        return self_check_fn(args.seed)
     if not args.frugal:
         ap.error("--frugal PATH is required (or --self-check)")
-    return parity(args.frugal, args.seed, args.keep)
+    return parity_fn(args.frugal, args.seed, args.keep)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli_main(__doc__, parity, self_check))

@@ -20,7 +20,6 @@ Checks:
   merged   `frugal grad --model D --batch b --out g` (no adapter): its loss equals the adapter loss (1e-5).
 Prints a table and `parity_lora: N passed, M failed`; exits 1 on any failure.
 """
-import argparse
 import json
 import os
 import shutil
@@ -554,20 +553,5 @@ def self_check(seed):
     return 0 if failed == 0 else 1
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--frugal", help="path to the frugal binary")
-    ap.add_argument("--self-check", action="store_true", help="check the LoRA reference implementation itself")
-    ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    if args.self_check:
-        return self_check(args.seed)
-    if not args.frugal:
-        ap.error("--frugal PATH is required (or --self-check)")
-    return parity(args.frugal, args.seed, args.keep)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(gp.cli_main(__doc__, parity, self_check))
