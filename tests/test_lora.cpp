@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/threading.h"
 #include "experiments/gradient_compare.h"
 #include "gradcheck.h"
 #include "models/gpt.h"
@@ -76,6 +77,74 @@ TEST(Lora, LinearWithAdapterGradients) {
     for (const auto& e : entries) EXPECT_LE(e.rel_error, 1e-2) << e.what << " dropout " << dropout;
     EXPECT_FALSE(layer.weight().grad.defined());
   }
+}
+
+// The adapter's products run row-chunked across threads (kernels/lora.cpp) and, without dropout,
+// fold B A into a copy of W: over several chunks and with 1 and 2 threads, y, dx, dA and dB must
+// match a naive double-precision evaluation of y = x W^T + s x A^T B^T.
+TEST(Lora, ChunkedAdapterProductsMatchANaiveReference) {
+  const int64_t rows = 600, in = 20, out = 30, r = 4;  // 600 rows: three chunks of 256
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    Linear layer("fc", in, out, WeightLayout::OutIn, false);
+    randomize_params(layer, 51);
+    layer.weight().trainable = false;
+    LoraConfig c;
+    c.rank = r;
+    c.alpha = 8;
+    LoraAdapter& adapter = layer.attach_lora("adapter", c, 52);
+    init_normal(adapter.b().value, 53, 1, 0.5f);
+    const Tensor x = random_tensor({rows, in}, 54), dy = random_tensor({rows, out}, 55);
+    RunContext rc;
+    rc.input_grad = true;
+    Saved saved;
+    const Tensor y = layer.forward(x, saved, rc);
+    const Tensor dx = layer.backward(dy, saved, rc);
+    const float *w = layer.weight().value.f32(), *a = adapter.a().value.f32(), *b = adapter.b().value.f32();
+    const double s = c.scale();
+    std::vector<double> w_eff(out * in), h(rows * r, 0.0), g(rows * r, 0.0);
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t i = 0; i < in; ++i) {
+        double sum = w[o * in + i];
+        for (int64_t k = 0; k < r; ++k) sum += s * b[o * r + k] * a[k * in + i];
+        w_eff[o * in + i] = sum;
+      }
+    for (int64_t n = 0; n < rows; ++n)
+      for (int64_t k = 0; k < r; ++k) {
+        for (int64_t i = 0; i < in; ++i) h[n * r + k] += double(x.f32()[n * in + i]) * a[k * in + i];
+        for (int64_t o = 0; o < out; ++o) g[n * r + k] += double(dy.f32()[n * out + o]) * b[o * r + k];
+      }
+    double worst = 0;
+    auto compare = [&](double expected, float got) {
+      worst = std::max(worst, std::abs(expected - got) / (1.0 + std::abs(expected)));
+    };
+    for (int64_t n = 0; n < rows; ++n) {
+      for (int64_t o = 0; o < out; ++o) {
+        double sum = 0;
+        for (int64_t i = 0; i < in; ++i) sum += x.f32()[n * in + i] * w_eff[o * in + i];
+        compare(sum, y.f32()[n * out + o]);
+      }
+      for (int64_t i = 0; i < in; ++i) {
+        double sum = 0;
+        for (int64_t o = 0; o < out; ++o) sum += dy.f32()[n * out + o] * w_eff[o * in + i];
+        compare(sum, dx.f32()[n * in + i]);
+      }
+    }
+    for (int64_t k = 0; k < r; ++k) {
+      for (int64_t i = 0; i < in; ++i) {  // dA = s g^T x
+        double sum = 0;
+        for (int64_t n = 0; n < rows; ++n) sum += g[n * r + k] * x.f32()[n * in + i];
+        compare(s * sum, adapter.a().grad.f32()[k * in + i]);
+      }
+      for (int64_t o = 0; o < out; ++o) {  // dB = s dy^T h
+        double sum = 0;
+        for (int64_t n = 0; n < rows; ++n) sum += dy.f32()[n * out + o] * h[n * r + k];
+        compare(s * sum, adapter.b().grad.f32()[o * r + k]);
+      }
+    }
+    EXPECT_LE(worst, 1e-4) << threads << " threads";
+  }
+  set_num_threads(1);
 }
 
 TEST(Lora, TrainableParametersOfTheReferenceWorkload) {

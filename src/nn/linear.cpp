@@ -34,7 +34,8 @@ Tensor Linear::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
                                                "), got " + x.shape().str());
   Tensor y = output_like(x, out_, MemCategory::Activations);  // (..., out)
   saved.tensors = {x};
-  const Tensor w32 = weight_f32();  // (the weight itself unless stored in half precision)
+  const bool folded = lora_ && lora_->folds(rc);
+  const Tensor w32 = compute_weight(folded);
   if (!measuring(x)) {
     const int64_t rows = x.numel() / in_;
     float beta = 0.0f;
@@ -48,7 +49,7 @@ Tensor Linear::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
     else
       gemm(false, true, rows, out_, in_, 1.0f, x.f32(), in_, w, in_, beta, y.f32(), out_);
   }
-  if (lora_) lora_->forward(x, y, saved, rc);
+  if (lora_) lora_->forward(x, y, saved, rc, folded);
   return y;
 }
 
@@ -61,7 +62,8 @@ Tensor Linear::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   const Tensor* db = has_bias_ && bias_.trainable ? &bias_.ensure_grad() : nullptr;
   Tensor ones;  // (rows): the bias gradient is a GEMV of dy with a row of ones
   if (db) ones = Tensor::empty({rows}, DType::F32, MemCategory::Workspace);
-  const Tensor w32 = dx.defined() ? weight_f32() : Tensor();
+  const bool folded = lora_ && lora_->folds(rc);
+  const Tensor w32 = dx.defined() ? compute_weight(folded) : Tensor();
   if (!measuring(dy)) {
     const float* w = dx.defined() ? w32.f32() : nullptr;
     const bool in_out = layout_ == WeightLayout::InOut;
@@ -79,16 +81,23 @@ Tensor Linear::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
       gemv(/*trans=*/true, rows, out_, 1.0f, dy.f32(), out_, ones.f32(), 1.0f, db->f32());
     }
   }
-  if (lora_) lora_->backward(x, dy, dx, saved, rc);
+  if (lora_) lora_->backward(x, dy, dx, saved, rc, folded);
   return dx;
 }
 
-Tensor Linear::weight_f32() const {
+Tensor Linear::compute_weight(bool fold_lora) const {
   const Tensor& w = weight_->value;
-  if (w.dtype() == DType::F32) return w;
-  Tensor wide = Tensor::empty(w.shape(), DType::F32, MemCategory::Workspace);
-  if (wide.has_data()) half_to_float(w.u16(), w.dtype(), wide.f32(), w.numel());
-  return wide;
+  if (w.dtype() == DType::F32 && !fold_lora) return w;
+  Tensor copy = Tensor::empty(w.shape(), DType::F32, MemCategory::Workspace);
+  if (!copy.has_data()) return copy;
+  const bool in_out = layout_ == WeightLayout::InOut;
+  if (w.dtype() == DType::F32) {
+    lora_->fold_into(w, in_out, copy);  // copy = W + scale B A
+    return copy;
+  }
+  half_to_float(w.u16(), w.dtype(), copy.f32(), w.numel());
+  if (fold_lora) lora_->fold_into(copy, in_out, copy);
+  return copy;
 }
 
 void Linear::store_frozen_weight_as(DType dtype) {

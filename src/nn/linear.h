@@ -47,8 +47,9 @@ class Linear : public Layer {
 
  private:
   Tensor output_like(const Tensor& x, int64_t last, MemCategory category) const;
-  // The weight as fp32: itself, or a widened workspace copy of a half-precision frozen weight.
-  Tensor weight_f32() const;
+  // The weight the GEMMs multiply by, as fp32: the weight itself, or a workspace copy that is
+  // widened from a half-precision frozen weight and/or holds W + scale B A of a folded adapter.
+  Tensor compute_weight(bool fold_lora) const;
 
   int64_t in_, out_;
   WeightLayout layout_;

@@ -5,8 +5,10 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/tensor_init.h"
+#include "core/threading.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
+#include "kernels/lora.h"
 
 namespace frugal {
 
@@ -43,18 +45,21 @@ Tensor LoraAdapter::dropped(const Tensor& x, const RunContext& rc) const {
   return xd;
 }
 
-void LoraAdapter::forward(const Tensor& x, const Tensor& y, Saved& saved, const RunContext& rc) const {
+void LoraAdapter::forward(const Tensor& x, const Tensor& y, Saved& saved, const RunContext& rc,
+                          bool folded) const {
   const int64_t rows = x.numel() / in_, r = config_.rank;
   Tensor h = Tensor::empty({rows, r}, DType::F32, MemCategory::Activations);  // (rows, r) = x_d A^T
   saved.tensors.push_back(h);
   const Tensor xd = dropped(x, rc);
   if (measuring(x)) return;
-  gemm(false, true, rows, r, in_, 1.0f, xd.f32(), in_, a_.value.f32(), in_, 0.0f, h.f32(), r);
+  lora_down(rows, in_, r, xd.f32(), a_.value.f32(), h.f32());
+  if (folded) return;
   gemm(false, true, rows, out_, r, static_cast<float>(config_.scale()), h.f32(), r, b_.value.f32(), r, 1.0f, y.f32(),
        out_);
 }
 
-void LoraAdapter::backward(const Tensor& x, const Tensor& dy, const Tensor& dx, Saved& saved, const RunContext& rc) {
+void LoraAdapter::backward(const Tensor& x, const Tensor& dy, const Tensor& dx, Saved& saved, const RunContext& rc,
+                           bool folded) {
   const int64_t rows = x.numel() / in_, r = config_.rank;
   const Tensor& h = saved.tensors.back();                                    // (rows, r)
   Tensor g = Tensor::empty({rows, r}, DType::F32, MemCategory::Workspace);   // (rows, r) = dy B
@@ -64,12 +69,14 @@ void LoraAdapter::backward(const Tensor& x, const Tensor& dy, const Tensor& dx, 
   if (dx.defined() && dropout) dxd = Tensor::empty(x.shape(), DType::F32, MemCategory::Workspace);
   const Tensor& da = a_.ensure_grad();
   const Tensor& db = b_.ensure_grad();
+  // Each thread's partial dB (out, r) and dA (r, in).
+  Tensor partial = Tensor::empty({per_thread(out_ * r + r * in_)}, DType::F32, MemCategory::Workspace);
   if (measuring(dy)) return;
   const float scale = static_cast<float>(config_.scale());
-  gemm(false, false, rows, r, out_, 1.0f, dy.f32(), out_, b_.value.f32(), r, 0.0f, g.f32(), r);
-  gemm(true, false, out_, r, rows, scale, dy.f32(), out_, h.f32(), r, 1.0f, db.f32(), r);     // dB += s dy^T h
-  gemm(true, false, r, in_, rows, scale, g.f32(), r, xd.f32(), in_, 1.0f, da.f32(), in_);     // dA += s g^T x_d
-  if (!dx.defined()) return;
+  // g = dy B, dB += s dy^T h, dA += s g^T x_d
+  lora_backward_pass(rows, in_, out_, r, scale, dy.f32(), xd.f32(), b_.value.f32(), h.f32(), g.f32(), da.f32(),
+                     db.f32(), partial.f32());
+  if (!dx.defined() || folded) return;
   if (!dropout) {
     gemm(false, false, rows, in_, r, scale, g.f32(), r, a_.value.f32(), in_, 1.0f, dx.f32(), in_);  // dx += s g A
     return;
@@ -85,12 +92,13 @@ void LoraAdapter::backward(const Tensor& x, const Tensor& dy, const Tensor& dx, 
 }
 
 void LoraAdapter::merge_into(const Tensor& weight, bool in_out_layout, float sign) const {
-  const float s = sign * static_cast<float>(config_.scale());
-  const int64_t r = config_.rank;
-  if (in_out_layout)  // W (in, out) += s A^T B^T
-    gemm(true, true, in_, out_, r, s, a_.value.f32(), in_, b_.value.f32(), r, 1.0f, weight.f32(), out_);
-  else  // W (out, in) += s B A
-    gemm(false, false, out_, in_, r, s, b_.value.f32(), r, a_.value.f32(), in_, 1.0f, weight.f32(), in_);
+  lora_fold(in_out_layout, in_, out_, config_.rank, sign * static_cast<float>(config_.scale()), weight.f32(),
+            a_.value.f32(), b_.value.f32(), weight.f32());
+}
+
+void LoraAdapter::fold_into(const Tensor& weight, bool in_out_layout, const Tensor& folded) const {
+  lora_fold(in_out_layout, in_, out_, config_.rank, static_cast<float>(config_.scale()), weight.f32(),
+            a_.value.f32(), b_.value.f32(), folded.f32());
 }
 
 }  // namespace frugal

@@ -26,13 +26,23 @@ class LoraAdapter {
   // A: Kaiming-uniform (PEFT's default: U(-1/sqrt(in), 1/sqrt(in))) from (seed, name); B: zeros.
   LoraAdapter(const std::string& key_prefix, int64_t in, int64_t out, const LoraConfig& config, uint64_t seed);
 
-  // y (rows, out) += scale * B A x_d; saves A x_d (rows, r).
-  void forward(const Tensor& x, const Tensor& y, Saved& saved, const RunContext& rc) const;
-  // Accumulates dA, dB; adds the LoRA path's input gradient into dx (rows, in) when dx is defined.
-  void backward(const Tensor& x, const Tensor& dy, const Tensor& dx, Saved& saved, const RunContext& rc);
+  // Without dropout the adapter folds into the base weight: the layer multiplies by W + scale B A
+  // (one GEMM, as wide as the base's) instead of adding two skinny rank-r products into y and dx,
+  // which cost a pass over y and dx each at memory bandwidth.
+  bool folds(const RunContext& rc) const { return config_.dropout == 0 || !rc.training; }
+
+  // Saves A x_d (rows, r). Unless `folded` (the layer's weight already holds scale B A), also
+  // y (rows, out) += scale * B A x_d.
+  void forward(const Tensor& x, const Tensor& y, Saved& saved, const RunContext& rc, bool folded) const;
+  // Accumulates dA, dB. Unless `folded`, adds the LoRA path's input gradient into dx (rows, in)
+  // when dx is defined.
+  void backward(const Tensor& x, const Tensor& dy, const Tensor& dx, Saved& saved, const RunContext& rc,
+                bool folded);
 
   // W (in, out) or (out, in) += sign * scale * (B A) in that layout: merge (+1) / unmerge (-1).
   void merge_into(const Tensor& weight, bool in_out_layout, float sign) const;
+  // folded = weight + scale * (B A), both fp32 of the same shape (folded may be weight).
+  void fold_into(const Tensor& weight, bool in_out_layout, const Tensor& folded) const;
 
   Param& a() { return a_; }
   Param& b() { return b_; }

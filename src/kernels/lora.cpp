@@ -1,0 +1,67 @@
+#include "kernels/lora.h"
+
+#include <omp.h>
+
+#include <algorithm>
+
+#include "kernels/gemm.h"
+
+namespace frugal {
+
+namespace {
+// 256 rows of dy at out = 1024 are 1 MiB: the chunk is still in L2 when the second product reads it.
+constexpr int64_t kChunkRows = 256;
+}  // namespace
+
+void lora_down(int64_t rows, int64_t in, int64_t r, const float* x, const float* a, float* h) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r0 = 0; r0 < rows; r0 += kChunkRows) {
+    const int64_t n = std::min(kChunkRows, rows - r0);
+    gemm(false, true, n, r, in, 1.0f, x + r0 * in, in, a, in, 0.0f, h + r0 * r, r);
+  }
+}
+
+void lora_backward_pass(int64_t rows, int64_t in, int64_t out, int64_t r, float scale, const float* dy,
+                        const float* x, const float* b, const float* h, float* g, float* da, float* db,
+                        float* partial) {
+  const int64_t per_thread_size = out * r + r * in;
+  const int threads = omp_get_max_threads();
+  std::fill(partial, partial + threads * per_thread_size, 0.0f);
+#pragma omp parallel
+  {
+    float* my_db = partial + omp_get_thread_num() * per_thread_size;  // (out, r)
+    float* my_da = my_db + out * r;                                    // (r, in)
+#pragma omp for schedule(static)
+    for (int64_t r0 = 0; r0 < rows; r0 += kChunkRows) {
+      const int64_t n = std::min(kChunkRows, rows - r0);
+      const float* dy_c = dy + r0 * out;
+      float* g_c = g + r0 * r;
+      gemm(false, false, n, r, out, 1.0f, dy_c, out, b, r, 0.0f, g_c, r);                    // g = dy B
+      gemm(true, false, out, r, n, scale, dy_c, out, h + r0 * r, r, 1.0f, my_db, r);         // dB += s dy^T h
+      gemm(true, false, r, in, n, scale, g_c, r, x + r0 * in, in, 1.0f, my_da, in);         // dA += s g^T x
+    }
+  }
+  for (int t = 0; t < threads; ++t) {
+    const float* p = partial + t * per_thread_size;
+    for (int64_t i = 0; i < out * r; ++i) db[i] += p[i];
+    for (int64_t i = 0; i < r * in; ++i) da[i] += p[out * r + i];
+  }
+}
+
+void lora_fold(bool in_out, int64_t in, int64_t out, int64_t r, float scale, const float* w, const float* a,
+               const float* b, float* w_out) {
+  const int64_t rows = in_out ? in : out, cols = in_out ? out : in;
+  const int64_t chunk = std::max<int64_t>(1, (kChunkRows * 1024) / cols);
+#pragma omp parallel for schedule(static)
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t n = std::min(chunk, rows - r0);
+    float* dst = w_out + r0 * cols;
+    if (w != w_out) std::copy(w + r0 * cols, w + (r0 + n) * cols, dst);
+    if (in_out)  // rows r0.. of A^T B^T: A^T's rows are A's columns
+      gemm(true, true, n, out, r, scale, a + r0, in, b, r, 1.0f, dst, out);
+    else  // rows r0.. of B A
+      gemm(false, false, n, in, r, scale, b + r0 * r, r, a, in, 1.0f, dst, in);
+  }
+}
+
+}  // namespace frugal
