@@ -70,6 +70,17 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype, MemCategory category) {
   return t;
 }
 
+Tensor Tensor::from_buffer(std::shared_ptr<Buffer> buffer, size_t offset_bytes, const Shape& shape, DType dtype) {
+  check(buffer != nullptr && offset_bytes + static_cast<size_t>(shape.numel()) * dtype_size(dtype) <= buffer->bytes(),
+        "view " + shape.str() + " does not fit its buffer");
+  Tensor t;
+  t.buffer_ = std::move(buffer);
+  t.offset_bytes_ = offset_bytes;
+  t.shape_ = shape;
+  t.dtype_ = dtype;
+  return t;
+}
+
 float* Tensor::f32() const {
   check(dtype_ == DType::F32, "expected an f32 tensor, got " + dtype_name(dtype_));
   return static_cast<float*>(raw());

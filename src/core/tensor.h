@@ -56,6 +56,8 @@ class Tensor {
   Tensor() = default;
   static Tensor empty(const Shape& shape, DType dtype, MemCategory category);
   static Tensor zeros(const Shape& shape, DType dtype, MemCategory category);
+  // A view of an existing buffer (mixed precision maps a tensor to its half-precision copy).
+  static Tensor from_buffer(std::shared_ptr<Buffer> buffer, size_t offset_bytes, const Shape& shape, DType dtype);
 
   bool defined() const { return buffer_ != nullptr; }
   // False when the buffer came from a measuring ledger (no memory behind it) or is empty.
@@ -71,6 +73,7 @@ class Tensor {
   MemCategory category() const { return buffer_->category(); }
   const std::shared_ptr<Buffer>& buffer() const { return buffer_; }
 
+  size_t offset_bytes() const { return offset_bytes_; }
   void* raw() const { return static_cast<char*>(buffer_->data()) + offset_bytes_; }
   float* f32() const;    // checks dtype
   int32_t* i32() const;  // checks dtype

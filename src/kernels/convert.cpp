@@ -31,4 +31,15 @@ void float_to_half(const float* src, DType dst_type, uint16_t* dst, int64_t n) {
   }
 }
 
+void round_through_half(float* x, DType half_type, int64_t n) {
+  check(half_type == DType::F16 || half_type == DType::BF16, "round_through_half: not a half type");
+  if (half_type == DType::F16) {
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(static_cast<_Float16>(x[i]));
+  } else {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) x[i] = std::bit_cast<float>(static_cast<uint32_t>(f32_to_bf16(x[i])) << 16);
+  }
+}
+
 }  // namespace frugal

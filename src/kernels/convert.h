@@ -9,5 +9,7 @@ namespace frugal {
 
 void half_to_float(const uint16_t* src, DType src_type, float* dst, int64_t n);
 void float_to_half(const float* src, DType dst_type, uint16_t* dst, int64_t n);
+// x = float(half(x)) in place: the value a half-precision store would keep.
+void round_through_half(float* x, DType half_type, int64_t n);
 
 }  // namespace frugal

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "nn/half_storage.h"
 
 namespace frugal {
 
@@ -56,15 +57,18 @@ Tensor BatchNorm::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   Tensor y = Tensor::empty(x.shape(), DType::F32, MemCategory::Activations);  // (N, C, S)
   Tensor mean = Tensor::empty({C}, DType::F32, MemCategory::Activations);     // (C)
   Tensor rstd = Tensor::empty({C}, DType::F32, MemCategory::Activations);     // (C)
-  saved.tensors = {x, mean, rstd};
+  saved.tensors = {x};
+  saved.stats = {mean, rstd};
   if (measuring(x)) return y;
 
   const float* xp = x.f32();
   float* yp = y.f32();
   float* mp = mean.f32();
   float* rp = rstd.f32();
-  const float* gamma = weight_.value.f32();
-  const float* beta = bias_.value.f32();
+  const Tensor gamma_t = f32_value(weight_.value);
+  const float* gamma = gamma_t.f32();
+  const Tensor beta_t = f32_value(bias_.value);
+  const float* beta = beta_t.f32();
   float* run_mean = running_mean_.value.f32();
   float* run_var = running_var_.value.f32();
   const bool update_running = batch_stats && !rc.recompute;
@@ -129,7 +133,7 @@ void BatchNorm::apply_deferred_statistics() {
 }
 
 Tensor BatchNorm::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
-  check(saved.tensors.size() == 3, "batchnorm " + prefix_ + ": backward without a saved forward");
+  check(saved.tensors.size() == 1 && saved.stats.size() == 2, "batchnorm " + prefix_ + ": backward without a saved forward");
   const Tensor& x = saved.tensors[0];  // (N, C, S)
   check_input(dy, "gradient");
   check(dy.shape() == x.shape(),
@@ -146,9 +150,10 @@ Tensor BatchNorm::backward(const Tensor& dy, Saved& saved, const RunContext& rc)
   const float* xp = x.f32();
   const float* dyp = dy.f32();
   float* dxp = dx.f32();
-  const float* mp = saved.tensors[1].f32();
-  const float* rp = saved.tensors[2].f32();
-  const float* gamma = weight_.value.f32();
+  const float* mp = saved.stats.at(0).f32();
+  const float* rp = saved.stats.at(1).f32();
+  const Tensor gamma_t = f32_value(weight_.value);
+  const float* gamma = gamma_t.f32();
   float* dgamma = param_grads ? weight_.grad.f32() : nullptr;
   float* dbeta = bias_grads ? bias_.grad.f32() : nullptr;
   const bool batch_stats = rc.training;

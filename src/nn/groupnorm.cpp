@@ -1,6 +1,7 @@
 #include "nn/groupnorm.h"
 
 #include "core/error.h"
+#include "nn/half_storage.h"
 #include "kernels/groupnorm.h"
 
 namespace frugal {
@@ -21,9 +22,10 @@ Tensor GroupNorm::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   Tensor y = Tensor::empty(x.shape(), DType::F32, MemCategory::Activations);        // (N, C, S)
   Tensor mean = Tensor::empty({N, groups_}, DType::F32, MemCategory::Activations);  // (N, G)
   Tensor rstd = Tensor::empty({N, groups_}, DType::F32, MemCategory::Activations);  // (N, G)
-  saved.tensors = {x, mean, rstd};
+  saved.tensors = {x};
+  saved.stats = {mean, rstd};
   if (measuring(x)) return y;
-  groupnorm_forward(x.f32(), weight_.value.f32(), bias_.value.f32(), y.f32(), mean.f32(), rstd.f32(), N, channels_,
+  groupnorm_forward(x.f32(), f32_value(weight_.value).f32(), f32_value(bias_.value).f32(), y.f32(), mean.f32(), rstd.f32(), N, channels_,
                     x.numel() / (N * channels_), groups_, eps_);
   return y;
 }
@@ -38,7 +40,7 @@ Tensor GroupNorm::backward(const Tensor& dy, Saved& saved, const RunContext& rc)
     bias_.ensure_grad();
   }
   if (measuring(dy)) return dx;
-  groupnorm_backward(x.f32(), weight_.value.f32(), saved.tensors[1].f32(), saved.tensors[2].f32(), dy.f32(), dx.f32(),
+  groupnorm_backward(x.f32(), f32_value(weight_.value).f32(), saved.stats.at(0).f32(), saved.stats.at(1).f32(), dy.f32(), dx.f32(),
                      train_affine ? weight_.grad.f32() : nullptr, train_affine ? bias_.grad.f32() : nullptr, N,
                      channels_, x.numel() / (N * channels_), groups_);
   return dx;

@@ -16,6 +16,8 @@
 
 namespace frugal {
 
+struct HalfCache;
+
 struct Param {
   std::string name;  // the file name of the tensor, e.g. "h.0.attn.c_attn.weight"
   Tensor value;      // MemCategory::Params
@@ -28,11 +30,15 @@ struct Param {
 
 // What a forward left for its backward; nested for composite layers.
 struct Saved {
+  // Under --precision fp16/bf16 these are stored in the half type (nn/half_storage.h) ...
   std::vector<Tensor> tensors;
+  // ... and these stay fp32: small per-row or per-channel statistics (LayerNorm mean and 1/std).
+  std::vector<Tensor> stats;
   std::vector<Shape> shapes;  // geometry a backward needs when no tensor carries it (pooling, flatten)
   std::vector<Saved> children;
   void clear() {
     tensors.clear();
+    stats.clear();
     shapes.clear();
     children.clear();
   }
@@ -54,6 +60,14 @@ struct RunContext {
   // --bn-stats batch: BatchNorm merges the statistics of every micro-batch of the step and updates
   // its running statistics once, at Model::apply_deferred_statistics().
   bool defer_running_stats = false;
+  // Mixed precision: the storage type of activations and activation gradients (F32, F16, BF16).
+  // Layers compute in fp32; nn/half_storage.h rounds their outputs and stores what they save.
+  DType precision = DType::F32;
+  // One forward pass's map from fp32 activation buffers to their half copies, so a tensor saved by
+  // two layers (one's output, the next one's input) is stored once. Created by the executor.
+  std::shared_ptr<HalfCache> half_cache;
+  // The loss gradient is multiplied by this (dynamic loss scaling); gradients are unscaled later.
+  float loss_scale = 1.0f;
 };
 
 inline bool measuring(const Tensor& t) { return t.measured(); }

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/threading.h"
+#include "nn/half_storage.h"
 #include "kernels/layernorm.h"
 
 namespace frugal {
@@ -19,9 +20,10 @@ Tensor LayerNorm::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   Tensor y = Tensor::empty(x.shape(), DType::F32, MemCategory::Activations);
   Tensor mean = Tensor::empty({rows}, DType::F32, MemCategory::Activations);
   Tensor rstd = Tensor::empty({rows}, DType::F32, MemCategory::Activations);
-  saved.tensors = {x, mean, rstd};
+  saved.tensors = {x};
+  saved.stats = {mean, rstd};
   if (measuring(x)) return y;
-  layernorm_forward(x.f32(), weight_.value.f32(), bias_.value.f32(), y.f32(), mean.f32(), rstd.f32(), rows, dim_,
+  layernorm_forward(x.f32(), f32_value(weight_.value).f32(), f32_value(bias_.value).f32(), y.f32(), mean.f32(), rstd.f32(), rows, dim_,
                     eps_);
   return y;
 }
@@ -35,7 +37,7 @@ Tensor LayerNorm::backward(const Tensor& dy, Saved& saved, const RunContext& rc)
   Tensor dw = weight_.trainable ? weight_.ensure_grad() : Tensor::zeros({dim_}, DType::F32, MemCategory::Workspace);
   Tensor db = bias_.trainable ? bias_.ensure_grad() : Tensor::zeros({dim_}, DType::F32, MemCategory::Workspace);
   if (measuring(dy)) return dx;
-  layernorm_backward(x.f32(), weight_.value.f32(), saved.tensors[1].f32(), saved.tensors[2].f32(), dy.f32(), dx.f32(),
+  layernorm_backward(x.f32(), f32_value(weight_.value).f32(), saved.stats.at(0).f32(), saved.stats.at(1).f32(), dy.f32(), dx.f32(),
                      dw.f32(), db.f32(), rows, dim_, partials.f32());
   return dx;
 }

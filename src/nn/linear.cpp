@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "nn/half_storage.h"
 #include "kernels/convert.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
@@ -40,7 +41,7 @@ Tensor Linear::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
     const int64_t rows = x.numel() / in_;
     float beta = 0.0f;
     if (has_bias_) {
-      broadcast_rows(bias_.value.f32(), y.f32(), rows, out_);
+      broadcast_rows(f32_value(bias_.value).f32(), y.f32(), rows, out_);
       beta = 1.0f;
     }
     const float* w = w32.f32();

@@ -9,6 +9,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
 #include "kernels/lora.h"
+#include "nn/half_storage.h"
 
 namespace frugal {
 
@@ -52,9 +53,10 @@ void LoraAdapter::forward(const Tensor& x, const Tensor& y, Saved& saved, const 
   saved.tensors.push_back(h);
   const Tensor xd = dropped(x, rc);
   if (measuring(x)) return;
-  lora_down(rows, in_, r, xd.f32(), a_.value.f32(), h.f32());
+  const Tensor a = f32_value(a_.value), b = f32_value(b_.value);  // (fp32 unless mixed precision)
+  lora_down(rows, in_, r, xd.f32(), a.f32(), h.f32());
   if (folded) return;
-  gemm(false, true, rows, out_, r, static_cast<float>(config_.scale()), h.f32(), r, b_.value.f32(), r, 1.0f, y.f32(),
+  gemm(false, true, rows, out_, r, static_cast<float>(config_.scale()), h.f32(), r, b.f32(), r, 1.0f, y.f32(),
        out_);
 }
 
@@ -71,17 +73,18 @@ void LoraAdapter::backward(const Tensor& x, const Tensor& dy, const Tensor& dx, 
   const Tensor& db = b_.ensure_grad();
   // Each thread's partial dB (out, r) and dA (r, in).
   Tensor partial = Tensor::empty({per_thread(out_ * r + r * in_)}, DType::F32, MemCategory::Workspace);
+  const Tensor a = f32_value(a_.value), b = f32_value(b_.value);
   if (measuring(dy)) return;
   const float scale = static_cast<float>(config_.scale());
   // g = dy B, dB += s dy^T h, dA += s g^T x_d
-  lora_backward_pass(rows, in_, out_, r, scale, dy.f32(), xd.f32(), b_.value.f32(), h.f32(), g.f32(), da.f32(),
+  lora_backward_pass(rows, in_, out_, r, scale, dy.f32(), xd.f32(), b.f32(), h.f32(), g.f32(), da.f32(),
                      db.f32(), partial.f32());
   if (!dx.defined() || folded) return;
   if (!dropout) {
-    gemm(false, false, rows, in_, r, scale, g.f32(), r, a_.value.f32(), in_, 1.0f, dx.f32(), in_);  // dx += s g A
+    gemm(false, false, rows, in_, r, scale, g.f32(), r, a.f32(), in_, 1.0f, dx.f32(), in_);  // dx += s g A
     return;
   }
-  gemm(false, false, rows, in_, r, scale, g.f32(), r, a_.value.f32(), in_, 0.0f, dxd.f32(), in_);
+  gemm(false, false, rows, in_, r, scale, g.f32(), r, a.f32(), in_, 0.0f, dxd.f32(), in_);
   // The mask again (the same counter-based draws), as x_d / x: kept elements scale by 1/keep.
   const float keep = static_cast<float>(1.0 - config_.dropout), inv = 1.0f / keep;
   float* out = dx.f32();
@@ -93,12 +96,12 @@ void LoraAdapter::backward(const Tensor& x, const Tensor& dy, const Tensor& dx, 
 
 void LoraAdapter::merge_into(const Tensor& weight, bool in_out_layout, float sign) const {
   lora_fold(in_out_layout, in_, out_, config_.rank, sign * static_cast<float>(config_.scale()), weight.f32(),
-            a_.value.f32(), b_.value.f32(), weight.f32());
+            f32_value(a_.value).f32(), f32_value(b_.value).f32(), weight.f32());
 }
 
 void LoraAdapter::fold_into(const Tensor& weight, bool in_out_layout, const Tensor& folded) const {
   lora_fold(in_out_layout, in_, out_, config_.rank, static_cast<float>(config_.scale()), weight.f32(),
-            a_.value.f32(), b_.value.f32(), folded.f32());
+            f32_value(a_.value).f32(), f32_value(b_.value).f32(), folded.f32());
 }
 
 }  // namespace frugal

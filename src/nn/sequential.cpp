@@ -1,5 +1,7 @@
 #include "nn/sequential.h"
 
+#include "nn/half_storage.h"
+
 namespace frugal {
 
 Layer& Sequential::add(std::unique_ptr<Layer> layer) {
@@ -10,7 +12,7 @@ Layer& Sequential::add(std::unique_ptr<Layer> layer) {
 Tensor Sequential::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   saved.children.resize(layers_.size());
   Tensor h = x;
-  for (size_t i = 0; i < layers_.size(); ++i) h = layers_[i]->forward(h, saved.children[i], rc);
+  for (size_t i = 0; i < layers_.size(); ++i) h = forward_child(*layers_[i], h, saved.children[i], rc);
   return h;
 }
 
@@ -19,7 +21,7 @@ Tensor Sequential::backward(const Tensor& dy, Saved& saved, const RunContext& rc
   RunContext inner = rc;
   for (size_t i = layers_.size(); i-- > 0;) {
     inner.input_grad = i > 0 || rc.input_grad;  // only the first layer's input can be data
-    g = layers_[i]->backward(g, saved.children[i], inner);
+    g = backward_child(*layers_[i], g, saved.children[i], inner);
     saved.children[i].clear();  // this layer's activations are no longer needed
   }
   return g;

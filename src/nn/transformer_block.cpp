@@ -1,16 +1,18 @@
 #include "nn/transformer_block.h"
 
 #include "kernels/elementwise.h"
+#include "nn/half_storage.h"
 
 namespace frugal {
 
 namespace {
 std::string prefix(int index, const char* name) { return "h." + std::to_string(index) + "." + name; }
 
-// a + b into a new activation tensor.
-Tensor residual_add(const Tensor& a, const Tensor& b) {
+// a + b into a new activation tensor (rounded to the storage precision).
+Tensor residual_add(const Tensor& a, const Tensor& b, const RunContext& rc) {
   Tensor y = Tensor::empty(a.shape(), DType::F32, MemCategory::Activations);
   if (!measuring(a)) add(a.f32(), b.f32(), y.f32(), a.numel());
+  round_to_precision(y, rc);
   return y;
 }
 }  // namespace
@@ -29,15 +31,15 @@ Tensor TransformerBlock::forward(const Tensor& x, Saved& saved, const RunContext
   auto& s = saved.children;
   Tensor x2;  // (B, T, D)
   {
-    Tensor h = ln1_.forward(x, s[kLn1], rc);         // (B, T, D)
-    Tensor qkv = c_attn_.forward(h, s[kCAttn], rc);  // (B, T, 3D)
-    Tensor a = attn_.forward(qkv, s[kAttn], rc);     // (B, T, D)
-    x2 = residual_add(x, attn_proj_.forward(a, s[kAttnProj], rc));
+    Tensor h = forward_child(ln1_, x, s[kLn1], rc);         // (B, T, D)
+    Tensor qkv = forward_child(c_attn_, h, s[kCAttn], rc);  // (B, T, 3D)
+    Tensor a = forward_child(attn_, qkv, s[kAttn], rc);     // (B, T, D)
+    x2 = residual_add(x, forward_child(attn_proj_, a, s[kAttnProj], rc), rc);
   }
-  Tensor h = ln2_.forward(x2, s[kLn2], rc);         // (B, T, D)
-  Tensor f = c_fc_.forward(h, s[kCFc], rc);         // (B, T, 4D)
-  Tensor g = gelu_.forward(f, s[kGelu], rc);        // (B, T, 4D)
-  return residual_add(x2, mlp_proj_.forward(g, s[kMlpProj], rc));
+  Tensor h = forward_child(ln2_, x2, s[kLn2], rc);         // (B, T, D)
+  Tensor f = forward_child(c_fc_, h, s[kCFc], rc);         // (B, T, 4D)
+  Tensor g = forward_child(gelu_, f, s[kGelu], rc);        // (B, T, 4D)
+  return residual_add(x2, forward_child(mlp_proj_, g, s[kMlpProj], rc), rc);
 }
 
 Tensor TransformerBlock::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
@@ -45,7 +47,7 @@ Tensor TransformerBlock::backward(const Tensor& dy, Saved& saved, const RunConte
   // Each sub-layer's saved tensors are dropped right after its backward, so activations shrink
   // while activation gradients (workspace) are live.
   auto step = [&](Layer& layer, Child c, const Tensor& g) {
-    Tensor out = layer.backward(g, s[c], rc);
+    Tensor out = backward_child(layer, g, s[c], rc);
     s[c].clear();
     return out;
   };
@@ -57,6 +59,7 @@ Tensor TransformerBlock::backward(const Tensor& dy, Saved& saved, const RunConte
     dx2 = step(ln2_, kLn2, g);
   }
   if (!measuring(dy)) add_inplace(dx2.f32(), dy.f32(), dy.numel());
+  round_to_precision(dx2, rc);
   Tensor g = step(attn_proj_, kAttnProj, dx2);  // (B, T, D)
   g = step(attn_, kAttn, g);                    // (B, T, 3D)
   g = step(c_attn_, kCAttn, g);                 // (B, T, D)

@@ -1,6 +1,8 @@
 #include "train/executor.h"
 
 #include "core/error.h"
+#include "kernels/elementwise.h"
+#include "nn/half_storage.h"
 #include "train/loss.h"
 
 namespace frugal {
@@ -25,6 +27,7 @@ PassResult forward_backward(Model& model, const Batch& batch, double normalizer,
   bool loss_done = false;
   PassResult result;
   RunContext rc = run;
+  if (rc.precision != DType::F32 && !rc.half_cache) rc.half_cache = make_half_cache();
   for (const ScheduleOp& op : schedule->ops) {
     const int i = op.block;
     check(i >= 0 && i < n + (op.kind == ScheduleOp::Kind::Drop ? 1 : 0), "schedule: block index out of range");
@@ -36,7 +39,11 @@ PassResult forward_backward(Model& model, const Batch& batch, double normalizer,
         ledger.set_phase((forwarded[i] ? "recompute " : "forward ") + std::to_string(i));
         rc.recompute = forwarded[i];
         Saved scratch;
-        inputs[i + 1] = blocks[i]->forward(inputs[i], op.save ? saved[i] : scratch, rc);
+        // Under mixed precision stored inputs are half copies (shared with what the blocks saved):
+        // the block computes on an fp32 copy.
+        const Tensor input = to_compute(inputs[i], rc);
+        inputs[i + 1] = forward_child(*blocks[i], input, op.save ? saved[i] : scratch, rc);
+        inputs[i] = to_storage(inputs[i], rc);
         has_saved[i] = has_saved[i] || op.save;
         forwarded[i] = true;
         ++result.forward_calls;
@@ -49,6 +56,8 @@ PassResult forward_backward(Model& model, const Batch& batch, double normalizer,
         check(i == n - 1 && inputs[n].defined() && !loss_done, "schedule: the loss needs the last block's output");
         ledger.set_phase("loss");
         result.loss = loss_forward_backward(model.loss_kind(), inputs[n], batch.targets, normalizer, grad);
+        if (rc.loss_scale != 1.0f && grad.has_data()) scale_inplace(grad.f32(), rc.loss_scale, grad.numel());
+        round_to_precision(grad, rc);
         inputs[n] = Tensor();  // the logits are not needed once their gradient exists
         loss_done = true;
         break;
@@ -58,7 +67,7 @@ PassResult forward_backward(Model& model, const Batch& batch, double normalizer,
         ledger.set_phase("backward " + std::to_string(i));
         rc.recompute = false;
         rc.input_grad = i > 0;  // the chain's input is data: no gradient for it
-        grad = blocks[i]->backward(grad, saved[i], rc);
+        grad = backward_child(*blocks[i], grad, saved[i], rc);
         saved[i].clear();
         has_saved[i] = false;
         backwarded[i] = true;
@@ -74,7 +83,7 @@ Tensor forward_only(Model& model, const Tensor& inputs, const RunContext& rc) {
   Tensor h = inputs;
   for (const auto& block : model.blocks()) {
     Saved discard;
-    h = block->forward(h, discard, rc);
+    h = forward_child(*block, h, discard, rc);
   }
   return h;
 }

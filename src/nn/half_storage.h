@@ -1,0 +1,38 @@
+#pragma once
+// Mixed precision storage (--precision fp16|bf16). Layers compute in fp32 on fp32 tensors; around
+// every layer call these helpers give the semantics of half-precision storage:
+//   - a layer's output (forward) and input gradient (backward) are rounded to the half type in
+//     place (round-to-nearest-even; fp16 overflow gives inf);
+//   - what a layer saves for backward (Saved::tensors, not Saved::stats) is replaced by a
+//     half-precision copy as soon as its forward returns, and widened back to fp32 workspace
+//     just before its backward.
+// Composite layers (TransformerBlock, Sequential) and the executor call their children through
+// forward_child / backward_child; with precision F32 these are plain calls.
+#include <memory>
+
+#include "nn/layer.h"
+
+namespace frugal {
+
+// A pass's map from fp32 buffers to their half copies (and from widened copies back to the half
+// buffer they came from), so one tensor saved by two layers, or stored by the executor and saved
+// by a layer, is kept once. Holds only weak references: it frees nothing and keeps nothing alive.
+struct HalfCache;
+std::shared_ptr<HalfCache> make_half_cache();
+
+Tensor forward_child(Layer& layer, const Tensor& x, Saved& saved, const RunContext& rc);
+Tensor backward_child(Layer& layer, const Tensor& dy, Saved& saved, const RunContext& rc);
+
+// Rounds an fp32 tensor through rc.precision in place (nothing for F32, other dtypes, measure mode).
+void round_to_precision(const Tensor& t, const RunContext& rc);
+
+// The half-precision copy of an fp32 activation (shared through rc.half_cache), or t itself when
+// precision is F32 or t is not an fp32 activation.
+Tensor to_storage(const Tensor& t, const RunContext& rc);
+// An fp32 workspace copy of a half-precision activation, or t itself when it is not one.
+Tensor to_compute(const Tensor& t, const RunContext& rc);
+
+// A parameter's value as fp32: itself, or a widened workspace copy of a half-precision value.
+Tensor f32_value(const Tensor& value);
+
+}  // namespace frugal
