@@ -75,8 +75,13 @@ TEST(Cli, UnknownFlagValueIsOneLineError) {
   expect_one_line_error(run_frugal("train --checkpoint sometimes"), "sometimes");
 }
 
-TEST(Cli, LaterFeaturesAreRefusedClearly) {
-  expect_one_line_error(run_frugal("train --precision fp16 --steps 1"), "--precision fp16");
+TEST(Cli, ImpossiblePrecisionSettingsAreRefused) {
+  expect_one_line_error(run_frugal("train --master-weights off --steps 1"), "--master-weights off");
+  expect_one_line_error(run_frugal("train --loss-scale 1024 --steps 1"), "--loss-scale");
+  expect_one_line_error(run_frugal("train --precision fp16 --loss-scale lots --steps 1"), "lots");
+  expect_one_line_error(run_frugal("train --precision fp16 --loss-scale -4 --steps 1"), "--loss-scale");
+  expect_one_line_error(run_frugal("train --precision fp16 --loss-scale-backoff 2 --steps 1"), "--loss-scale-backoff");
+  expect_one_line_error(run_frugal("train --precision fp8 --steps 1"), "--precision");
 }
 
 TEST(Cli, MissingModelDirectory) {

@@ -1,5 +1,8 @@
 #include "cli/common.h"
 
+#include <cmath>
+#include <cstdlib>
+
 #include <filesystem>
 
 #include "core/error.h"
@@ -29,24 +32,43 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
       ->check(CLI::IsMember({"none", "batch", "group", "layer"}));
 }
 
-void add_pending_flags(CLI::App& app, PendingFlags& f) {
-  app.add_option("--precision", f.precision, "fp32 | fp16 | bf16")
+void add_precision_flags(CLI::App& app, PrecisionFlags& f) {
+  app.add_option("--precision", f.precision, "storage of activations and the weights' compute copy: fp32 | fp16 | bf16")
       ->check(CLI::IsMember({"fp32", "fp16", "bf16"}))
       ->capture_default_str();
   app.add_option("--master-weights", f.master_weights, "FP32 master weights in half precision (on|off)")
-      ->check(CLI::IsMember({"on", "off"}));
-  app.add_option("--loss-scale", f.loss_scale, "dynamic | none | VALUE");
-
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
+  app.add_option("--loss-scale", f.loss_scale, "dynamic | none | VALUE (default: dynamic for fp16, none for bf16)");
+  app.add_option("--loss-scale-init", f.scaler.value, "initial dynamic loss scale")->capture_default_str();
+  app.add_option("--loss-scale-interval", f.scaler.growth_interval,
+                 "finite steps in a row before the dynamic scale grows")
+      ->capture_default_str();
+  app.add_option("--loss-scale-growth", f.scaler.growth, "factor the dynamic scale grows by")->capture_default_str();
+  app.add_option("--loss-scale-backoff", f.scaler.backoff, "factor the dynamic scale shrinks by on overflow")
+      ->capture_default_str();
 }
 
-void refuse_pending_flags(const PendingFlags& f) {
-  auto refuse = [](bool used, const std::string& what) {
-    check(!used, what + " is not available yet in this version of frugal");
-  };
-  refuse(f.precision != "fp32", "--precision " + f.precision);
-  refuse(f.master_weights != "on", "--master-weights off");
-  refuse(!f.loss_scale.empty(), "--loss-scale");
-
+void apply_precision_flags(const PrecisionFlags& f, TrainOptions& options) {
+  options.precision = parse_precision(f.precision);
+  options.master_weights = f.master_weights == "on";
+  options.loss_scale = f.scaler;
+  const std::string& ls = f.loss_scale;
+  if (ls.empty()) {
+    options.loss_scale.mode = "auto";
+  } else if (ls == "dynamic" || ls == "none") {
+    options.loss_scale.mode = ls;
+  } else {
+    char* end = nullptr;
+    const double value = std::strtod(ls.c_str(), &end);
+    check(end != ls.c_str() && *end == '\0' && std::isfinite(value) && value > 0,
+          "--loss-scale must be dynamic, none or a positive number, not '" + ls + "'");
+    options.loss_scale.mode = "static";
+    options.loss_scale.value = value;
+  }
+  check(options.precision != DType::F32 || f.master_weights == "on", "--master-weights off needs --precision fp16 or bf16");
+  check(options.precision != DType::F32 || ls.empty(), "--loss-scale needs --precision fp16 or bf16");
+  options.loss_scale.validate();
 }
 
 void add_lora_flags(CLI::App& app, LoraFlags& f) {

@@ -18,12 +18,13 @@ struct ModelFlags {
   std::string norm;        // empty: the architecture's default (mlp none, cnn batch)
 };
 
-// Flags whose features land in later work; accepted by the parser, refused with a clear message
-// unless they hold their default value.
-struct PendingFlags {
+// --precision fp32|fp16|bf16, --master-weights on|off, --loss-scale dynamic|none|VALUE and the
+// dynamic scaler's settings (train, grad, plan).
+struct PrecisionFlags {
   std::string precision = "fp32";
   std::string master_weights = "on";
-  std::string loss_scale;
+  std::string loss_scale;  // empty: dynamic for fp16, none for bf16
+  LossScaleOptions scaler;
 };
 
 // LoRA: --lora-rank R (0: off) --lora-alpha A --lora-dropout P --lora-targets LIST, or --adapter DIR.
@@ -39,8 +40,8 @@ struct LoraFlags {
 void add_lora_flags(CLI::App& app, LoraFlags& flags);
 
 void add_model_flags(CLI::App& app, ModelFlags& flags);
-void add_pending_flags(CLI::App& app, PendingFlags& flags);
-void refuse_pending_flags(const PendingFlags& flags);
+void add_precision_flags(CLI::App& app, PrecisionFlags& flags);
+void apply_precision_flags(const PrecisionFlags& flags, TrainOptions& options);
 void add_training_flags(CLI::App& app, TrainOptions& options, int& threads);
 
 // --checkpoint and --activation-budget (train, grad, plan). apply_checkpoint_flags parses the budget.

@@ -1,5 +1,6 @@
 // `frugal grad`: one forward + backward on a given batch, no update. Prints {"loss": x} and writes
 // every trainable parameter's gradient under its parameter name (with LoRA: the adapter's keys).
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -17,7 +18,7 @@ namespace {
 
 struct GradFlags {
   ModelFlags model;
-  PendingFlags pending;
+  PrecisionFlags precision;
   CheckpointFlags checkpoint;
   LoraFlags lora;
   std::string batch_path, out_path;
@@ -26,7 +27,6 @@ struct GradFlags {
 };
 
 void run_grad(GradFlags& f) {
-  refuse_pending_flags(f.pending);
   check(!f.model.model_dir.empty(), "frugal grad needs --model DIR");
   check_output_file(f.out_path, "--out");
   set_num_threads(f.threads);
@@ -45,9 +45,24 @@ void run_grad(GradFlags& f) {
                                          std::to_string(batch.size()) + " samples into equal micro-batches");
   TrainOptions options;
   apply_checkpoint_flags(f.checkpoint, options);
+  apply_precision_flags(f.precision, options);
+  // Mixed precision: the weights' compute copy in the half type (no masters: nothing is updated).
+  std::unique_ptr<MasterWeights> compute_copy;
+  if (options.precision != DType::F32)
+    compute_copy = std::make_unique<MasterWeights>(model->params(), options.precision, /*keep_master=*/false);
+  LossScaler scaler(options.loss_scale, options.precision);
+  RunContext rc;
+  rc.precision = options.precision;
+  rc.loss_scale = scaler.scale();
   const Schedule schedule = make_schedule(options.checkpoint, *model, batch.size() / f.accum, batch.size(),
                                           options.activation_budget);
-  const double loss = accumulate_gradients(*model, batch, f.accum, RunContext{}, &schedule).loss;
+  const double loss = accumulate_gradients(*model, batch, f.accum, rc, &schedule).loss;
+  const float scale_used = scaler.scale();
+  check(std::isfinite(loss), "non-finite loss (" + std::to_string(loss) + ") in " + precision_name(rc.precision));
+  if (compute_copy)
+    check(scaler.unscale_and_check(model->params()),
+          "gradients overflowed " + precision_name(rc.precision) + " at loss scale " + std::to_string(scale_used) +
+              ": pass a smaller --loss-scale");
   std::vector<std::pair<std::string, Tensor>> grads;
   for (Param* p : model->params())
     if (p->trainable) grads.emplace_back(p->name, p->ensure_grad());
@@ -63,7 +78,7 @@ void register_grad(CLI::App& app) {
   add_model_flags(*cmd, flags->model);
   add_checkpoint_flags(*cmd, flags->checkpoint);
   add_lora_flags(*cmd, flags->lora);
-  add_pending_flags(*cmd, flags->pending);
+  add_precision_flags(*cmd, flags->precision);
   cmd->add_option("--batch", flags->batch_path, "safetensors file with 'inputs' and 'targets'")->required();
   cmd->add_option("--out", flags->out_path, "where to write the gradients (safetensors)")->required();
   cmd->add_option("--accum", flags->accum, "split the batch into K equal micro-batches and accumulate")

@@ -13,7 +13,7 @@ namespace frugal::cli {
 namespace {
 struct PlanFlags {
   ModelFlags model;
-  PendingFlags pending;
+  PrecisionFlags precision;
   CheckpointFlags checkpoint;
   LoraFlags lora;
   TrainOptions options;
@@ -23,8 +23,8 @@ struct PlanFlags {
 };
 
 void run_plan(PlanFlags& f) {
-  refuse_pending_flags(f.pending);
   apply_checkpoint_flags(f.checkpoint, f.options);
+  apply_precision_flags(f.precision, f.options);
   set_num_threads(f.threads);  // per-thread scratch is part of the workspace
   const MemoryPlan plan = plan_training_memory(
       [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora); }, f.options);
@@ -35,7 +35,8 @@ void run_plan(PlanFlags& f) {
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
-  std::printf("predicted memory, --checkpoint %s\n", f.options.checkpoint.c_str());
+  std::printf("predicted memory, --checkpoint %s, --precision %s\n", f.options.checkpoint.c_str(),
+              precision_name(f.options.precision).c_str());
   print_memory_table({"predicted"}, {plan.peak});
   std::printf("forward calls per step: %lld over %lld blocks\n", static_cast<long long>(plan.forward_calls),
               static_cast<long long>(plan.layer_count));
@@ -50,7 +51,7 @@ void register_plan(CLI::App& app) {
   add_training_flags(*cmd, flags->options, flags->threads);
   add_checkpoint_flags(*cmd, flags->checkpoint);
   add_lora_flags(*cmd, flags->lora);
-  add_pending_flags(*cmd, flags->pending);
+  add_precision_flags(*cmd, flags->precision);
   cmd->add_option("--data", flags->data, "as for train (decides the MLP's input and output sizes)");
   cmd->add_flag("--json", flags->json, "print JSON instead of a table");
   cmd->callback([flags] { run_plan(*flags); });

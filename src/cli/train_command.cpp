@@ -26,7 +26,7 @@ namespace {
 
 struct TrainFlags {
   ModelFlags model;
-  PendingFlags pending;
+  PrecisionFlags precision;
   CheckpointFlags checkpoint;
   LoraFlags lora;
   std::string save_adapter_dir;
@@ -69,8 +69,8 @@ void write_plots(const std::string& dir, const std::vector<StepRecord>& steps, c
 }
 
 void run_train(TrainFlags& f) {
-  refuse_pending_flags(f.pending);
   apply_checkpoint_flags(f.checkpoint, f.options);
+  apply_precision_flags(f.precision, f.options);
   check_output_file(f.summary_path, "--summary");
   check_output_file(f.metrics_path, "--metrics");
   prepare_output_dir(f.save_dir, "--save");
@@ -91,11 +91,11 @@ void run_train(TrainFlags& f) {
   Trainer trainer(*model, *data, f.options);
   const bool token_model = model->arch() == "gpt";
   const int64_t tokens_per_sample = token_model ? static_cast<Gpt&>(*model).context() : 1;
-  std::fprintf(stderr, "frugal train: %s, %s parameters (%s trainable), %zu blocks, data: %s, batch %lld x %lld micro-batches\n",
+  std::fprintf(stderr, "frugal train: %s, %s parameters (%s trainable), %zu blocks, data: %s, batch %lld x %lld micro-batches, %s\n",
                model->arch().c_str(), format_count(static_cast<double>(model->parameter_count())).c_str(),
                format_count(static_cast<double>(model->trainable_parameter_count())).c_str(),
                model->blocks().size(), data->describe().c_str(), static_cast<long long>(f.options.micro_batch),
-               static_cast<long long>(f.options.accum));
+               static_cast<long long>(f.options.accum), precision_name(f.options.precision).c_str());
   std::fprintf(stderr, "predicted peak memory: %s (activations %s)\n",
                format_bytes(static_cast<double>(plan.peak.total)).c_str(),
                format_bytes(static_cast<double>(plan.peak[MemCategory::Activations])).c_str());
@@ -120,6 +120,7 @@ void run_train(TrainFlags& f) {
     if (metrics) *metrics << step_metrics(records.back(), ledger).dump() << '\n';
   }
   progress.finish();
+  trainer.finish();  // mixed precision: fp32 weights (the masters) back in the model for eval and --save
   if (metrics) {
     metrics->close();
     check(metrics->good(), "cannot write " + f.metrics_path + ".tmp");
@@ -136,6 +137,7 @@ void run_train(TrainFlags& f) {
   facts.layer_count = static_cast<int64_t>(model->blocks().size());
   facts.measured = ledger.peak();
   facts.predicted = plan.peak;
+  facts.final_loss_scale = trainer.loss_scale();
   nlohmann::json summary = make_summary(facts);
   print_memory_report(plan.peak, facts.measured, ledger.cached_bytes());
   std::printf("\nfinal loss %.4f after %lld steps; median step %s, %s %s/s\n", summary["final_loss"].get<double>(),
@@ -183,7 +185,7 @@ void register_train(CLI::App& app) {
   add_checkpoint_flags(*cmd, flags->checkpoint);
   add_lora_flags(*cmd, flags->lora);
   cmd->add_option("--save-adapter", flags->save_adapter_dir, "write the trained LoRA adapter as a PEFT directory");
-  add_pending_flags(*cmd, flags->pending);
+  add_precision_flags(*cmd, flags->precision);
   cmd->add_option("--data", flags->data, "synthetic | fashion-mnist | fortunes | PATH (a text file, byte tokens)")
       ->capture_default_str();
   cmd->add_option("--save", flags->save_dir, "write the trained model directory");

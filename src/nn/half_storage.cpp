@@ -73,11 +73,11 @@ Tensor f32_value(const Tensor& value) {
 }
 
 Tensor forward_child(Layer& layer, const Tensor& x, Saved& saved, const RunContext& rc) {
-  Tensor y = layer.forward(x, saved, rc);
-  if (rc.precision == DType::F32) return y;
+  if (rc.precision == DType::F32) return layer.forward(x, saved, rc);
+  Tensor y = layer.forward(to_compute(x, rc), saved, rc);
   round_to_precision(y, rc);  // before the saved copies are made: the layer may have saved y itself
   for (Tensor& t : saved.tensors) t = to_storage(t, rc);
-  return y;
+  return to_storage(y, rc);
 }
 
 Tensor backward_child(Layer& layer, const Tensor& dy, Saved& saved, const RunContext& rc) {

@@ -1,11 +1,16 @@
 #pragma once
 // Mixed precision storage (--precision fp16|bf16). Layers compute in fp32 on fp32 tensors; around
 // every layer call these helpers give the semantics of half-precision storage:
-//   - a layer's output (forward) and input gradient (backward) are rounded to the half type in
-//     place (round-to-nearest-even; fp16 overflow gives inf);
+//   - a layer's input is widened to an fp32 workspace copy for its kernels (the copy lives only
+//     during the call); its output is rounded to the half type and handed on as a half tensor
+//     (round-to-nearest-even; fp16 overflow gives inf);
 //   - what a layer saves for backward (Saved::tensors, not Saved::stats) is replaced by a
 //     half-precision copy as soon as its forward returns, and widened back to fp32 workspace
-//     just before its backward.
+//     just before its backward;
+//   - its input gradient (backward) is rounded to the half type in place (kept in fp32 buffers:
+//     gradients are workspace, not stored activations).
+// So the Activations category holds half tensors only (and fp32 Saved::stats); the fp32 copies a
+// layer computes on show up as Workspace, as a kernel's scratch would.
 // Composite layers (TransformerBlock, Sequential) and the executor call their children through
 // forward_child / backward_child; with precision F32 these are plain calls.
 #include <memory>

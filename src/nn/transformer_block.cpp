@@ -8,12 +8,13 @@ namespace frugal {
 namespace {
 std::string prefix(int index, const char* name) { return "h." + std::to_string(index) + "." + name; }
 
-// a + b into a new activation tensor (rounded to the storage precision).
+// a + b into a new activation tensor (in the storage precision).
 Tensor residual_add(const Tensor& a, const Tensor& b, const RunContext& rc) {
+  const Tensor a32 = to_compute(a, rc), b32 = to_compute(b, rc);
   Tensor y = Tensor::empty(a.shape(), DType::F32, MemCategory::Activations);
-  if (!measuring(a)) add(a.f32(), b.f32(), y.f32(), a.numel());
+  if (!measuring(a)) add(a32.f32(), b32.f32(), y.f32(), a.numel());
   round_to_precision(y, rc);
-  return y;
+  return to_storage(y, rc);
 }
 }  // namespace
 
@@ -31,15 +32,16 @@ Tensor TransformerBlock::forward(const Tensor& x, Saved& saved, const RunContext
   auto& s = saved.children;
   Tensor x2;  // (B, T, D)
   {
-    Tensor h = forward_child(ln1_, x, s[kLn1], rc);         // (B, T, D)
-    Tensor qkv = forward_child(c_attn_, h, s[kCAttn], rc);  // (B, T, 3D)
-    Tensor a = forward_child(attn_, qkv, s[kAttn], rc);     // (B, T, D)
-    x2 = residual_add(x, forward_child(attn_proj_, a, s[kAttnProj], rc), rc);
+    Tensor h = forward_child(ln1_, x, s[kLn1], rc);  // (B, T, D)
+    h = forward_child(c_attn_, h, s[kCAttn], rc);    // (B, T, 3D)
+    h = forward_child(attn_, h, s[kAttn], rc);       // (B, T, D)
+    x2 = residual_add(x, forward_child(attn_proj_, h, s[kAttnProj], rc), rc);
   }
-  Tensor h = forward_child(ln2_, x2, s[kLn2], rc);         // (B, T, D)
-  Tensor f = forward_child(c_fc_, h, s[kCFc], rc);         // (B, T, 4D)
-  Tensor g = forward_child(gelu_, f, s[kGelu], rc);        // (B, T, 4D)
-  return residual_add(x2, forward_child(mlp_proj_, g, s[kMlpProj], rc), rc);
+  // One running tensor, so each intermediate is released as soon as the next layer has saved it.
+  Tensor h = forward_child(ln2_, x2, s[kLn2], rc);  // (B, T, D)
+  h = forward_child(c_fc_, h, s[kCFc], rc);         // (B, T, 4D)
+  h = forward_child(gelu_, h, s[kGelu], rc);        // (B, T, 4D)
+  return residual_add(x2, forward_child(mlp_proj_, h, s[kMlpProj], rc), rc);
 }
 
 Tensor TransformerBlock::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {

@@ -17,16 +17,22 @@ void Progress::update(const StepRecord& r, const MemoryLedger& ledger) {
   const double rate = r.seconds > 0 ? static_cast<double>(items_per_step_) / r.seconds : 0.0;
   smoothed_rate_ = smoothed_rate_ == 0 ? rate : 0.8 * smoothed_rate_ + 0.2 * rate;
   const int64_t done = r.step + 1;
+  if (r.skipped) ++skipped_;
   if (done % every_ != 0 && done != total_ && done != 1) return;
   const int width = 20;
   const int filled = static_cast<int>(width * done / total_);
   std::string bar(filled, '#');
   bar += std::string(width - filled, '.');
-  std::fprintf(stderr, "%sstep %lld/%lld [%s] loss %.4f | %s %s/s | lr %.2e | mem %s (peak %s)%s",
+  // Loss scaling (fp16): the scale of this step and the updates skipped so far.
+  char scaling[64] = "";
+  if (r.loss_scale != 1.0f || skipped_ > 0)
+    std::snprintf(scaling, sizeof scaling, " | scale %g, %lld skipped", static_cast<double>(r.loss_scale),
+                  static_cast<long long>(skipped_));
+  std::fprintf(stderr, "%sstep %lld/%lld [%s] loss %.4f | %s %s/s | lr %.2e | mem %s (peak %s)%s%s",
                tty_ ? "\r\033[K" : "", static_cast<long long>(done), static_cast<long long>(total_), bar.c_str(),
                r.loss, format_count(smoothed_rate_).c_str(), tokens_ ? "tok" : "samples", r.lr,
                format_bytes(static_cast<double>(ledger.live().total)).c_str(),
-               format_bytes(static_cast<double>(ledger.peak().total)).c_str(), tty_ ? "" : "\n");
+               format_bytes(static_cast<double>(ledger.peak().total)).c_str(), scaling, tty_ ? "" : "\n");
   std::fflush(stderr);
 }
 

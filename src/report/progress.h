@@ -19,6 +19,7 @@ class Progress {
   bool tokens_;
   int64_t items_per_step_;
   bool tty_;
+  int64_t skipped_ = 0;  // steps skipped by the loss scaler so far
   double smoothed_rate_ = 0;
 };
 

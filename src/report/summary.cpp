@@ -47,15 +47,18 @@ nlohmann::json make_summary(const RunFacts& f) {
   j["memory"] = memory_json(f.measured);
   j["predicted_memory"] = memory_json(f.predicted);
   j["peak_rss_bytes"] = peak_rss_bytes();
-  j["skipped_steps"] = 0;   // no loss scaling in fp32
-  j["loss_scale"] = 1.0;
+  int64_t skipped = 0;
+  for (const auto& s : f.steps) skipped += s.skipped ? 1 : 0;
+  j["skipped_steps"] = skipped;
+  j["loss_scale"] = f.final_loss_scale;
   return j;
 }
 
 nlohmann::json step_metrics(const StepRecord& r, const MemoryLedger& ledger) {
   return {{"step", r.step + 1},       {"loss", r.loss},   {"grad_norm", r.grad_norm},
           {"lr", r.lr},               {"seconds", r.seconds}, {"items", r.items},
-          {"forward_calls", r.forward_calls}, {"live_bytes", ledger.live().total}, {"peak_bytes", ledger.peak().total}};
+          {"forward_calls", r.forward_calls}, {"live_bytes", ledger.live().total}, {"peak_bytes", ledger.peak().total},
+          {"loss_scale", r.loss_scale},       {"skipped", r.skipped}, {"lost_update_fraction", r.lost_update_fraction}};
 }
 
 }  // namespace frugal

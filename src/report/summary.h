@@ -23,6 +23,7 @@ struct RunFacts {
   int64_t tokens_per_sample = 1;
   int64_t total_params = 0, trainable_params = 0, layer_count = 0;
   MemorySnapshot measured, predicted;
+  float final_loss_scale = 1.0f;  // the loss scaler's scale after the last step
 };
 
 nlohmann::json make_summary(const RunFacts& facts);

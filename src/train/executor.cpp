@@ -39,11 +39,9 @@ PassResult forward_backward(Model& model, const Batch& batch, double normalizer,
         ledger.set_phase((forwarded[i] ? "recompute " : "forward ") + std::to_string(i));
         rc.recompute = forwarded[i];
         Saved scratch;
-        // Under mixed precision stored inputs are half copies (shared with what the blocks saved):
-        // the block computes on an fp32 copy.
-        const Tensor input = to_compute(inputs[i], rc);
-        inputs[i + 1] = forward_child(*blocks[i], input, op.save ? saved[i] : scratch, rc);
-        inputs[i] = to_storage(inputs[i], rc);
+        // Under mixed precision block outputs are half tensors (shared with what the blocks saved);
+        // forward_child widens the input for the block's kernels.
+        inputs[i + 1] = forward_child(*blocks[i], inputs[i], op.save ? saved[i] : scratch, rc);
         has_saved[i] = has_saved[i] || op.save;
         forwarded[i] = true;
         ++result.forward_calls;
@@ -55,7 +53,7 @@ PassResult forward_backward(Model& model, const Batch& batch, double normalizer,
       case ScheduleOp::Kind::Loss:
         check(i == n - 1 && inputs[n].defined() && !loss_done, "schedule: the loss needs the last block's output");
         ledger.set_phase("loss");
-        result.loss = loss_forward_backward(model.loss_kind(), inputs[n], batch.targets, normalizer, grad);
+        result.loss = loss_forward_backward(model.loss_kind(), to_compute(inputs[n], rc), batch.targets, normalizer, grad);
         if (rc.loss_scale != 1.0f && grad.has_data()) scale_inplace(grad.f32(), rc.loss_scale, grad.numel());
         round_to_precision(grad, rc);
         inputs[n] = Tensor();  // the logits are not needed once their gradient exists
@@ -85,7 +83,7 @@ Tensor forward_only(Model& model, const Tensor& inputs, const RunContext& rc) {
     Saved discard;
     h = forward_child(*block, h, discard, rc);
   }
-  return h;
+  return to_compute(h, rc);
 }
 
 }  // namespace frugal

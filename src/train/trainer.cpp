@@ -18,11 +18,18 @@ void TrainOptions::validate() const {
   check(schedule == "cosine" || schedule == "constant", "--schedule must be cosine or constant");
   check(optimizer == "adamw" || optimizer == "sgd", "--optimizer must be adamw or sgd, not '" + optimizer + "'");
   check(bn_stats == "micro" || bn_stats == "batch", "--bn-stats must be micro or batch, not '" + bn_stats + "'");
+  loss_scale.validate();
+  check(master_weights || precision != DType::F32, "--master-weights off applies to --precision fp16 or bf16");
+  check(precision != DType::F32 || loss_scale.mode == "auto" || loss_scale.mode == "none",
+        "--loss-scale applies to --precision fp16 or bf16");
 }
 
 Trainer::Trainer(Model& model, DataSource& data, const TrainOptions& options)
-    : model_(model), data_(data), options_(options), params_(model.params()) {
+    : model_(model), data_(data), options_(options), params_(model.params()),
+      scaler_(options.loss_scale, options.precision) {
   options_.validate();
+  if (options.precision != DType::F32)
+    masters_ = std::make_unique<MasterWeights>(params_, options.precision, options.master_weights);
   optimizer_ = make_optimizer(options.optimizer, options.weight_decay);
   schedule_ = make_schedule(options.checkpoint, model, options.micro_batch, options.batch_size(), options.activation_budget);
 }
@@ -37,6 +44,9 @@ StepRecord Trainer::step(int64_t step_index) {
   rc.seed = options_.seed;
   rc.step = static_cast<uint64_t>(step_index);
   rc.defer_running_stats = options_.bn_stats == "batch";
+  rc.precision = options_.precision;
+  rc.loss_scale = scaler_.scale();
+  record.loss_scale = scaler_.scale();
   const AccumulatedPass pass = accumulate_gradients(model_, batch, options_.accum, rc, &schedule_);
   if (rc.defer_running_stats) model_.apply_deferred_statistics();
   record.loss = pass.loss;
@@ -45,12 +55,28 @@ StepRecord Trainer::step(int64_t step_index) {
   if (batch.inputs.has_data())
     check(std::isfinite(record.loss), "non-finite loss (" + std::to_string(record.loss) + ") at step " +
                                           std::to_string(step_index + 1) + "; try a lower --lr");
-  record.grad_norm = clip_grad_norm(params_, options_.clip_grad_norm);
   record.lr = scheduled_lr(options_.lr, step_index, options_.steps, options_.warmup, options_.schedule);
-  optimizer_->step(params_, record.lr);
+  // Half precision: gradients are unscaled before clipping, and a step with an inf or NaN gradient
+  // is skipped so that nothing non-finite reaches the (master) weights.
+  if (masters_ && !scaler_.unscale_and_check(params_)) {
+    record.skipped = true;
+  } else {
+    record.grad_norm = clip_grad_norm(params_, options_.clip_grad_norm);
+    if (masters_) {
+      masters_->step(*optimizer_, record.lr);
+      record.lost_update_fraction = masters_->lost_update_fraction();
+    } else {
+      optimizer_->step(params_, record.lr);
+    }
+  }
   zero_grads(params_);
   record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return record;
+}
+
+void Trainer::finish() {
+  if (masters_) masters_->restore_fp32();
+  masters_.reset();
 }
 
 }  // namespace frugal

@@ -8,6 +8,7 @@
 #include "models/model.h"
 #include "train/data.h"
 #include "train/optimizer.h"
+#include "train/precision.h"
 #include "train/schedule.h"
 
 namespace frugal {
@@ -28,6 +29,10 @@ struct TrainOptions {
   std::string bn_stats = "micro";
   std::string checkpoint = "store-all";  // store-all | memory-poor | sqrt | optimal
   int64_t activation_budget = 0;         // bytes, for optimal
+  // Mixed precision: storage type of activations and of the weights' compute copy.
+  DType precision = DType::F32;
+  bool master_weights = true;  // fp16/bf16: fp32 masters updated by the optimizer
+  LossScaleOptions loss_scale;
 
   int64_t batch_size() const { return micro_batch * accum; }
   void validate() const;
@@ -41,6 +46,9 @@ struct StepRecord {
   double seconds = 0.0;
   int64_t items = 0;          // counted items (tokens or samples)
   int64_t forward_calls = 0;  // block forward evaluations, recomputation included
+  float loss_scale = 1.0f;    // the scale this step's loss gradient was multiplied by
+  bool skipped = false;       // gradients overflowed: no update
+  double lost_update_fraction = 0.0;  // without master weights: non-zero updates erased by rounding
 };
 
 class Trainer {
@@ -48,6 +56,10 @@ class Trainer {
   Trainer(Model& model, DataSource& data, const TrainOptions& options);
   StepRecord step(int64_t step_index);
   const Schedule& schedule() const { return schedule_; }
+  int64_t skipped_steps() const { return scaler_.skipped_steps(); }
+  float loss_scale() const { return scaler_.scale(); }
+  // After mixed-precision training: the parameters hold fp32 values again (from the masters).
+  void finish();
 
  private:
   Model& model_;
@@ -56,6 +68,8 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   std::vector<Param*> params_;
   Schedule schedule_;  // of one micro-batch
+  std::unique_ptr<MasterWeights> masters_;  // fp16/bf16 only
+  LossScaler scaler_;
 };
 
 }  // namespace frugal

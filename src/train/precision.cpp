@@ -1,0 +1,153 @@
+#include "train/precision.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "kernels/convert.h"
+
+namespace frugal {
+
+DType parse_precision(const std::string& name) {
+  if (name == "fp32") return DType::F32;
+  if (name == "fp16") return DType::F16;
+  if (name == "bf16") return DType::BF16;
+  throw Error("--precision must be fp32, fp16 or bf16, not '" + name + "'");
+}
+
+std::string precision_name(DType dtype) {
+  return dtype == DType::F16 ? "fp16" : dtype == DType::BF16 ? "bf16" : "fp32";
+}
+
+MasterWeights::MasterWeights(const std::vector<Param*>& params, DType dtype, bool keep_master)
+    : params_(params), dtype_(dtype), keep_master_(keep_master) {
+  check(dtype == DType::F16 || dtype == DType::BF16, "master weights: the compute copy must be fp16 or bf16");
+  for (Param* p : params_) {
+    Param master{p->name, Tensor(), Tensor(), p->trainable};
+    if (keep_master && p->trainable) {
+      master.value = Tensor::empty(p->value.shape(), DType::F32, MemCategory::MasterParams);
+      master.value.copy_from(p->value);
+    }
+    masters_.push_back(master);
+    Tensor half = Tensor::empty(p->value.shape(), dtype, MemCategory::Params);
+    if (half.has_data() && p->value.has_data()) float_to_half(p->value.f32(), dtype, half.u16(), half.numel());
+    p->value = half;  // the fp32 value is freed here (unless a master holds the only copy now)
+  }
+}
+
+void MasterWeights::step(Optimizer& optimizer, float lr) {
+  // The optimizer sees fp32 parameters: the masters, or fp32 widenings of the half weights.
+  for (size_t k = 0; k < params_.size(); ++k) {
+    Param* p = params_[k];
+    Param& m = masters_[k];
+    m.grad = p->grad;
+    if (!keep_master_ && p->trainable) {
+      m.value = Tensor::empty(p->value.shape(), DType::F32, MemCategory::Workspace);
+      if (m.value.has_data()) half_to_float(p->value.u16(), dtype_, m.value.f32(), p->value.numel());
+    }
+  }
+  std::vector<Param*> views;
+  for (Param& m : masters_) views.push_back(&m);
+  optimizer.step(views, lr);
+
+  int64_t changed = 0, lost = 0;
+  for (size_t k = 0; k < params_.size(); ++k) {
+    Param* p = params_[k];
+    Param& m = masters_[k];
+    m.grad = Tensor();
+    if (!p->trainable) continue;
+    const int64_t n = p->value.numel();
+    if (keep_master_) {
+      if (m.value.has_data()) float_to_half(m.value.f32(), dtype_, p->value.u16(), n);
+      continue;
+    }
+    // Count the updates that rounding erases: the fp32 value moved, the half weight did not.
+    Tensor old_wide = Tensor::empty(p->value.shape(), DType::F32, MemCategory::Workspace);
+    Tensor new_wide = Tensor::empty(p->value.shape(), DType::F32, MemCategory::Workspace);
+    if (m.value.has_data()) {
+      uint16_t* w = p->value.u16();
+      half_to_float(w, dtype_, old_wide.f32(), n);
+      float_to_half(m.value.f32(), dtype_, w, n);
+      half_to_float(w, dtype_, new_wide.f32(), n);
+      const float *updated = m.value.f32(), *old = old_wide.f32(), *rounded = new_wide.f32();
+#pragma omp parallel for reduction(+ : changed, lost) schedule(static)
+      for (int64_t i = 0; i < n; ++i) {
+        if (updated[i] != old[i]) {
+          ++changed;
+          if (rounded[i] == old[i]) ++lost;
+        }
+      }
+    }
+    m.value = Tensor();
+  }
+  lost_fraction_ = changed > 0 ? static_cast<double>(lost) / static_cast<double>(changed) : 0.0;
+}
+
+void MasterWeights::restore_fp32() {
+  for (size_t k = 0; k < params_.size(); ++k) {
+    Param* p = params_[k];
+    if (p->value.dtype() == DType::F32) continue;
+    Tensor wide = Tensor::empty(p->value.shape(), DType::F32, MemCategory::Params);
+    if (masters_[k].value.defined() && keep_master_) wide.copy_from(masters_[k].value);
+    else if (wide.has_data() && p->value.has_data()) half_to_float(p->value.u16(), dtype_, wide.f32(), wide.numel());
+    p->value = wide;
+    masters_[k].value = Tensor();
+  }
+}
+
+void LossScaleOptions::validate() const {
+  check(mode == "auto" || mode == "dynamic" || mode == "none" || mode == "static",
+        "--loss-scale must be dynamic, none or a positive number");
+  check(std::isfinite(value) && value > 0, "the loss scale must be a positive finite number");
+  check(growth_interval >= 1, "--loss-scale-interval must be at least 1");
+  check(growth > 1 && std::isfinite(growth), "--loss-scale-growth must be > 1");
+  check(backoff > 0 && backoff < 1, "--loss-scale-backoff must be in (0, 1)");
+}
+
+LossScaler::LossScaler(const LossScaleOptions& options, DType precision) : options_(options) {
+  options.validate();
+  mode_ = options.mode == "auto" ? (precision == DType::F16 ? "dynamic" : "none") : options.mode;
+  scale_ = mode_ == "none" ? 1.0 : options.value;
+}
+
+bool gradients_finite(const std::vector<Param*>& params) {
+  for (Param* p : params) {
+    if (!p->trainable || !p->grad.has_data()) continue;
+    const float* g = p->grad.f32();
+    const int64_t n = p->grad.numel();
+    int bad = 0;
+#pragma omp parallel for reduction(| : bad) schedule(static)
+    for (int64_t i = 0; i < n; ++i) bad |= !std::isfinite(g[i]);
+    if (bad) return false;
+  }
+  return true;
+}
+
+bool LossScaler::unscale_and_check(const std::vector<Param*>& params) {
+  bool finite = true;
+  const float inv = static_cast<float>(1.0 / scale_);
+  for (Param* p : params) {
+    if (!p->trainable || !p->grad.has_data()) continue;
+    float* g = p->grad.f32();
+    const int64_t n = p->grad.numel();
+    int bad = 0;
+#pragma omp parallel for reduction(| : bad) schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      g[i] *= inv;
+      bad |= !std::isfinite(g[i]);
+    }
+    if (bad) finite = false;
+  }
+  if (!finite) {
+    ++skipped_;
+    good_steps_ = 0;
+    if (mode_ == "dynamic") scale_ *= options_.backoff;
+    return false;
+  }
+  if (mode_ == "dynamic" && ++good_steps_ >= options_.growth_interval) {
+    scale_ *= options_.growth;
+    good_steps_ = 0;
+  }
+  return true;
+}
+
+}  // namespace frugal

@@ -1,0 +1,79 @@
+#pragma once
+// Mixed precision training (DESIGN.md, numerics policy):
+//   MasterWeights: the model's parameters become half-precision compute copies; each trainable one
+//     keeps an fp32 master (MemCategory::MasterParams) that the optimizer updates, and the compute
+//     copy is refreshed from it after every step. Without masters (the ablation) the update is
+//     applied to an fp32 widening of the half weight and rounded back, and the updates that rounding
+//     swallows are counted.
+//   LossScaler: multiplies the loss gradient by a scale so small fp16 gradients do not underflow;
+//     unscales the fp32 weight gradients before clipping, skips steps whose gradients overflowed.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nn/layer.h"
+#include "train/optimizer.h"
+
+namespace frugal {
+
+DType parse_precision(const std::string& name);  // fp32 | fp16 | bf16
+std::string precision_name(DType dtype);
+
+class MasterWeights {
+ public:
+  // Converts every value in `params` to `dtype` (F16 or BF16); with keep_master, each trainable
+  // parameter first gets an fp32 master copy of its value.
+  MasterWeights(const std::vector<Param*>& params, DType dtype, bool keep_master);
+
+  // One optimizer update in fp32, then the compute copies are refreshed (rounded to the half type).
+  void step(Optimizer& optimizer, float lr);
+
+  // Puts fp32 values back into the parameters (the masters, or the widened half weights) and drops
+  // the masters: for saving, evaluating and sampling after training.
+  void restore_fp32();
+
+  // Of the last step's non-zero fp32 updates, the fraction that rounding to the half weight erased
+  // (the weight did not change). Always 0 with master weights: the master keeps every update.
+  double lost_update_fraction() const { return lost_fraction_; }
+  bool keeps_master() const { return keep_master_; }
+
+ private:
+  std::vector<Param*> params_;
+  DType dtype_;
+  bool keep_master_;
+  std::vector<Param> masters_;  // parallel to params_: {name, fp32 value, grad shared with the param}
+  double lost_fraction_ = 0.0;
+};
+
+struct LossScaleOptions {
+  std::string mode = "auto";  // auto (dynamic for fp16, none otherwise) | dynamic | none | static
+  double value = 65536.0;     // initial scale (dynamic) or the fixed scale (static)
+  int64_t growth_interval = 2000;  // consecutive finite steps before the scale grows
+  double growth = 2.0, backoff = 0.5;
+  void validate() const;
+};
+
+class LossScaler {
+ public:
+  LossScaler(const LossScaleOptions& options, DType precision);
+  float scale() const { return static_cast<float>(scale_); }
+  bool active() const { return mode_ != "none"; }
+  const std::string& mode() const { return mode_; }
+
+  // Multiplies every gradient by 1 / scale and checks it. Returns false when any value is inf or
+  // NaN: the caller skips the update; a dynamic scale is multiplied by `backoff`. After
+  // growth_interval finite steps in a row a dynamic scale is multiplied by `growth`.
+  bool unscale_and_check(const std::vector<Param*>& params);
+  int64_t skipped_steps() const { return skipped_; }
+
+ private:
+  std::string mode_;
+  double scale_;
+  LossScaleOptions options_;
+  int64_t good_steps_ = 0, skipped_ = 0;
+};
+
+// True when every value of every gradient is finite (no scaling).
+bool gradients_finite(const std::vector<Param*>& params);
+
+}  // namespace frugal

@@ -1,0 +1,298 @@
+// Mixed precision (issue 6): conversions (ties, subnormals, inf, NaN), fp16/bf16 gradients of GPT
+// against fp32, the loss scaler (skip, back off, grow, nothing non-finite reaches the weights),
+// updates lost without master weights, the memory claims on the reference workload (planner), and
+// fp16 composed with sqrt checkpointing, accumulation and LoRA.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "core/half.h"
+#include "core/tensor_init.h"
+#include "experiments/gradient_compare.h"
+#include "kernels/convert.h"
+#include "models/gpt.h"
+#include "models/lora_setup.h"
+#include "models/mlp.h"
+#include "train/accumulate.h"
+#include "train/data.h"
+#include "train/planner.h"
+#include "train/precision.h"
+#include "train/schedule.h"
+#include "train/trainer.h"
+
+using namespace frugal;
+
+namespace {
+const float kInf = std::numeric_limits<float>::infinity();
+
+// Each value repeated so the arrays run through the vectorised body and its tail.
+std::vector<float> repeated(const std::vector<float>& values, int copies = 37) {
+  std::vector<float> out;
+  for (int c = 0; c < copies; ++c) out.insert(out.end(), values.begin(), values.end());
+  return out;
+}
+
+std::vector<float> round_trip(const std::vector<float>& x, DType type) {
+  std::vector<uint16_t> half(x.size());
+  std::vector<float> back(x.size());
+  float_to_half(x.data(), type, half.data(), static_cast<int64_t>(x.size()));
+  half_to_float(half.data(), type, back.data(), static_cast<int64_t>(x.size()));
+  std::vector<float> in_place = x;
+  round_through_half(in_place.data(), type, static_cast<int64_t>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i)
+    EXPECT_TRUE(std::memcmp(&back[i], &in_place[i], 4) == 0) << "round_through_half differs at " << x[i];
+  return back;
+}
+
+void expect_rounds(DType type, const std::vector<std::pair<float, float>>& cases) {
+  std::vector<float> in;
+  for (const auto& c : cases) in.push_back(c.first);
+  const std::vector<float> x = repeated(in);
+  const std::vector<float> y = round_trip(x, type);
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float want = cases[i % cases.size()].second;
+    if (std::isnan(want)) EXPECT_TRUE(std::isnan(y[i])) << x[i];
+    else EXPECT_EQ(y[i], want) << "input " << x[i];
+  }
+}
+
+GptConfig test_gpt() {
+  GptConfig c;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.n_embd = 32;
+  c.n_positions = 16;
+  c.vocab_size = 40;
+  return c;
+}
+
+// Gradients of one pass of `batch` through a GPT (seed 3) stored in `precision` with the loss
+// scaled by `scale`, unscaled afterwards; optionally LoRA, accumulation and a checkpoint strategy.
+GradientSnapshot gpt_gradients(DType precision, float scale, const Batch& batch, int64_t accum = 1,
+                               const std::string& checkpoint = "store-all", bool lora = false) {
+  Gpt model(test_gpt());
+  model.init_weights(3);
+  if (lora) {
+    LoraSettings s;
+    s.config.rank = 4;
+    s.config.alpha = 8;
+    s.targets = {"c_attn", "c_proj", "c_fc"};
+    apply_lora(model, s, 5);
+    for (LoraAdapter* a : lora_adapters(model)) {  // non-zero B: every path carries gradient
+      init_normal(a->a().value, 6, name_stream(a->a().name), 0.2f);
+      init_normal(a->b().value, 6, name_stream(a->b().name), 0.2f);
+    }
+  }
+  std::unique_ptr<MasterWeights> compute_copy;
+  if (precision != DType::F32) compute_copy = std::make_unique<MasterWeights>(model.params(), precision, false);
+  RunContext rc;
+  rc.precision = precision;
+  rc.loss_scale = scale;
+  const Schedule schedule = make_schedule(checkpoint, model, batch.size() / accum, batch.size(), 0);
+  accumulate_gradients(model, batch, accum, rc, &schedule);
+  LossScaleOptions o;
+  o.mode = scale == 1.0f ? "none" : "static";
+  o.value = scale;
+  LossScaler scaler(o, precision);
+  EXPECT_TRUE(scaler.unscale_and_check(model.params()));
+  return snapshot_gradients(model);
+}
+
+// Per tensor ||a - b|| / ||b||, the largest over all tensors, with the tensor's name.
+std::pair<double, std::string> worst_tensor(const GradientSnapshot& a, const GradientSnapshot& b) {
+  std::pair<double, std::string> worst{0.0, ""};
+  for (const auto& [name, ref] : b) {
+    const double d = relative_difference(a.at(name), ref);
+    if (d > worst.first) worst = {d, name};
+  }
+  return worst;
+}
+}  // namespace
+
+TEST(MixedPrecision, Fp16RoundTripTiesSubnormalsInfNan) {
+  const float min_sub = std::ldexp(1.0f, -24);  // smallest fp16 subnormal
+  expect_rounds(DType::F16, {
+      {1.0f, 1.0f},
+      {1.0f + std::ldexp(1.0f, -11), 1.0f},                                      // tie: to even (1.0)
+      {1.0f + 3 * std::ldexp(1.0f, -11), 1.0f + std::ldexp(1.0f, -9)},           // tie: to even (up)
+      {min_sub, min_sub},                                                         // subnormal kept
+      {std::ldexp(1.0f, -25), 0.0f},                                              // half of it: tie to 0
+      {3 * std::ldexp(1.0f, -25), 2 * min_sub},                                   // 1.5 ulp: tie to even
+      {std::ldexp(1.0f, -26), 0.0f},                                              // underflow
+      {65504.0f, 65504.0f},                                                       // largest finite
+      {65519.0f, 65504.0f},
+      {65520.0f, kInf},                                                           // tie at the top: inf
+      {1e6f, kInf},                                                               // overflow gives inf
+      {-1e6f, -kInf},
+      {kInf, kInf},
+      {-kInf, -kInf},
+      {std::nanf(""), std::nanf("")},
+      {-2.5f, -2.5f},
+  });
+}
+
+TEST(MixedPrecision, Bf16RoundTripTiesSubnormalsInfNan) {
+  expect_rounds(DType::BF16, {
+      {1.0f, 1.0f},
+      {1.0f + std::ldexp(1.0f, -8), 1.0f},                                        // tie: to even
+      {1.0f + 3 * std::ldexp(1.0f, -8), 1.0f + std::ldexp(1.0f, -6)},             // tie: to even (up)
+      {std::ldexp(1.0f, -130), std::ldexp(1.0f, -130)},                           // fp32 subnormal kept
+      {3e38f, std::ldexp(1.765625f, 127)},                                        // near the top: finite
+      {3.4e38f, kInf},                                                            // rounds past the largest
+      {kInf, kInf},
+      {-kInf, -kInf},
+      {std::nanf(""), std::nanf("")},
+      {-2.5f, -2.5f},
+  });
+}
+
+TEST(MixedPrecision, GptGradientsInHalfPrecisionMatchFp32) {
+  const Batch batch = RandomTokens(40, 16, 7).batch(0, 4);
+  const GradientSnapshot fp32 = gpt_gradients(DType::F32, 1.0f, batch);
+  const auto fp16 = worst_tensor(gpt_gradients(DType::F16, 1024.0f, batch), fp32);
+  const auto bf16 = worst_tensor(gpt_gradients(DType::BF16, 1.0f, batch), fp32);
+  EXPECT_LE(fp16.first, 3e-2) << fp16.second;
+  EXPECT_LE(bf16.first, 6e-2) << bf16.second;
+  EXPECT_GT(fp16.first, 0.0);  // the half runs really rounded something
+  EXPECT_GT(bf16.first, fp16.first);  // bf16 keeps 8 bits of mantissa, fp16 11
+}
+
+TEST(MixedPrecision, Fp16WithCheckpointingAccumulationAndLoraMatchesPlainFp32) {
+  const Batch batch = RandomTokens(40, 16, 8).batch(0, 4);
+  const GradientSnapshot plain = gpt_gradients(DType::F32, 1.0f, batch, 1, "store-all", true);
+  const GradientSnapshot composed = gpt_gradients(DType::F16, 1024.0f, batch, 2, "sqrt", true);
+  ASSERT_EQ(composed.size(), plain.size());
+  EXPECT_EQ(composed.size(), 2u * 4u * 2u);  // A and B of four adapted layers in each of 2 blocks
+  const auto worst = worst_tensor(composed, plain);
+  EXPECT_LE(worst.first, 3e-2) << worst.second;
+}
+
+TEST(MixedPrecision, LossScalerSkipsBacksOffAndGrows) {
+  Param p{"w", Tensor::zeros({4}, DType::F32, MemCategory::Params), {}, true};
+  p.ensure_grad();
+  LossScaleOptions o;
+  o.mode = "dynamic";
+  o.value = 65536;
+  o.growth_interval = 3;
+  LossScaler scaler(o, DType::F16);
+  EXPECT_EQ(scaler.scale(), 65536.0f);
+  p.grad.f32()[2] = kInf;  // an overflowed gradient
+  EXPECT_FALSE(scaler.unscale_and_check({&p}));
+  EXPECT_EQ(scaler.scale(), 32768.0f);
+  EXPECT_EQ(scaler.skipped_steps(), 1);
+  for (int step = 0; step < 3; ++step) {
+    p.grad.fill(32768.0f);
+    EXPECT_TRUE(scaler.unscale_and_check({&p}));
+    EXPECT_EQ(p.grad.f32()[0], 1.0f);  // unscaled
+    EXPECT_EQ(scaler.scale(), step < 2 ? 32768.0f : 65536.0f) << step;  // grows after 3 finite steps
+  }
+  p.grad.f32()[0] = std::nanf("");
+  EXPECT_FALSE(scaler.unscale_and_check({&p}));
+  EXPECT_EQ(scaler.skipped_steps(), 2);
+}
+
+TEST(MixedPrecision, OverflowingStepsNeverReachTheMasterWeights) {
+  // A loss scale of 2^40 overflows fp16 gradients: those steps are skipped and the scale halves
+  // until the gradients fit; the weights only ever see finite updates, and the model still learns.
+  LinearRegression model(8, 2);
+  model.init_weights(11);
+  SyntheticRegression data(8, 2, 12);
+  TrainOptions o;
+  o.steps = 60;
+  o.micro_batch = 16;
+  o.lr = 1e-2f;
+  o.precision = DType::F16;
+  o.loss_scale.mode = "dynamic";
+  o.loss_scale.value = std::ldexp(1.0, 40);
+  Trainer trainer(model, data, o);
+  std::vector<double> losses;
+  int64_t skipped = 0;
+  for (int64_t s = 0; s < o.steps; ++s) {
+    const StepRecord r = trainer.step(s);
+    losses.push_back(r.loss);
+    skipped += r.skipped;
+    if (r.skipped) EXPECT_EQ(trainer.loss_scale(), r.loss_scale * 0.5f);
+    for (Param* p : model.params()) {  // the fp16 compute copy: refreshed from finite masters only
+      std::vector<float> w(p->value.numel());
+      half_to_float(p->value.u16(), DType::F16, w.data(), p->value.numel());
+      for (float v : w) ASSERT_TRUE(std::isfinite(v)) << p->name << " step " << s;
+    }
+  }
+  EXPECT_GT(skipped, 10);  // 2^40 down to <= 2^25 or so takes more than 10 halvings
+  EXPECT_EQ(trainer.skipped_steps(), skipped);
+  EXPECT_LT(losses.back(), 0.5 * losses.front());
+  trainer.finish();
+  for (Param* p : model.params()) EXPECT_EQ(p->value.dtype(), DType::F32);
+}
+
+TEST(MixedPrecision, UpdatesLostWithoutMasterWeights) {
+  // Weights of 1.0 and an SGD step of 1e-4: below half an fp16 ulp at 1.0 (2^-11 = 4.9e-4), so the
+  // fp16 weight does not move; the fp32 master keeps the update.
+  for (bool keep_master : {false, true}) {
+    Param p{"w", Tensor::zeros({64}, DType::F32, MemCategory::Params), {}, true};
+    p.value.fill(1.0f);
+    MasterWeights masters({&p}, DType::F16, keep_master);
+    Sgd sgd(0.0f, 0.0f);
+    for (int step = 0; step < 10; ++step) {
+      p.ensure_grad().fill(1.0f);
+      masters.step(sgd, 1e-4f);
+    }
+    EXPECT_EQ(masters.lost_update_fraction(), keep_master ? 0.0 : 1.0);
+    masters.restore_fp32();
+    if (keep_master) EXPECT_NEAR(p.value.f32()[0], 1.0f - 10 * 1e-4f, 1e-6f);  // every update kept
+    else EXPECT_EQ(p.value.f32()[0], 1.0f);                                    // every update lost
+  }
+}
+
+TEST(MixedPrecision, ReferenceWorkloadMemoryByCategory) {
+  // DESIGN.md's reference workload (GPT 6 x 256, 8 heads, context 128, micro-batch 16), predicted
+  // by the planner (the same books as a run; tests/test_checkpointing.cpp checks they agree).
+  GptConfig c;
+  c.n_layer = 6;
+  c.n_head = 8;
+  c.n_embd = 256;
+  c.n_positions = 128;
+  c.vocab_size = 256;
+  auto plan = [&](DType precision) {
+    TrainOptions o;
+    o.micro_batch = 16;
+    o.precision = precision;
+    return plan_training_memory([&] { return std::make_unique<Gpt>(c); }, o).peak;
+  };
+  const MemorySnapshot fp32 = plan(DType::F32);
+  for (DType half : {DType::F16, DType::BF16}) {
+    const MemorySnapshot mixed = plan(half);
+    const double activations = static_cast<double>(mixed[MemCategory::Activations]) /
+                               static_cast<double>(fp32[MemCategory::Activations]);
+    const double total = static_cast<double>(mixed.total) / static_cast<double>(fp32.total);
+    EXPECT_LE(activations, 0.55);
+    EXPECT_LE(total, 0.75);  // although ...
+    EXPECT_EQ(mixed[MemCategory::MasterParams], fp32[MemCategory::Params]);  // ... a full fp32 copy exists
+    EXPECT_EQ(mixed[MemCategory::Optimizer], fp32[MemCategory::Optimizer]);  // fp32 optimizer state
+    EXPECT_EQ(mixed[MemCategory::Grads], fp32[MemCategory::Grads]);          // fp32 gradients
+  }
+}
+
+TEST(MixedPrecision, PredictedEqualsMeasured) {
+  Gpt model(test_gpt());
+  model.init_weights(1);
+  RandomTokens data(40, 16, 2);
+  TrainOptions o;
+  o.micro_batch = 4;
+  o.accum = 2;
+  o.checkpoint = "sqrt";
+  o.precision = DType::F16;
+  MemoryLedger ledger;
+  {
+    LedgerScope scope(ledger);
+    Gpt m(test_gpt());
+    m.init_weights(1);
+    Trainer trainer(m, data, o);
+    trainer.step(0);
+    trainer.step(1);
+  }
+  const MemoryPlan plan = plan_training_memory([&] { return std::make_unique<Gpt>(test_gpt()); }, o);
+  EXPECT_EQ(plan.peak.bytes, ledger.peak().bytes);
+  EXPECT_EQ(plan.peak.total, ledger.peak().total);
+}
