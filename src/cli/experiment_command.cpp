@@ -8,6 +8,7 @@
 #include "experiments/checkpoint.h"
 #include "experiments/grad_accum.h"
 #include "experiments/lora.h"
+#include "experiments/mixed_precision.h"
 
 namespace frugal::cli {
 
@@ -35,8 +36,10 @@ void run_experiment(const ExperimentFlags& f) {
     run_lora_experiment(f.out_dir, f.steps_scale);
     std::printf("wrote %s/lora.{json,md,png}\n", f.out_dir.c_str());
   }
-  if (!all && f.name != "grad-accum" && f.name != "checkpoint" && f.name != "lora")
-    throw Error("experiment " + f.name + " is not available yet in this version of frugal");
+  if (all || f.name == "mixed-precision") {
+    run_mixed_precision_experiment(f.out_dir, f.steps_scale);
+    std::printf("wrote %s/mixed-precision.{json,md} and mixed-precision-*.png\n", f.out_dir.c_str());
+  }
 }
 }  // namespace
 
@@ -50,7 +53,7 @@ void register_experiment(CLI::App& app) {
   cmd->add_option("--threads", flags->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
   cmd->add_option("--max-blocks", flags->max_blocks, "checkpoint: the deepest MLP chain (32..4096; exponents are fitted over 16..min(256, this))")
       ->check(CLI::Range(32, 4096))->capture_default_str();
-  cmd->add_option("--steps-scale", flags->steps_scale, "lora: scale every training run's steps (quick runs: 0.1)")
+  cmd->add_option("--steps-scale", flags->steps_scale, "lora, mixed-precision: scale every training run's steps (quick runs: 0.1)")
       ->check(CLI::Range(0.01, 10.0))->capture_default_str();
   cmd->callback([flags] { run_experiment(*flags); });
 }

@@ -137,6 +137,7 @@ void run_train(TrainFlags& f) {
   facts.layer_count = static_cast<int64_t>(model->blocks().size());
   facts.measured = ledger.peak();
   facts.predicted = plan.peak;
+  facts.at_peak = ledger.at_peak();
   facts.final_loss_scale = trainer.loss_scale();
   nlohmann::json summary = make_summary(facts);
   print_memory_report(plan.peak, facts.measured, ledger.cached_bytes());

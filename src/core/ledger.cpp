@@ -61,7 +61,10 @@ void* MemoryLedger::allocate(size_t bytes, MemCategory category) {
   live_[c] += bytes;
   live_total_ += bytes;
   if (live_[c] > peak_[c]) peak_[c] = live_[c];
-  if (live_total_ > peak_total_) peak_total_ = live_total_;
+  if (live_total_ > peak_total_) {
+    peak_total_ = live_total_;
+    at_peak_ = live_;
+  }
   record(category);
   return ptr;
 }
@@ -98,9 +101,17 @@ MemorySnapshot MemoryLedger::peak() const {
   return s;
 }
 
+MemorySnapshot MemoryLedger::at_peak() const {
+  MemorySnapshot s;
+  s.bytes = at_peak_;
+  s.total = peak_total_;
+  return s;
+}
+
 void MemoryLedger::reset_peaks() {
   peak_ = live_;
   peak_total_ = live_total_;
+  at_peak_ = live_;
 }
 
 void MemoryLedger::start_timeline() {

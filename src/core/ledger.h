@@ -53,6 +53,9 @@ class MemoryLedger {
   MemorySnapshot live() const;
   // Peak per category, and `total` = peak of the sum (not the sum of peaks).
   MemorySnapshot peak() const;
+  // Live bytes per category at the moment the total peaked: what the peak is made of. (A
+  // category's own peak may lie elsewhere, e.g. fp32 weights converted to half after creation.)
+  MemorySnapshot at_peak() const;
   // Peaks restart from the current live bytes (e.g. to measure one step).
   void reset_peaks();
 
@@ -73,6 +76,7 @@ class MemoryLedger {
   std::array<size_t, kNumMemCategories> peak_{};
   size_t live_total_ = 0;
   size_t peak_total_ = 0;
+  std::array<size_t, kNumMemCategories> at_peak_{};
   bool recording_ = false;
   std::chrono::steady_clock::time_point timeline_start_;
   std::vector<TimelineEvent> timeline_;

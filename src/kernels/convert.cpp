@@ -1,5 +1,7 @@
 #include "kernels/convert.h"
 
+#include <immintrin.h>
+
 #include <bit>
 
 #include "core/error.h"
@@ -7,39 +9,81 @@
 
 namespace frugal {
 
+// fp16 <-> fp32 runs on F16C's vcvtps2ph / vcvtph2ps, 8 values per instruction (round-to-nearest-
+// even; overflow gives inf, NaN stays NaN). bf16 is a shift (widen) or an integer rounding add
+// (narrow), which the compiler vectorises. Each OpenMP thread converts a contiguous range.
+namespace {
+
+constexpr int64_t kGrain = 1 << 14;  // values per parallel chunk: small arrays stay on one thread
+
+template <typename Body>
+void parallel_ranges(int64_t n, Body body) {
+#pragma omp parallel for schedule(static) if (n > kGrain)
+  for (int64_t begin = 0; begin < n; begin += kGrain) body(begin, std::min(n, begin + kGrain));
+}
+
+#ifdef __F16C__
+void f16_to_f32_range(const uint16_t* src, float* dst, int64_t begin, int64_t end) {
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8)
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  for (; i < end; ++i) dst[i] = f16_to_f32(src[i]);
+}
+
+void f32_to_f16_range(const float* src, uint16_t* dst, int64_t begin, int64_t end) {
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < end; ++i) dst[i] = f32_to_f16(src[i]);
+}
+
+void f16_round_range(float* x, int64_t begin, int64_t end) {
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8)
+    _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+  for (; i < end; ++i) x[i] = f16_to_f32(f32_to_f16(x[i]));
+}
+#else
+#error "frugal's fp16 conversions need F16C (x86-64-v3); build with -march=native on a CPU that has it"
+#endif
+
+void bf16_to_f32_range(const uint16_t* src, float* dst, int64_t begin, int64_t end) {
+#pragma omp simd
+  for (int64_t i = begin; i < end; ++i) dst[i] = std::bit_cast<float>(static_cast<uint32_t>(src[i]) << 16);
+}
+
+void f32_to_bf16_range(const float* src, uint16_t* dst, int64_t begin, int64_t end) {
+#pragma omp simd
+  for (int64_t i = begin; i < end; ++i) dst[i] = f32_to_bf16(src[i]);
+}
+
+void bf16_round_range(float* x, int64_t begin, int64_t end) {
+#pragma omp simd
+  for (int64_t i = begin; i < end; ++i) x[i] = std::bit_cast<float>(static_cast<uint32_t>(f32_to_bf16(x[i])) << 16);
+}
+
+void check_half(DType type, const char* what) {
+  check(type == DType::F16 || type == DType::BF16, std::string(what) + ": not a half type");
+}
+
+}  // namespace
+
 void half_to_float(const uint16_t* src, DType src_type, float* dst, int64_t n) {
-  check(src_type == DType::F16 || src_type == DType::BF16, "half_to_float: not a half type");
-  if (src_type == DType::F16) {
-    const _Float16* h = reinterpret_cast<const _Float16*>(src);
-#pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(h[i]);
-  } else {
-#pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; ++i) dst[i] = std::bit_cast<float>(static_cast<uint32_t>(src[i]) << 16);
-  }
+  check_half(src_type, "half_to_float");
+  if (src_type == DType::F16) parallel_ranges(n, [&](int64_t b, int64_t e) { f16_to_f32_range(src, dst, b, e); });
+  else parallel_ranges(n, [&](int64_t b, int64_t e) { bf16_to_f32_range(src, dst, b, e); });
 }
 
 void float_to_half(const float* src, DType dst_type, uint16_t* dst, int64_t n) {
-  check(dst_type == DType::F16 || dst_type == DType::BF16, "float_to_half: not a half type");
-  if (dst_type == DType::F16) {
-    _Float16* h = reinterpret_cast<_Float16*>(dst);
-#pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; ++i) h[i] = static_cast<_Float16>(src[i]);
-  } else {
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
-  }
+  check_half(dst_type, "float_to_half");
+  if (dst_type == DType::F16) parallel_ranges(n, [&](int64_t b, int64_t e) { f32_to_f16_range(src, dst, b, e); });
+  else parallel_ranges(n, [&](int64_t b, int64_t e) { f32_to_bf16_range(src, dst, b, e); });
 }
 
 void round_through_half(float* x, DType half_type, int64_t n) {
-  check(half_type == DType::F16 || half_type == DType::BF16, "round_through_half: not a half type");
-  if (half_type == DType::F16) {
-#pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(static_cast<_Float16>(x[i]));
-  } else {
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) x[i] = std::bit_cast<float>(static_cast<uint32_t>(f32_to_bf16(x[i])) << 16);
-  }
+  check_half(half_type, "round_through_half");
+  if (half_type == DType::F16) parallel_ranges(n, [&](int64_t b, int64_t e) { f16_round_range(x, b, e); });
+  else parallel_ranges(n, [&](int64_t b, int64_t e) { bf16_round_range(x, b, e); });
 }
 
 }  // namespace frugal

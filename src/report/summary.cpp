@@ -46,6 +46,7 @@ nlohmann::json make_summary(const RunFacts& f) {
   j["forward_calls"] = f.steps.empty() ? 0 : f.steps.back().forward_calls;
   j["memory"] = memory_json(f.measured);
   j["predicted_memory"] = memory_json(f.predicted);
+  j["memory_at_peak"] = memory_json(f.at_peak);  // what the total's peak is made of
   j["peak_rss_bytes"] = peak_rss_bytes();
   int64_t skipped = 0;
   for (const auto& s : f.steps) skipped += s.skipped ? 1 : 0;

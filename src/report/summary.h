@@ -23,6 +23,7 @@ struct RunFacts {
   int64_t tokens_per_sample = 1;
   int64_t total_params = 0, trainable_params = 0, layer_count = 0;
   MemorySnapshot measured, predicted;
+  MemorySnapshot at_peak;  // live bytes by category when the total peaked
   float final_loss_scale = 1.0f;  // the loss scaler's scale after the last step
 };
 
