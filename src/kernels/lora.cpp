@@ -51,7 +51,9 @@ void lora_backward_pass(int64_t rows, int64_t in, int64_t out, int64_t r, float 
 void lora_fold(bool in_out, int64_t in, int64_t out, int64_t r, float scale, const float* w, const float* a,
                const float* b, float* w_out) {
   const int64_t rows = in_out ? in : out, cols = in_out ? out : in;
-  const int64_t chunk = std::max<int64_t>(1, (kChunkRows * 1024) / cols);
+  // W is only in (or out) rows long: split it evenly so every thread gets a share.
+  const int64_t threads = omp_get_max_threads();
+  const int64_t chunk = std::max<int64_t>(8, (rows + 4 * threads - 1) / (4 * threads));
 #pragma omp parallel for schedule(static)
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t n = std::min(chunk, rows - r0);
