@@ -237,7 +237,8 @@ TEST(Cli, PlanPredictsWhatTrainMeasures) {
   const fs::path dir = scratch("plan");
   // Two threads (per-thread scratch is part of the workspace) and one and three steps (the total
   // peaks only once gradients and optimizer state exist).
-  for (const std::string extra : {"--threads 2 --steps 3", "--threads 2 --steps 1", "--threads 1 --steps 2"}) {
+  for (const std::string extra : {"--threads 2 --steps 3", "--threads 2 --steps 1", "--threads 1 --steps 2",
+                                  "--threads 2 --steps 2 --precision bf16 --checkpoint sqrt --accum 2"}) {
     const std::string config = "--arch gpt --layers 2 --dim 32 --heads 4 --ctx 16 --data synthetic --micro-batch 3 " + extra;
     const Result plan = run_frugal("plan " + config + " --json");
     ASSERT_EQ(plan.status, 0) << plan.err;

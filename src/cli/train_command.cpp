@@ -120,7 +120,6 @@ void run_train(TrainFlags& f) {
     if (metrics) *metrics << step_metrics(records.back(), ledger).dump() << '\n';
   }
   progress.finish();
-  trainer.finish();  // mixed precision: fp32 weights (the masters) back in the model for eval and --save
   if (metrics) {
     metrics->close();
     check(metrics->good(), "cannot write " + f.metrics_path + ".tmp");
@@ -138,6 +137,9 @@ void run_train(TrainFlags& f) {
   facts.measured = ledger.peak();
   facts.predicted = plan.peak;
   facts.at_peak = ledger.at_peak();
+  // Mixed precision: fp32 weights (the masters) back in the model for evaluation, sampling and --save.
+  // After the peaks are read: the conversion back is not part of training.
+  trainer.finish();
   facts.final_loss_scale = trainer.loss_scale();
   nlohmann::json summary = make_summary(facts);
   print_memory_report(plan.peak, facts.measured, ledger.cached_bytes());
