@@ -9,6 +9,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev zlib1g-dev libstb-dev
   libgtest-dev libbenchmark-dev
   gnuplot-nox                             # plots (PNG via its pngcairo/png terminal)
+  openmpi-bin libopenmpi-dev              # data-parallel training under mpirun (optional at build time)
   fortunes fortunes-min                   # demo text
   dataset-fashion-mnist                   # Fashion-MNIST IDX files
   python3 python3-numpy python3-torch     # parity tests and the PyTorch reference benchmark only

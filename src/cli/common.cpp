@@ -119,6 +119,8 @@ void add_training_flags(CLI::App& app, TrainOptions& o, int& threads) {
                  "BatchNorm running statistics under --accum: micro (update per micro-batch) | batch (merge, update once)")
       ->check(CLI::IsMember({"micro", "batch"}))->capture_default_str();
   app.add_option("--threads", threads, "OpenMP/OpenBLAS threads (0: all cores)")->check(CLI::Range(0, 1024));
+  app.add_option("--zero", o.zero, "under mpirun: 1 shards optimizer state and FP32 master weights across ranks (ZeRO-1)")
+      ->check(CLI::Range(0, 1))->capture_default_str();
 }
 
 void check_output_file(const std::string& path, const std::string& flag) {

@@ -7,6 +7,7 @@
 #include "cli/common.h"
 #include "core/error.h"
 #include "core/threading.h"
+#include "dist/data_parallel.h"
 #include "io/safetensors.h"
 #include "models/gpt.h"
 #include "train/batch.h"
@@ -28,7 +29,7 @@ struct GradFlags {
 
 void run_grad(GradFlags& f) {
   check(!f.model.model_dir.empty(), "frugal grad needs --model DIR");
-  check_output_file(f.out_path, "--out");
+  if (world().rank() == 0) check_output_file(f.out_path, "--out");
   set_num_threads(f.threads);
   MemoryLedger ledger;
   LedgerScope scope(ledger);
@@ -41,8 +42,11 @@ void run_grad(GradFlags& f) {
               file.load("targets", MemCategory::Activations, model->target_dtype())};
   if (model->arch() == "gpt" && batch.inputs.ndim() == 2) static_cast<Gpt&>(*model).set_context(batch.inputs.dim(1));
   validate_batch(*model, batch);
-  check(batch.size() % f.accum == 0, "--accum " + std::to_string(f.accum) + " does not split the batch of " +
-                                         std::to_string(batch.size()) + " samples into equal micro-batches");
+  // Under mpirun each rank takes its shard of the batch's rows and splits that into --accum micro-batches.
+  Communicator& comm = world();
+  check(batch.size() % (f.accum * comm.size()) == 0,
+        "--accum " + std::to_string(f.accum) + " x " + std::to_string(comm.size()) + " ranks does not split the batch of " +
+            std::to_string(batch.size()) + " samples into equal micro-batches");
   TrainOptions options;
   apply_checkpoint_flags(f.checkpoint, options);
   apply_precision_flags(f.precision, options);
@@ -54,15 +58,16 @@ void run_grad(GradFlags& f) {
   RunContext rc;
   rc.precision = options.precision;
   rc.loss_scale = scaler.scale();
-  const Schedule schedule = make_schedule(options.checkpoint, *model, batch.size() / f.accum, batch.size(),
-                                          options.activation_budget);
-  const double loss = accumulate_gradients(*model, batch, f.accum, rc, &schedule).loss;
+  const int64_t micro = batch.size() / (f.accum * comm.size());
+  const Schedule schedule = make_schedule(options.checkpoint, *model, micro, micro * f.accum, options.activation_budget);
+  const double loss = accumulate_data_parallel(*model, batch, f.accum, rc, &schedule, comm).loss;
   const float scale_used = scaler.scale();
   check(std::isfinite(loss), "non-finite loss (" + std::to_string(loss) + ") in " + precision_name(rc.precision));
   if (compute_copy)
     check(scaler.unscale_and_check(model->params()),
           "gradients overflowed " + precision_name(rc.precision) + " at loss scale " + std::to_string(scale_used) +
               ": pass a smaller --loss-scale");
+  if (comm.rank() != 0) return;  // rank 0 writes (every rank holds the summed gradients)
   std::vector<std::pair<std::string, Tensor>> grads;
   for (Param* p : model->params())
     if (p->trainable) grads.emplace_back(p->name, p->ensure_grad());

@@ -6,8 +6,20 @@
 
 #include "cli/common.h"
 #include "core/error.h"
+#include "dist/communicator.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+// "frugal: error: ..." (with the rank when several processes run).
+void print_error(const char* what) {
+  const frugal::Communicator& world = frugal::world();
+  if (world.size() > 1)
+    std::fprintf(stderr, "frugal: error (rank %d of %d): %s\n", world.rank(), world.size(), what);
+  else
+    std::fprintf(stderr, "frugal: error: %s\n", what);
+}
+
+int run(int argc, char** argv) {
   CLI::App app{"frugal: memory-frugal training with measured memory"};
   app.require_subcommand(1);
   frugal::cli::register_train(app);
@@ -24,20 +36,31 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "frugal: error: %s\n", e.what());
+    print_error(e.what());
     return 2;
   } catch (const frugal::Error& e) {
-    std::fprintf(stderr, "frugal: error: %s\n", e.what());
+    print_error(e.what());
     return 1;
   } catch (const nlohmann::json::exception& e) {
-    std::fprintf(stderr, "frugal: error: invalid JSON: %s\n", e.what());
+    print_error((std::string("invalid JSON: ") + e.what()).c_str());
     return 1;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "frugal: error: out of memory\n");
+    print_error("out of memory");
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "frugal: error: %s\n", e.what());
+    print_error(e.what());
     return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  frugal::init_distributed(argc, argv);
+  const int code = run(argc, argv);
+  // A failing rank ends the whole job: the others may be waiting for it in a collective.
+  if (code != 0 && frugal::world().size() > 1) frugal::world().abort(code);
+  frugal::finalize_distributed();
+  return code;
 }

@@ -7,6 +7,7 @@
 #include "cli/common.h"
 #include "core/error.h"
 #include "core/threading.h"
+#include "dist/communicator.h"
 #include "io/atomic_file.h"
 #include "io/fashion_mnist.h"
 #include "models/gpt.h"
@@ -71,12 +72,17 @@ void write_plots(const std::string& dir, const std::vector<StepRecord>& steps, c
 void run_train(TrainFlags& f) {
   apply_checkpoint_flags(f.checkpoint, f.options);
   apply_precision_flags(f.precision, f.options);
-  check_output_file(f.summary_path, "--summary");
-  check_output_file(f.metrics_path, "--metrics");
-  prepare_output_dir(f.save_dir, "--save");
-  prepare_output_dir(f.plots_dir, "--plots");
+  // Under mpirun every rank trains; rank 0 alone prints progress and writes outputs.
+  Communicator& comm = world();
+  const bool lead = comm.rank() == 0;
   check(f.save_adapter_dir.empty() || f.lora.active(), "--save-adapter needs LoRA (--lora-rank R or --adapter DIR)");
-  prepare_output_dir(f.save_adapter_dir, "--save-adapter");
+  if (lead) {
+    check_output_file(f.summary_path, "--summary");
+    check_output_file(f.metrics_path, "--metrics");
+    prepare_output_dir(f.save_dir, "--save");
+    prepare_output_dir(f.plots_dir, "--plots");
+    prepare_output_dir(f.save_adapter_dir, "--save-adapter");
+  }
   set_num_threads(f.threads);
   MemoryLedger ledger;
   LedgerScope scope(ledger);
@@ -91,21 +97,25 @@ void run_train(TrainFlags& f) {
   Trainer trainer(*model, *data, f.options);
   const bool token_model = model->arch() == "gpt";
   const int64_t tokens_per_sample = token_model ? static_cast<Gpt&>(*model).context() : 1;
-  std::fprintf(stderr, "frugal train: %s, %s parameters (%s trainable), %zu blocks, data: %s, batch %lld x %lld micro-batches, %s\n",
-               model->arch().c_str(), format_count(static_cast<double>(model->parameter_count())).c_str(),
-               format_count(static_cast<double>(model->trainable_parameter_count())).c_str(),
-               model->blocks().size(), data->describe().c_str(), static_cast<long long>(f.options.micro_batch),
-               static_cast<long long>(f.options.accum), precision_name(f.options.precision).c_str());
-  std::fprintf(stderr, "predicted peak memory: %s (activations %s)\n",
-               format_bytes(static_cast<double>(plan.peak.total)).c_str(),
-               format_bytes(static_cast<double>(plan.peak[MemCategory::Activations])).c_str());
+  if (lead) {
+    std::fprintf(stderr, "frugal train: %s, %s parameters (%s trainable), %zu blocks, data: %s, batch %lld x %lld micro-batches x %d ranks, %s%s\n",
+                 model->arch().c_str(), format_count(static_cast<double>(model->parameter_count())).c_str(),
+                 format_count(static_cast<double>(model->trainable_parameter_count())).c_str(),
+                 model->blocks().size(), data->describe().c_str(), static_cast<long long>(f.options.micro_batch),
+                 static_cast<long long>(f.options.accum), comm.size(), precision_name(f.options.precision).c_str(),
+                 f.options.zero && comm.size() > 1 ? ", ZeRO-1" : "");
+    std::fprintf(stderr, "predicted peak memory: %s (activations %s)\n",
+                 format_bytes(static_cast<double>(plan.peak.total)).c_str(),
+                 format_bytes(static_cast<double>(plan.peak[MemCategory::Activations])).c_str());
+  }
 
   std::unique_ptr<std::ofstream> metrics;
-  if (!f.metrics_path.empty()) {
+  if (lead && !f.metrics_path.empty()) {
     metrics = std::make_unique<std::ofstream>(f.metrics_path + ".tmp");
     check(metrics->good(), "cannot write " + f.metrics_path);
   }
-  Progress progress(f.options.steps, token_model, f.options.batch_size() * tokens_per_sample);
+  Progress progress(f.options.steps, token_model, f.options.batch_size() * comm.size() * tokens_per_sample);
+  const int64_t bytes_before = comm.bytes_communicated();
   std::vector<StepRecord> records;
   std::vector<TimelineEvent> timeline;
   const int64_t timeline_step = f.options.steps > 1 ? 1 : 0;  // a steady-state step (state already allocated)
@@ -116,10 +126,12 @@ void run_train(TrainFlags& f) {
       ledger.stop_timeline();
       timeline = ledger.timeline();
     }
-    progress.update(records.back(), ledger);
+    if (lead) progress.update(records.back(), ledger);
     if (metrics) *metrics << step_metrics(records.back(), ledger).dump() << '\n';
   }
-  progress.finish();
+  const double bytes_per_step =
+      static_cast<double>(comm.bytes_communicated() - bytes_before) / static_cast<double>(f.options.steps);
+  if (lead) progress.finish();
   if (metrics) {
     metrics->close();
     check(metrics->good(), "cannot write " + f.metrics_path + ".tmp");
@@ -129,7 +141,7 @@ void run_train(TrainFlags& f) {
   RunFacts facts;
   facts.steps = records;
   facts.token_model = token_model;
-  facts.samples_per_step = f.options.batch_size();
+  facts.samples_per_step = f.options.batch_size() * comm.size();
   facts.tokens_per_sample = tokens_per_sample;
   facts.total_params = model->parameter_count();
   facts.trainable_params = model->trainable_parameter_count();
@@ -142,6 +154,19 @@ void run_train(TrainFlags& f) {
   trainer.finish();
   facts.final_loss_scale = trainer.loss_scale();
   nlohmann::json summary = make_summary(facts);
+  summary["world_size"] = comm.size();
+  summary["zero"] = f.options.zero;
+  summary["communicated_bytes_per_step"] = bytes_per_step;  // this rank's payload handed to collectives
+  // Every rank's own peaks (ZeRO-1 shards optimizer state and masters): rank 0 reports them all.
+  std::vector<int64_t> per_rank(static_cast<size_t>(comm.size()) * 3, 0);
+  per_rank[comm.rank() * 3 + 0] = static_cast<int64_t>(facts.measured[MemCategory::Optimizer]);
+  per_rank[comm.rank() * 3 + 1] = static_cast<int64_t>(facts.measured[MemCategory::MasterParams]);
+  per_rank[comm.rank() * 3 + 2] = static_cast<int64_t>(facts.measured.total);
+  comm.allreduce_sum(per_rank.data(), static_cast<int64_t>(per_rank.size()));
+  for (int r = 0; r < comm.size(); ++r)
+    summary["ranks"].push_back({{"rank", r}, {"optimizer", per_rank[r * 3]}, {"master_params", per_rank[r * 3 + 1]},
+                                {"total", per_rank[r * 3 + 2]}});
+  if (!lead) return;
   print_memory_report(plan.peak, facts.measured, ledger.cached_bytes());
   std::printf("\nfinal loss %.4f after %lld steps; median step %s, %s %s/s\n", summary["final_loss"].get<double>(),
               static_cast<long long>(f.options.steps), format_seconds(summary["step_time_s"].get<double>()).c_str(),

@@ -20,7 +20,10 @@ struct AccumulatedPass {
 // Adds the batch's gradient to every trainable parameter's gradient. rc.micro_batch is set per
 // micro-batch. Error if accum does not divide the batch.
 // schedule: the checkpointing schedule of one micro-batch (nullptr: store-all).
+// total_items > 0 divides by that count instead of the batch's own (data parallelism: the batch is
+// this rank's shard, the count is the whole optimizer batch's over all ranks). rc.sample_offset is
+// the batch's first sample within the optimizer batch.
 AccumulatedPass accumulate_gradients(Model& model, const Batch& batch, int64_t accum, RunContext rc,
-                                     const Schedule* schedule = nullptr);
+                                     const Schedule* schedule = nullptr, int64_t total_items = 0);
 
 }  // namespace frugal

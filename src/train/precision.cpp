@@ -18,12 +18,16 @@ std::string precision_name(DType dtype) {
   return dtype == DType::F16 ? "fp16" : dtype == DType::BF16 ? "bf16" : "fp32";
 }
 
-MasterWeights::MasterWeights(const std::vector<Param*>& params, DType dtype, bool keep_master)
-    : params_(params), dtype_(dtype), keep_master_(keep_master) {
+MasterWeights::MasterWeights(const std::vector<Param*>& params, DType dtype, bool keep_master, std::vector<bool> owned)
+    : params_(params), dtype_(dtype), keep_master_(keep_master), owned_(std::move(owned)) {
   check(dtype == DType::F16 || dtype == DType::BF16, "master weights: the compute copy must be fp16 or bf16");
-  for (Param* p : params_) {
-    Param master{p->name, Tensor(), Tensor(), p->trainable};
-    if (keep_master && p->trainable) {
+  if (owned_.empty()) owned_.assign(params_.size(), true);
+  check(owned_.size() == params_.size(), "master weights: ownership list does not match the parameters");
+  for (size_t k = 0; k < params_.size(); ++k) {
+    Param* p = params_[k];
+    // A parameter this rank does not own is not trainable *here*: no master, no optimizer state.
+    Param master{p->name, Tensor(), Tensor(), p->trainable && owned_[k]};
+    if (keep_master && master.trainable) {
       master.value = Tensor::empty(p->value.shape(), DType::F32, MemCategory::MasterParams);
       master.value.copy_from(p->value);
     }
@@ -40,7 +44,7 @@ void MasterWeights::step(Optimizer& optimizer, float lr) {
     Param* p = params_[k];
     Param& m = masters_[k];
     m.grad = p->grad;
-    if (!keep_master_ && p->trainable) {
+    if (!keep_master_ && m.trainable) {
       m.value = Tensor::empty(p->value.shape(), DType::F32, MemCategory::Workspace);
       if (m.value.has_data()) half_to_float(p->value.u16(), dtype_, m.value.f32(), p->value.numel());
     }
@@ -54,7 +58,7 @@ void MasterWeights::step(Optimizer& optimizer, float lr) {
     Param* p = params_[k];
     Param& m = masters_[k];
     m.grad = Tensor();
-    if (!p->trainable) continue;
+    if (!m.trainable) continue;
     const int64_t n = p->value.numel();
     if (keep_master_) {
       if (m.value.has_data()) float_to_half(m.value.f32(), dtype_, p->value.u16(), n);

@@ -22,8 +22,10 @@ std::string precision_name(DType dtype);
 class MasterWeights {
  public:
   // Converts every value in `params` to `dtype` (F16 or BF16); with keep_master, each trainable
-  // parameter first gets an fp32 master copy of its value.
-  MasterWeights(const std::vector<Param*>& params, DType dtype, bool keep_master);
+  // parameter first gets an fp32 master copy of its value. `owned` (ZeRO-1, parallel to params;
+  // empty: all) limits masters, optimizer state and updates to this rank's parameters; the caller
+  // then broadcasts the others' compute copies from their owners.
+  MasterWeights(const std::vector<Param*>& params, DType dtype, bool keep_master, std::vector<bool> owned = {});
 
   // One optimizer update in fp32, then the compute copies are refreshed (rounded to the half type).
   void step(Optimizer& optimizer, float lr);
@@ -42,6 +44,7 @@ class MasterWeights {
   DType dtype_;
   bool keep_master_;
   std::vector<Param> masters_;  // parallel to params_: {name, fp32 value, grad shared with the param}
+  std::vector<bool> owned_;     // parallel to params_
   double lost_fraction_ = 0.0;
 };
 

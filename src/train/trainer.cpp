@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "dist/data_parallel.h"
 #include "train/accumulate.h"
 
 namespace frugal {
@@ -20,16 +21,27 @@ void TrainOptions::validate() const {
   check(bn_stats == "micro" || bn_stats == "batch", "--bn-stats must be micro or batch, not '" + bn_stats + "'");
   loss_scale.validate();
   check(master_weights || precision != DType::F32, "--master-weights off applies to --precision fp16 or bf16");
+  check(zero == 0 || zero == 1, "--zero must be 0 or 1");
   check(precision != DType::F32 || loss_scale.mode == "auto" || loss_scale.mode == "none",
         "--loss-scale applies to --precision fp16 or bf16");
 }
 
 Trainer::Trainer(Model& model, DataSource& data, const TrainOptions& options)
     : model_(model), data_(data), options_(options), params_(model.params()),
-      scaler_(options.loss_scale, options.precision) {
+      scaler_(options.loss_scale, options.precision), comm_(world()) {
   options_.validate();
+  check_same_parameters(params_, comm_);
+  std::vector<bool> owned;
+  if (options.zero == 1 && comm_.size() > 1) {
+    owners_ = zero_owners(params_, comm_.size());
+    for (size_t k = 0; k < params_.size(); ++k) {
+      owned.push_back(owners_[k] == comm_.rank());
+      zero_views_.push_back(*params_[k]);
+      zero_views_.back().trainable = params_[k]->trainable && owned.back();
+    }
+  }
   if (options.precision != DType::F32)
-    masters_ = std::make_unique<MasterWeights>(params_, options.precision, options.master_weights);
+    masters_ = std::make_unique<MasterWeights>(params_, options.precision, options.master_weights, owned);
   optimizer_ = make_optimizer(options.optimizer, options.weight_decay);
   schedule_ = make_schedule(options.checkpoint, model, options.micro_batch, options.batch_size(), options.activation_budget);
 }
@@ -38,7 +50,8 @@ StepRecord Trainer::step(int64_t step_index) {
   const auto start = std::chrono::steady_clock::now();
   StepRecord record;
   record.step = step_index;
-  const Batch batch = data_.batch(step_index, options_.batch_size());
+  // The whole optimizer batch (every rank draws the same one); each rank runs its shard of it.
+  const Batch batch = data_.batch(step_index, options_.batch_size() * comm_.size());
   RunContext rc;
   rc.training = true;
   rc.seed = options_.seed;
@@ -47,7 +60,7 @@ StepRecord Trainer::step(int64_t step_index) {
   rc.precision = options_.precision;
   rc.loss_scale = scaler_.scale();
   record.loss_scale = scaler_.scale();
-  const AccumulatedPass pass = accumulate_gradients(model_, batch, options_.accum, rc, &schedule_);
+  const AccumulatedPass pass = accumulate_data_parallel(model_, batch, options_.accum, rc, &schedule_, comm_);
   if (rc.defer_running_stats) model_.apply_deferred_statistics();
   record.loss = pass.loss;
   record.items = pass.items;
@@ -65,9 +78,17 @@ StepRecord Trainer::step(int64_t step_index) {
     if (masters_) {
       masters_->step(*optimizer_, record.lr);
       record.lost_update_fraction = masters_->lost_update_fraction();
+    } else if (!owners_.empty()) {
+      std::vector<Param*> views;
+      for (size_t k = 0; k < params_.size(); ++k) {
+        zero_views_[k].grad = params_[k]->grad;
+        views.push_back(&zero_views_[k]);
+      }
+      optimizer_->step(views, record.lr);
     } else {
       optimizer_->step(params_, record.lr);
     }
+    if (!owners_.empty()) broadcast_from_owners(params_, owners_, comm_);  // ZeRO-1: the updated shards
   }
   zero_grads(params_);
   record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -77,6 +98,8 @@ StepRecord Trainer::step(int64_t step_index) {
 void Trainer::finish() {
   if (masters_) masters_->restore_fp32();
   masters_.reset();
+  // ZeRO-1: the exact fp32 values of the parameters other ranks own (not only their rounded copies).
+  if (!owners_.empty()) broadcast_from_owners(params_, owners_, comm_);
 }
 
 }  // namespace frugal

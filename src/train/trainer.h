@@ -9,6 +9,7 @@
 #include "train/data.h"
 #include "train/optimizer.h"
 #include "train/precision.h"
+#include "dist/communicator.h"
 #include "train/schedule.h"
 
 namespace frugal {
@@ -33,6 +34,9 @@ struct TrainOptions {
   DType precision = DType::F32;
   bool master_weights = true;  // fp16/bf16: fp32 masters updated by the optimizer
   LossScaleOptions loss_scale;
+  // Data parallelism (mpirun): micro_batch and accum are per rank; the optimizer batch is
+  // micro_batch x accum x ranks. zero = 1 shards optimizer state and FP32 masters across ranks.
+  int zero = 0;
 
   int64_t batch_size() const { return micro_batch * accum; }
   void validate() const;
@@ -70,6 +74,9 @@ class Trainer {
   Schedule schedule_;  // of one micro-batch
   std::unique_ptr<MasterWeights> masters_;  // fp16/bf16 only
   LossScaler scaler_;
+  Communicator& comm_;
+  std::vector<int> owners_;       // ZeRO-1: the rank that updates each parameter (empty: all ranks)
+  std::vector<Param> zero_views_;  // ZeRO-1 in fp32: params_ with the others' marked not trainable
 };
 
 }  // namespace frugal

@@ -1,0 +1,76 @@
+"""Comparisons for tests/dist/test_data_parallel.sh (Debian's python3 and numpy).
+
+  compare.py make-batch OUT            a ragged GPT batch: rank 0's rows hold few counted tokens
+  compare.py tensors A B TOL           every tensor of safetensors A within TOL of B (||a-b|| / ||b||)
+  compare.py losses A B TOL            the summary JSONs' per-step losses within TOL (relative)
+  compare.py zero-bytes SHARDED FULL   ZeRO-1: each rank's optimizer bytes about half of unsharded
+"""
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "parity"))
+import safetensors_io  # noqa: E402
+
+
+def fail(msg):
+    print("FAIL:", msg)
+    sys.exit(1)
+
+
+def make_batch(out):
+    rng = np.random.default_rng(5)
+    inputs = rng.integers(0, 64, size=(8, 16)).astype(np.int32)
+    targets = rng.integers(0, 64, size=(8, 16)).astype(np.int32)
+    targets[:4, 3:] = -100  # rows of rank 0 (of 2): 3 counted tokens each; rank 1: 16 each
+    targets[5, 10:] = -100
+    safetensors_io.save(out, {"inputs": inputs, "targets": targets})
+
+
+def tensors(a, b, tol):
+    ta, tb = safetensors_io.load(a), safetensors_io.load(b)
+    if sorted(ta) != sorted(tb):
+        fail(f"different tensor names: {sorted(ta)} vs {sorted(tb)}")
+    worst = max(np.linalg.norm(ta[k].astype(np.float64) - tb[k]) / max(np.linalg.norm(tb[k].astype(np.float64)), 1e-30)
+                for k in tb)
+    print(f"{len(tb)} tensors, largest relative difference {worst:.2e}")
+    if not worst <= tol:
+        fail(f"relative difference {worst:.2e} > {tol}")
+
+
+def losses(a, b, tol):
+    la, lb = json.load(open(a))["losses"], json.load(open(b))["losses"]
+    if len(la) != len(lb):
+        fail(f"{len(la)} vs {len(lb)} steps")
+    worst = max(abs(x - y) / abs(y) for x, y in zip(la, lb))
+    print(f"{len(la)} steps, largest relative loss difference {worst:.2e}")
+    if not worst <= tol:
+        fail(f"relative loss difference {worst:.2e} > {tol}")
+
+
+def zero_bytes(sharded, full):
+    s, f = json.load(open(sharded)), json.load(open(full))
+    unsharded = f["ranks"][0]["optimizer"]
+    for r in s["ranks"]:
+        ratio = r["optimizer"] / unsharded
+        print(f"rank {r['rank']}: optimizer {r['optimizer']} bytes, {ratio:.2f} of unsharded {unsharded}")
+        if not 0.3 <= ratio <= 0.7:
+            fail(f"rank {r['rank']} holds {ratio:.2f} of the optimizer state, expected about half")
+    if sum(r["optimizer"] for r in s["ranks"]) != unsharded:
+        fail("the shards do not add up to the unsharded optimizer state")
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1]
+    if cmd == "make-batch":
+        make_batch(sys.argv[2])
+    elif cmd == "tensors":
+        tensors(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+    elif cmd == "losses":
+        losses(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+    elif cmd == "zero-bytes":
+        zero_bytes(sys.argv[2], sys.argv[3])
+    else:
+        fail(f"unknown command {cmd}")

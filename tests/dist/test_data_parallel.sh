@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Data parallelism over MPI (issue 7), run by CTest: two ranks under mpirun against one process.
+#   1. 2 ranks x accumulation K = 1 rank x 2K: gradients of a ragged batch (rank 0's rows hold far fewer
+#      counted tokens), losses over 5 AdamW steps and weights after 5 SGD steps, <= 1e-5 relative.
+#   2. --zero 1: the same weights after 5 steps as unsharded, each rank about half the optimizer bytes
+#      (fp32 and fp16 with FP32 masters).
+#   3. A rank that fails (a bad data path on rank 1 only) ends the job non-zero with its message.
+#   4. Ranks that start from different weights are refused.
+#
+#   bash tests/dist/test_data_parallel.sh FRUGAL MPIRUN
+set -euo pipefail
+FRUGAL=$1
+MPIRUN=$2
+HERE=$(cd "$(dirname "$0")" && pwd)
+PY=/usr/bin/python3
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+MPI=("$MPIRUN" --oversubscribe)
+[ "$(id -u)" -eq 0 ] && MPI+=(--allow-run-as-root)
+export OMP_NUM_THREADS=1
+
+step() { echo "== $*"; }
+
+step "a model and a ragged batch"
+"$FRUGAL" train --arch gpt --layers 2 --dim 32 --heads 2 --ctx 16 --vocab 64 --data synthetic --steps 1 \
+  --micro-batch 2 --save "$T/model" > /dev/null 2>&1
+$PY "$HERE/compare.py" make-batch "$T/batch.safetensors"
+
+step "1a. gradients: 2 ranks x --accum 2 vs 1 rank x --accum 4 (ragged tokens)"
+"${MPI[@]}" -np 2 "$FRUGAL" grad --model "$T/model" --batch "$T/batch.safetensors" --accum 2 --out "$T/g2.safetensors" --threads 1
+"$FRUGAL" grad --model "$T/model" --batch "$T/batch.safetensors" --accum 4 --out "$T/g1.safetensors" --threads 1
+$PY "$HERE/compare.py" tensors "$T/g2.safetensors" "$T/g1.safetensors" 1e-5
+
+TRAIN=(train --arch gpt --layers 2 --dim 32 --heads 2 --ctx 16 --vocab 64 --data synthetic --steps 5
+       --lr 1e-2 --warmup 0 --micro-batch 2 --threads 1)
+step "1b. 5 AdamW steps: 2 ranks x --accum 2 vs 1 rank x --accum 4"
+"${MPI[@]}" -np 2 "$FRUGAL" "${TRAIN[@]}" --optimizer adamw --accum 2 --summary "$T/t2.json" > /dev/null
+"$FRUGAL" "${TRAIN[@]}" --optimizer adamw --accum 4 --summary "$T/t1.json" > /dev/null 2>&1
+$PY "$HERE/compare.py" losses "$T/t2.json" "$T/t1.json" 1e-5
+# Weights: with SGD. (After AdamW, c_attn's key bias differs by 1e-4: its true gradient is exactly zero
+# - softmax ignores a shift shared by all keys - and Adam scales summation-order noise of 1e-10 up to lr.)
+"${MPI[@]}" -np 2 "$FRUGAL" "${TRAIN[@]}" --optimizer sgd --accum 2 --save "$T/s2" > /dev/null
+"$FRUGAL" "${TRAIN[@]}" --optimizer sgd --accum 4 --save "$T/s1" > /dev/null 2>&1
+$PY "$HERE/compare.py" tensors "$T/s2/model.safetensors" "$T/s1/model.safetensors" 1e-5
+
+for precision in fp32 fp16; do
+  step "2. --zero 1 vs unsharded, 2 ranks, $precision"
+  "${MPI[@]}" -np 2 "$FRUGAL" "${TRAIN[@]}" --accum 2 --precision $precision --zero 1 \
+    --summary "$T/z1.json" --save "$T/z1" > /dev/null
+  "${MPI[@]}" -np 2 "$FRUGAL" "${TRAIN[@]}" --accum 2 --precision $precision --zero 0 \
+    --summary "$T/z0.json" --save "$T/z0" > /dev/null
+  $PY "$HERE/compare.py" tensors "$T/z1/model.safetensors" "$T/z0/model.safetensors" 1e-5
+  $PY "$HERE/compare.py" zero-bytes "$T/z1.json" "$T/z0.json"
+done
+
+step "3. a failing rank ends the job"
+set +e
+timeout 120 "${MPI[@]}" -np 1 "$FRUGAL" "${TRAIN[@]}" : \
+  -np 1 "$FRUGAL" train --arch gpt --layers 2 --dim 32 --heads 2 --ctx 16 --data "$T/no-such-file.txt" \
+  --steps 50 --micro-batch 2 --threads 1 > "$T/fail.out" 2> "$T/fail.err"
+rc=$?
+set -e
+cat "$T/fail.err"
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || { echo "FAIL: exit code $rc (124: hung)"; exit 1; }
+grep -q "rank 1 of 2" "$T/fail.err" && grep -q "no-such-file.txt" "$T/fail.err" ||
+  { echo "FAIL: no clear message from the failing rank"; exit 1; }
+
+step "4. ranks with different weights are refused"
+set +e
+timeout 120 "${MPI[@]}" -np 1 "$FRUGAL" "${TRAIN[@]}" --seed 1 : -np 1 "$FRUGAL" "${TRAIN[@]}" --seed 2 \
+  > /dev/null 2> "$T/seed.err"
+rc=$?
+set -e
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "different weights" "$T/seed.err" ||
+  { echo "FAIL: different seeds were not refused (exit $rc)"; cat "$T/seed.err"; exit 1; }
+echo "data parallel: all checks passed"
