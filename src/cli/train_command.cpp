@@ -157,6 +157,10 @@ void run_train(TrainFlags& f) {
   summary["world_size"] = comm.size();
   summary["zero"] = f.options.zero;
   summary["communicated_bytes_per_step"] = bytes_per_step;  // this rank's payload handed to collectives
+  std::vector<double> comm_times;
+  for (const StepRecord& r : records)
+    if (r.step > 0 || records.size() == 1) comm_times.push_back(r.communication_s);
+  summary["communication_s"] = median(comm_times);  // per step: the gradient allreduce, waiting included
   // Every rank's own peaks (ZeRO-1 shards optimizer state and masters): rank 0 reports them all.
   std::vector<int64_t> per_rank(static_cast<size_t>(comm.size()) * 3, 0);
   per_rank[comm.rank() * 3 + 0] = static_cast<int64_t>(facts.measured[MemCategory::Optimizer]);

@@ -1,5 +1,6 @@
 #include "dist/data_parallel.h"
 
+#include <chrono>
 #include <cmath>
 
 #include "core/error.h"
@@ -25,12 +26,14 @@ AccumulatedPass accumulate_data_parallel(Model& model, const Batch& global, int6
   AccumulatedPass pass = accumulate_gradients(model, shard, accum, rc, schedule, std::max<int64_t>(items, 1));
   pass.items = items;
   if (comm.size() == 1) return pass;
+  const auto start = std::chrono::steady_clock::now();
   for (Param* p : model.params()) {
     if (!p->trainable) continue;
     const Tensor& g = p->ensure_grad();  // every rank reduces the same tensors, used on its shard or not
     if (g.has_data()) comm.allreduce_sum(g.f32(), g.numel());
   }
   comm.allreduce_sum(&pass.loss, 1);  // each rank's share of the global mean
+  pass.communication_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return pass;
 }
 

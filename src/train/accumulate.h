@@ -15,6 +15,7 @@ struct AccumulatedPass {
   double loss = 0.0;          // mean over the batch's counted items
   int64_t items = 0;          // counted items in the batch
   int64_t forward_calls = 0;  // block forward evaluations over all micro-batches
+  double communication_s = 0.0;  // data parallelism: seconds spent summing gradients across ranks
 };
 
 // Adds the batch's gradient to every trainable parameter's gradient. rc.micro_batch is set per

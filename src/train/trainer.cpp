@@ -65,6 +65,7 @@ StepRecord Trainer::step(int64_t step_index) {
   record.loss = pass.loss;
   record.items = pass.items;
   record.forward_calls = pass.forward_calls;
+  record.communication_s = pass.communication_s;
   if (batch.inputs.has_data())
     check(std::isfinite(record.loss), "non-finite loss (" + std::to_string(record.loss) + ") at step " +
                                           std::to_string(step_index + 1) + "; try a lower --lr");

@@ -53,6 +53,7 @@ struct StepRecord {
   float loss_scale = 1.0f;    // the scale this step's loss gradient was multiplied by
   bool skipped = false;       // gradients overflowed: no update
   double lost_update_fraction = 0.0;  // without master weights: non-zero updates erased by rounding
+  double communication_s = 0.0;       // data parallelism: the gradient allreduce (waiting included)
 };
 
 class Trainer {
