@@ -1,10 +1,12 @@
 // `frugal train`: train or fine-tune; with no flags, the built-in demo (a small GPT on the text
 // of Debian's fortunes package, then a few generated lines).
 #include <cstdio>
+#include <optional>
 #include <filesystem>
 #include <fstream>
 
 #include "cli/common.h"
+#include "cli/train_flags.h"
 #include "core/error.h"
 #include "core/threading.h"
 #include "dist/communicator.h"
@@ -19,24 +21,13 @@
 #include "train/data.h"
 #include "train/evaluate.h"
 #include "train/generate.h"
+#include "train/checkpoint.h"
 #include "train/planner.h"
 
 namespace frugal::cli {
 
 namespace {
 
-struct TrainFlags {
-  ModelFlags model;
-  PrecisionFlags precision;
-  CheckpointFlags checkpoint;
-  LoraFlags lora;
-  std::string save_adapter_dir;
-  TrainOptions options;
-  int threads = 0;
-  std::string data = "fortunes";
-  std::string save_dir, summary_path, metrics_path, plots_dir;
-  int64_t sample_tokens = 300;
-};
 
 void print_memory_report(const MemorySnapshot& predicted, const MemorySnapshot& measured, size_t cached) {
   std::printf("\nmemory\n");
@@ -70,11 +61,26 @@ void write_plots(const std::string& dir, const std::vector<StepRecord>& steps, c
 }
 
 void run_train(TrainFlags& f) {
+  Communicator& comm = world();
+  const bool lead = comm.rank() == 0;
+  // --resume: the configuration comes from the checkpoint (flags given here must agree with it).
+  std::optional<CheckpointRef> resume;
+  if (!f.resume.empty()) {
+    resume = latest_checkpoint(f.resume);
+    const std::string taken = adopt_checkpoint_config(f, *resume, comm.size());
+    if (lead)
+      std::fprintf(stderr, "frugal train: resuming from %s after step %lld; from the checkpoint:%s\n", resume->dir.c_str(),
+                   static_cast<long long>(resume->steps_done), taken.c_str());
+    check(resume->steps_done < f.options.steps, "--resume: the checkpoint is already at step " +
+                                                    std::to_string(resume->steps_done) + " of --steps " +
+                                                    std::to_string(f.options.steps) + "; pass a larger --steps");
+  }
+  check(f.save_every == 0 || !f.save_dir.empty(), "--save-every needs --save DIR (checkpoints go to DIR/checkpoints)");
+  check(f.save_every == 0 || f.options.zero == 0, "--save-every with --zero 1 is not supported (the optimizer state is "
+                                                  "sharded across ranks); use --zero 0");
   apply_checkpoint_flags(f.checkpoint, f.options);
   apply_precision_flags(f.precision, f.options);
   // Under mpirun every rank trains; rank 0 alone prints progress and writes outputs.
-  Communicator& comm = world();
-  const bool lead = comm.rank() == 0;
   check(f.save_adapter_dir.empty() || f.lora.active(), "--save-adapter needs LoRA (--lora-rank R or --adapter DIR)");
   if (lead) {
     check_output_file(f.summary_path, "--summary");
@@ -95,6 +101,9 @@ void run_train(TrainFlags& f) {
   std::unique_ptr<Model> model = build_model(f.model, f.data, f.options.seed, /*with_weights=*/true, f.lora, &lora);
   std::unique_ptr<DataSource> data = make_data_source(f.data, *model, f.options.seed);
   Trainer trainer(*model, *data, f.options);
+  if (resume) restore_training_checkpoint(*resume, trainer);
+  const int64_t first_step = resume ? resume->steps_done : 0;
+  const nlohmann::json config = run_config(f, comm.size());
   const bool token_model = model->arch() == "gpt";
   const int64_t tokens_per_sample = token_model ? static_cast<Gpt&>(*model).context() : 1;
   if (lead) {
@@ -118,8 +127,9 @@ void run_train(TrainFlags& f) {
   const int64_t bytes_before = comm.bytes_communicated();
   std::vector<StepRecord> records;
   std::vector<TimelineEvent> timeline;
-  const int64_t timeline_step = f.options.steps > 1 ? 1 : 0;  // a steady-state step (state already allocated)
-  for (int64_t s = 0; s < f.options.steps; ++s) {
+  // A steady-state step (state already allocated).
+  const int64_t timeline_step = first_step + (f.options.steps - first_step > 1 ? 1 : 0);
+  for (int64_t s = first_step; s < f.options.steps; ++s) {
     if (!f.plots_dir.empty() && s == timeline_step) ledger.start_timeline();
     records.push_back(trainer.step(s));
     if (!f.plots_dir.empty() && s == timeline_step) {
@@ -128,9 +138,11 @@ void run_train(TrainFlags& f) {
     }
     if (lead) progress.update(records.back(), ledger);
     if (metrics) *metrics << step_metrics(records.back(), ledger).dump() << '\n';
+    if (lead && f.save_every > 0 && (s + 1) % f.save_every == 0)
+      write_training_checkpoint(f.save_dir, s + 1, *model, trainer, config, f.keep);
   }
   const double bytes_per_step =
-      static_cast<double>(comm.bytes_communicated() - bytes_before) / static_cast<double>(f.options.steps);
+      static_cast<double>(comm.bytes_communicated() - bytes_before) / static_cast<double>(f.options.steps - first_step);
   if (lead) progress.finish();
   if (metrics) {
     metrics->close();
@@ -155,6 +167,7 @@ void run_train(TrainFlags& f) {
   facts.final_loss_scale = trainer.loss_scale();
   nlohmann::json summary = make_summary(facts);
   summary["world_size"] = comm.size();
+  summary["first_step"] = first_step + 1;  // losses[0] is this step's (1-based; > 1 after --resume)
   summary["zero"] = f.options.zero;
   summary["communicated_bytes_per_step"] = bytes_per_step;  // this rank's payload handed to collectives
   std::vector<double> comm_times;
@@ -226,7 +239,18 @@ void register_train(CLI::App& app) {
   cmd->add_option("--plots", flags->plots_dir, "write loss and memory-timeline PNGs into this directory");
   cmd->add_option("--sample-tokens", flags->sample_tokens, "bytes to generate after training a GPT on text (0: none)")
       ->capture_default_str();
-  cmd->callback([flags] { run_train(*flags); });
+  cmd->add_option("--save-every", flags->save_every,
+                  "write a training-state checkpoint every N steps into --save DIR/checkpoints (0: never)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))->capture_default_str();
+  cmd->add_option("--keep", flags->keep, "training-state checkpoints kept (the newest)")
+      ->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  cmd->add_option("--resume", flags->resume,
+                  "continue from the newest complete checkpoint in DIR (a --save directory, its checkpoints/, or one step-N)");
+  cmd->callback([flags, cmd] {
+    for (const CLI::Option* opt : cmd->get_options())
+      if (opt->count() > 0) flags->given.insert(opt->get_name());
+    run_train(*flags);
+  });
 }
 
 }  // namespace frugal::cli

@@ -7,13 +7,28 @@
 
 namespace frugal {
 
-void AdamW::step(const std::vector<Param*>& params, float lr) {
-  if (m_.empty()) {
-    for (Param* p : params) {
-      m_.push_back(p->trainable ? Tensor::zeros(p->value.shape(), DType::F32, MemCategory::Optimizer) : Tensor());
-      v_.push_back(p->trainable ? Tensor::zeros(p->value.shape(), DType::F32, MemCategory::Optimizer) : Tensor());
-    }
+void AdamW::ensure_state(const std::vector<Param*>& params) {
+  if (!m_.empty()) return;
+  for (Param* p : params) {
+    m_.push_back(p->trainable ? Tensor::zeros(p->value.shape(), DType::F32, MemCategory::Optimizer) : Tensor());
+    v_.push_back(p->trainable ? Tensor::zeros(p->value.shape(), DType::F32, MemCategory::Optimizer) : Tensor());
   }
+}
+
+std::vector<std::pair<std::string, Tensor>> AdamW::state_tensors(const std::vector<Param*>& params) {
+  ensure_state(params);
+  check(m_.size() == params.size(), "optimizer: parameter list changed between steps");
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (size_t k = 0; k < params.size(); ++k) {
+    if (!m_[k].defined()) continue;
+    out.emplace_back("adamw.m/" + params[k]->name, m_[k]);
+    out.emplace_back("adamw.v/" + params[k]->name, v_[k]);
+  }
+  return out;
+}
+
+void AdamW::step(const std::vector<Param*>& params, float lr) {
+  ensure_state(params);
   check(m_.size() == params.size(), "optimizer: parameter list changed between steps");
   ++t_;
   const float b1 = options_.beta1, b2 = options_.beta2, eps = options_.eps;
@@ -39,10 +54,22 @@ void AdamW::step(const std::vector<Param*>& params, float lr) {
   }
 }
 
-void Sgd::step(const std::vector<Param*>& params, float lr) {
+void Sgd::ensure_state(const std::vector<Param*>& params) {
   if (buf_.empty() && momentum_ != 0.0f)
     for (Param* p : params)
       buf_.push_back(p->trainable ? Tensor::zeros(p->value.shape(), DType::F32, MemCategory::Optimizer) : Tensor());
+}
+
+std::vector<std::pair<std::string, Tensor>> Sgd::state_tensors(const std::vector<Param*>& params) {
+  ensure_state(params);
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (size_t k = 0; k < buf_.size() && k < params.size(); ++k)
+    if (buf_[k].defined()) out.emplace_back("sgd.momentum/" + params[k]->name, buf_[k]);
+  return out;
+}
+
+void Sgd::step(const std::vector<Param*>& params, float lr) {
+  ensure_state(params);
   for (size_t k = 0; k < params.size(); ++k) {
     Param* p = params[k];
     if (!p->trainable || !p->grad.defined() || !p->value.has_data()) continue;

@@ -3,6 +3,7 @@
 // the first step (as in PyTorch), so a measuring ledger sees it too.
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "nn/layer.h"
@@ -15,6 +16,12 @@ class Optimizer {
   // One update with learning rate lr from the gradients in params (only trainable ones are touched).
   virtual void step(const std::vector<Param*>& params, float lr) = 0;
   virtual std::string name() const = 0;
+
+  // Training-state checkpoints: the state tensors (created now if no step ran yet), named
+  // "<optimizer>.<what>/<parameter name>", and the scalar state (AdamW's step count).
+  virtual std::vector<std::pair<std::string, Tensor>> state_tensors(const std::vector<Param*>& params) = 0;
+  virtual int64_t steps_taken() const { return 0; }
+  virtual void set_steps_taken(int64_t) {}
 };
 
 struct AdamWOptions {
@@ -29,8 +36,12 @@ class AdamW : public Optimizer {
   explicit AdamW(AdamWOptions options) : options_(options) {}
   void step(const std::vector<Param*>& params, float lr) override;
   std::string name() const override { return "adamw"; }
+  std::vector<std::pair<std::string, Tensor>> state_tensors(const std::vector<Param*>& params) override;
+  int64_t steps_taken() const override { return t_; }
+  void set_steps_taken(int64_t t) override { t_ = t; }
 
  private:
+  void ensure_state(const std::vector<Param*>& params);
   AdamWOptions options_;
   int64_t t_ = 0;
   std::vector<Tensor> m_, v_;  // per parameter, (same shape)
@@ -42,8 +53,10 @@ class Sgd : public Optimizer {
   Sgd(float momentum, float weight_decay) : momentum_(momentum), weight_decay_(weight_decay) {}
   void step(const std::vector<Param*>& params, float lr) override;
   std::string name() const override { return "sgd"; }
+  std::vector<std::pair<std::string, Tensor>> state_tensors(const std::vector<Param*>& params) override;
 
  private:
+  void ensure_state(const std::vector<Param*>& params);
   float momentum_, weight_decay_;
   std::vector<Tensor> buf_;
 };

@@ -86,6 +86,25 @@ void MasterWeights::step(Optimizer& optimizer, float lr) {
   lost_fraction_ = changed > 0 ? static_cast<double>(lost) / static_cast<double>(changed) : 0.0;
 }
 
+std::vector<Param*> MasterWeights::optimizer_params() {
+  std::vector<Param*> out;
+  for (size_t k = 0; k < masters_.size(); ++k) {
+    // Without masters the optimizer's view holds a value only during step(); its shape is what
+    // the optimizer's state needs.
+    if (!masters_[k].value.defined()) masters_[k].value = params_[k]->value;
+    out.push_back(&masters_[k]);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> MasterWeights::master_tensors() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  if (!keep_master_) return out;
+  for (const Param& m : masters_)
+    if (m.value.defined() && m.value.dtype() == DType::F32) out.emplace_back("master/" + m.name, m.value);
+  return out;
+}
+
 void MasterWeights::restore_fp32() {
   for (size_t k = 0; k < params_.size(); ++k) {
     Param* p = params_[k];
@@ -111,6 +130,17 @@ LossScaler::LossScaler(const LossScaleOptions& options, DType precision) : optio
   options.validate();
   mode_ = options.mode == "auto" ? (precision == DType::F16 ? "dynamic" : "none") : options.mode;
   scale_ = mode_ == "none" ? 1.0 : options.value;
+}
+
+nlohmann::json LossScaler::state() const {
+  return {{"scale", scale_}, {"good_steps", good_steps_}, {"skipped", skipped_}};
+}
+
+void LossScaler::set_state(const nlohmann::json& state) {
+  scale_ = state.at("scale").get<double>();
+  good_steps_ = state.at("good_steps").get<int64_t>();
+  skipped_ = state.at("skipped").get<int64_t>();
+  check(std::isfinite(scale_) && scale_ > 0, "checkpoint: invalid loss scale");
 }
 
 bool gradients_finite(const std::vector<Param*>& params) {

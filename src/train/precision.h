@@ -8,6 +8,7 @@
 //   LossScaler: multiplies the loss gradient by a scale so small fp16 gradients do not underflow;
 //     unscales the fp32 weight gradients before clipping, skips steps whose gradients overflowed.
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,11 @@ class MasterWeights {
   double lost_update_fraction() const { return lost_fraction_; }
   bool keeps_master() const { return keep_master_; }
 
+  // Training-state checkpoints: the parameters the optimizer updates (its state is keyed by their
+  // positions and names) and the FP32 masters, named "master/<parameter name>".
+  std::vector<Param*> optimizer_params();
+  std::vector<std::pair<std::string, Tensor>> master_tensors() const;
+
  private:
   std::vector<Param*> params_;
   DType dtype_;
@@ -68,6 +74,9 @@ class LossScaler {
   // growth_interval finite steps in a row a dynamic scale is multiplied by `growth`.
   bool unscale_and_check(const std::vector<Param*>& params);
   int64_t skipped_steps() const { return skipped_; }
+  // Checkpoints: {scale, good_steps, skipped}.
+  nlohmann::json state() const;
+  void set_state(const nlohmann::json& state);
 
  private:
   std::string mode_;

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "dist/data_parallel.h"
+#include "io/safetensors.h"
 #include "train/accumulate.h"
 
 namespace frugal {
@@ -94,6 +95,38 @@ StepRecord Trainer::step(int64_t step_index) {
   zero_grads(params_);
   record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return record;
+}
+
+std::vector<std::pair<std::string, Tensor>> Trainer::state_tensors() {
+  check(owners_.empty(), "training-state checkpoints of --zero 1 runs are not supported (the optimizer state is "
+                         "sharded across ranks)");
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (Param* p : params_) out.emplace_back("param/" + p->name, p->value);
+  if (masters_) {
+    for (auto& t : masters_->master_tensors()) out.push_back(t);
+    for (auto& t : optimizer_->state_tensors(masters_->optimizer_params())) out.push_back(t);
+  } else {
+    for (auto& t : optimizer_->state_tensors(params_)) out.push_back(t);
+  }
+  return out;
+}
+
+nlohmann::json Trainer::state_json() const {
+  return {{"optimizer", optimizer_->name()}, {"optimizer_steps", optimizer_->steps_taken()}, {"loss_scaler", scaler_.state()}};
+}
+
+void Trainer::restore_state(const SafetensorsFile& file, const nlohmann::json& state) {
+  check(state.at("optimizer").get<std::string>() == optimizer_->name(),
+        file.path() + ": the checkpoint was written by " + state.at("optimizer").get<std::string>() + ", not " +
+            optimizer_->name());
+  // Every tensor this trainer would write must be in the file, with the same shape; load_into
+  // copies into the existing buffers (parameters in their stored dtype, state in fp32).
+  for (auto& [name, tensor] : state_tensors()) {
+    check(file.contains(name), file.path() + ": the checkpoint has no '" + name + "' (a different model or settings)");
+    file.load_into(name, tensor);
+  }
+  optimizer_->set_steps_taken(state.at("optimizer_steps").get<int64_t>());
+  scaler_.set_state(state.at("loss_scaler"));
 }
 
 void Trainer::finish() {

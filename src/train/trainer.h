@@ -14,6 +14,8 @@
 
 namespace frugal {
 
+class SafetensorsFile;
+
 struct TrainOptions {
   int64_t steps = 100;
   int64_t micro_batch = 8;
@@ -65,6 +67,13 @@ class Trainer {
   float loss_scale() const { return scaler_.scale(); }
   // After mixed-precision training: the parameters hold fp32 values again (from the masters).
   void finish();
+
+  // Training-state checkpoints (train/checkpoint.h): every parameter ("param/<name>", in its
+  // stored dtype), the FP32 masters, the optimizer's state; and the scalars (optimizer step count,
+  // loss scaler). restore_state() puts them back, so the next step() continues bit for bit.
+  std::vector<std::pair<std::string, Tensor>> state_tensors();
+  nlohmann::json state_json() const;
+  void restore_state(const SafetensorsFile& file, const nlohmann::json& state);
 
  private:
   Model& model_;

@@ -1,0 +1,113 @@
+// --resume: the run configuration a checkpoint stores, and taking it back (see train_flags.h).
+#include <functional>
+#include <vector>
+
+#include "cli/train_flags.h"
+#include "core/error.h"
+
+namespace frugal::cli {
+
+namespace {
+
+// One flag of the run: how to read it from the flags and write it back.
+struct RunFlag {
+  const char* name;
+  std::function<nlohmann::json(const TrainFlags&)> get;
+  std::function<void(TrainFlags&, const nlohmann::json&)> set;
+};
+
+template <typename T>
+RunFlag field(const char* name, T TrainFlags::*group, auto member) {
+  return {name, [group, member](const TrainFlags& f) { return nlohmann::json((f.*group).*member); },
+          [group, member](TrainFlags& f, const nlohmann::json& v) {
+            (f.*group).*member = v.get<std::remove_reference_t<decltype((f.*group).*member)>>();
+          }};
+}
+
+const std::vector<RunFlag>& run_flags() {
+  static const std::vector<RunFlag> flags = {
+      field("--arch", &TrainFlags::model, &ModelFlags::arch),
+      field("--model", &TrainFlags::model, &ModelFlags::model_dir),
+      field("--layers", &TrainFlags::model, &ModelFlags::layers),
+      field("--dim", &TrainFlags::model, &ModelFlags::dim),
+      field("--heads", &TrainFlags::model, &ModelFlags::heads),
+      field("--ctx", &TrainFlags::model, &ModelFlags::ctx),
+      field("--vocab", &TrainFlags::model, &ModelFlags::vocab),
+      field("--batchnorm", &TrainFlags::model, &ModelFlags::batchnorm),
+      field("--norm", &TrainFlags::model, &ModelFlags::norm),
+      {"--data", [](const TrainFlags& f) { return nlohmann::json(f.data); },
+       [](TrainFlags& f, const nlohmann::json& v) { f.data = v.get<std::string>(); }},
+      field("--micro-batch", &TrainFlags::options, &TrainOptions::micro_batch),
+      field("--accum", &TrainFlags::options, &TrainOptions::accum),
+      field("--optimizer", &TrainFlags::options, &TrainOptions::optimizer),
+      field("--lr", &TrainFlags::options, &TrainOptions::lr),
+      field("--weight-decay", &TrainFlags::options, &TrainOptions::weight_decay),
+      field("--clip-grad-norm", &TrainFlags::options, &TrainOptions::clip_grad_norm),
+      field("--warmup", &TrainFlags::options, &TrainOptions::warmup),
+      field("--schedule", &TrainFlags::options, &TrainOptions::schedule),
+      field("--seed", &TrainFlags::options, &TrainOptions::seed),
+      field("--bn-stats", &TrainFlags::options, &TrainOptions::bn_stats),
+      field("--zero", &TrainFlags::options, &TrainOptions::zero),
+      field("--checkpoint", &TrainFlags::checkpoint, &CheckpointFlags::strategy),
+      field("--activation-budget", &TrainFlags::checkpoint, &CheckpointFlags::activation_budget),
+      field("--precision", &TrainFlags::precision, &PrecisionFlags::precision),
+      field("--master-weights", &TrainFlags::precision, &PrecisionFlags::master_weights),
+      field("--loss-scale", &TrainFlags::precision, &PrecisionFlags::loss_scale),
+      {"--loss-scale-init", [](const TrainFlags& f) { return nlohmann::json(f.precision.scaler.value); },
+       [](TrainFlags& f, const nlohmann::json& v) { f.precision.scaler.value = v.get<double>(); }},
+      {"--loss-scale-interval", [](const TrainFlags& f) { return nlohmann::json(f.precision.scaler.growth_interval); },
+       [](TrainFlags& f, const nlohmann::json& v) { f.precision.scaler.growth_interval = v.get<int64_t>(); }},
+      {"--loss-scale-growth", [](const TrainFlags& f) { return nlohmann::json(f.precision.scaler.growth); },
+       [](TrainFlags& f, const nlohmann::json& v) { f.precision.scaler.growth = v.get<double>(); }},
+      {"--loss-scale-backoff", [](const TrainFlags& f) { return nlohmann::json(f.precision.scaler.backoff); },
+       [](TrainFlags& f, const nlohmann::json& v) { f.precision.scaler.backoff = v.get<double>(); }},
+      field("--lora-rank", &TrainFlags::lora, &LoraFlags::rank),
+      field("--lora-alpha", &TrainFlags::lora, &LoraFlags::alpha),
+      field("--lora-dropout", &TrainFlags::lora, &LoraFlags::dropout),
+      field("--lora-targets", &TrainFlags::lora, &LoraFlags::targets),
+      field("--adapter", &TrainFlags::lora, &LoraFlags::adapter),
+      field("--base-precision", &TrainFlags::lora, &LoraFlags::base_precision),
+  };
+  return flags;
+}
+
+}  // namespace
+
+nlohmann::json run_config(const TrainFlags& f, int world_size) {
+  nlohmann::json j;
+  for (const RunFlag& flag : run_flags()) j[flag.name] = flag.get(f);
+  j["--steps"] = f.options.steps;
+  j["world_size"] = world_size;
+  return j;
+}
+
+std::string adopt_checkpoint_config(TrainFlags& f, const CheckpointRef& checkpoint, int world_size) {
+  const nlohmann::json& saved = checkpoint.trainer.at("run");
+  const std::string where = "--resume: the checkpoint " + checkpoint.dir;
+  check(saved.at("world_size").get<int>() == world_size,
+        where + " was written by " + std::to_string(saved.at("world_size").get<int>()) + " ranks, this run has " +
+            std::to_string(world_size) + " (the data shards would differ)");
+  std::string taken;
+  for (const RunFlag& flag : run_flags()) {
+    const nlohmann::json value = saved.at(flag.name);
+    if (f.given.count(flag.name)) {
+      check(flag.get(f) == value, where + " has " + flag.name + " " + value.dump() + ", which contradicts " + flag.name +
+                                      " " + flag.get(f).dump() + " given here (drop the flag, or start a new run)");
+      continue;
+    }
+    flag.set(f, value);
+    if (value != flag.get(TrainFlags{})) taken += std::string(" ") + flag.name + " " + value.dump();
+  }
+  if (!f.given.count("--steps")) {
+    f.options.steps = saved.at("--steps").get<int64_t>();
+    taken += " --steps " + std::to_string(f.options.steps);
+  }
+  // The architecture and weights come from the checkpoint's model directory (and its state file).
+  const int64_t context = f.model.ctx;  // the training context (a fresh GPT's n_positions, or shorter)
+  f.model = ModelFlags{};
+  f.model.model_dir = checkpoint.dir;
+  f.model.ctx = context;
+  return taken;
+}
+
+}  // namespace frugal::cli

@@ -1,0 +1,125 @@
+#include "train/checkpoint.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "io/safetensors.h"
+#include "models/model_io.h"
+
+namespace frugal {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kFiles[] = {"config.json", "model.safetensors", "state.safetensors"};
+
+std::string step_name(int64_t steps_done) {
+  char name[32];
+  std::snprintf(name, sizeof name, "step-%08lld", static_cast<long long>(steps_done));
+  return name;
+}
+
+// Size and CRC-32 of a file, for trainer.json.
+nlohmann::json fingerprint(const std::string& path) {
+  const std::string bytes = read_file(path);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (size_t off = 0; off < bytes.size(); off += 1 << 30) {
+    const size_t n = std::min<size_t>(1 << 30, bytes.size() - off);
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + off), static_cast<uInt>(n));
+  }
+  return {{"bytes", bytes.size()}, {"crc32", static_cast<uint64_t>(crc)}};
+}
+
+void fsync_dir(const fs::path& dir) {
+  // The rename of a directory is durable once its parent is synced; write_file_atomic syncs files.
+  std::FILE* f = std::fopen(dir.c_str(), "r");
+  if (f) std::fclose(f);
+}
+
+// Why the checkpoint in dir cannot be used, or "" if it is complete.
+std::string damage(const fs::path& dir, nlohmann::json& trainer) {
+  const fs::path meta = dir / "trainer.json";
+  if (!fs::exists(meta)) return "no trainer.json";
+  try {
+    trainer = nlohmann::json::parse(read_file(meta.string()));
+    for (const char* file : kFiles) {
+      const fs::path path = dir / file;
+      if (!fs::exists(path)) return std::string("no ") + file;
+      if (fingerprint(path.string()) != trainer.at("files").at(file))
+        return std::string(file) + " does not match its recorded size and CRC-32";
+    }
+    trainer.at("steps_done").get<int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    return std::string("trainer.json is malformed (") + e.what() + ")";
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::vector<fs::path> step_dirs(const fs::path& root) {
+  std::vector<fs::path> dirs;
+  if (!fs::is_directory(root)) return dirs;
+  for (const auto& entry : fs::directory_iterator(root))
+    if (entry.is_directory() && entry.path().filename().string().starts_with("step-")) dirs.push_back(entry.path());
+  std::sort(dirs.begin(), dirs.end());  // zero-padded step numbers: name order is step order
+  return dirs;
+}
+
+}  // namespace
+
+void write_training_checkpoint(const std::string& root, int64_t steps_done, const Model& model, Trainer& trainer,
+                               const nlohmann::json& run_config, int keep) {
+  const fs::path dir = fs::path(root) / "checkpoints";
+  fs::create_directories(dir);
+  const fs::path partial = dir / ("." + step_name(steps_done) + ".partial");
+  const fs::path final_dir = dir / step_name(steps_done);
+  fs::remove_all(partial);
+  save_model(model, partial.string());  // config.json + model.safetensors, each fsync'd
+  write_safetensors((partial / "state.safetensors").string(), trainer.state_tensors());
+  nlohmann::json meta = trainer.state_json();
+  meta["format"] = "frugal-training-checkpoint-1";
+  meta["steps_done"] = steps_done;
+  meta["run"] = run_config;
+  for (const char* file : kFiles) meta["files"][file] = fingerprint((partial / file).string());
+  write_file_atomic((partial / "trainer.json").string(), meta.dump(2) + "\n");
+  fs::remove_all(final_dir);
+  fs::rename(partial, final_dir);
+  fsync_dir(dir);
+  // Keep the newest `keep` complete checkpoints.
+  std::vector<fs::path> dirs = step_dirs(dir);
+  for (size_t i = 0; i + static_cast<size_t>(std::max(keep, 1)) < dirs.size(); ++i) fs::remove_all(dirs[i]);
+}
+
+CheckpointRef latest_checkpoint(const std::string& root) {
+  fs::path base = root;
+  check(fs::is_directory(base), "--resume " + root + ": no such directory");
+  if (fs::exists(base / "trainer.json")) {  // one step directory
+    nlohmann::json trainer;
+    const std::string why = damage(base, trainer);
+    check(why.empty(), "--resume " + root + ": " + why);
+    return {base.string(), trainer.at("steps_done").get<int64_t>(), trainer};
+  }
+  if (fs::is_directory(base / "checkpoints")) base /= "checkpoints";
+  std::vector<fs::path> dirs = step_dirs(base);
+  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
+    nlohmann::json trainer;
+    const std::string why = damage(*it, trainer);
+    if (why.empty()) return {it->string(), trainer.at("steps_done").get<int64_t>(), trainer};
+    std::fprintf(stderr, "frugal: skipping checkpoint %s: %s\n", it->c_str(), why.c_str());
+  }
+  throw Error("--resume " + root + ": no complete checkpoint found (written by --save-every N --save DIR)");
+}
+
+void restore_training_checkpoint(const CheckpointRef& checkpoint, Trainer& trainer) {
+  const SafetensorsFile state = SafetensorsFile::open(checkpoint.dir + "/state.safetensors");
+  trainer.restore_state(state, checkpoint.trainer);
+}
+
+}  // namespace frugal
