@@ -200,6 +200,31 @@ TEST(Cli, GradAndTrainInHalfPrecision) {
   EXPECT_EQ(s["predicted_memory"], s["memory"]);
 }
 
+TEST(Cli, NanLossNamesTheFirstNonFiniteLayer) {
+  // One NaN in a weight (a corrupted checkpoint): training stops at step 1 naming that layer.
+  const fs::path dir = scratch("nan");
+  copy_model(saved_gpt(), dir / "m");
+  {
+    frugal::MemoryLedger scratch_ledger;
+    frugal::LedgerScope scope(scratch_ledger);
+    const std::string path = (dir / "m" / "model.safetensors").string();
+    std::vector<std::pair<std::string, frugal::Tensor>> tensors;
+    {
+      const frugal::SafetensorsFile f = frugal::SafetensorsFile::open(path);
+      for (const std::string& name : f.names()) tensors.emplace_back(name, f.load(name, frugal::MemCategory::Workspace));
+    }
+    for (auto& [name, t] : tensors)
+      if (name == "h.0.mlp.c_fc.weight") t.f32()[7] = std::nanf("");
+    frugal::write_safetensors(path, tensors);
+  }
+  for (const char* precision : {"fp32", "bf16"}) {
+    const Result r = run_frugal("train --model " + (dir / "m").string() + " --data synthetic --steps 3 --micro-batch 2 "
+                                "--precision " + precision);
+    expect_one_line_error(r, "output of h.0.mlp.c_fc (linear)");
+    EXPECT_NE(r.err.find("at step 1"), std::string::npos) << r.err;
+  }
+}
+
 TEST(Cli, TrainWritesTheSummaryOfTheDesign) {
   const fs::path dir = scratch("summary");
   const Result r = run_frugal("train --arch mlp --data synthetic --steps 3 --micro-batch 4 --summary " +

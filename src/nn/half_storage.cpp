@@ -1,6 +1,8 @@
 #include "nn/half_storage.h"
 
+#include <cmath>
 #include <unordered_map>
+#include <vector>
 
 #include "kernels/convert.h"
 
@@ -72,11 +74,50 @@ Tensor f32_value(const Tensor& value) {
   return wide;
 }
 
+std::string layer_label(Layer& layer) {
+  std::vector<Param*> params;
+  layer.collect_params(params);
+  if (params.empty()) return layer.kind();
+  std::string prefix = params.front()->name;
+  const size_t dot = prefix.rfind('.');
+  if (dot != std::string::npos) prefix.resize(dot);  // "h.1.mlp.c_fc.weight" -> "h.1.mlp.c_fc"
+  return prefix + " (" + layer.kind() + ")";
+}
+
+namespace {
+bool all_finite(const Tensor& t) {
+  if (!t.defined() || !t.has_data()) return true;
+  if (t.dtype() == DType::F32) {
+    const float* v = t.f32();
+    for (int64_t i = 0; i < t.numel(); ++i)
+      if (!std::isfinite(v[i])) return false;
+    return true;
+  }
+  if (t.dtype() != DType::F16 && t.dtype() != DType::BF16) return true;
+  std::vector<float> wide(static_cast<size_t>(t.numel()));
+  half_to_float(t.u16(), t.dtype(), wide.data(), t.numel());
+  for (float v : wide)
+    if (!std::isfinite(v)) return false;
+  return true;
+}
+
+// Composites call children first, so the innermost layer that produced the value is found first.
+void probe(const Tensor& t, Layer& layer, const RunContext& rc, const char* what) {
+  if (!rc.probe || !rc.probe->first.empty() || all_finite(t)) return;
+  rc.probe->first = std::string(what) + " " + layer_label(layer) + " in block " + std::to_string(rc.block_index);
+}
+}  // namespace
+
 Tensor forward_child(Layer& layer, const Tensor& x, Saved& saved, const RunContext& rc) {
-  if (rc.precision == DType::F32) return layer.forward(x, saved, rc);
+  if (rc.precision == DType::F32) {
+    Tensor y = layer.forward(x, saved, rc);
+    probe(y, layer, rc, "output of");
+    return y;
+  }
   Tensor y = layer.forward(to_compute(x, rc), saved, rc);
   round_to_precision(y, rc);  // before the saved copies are made: the layer may have saved y itself
   for (Tensor& t : saved.tensors) t = to_storage(t, rc);
+  probe(y, layer, rc, "output of");
   return to_storage(y, rc);
 }
 
@@ -85,6 +126,16 @@ Tensor backward_child(Layer& layer, const Tensor& dy, Saved& saved, const RunCon
     for (Tensor& t : saved.tensors) t = to_compute(t, rc);
   Tensor dx = layer.backward(dy, saved, rc);
   round_to_precision(dx, rc);
+  probe(dx, layer, rc, "input gradient of");
+  if (rc.probe && rc.probe->first.empty()) {  // a weight gradient can go non-finite with a finite dx
+    std::vector<Param*> params;
+    layer.collect_params(params);
+    for (const Param* p : params)
+      if (p->trainable && !all_finite(p->grad)) {
+        rc.probe->first = "gradient of " + p->name + " in block " + std::to_string(rc.block_index);
+        break;
+      }
+  }
   return dx;
 }
 

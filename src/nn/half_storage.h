@@ -25,6 +25,7 @@ namespace frugal {
 struct HalfCache;
 std::shared_ptr<HalfCache> make_half_cache();
 
+// With rc.probe set, both also record the first call whose output or input gradient is non-finite.
 Tensor forward_child(Layer& layer, const Tensor& x, Saved& saved, const RunContext& rc);
 Tensor backward_child(Layer& layer, const Tensor& dy, Saved& saved, const RunContext& rc);
 
@@ -36,6 +37,9 @@ void round_to_precision(const Tensor& t, const RunContext& rc);
 Tensor to_storage(const Tensor& t, const RunContext& rc);
 // An fp32 workspace copy of a half-precision activation, or t itself when it is not one.
 Tensor to_compute(const Tensor& t, const RunContext& rc);
+
+// A layer for messages: its parameters' common prefix and kind ("h.1.mlp.c_fc (linear)"), or its kind.
+std::string layer_label(Layer& layer);
 
 // A parameter's value as fp32: itself, or a widened workspace copy of a half-precision value.
 Tensor f32_value(const Tensor& value);

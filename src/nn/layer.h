@@ -18,6 +18,12 @@ namespace frugal {
 
 struct HalfCache;
 
+// Diagnosis of a non-finite loss or gradient (the trainer re-runs the step with this set): the
+// first layer call whose output (forward) or input gradient (backward) holds an inf or NaN.
+struct NonFiniteProbe {
+  std::string first;  // e.g. "output of h.1.mlp.c_fc (linear) in block 2"; empty: none found
+};
+
 struct Param {
   std::string name;  // the file name of the tensor, e.g. "h.0.attn.c_attn.weight"
   Tensor value;      // MemCategory::Params
@@ -68,6 +74,8 @@ struct RunContext {
   std::shared_ptr<HalfCache> half_cache;
   // The loss gradient is multiplied by this (dynamic loss scaling); gradients are unscaled later.
   float loss_scale = 1.0f;
+  // Set to look for the first non-finite layer output or gradient (see NonFiniteProbe).
+  NonFiniteProbe* probe = nullptr;
 };
 
 inline bool measuring(const Tensor& t) { return t.measured(); }

@@ -67,13 +67,17 @@ StepRecord Trainer::step(int64_t step_index) {
   record.items = pass.items;
   record.forward_calls = pass.forward_calls;
   record.communication_s = pass.communication_s;
-  if (batch.inputs.has_data())
-    check(std::isfinite(record.loss), "non-finite loss (" + std::to_string(record.loss) + ") at step " +
-                                          std::to_string(step_index + 1) + "; try a lower --lr");
+  // Without a loss scaler (fp32, or bf16/fp16 with --loss-scale none) a non-finite loss or gradient
+  // stops training, naming the first layer whose output or gradient went non-finite.
+  const bool scaled = masters_ && scaler_.active();
+  if (batch.inputs.has_data()) {
+    if (!std::isfinite(record.loss)) diagnose_non_finite("non-finite loss (" + std::to_string(record.loss) + ")", batch, rc);
+    if (!scaled && !gradients_finite(params_)) diagnose_non_finite("non-finite gradients", batch, rc);
+  }
   record.lr = scheduled_lr(options_.lr, step_index, options_.steps, options_.warmup, options_.schedule);
-  // Half precision: gradients are unscaled before clipping, and a step with an inf or NaN gradient
-  // is skipped so that nothing non-finite reaches the (master) weights.
-  if (masters_ && !scaler_.unscale_and_check(params_)) {
+  // With loss scaling: gradients are unscaled before clipping, and a step with an inf or NaN
+  // gradient is skipped so that nothing non-finite reaches the (master) weights.
+  if (scaled && !scaler_.unscale_and_check(params_)) {
     record.skipped = true;
   } else {
     record.grad_norm = clip_grad_norm(params_, options_.clip_grad_norm);
@@ -95,6 +99,19 @@ StepRecord Trainer::step(int64_t step_index) {
   zero_grads(params_);
   record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return record;
+}
+
+void Trainer::diagnose_non_finite(const std::string& what, const Batch& batch, RunContext rc) {
+  // The step again, looking at every layer's output and gradient (all ranks take part: the
+  // decision to get here was global).
+  zero_grads(params_);
+  NonFiniteProbe probe;
+  rc.probe = &probe;
+  accumulate_data_parallel(model_, batch, options_.accum, rc, &schedule_, comm_);
+  zero_grads(params_);
+  throw Error(what + " at step " + std::to_string(rc.step + 1) + ": the first non-finite value is the " +
+              (probe.first.empty() ? std::string("(none found when the step ran again)") : probe.first) +
+              "; training stopped (checkpoints already written are kept; try a lower --lr)");
 }
 
 std::vector<std::pair<std::string, Tensor>> Trainer::state_tensors() {

@@ -76,6 +76,9 @@ class Trainer {
   void restore_state(const SafetensorsFile& file, const nlohmann::json& state);
 
  private:
+  // Re-runs the step with a NonFiniteProbe and throws an Error naming the first non-finite layer.
+  [[noreturn]] void diagnose_non_finite(const std::string& what, const Batch& batch, RunContext rc);
+
   Model& model_;
   DataSource& data_;
   TrainOptions options_;
