@@ -52,4 +52,16 @@ inline void expect_one_line_error(const CliResult& r, const std::string& fragmen
   EXPECT_NE(err.find(fragment), std::string::npos) << "expected '" << fragment << "' in: " << r.err;
 }
 
+// An error after the run has started (its header lines are on stderr too): a non-zero exit without
+// a crash, and a last line "frugal: error: ..." naming the problem.
+inline void expect_error_after_start(const CliResult& r, const std::string& fragment) {
+  EXPECT_NE(r.status, 0);
+  EXPECT_LT(r.status, 128) << "killed by a signal (crash): " << r.err;
+  std::string err = r.err;
+  while (!err.empty() && err.back() == '\n') err.pop_back();
+  const std::string last = err.substr(err.rfind('\n') == std::string::npos ? 0 : err.rfind('\n') + 1);
+  EXPECT_EQ(last.rfind("frugal: error", 0), 0u) << r.err;
+  EXPECT_NE(last.find(fragment), std::string::npos) << "expected '" << fragment << "' in: " << r.err;
+}
+
 }  // namespace frugal::testing
