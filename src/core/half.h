@@ -3,20 +3,15 @@
 // Used for file I/O; hot-path vectorised conversions belong in kernels/.
 #include <cstdint>
 #include <cstring>
+#include <immintrin.h>
 
 namespace frugal {
 
-inline float f16_to_f32(uint16_t h) {
-  _Float16 v;
-  std::memcpy(&v, &h, 2);
-  return static_cast<float>(v);
-}
+// F16C's scalar conversions (GCC and clang alike; clang 14 has no _Float16 on x86).
+inline float f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
 
 inline uint16_t f32_to_f16(float f) {
-  _Float16 v = static_cast<_Float16>(f);  // IEEE RNE, overflow -> inf
-  uint16_t h;
-  std::memcpy(&h, &v, 2);
-  return h;
+  return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);  // IEEE round-to-nearest-even, overflow -> inf
 }
 
 inline float bf16_to_f32(uint16_t b) {

@@ -107,6 +107,7 @@ LoraSettings load_adapter(Model& model, const std::string& dir) {
     check(j.value("peft_type", std::string("LORA")) == "LORA", config_path + ": peft_type is not LORA");
     check(j.contains("r") && j["r"].is_number_integer(), config_path + ": missing integer 'r'");
     s.config.rank = j["r"].get<int64_t>();
+    check(s.config.rank >= 1, config_path + ": 'r' must be at least 1, not " + std::to_string(s.config.rank));
     s.config.alpha = j.value("lora_alpha", static_cast<double>(s.config.rank));
     s.config.dropout = j.value("lora_dropout", 0.0);
     check(j.value("bias", std::string("none")) == "none", config_path + ": only bias 'none' is supported");
