@@ -274,6 +274,10 @@ TEST(IoSafetensorsMalformed, HeaderBinaryGarbage) {
   expect_rejected(safetensors_bytes(std::string("\0\xff\x01\x02", 4), ""), "not valid JSON");
 }
 
+TEST(IoSafetensorsMalformed, NumberThatOverflows) {  // found by fuzz/fuzz_safetensors.cpp
+  expect_rejected(safetensors_bytes("{\"b\": 88E8888000000000000000000.0887}", ""), "not valid JSON");
+}
+
 TEST(IoSafetensorsMalformed, HeaderJsonArray) { expect_rejected(safetensors_bytes("[1, 2]", ""), "not a JSON object"); }
 
 TEST(IoSafetensorsMalformed, UnknownDtypeF64) {

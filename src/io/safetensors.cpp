@@ -128,6 +128,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
     header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_len);
   } catch (const nlohmann::json::parse_error& e) {
     throw Error(where + "header is not valid JSON (error at byte " + std::to_string(e.byte) + ")");
+  } catch (const nlohmann::json::exception& e) {  // e.g. a number literal that overflows (found by fuzzing)
+    throw Error(where + "header is not valid JSON (" + e.what() + ")");
   }
   check(header.is_object(), where + "header is not a JSON object");
 
