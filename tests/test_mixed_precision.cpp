@@ -212,7 +212,9 @@ TEST(MixedPrecision, OverflowingStepsNeverReachTheMasterWeights) {
     const StepRecord r = trainer.step(s);
     losses.push_back(r.loss);
     skipped += r.skipped;
-    if (r.skipped) EXPECT_EQ(trainer.loss_scale(), r.loss_scale * 0.5f);
+    if (r.skipped) {
+      EXPECT_EQ(trainer.loss_scale(), r.loss_scale * 0.5f);
+    }
     for (Param* p : model.params()) {  // the fp16 compute copy: refreshed from finite masters only
       std::vector<float> w(p->value.numel());
       half_to_float(p->value.u16(), DType::F16, w.data(), p->value.numel());
@@ -275,8 +277,6 @@ TEST(MixedPrecision, ReferenceWorkloadMemoryByCategory) {
 }
 
 TEST(MixedPrecision, PredictedEqualsMeasured) {
-  Gpt model(test_gpt());
-  model.init_weights(1);
   RandomTokens data(40, 16, 2);
   TrainOptions o;
   o.micro_batch = 4;

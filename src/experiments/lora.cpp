@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/text_corpus.h"
+#include "experiments/experiment_gpt.h"
 #include "models/gpt.h"
 #include "models/lora_setup.h"
 #include "models/model_io.h"
@@ -25,17 +26,7 @@ namespace frugal {
 namespace {
 
 constexpr const char* kHeldOut = "science";
-constexpr int64_t kContext = 64;
-
-GptConfig experiment_gpt() {
-  GptConfig c;
-  c.n_layer = 4;
-  c.n_head = 4;
-  c.n_embd = 128;
-  c.n_positions = kContext;
-  return c;
-}
-
+constexpr int64_t kContext = kExperimentContext;
 // Mean loss over fixed windows of the evaluation text.
 double heldout_loss(Model& model, const std::string& text) {
   TokenWindows windows(text, kContext, 99, "held-out evaluation text");

@@ -4,10 +4,12 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <numeric>
 #include <sstream>
 
 #include "io/atomic_file.h"
+#include "experiments/experiment_gpt.h"
 #include "models/gpt.h"
 #include "report/format.h"
 #include "report/plot.h"
@@ -20,17 +22,7 @@ namespace frugal {
 
 namespace {
 
-constexpr int64_t kContext = 64;
 constexpr int kMinExponent = -40, kMaxExponent = 4;  // histogram range of log2 |gradient|
-
-GptConfig demo_gpt() {  // the demo's model (frugal train's defaults)
-  GptConfig c;
-  c.n_layer = 4;
-  c.n_head = 4;
-  c.n_embd = 128;
-  c.n_positions = kContext;
-  return c;
-}
 
 TrainOptions demo_options(int64_t steps, DType precision, bool master_weights, float lr, const std::string& schedule) {
   TrainOptions o;
@@ -65,7 +57,7 @@ Run train_run(const std::string& name, int64_t steps, DType precision, bool mast
               const std::string& schedule = "cosine") {
   MemoryLedger ledger;
   LedgerScope scope(ledger);
-  Gpt model(demo_gpt());
+  Gpt model(experiment_gpt());
   model.init_weights(1);
   std::unique_ptr<DataSource> data = make_data_source("fortunes", model, 1);
   Trainer trainer(model, *data, demo_options(steps, precision, master_weights, lr, schedule));
@@ -94,7 +86,7 @@ Run train_run(const std::string& name, int64_t steps, DType precision, bool mast
 
 // Weight gradients of the fresh demo model on one batch, in fp32 (no scaling): their exponents.
 std::vector<double> fp32_gradients() {
-  Gpt model(demo_gpt());
+  Gpt model(experiment_gpt());
   model.init_weights(1);
   std::unique_ptr<DataSource> data = make_data_source("fortunes", model, 1);
   accumulate_gradients(model, data->batch(0, 16), 1, RunContext{});
@@ -127,7 +119,7 @@ std::string markdown(const nlohmann::json& r, const std::vector<Run>& runs) {
   char line[2048];
   md << "# Mixed precision: half the activation bytes, the same training curve\n\n"
         "Produced by `frugal experiment mixed-precision --out DIR`. The demo GPT (4 blocks, width 128, context "
-     << kContext << ", micro-batch 16, AdamW, lr 2e-3 with warmup and cosine decay to 10%) on the fortunes text, "
+     << kExperimentContext << ", micro-batch 16, AdamW, lr 2e-3 with warmup and cosine decay to 10%) on the fortunes text, "
      << r["steps"].get<int64_t>() << " steps from the same seed in each precision.\n\n"
      << "Memory columns are the live bytes of each category at the moment the total peaked (the ledger's "
         "`at_peak`).\n\n"
@@ -280,18 +272,16 @@ nlohmann::json run_mixed_precision_experiment(const std::string& out_dir, double
   }
   plot_png(out_dir + "/mixed-precision-lost-updates.png",
            {"Non-zero updates erased by fp16 rounding (no master weights)", "step", "% of updates", false}, {lost_series});
+  // One pass over the gradients: counts per exponent, unscaled and scaled by 2^16 (exponent + 16).
+  std::map<int, int64_t> exponents;
+  for (double g : grads)
+    if (g != 0.0) ++exponents[std::ilogb(g)];
   Series hist_plain{"fp32 gradients", {}, {}, true}, hist_scaled{"x 65536 (loss scale)", {}, {}, true};
   for (int e = kMinExponent; e <= kMaxExponent + 16; ++e) {
-    int64_t plain = 0, with_scale = 0;
-    for (double g : grads) {
-      if (g == 0.0) continue;
-      plain += std::ilogb(g) == e;
-      with_scale += std::ilogb(g * 65536.0) == e;
-    }
     hist_plain.x.push_back(e);
-    hist_plain.y.push_back(static_cast<double>(plain));
+    hist_plain.y.push_back(static_cast<double>(exponents[e]));
     hist_scaled.x.push_back(e);
-    hist_scaled.y.push_back(static_cast<double>(with_scale));
+    hist_scaled.y.push_back(static_cast<double>(exponents[e - 16]));
   }
   Series limit{"fp16 smallest subnormal (2^-24)", {-24, -24}, {0, static_cast<double>(grads.size()) / 8}};
   plot_png(out_dir + "/mixed-precision-gradients.png",

@@ -16,7 +16,8 @@ namespace {
 
 std::string errno_text() { return std::strerror(errno); }
 
-// Best effort: makes the rename itself durable. Failure here is not worth failing the write.
+}  // namespace
+
 void fsync_parent_dir(const std::string& path) {
   std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (parent.empty()) parent = ".";
@@ -26,8 +27,6 @@ void fsync_parent_dir(const std::string& path) {
     ::close(fd);
   }
 }
-
-}  // namespace
 
 void write_file_atomic(const std::string& path, const std::function<void(const ByteSink& sink)>& produce) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());

@@ -17,6 +17,10 @@ using ByteSink = std::function<void(const void* data, size_t size)>;
 void write_file_atomic(const std::string& path, const std::function<void(const ByteSink& sink)>& produce);
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
+// Makes a rename inside `path`'s directory durable: fsyncs that directory (best effort: a failure
+// here is not worth failing the write).
+void fsync_parent_dir(const std::string& path);
+
 // The whole file. Error "cannot open <path>: <strerror>" if it cannot be opened or read.
 std::string read_file(const std::string& path);
 

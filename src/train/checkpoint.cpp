@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <vector>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
@@ -25,22 +27,23 @@ std::string step_name(int64_t steps_done) {
   return name;
 }
 
-// Size and CRC-32 of a file, for trainer.json.
+// Size and CRC-32 of a file, for trainer.json, read in 1 MiB pieces (a checkpoint may be large).
 nlohmann::json fingerprint(const std::string& path) {
-  const std::string bytes = read_file(path);
+  std::ifstream in(path, std::ios::binary);
+  check(in.good(), "cannot open " + path);
+  std::vector<char> piece(1 << 20);
   uLong crc = crc32(0L, Z_NULL, 0);
-  for (size_t off = 0; off < bytes.size(); off += 1 << 30) {
-    const size_t n = std::min<size_t>(1 << 30, bytes.size() - off);
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + off), static_cast<uInt>(n));
+  uint64_t bytes = 0;
+  while (in) {
+    in.read(piece.data(), static_cast<std::streamsize>(piece.size()));
+    const std::streamsize n = in.gcount();
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(piece.data()), static_cast<uInt>(n));
+    bytes += static_cast<uint64_t>(n);
   }
-  return {{"bytes", bytes.size()}, {"crc32", static_cast<uint64_t>(crc)}};
+  check(in.eof(), "cannot read " + path);
+  return {{"bytes", bytes}, {"crc32", static_cast<uint64_t>(crc)}};
 }
 
-void fsync_dir(const fs::path& dir) {
-  // The rename of a directory is durable once its parent is synced; write_file_atomic syncs files.
-  std::FILE* f = std::fopen(dir.c_str(), "r");
-  if (f) std::fclose(f);
-}
 
 // Why the checkpoint in dir cannot be used, or "" if it is complete.
 std::string damage(const fs::path& dir, nlohmann::json& trainer) {
@@ -78,8 +81,9 @@ void write_training_checkpoint(const std::string& root, int64_t steps_done, cons
                                const nlohmann::json& run_config, int keep) {
   const fs::path dir = fs::path(root) / "checkpoints";
   fs::create_directories(dir);
-  const fs::path partial = dir / ("." + step_name(steps_done) + ".partial");
-  const fs::path final_dir = dir / step_name(steps_done);
+  const std::string name = step_name(steps_done);
+  const fs::path partial = dir / std::string(".").append(name).append(".partial");  // (append: GCC 12's -Wrestrict)
+  const fs::path final_dir = dir / name;
   fs::remove_all(partial);
   save_model(model, partial.string());  // config.json + model.safetensors, each fsync'd
   write_safetensors((partial / "state.safetensors").string(), trainer.state_tensors());
@@ -91,7 +95,7 @@ void write_training_checkpoint(const std::string& root, int64_t steps_done, cons
   write_file_atomic((partial / "trainer.json").string(), meta.dump(2) + "\n");
   fs::remove_all(final_dir);
   fs::rename(partial, final_dir);
-  fsync_dir(dir);
+  fsync_parent_dir(final_dir.string());  // makes the rename durable
   // Keep the newest `keep` complete checkpoints.
   std::vector<fs::path> dirs = step_dirs(dir);
   for (size_t i = 0; i + static_cast<size_t>(std::max(keep, 1)) < dirs.size(); ++i) fs::remove_all(dirs[i]);
