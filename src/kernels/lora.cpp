@@ -21,29 +21,36 @@ void lora_down(int64_t rows, int64_t in, int64_t r, const float* x, const float*
   }
 }
 
+int64_t lora_backward_scratch(int64_t in, int64_t out, int64_t r) { return out * r + r * in + kChunkRows * r; }
+
 void lora_backward_pass(int64_t rows, int64_t in, int64_t out, int64_t r, float scale, const float* dy,
-                        const float* x, const float* b, const float* h, float* g, float* da, float* db,
-                        float* partial) {
-  const int64_t per_thread_size = out * r + r * in;
+                        const float* x, const float* a, const float* b, const float* h, float* g, float* da,
+                        float* db, float* partial) {
+  const int64_t per_thread_size = lora_backward_scratch(in, out, r);
   const int threads = omp_get_max_threads();
   std::fill(partial, partial + threads * per_thread_size, 0.0f);
 #pragma omp parallel
   {
-    float* my_db = partial + omp_get_thread_num() * per_thread_size;  // (out, r)
-    float* my_da = my_db + out * r;                                    // (r, in)
+    float* my_dbt = partial + omp_get_thread_num() * per_thread_size;  // (r, out): dB transposed
+    float* my_da = my_dbt + out * r;                                    // (r, in)
+    float* my_h = my_da + r * in;                                       // (kChunkRows, r)
 #pragma omp for schedule(static)
     for (int64_t r0 = 0; r0 < rows; r0 += kChunkRows) {
       const int64_t n = std::min(kChunkRows, rows - r0);
       const float* dy_c = dy + r0 * out;
+      const float* x_c = x + r0 * in;
       float* g_c = g + r0 * r;
-      gemm(false, false, n, r, out, 1.0f, dy_c, out, b, r, 0.0f, g_c, r);                    // g = dy B
-      gemm(true, false, out, r, n, scale, dy_c, out, h + r0 * r, r, 1.0f, my_db, r);         // dB += s dy^T h
-      gemm(true, false, r, in, n, scale, g_c, r, x + r0 * in, in, 1.0f, my_da, in);         // dA += s g^T x
+      const float* h_c = h ? h + r0 * r : my_h;
+      if (!h) gemm(false, true, n, r, in, 1.0f, x_c, in, a, in, 0.0f, my_h, r);  // h = x A^T
+      gemm(false, false, n, r, out, 1.0f, dy_c, out, b, r, 0.0f, g_c, r);         // g = dy B
+      gemm(true, false, r, out, n, scale, h_c, r, dy_c, out, 1.0f, my_dbt, out);  // dB^T += s h^T dy
+      gemm(true, false, r, in, n, scale, g_c, r, x_c, in, 1.0f, my_da, in);       // dA += s g^T x
     }
   }
   for (int t = 0; t < threads; ++t) {
     const float* p = partial + t * per_thread_size;
-    for (int64_t i = 0; i < out * r; ++i) db[i] += p[i];
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t k = 0; k < r; ++k) db[o * r + k] += p[k * out + o];
     for (int64_t i = 0; i < r * in; ++i) da[i] += p[out * r + i];
   }
 }

@@ -48,6 +48,7 @@ Tensor LoraAdapter::dropped(const Tensor& x, const RunContext& rc) const {
 
 void LoraAdapter::forward(const Tensor& x, const Tensor& y, Saved& saved, const RunContext& rc,
                           bool folded) const {
+  if (folded) return;  // y already has the adapter's part; the backward pass computes x A^T itself
   const int64_t rows = x.numel() / in_, r = config_.rank;
   Tensor h = Tensor::empty({rows, r}, DType::F32, MemCategory::Activations);  // (rows, r) = x_d A^T
   saved.tensors.push_back(h);
@@ -55,7 +56,6 @@ void LoraAdapter::forward(const Tensor& x, const Tensor& y, Saved& saved, const 
   if (measuring(x)) return;
   const Tensor a = f32_value(a_.value), b = f32_value(b_.value);  // (fp32 unless mixed precision)
   lora_down(rows, in_, r, xd.f32(), a.f32(), h.f32());
-  if (folded) return;
   gemm(false, true, rows, out_, r, static_cast<float>(config_.scale()), h.f32(), r, b.f32(), r, 1.0f, y.f32(),
        out_);
 }
@@ -63,7 +63,7 @@ void LoraAdapter::forward(const Tensor& x, const Tensor& y, Saved& saved, const 
 void LoraAdapter::backward(const Tensor& x, const Tensor& dy, const Tensor& dx, Saved& saved, const RunContext& rc,
                            bool folded) {
   const int64_t rows = x.numel() / in_, r = config_.rank;
-  const Tensor& h = saved.tensors.back();                                    // (rows, r)
+  const Tensor h = folded ? Tensor() : saved.tensors.back();                 // (rows, r), saved unless folded
   Tensor g = Tensor::empty({rows, r}, DType::F32, MemCategory::Workspace);   // (rows, r) = dy B
   const Tensor xd = dropped(x, rc);
   const bool dropout = xd.buffer() != x.buffer();
@@ -71,14 +71,14 @@ void LoraAdapter::backward(const Tensor& x, const Tensor& dy, const Tensor& dx, 
   if (dx.defined() && dropout) dxd = Tensor::empty(x.shape(), DType::F32, MemCategory::Workspace);
   const Tensor& da = a_.ensure_grad();
   const Tensor& db = b_.ensure_grad();
-  // Each thread's partial dB (out, r) and dA (r, in).
-  Tensor partial = Tensor::empty({per_thread(out_ * r + r * in_)}, DType::F32, MemCategory::Workspace);
+  // Each thread's partial dB^T (r, out), dA (r, in) and h rows (kernels/lora.h).
+  Tensor partial = Tensor::empty({per_thread(lora_backward_scratch(in_, out_, r))}, DType::F32, MemCategory::Workspace);
   const Tensor a = f32_value(a_.value), b = f32_value(b_.value);
   if (measuring(dy)) return;
   const float scale = static_cast<float>(config_.scale());
-  // g = dy B, dB += s dy^T h, dA += s g^T x_d
-  lora_backward_pass(rows, in_, out_, r, scale, dy.f32(), xd.f32(), b.f32(), h.f32(), g.f32(), da.f32(),
-                     db.f32(), partial.f32());
+  // (h = x_d A^T unless saved), g = dy B, dB += s dy^T h, dA += s g^T x_d
+  lora_backward_pass(rows, in_, out_, r, scale, dy.f32(), xd.f32(), a.f32(), b.f32(), h.defined() ? h.f32() : nullptr,
+                     g.f32(), da.f32(), db.f32(), partial.f32());
   if (!dx.defined() || folded) return;
   if (!dropout) {
     gemm(false, false, rows, in_, r, scale, g.f32(), r, a.f32(), in_, 1.0f, dx.f32(), in_);  // dx += s g A

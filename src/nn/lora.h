@@ -31,8 +31,8 @@ class LoraAdapter {
   // which cost a pass over y and dx each at memory bandwidth.
   bool folds(const RunContext& rc) const { return config_.dropout == 0 || !rc.training; }
 
-  // Saves A x_d (rows, r). Unless `folded` (the layer's weight already holds scale B A), also
-  // y (rows, out) += scale * B A x_d.
+  // Nothing when `folded` (the layer's weight already holds scale B A). Otherwise saves A x_d
+  // (rows, r) and adds y (rows, out) += scale * B A x_d.
   void forward(const Tensor& x, const Tensor& y, Saved& saved, const RunContext& rc, bool folded) const;
   // Accumulates dA, dB. Unless `folded`, adds the LoRA path's input gradient into dx (rows, in)
   // when dx is defined.
