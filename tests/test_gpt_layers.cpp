@@ -72,10 +72,18 @@ TEST(GptLayers, GeluGradientsAndValues) {
 TEST(GptLayers, AttentionGradients) {
   CausalSelfAttention layer(8, 2);
   expect_all_below(grad_check(layer, random_tensor({2, 5, 24}, 10), RunContext{}, 1e-2f, 96), 1e-2);
+  // 150 positions: the kernels take rows in blocks of 64 (kernels/attention.cpp), the last one partial.
+  CausalSelfAttention small(4, 2);
+  expect_all_below(grad_check(small, random_tensor({1, 150, 12}, 12), RunContext{}, 1e-2f, 96), 1e-2);
 }
 
-TEST(GptLayers, AttentionMatchesDirectFormula) {
-  const int64_t B = 2, T = 4, D = 6, H = 3, hd = D / H;
+class AttentionMatchesDirectFormula : public ::testing::TestWithParam<int64_t> {};
+
+// T = 4: one row block; T = 150: three, the last partial.
+INSTANTIATE_TEST_SUITE_P(GptLayers, AttentionMatchesDirectFormula, ::testing::Values(4, 150));
+
+TEST_P(AttentionMatchesDirectFormula, ForEveryPosition) {
+  const int64_t B = 2, T = GetParam(), D = 6, H = 3, hd = D / H;
   CausalSelfAttention layer(D, H);
   Tensor qkv = random_tensor({B, T, 3 * D}, 11);
   Saved s;
