@@ -1,6 +1,6 @@
 #pragma once
 // Causal multi-head self-attention on a fused qkv tensor, BLAS GEMMs per (batch, head) over blocks of
-// query rows that skip most of the masked upper triangle,
+// query rows that skip part of the masked upper triangle,
 // OpenMP over (batch, head) pairs.
 #include <cstdint>
 

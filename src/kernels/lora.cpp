@@ -21,37 +21,43 @@ void lora_down(int64_t rows, int64_t in, int64_t r, const float* x, const float*
   }
 }
 
-int64_t lora_backward_scratch(int64_t in, int64_t out, int64_t r) { return out * r + r * in + kChunkRows * r; }
+int64_t lora_backward_scratch(int64_t in, int64_t out, int64_t r) {
+  return out * r + r * in + 2 * kChunkRows * r;  // dB^T, dA, a chunk's h and g
+}
 
-void lora_backward_pass(int64_t rows, int64_t in, int64_t out, int64_t r, float scale, const float* dy,
-                        const float* x, const float* a, const float* b, const float* h, float* g, float* da,
-                        float* db, float* partial) {
+void lora_backward_pass(const LoraBackward& p) {
+  const int64_t in = p.in, out = p.out, r = p.r;
   const int64_t per_thread_size = lora_backward_scratch(in, out, r);
   const int threads = omp_get_max_threads();
-  std::fill(partial, partial + threads * per_thread_size, 0.0f);
+  std::fill(p.partial, p.partial + threads * per_thread_size, 0.0f);
 #pragma omp parallel
   {
-    float* my_dbt = partial + omp_get_thread_num() * per_thread_size;  // (r, out): dB transposed
-    float* my_da = my_dbt + out * r;                                    // (r, in)
-    float* my_h = my_da + r * in;                                       // (kChunkRows, r)
+    float* my_dbt = p.partial + omp_get_thread_num() * per_thread_size;  // (r, out): dB transposed
+    float* my_da = my_dbt + out * r;                                      // (r, in)
+    float* my_h = my_da + r * in;                                         // (kChunkRows, r)
+    float* my_g = my_h + kChunkRows * r;                                  // (kChunkRows, r)
 #pragma omp for schedule(static)
-    for (int64_t r0 = 0; r0 < rows; r0 += kChunkRows) {
-      const int64_t n = std::min(kChunkRows, rows - r0);
-      const float* dy_c = dy + r0 * out;
-      const float* x_c = x + r0 * in;
-      float* g_c = g + r0 * r;
-      const float* h_c = h ? h + r0 * r : my_h;
-      if (!h) gemm(false, true, n, r, in, 1.0f, x_c, in, a, in, 0.0f, my_h, r);  // h = x A^T
-      gemm(false, false, n, r, out, 1.0f, dy_c, out, b, r, 0.0f, g_c, r);         // g = dy B
-      gemm(true, false, r, out, n, scale, h_c, r, dy_c, out, 1.0f, my_dbt, out);  // dB^T += s h^T dy
-      gemm(true, false, r, in, n, scale, g_c, r, x_c, in, 1.0f, my_da, in);       // dA += s g^T x
+    for (int64_t r0 = 0; r0 < p.rows; r0 += kChunkRows) {
+      const int64_t n = std::min(kChunkRows, p.rows - r0);
+      const float* dy = p.dy + r0 * out;
+      const float* x = p.x + r0 * in;
+      const float* h = p.h ? p.h + r0 * r : my_h;
+      float* g = p.g ? p.g + r0 * r : my_g;
+      if (p.w) {
+        if (p.w_in_out) gemm(false, true, n, in, out, 1.0f, dy, out, p.w, out, 0.0f, p.dx + r0 * in, in);  // dy W^T
+        else gemm(false, false, n, in, out, 1.0f, dy, out, p.w, in, 0.0f, p.dx + r0 * in, in);             // dy W
+      }
+      if (!p.h) gemm(false, true, n, r, in, 1.0f, x, in, p.a, in, 0.0f, my_h, r);  // h = x A^T
+      gemm(false, false, n, r, out, 1.0f, dy, out, p.b, r, 0.0f, g, r);            // g = dy B
+      gemm(true, false, r, out, n, p.scale, h, r, dy, out, 1.0f, my_dbt, out);     // dB^T += s h^T dy
+      gemm(true, false, r, in, n, p.scale, g, r, x, in, 1.0f, my_da, in);          // dA += s g^T x
     }
   }
   for (int t = 0; t < threads; ++t) {
-    const float* p = partial + t * per_thread_size;
+    const float* part = p.partial + t * per_thread_size;
     for (int64_t o = 0; o < out; ++o)
-      for (int64_t k = 0; k < r; ++k) db[o * r + k] += p[k * out + o];
-    for (int64_t i = 0; i < r * in; ++i) da[i] += p[out * r + i];
+      for (int64_t k = 0; k < r; ++k) p.db[o * r + k] += part[k * out + o];
+    for (int64_t i = 0; i < r * in; ++i) p.da[i] += part[out * r + i];
   }
 }
 

@@ -10,20 +10,38 @@ namespace frugal {
 // h (rows, r) = x (rows, in) A^T, A (r, in).
 void lora_down(int64_t rows, int64_t in, int64_t r, const float* x, const float* a, float* h);
 
-// Floats of `partial` scratch lora_backward_pass needs per OpenMP thread (core/threading.h per_thread).
+// One backward pass of a LoRA layer over the rows of dy (rows, out) and x (rows, in), a chunk of
+// rows per thread at a time, each product a single-threaded BLAS call on data still in cache:
+//   dx (rows, in) = dy W^T          only when `w` is set: the folded layer's input gradient, so that
+//                                   dy is read from memory once for it and the adapter (below)
+//   h (rows, r) = x A^T             only when `h` is null: the forward did not save it
+//   g (rows, r) = dy B
+//   dB (out, r) += scale dy^T h     (accumulated transposed, as h^T dy: OpenBLAS packs dy faster
+//                                   for that product than for dy^T h)
+//   dA (r, in)  += scale g^T x
+// Each thread sums its rows' dA and dB^T in its part of `partial`, then the partial sums are added
+// in thread order (deterministic).
+struct LoraBackward {
+  int64_t rows = 0, in = 0, out = 0, r = 0;
+  float scale = 1.0f;
+  const float* dy = nullptr;  // (rows, out)
+  const float* x = nullptr;   // (rows, in), after dropout
+  const float* a = nullptr;   // (r, in)
+  const float* b = nullptr;   // (out, r)
+  const float* h = nullptr;   // (rows, r) saved by the forward, or null
+  float* g = nullptr;         // (rows, r) written when set (the unfolded dx needs it), else scratch
+  const float* w = nullptr;   // the folded weight, (in, out) if w_in_out else (out, in), or null
+  bool w_in_out = false;
+  float* dx = nullptr;        // (rows, in), written when w is set
+  float* da = nullptr;        // (r, in), accumulated
+  float* db = nullptr;        // (out, r), accumulated
+  float* partial = nullptr;   // per_thread(lora_backward_scratch(in, out, r)) floats
+};
+
+// Floats of `partial` scratch the pass needs per OpenMP thread (core/threading.h per_thread).
 int64_t lora_backward_scratch(int64_t in, int64_t out, int64_t r);
 
-// One pass over the rows of dy (rows, out) and x (rows, in), a chunk of rows at a time:
-//   h (rows, r) = x A^T, A (r, in)   (only when `h` is null: the forward did not save it)
-//   g (rows, r) = dy B,  B (out, r)
-//   dB (out, r) += scale dy^T h
-//   dA (r, in)  += scale g^T x
-// Each thread sums its rows' dA and dB^T (as h^T dy: OpenBLAS packs dy faster for that product
-// than for dy^T h) in its part of `partial`, then the partial sums are added in thread order
-// (deterministic).
-void lora_backward_pass(int64_t rows, int64_t in, int64_t out, int64_t r, float scale, const float* dy,
-                        const float* x, const float* a, const float* b, const float* h, float* g, float* da,
-                        float* db, float* partial);
+void lora_backward_pass(const LoraBackward& p);
 
 // W' = W + scale (B A) in W's layout, row-chunked: in_out means W is (in, out) and adds A^T B^T,
 // otherwise W is (out, in) and adds B A. `w` may equal `w_out` (in place); otherwise each chunk is

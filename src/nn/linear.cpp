@@ -65,10 +65,12 @@ Tensor Linear::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   if (db) ones = Tensor::empty({rows}, DType::F32, MemCategory::Workspace);
   const bool folded = lora_ && lora_->folds(rc);
   const Tensor w32 = dx.defined() ? compute_weight(folded) : Tensor();
+  // A folded adapter computes dx in its own pass over dy (dy read from memory once for both).
+  const bool dx_by_adapter = folded && dx.defined();
+  const bool in_out = layout_ == WeightLayout::InOut;
   if (!measuring(dy)) {
     const float* w = dx.defined() ? w32.f32() : nullptr;
-    const bool in_out = layout_ == WeightLayout::InOut;
-    if (dx.defined()) {
+    if (dx.defined() && !dx_by_adapter) {
       if (in_out) gemm(false, true, rows, in_, out_, 1.0f, dy.f32(), out_, w, out_, 0.0f, dx.f32(), in_);  // dy W^T
       else gemm(false, false, rows, in_, out_, 1.0f, dy.f32(), out_, w, in_, 0.0f, dx.f32(), in_);        // dy W
     }
@@ -82,7 +84,7 @@ Tensor Linear::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
       gemv(/*trans=*/true, rows, out_, 1.0f, dy.f32(), out_, ones.f32(), 1.0f, db->f32());
     }
   }
-  if (lora_) lora_->backward(x, dy, dx, saved, rc, folded);
+  if (lora_) lora_->backward(x, dy, dx, saved, rc, folded, dx_by_adapter ? w32 : Tensor(), in_out);
   return dx;
 }
 

@@ -61,25 +61,32 @@ void LoraAdapter::forward(const Tensor& x, const Tensor& y, Saved& saved, const 
 }
 
 void LoraAdapter::backward(const Tensor& x, const Tensor& dy, const Tensor& dx, Saved& saved, const RunContext& rc,
-                           bool folded) {
+                           bool folded, const Tensor& folded_weight, bool in_out_layout) {
   const int64_t rows = x.numel() / in_, r = config_.rank;
-  const Tensor h = folded ? Tensor() : saved.tensors.back();                 // (rows, r), saved unless folded
-  Tensor g = Tensor::empty({rows, r}, DType::F32, MemCategory::Workspace);   // (rows, r) = dy B
+  const Tensor h = folded ? Tensor() : saved.tensors.back();  // (rows, r), saved unless folded
+  Tensor g;  // (rows, r) = dy B, for the unfolded path's dx
+  if (!folded) g = Tensor::empty({rows, r}, DType::F32, MemCategory::Workspace);
   const Tensor xd = dropped(x, rc);
   const bool dropout = xd.buffer() != x.buffer();
   Tensor dxd;  // the LoRA path's gradient before the dropout mask (rows, in)
   if (dx.defined() && dropout) dxd = Tensor::empty(x.shape(), DType::F32, MemCategory::Workspace);
   const Tensor& da = a_.ensure_grad();
   const Tensor& db = b_.ensure_grad();
-  // Each thread's partial dB^T (r, out), dA (r, in) and h rows (kernels/lora.h).
+  // Each thread's partial dB^T (r, out), dA (r, in) and a chunk's h and g (kernels/lora.h).
   Tensor partial = Tensor::empty({per_thread(lora_backward_scratch(in_, out_, r))}, DType::F32, MemCategory::Workspace);
   const Tensor a = f32_value(a_.value), b = f32_value(b_.value);
   if (measuring(dy)) return;
-  const float scale = static_cast<float>(config_.scale());
-  // (h = x_d A^T unless saved), g = dy B, dB += s dy^T h, dA += s g^T x_d
-  lora_backward_pass(rows, in_, out_, r, scale, dy.f32(), xd.f32(), a.f32(), b.f32(), h.defined() ? h.f32() : nullptr,
-                     g.f32(), da.f32(), db.f32(), partial.f32());
+  LoraBackward pass;
+  pass.rows = rows, pass.in = in_, pass.out = out_, pass.r = r;
+  pass.scale = static_cast<float>(config_.scale());
+  pass.dy = dy.f32(), pass.x = xd.f32(), pass.a = a.f32(), pass.b = b.f32();
+  pass.h = h.defined() ? h.f32() : nullptr;
+  pass.g = g.defined() ? g.f32() : nullptr;
+  if (folded_weight.defined()) pass.w = folded_weight.f32(), pass.w_in_out = in_out_layout, pass.dx = dx.f32();
+  pass.da = da.f32(), pass.db = db.f32(), pass.partial = partial.f32();
+  lora_backward_pass(pass);
   if (!dx.defined() || folded) return;
+  const float scale = pass.scale;
   if (!dropout) {
     gemm(false, false, rows, in_, r, scale, g.f32(), r, a.f32(), in_, 1.0f, dx.f32(), in_);  // dx += s g A
     return;

@@ -34,10 +34,11 @@ class LoraAdapter {
   // Nothing when `folded` (the layer's weight already holds scale B A). Otherwise saves A x_d
   // (rows, r) and adds y (rows, out) += scale * B A x_d.
   void forward(const Tensor& x, const Tensor& y, Saved& saved, const RunContext& rc, bool folded) const;
-  // Accumulates dA, dB. Unless `folded`, adds the LoRA path's input gradient into dx (rows, in)
-  // when dx is defined.
+  // Accumulates dA, dB. Folded, with `folded_weight` (W + scale B A in the layer's layout) defined,
+  // it also writes the layer's whole input gradient dx = dy W'^T, in its one pass over dy
+  // (kernels/lora.h). Unfolded, it adds the LoRA path's input gradient into dx when dx is defined.
   void backward(const Tensor& x, const Tensor& dy, const Tensor& dx, Saved& saved, const RunContext& rc,
-                bool folded);
+                bool folded, const Tensor& folded_weight, bool in_out_layout);
 
   // W (in, out) or (out, in) += sign * scale * (B A) in that layout: merge (+1) / unmerge (-1).
   void merge_into(const Tensor& weight, bool in_out_layout, float sign) const;
