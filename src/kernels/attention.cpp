@@ -13,8 +13,8 @@ namespace frugal {
 namespace {
 // Causal attention only needs the lower triangle of the (T, T) scores. Rows are taken in blocks of
 // kRowBlock: block [i0, i1) multiplies against keys 0..i1 only, which skips part of the upper
-// triangle (3/4 of the full products at T = 128). Smaller blocks skip more but the GEMMs get small
-// enough for their call and packing overhead to eat the gain (32 measured no faster than 64).
+// triangle (at T = 128 a quarter of the full products). Smaller blocks skip more but the GEMMs get
+// small enough for their call and packing overhead to eat the gain (32 measured no faster than 64).
 constexpr int64_t kRowBlock = 64;
 }  // namespace
 

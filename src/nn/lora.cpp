@@ -62,6 +62,8 @@ void LoraAdapter::forward(const Tensor& x, const Tensor& y, Saved& saved, const 
 
 void LoraAdapter::backward(const Tensor& x, const Tensor& dy, const Tensor& dx, Saved& saved, const RunContext& rc,
                            bool folded, const Tensor& folded_weight, bool in_out_layout) {
+  check(!folded || !dx.defined() || folded_weight.defined(),
+        "LoRA " + a_.name + ": a folded backward computes dx and needs the folded weight");
   const int64_t rows = x.numel() / in_, r = config_.rank;
   const Tensor h = folded ? Tensor() : saved.tensors.back();  // (rows, r), saved unless folded
   Tensor g;  // (rows, r) = dy B, for the unfolded path's dx
