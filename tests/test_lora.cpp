@@ -13,6 +13,7 @@
 #include "gradcheck.h"
 #include "models/gpt.h"
 #include "models/lora_setup.h"
+#include "reference_workload.h"
 #include "models/model_io.h"
 #include "train/accumulate.h"
 #include "train/data.h"
@@ -150,13 +151,7 @@ TEST(Lora, ChunkedAdapterProductsMatchANaiveReference) {
 TEST(Lora, TrainableParametersOfTheReferenceWorkload) {
   MemoryLedger measuring(/*measure_only=*/true);  // 4.84M parameters, no memory needed
   LedgerScope scope(measuring);
-  GptConfig c;
-  c.n_layer = 6;
-  c.n_head = 8;
-  c.n_embd = 256;
-  c.n_positions = 128;
-  c.vocab_size = 256;
-  Gpt model(c);
+  Gpt model(reference_workload_gpt());
   EXPECT_EQ(model.parameter_count(), 4837376);
   apply_lora(model, all_four(8), 0);
   // Per block: c_attn r(256 + 768), attn.c_proj r(256 + 256), c_fc r(256 + 1024), mlp.c_proj r(1024 + 256).

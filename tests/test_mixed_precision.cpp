@@ -13,6 +13,7 @@
 #include "kernels/convert.h"
 #include "models/gpt.h"
 #include "models/lora_setup.h"
+#include "reference_workload.h"
 #include "models/mlp.h"
 #include "train/accumulate.h"
 #include "train/data.h"
@@ -58,13 +59,7 @@ void expect_rounds(DType type, const std::vector<std::pair<float, float>>& cases
 }
 
 GptConfig test_gpt() {
-  GptConfig c;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.n_embd = 32;
-  c.n_positions = 16;
-  c.vocab_size = 40;
-  return c;
+  return GptConfig{.n_layer = 2, .n_head = 2, .n_embd = 32, .n_positions = 16, .vocab_size = 40};
 }
 
 // Gradients of one pass of `batch` through a GPT (seed 3) stored in `precision` with the loss
@@ -250,12 +245,7 @@ TEST(MixedPrecision, UpdatesLostWithoutMasterWeights) {
 TEST(MixedPrecision, ReferenceWorkloadMemoryByCategory) {
   // DESIGN.md's reference workload (GPT 6 x 256, 8 heads, context 128, micro-batch 16), predicted
   // by the planner (the same books as a run; tests/test_checkpointing.cpp checks they agree).
-  GptConfig c;
-  c.n_layer = 6;
-  c.n_head = 8;
-  c.n_embd = 256;
-  c.n_positions = 128;
-  c.vocab_size = 256;
+  const GptConfig c = frugal::testing::reference_workload_gpt();
   auto plan = [&](DType precision) {
     TrainOptions o;
     o.micro_batch = 16;
