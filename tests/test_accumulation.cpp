@@ -7,7 +7,7 @@
 #include <cmath>
 #include <functional>
 
-#include "experiments/gradient_compare.h"
+#include "train/gradient_snapshot.h"
 #include "kernels/cross_entropy.h"
 #include "models/gpt.h"
 #include "models/mlp.h"

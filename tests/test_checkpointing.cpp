@@ -7,7 +7,7 @@
 #include <functional>
 
 #include "core/error.h"
-#include "experiments/gradient_compare.h"
+#include "train/gradient_snapshot.h"
 #include "models/cnn.h"
 #include "models/gpt.h"
 #include "models/mlp.h"

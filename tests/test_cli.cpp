@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "cli_support.h"
-#include "experiments/gradient_compare.h"
+#include "train/gradient_snapshot.h"
 #include "io/safetensors.h"
 
 #include <cstdlib>

@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 #include "core/threading.h"
-#include "experiments/gradient_compare.h"
+#include "train/gradient_snapshot.h"
 #include "gradcheck.h"
 #include "models/gpt.h"
 #include "models/lora_setup.h"

@@ -9,7 +9,7 @@
 
 #include "core/half.h"
 #include "core/tensor_init.h"
-#include "experiments/gradient_compare.h"
+#include "train/gradient_snapshot.h"
 #include "kernels/convert.h"
 #include "models/gpt.h"
 #include "models/lora_setup.h"

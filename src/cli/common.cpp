@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "models/config_json.h"
-#include "report/format.h"
+#include "core/units.h"
 #include "models/cnn.h"
 #include "models/gpt.h"
 #include "models/mlp.h"

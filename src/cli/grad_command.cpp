@@ -7,7 +7,7 @@
 #include "cli/common.h"
 #include "core/error.h"
 #include "core/threading.h"
-#include "dist/data_parallel.h"
+#include "train/data_parallel.h"
 #include "io/safetensors.h"
 #include "models/gpt.h"
 #include "train/batch.h"

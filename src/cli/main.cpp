@@ -6,7 +6,7 @@
 
 #include "cli/common.h"
 #include "core/error.h"
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 
 namespace {
 

@@ -4,7 +4,8 @@
 #include "cli/common.h"
 #include "core/error.h"
 #include "core/threading.h"
-#include "report/format.h"
+#include "core/units.h"
+#include "report/memory_table.h"
 #include "report/summary.h"
 #include "train/planner.h"
 

@@ -9,7 +9,7 @@
 #include "io/atomic_file.h"
 #include "models/gpt.h"
 #include "models/mlp.h"
-#include "report/format.h"
+#include "core/units.h"
 #include "report/plot.h"
 #include "train/data.h"
 #include "train/trainer.h"

@@ -5,13 +5,11 @@
 #include <functional>
 #include <sstream>
 
-#include "experiments/gradient_compare.h"
+#include "train/gradient_snapshot.h"
 #include "io/atomic_file.h"
 #include "kernels/cross_entropy.h"
 #include "models/gpt.h"
 #include "models/mlp.h"
-#include "nn/batchnorm.h"
-#include "nn/sequential.h"
 #include "report/plot.h"
 #include "train/accumulate.h"
 #include "train/data.h"
@@ -89,10 +87,11 @@ std::vector<double> first_bn_stats_after_step(int64_t micro, int64_t accum, cons
   o.accum = accum;
   o.bn_stats = bn_stats;
   Trainer(*model, data, o).step(0);
-  auto& block = static_cast<Sequential&>(*model->blocks()[0]);
-  auto* bn = static_cast<BatchNorm*>(block.layers()[1].get());
-  std::vector<double> stats(bn->running_mean().value.f32(), bn->running_mean().value.f32() + 32);
-  stats.insert(stats.end(), bn->running_var().value.f32(), bn->running_var().value.f32() + 32);
+  std::vector<double> stats;
+  for (const char* name : {"layers.0.bn.running_mean", "layers.0.bn.running_var"}) {
+    const Param& buffer = model->find_state(name);
+    stats.insert(stats.end(), buffer.value.f32(), buffer.value.f32() + buffer.value.numel());
+  }
   return stats;
 }
 

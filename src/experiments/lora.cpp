@@ -13,7 +13,7 @@
 #include "models/gpt.h"
 #include "models/lora_setup.h"
 #include "models/model_io.h"
-#include "report/format.h"
+#include "core/units.h"
 #include "report/plot.h"
 #include "report/summary.h"
 #include "train/data.h"

@@ -11,7 +11,7 @@
 #include "io/atomic_file.h"
 #include "experiments/experiment_gpt.h"
 #include "models/gpt.h"
-#include "report/format.h"
+#include "core/units.h"
 #include "report/plot.h"
 #include "report/summary.h"
 #include "train/accumulate.h"

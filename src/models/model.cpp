@@ -1,5 +1,7 @@
 #include "models/model.h"
 
+#include "core/error.h"
+
 namespace frugal {
 
 std::vector<Param*> Model::params() const {
@@ -12,6 +14,12 @@ std::vector<Param*> Model::state() const {
   std::vector<Param*> out = params();
   collect_buffers(out);
   return out;
+}
+
+Param& Model::find_state(const std::string& name) const {
+  for (Param* p : state())
+    if (p->name == name) return *p;
+  throw Error(arch() + " model has no tensor '" + name + "'");
 }
 
 int64_t Model::parameter_count() const {

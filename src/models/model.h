@@ -33,6 +33,8 @@ class Model {
   std::vector<Param*> params() const;
   // Everything a model file holds: params plus buffers (BatchNorm running statistics).
   std::vector<Param*> state() const;
+  // The tensor of state() named `name` (e.g. "layers.0.bn.running_mean"); Error when there is none.
+  Param& find_state(const std::string& name) const;
   int64_t parameter_count() const;
   int64_t trainable_parameter_count() const;
   // --bn-stats batch: applies the running-statistics update merged over the step's micro-batches.

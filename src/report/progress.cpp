@@ -4,7 +4,7 @@
 
 #include <cstdio>
 
-#include "report/format.h"
+#include "core/units.h"
 
 namespace frugal {
 

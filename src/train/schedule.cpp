@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "core/ledger.h"
-#include "report/format.h"
+#include "core/units.h"
 
 namespace frugal {
 

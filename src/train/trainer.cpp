@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "dist/data_parallel.h"
+#include "train/data_parallel.h"
 #include "io/safetensors.h"
 #include "train/accumulate.h"
 

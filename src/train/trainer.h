@@ -9,7 +9,7 @@
 #include "train/data.h"
 #include "train/optimizer.h"
 #include "train/precision.h"
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 #include "train/schedule.h"
 
 namespace frugal {

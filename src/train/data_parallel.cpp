@@ -1,4 +1,4 @@
-#include "dist/data_parallel.h"
+#include "train/data_parallel.h"
 
 #include <chrono>
 #include <cmath>

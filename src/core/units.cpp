@@ -1,14 +1,10 @@
-#include "report/format.h"
+#include "core/units.h"
 
 #include <cctype>
 #include <cmath>
-
-#include "core/error.h"
-#include "core/ledger.h"
-
-#include <cmath>
 #include <cstdio>
 
+#include "core/error.h"
 
 namespace frugal {
 
@@ -61,20 +57,6 @@ uint64_t parse_size(const std::string& text) {
   check(scale > 0, "invalid size unit in '" + text + "' (use B, KiB, MiB, GiB, KB, MB or GB)");
   check(value >= 0 && std::isfinite(value) && value * scale < 9.2e18, "size '" + text + "' is out of range");
   return static_cast<uint64_t>(value * scale);
-}
-
-void print_memory_table(const std::vector<std::string>& titles, const std::vector<MemorySnapshot>& columns) {
-  std::printf("  %-24s", "peak bytes by category");
-  for (const auto& t : titles) std::printf(" %12s", t.c_str());
-  std::printf("\n");
-  auto row = [&](const char* name, auto value_of) {
-    std::printf("  %-24s", name);
-    for (const auto& c : columns) std::printf(" %12s", format_bytes(static_cast<double>(value_of(c))).c_str());
-    std::printf("\n");
-  };
-  for (int k = 0; k < kNumMemCategories; ++k)
-    row(mem_category_name(static_cast<MemCategory>(k)), [k](const MemorySnapshot& s) { return s.bytes[k]; });
-  row("total (peak of the sum)", [](const MemorySnapshot& s) { return s.total; });
 }
 
 }  // namespace frugal

@@ -17,7 +17,8 @@ using GradientSnapshot = std::map<std::string, std::vector<double>>;
 // Copies every parameter gradient that exists (frozen parameters have none).
 GradientSnapshot snapshot_gradients(const Model& model);
 
-// Largest per-tensor relative difference of `a` against the reference `b` (same names required).
+// Largest per-tensor relative difference of `a` against the reference `b` (same names required;
+// Error when they hold none).
 double max_relative_difference(const GradientSnapshot& a, const GradientSnapshot& b);
 
 using ModelMaker = std::function<std::unique_ptr<Model>()>;

@@ -1,4 +1,4 @@
-"""Comparisons for tests/dist/test_data_parallel.sh (Debian's python3 and numpy).
+"""Comparisons for tests/mpi/test_data_parallel.sh (Debian's python3 and numpy).
 
   compare.py make-batch OUT            a ragged GPT batch: rank 0's rows hold few counted tokens
   compare.py tensors A B TOL           every tensor of safetensors A within TOL of B (||a-b|| / ||b||)

@@ -7,7 +7,7 @@
 #   3. A rank that fails (a bad data path on rank 1 only) ends the job non-zero with its message.
 #   4. Ranks that start from different weights are refused.
 #
-#   bash tests/dist/test_data_parallel.sh FRUGAL MPIRUN
+#   bash tests/mpi/test_data_parallel.sh FRUGAL MPIRUN
 set -euo pipefail
 FRUGAL=$1
 MPIRUN=$2

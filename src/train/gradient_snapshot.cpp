@@ -1,4 +1,4 @@
-#include "experiments/gradient_compare.h"
+#include "train/gradient_snapshot.h"
 
 #include <algorithm>
 #include <cmath>
@@ -46,6 +46,8 @@ double relative_difference(const std::vector<double>& a, const std::vector<doubl
 }
 
 double max_relative_difference(const GradientSnapshot& a, const GradientSnapshot& b) {
+  // Two empty snapshots would compare as equal: a model that computed no gradient must not pass.
+  check(!b.empty(), "gradient snapshots hold no gradients");
   check(a.size() == b.size(), "gradient snapshots hold different parameters");
   double worst = 0;
   for (const auto& [name, ref] : b) {

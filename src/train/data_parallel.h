@@ -6,7 +6,7 @@
 // the mean loss, however the counted tokens are spread over the ranks.
 #include <vector>
 
-#include "dist/communicator.h"
+#include "comm/communicator.h"
 #include "models/model.h"
 #include "train/accumulate.h"
 

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""The include order of src/ (DESIGN.md "Lower layers never include higher ones"):
+
+    core <- kernels, io, comm <- nn, linalg <- models <- train <- report <- experiments <- cli
+
+A file in folder X may include headers of X itself and of folders on a lower level only; folders
+on one level do not include each other. A folder of src/ missing from LEVELS is an error too: a new
+folder must be given its place.
+
+  check_layering.py SRC_DIR      lists upward includes, exit 1 if any
+  check_layering.py --self-test  the check on a made-up tree with an upward include (CTest runs
+                                 it first, so a check that could never fail does not pass)
+"""
+import os
+import re
+import sys
+import tempfile
+
+LEVELS = {
+    "core": 0,
+    "kernels": 1, "io": 1, "comm": 1,
+    "nn": 2, "linalg": 2,
+    "models": 3,
+    "train": 4,
+    "report": 5,
+    "experiments": 6,
+    "cli": 7,
+}
+
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"/]+)/[^"]+"', re.MULTILINE)
+
+
+def violations(src):
+    found = []
+    for folder in sorted(os.listdir(src)):
+        if not os.path.isdir(os.path.join(src, folder)):
+            continue
+        if folder not in LEVELS:
+            found.append(f"src/{folder}/ has no place in the include order (add it to LEVELS in {__file__})")
+            continue
+        for root, _, files in os.walk(os.path.join(src, folder)):
+            for name in sorted(files):
+                if not name.endswith((".h", ".cpp")):
+                    continue
+                path = os.path.join(root, name)
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    text = f.read()
+                for match in INCLUDE.finditer(text):
+                    target = match.group(1)
+                    if target == folder or target not in LEVELS and not os.path.isdir(os.path.join(src, target)):
+                        continue
+                    if LEVELS.get(target, 99) >= LEVELS[folder]:
+                        line = text.count("\n", 0, match.start()) + 1
+                        found.append(f"{os.path.relpath(path, os.path.dirname(os.path.normpath(src)))}:{line}: "
+                                     f"{folder} (level {LEVELS[folder]}) includes {target}/ "
+                                     f"(level {LEVELS.get(target, '?')}): upward or sideways")
+    return found
+
+
+def self_test():
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "src")
+        for folder, text in {
+            "core": '#include "core/tensor.h"\n#include <vector>\n',
+            # The cycle this check was written after: report includes train (allowed), and train
+            # included report for a byte formatter (upward).
+            "train": '#include "core/tensor.h"\n#include "models/model.h"\n#include "report/format.h"\n',
+            "report": '#include "train/trainer.h"\n',
+            "nn": '#include "linalg/svd.h"\n',  # sideways: nn and linalg share a level
+        }.items():
+            os.makedirs(os.path.join(src, folder))
+            with open(os.path.join(src, folder, "a.cpp"), "w") as f:
+                f.write(text)
+        os.makedirs(os.path.join(src, "models"))
+        with open(os.path.join(src, "models", "model.h"), "w") as f:
+            f.write('#pragma once\n#include "train/trainer.h"\n')
+        os.makedirs(os.path.join(src, "newthing"))
+        found = violations(src)
+        assert len(found) == 4, found
+        assert "models/model.h:2: models (level 3) includes train/" in found[0], found
+        assert "newthing" in found[1], found
+        assert "nn/a.cpp:1: nn (level 2) includes linalg/" in found[2], found
+        assert "train/a.cpp:3: train (level 4) includes report/" in found[3], found
+
+
+def main(argv):
+    self_test()
+    if argv[1:] == ["--self-test"]:
+        print("self-test passed")
+        return 0
+    found = violations(argv[1])
+    for line in found:
+        print(line)
+    print(f"{len(found)} include(s) against the layer order")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
