@@ -14,6 +14,7 @@
 #include "train/accumulate.h"
 #include "train/data.h"
 #include "train/planner.h"
+#include "train/precision.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
 
@@ -93,7 +94,7 @@ struct Outcome {
 Outcome run(const ModelMaker& make, const std::string& strategy, int64_t budget = 0) {
   auto model = make();
   const Batch batch = batch_for(*model, 6);
-  const Schedule schedule = make_schedule(strategy, *model, 3, 6, budget);
+  const Schedule schedule = make_schedule(strategy, *model, 3, 6, budget, RunContext{});
   RunContext rc;
   const AccumulatedPass pass = accumulate_gradients(*model, batch, 2, rc, &schedule);
   Outcome o{snapshot_gradients(*model), {}, pass.forward_calls};
@@ -133,8 +134,10 @@ TEST(Checkpointing, PredictedEqualsMeasuredForEveryStrategy) {
   for (const auto& [name, make] : std::vector<std::pair<std::string, ModelMaker>>{{"gpt", gpt(4)}, {"mlp", mlp(9)}}) {
     const int64_t budget = (planned_activations(make, options_for("sqrt", 4)) +
                             planned_activations(make, options_for("memory-poor", 4))) / 2;
-    for (const std::string strategy : {"store-all", "memory-poor", "sqrt", "optimal"}) {
-      const TrainOptions o = options_for(strategy, 4, strategy == "optimal" ? budget : 0);
+    for (const std::string strategy : {"store-all", "memory-poor", "sqrt", "optimal", "optimal-fp16"}) {
+      TrainOptions o = options_for(strategy.substr(0, 7) == "optimal" ? "optimal" : strategy, 4,
+                                   strategy.substr(0, 7) == "optimal" ? budget : 0);
+      if (strategy == "optimal-fp16") o.precision = DType::F16;
       MemoryLedger ledger;
       {
         LedgerScope scope(ledger);
@@ -191,23 +194,58 @@ TEST(Checkpointing, OptimalRespectsItsBudgetAndBeatsSqrt) {
     // At sqrt's own peak, no more recomputation than sqrt.
     const int64_t sqrt_peak = planned_activations(make, options_for("sqrt", 4));
     auto model = make();
-    EXPECT_LE(make_schedule("optimal", *model, 4, 4, sqrt_peak).forward_calls(),
-              make_schedule("sqrt", *model, 4, 4, 0).forward_calls());
+    EXPECT_LE(make_schedule("optimal", *model, 4, 4, sqrt_peak, RunContext{}).forward_calls(),
+              make_schedule("sqrt", *model, 4, 4, 0, RunContext{}).forward_calls());
     // With store-all's budget it is store-all.
-    EXPECT_EQ(make_schedule("optimal", *model, 4, 4, store_all).forward_calls(), static_cast<int64_t>(model->blocks().size()));
+    EXPECT_EQ(make_schedule("optimal", *model, 4, 4, store_all, RunContext{}).forward_calls(),
+              static_cast<int64_t>(model->blocks().size()));
   }
+}
+
+TEST(Checkpointing, OptimalPlansHalfPrecisionRunsWithHalfBlockCosts) {
+  // Under fp16/bf16 blocks store half tensors; the planner must measure them so (it once measured
+  // fp32 blocks: budgets held, but the plan recomputed what would have fitted).
+  for (const DType precision : {DType::F16, DType::BF16}) {
+    for (const auto& make : {gpt(6), mlp(20)}) {
+      TrainOptions o = options_for("store-all", 4);
+      o.precision = precision;
+      const int64_t store_all = planned_activations(make, o);
+      o.checkpoint = "sqrt";
+      const MemoryPlan sqrt_plan = plan_training_memory(make, o);
+      o.checkpoint = "optimal";
+      o.activation_budget = store_all;  // store-all's own peak: nothing needs recomputing
+      const MemoryPlan at_store_all = plan_training_memory(make, o);
+      EXPECT_EQ(at_store_all.forward_calls, at_store_all.layer_count) << precision_name(precision);
+      EXPECT_LE(static_cast<int64_t>(at_store_all.peak[MemCategory::Activations]), store_all);
+      o.activation_budget = static_cast<int64_t>(sqrt_plan.peak[MemCategory::Activations]);
+      const MemoryPlan at_sqrt = plan_training_memory(make, o);
+      EXPECT_LE(at_sqrt.forward_calls, sqrt_plan.forward_calls) << precision_name(precision);
+      EXPECT_LE(at_sqrt.peak[MemCategory::Activations], sqrt_plan.peak[MemCategory::Activations]);
+    }
+  }
+  // The case that found it: GPT 6 x 128, ctx 64, micro-batch 8, fp16, a 16 MB budget that store-all
+  // fits (about 15 MB). With fp32 block costs the plan made 11 forward calls; store-all makes 8.
+  const ModelMaker gpt_6x128 = [] {
+    return std::unique_ptr<Model>(
+        std::make_unique<Gpt>(GptConfig{.n_layer = 6, .n_head = 4, .n_embd = 128, .n_positions = 64, .vocab_size = 256}));
+  };
+  TrainOptions o = options_for("optimal", 8, 16000000);
+  o.precision = DType::F16;
+  const MemoryPlan plan = plan_training_memory(gpt_6x128, o);
+  EXPECT_EQ(plan.forward_calls, 8);
+  EXPECT_LE(plan.peak[MemCategory::Activations], 16000000u);
 }
 
 TEST(Checkpointing, OptimalRefusesImpossibleBudgetsNamingTheSmallest) {
   auto model = gpt(4)();
   try {
-    make_schedule("optimal", *model, 4, 4, 1000);
+    make_schedule("optimal", *model, 4, 4, 1000, RunContext{});
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("smallest budget that works"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(make_schedule("optimal", *model, 4, 4, 0), Error);     // no budget given
-  EXPECT_THROW(make_schedule("sqrt", *model, 4, 4, 1 << 20), Error);  // budget without optimal
+  EXPECT_THROW(make_schedule("optimal", *model, 4, 4, 0, RunContext{}), Error);     // no budget given
+  EXPECT_THROW(make_schedule("sqrt", *model, 4, 4, 1 << 20, RunContext{}), Error);  // budget without optimal
 }
 
 TEST(Checkpointing, OptimalKeepsABlockThenSolvesTheRest) {

@@ -243,7 +243,7 @@ TEST(Lora, RecomputationWithLoraDropoutIsBitIdentical) {
     apply_lora(model, all_four(4, 8, 0.25), 57);
     randomize_adapters(model, 58);
     const Batch batch = RandomTokens(23, 8, 59).batch(0, 4);
-    const Schedule s = make_schedule(strategy, model, 2, 4, 0);
+    const Schedule s = make_schedule(strategy, model, 2, 4, 0, RunContext{});
     RunContext rc;
     rc.seed = 3;
     accumulate_gradients(model, batch, 2, rc, &s);

@@ -84,7 +84,7 @@ GradientSnapshot gpt_gradients(DType precision, float scale, const Batch& batch,
   RunContext rc;
   rc.precision = precision;
   rc.loss_scale = scale;
-  const Schedule schedule = make_schedule(checkpoint, model, batch.size() / accum, batch.size(), 0);
+  const Schedule schedule = make_schedule(checkpoint, model, batch.size() / accum, batch.size(), 0, rc);
   accumulate_gradients(model, batch, accum, rc, &schedule);
   LossScaleOptions o;
   o.mode = scale == 1.0f ? "none" : "static";

@@ -53,22 +53,7 @@ void apply_precision_flags(const PrecisionFlags& f, TrainOptions& options) {
   options.precision = parse_precision(f.precision);
   options.master_weights = f.master_weights == "on";
   options.loss_scale = f.scaler;
-  const std::string& ls = f.loss_scale;
-  if (ls.empty()) {
-    options.loss_scale.mode = "auto";
-  } else if (ls == "dynamic" || ls == "none") {
-    options.loss_scale.mode = ls;
-  } else {
-    char* end = nullptr;
-    const double value = std::strtod(ls.c_str(), &end);
-    check(end != ls.c_str() && *end == '\0' && std::isfinite(value) && value > 0,
-          "--loss-scale must be dynamic, none or a positive number, not '" + ls + "'");
-    options.loss_scale.mode = "static";
-    options.loss_scale.value = value;
-  }
-  check(options.precision != DType::F32 || f.master_weights == "on", "--master-weights off needs --precision fp16 or bf16");
-  check(options.precision != DType::F32 || ls.empty(), "--loss-scale needs --precision fp16 or bf16");
-  options.loss_scale.validate();
+  options.loss_scale.set_mode(f.loss_scale);
 }
 
 void add_lora_flags(CLI::App& app, LoraFlags& f) {
@@ -167,9 +152,7 @@ void attach_lora(Model& model, const LoraFlags& lora, uint64_t seed, LoraSetting
     }
     apply_lora(model, settings, seed);
   }
-  store_adapted_weights_as(model, lora.base_precision == "bf16"   ? DType::BF16
-                                  : lora.base_precision == "fp16" ? DType::F16
-                                                                  : DType::F32);
+  store_adapted_weights_as(model, parse_precision(lora.base_precision, "--base-precision"));
   if (used) *used = settings;
 }
 }  // namespace

@@ -41,6 +41,8 @@ void add_lora_flags(CLI::App& app, LoraFlags& flags);
 
 void add_model_flags(CLI::App& app, ModelFlags& flags);
 void add_precision_flags(CLI::App& app, PrecisionFlags& flags);
+// Parses the flags into options; TrainOptions::validate checks their combinations (the Trainer
+// calls it, and so does every command that runs without one).
 void apply_precision_flags(const PrecisionFlags& flags, TrainOptions& options);
 void add_training_flags(CLI::App& app, TrainOptions& options, int& threads);
 

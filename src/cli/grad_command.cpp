@@ -50,16 +50,17 @@ void run_grad(GradFlags& f) {
   TrainOptions options;
   apply_checkpoint_flags(f.checkpoint, options);
   apply_precision_flags(f.precision, options);
+  options.validate();
   // Mixed precision: the weights' compute copy in the half type (no masters: nothing is updated).
   std::unique_ptr<MasterWeights> compute_copy;
   if (options.precision != DType::F32)
     compute_copy = std::make_unique<MasterWeights>(model->params(), options.precision, /*keep_master=*/false);
   LossScaler scaler(options.loss_scale, options.precision);
-  RunContext rc;
-  rc.precision = options.precision;
+  RunContext rc = options.run_context(0);
   rc.loss_scale = scaler.scale();
   const int64_t micro = batch.size() / (f.accum * comm.size());
-  const Schedule schedule = make_schedule(options.checkpoint, *model, micro, micro * f.accum, options.activation_budget);
+  const Schedule schedule =
+      make_schedule(options.checkpoint, *model, micro, micro * f.accum, options.activation_budget, rc);
   const double loss = accumulate_data_parallel(*model, batch, f.accum, rc, &schedule, comm).loss;
   const float scale_used = scaler.scale();
   check(std::isfinite(loss), "non-finite loss (" + std::to_string(loss) + ") in " + precision_name(rc.precision));

@@ -87,3 +87,41 @@ void round_through_half(float* x, DType half_type, int64_t n) {
 }
 
 }  // namespace frugal
+
+namespace frugal {
+
+bool is_half(DType dtype) { return dtype == DType::F16 || dtype == DType::BF16; }
+
+Tensor widen(const Tensor& t, MemCategory category) {
+  if (t.dtype() == DType::F32) return t;
+  Tensor wide = Tensor::empty(t.shape(), DType::F32, category);
+  widen_into(t, wide);
+  return wide;
+}
+
+void widen_into(const Tensor& src, const Tensor& dst) {
+  check(is_half(src.dtype()) && dst.dtype() == DType::F32 && src.numel() == dst.numel(),
+        "widen: expected an f16/bf16 tensor and an f32 tensor of its size, got " + dtype_name(src.dtype()) + " " +
+            src.shape().str() + " and " + dtype_name(dst.dtype()) + " " + dst.shape().str());
+  if (src.has_data() && dst.has_data()) half_to_float(src.u16(), src.dtype(), dst.f32(), src.numel());
+}
+
+Tensor round_to(const Tensor& t, DType half, MemCategory category) {
+  Tensor rounded = Tensor::empty(t.shape(), half, category);
+  round_into(t, rounded);
+  return rounded;
+}
+
+void round_into(const Tensor& src, const Tensor& dst) {
+  check(src.dtype() == DType::F32 && is_half(dst.dtype()) && src.numel() == dst.numel(),
+        "round: expected an f32 tensor and an f16/bf16 tensor of its size, got " + dtype_name(src.dtype()) + " " +
+            src.shape().str() + " and " + dtype_name(dst.dtype()) + " " + dst.shape().str());
+  if (src.has_data() && dst.has_data()) float_to_half(src.f32(), dst.dtype(), dst.u16(), src.numel());
+}
+
+void round_in_place(const Tensor& t, DType half) {
+  check(t.dtype() == DType::F32, "round_in_place: expected an f32 tensor, got " + dtype_name(t.dtype()));
+  if (t.has_data()) round_through_half(t.f32(), half, t.numel());
+}
+
+}  // namespace frugal

@@ -4,7 +4,7 @@
 #include <utility>
 
 #include "core/error.h"
-#include "nn/half_storage.h"
+#include "kernels/convert.h"
 
 namespace frugal {
 
@@ -65,9 +65,9 @@ Tensor BatchNorm::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   float* yp = y.f32();
   float* mp = mean.f32();
   float* rp = rstd.f32();
-  const Tensor gamma_t = f32_value(weight_.value);
+  const Tensor gamma_t = widen(weight_.value);
   const float* gamma = gamma_t.f32();
-  const Tensor beta_t = f32_value(bias_.value);
+  const Tensor beta_t = widen(bias_.value);
   const float* beta = beta_t.f32();
   float* run_mean = running_mean_.value.f32();
   float* run_var = running_var_.value.f32();
@@ -152,7 +152,7 @@ Tensor BatchNorm::backward(const Tensor& dy, Saved& saved, const RunContext& rc)
   float* dxp = dx.f32();
   const float* mp = saved.stats.at(0).f32();
   const float* rp = saved.stats.at(1).f32();
-  const Tensor gamma_t = f32_value(weight_.value);
+  const Tensor gamma_t = widen(weight_.value);
   const float* gamma = gamma_t.f32();
   float* dgamma = param_grads ? weight_.grad.f32() : nullptr;
   float* dbeta = bias_grads ? bias_.grad.f32() : nullptr;

@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "core/tensor_init.h"
-#include "nn/half_storage.h"
+#include "kernels/convert.h"
 #include "kernels/conv.h"
 #include "kernels/gemm.h"
 
@@ -69,7 +69,7 @@ Tensor Conv2d::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   saved.tensors = {x};
   if (measuring(x)) return y;
 
-  const Tensor w_t = f32_value(weight_.value);
+  const Tensor w_t = widen(weight_.value);
   const float* w = w_t.f32();  // (Cout, Cin*k*k)
   for (int64_t n = 0; n < N; ++n) {
     const float* xn = x.f32() + n * in_channels_ * g.height * g.width;  // (Cin, H, W)
@@ -81,7 +81,7 @@ Tensor Conv2d::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
     }
     float beta = 0.0f;
     if (has_bias_) {  // start from the bias and let the GEMM add to it
-      const Tensor b_t = f32_value(bias_.value);
+      const Tensor b_t = widen(bias_.value);
       const float* b = b_t.f32();
 #pragma omp parallel for schedule(static)
       for (int64_t co = 0; co < out_channels_; ++co)
@@ -113,7 +113,7 @@ Tensor Conv2d::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   if (bias_grad) bias_.ensure_grad();
   if (measuring(dy) || measuring(x)) return dx;
 
-  const Tensor w_t = f32_value(weight_.value);
+  const Tensor w_t = widen(weight_.value);
   const float* w = w_t.f32();  // (Cout, Cin*k*k)
   for (int64_t n = 0; n < N; ++n) {
     const float* xn = x.f32() + n * in_channels_ * g.height * g.width;  // (Cin, H, W)

@@ -1,7 +1,7 @@
 #include "nn/embedding.h"
 
 #include "core/error.h"
-#include "nn/half_storage.h"
+#include "kernels/convert.h"
 #include "kernels/embedding.h"
 
 namespace frugal {
@@ -24,7 +24,7 @@ Tensor Embedding::forward(const Tensor& tokens, Saved& saved, const RunContext& 
   for (int64_t i = 0; i < B * T; ++i)
     check(ids[i] >= 0 && ids[i] < vocab_,
           "embedding: token id " + std::to_string(ids[i]) + " out of range for vocab_size " + std::to_string(vocab_));
-  embedding_forward(ids, f32_value(wte_.value).f32(), f32_value(wpe_.value).f32(), y.f32(), B, T, dim_);
+  embedding_forward(ids, widen(wte_.value).f32(), widen(wpe_.value).f32(), y.f32(), B, T, dim_);
   return y;
 }
 

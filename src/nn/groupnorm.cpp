@@ -1,7 +1,7 @@
 #include "nn/groupnorm.h"
 
 #include "core/error.h"
-#include "nn/half_storage.h"
+#include "kernels/convert.h"
 #include "kernels/groupnorm.h"
 
 namespace frugal {
@@ -25,7 +25,7 @@ Tensor GroupNorm::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   saved.tensors = {x};
   saved.stats = {mean, rstd};
   if (measuring(x)) return y;
-  groupnorm_forward(x.f32(), f32_value(weight_.value).f32(), f32_value(bias_.value).f32(), y.f32(), mean.f32(), rstd.f32(), N, channels_,
+  groupnorm_forward(x.f32(), widen(weight_.value).f32(), widen(bias_.value).f32(), y.f32(), mean.f32(), rstd.f32(), N, channels_,
                     x.numel() / (N * channels_), groups_, eps_);
   return y;
 }
@@ -40,7 +40,7 @@ Tensor GroupNorm::backward(const Tensor& dy, Saved& saved, const RunContext& rc)
     bias_.ensure_grad();
   }
   if (measuring(dy)) return dx;
-  groupnorm_backward(x.f32(), f32_value(weight_.value).f32(), saved.stats.at(0).f32(), saved.stats.at(1).f32(), dy.f32(), dx.f32(),
+  groupnorm_backward(x.f32(), widen(weight_.value).f32(), saved.stats.at(0).f32(), saved.stats.at(1).f32(), dy.f32(), dx.f32(),
                      train_affine ? weight_.grad.f32() : nullptr, train_affine ? bias_.grad.f32() : nullptr, N,
                      channels_, x.numel() / (N * channels_), groups_);
   return dx;

@@ -30,16 +30,12 @@ struct HalfCache {
 
 std::shared_ptr<HalfCache> make_half_cache() { return std::make_shared<HalfCache>(); }
 
-namespace {
-bool is_half(DType d) { return d == DType::F16 || d == DType::BF16; }
-}  // namespace
-
-void round_to_precision(const Tensor& t, const RunContext& rc) {
-  if (rc.precision == DType::F32 || !t.defined() || t.dtype() != DType::F32 || !t.has_data()) return;
-  round_through_half(t.f32(), rc.precision, t.numel());
+void round_activation_in_place(const Tensor& t, const RunContext& rc) {
+  if (rc.precision == DType::F32 || !t.defined() || t.dtype() != DType::F32) return;
+  round_in_place(t, rc.precision);
 }
 
-Tensor to_storage(const Tensor& t, const RunContext& rc) {
+Tensor round_activation(const Tensor& t, const RunContext& rc) {
   if (rc.precision == DType::F32 || !t.defined() || t.dtype() != DType::F32) return t;
   const std::shared_ptr<Buffer>& source = t.buffer();
   const int64_t first = static_cast<int64_t>(t.offset_bytes() / sizeof(float));  // t's first element
@@ -48,30 +44,25 @@ Tensor to_storage(const Tensor& t, const RunContext& rc) {
   if (!half) {
     // The whole source buffer, so every view of it (and the buffer itself) maps into one copy.
     const int64_t n = static_cast<int64_t>(source->bytes() / sizeof(float));
-    Tensor copy = Tensor::empty({n}, rc.precision, MemCategory::Activations);
-    if (copy.has_data() && source->data())
-      float_to_half(static_cast<const float*>(source->data()), rc.precision, copy.u16(), n);
-    half = copy.buffer();
+    half = round_to(Tensor::from_buffer(source, 0, {n}, DType::F32), rc.precision, MemCategory::Activations).buffer();
     half_offset = 0;
     if (rc.half_cache) rc.half_cache->add(source, half, 0);
   }
   return Tensor::from_buffer(half, static_cast<size_t>(half_offset + first) * 2, t.shape(), rc.precision);
 }
 
-Tensor to_compute(const Tensor& t, const RunContext& rc) {
+Tensor widen_activation(const Tensor& t, const RunContext& rc) {
   if (!t.defined() || !is_half(t.dtype()) || t.category() != MemCategory::Activations) return t;
-  Tensor wide = Tensor::empty(t.shape(), DType::F32, MemCategory::Workspace);
-  if (wide.has_data() && t.has_data()) half_to_float(t.u16(), t.dtype(), wide.f32(), t.numel());
+  Tensor wide = widen(t);
   // Saving the widened copy again (a recomputation's block input) finds the half copy it came from.
   if (rc.half_cache) rc.half_cache->add(wide.buffer(), t.buffer(), static_cast<int64_t>(t.offset_bytes() / 2));
   return wide;
 }
 
-Tensor f32_value(const Tensor& value) {
-  if (value.dtype() == DType::F32) return value;
-  Tensor wide = Tensor::empty(value.shape(), DType::F32, MemCategory::Workspace);
-  if (wide.has_data() && value.has_data()) half_to_float(value.u16(), value.dtype(), wide.f32(), value.numel());
-  return wide;
+RunContext pass_context(const RunContext& rc) {
+  RunContext pass = rc;
+  if (pass.precision != DType::F32 && !pass.half_cache) pass.half_cache = make_half_cache();
+  return pass;
 }
 
 std::string layer_label(Layer& layer) {
@@ -93,12 +84,7 @@ bool all_finite(const Tensor& t) {
       if (!std::isfinite(v[i])) return false;
     return true;
   }
-  if (t.dtype() != DType::F16 && t.dtype() != DType::BF16) return true;
-  std::vector<float> wide(static_cast<size_t>(t.numel()));
-  half_to_float(t.u16(), t.dtype(), wide.data(), t.numel());
-  for (float v : wide)
-    if (!std::isfinite(v)) return false;
-  return true;
+  return !is_half(t.dtype()) || all_finite(widen(t));
 }
 
 // Composites call children first, so the innermost layer that produced the value is found first.
@@ -114,18 +100,18 @@ Tensor forward_child(Layer& layer, const Tensor& x, Saved& saved, const RunConte
     probe(y, layer, rc, "output of");
     return y;
   }
-  Tensor y = layer.forward(to_compute(x, rc), saved, rc);
-  round_to_precision(y, rc);  // before the saved copies are made: the layer may have saved y itself
-  for (Tensor& t : saved.tensors) t = to_storage(t, rc);
+  Tensor y = layer.forward(widen_activation(x, rc), saved, rc);
+  round_activation_in_place(y, rc);  // before the saved copies are made: the layer may have saved y itself
+  for (Tensor& t : saved.tensors) t = round_activation(t, rc);
   probe(y, layer, rc, "output of");
-  return to_storage(y, rc);
+  return round_activation(y, rc);
 }
 
 Tensor backward_child(Layer& layer, const Tensor& dy, Saved& saved, const RunContext& rc) {
   if (rc.precision != DType::F32)
-    for (Tensor& t : saved.tensors) t = to_compute(t, rc);
+    for (Tensor& t : saved.tensors) t = widen_activation(t, rc);
   Tensor dx = layer.backward(dy, saved, rc);
-  round_to_precision(dx, rc);
+  round_activation_in_place(dx, rc);
   probe(dx, layer, rc, "input gradient of");
   if (rc.probe && rc.probe->first.empty()) {  // a weight gradient can go non-finite with a finite dx
     std::vector<Param*> params;

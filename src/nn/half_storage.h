@@ -29,19 +29,21 @@ std::shared_ptr<HalfCache> make_half_cache();
 Tensor forward_child(Layer& layer, const Tensor& x, Saved& saved, const RunContext& rc);
 Tensor backward_child(Layer& layer, const Tensor& dy, Saved& saved, const RunContext& rc);
 
-// Rounds an fp32 tensor through rc.precision in place (nothing for F32, other dtypes, measure mode).
-void round_to_precision(const Tensor& t, const RunContext& rc);
-
+// The activation forms of kernels/convert.h's widen and round, under rc.precision:
+// An fp32 workspace copy of a half-precision activation, or t itself when it is not one.
+Tensor widen_activation(const Tensor& t, const RunContext& rc);
 // The half-precision copy of an fp32 activation (shared through rc.half_cache), or t itself when
 // precision is F32 or t is not an fp32 activation.
-Tensor to_storage(const Tensor& t, const RunContext& rc);
-// An fp32 workspace copy of a half-precision activation, or t itself when it is not one.
-Tensor to_compute(const Tensor& t, const RunContext& rc);
+Tensor round_activation(const Tensor& t, const RunContext& rc);
+// Rounds an fp32 activation or activation gradient through rc.precision in place (nothing for F32,
+// other dtypes, measure mode).
+void round_activation_in_place(const Tensor& t, const RunContext& rc);
+
+// The context of one pass over the chain: under mixed precision, a fresh HalfCache. Every pass
+// (the executor's, the planner's block-cost measurement) starts from it.
+RunContext pass_context(const RunContext& rc);
 
 // A layer for messages: its parameters' common prefix and kind ("h.1.mlp.c_fc (linear)"), or its kind.
 std::string layer_label(Layer& layer);
-
-// A parameter's value as fp32: itself, or a widened workspace copy of a half-precision value.
-Tensor f32_value(const Tensor& value);
 
 }  // namespace frugal

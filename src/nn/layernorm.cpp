@@ -2,7 +2,7 @@
 
 #include "core/error.h"
 #include "core/threading.h"
-#include "nn/half_storage.h"
+#include "kernels/convert.h"
 #include "kernels/layernorm.h"
 
 namespace frugal {
@@ -23,7 +23,7 @@ Tensor LayerNorm::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   saved.tensors = {x};
   saved.stats = {mean, rstd};
   if (measuring(x)) return y;
-  layernorm_forward(x.f32(), f32_value(weight_.value).f32(), f32_value(bias_.value).f32(), y.f32(), mean.f32(), rstd.f32(), rows, dim_,
+  layernorm_forward(x.f32(), widen(weight_.value).f32(), widen(bias_.value).f32(), y.f32(), mean.f32(), rstd.f32(), rows, dim_,
                     eps_);
   return y;
 }
@@ -37,7 +37,7 @@ Tensor LayerNorm::backward(const Tensor& dy, Saved& saved, const RunContext& rc)
   Tensor dw = weight_.trainable ? weight_.ensure_grad() : Tensor::zeros({dim_}, DType::F32, MemCategory::Workspace);
   Tensor db = bias_.trainable ? bias_.ensure_grad() : Tensor::zeros({dim_}, DType::F32, MemCategory::Workspace);
   if (measuring(dy)) return dx;
-  layernorm_backward(x.f32(), f32_value(weight_.value).f32(), saved.stats.at(0).f32(), saved.stats.at(1).f32(), dy.f32(), dx.f32(),
+  layernorm_backward(x.f32(), widen(weight_.value).f32(), saved.stats.at(0).f32(), saved.stats.at(1).f32(), dy.f32(), dx.f32(),
                      dw.f32(), db.f32(), rows, dim_, partials.f32());
   return dx;
 }

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "nn/half_storage.h"
 #include "kernels/convert.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
@@ -36,12 +35,12 @@ Tensor Linear::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   Tensor y = output_like(x, out_, MemCategory::Activations);  // (..., out)
   saved.tensors = {x};
   const bool folded = lora_ && lora_->folds(rc);
-  const Tensor w32 = compute_weight(folded);
+  const Tensor w32 = gemm_weight(folded);
   if (!measuring(x)) {
     const int64_t rows = x.numel() / in_;
     float beta = 0.0f;
     if (has_bias_) {
-      broadcast_rows(f32_value(bias_.value).f32(), y.f32(), rows, out_);
+      broadcast_rows(widen(bias_.value).f32(), y.f32(), rows, out_);
       beta = 1.0f;
     }
     const float* w = w32.f32();
@@ -64,7 +63,7 @@ Tensor Linear::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   Tensor ones;  // (rows): the bias gradient is a GEMV of dy with a row of ones
   if (db) ones = Tensor::empty({rows}, DType::F32, MemCategory::Workspace);
   const bool folded = lora_ && lora_->folds(rc);
-  const Tensor w32 = dx.defined() ? compute_weight(folded) : Tensor();
+  const Tensor w32 = dx.defined() ? gemm_weight(folded) : Tensor();
   // A folded adapter computes dx in its own pass over dy (dy read from memory once for both).
   const bool dx_by_adapter = folded && dx.defined();
   const bool in_out = layout_ == WeightLayout::InOut;
@@ -88,29 +87,22 @@ Tensor Linear::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   return dx;
 }
 
-Tensor Linear::compute_weight(bool fold_lora) const {
-  const Tensor& w = weight_->value;
-  if (w.dtype() == DType::F32 && !fold_lora) return w;
-  Tensor copy = Tensor::empty(w.shape(), DType::F32, MemCategory::Workspace);
-  if (!copy.has_data()) return copy;
-  const bool in_out = layout_ == WeightLayout::InOut;
-  if (w.dtype() == DType::F32) {
-    lora_->fold_into(w, in_out, copy);  // copy = W + scale B A
-    return copy;
-  }
-  half_to_float(w.u16(), w.dtype(), copy.f32(), w.numel());
-  if (fold_lora) lora_->fold_into(copy, in_out, copy);
-  return copy;
+Tensor Linear::gemm_weight(bool fold_lora) const {
+  const Tensor w = widen(weight_->value);  // the weight itself when it is fp32, else a workspace copy
+  if (!fold_lora) return w;
+  // W + scale B A: in place in a widened copy; an fp32 weight gets a workspace copy of its own.
+  const bool own_copy = weight_->value.dtype() != DType::F32;
+  const Tensor folded = own_copy ? w : Tensor::empty(w.shape(), DType::F32, MemCategory::Workspace);
+  if (folded.has_data()) lora_->fold_into(w, layout_ == WeightLayout::InOut, folded);
+  return folded;
 }
 
 void Linear::store_frozen_weight_as(DType dtype) {
   check(!weight_->trainable, "linear " + name_ + ": only a frozen weight may be stored in half precision");
   check(owns_weight_, "linear " + name_ + ": a shared weight keeps its own precision");
   if (dtype == weight_->value.dtype()) return;
-  check(dtype == DType::F16 || dtype == DType::BF16, "linear " + name_ + ": base precision must be fp16 or bf16");
-  Tensor half = Tensor::empty(weight_->value.shape(), dtype, MemCategory::Params);
-  if (half.has_data()) float_to_half(weight_->value.f32(), dtype, half.u16(), half.numel());
-  weight_->value = half;
+  check(is_half(dtype), "linear " + name_ + ": base precision must be fp16 or bf16");
+  weight_->value = round_to(weight_->value, dtype, MemCategory::Params);
 }
 
 void Linear::collect_params(std::vector<Param*>& out) {

@@ -49,7 +49,7 @@ class Linear : public Layer {
   Tensor output_like(const Tensor& x, int64_t last, MemCategory category) const;
   // The weight the GEMMs multiply by, as fp32: the weight itself, or a workspace copy that is
   // widened from a half-precision frozen weight and/or holds W + scale B A of a folded adapter.
-  Tensor compute_weight(bool fold_lora) const;
+  Tensor gemm_weight(bool fold_lora) const;
 
   int64_t in_, out_;
   WeightLayout layout_;

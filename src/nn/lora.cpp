@@ -6,6 +6,7 @@
 #include "core/rng.h"
 #include "core/tensor_init.h"
 #include "core/threading.h"
+#include "kernels/convert.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
 #include "kernels/lora.h"
@@ -54,7 +55,7 @@ void LoraAdapter::forward(const Tensor& x, const Tensor& y, Saved& saved, const 
   saved.tensors.push_back(h);
   const Tensor xd = dropped(x, rc);
   if (measuring(x)) return;
-  const Tensor a = f32_value(a_.value), b = f32_value(b_.value);  // (fp32 unless mixed precision)
+  const Tensor a = widen(a_.value), b = widen(b_.value);  // (fp32 unless mixed precision)
   lora_down(rows, in_, r, xd.f32(), a.f32(), h.f32());
   gemm(false, true, rows, out_, r, static_cast<float>(config_.scale()), h.f32(), r, b.f32(), r, 1.0f, y.f32(),
        out_);
@@ -76,7 +77,7 @@ void LoraAdapter::backward(const Tensor& x, const Tensor& dy, const Tensor& dx, 
   const Tensor& db = b_.ensure_grad();
   // Each thread's partial dB^T (r, out), dA (r, in) and a chunk's h and g (kernels/lora.h).
   Tensor partial = Tensor::empty({per_thread(lora_backward_scratch(in_, out_, r))}, DType::F32, MemCategory::Workspace);
-  const Tensor a = f32_value(a_.value), b = f32_value(b_.value);
+  const Tensor a = widen(a_.value), b = widen(b_.value);
   if (measuring(dy)) return;
   LoraBackward pass;
   pass.rows = rows, pass.in = in_, pass.out = out_, pass.r = r;
@@ -105,12 +106,12 @@ void LoraAdapter::backward(const Tensor& x, const Tensor& dy, const Tensor& dx, 
 
 void LoraAdapter::merge_into(const Tensor& weight, bool in_out_layout, float sign) const {
   lora_fold(in_out_layout, in_, out_, config_.rank, sign * static_cast<float>(config_.scale()), weight.f32(),
-            f32_value(a_.value).f32(), f32_value(b_.value).f32(), weight.f32());
+            widen(a_.value).f32(), widen(b_.value).f32(), weight.f32());
 }
 
 void LoraAdapter::fold_into(const Tensor& weight, bool in_out_layout, const Tensor& folded) const {
   lora_fold(in_out_layout, in_, out_, config_.rank, static_cast<float>(config_.scale()), weight.f32(),
-            f32_value(a_.value).f32(), f32_value(b_.value).f32(), folded.f32());
+            widen(a_.value).f32(), widen(b_.value).f32(), folded.f32());
 }
 
 }  // namespace frugal

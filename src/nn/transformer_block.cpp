@@ -10,11 +10,11 @@ std::string prefix(int index, const char* name) { return "h." + std::to_string(i
 
 // a + b into a new activation tensor (in the storage precision).
 Tensor residual_add(const Tensor& a, const Tensor& b, const RunContext& rc) {
-  const Tensor a32 = to_compute(a, rc), b32 = to_compute(b, rc);
+  const Tensor a32 = widen_activation(a, rc), b32 = widen_activation(b, rc);
   Tensor y = Tensor::empty(a.shape(), DType::F32, MemCategory::Activations);
   if (!measuring(a)) add(a32.f32(), b32.f32(), y.f32(), a.numel());
-  round_to_precision(y, rc);
-  return to_storage(y, rc);
+  round_activation_in_place(y, rc);
+  return round_activation(y, rc);
 }
 }  // namespace
 
@@ -61,7 +61,7 @@ Tensor TransformerBlock::backward(const Tensor& dy, Saved& saved, const RunConte
     dx2 = step(ln2_, kLn2, g);
   }
   if (!measuring(dy)) add_inplace(dx2.f32(), dy.f32(), dy.numel());
-  round_to_precision(dx2, rc);
+  round_activation_in_place(dx2, rc);
   Tensor g = step(attn_proj_, kAttnProj, dx2);  // (B, T, D)
   g = step(attn_, kAttn, g);                    // (B, T, 3D)
   g = step(c_attn_, kCAttn, g);                 // (B, T, D)

@@ -26,8 +26,7 @@ PassResult forward_backward(Model& model, const Batch& batch, double normalizer,
   Tensor grad;  // gradient of the loss with respect to the output of the next block to run backward
   bool loss_done = false;
   PassResult result;
-  RunContext rc = run;
-  if (rc.precision != DType::F32 && !rc.half_cache) rc.half_cache = make_half_cache();
+  RunContext rc = pass_context(run);
   for (const ScheduleOp& op : schedule->ops) {
     const int i = op.block;
     check(i >= 0 && i < n + (op.kind == ScheduleOp::Kind::Drop ? 1 : 0), "schedule: block index out of range");
@@ -53,9 +52,9 @@ PassResult forward_backward(Model& model, const Batch& batch, double normalizer,
       case ScheduleOp::Kind::Loss:
         check(i == n - 1 && inputs[n].defined() && !loss_done, "schedule: the loss needs the last block's output");
         ledger.set_phase("loss");
-        result.loss = loss_forward_backward(model.loss_kind(), to_compute(inputs[n], rc), batch.targets, normalizer, grad);
+        result.loss = loss_forward_backward(model.loss_kind(), widen_activation(inputs[n], rc), batch.targets, normalizer, grad);
         if (rc.loss_scale != 1.0f && grad.has_data()) scale_inplace(grad.f32(), rc.loss_scale, grad.numel());
-        round_to_precision(grad, rc);
+        round_activation_in_place(grad, rc);
         inputs[n] = Tensor();  // the logits are not needed once their gradient exists
         loss_done = true;
         break;
@@ -83,7 +82,7 @@ Tensor forward_only(Model& model, const Tensor& inputs, const RunContext& rc) {
     Saved discard;
     h = forward_child(*block, h, discard, rc);
   }
-  return to_compute(h, rc);
+  return widen_activation(h, rc);
 }
 
 }  // namespace frugal

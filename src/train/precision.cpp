@@ -1,17 +1,18 @@
 #include "train/precision.h"
 
 #include <cmath>
+#include <cstdlib>
 
 #include "core/error.h"
 #include "kernels/convert.h"
 
 namespace frugal {
 
-DType parse_precision(const std::string& name) {
+DType parse_precision(const std::string& name, const std::string& flag) {
   if (name == "fp32") return DType::F32;
   if (name == "fp16") return DType::F16;
   if (name == "bf16") return DType::BF16;
-  throw Error("--precision must be fp32, fp16 or bf16, not '" + name + "'");
+  throw Error(flag + " must be fp32, fp16 or bf16, not '" + name + "'");
 }
 
 std::string precision_name(DType dtype) {
@@ -19,8 +20,8 @@ std::string precision_name(DType dtype) {
 }
 
 MasterWeights::MasterWeights(const std::vector<Param*>& params, DType dtype, bool keep_master, std::vector<bool> owned)
-    : params_(params), dtype_(dtype), keep_master_(keep_master), owned_(std::move(owned)) {
-  check(dtype == DType::F16 || dtype == DType::BF16, "master weights: the compute copy must be fp16 or bf16");
+    : params_(params), keep_master_(keep_master), owned_(std::move(owned)) {
+  check(is_half(dtype), "master weights: the compute copy must be fp16 or bf16");
   if (owned_.empty()) owned_.assign(params_.size(), true);
   check(owned_.size() == params_.size(), "master weights: ownership list does not match the parameters");
   for (size_t k = 0; k < params_.size(); ++k) {
@@ -32,9 +33,7 @@ MasterWeights::MasterWeights(const std::vector<Param*>& params, DType dtype, boo
       master.value.copy_from(p->value);
     }
     masters_.push_back(master);
-    Tensor half = Tensor::empty(p->value.shape(), dtype, MemCategory::Params);
-    if (half.has_data() && p->value.has_data()) float_to_half(p->value.f32(), dtype, half.u16(), half.numel());
-    p->value = half;  // the fp32 value is freed here (unless a master holds the only copy now)
+    p->value = round_to(p->value, dtype, MemCategory::Params);  // the fp32 value is freed here
   }
 }
 
@@ -44,10 +43,7 @@ void MasterWeights::step(Optimizer& optimizer, float lr) {
     Param* p = params_[k];
     Param& m = masters_[k];
     m.grad = p->grad;
-    if (!keep_master_ && m.trainable) {
-      m.value = Tensor::empty(p->value.shape(), DType::F32, MemCategory::Workspace);
-      if (m.value.has_data()) half_to_float(p->value.u16(), dtype_, m.value.f32(), p->value.numel());
-    }
+    if (!keep_master_ && m.trainable) m.value = widen(p->value);
   }
   std::vector<Param*> views;
   for (Param& m : masters_) views.push_back(&m);
@@ -59,19 +55,16 @@ void MasterWeights::step(Optimizer& optimizer, float lr) {
     Param& m = masters_[k];
     m.grad = Tensor();
     if (!m.trainable) continue;
-    const int64_t n = p->value.numel();
     if (keep_master_) {
-      if (m.value.has_data()) float_to_half(m.value.f32(), dtype_, p->value.u16(), n);
+      round_into(m.value, p->value);
       continue;
     }
     // Count the updates that rounding erases: the fp32 value moved, the half weight did not.
-    Tensor old_wide = Tensor::empty(p->value.shape(), DType::F32, MemCategory::Workspace);
-    Tensor new_wide = Tensor::empty(p->value.shape(), DType::F32, MemCategory::Workspace);
+    const Tensor old_wide = widen(p->value);
+    round_into(m.value, p->value);
+    const Tensor new_wide = widen(p->value);
     if (m.value.has_data()) {
-      uint16_t* w = p->value.u16();
-      half_to_float(w, dtype_, old_wide.f32(), n);
-      float_to_half(m.value.f32(), dtype_, w, n);
-      half_to_float(w, dtype_, new_wide.f32(), n);
+      const int64_t n = p->value.numel();
       const float *updated = m.value.f32(), *old = old_wide.f32(), *rounded = new_wide.f32();
 #pragma omp parallel for reduction(+ : changed, lost) schedule(static)
       for (int64_t i = 0; i < n; ++i) {
@@ -109,12 +102,32 @@ void MasterWeights::restore_fp32() {
   for (size_t k = 0; k < params_.size(); ++k) {
     Param* p = params_[k];
     if (p->value.dtype() == DType::F32) continue;
-    Tensor wide = Tensor::empty(p->value.shape(), DType::F32, MemCategory::Params);
-    if (masters_[k].value.defined() && keep_master_) wide.copy_from(masters_[k].value);
-    else if (wide.has_data() && p->value.has_data()) half_to_float(p->value.u16(), dtype_, wide.f32(), wide.numel());
-    p->value = wide;
+    if (keep_master_ && masters_[k].value.defined()) {
+      Tensor exact = Tensor::empty(p->value.shape(), DType::F32, MemCategory::Params);
+      exact.copy_from(masters_[k].value);
+      p->value = exact;
+    } else {
+      p->value = widen(p->value, MemCategory::Params);
+    }
     masters_[k].value = Tensor();
   }
+}
+
+void LossScaleOptions::set_mode(const std::string& text) {
+  if (text.empty()) {
+    mode = "auto";
+    return;
+  }
+  if (text == "dynamic" || text == "none") {
+    mode = text;
+    return;
+  }
+  char* end = nullptr;
+  const double number = std::strtod(text.c_str(), &end);
+  check(end != text.c_str() && *end == '\0' && std::isfinite(number) && number > 0,
+        "--loss-scale must be dynamic, none or a positive number, not '" + text + "'");
+  mode = "static";
+  value = number;
 }
 
 void LossScaleOptions::validate() const {

@@ -17,7 +17,8 @@
 
 namespace frugal {
 
-DType parse_precision(const std::string& name);  // fp32 | fp16 | bf16
+// fp32 | fp16 | bf16 (the one parser of --precision and --base-precision); Error naming `flag`.
+DType parse_precision(const std::string& name, const std::string& flag = "--precision");
 std::string precision_name(DType dtype);
 
 class MasterWeights {
@@ -47,7 +48,6 @@ class MasterWeights {
 
  private:
   std::vector<Param*> params_;
-  DType dtype_;
   bool keep_master_;
   std::vector<Param> masters_;  // parallel to params_: {name, fp32 value, grad shared with the param}
   std::vector<bool> owned_;     // parallel to params_
@@ -59,6 +59,8 @@ struct LossScaleOptions {
   double value = 65536.0;     // initial scale (dynamic) or the fixed scale (static)
   int64_t growth_interval = 2000;  // consecutive finite steps before the scale grows
   double growth = 2.0, backoff = 0.5;
+  // From --loss-scale's text: "" (auto), dynamic, none, or a positive number (static).
+  void set_mode(const std::string& flag_value);
   void validate() const;
 };
 

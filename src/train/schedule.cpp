@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/ledger.h"
 #include "core/units.h"
+#include "nn/half_storage.h"
 
 namespace frugal {
 
@@ -96,7 +97,7 @@ Schedule sqrt_schedule(int n) {
   return b.finish("sqrt");
 }
 
-BlockCosts measure_block_costs(Model& model, int64_t micro_batch, int64_t batch_size) {
+BlockCosts measure_block_costs(Model& model, int64_t micro_batch, int64_t batch_size, const RunContext& run) {
   MemoryLedger ledger(/*measure_only=*/true);
   LedgerScope scope(ledger);
   const auto& blocks = model.blocks();
@@ -108,8 +109,8 @@ BlockCosts measure_block_costs(Model& model, int64_t micro_batch, int64_t batch_
     c.baseline = act();
   }
   Batch micro = allocate_batch(model, micro_batch);
-  RunContext rc;
-  rc.recompute = true;  // nothing runs anyway; never touch running statistics
+  RunContext rc = pass_context(run);  // the executor's pass: the run's precision and a half cache
+  rc.recompute = true;                // nothing runs anyway; never touch running statistics
   std::vector<Saved> saved(blocks.size());
   Tensor x = micro.inputs;
   for (size_t i = 0; i < blocks.size(); ++i) {
@@ -118,14 +119,15 @@ BlockCosts measure_block_costs(Model& model, int64_t micro_batch, int64_t batch_
       ledger.reset_peaks();
       const int64_t before = act();
       Saved scratch;
-      y = blocks[i]->forward(x, scratch, rc);
+      rc.block_index = static_cast<int>(i);
+      y = forward_child(*blocks[i], x, scratch, rc);
       scratch.clear();
       c.peak_nosave.push_back(peak() - before);
     }
     y = Tensor();
     ledger.reset_peaks();
     const int64_t before = act();
-    y = blocks[i]->forward(x, saved[i], rc);
+    y = forward_child(*blocks[i], x, saved[i], rc);
     c.peak_save.push_back(peak() - before);
     c.keep.push_back(act() - before);
     c.output.push_back(static_cast<int64_t>(y.nbytes()));
@@ -289,7 +291,7 @@ Schedule optimal_schedule(const BlockCosts& costs, int64_t budget_bytes) {
 }
 
 Schedule make_schedule(const std::string& strategy, Model& model, int64_t micro_batch, int64_t batch_size,
-                       int64_t activation_budget) {
+                       int64_t activation_budget, const RunContext& rc) {
   const int n = static_cast<int>(model.blocks().size());
   check(strategy == "optimal" || activation_budget <= 0, "--activation-budget applies to --checkpoint optimal only");
   if (strategy == "store-all") return store_all_schedule(n);
@@ -298,7 +300,7 @@ Schedule make_schedule(const std::string& strategy, Model& model, int64_t micro_
   check(strategy == "optimal", "unknown --checkpoint strategy '" + strategy +
                                    "' (expected store-all, memory-poor, sqrt or optimal)");
   check(activation_budget > 0, "--checkpoint optimal needs --activation-budget SIZE (e.g. 64MiB)");
-  return optimal_schedule(measure_block_costs(model, micro_batch, batch_size), activation_budget);
+  return optimal_schedule(measure_block_costs(model, micro_batch, batch_size, rc), activation_budget);
 }
 
 }  // namespace frugal

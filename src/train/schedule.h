@@ -42,7 +42,8 @@ Schedule memory_poor_schedule(int blocks);
 Schedule sqrt_schedule(int blocks);
 
 // Activation bytes of each block for one micro-batch, measured by running the blocks through a
-// measuring ledger (no memory, no kernels).
+// measuring ledger (no memory, no kernels), each through forward_child under `rc`: the run's
+// precision decides what a block stores (half tensors under fp16/bf16).
 struct BlockCosts {
   std::vector<int64_t> output;       // bytes of block i's output
   std::vector<int64_t> keep;         // activation bytes left after Forward(i, save), output included
@@ -50,7 +51,7 @@ struct BlockCosts {
   std::vector<int64_t> peak_nosave;  // the same for Forward(i, no save)
   int64_t baseline = 0;              // activations live before the chain runs (the batch's tensors)
 };
-BlockCosts measure_block_costs(Model& model, int64_t micro_batch, int64_t batch_size);
+BlockCosts measure_block_costs(Model& model, int64_t micro_batch, int64_t batch_size, const RunContext& rc);
 
 // The schedule with the fewest block forwards whose activation peak stays within budget_bytes:
 // dynamic programming over the chain (persistent checkpoints, as in Revolve (Griewank & Walther,
@@ -62,8 +63,9 @@ BlockCosts measure_block_costs(Model& model, int64_t micro_batch, int64_t batch_
 // when none fits. Chains of up to 512 blocks.
 Schedule optimal_schedule(const BlockCosts& costs, int64_t budget_bytes);
 
-// The schedule for --checkpoint STRATEGY (and --activation-budget for optimal).
+// The schedule for --checkpoint STRATEGY (and --activation-budget for optimal); `rc` is the run's
+// context (its precision), which the optimal planner measures block costs under.
 Schedule make_schedule(const std::string& strategy, Model& model, int64_t micro_batch, int64_t batch_size,
-                       int64_t activation_budget);
+                       int64_t activation_budget, const RunContext& rc);
 
 }  // namespace frugal

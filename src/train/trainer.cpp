@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "train/data_parallel.h"
 #include "io/safetensors.h"
+#include "kernels/convert.h"
 #include "train/accumulate.h"
 
 namespace frugal {
@@ -20,11 +21,22 @@ void TrainOptions::validate() const {
   check(schedule == "cosine" || schedule == "constant", "--schedule must be cosine or constant");
   check(optimizer == "adamw" || optimizer == "sgd", "--optimizer must be adamw or sgd, not '" + optimizer + "'");
   check(bn_stats == "micro" || bn_stats == "batch", "--bn-stats must be micro or batch, not '" + bn_stats + "'");
-  loss_scale.validate();
-  check(master_weights || precision != DType::F32, "--master-weights off applies to --precision fp16 or bf16");
   check(zero == 0 || zero == 1, "--zero must be 0 or 1");
-  check(precision != DType::F32 || loss_scale.mode == "auto" || loss_scale.mode == "none",
-        "--loss-scale applies to --precision fp16 or bf16");
+  // Precision: the one place its combinations are checked.
+  check(precision == DType::F32 || is_half(precision), "--precision must be fp32, fp16 or bf16");
+  loss_scale.validate();
+  check(master_weights || precision != DType::F32, "--master-weights off needs --precision fp16 or bf16");
+  check(precision != DType::F32 || loss_scale.mode == "auto", "--loss-scale needs --precision fp16 or bf16");
+}
+
+RunContext TrainOptions::run_context(int64_t step) const {
+  RunContext rc;
+  rc.training = true;
+  rc.seed = seed;
+  rc.step = static_cast<uint64_t>(step);
+  rc.defer_running_stats = bn_stats == "batch";
+  rc.precision = precision;
+  return rc;
 }
 
 Trainer::Trainer(Model& model, DataSource& data, const TrainOptions& options)
@@ -44,7 +56,8 @@ Trainer::Trainer(Model& model, DataSource& data, const TrainOptions& options)
   if (options.precision != DType::F32)
     masters_ = std::make_unique<MasterWeights>(params_, options.precision, options.master_weights, owned);
   optimizer_ = make_optimizer(options.optimizer, options.weight_decay);
-  schedule_ = make_schedule(options.checkpoint, model, options.micro_batch, options.batch_size(), options.activation_budget);
+  schedule_ = make_schedule(options.checkpoint, model, options.micro_batch, options.batch_size(), options.activation_budget,
+                            options.run_context(0));
 }
 
 StepRecord Trainer::step(int64_t step_index) {
@@ -53,12 +66,7 @@ StepRecord Trainer::step(int64_t step_index) {
   record.step = step_index;
   // The whole optimizer batch (every rank draws the same one); each rank runs its shard of it.
   const Batch batch = data_.batch(step_index, options_.batch_size() * comm_.size());
-  RunContext rc;
-  rc.training = true;
-  rc.seed = options_.seed;
-  rc.step = static_cast<uint64_t>(step_index);
-  rc.defer_running_stats = options_.bn_stats == "batch";
-  rc.precision = options_.precision;
+  RunContext rc = options_.run_context(step_index);
   rc.loss_scale = scaler_.scale();
   record.loss_scale = scaler_.scale();
   const AccumulatedPass pass = accumulate_data_parallel(model_, batch, options_.accum, rc, &schedule_, comm_);

@@ -42,6 +42,9 @@ struct TrainOptions {
 
   int64_t batch_size() const { return micro_batch * accum; }
   void validate() const;
+  // The context every pass of this run gets (training, seed, step, precision, running-statistics
+  // mode): the trainer's steps, `frugal grad` and the optimal planner's block costs all use it.
+  RunContext run_context(int64_t step) const;
 };
 
 struct StepRecord {
