@@ -1,9 +1,8 @@
 // `frugal train`: train or fine-tune; with no flags, the built-in demo (a small GPT on the text
 // of Debian's fortunes package, then a few generated lines).
 #include <cstdio>
-#include <optional>
 #include <filesystem>
-#include <fstream>
+#include <optional>
 
 #include "cli/common.h"
 #include "cli/train_flags.h"
@@ -28,7 +27,6 @@
 namespace frugal::cli {
 
 namespace {
-
 
 void print_memory_report(const MemorySnapshot& predicted, const MemorySnapshot& measured, size_t cached) {
   std::printf("\nmemory\n");
@@ -61,160 +59,211 @@ void write_plots(const std::string& dir, const std::vector<StepRecord>& steps, c
            series);
 }
 
-void run_train(TrainFlags& f) {
-  Communicator& comm = world();
-  const bool lead = comm.rank() == 0;
-  // --resume: the configuration comes from the checkpoint (flags given here must agree with it).
+// One `frugal train` run: its flags, what it builds, and what the loop records. Under mpirun every
+// rank trains; rank 0 (the lead) alone prints progress and writes outputs.
+struct TrainRun {
+  TrainFlags& flags;
+  Communicator& comm;
+  MemoryLedger& ledger;
   std::optional<CheckpointRef> resume;
-  if (!f.resume.empty()) {
-    resume = latest_checkpoint(f.resume);
-    const std::string taken = adopt_checkpoint_config(f, *resume, comm.size());
-    if (lead)
-      std::fprintf(stderr, "frugal train: resuming from %s after step %lld; from the checkpoint:%s\n", resume->dir.c_str(),
-                   static_cast<long long>(resume->steps_done), taken.c_str());
-    check(resume->steps_done < f.options.steps, "--resume: the checkpoint is already at step " +
-                                                    std::to_string(resume->steps_done) + " of --steps " +
-                                                    std::to_string(f.options.steps) + "; pass a larger --steps");
-  }
+  MemoryPlan plan;
+  LoraSettings lora;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<DataSource> data;
+  std::unique_ptr<Trainer> trainer;
+  int64_t first_step = 0;
+  bool token_model = false;
+  int64_t tokens_per_sample = 1;
+  std::vector<StepRecord> records;
+  std::vector<TimelineEvent> timeline;  // of one steady-state step, for --plots
+  double bytes_per_step = 0;            // this rank's payload handed to collectives
+  MemorySnapshot measured;              // the ledger's peaks over training (before the masters go back)
+
+  bool lead() const { return comm.rank() == 0; }
+};
+
+// --resume: the configuration comes from the checkpoint (flags given here must agree with it).
+std::optional<CheckpointRef> adopt_resume(TrainFlags& f, const Communicator& comm) {
+  if (f.resume.empty()) return std::nullopt;
+  CheckpointRef resume = latest_checkpoint(f.resume);
+  const std::string taken = adopt_checkpoint_config(f, resume, comm.size());
+  if (comm.rank() == 0)
+    std::fprintf(stderr, "frugal train: resuming from %s after step %lld; from the checkpoint:%s\n", resume.dir.c_str(),
+                 static_cast<long long>(resume.steps_done), taken.c_str());
+  check(resume.steps_done < f.options.steps, "--resume: the checkpoint is already at step " +
+                                                 std::to_string(resume.steps_done) + " of --steps " +
+                                                 std::to_string(f.options.steps) + "; pass a larger --steps");
+  return resume;
+}
+
+// Flags that only make sense together, and output locations (checked before a run can waste time).
+void apply_train_flags(TrainFlags& f, bool lead) {
   check(f.save_every == 0 || !f.save_dir.empty(), "--save-every needs --save DIR (checkpoints go to DIR/checkpoints)");
   check(f.save_every == 0 || f.options.zero == 0, "--save-every with --zero 1 is not supported (the optimizer state is "
                                                   "sharded across ranks); use --zero 0");
   apply_checkpoint_flags(f.checkpoint, f.options);
   apply_precision_flags(f.precision, f.options);
-  // Under mpirun every rank trains; rank 0 alone prints progress and writes outputs.
   check(f.save_adapter_dir.empty() || f.lora.active(), "--save-adapter needs LoRA (--lora-rank R or --adapter DIR)");
-  if (lead) {
-    check_output_file(f.summary_path, "--summary");
-    check_output_file(f.metrics_path, "--metrics");
-    prepare_output_dir(f.save_dir, "--save");
-    prepare_output_dir(f.plots_dir, "--plots");
-    prepare_output_dir(f.save_adapter_dir, "--save-adapter");
-  }
-  set_num_threads(f.threads);
-  MemoryLedger ledger;
-  LedgerScope scope(ledger);
-
-  // Predict before anything is allocated.
-  const MemoryPlan plan = plan_training_memory(
-      [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora); }, f.options);
-
-  LoraSettings lora;
-  std::unique_ptr<Model> model = build_model(f.model, f.data, f.options.seed, /*with_weights=*/true, f.lora, &lora);
-  std::unique_ptr<DataSource> data = make_data_source(f.data, *model, f.options.seed);
-  Trainer trainer(*model, *data, f.options);
-  if (resume) restore_training_checkpoint(*resume, trainer);
-  const int64_t first_step = resume ? resume->steps_done : 0;
-  const nlohmann::json config = run_config(f, comm.size());
-  const bool token_model = model->arch() == "gpt";
-  const int64_t tokens_per_sample = token_model ? static_cast<Gpt&>(*model).context() : 1;
-  if (lead) {
-    std::fprintf(stderr, "frugal train: %s, %s parameters (%s trainable), %zu blocks, data: %s, batch %lld x %lld micro-batches x %d ranks, %s%s\n",
-                 model->arch().c_str(), format_count(static_cast<double>(model->parameter_count())).c_str(),
-                 format_count(static_cast<double>(model->trainable_parameter_count())).c_str(),
-                 model->blocks().size(), data->describe().c_str(), static_cast<long long>(f.options.micro_batch),
-                 static_cast<long long>(f.options.accum), comm.size(), precision_name(f.options.precision).c_str(),
-                 f.options.zero && comm.size() > 1 ? ", ZeRO-1" : "");
-    std::fprintf(stderr, "predicted peak memory: %s (activations %s)\n",
-                 format_bytes(static_cast<double>(plan.peak.total)).c_str(),
-                 format_bytes(static_cast<double>(plan.peak[MemCategory::Activations])).c_str());
-  }
-
-  std::unique_ptr<std::ofstream> metrics;
-  if (lead && !f.metrics_path.empty()) {
-    metrics = std::make_unique<std::ofstream>(f.metrics_path + ".tmp");
-    check(metrics->good(), "cannot write " + f.metrics_path);
-  }
-  Progress progress(f.options.steps, token_model, f.options.batch_size() * comm.size() * tokens_per_sample);
-  const int64_t bytes_before = comm.bytes_communicated();
-  std::vector<StepRecord> records;
-  std::vector<TimelineEvent> timeline;
-  // A steady-state step (state already allocated).
-  const int64_t timeline_step = first_step + (f.options.steps - first_step > 1 ? 1 : 0);
-  for (int64_t s = first_step; s < f.options.steps; ++s) {
-    if (!f.plots_dir.empty() && s == timeline_step) ledger.start_timeline();
-    records.push_back(trainer.step(s));
-    if (!f.plots_dir.empty() && s == timeline_step) {
-      ledger.stop_timeline();
-      timeline = ledger.timeline();
-    }
-    if (lead) progress.update(records.back(), ledger);
-    if (metrics) *metrics << step_metrics(records.back(), ledger).dump() << '\n';
-    if (lead && f.save_every > 0 && (s + 1) % f.save_every == 0)
-      write_training_checkpoint(f.save_dir, s + 1, *model, trainer, config, f.keep);
-  }
-  const double bytes_per_step =
-      static_cast<double>(comm.bytes_communicated() - bytes_before) / static_cast<double>(f.options.steps - first_step);
-  if (lead) progress.finish();
-  if (metrics) {
-    metrics->close();
-    check(metrics->good(), "cannot write " + f.metrics_path + ".tmp");
-    std::filesystem::rename(f.metrics_path + ".tmp", f.metrics_path);
-  }
-
-  RunFacts facts;
-  facts.steps = records;
-  facts.token_model = token_model;
-  facts.samples_per_step = f.options.batch_size() * comm.size();
-  facts.tokens_per_sample = tokens_per_sample;
-  facts.total_params = model->parameter_count();
-  facts.trainable_params = model->trainable_parameter_count();
-  facts.layer_count = static_cast<int64_t>(model->blocks().size());
-  facts.measured = ledger.peak();
-  facts.predicted = plan.peak;
-  facts.at_peak = ledger.at_peak();
-  // Mixed precision: fp32 weights (the masters) back in the model for evaluation, sampling and --save.
-  // After the peaks are read: the conversion back is not part of training.
-  trainer.finish();
-  facts.final_loss_scale = trainer.loss_scale();
-  nlohmann::json summary = make_summary(facts);
-  summary["world_size"] = comm.size();
-  summary["first_step"] = first_step + 1;  // losses[0] is this step's (1-based; > 1 after --resume)
-  summary["zero"] = f.options.zero;
-  summary["communicated_bytes_per_step"] = bytes_per_step;  // this rank's payload handed to collectives
-  std::vector<double> comm_times;
-  for (const StepRecord& r : records)
-    if (r.step > 0 || records.size() == 1) comm_times.push_back(r.communication_s);
-  summary["communication_s"] = median(comm_times);  // per step: the gradient allreduce, waiting included
-  // Every rank's own peaks (ZeRO-1 shards optimizer state and masters): rank 0 reports them all.
-  std::vector<int64_t> per_rank(static_cast<size_t>(comm.size()) * 3, 0);
-  per_rank[comm.rank() * 3 + 0] = static_cast<int64_t>(facts.measured[MemCategory::Optimizer]);
-  per_rank[comm.rank() * 3 + 1] = static_cast<int64_t>(facts.measured[MemCategory::MasterParams]);
-  per_rank[comm.rank() * 3 + 2] = static_cast<int64_t>(facts.measured.total);
-  comm.allreduce_sum(per_rank.data(), static_cast<int64_t>(per_rank.size()));
-  for (int r = 0; r < comm.size(); ++r)
-    summary["ranks"].push_back({{"rank", r}, {"optimizer", per_rank[r * 3]}, {"master_params", per_rank[r * 3 + 1]},
-                                {"total", per_rank[r * 3 + 2]}});
   if (!lead) return;
-  print_memory_report(plan.peak, facts.measured, ledger.cached_bytes());
-  std::printf("\nfinal loss %.4f after %lld steps; median step %s, %s %s/s\n", summary["final_loss"].get<double>(),
-              static_cast<long long>(f.options.steps), format_seconds(summary["step_time_s"].get<double>()).c_str(),
-              format_count(summary[token_model ? "tokens_per_s" : "samples_per_s"].get<double>()).c_str(),
-              token_model ? "tokens" : "samples");
+  check_output_file(f.summary_path, "--summary");
+  check_output_file(f.metrics_path, "--metrics");
+  prepare_output_dir(f.save_dir, "--save");
+  prepare_output_dir(f.plots_dir, "--plots");
+  prepare_output_dir(f.save_adapter_dir, "--save-adapter");
+}
 
+// The prediction first (before anything is allocated), then the model, its data and the trainer.
+void build_run(TrainRun& run) {
+  TrainFlags& f = run.flags;
+  run.plan = plan_training_memory(
+      [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora); }, f.options);
+  run.model = build_model(f.model, f.data, f.options.seed, /*with_weights=*/true, f.lora, &run.lora);
+  run.data = make_data_source(f.data, *run.model, f.options.seed);
+  run.trainer = std::make_unique<Trainer>(*run.model, *run.data, f.options);
+  if (run.resume) restore_training_checkpoint(*run.resume, *run.trainer);
+  run.first_step = run.resume ? run.resume->steps_done : 0;
+  run.token_model = run.model->arch() == "gpt";
+  run.tokens_per_sample = run.token_model ? static_cast<Gpt&>(*run.model).context() : 1;
+}
+
+void print_header(const TrainRun& run) {
+  const TrainOptions& o = run.flags.options;
+  const Model& model = *run.model;
+  std::fprintf(stderr, "frugal train: %s, %s parameters (%s trainable), %zu blocks, data: %s, batch %lld x %lld micro-batches x %d ranks, %s%s\n",
+               model.arch().c_str(), format_count(static_cast<double>(model.parameter_count())).c_str(),
+               format_count(static_cast<double>(model.trainable_parameter_count())).c_str(), model.blocks().size(),
+               run.data->describe().c_str(), static_cast<long long>(o.micro_batch), static_cast<long long>(o.accum),
+               run.comm.size(), precision_name(o.precision).c_str(), o.zero && run.comm.size() > 1 ? ", ZeRO-1" : "");
+  std::fprintf(stderr, "predicted peak memory: %s (activations %s)\n",
+               format_bytes(static_cast<double>(run.plan.peak.total)).c_str(),
+               format_bytes(static_cast<double>(run.plan.peak[MemCategory::Activations])).c_str());
+}
+
+// The optimizer steps, with the progress line, --metrics lines, the memory timeline of one
+// steady-state step (--plots) and training-state checkpoints (--save-every).
+void run_steps(TrainRun& run) {
+  const TrainFlags& f = run.flags;
+  std::unique_ptr<AtomicFileWriter> metrics;
+  if (run.lead() && !f.metrics_path.empty()) metrics = std::make_unique<AtomicFileWriter>(f.metrics_path);
+  Progress progress(f.options.steps, run.token_model, f.options.batch_size() * run.comm.size() * run.tokens_per_sample);
+  const nlohmann::json config = run_config(f, run.comm.size());
+  const int64_t bytes_before = run.comm.bytes_communicated();
+  const int64_t timeline_step = run.first_step + (f.options.steps - run.first_step > 1 ? 1 : 0);  // state allocated
+  for (int64_t s = run.first_step; s < f.options.steps; ++s) {
+    const bool timed = !f.plots_dir.empty() && s == timeline_step;
+    if (timed) run.ledger.start_timeline();
+    run.records.push_back(run.trainer->step(s));
+    if (timed) {
+      run.ledger.stop_timeline();
+      run.timeline = run.ledger.timeline();
+    }
+    if (run.lead()) progress.update(run.records.back(), run.ledger);
+    if (metrics) metrics->write(step_metrics(run.records.back(), run.ledger).dump() + "\n");
+    if (run.lead() && f.save_every > 0 && (s + 1) % f.save_every == 0)
+      write_training_checkpoint(f.save_dir, s + 1, *run.model, *run.trainer, config, f.keep);
+  }
+  run.bytes_per_step = static_cast<double>(run.comm.bytes_communicated() - bytes_before) /
+                       static_cast<double>(f.options.steps - run.first_step);
+  if (run.lead()) progress.finish();
+  if (metrics) metrics->commit();
+}
+
+// Every rank's own peaks (ZeRO-1 shards optimizer state and masters): rank 0 reports them all.
+nlohmann::json rank_memory(const MemorySnapshot& measured, Communicator& comm) {
+  std::vector<int64_t> per_rank(static_cast<size_t>(comm.size()) * 3, 0);
+  per_rank[comm.rank() * 3 + 0] = static_cast<int64_t>(measured[MemCategory::Optimizer]);
+  per_rank[comm.rank() * 3 + 1] = static_cast<int64_t>(measured[MemCategory::MasterParams]);
+  per_rank[comm.rank() * 3 + 2] = static_cast<int64_t>(measured.total);
+  comm.allreduce_sum(per_rank.data(), static_cast<int64_t>(per_rank.size()));
+  nlohmann::json ranks;
+  for (int r = 0; r < comm.size(); ++r)
+    ranks.push_back({{"rank", r}, {"optimizer", per_rank[r * 3]}, {"master_params", per_rank[r * 3 + 1]},
+                     {"total", per_rank[r * 3 + 2]}});
+  return ranks;
+}
+
+// The summary of DESIGN.md plus the data-parallel keys. Reads the memory peaks, then puts the fp32
+// masters back into the model (the conversion is not training; evaluation and --save need them).
+nlohmann::json summarize(TrainRun& run) {
+  RunFacts facts;
+  facts.steps = run.records;
+  facts.token_model = run.token_model;
+  facts.samples_per_step = run.flags.options.batch_size() * run.comm.size();
+  facts.tokens_per_sample = run.tokens_per_sample;
+  facts.total_params = run.model->parameter_count();
+  facts.trainable_params = run.model->trainable_parameter_count();
+  facts.layer_count = static_cast<int64_t>(run.model->blocks().size());
+  facts.measured = run.measured = run.ledger.peak();
+  facts.predicted = run.plan.peak;
+  facts.at_peak = run.ledger.at_peak();
+  run.trainer->finish();
+  facts.final_loss_scale = run.trainer->loss_scale();
+  nlohmann::json summary = make_summary(facts);
+  summary["world_size"] = run.comm.size();
+  summary["first_step"] = run.first_step + 1;  // losses[0] is this step's (1-based; > 1 after --resume)
+  summary["zero"] = run.flags.options.zero;
+  summary["communicated_bytes_per_step"] = run.bytes_per_step;
+  std::vector<double> comm_times;
+  for (const StepRecord& r : run.records)
+    if (r.step > 0 || run.records.size() == 1) comm_times.push_back(r.communication_s);
+  summary["communication_s"] = median(comm_times);  // per step: the gradient allreduce, waiting included
+  summary["ranks"] = rank_memory(facts.measured, run.comm);
+  return summary;
+}
+
+// Test accuracy (Fashion-MNIST) and a sample of generated text (GPT on text), into the summary.
+void evaluate_and_sample(TrainRun& run, nlohmann::json& summary) {
+  const TrainFlags& f = run.flags;
   if (f.data == "fashion-mnist") {
     const ImageDataset test = load_fashion_mnist(kFashionMnistDir, /*train=*/false);
-    const double accuracy = classification_accuracy(*model, test, model->arch() == "mlp");
+    const double accuracy = classification_accuracy(*run.model, test, run.model->arch() == "mlp");
     summary["eval_accuracy"] = accuracy;
     std::printf("test accuracy (10000 Fashion-MNIST test images): %.2f%%\n", 100.0 * accuracy);
   }
-  if (token_model && f.data != "synthetic" && f.sample_tokens > 0) {
+  if (run.token_model && f.data != "synthetic" && f.sample_tokens > 0) {
     SampleOptions sample;
     sample.tokens = f.sample_tokens;
     sample.seed = f.options.seed;
     std::printf("\nloss %.3f -> %.3f (a uniform guess over 256 bytes scores ln 256 = 5.545). A sample:\n%s\n",
-                records.front().loss, records.back().loss,
-                generate_text(static_cast<Gpt&>(*model), "\n", sample).c_str());
+                run.records.front().loss, run.records.back().loss,
+                generate_text(static_cast<Gpt&>(*run.model), "\n", sample).c_str());
   }
+}
+
+void write_outputs(const TrainRun& run, const nlohmann::json& summary) {
+  const TrainFlags& f = run.flags;
   if (!f.save_dir.empty()) {
-    save_model(*model, f.save_dir);  // the base weights; adapters go to --save-adapter
+    save_model(*run.model, f.save_dir);  // the base weights; adapters go to --save-adapter
     std::printf("saved model to %s\n", f.save_dir.c_str());
   }
   if (!f.save_adapter_dir.empty()) {
-    save_adapter(*model, lora, f.save_adapter_dir);
+    save_adapter(*run.model, run.lora, f.save_adapter_dir);
     std::printf("saved LoRA adapter (PEFT format) to %s\n", f.save_adapter_dir.c_str());
   }
-  if (!f.plots_dir.empty()) write_plots(f.plots_dir, records, timeline, f.options.checkpoint);
+  if (!f.plots_dir.empty()) write_plots(f.plots_dir, run.records, run.timeline, f.options.checkpoint);
   if (!f.summary_path.empty()) write_file_atomic(f.summary_path, summary.dump(2) + "\n");
+}
+
+void run_train(TrainFlags& f) {
+  Communicator& comm = world();
+  std::optional<CheckpointRef> resume = adopt_resume(f, comm);
+  apply_train_flags(f, comm.rank() == 0);
+  set_num_threads(f.threads);
+  MemoryLedger ledger;
+  LedgerScope scope(ledger);
+  TrainRun run{f, comm, ledger, std::move(resume)};
+  build_run(run);
+  if (run.lead()) print_header(run);
+  run_steps(run);
+  nlohmann::json summary = summarize(run);
+  if (!run.lead()) return;
+  print_memory_report(run.plan.peak, run.measured, ledger.cached_bytes());
+  std::printf("\nfinal loss %.4f after %lld steps; median step %s, %s %s/s\n", summary["final_loss"].get<double>(),
+              static_cast<long long>(f.options.steps), format_seconds(summary["step_time_s"].get<double>()).c_str(),
+              format_count(summary[run.token_model ? "tokens_per_s" : "samples_per_s"].get<double>()).c_str(),
+              run.token_model ? "tokens" : "samples");
+  evaluate_and_sample(run, summary);
+  write_outputs(run, summary);
 }
 
 }  // namespace

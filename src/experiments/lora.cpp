@@ -128,38 +128,58 @@ std::string markdown(const nlohmann::json& r) {
   return md.str();
 }
 
+// The held-out fortunes file is the fine-tuning text (first 80% to train, the rest to evaluate);
+// every other file is pretraining text.
+struct ExperimentTexts {
+  std::vector<std::string> pretrain_files;
+  std::string train_text, eval_text;
+};
+
+ExperimentTexts split_texts() {
+  ExperimentTexts t;
+  std::string held_out_path;
+  for (const std::string& path : list_fortune_files())
+    (std::filesystem::path(path).filename() == kHeldOut ? held_out_path : t.pretrain_files.emplace_back(path)) = path;
+  check(!held_out_path.empty(), std::string("the fortunes file '") + kHeldOut + "' is missing (Debian package fortunes)");
+  const std::string held_out = fortunes_text({held_out_path});
+  const size_t split = held_out.size() * 4 / 5;
+  t.train_text = held_out.substr(0, split);
+  t.eval_text = held_out.substr(split);
+  return t;
+}
+
+// The base model every fine-tuning starts from, saved as a model directory.
+void pretrain(const std::vector<std::string>& files, int64_t steps, const std::string& dir) {
+  MemoryLedger ledger;
+  LedgerScope scope(ledger);
+  Gpt model(experiment_gpt());
+  model.init_weights(1);
+  TokenWindows data(fortunes_text(files), kContext, 2, "fortunes without " + std::string(kHeldOut));
+  TrainOptions o;
+  o.steps = steps;
+  o.micro_batch = 16;
+  o.lr = 2e-3f;
+  o.warmup = 20;
+  Trainer trainer(model, data, o);
+  for (int64_t s = 0; s < steps; ++s) trainer.step(s);
+  save_model(model, dir);
+}
+
+nlohmann::json run_row(const std::string& name, int64_t rank, const RunResult& result) {
+  return {{"name", name}, {"rank", rank}, {"trainable", result.trainable},
+          {"grad_optimizer_bytes", result.grad_optimizer_bytes}, {"step_time_s", result.step_time},
+          {"heldout_loss", result.loss}};
+}
+
 }  // namespace
 
 nlohmann::json run_lora_experiment(const std::string& out_dir, double steps_scale) {
   std::filesystem::create_directories(out_dir);
-  std::vector<std::string> pretrain_files;
-  std::string held_out_path;
-  for (const std::string& path : list_fortune_files())
-    (std::filesystem::path(path).filename() == kHeldOut ? held_out_path : pretrain_files.emplace_back(path)) = path;
-  check(!held_out_path.empty(), std::string("the fortunes file '") + kHeldOut + "' is missing (Debian package fortunes)");
-  const std::string held_out = fortunes_text({held_out_path});
-  const size_t split = held_out.size() * 4 / 5;
-  const std::string train_text = held_out.substr(0, split), eval_text = held_out.substr(split);
+  const ExperimentTexts texts = split_texts();
   const auto scaled = [&](int64_t steps) { return std::max<int64_t>(2, static_cast<int64_t>(steps * steps_scale)); };
   const int64_t pretrain_steps = scaled(400), finetune_steps = scaled(150);
-
-  // Pretraining.
   const std::string pretrained = out_dir + "/lora-pretrained";
-  {
-    MemoryLedger ledger;
-    LedgerScope scope(ledger);
-    Gpt model(experiment_gpt());
-    model.init_weights(1);
-    TokenWindows data(fortunes_text(pretrain_files), kContext, 2, "fortunes without " + std::string(kHeldOut));
-    TrainOptions o;
-    o.steps = pretrain_steps;
-    o.micro_batch = 16;
-    o.lr = 2e-3f;
-    o.warmup = 20;
-    Trainer trainer(model, data, o);
-    for (int64_t s = 0; s < pretrain_steps; ++s) trainer.step(s);
-    save_model(model, pretrained);
-  }
+  pretrain(texts.pretrain_files, pretrain_steps, pretrained);
 
   nlohmann::json r;
   r["pretrain_steps"] = pretrain_steps;
@@ -168,15 +188,13 @@ nlohmann::json run_lora_experiment(const std::string& out_dir, double steps_scal
   auto run = [&](int64_t rank, int64_t steps) {
     MemoryLedger ledger;
     LedgerScope scope(ledger);
-    return fine_tune(pretrained, train_text, eval_text, rank, steps);
+    return fine_tune(pretrained, texts.train_text, texts.eval_text, rank, steps);
   };
   const RunResult base = run(0, 0);
   runs.push_back({{"name", "base (no fine-tuning)"}, {"rank", 0}, {"trainable", 0}, {"grad_optimizer_bytes", 0},
                   {"step_time_s", 0.0}, {"heldout_loss", base.loss}});
   const RunResult full = run(0, finetune_steps);
-  runs.push_back({{"name", "full fine-tuning"}, {"rank", 0}, {"trainable", full.trainable},
-                  {"grad_optimizer_bytes", full.grad_optimizer_bytes}, {"step_time_s", full.step_time},
-                  {"heldout_loss", full.loss}});
+  runs.push_back(run_row("full fine-tuning", 0, full));
   Series lora_series{"LoRA", {}, {}, false}, base_series{"base", {}, {}, false}, full_series{"full fine-tuning", {}, {}, false};
   RunResult r8;
   double merge_diff = 0;
@@ -184,17 +202,15 @@ nlohmann::json run_lora_experiment(const std::string& out_dir, double steps_scal
     MemoryLedger ledger;  // declared before the model it outlives
     LedgerScope scope(ledger);
     std::unique_ptr<Model> tuned;
-    const RunResult lora = fine_tune(pretrained, train_text, eval_text, rank, finetune_steps, &tuned);
-    runs.push_back({{"name", "LoRA r = " + std::to_string(rank)}, {"rank", rank}, {"trainable", lora.trainable},
-                    {"grad_optimizer_bytes", lora.grad_optimizer_bytes}, {"step_time_s", lora.step_time},
-                    {"heldout_loss", lora.loss}});
+    const RunResult lora = fine_tune(pretrained, texts.train_text, texts.eval_text, rank, finetune_steps, &tuned);
+    runs.push_back(run_row("LoRA r = " + std::to_string(rank), rank, lora));
     for (Series* s : {&lora_series, &base_series, &full_series}) s->x.push_back(static_cast<double>(rank));
     lora_series.y.push_back(lora.loss);
     base_series.y.push_back(base.loss);
     full_series.y.push_back(full.loss);
     if (rank == 8) {
       r8 = lora;
-      merge_diff = merge_check(*tuned, eval_text);
+      merge_diff = merge_check(*tuned, texts.eval_text);
     }
   }
   r["runs"] = runs;

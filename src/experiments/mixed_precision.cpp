@@ -114,7 +114,8 @@ double mean_of_last(const std::vector<double>& v, size_t n) {
   return n ? s / static_cast<double>(n) : 0.0;
 }
 
-std::string markdown(const nlohmann::json& r, const std::vector<Run>& runs) {
+// The report's sections, one function each (markdown() puts them in order).
+std::string md_runs_table(const nlohmann::json& r, const std::vector<Run>& runs) {
   std::ostringstream md;
   char line[2048];
   md << "# Mixed precision: half the activation bytes, the same training curve\n\n"
@@ -137,9 +138,12 @@ std::string markdown(const nlohmann::json& r, const std::vector<Run>& runs) {
                   format_bytes(static_cast<double>(run.memory.total)).c_str(), format_seconds(run.step_time).c_str());
     md << line;
   }
+  return md.str();
+}
+
+std::string md_why_loss_scaling(const nlohmann::json& r) {
   const auto& u = r["underflow"];
-  const auto& upd = r["update_ratio"];
-  const auto& lost = r["lost_updates"];
+  char line[2048];
   std::snprintf(line, sizeof line,
                 "\nMemory drops although fp16/bf16 keep a second copy of the weights: `master_params` holds the fp32 "
                 "copy, `params` the half-precision compute copy, and the activations (what dominates) are stored in "
@@ -151,7 +155,13 @@ std::string markdown(const nlohmann::json& r, const std::vector<Run>& runs) {
                 "they are made from, which fp16 stores.\n\n![gradient exponents](mixed-precision-gradients.png)\n\n",
                 100 * u["below_2^-24"].get<double>(), 100 * u["below_2^-14"].get<double>(),
                 100 * u["below_2^-24_scaled_65536"].get<double>());
-  md << line;
+  return line;
+}
+
+std::string md_why_master_weights(const nlohmann::json& r) {
+  const auto& upd = r["update_ratio"];
+  const auto& lost = r["lost_updates"];
+  char line[2048];
   std::snprintf(line, sizeof line,
                 "## Why master weights\n\nAn fp16 weight has 11 significant bits: the spacing of its neighbours is "
                 "between 2^-11 and 2^-10 of its value, so an update below half of that (2^-12 to 2^-11 of the "
@@ -165,7 +175,12 @@ std::string markdown(const nlohmann::json& r, const std::vector<Run>& runs) {
                 100 * lost["last_tenth"].get<double>(), r["final_loss"]["fp16_no_master"].get<double>(),
                 r["final_loss"]["fp32"].get<double>(),
                 100 * (r["final_loss"]["fp16_no_master"].get<double>() / r["final_loss"]["fp32"].get<double>() - 1));
-  md << line;
+  return line;
+}
+
+std::string md_lr_sweep(const nlohmann::json& r) {
+  std::ostringstream md;
+  char line[2048];
   md << "## Where fp16 without master weights is and is not hurt\n\nThe same model from the same seed, "
      << r["sweep_steps"].get<int64_t>()
      << " steps at a constant learning rate, fp32 against fp16 without master weights (AdamW moves each weight "
@@ -197,6 +212,84 @@ std::string markdown(const nlohmann::json& r, const std::vector<Run>& runs) {
   return md.str();
 }
 
+std::string markdown(const nlohmann::json& r, const std::vector<Run>& runs) {
+  return md_runs_table(r, runs) + md_why_loss_scaling(r) + md_why_master_weights(r) + md_lr_sweep(r);
+}
+
+// fp16 without master weights against fp32 at constant learning rates: where dropping the master
+// copy hurts.
+nlohmann::json lr_sweep(int64_t sweep_steps) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (float lr : {2e-3f, 2e-4f, 2e-5f, 2e-6f}) {
+    const Run full = train_run("fp32", sweep_steps, DType::F32, true, lr, "constant");
+    const Run ablation = train_run("fp16_no_master", sweep_steps, DType::F16, false, lr, "constant");
+    const std::vector<double>& f = ablation.lost_fraction;
+    const double start = full.losses.front(), fp32_end = mean_of_last(full.losses, 10),
+                 ablation_end = mean_of_last(ablation.losses, 10);
+    rows.push_back({{"lr", lr},
+                    {"fp32", fp32_end},
+                    {"fp16_no_master", ablation_end},
+                    // the share of fp32's loss decrease that the run without masters achieved
+                    {"progress_kept", (start - ablation_end) / (start - fp32_end)},
+                    {"lost_fraction", std::accumulate(f.begin(), f.end(), 0.0) / static_cast<double>(f.size())}});
+  }
+  return rows;
+}
+
+// What the numbers behind the two "why" sections are: gradients below fp16's range (with and
+// without the loss scale), update sizes against their weights, and updates lost without masters.
+void add_rounding_statistics(nlohmann::json& r, const std::vector<double>& grads, const std::vector<Run>& runs) {
+  std::vector<double> scaled(grads);
+  for (double& g : scaled) g *= 65536.0;
+  r["underflow"] = {{"below_2^-24", fraction_below(grads, std::ldexp(1.0, -24))},
+                    {"below_2^-14", fraction_below(grads, std::ldexp(1.0, -14))},
+                    {"below_2^-24_scaled_65536", fraction_below(scaled, std::ldexp(1.0, -24))}};
+  std::vector<double> ratios = runs[0].update_ratios;
+  std::sort(ratios.begin(), ratios.end());
+  r["update_ratio"] = {{"median", ratios.empty() ? 0.0 : ratios[ratios.size() / 2]},
+                       {"below_2^-12", fraction_below(ratios, std::ldexp(1.0, -12))},
+                       {"below_2^-11", fraction_below(ratios, std::ldexp(1.0, -11))}};
+  const std::vector<double>& lost = runs[3].lost_fraction;
+  const size_t tenth = std::max<size_t>(1, lost.size() / 10);
+  auto mean = [](auto begin, auto end) { return std::accumulate(begin, end, 0.0) / static_cast<double>(end - begin); };
+  r["lost_updates"] = {{"per_step", lost},
+                       {"first_tenth", mean(lost.begin(), lost.begin() + tenth)},
+                       {"last_tenth", mean(lost.end() - tenth, lost.end())}};
+}
+
+// A series of values against their 1-based step.
+Series per_step(const std::string& name, const std::vector<double>& values, double factor = 1.0) {
+  Series s{name, {}, {}};
+  for (size_t i = 0; i < values.size(); ++i) {
+    s.x.push_back(static_cast<double>(i + 1));
+    s.y.push_back(factor * values[i]);
+  }
+  return s;
+}
+
+void write_plots(const std::string& out_dir, const std::vector<Run>& runs, const std::vector<double>& grads) {
+  std::vector<Series> curves;
+  for (const Run& run : runs) curves.push_back(per_step(run.name, run.losses));
+  plot_png(out_dir + "/mixed-precision-loss.png", {"Training loss, same seed", "step", "loss", false}, curves);
+  plot_png(out_dir + "/mixed-precision-lost-updates.png",
+           {"Non-zero updates erased by fp16 rounding (no master weights)", "step", "% of updates", false},
+           {per_step("fp16 without master weights", runs[3].lost_fraction, 100.0)});
+  // One pass over the gradients: counts per exponent, unscaled and scaled by 2^16 (exponent + 16).
+  std::map<int, int64_t> exponents;
+  for (double g : grads)
+    if (g != 0.0) ++exponents[std::ilogb(g)];
+  Series hist_plain{"fp32 gradients", {}, {}, true}, hist_scaled{"x 65536 (loss scale)", {}, {}, true};
+  for (int e = kMinExponent; e <= kMaxExponent + 16; ++e) {
+    hist_plain.x.push_back(e);
+    hist_plain.y.push_back(static_cast<double>(exponents[e]));
+    hist_scaled.x.push_back(e);
+    hist_scaled.y.push_back(static_cast<double>(exponents[e - 16]));
+  }
+  Series limit{"fp16 smallest subnormal (2^-24)", {-24, -24}, {0, static_cast<double>(grads.size()) / 8}};
+  plot_png(out_dir + "/mixed-precision-gradients.png",
+           {"Exponents of weight gradients (log2 |g|)", "exponent", "count", false}, {hist_plain, hist_scaled, limit});
+}
+
 }  // namespace
 
 nlohmann::json run_mixed_precision_experiment(const std::string& out_dir, double steps_scale) {
@@ -218,75 +311,13 @@ nlohmann::json run_mixed_precision_experiment(const std::string& out_dir, double
     r["step_time_s"][run.name] = run.step_time;
   }
   r["skipped_steps"] = runs[1].skipped;
-  // The ablation across learning rates: where dropping the master copy hurts.
   const int64_t sweep_steps = std::max<int64_t>(10, static_cast<int64_t>(std::lround(150 * steps_scale)));
   r["sweep_steps"] = sweep_steps;
-  r["lr_sweep"] = nlohmann::json::array();
-  for (float lr : {2e-3f, 2e-4f, 2e-5f, 2e-6f}) {
-    const Run full = train_run("fp32", sweep_steps, DType::F32, true, lr, "constant");
-    const Run ablation = train_run("fp16_no_master", sweep_steps, DType::F16, false, lr, "constant");
-    const std::vector<double>& f = ablation.lost_fraction;
-    const double start = full.losses.front(), fp32_end = mean_of_last(full.losses, 10),
-                 ablation_end = mean_of_last(ablation.losses, 10);
-    r["lr_sweep"].push_back({{"lr", lr},
-                             {"fp32", fp32_end},
-                             {"fp16_no_master", ablation_end},
-                             // the share of fp32's loss decrease that the run without masters achieved
-                             {"progress_kept", (start - ablation_end) / (start - fp32_end)},
-                             {"lost_fraction", std::accumulate(f.begin(), f.end(), 0.0) / static_cast<double>(f.size())}});
-  }
+  r["lr_sweep"] = lr_sweep(sweep_steps);
   r["loss_scale"] = runs[1].final_scale;
-
   const std::vector<double> grads = fp32_gradients();
-  std::vector<double> scaled(grads);
-  for (double& g : scaled) g *= 65536.0;
-  r["underflow"] = {{"below_2^-24", fraction_below(grads, std::ldexp(1.0, -24))},
-                    {"below_2^-14", fraction_below(grads, std::ldexp(1.0, -14))},
-                    {"below_2^-24_scaled_65536", fraction_below(scaled, std::ldexp(1.0, -24))}};
-  std::vector<double> ratios = runs[0].update_ratios;
-  std::sort(ratios.begin(), ratios.end());
-  r["update_ratio"] = {{"median", ratios.empty() ? 0.0 : ratios[ratios.size() / 2]},
-                       {"below_2^-12", fraction_below(ratios, std::ldexp(1.0, -12))},
-                       {"below_2^-11", fraction_below(ratios, std::ldexp(1.0, -11))}};
-  const std::vector<double>& lost = runs[3].lost_fraction;
-  const size_t tenth = std::max<size_t>(1, lost.size() / 10);
-  auto mean = [](auto begin, auto end) { return std::accumulate(begin, end, 0.0) / static_cast<double>(end - begin); };
-  r["lost_updates"] = {{"per_step", lost},
-                       {"first_tenth", mean(lost.begin(), lost.begin() + tenth)},
-                       {"last_tenth", mean(lost.end() - tenth, lost.end())}};
-
-  std::vector<Series> curves;
-  for (const Run& run : runs) {
-    Series s{run.name, {}, {}};
-    for (size_t i = 0; i < run.losses.size(); ++i) {
-      s.x.push_back(static_cast<double>(i + 1));
-      s.y.push_back(run.losses[i]);
-    }
-    curves.push_back(s);
-  }
-  plot_png(out_dir + "/mixed-precision-loss.png", {"Training loss, same seed", "step", "loss", false}, curves);
-  Series lost_series{"fp16 without master weights", {}, {}};
-  for (size_t i = 0; i < lost.size(); ++i) {
-    lost_series.x.push_back(static_cast<double>(i + 1));
-    lost_series.y.push_back(100.0 * lost[i]);
-  }
-  plot_png(out_dir + "/mixed-precision-lost-updates.png",
-           {"Non-zero updates erased by fp16 rounding (no master weights)", "step", "% of updates", false}, {lost_series});
-  // One pass over the gradients: counts per exponent, unscaled and scaled by 2^16 (exponent + 16).
-  std::map<int, int64_t> exponents;
-  for (double g : grads)
-    if (g != 0.0) ++exponents[std::ilogb(g)];
-  Series hist_plain{"fp32 gradients", {}, {}, true}, hist_scaled{"x 65536 (loss scale)", {}, {}, true};
-  for (int e = kMinExponent; e <= kMaxExponent + 16; ++e) {
-    hist_plain.x.push_back(e);
-    hist_plain.y.push_back(static_cast<double>(exponents[e]));
-    hist_scaled.x.push_back(e);
-    hist_scaled.y.push_back(static_cast<double>(exponents[e - 16]));
-  }
-  Series limit{"fp16 smallest subnormal (2^-24)", {-24, -24}, {0, static_cast<double>(grads.size()) / 8}};
-  plot_png(out_dir + "/mixed-precision-gradients.png",
-           {"Exponents of weight gradients (log2 |g|)", "exponent", "count", false}, {hist_plain, hist_scaled, limit});
-
+  add_rounding_statistics(r, grads, runs);
+  write_plots(out_dir, runs, grads);
   write_file_atomic(out_dir + "/mixed-precision.json", r.dump(2) + "\n");
   write_file_atomic(out_dir + "/mixed-precision.md", markdown(r, runs));
   return r;

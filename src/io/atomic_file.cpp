@@ -28,34 +28,46 @@ void fsync_parent_dir(const std::string& path) {
   }
 }
 
-void write_file_atomic(const std::string& path, const std::function<void(const ByteSink& sink)>& produce) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  check(f != nullptr, "cannot write " + path + ": " + errno_text());
-  auto fail = [&](const std::string& what) {
-    const std::string why = errno_text();
-    if (f) std::fclose(f);
-    f = nullptr;
-    std::remove(tmp.c_str());
-    throw Error("cannot write " + path + ": " + what + why);
-  };
-  try {
-    produce([&](const void* data, size_t size) {
-      if (size > 0 && std::fwrite(data, 1, size, f) != size) fail("");
-    });
-  } catch (...) {
-    if (f) std::fclose(f);
-    f = nullptr;
-    std::remove(tmp.c_str());
-    throw;
-  }
-  if (std::fflush(f) != 0) fail("");
-  if (::fsync(::fileno(f)) != 0) fail("fsync: ");
-  const int rc = std::fclose(f);
-  f = nullptr;
+AtomicFileWriter::AtomicFileWriter(const std::string& path)
+    : path_(path), tmp_(path + ".tmp." + std::to_string(::getpid())) {
+  file_ = std::fopen(tmp_.c_str(), "wb");
+  check(file_ != nullptr, "cannot write " + path_ + ": " + errno_text());
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (!file_) return;
+  std::fclose(file_);
+  std::remove(tmp_.c_str());
+}
+
+void AtomicFileWriter::fail(const std::string& what) {
+  const std::string why = errno_text();
+  if (file_) std::fclose(file_);
+  file_ = nullptr;
+  std::remove(tmp_.c_str());
+  throw Error("cannot write " + path_ + ": " + what + why);
+}
+
+void AtomicFileWriter::write(const void* data, size_t size) {
+  check(file_ != nullptr, "cannot write " + path_ + ": already committed");
+  if (size > 0 && std::fwrite(data, 1, size, file_) != size) fail("");
+}
+
+void AtomicFileWriter::commit() {
+  check(file_ != nullptr, "cannot write " + path_ + ": already committed");
+  if (std::fflush(file_) != 0) fail("");
+  if (::fsync(::fileno(file_)) != 0) fail("fsync: ");
+  const int rc = std::fclose(file_);
+  file_ = nullptr;
   if (rc != 0) fail("");
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("rename: ");
-  fsync_parent_dir(path);
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) fail("rename: ");
+  fsync_parent_dir(path_);
+}
+
+void write_file_atomic(const std::string& path, const std::function<void(const ByteSink& sink)>& produce) {
+  AtomicFileWriter writer(path);  // removes its temporary file if `produce` throws
+  produce([&](const void* data, size_t size) { writer.write(data, size); });
+  writer.commit();
 }
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {

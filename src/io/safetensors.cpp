@@ -76,6 +76,87 @@ float read_float(const uint8_t* src, DType t, size_t i) {
   return t == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
 }
 
+// The dimensions of a header entry's "shape"; numel receives their product. Error on negative or
+// non-integer entries and on sizes that overflow.
+Shape parse_shape(const nlohmann::json& jshape, const std::string& tw, uint64_t& numel) {
+  check(jshape.size() <= Shape::kMaxDims,
+        tw + "has " + std::to_string(jshape.size()) + " dimensions (at most 4 are supported)");
+  std::vector<int64_t> dims;
+  numel = 1;
+  for (const auto& d : jshape) {
+    check(d.is_number_unsigned() || (d.is_number_integer() && d.get<int64_t>() >= 0),
+          tw + "has a shape entry that is not a non-negative integer: " + d.dump());
+    const uint64_t v = d.get<uint64_t>();
+    check(v <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) &&
+              !__builtin_mul_overflow(numel, v, &numel) &&
+              numel <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()),
+          tw + "has a shape " + jshape.dump() + " whose size overflows");
+    dims.push_back(static_cast<int64_t>(v));
+  }
+  return make_shape(dims);
+}
+
+// One tensor's header entry, validated against the data section's size.
+SafeTensor parse_entry(const std::string& name, const nlohmann::json& entry, uint64_t data_size,
+                       const std::string& where) {
+  const std::string tw = where + "tensor '" + name + "' ";
+  check(entry.is_object(), tw + "header entry is not an object");
+  check(entry.contains("dtype") && entry["dtype"].is_string(), tw + "has no dtype string");
+  check(entry.contains("shape") && entry["shape"].is_array(), tw + "has no shape array");
+  check(entry.contains("data_offsets") && entry["data_offsets"].is_array(), tw + "has no data_offsets array");
+  SafeTensor t;
+  t.name = name;
+  t.file_dtype = entry["dtype"].get<std::string>();
+  const FileDType* fd_type = find_file_dtype(t.file_dtype);
+  check(fd_type != nullptr, tw + "has unsupported dtype " + t.file_dtype + " (supported: F32, F16, BF16, I32, I64)");
+  t.dtype = fd_type->dtype;
+  uint64_t numel = 0, need = 0;
+  t.shape = parse_shape(entry["shape"], tw, numel);
+  check(!__builtin_mul_overflow(numel, fd_type->size, &need),
+        tw + "has a shape " + entry["shape"].dump() + " whose size overflows");
+  const auto& off = entry["data_offsets"];
+  check(off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(),
+        tw + "data_offsets must be two non-negative integers, got " + off.dump());
+  t.begin = off[0].get<uint64_t>();
+  t.end = off[1].get<uint64_t>();
+  std::string range = "[";  // built by append: GCC 12 warns (falsely, -Wrestrict) on "[" + string
+  range.append(std::to_string(t.begin)).append(", ").append(std::to_string(t.end)).append("]");
+  check(t.begin <= t.end, tw + "has data_offsets " + range + " with begin after end");
+  check(t.end <= data_size,
+        tw + "has data_offsets " + range + " beyond the data section of " + std::to_string(data_size) + " bytes");
+  check(t.end - t.begin == need, tw + "has data_offsets " + range + " but shape " + t.shape.str() + " " + t.file_dtype +
+                                     " needs " + std::to_string(need) + " bytes");
+  return t;
+}
+
+// The header as JSON; Error when it is not a JSON object.
+nlohmann::json parse_header(const uint8_t* begin, const uint8_t* end, const std::string& where) {
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(begin, end);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(where + "header is not valid JSON (error at byte " + std::to_string(e.byte) + ")");
+  } catch (const nlohmann::json::exception& e) {  // e.g. a number literal that overflows (found by fuzzing)
+    throw Error(where + "header is not valid JSON (" + e.what() + ")");
+  }
+  check(header.is_object(), where + "header is not a JSON object");
+  return header;
+}
+
+// Sorts by data offset and refuses tensors whose bytes overlap.
+void sort_and_check_overlap(std::vector<SafeTensor>& tensors, const std::string& where) {
+  std::sort(tensors.begin(), tensors.end(), [](const SafeTensor& a, const SafeTensor& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  const SafeTensor* prev = nullptr;  // the non-empty tensor reaching furthest so far
+  for (const SafeTensor& t : tensors) {
+    if (t.begin == t.end) continue;  // empty tensors occupy no bytes
+    if (prev && t.begin < prev->end)  // (not check(): the message would read prev when null)
+      throw Error(where + "tensors '" + prev->name + "' and '" + t.name + "' overlap in the data section");
+    if (!prev || t.end > prev->end) prev = &t;
+  }
+}
+
 }  // namespace
 
 struct SafetensorsFile::Mapping {
@@ -84,32 +165,40 @@ struct SafetensorsFile::Mapping {
   ~Mapping() {
     if (addr) ::munmap(addr, size);
   }
+  const uint8_t* bytes() const { return static_cast<const uint8_t*>(addr); }
+
+  // The whole file, read-only. Error unless it is a regular file of at least 8 bytes.
+  static std::shared_ptr<Mapping> of(const std::string& path) {
+    const std::string where = path + ": ";
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    check(fd >= 0, "cannot open " + path + ": " + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd);
+      throw Error(where + "not a regular file");
+    }
+    const uint64_t file_size = static_cast<uint64_t>(st.st_size);
+    if (file_size < 8) {
+      ::close(fd);
+      throw Error(where + "not a safetensors file (" + std::to_string(file_size) +
+                  " bytes, shorter than the 8-byte header length)");
+    }
+    auto map = std::make_shared<Mapping>();
+    void* addr = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    const int map_errno = errno;
+    ::close(fd);  // the mapping keeps the file alive
+    check(addr != MAP_FAILED, "cannot map " + path + ": " + std::strerror(map_errno));
+    map->addr = addr;
+    map->size = file_size;
+    return map;
+  }
 };
 
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
   const std::string where = path + ": ";
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  check(fd >= 0, "cannot open " + path + ": " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error(where + "not a regular file");
-  }
-  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
-  if (file_size < 8) {
-    ::close(fd);
-    throw Error(where + "not a safetensors file (" + std::to_string(file_size) +
-                " bytes, shorter than the 8-byte header length)");
-  }
-  auto map = std::make_shared<Mapping>();
-  void* addr = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_errno = errno;
-  ::close(fd);  // the mapping keeps the file alive
-  check(addr != MAP_FAILED, "cannot map " + path + ": " + std::strerror(map_errno));
-  map->addr = addr;
-  map->size = file_size;
-  const auto* bytes = static_cast<const uint8_t*>(addr);
-
+  std::shared_ptr<Mapping> map = Mapping::of(path);
+  const uint8_t* bytes = map->bytes();
+  const uint64_t file_size = map->size;
   uint64_t header_len;
   std::memcpy(&header_len, bytes, 8);
   check(header_len <= file_size - 8, where + "header length " + std::to_string(header_len) +
@@ -122,85 +211,19 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   f.map_ = map;
   f.data_ = bytes + 8 + header_len;
   f.data_size_ = file_size - 8 - header_len;
-
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_len);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(where + "header is not valid JSON (error at byte " + std::to_string(e.byte) + ")");
-  } catch (const nlohmann::json::exception& e) {  // e.g. a number literal that overflows (found by fuzzing)
-    throw Error(where + "header is not valid JSON (" + e.what() + ")");
-  }
-  check(header.is_object(), where + "header is not a JSON object");
-
+  const nlohmann::json header = parse_header(bytes + 8, bytes + 8 + header_len, where);
   for (const auto& [name, entry] : header.items()) {
-    if (name == "__metadata__") {
-      check(entry.is_object(), where + "__metadata__ is not an object");
-      for (const auto& [k, v] : entry.items()) {
-        check(v.is_string(), where + "__metadata__ value for '" + k + "' is not a string");
-        f.metadata_[k] = v.get<std::string>();
-      }
+    if (name != "__metadata__") {
+      f.tensors_.push_back(parse_entry(name, entry, f.data_size_, where));
       continue;
     }
-    const std::string tw = where + "tensor '" + name + "' ";
-    check(entry.is_object(), tw + "header entry is not an object");
-    check(entry.contains("dtype") && entry["dtype"].is_string(), tw + "has no dtype string");
-    check(entry.contains("shape") && entry["shape"].is_array(), tw + "has no shape array");
-    check(entry.contains("data_offsets") && entry["data_offsets"].is_array(), tw + "has no data_offsets array");
-
-    SafeTensor t;
-    t.name = name;
-    t.file_dtype = entry["dtype"].get<std::string>();
-    const FileDType* fd_type = find_file_dtype(t.file_dtype);
-    check(fd_type != nullptr,
-          tw + "has unsupported dtype " + t.file_dtype + " (supported: F32, F16, BF16, I32, I64)");
-    t.dtype = fd_type->dtype;
-
-    const auto& jshape = entry["shape"];
-    check(jshape.size() <= Shape::kMaxDims,
-          tw + "has " + std::to_string(jshape.size()) + " dimensions (at most 4 are supported)");
-    std::vector<int64_t> dims;
-    uint64_t numel = 1;
-    for (const auto& d : jshape) {
-      check(d.is_number_unsigned() || (d.is_number_integer() && d.get<int64_t>() >= 0),
-            tw + "has a shape entry that is not a non-negative integer: " + d.dump());
-      const uint64_t v = d.get<uint64_t>();
-      check(v <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) &&
-                !__builtin_mul_overflow(numel, v, &numel) &&
-                numel <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()),
-            tw + "has a shape " + jshape.dump() + " whose size overflows");
-      dims.push_back(static_cast<int64_t>(v));
+    check(entry.is_object(), where + "__metadata__ is not an object");
+    for (const auto& [k, v] : entry.items()) {
+      check(v.is_string(), where + "__metadata__ value for '" + k + "' is not a string");
+      f.metadata_[k] = v.get<std::string>();
     }
-    t.shape = make_shape(dims);
-    uint64_t need;
-    check(!__builtin_mul_overflow(numel, fd_type->size, &need),
-          tw + "has a shape " + jshape.dump() + " whose size overflows");
-
-    const auto& off = entry["data_offsets"];
-    check(off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(),
-          tw + "data_offsets must be two non-negative integers, got " + off.dump());
-    t.begin = off[0].get<uint64_t>();
-    t.end = off[1].get<uint64_t>();
-    std::string range = "[";  // built by append: GCC 12 warns (falsely, -Wrestrict) on "[" + string
-    range.append(std::to_string(t.begin)).append(", ").append(std::to_string(t.end)).append("]");
-    check(t.begin <= t.end, tw + "has data_offsets " + range + " with begin after end");
-    check(t.end <= f.data_size_, tw + "has data_offsets " + range + " beyond the data section of " +
-                                     std::to_string(f.data_size_) + " bytes");
-    check(t.end - t.begin == need, tw + "has data_offsets " + range + " but shape " + t.shape.str() + " " +
-                                       t.file_dtype + " needs " + std::to_string(need) + " bytes");
-    f.tensors_.push_back(std::move(t));
   }
-
-  std::sort(f.tensors_.begin(), f.tensors_.end(), [](const SafeTensor& a, const SafeTensor& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-  });
-  const SafeTensor* prev = nullptr;  // the non-empty tensor reaching furthest so far
-  for (const SafeTensor& t : f.tensors_) {
-    if (t.begin == t.end) continue;  // empty tensors occupy no bytes
-    if (prev && t.begin < prev->end)  // (not check(): the message would read prev when null)
-      throw Error(where + "tensors '" + prev->name + "' and '" + t.name + "' overlap in the data section");
-    if (!prev || t.end > prev->end) prev = &t;
-  }
+  sort_and_check_overlap(f.tensors_, where);
   for (size_t i = 0; i < f.tensors_.size(); ++i) f.index_[f.tensors_[i].name] = i;
   return f;
 }

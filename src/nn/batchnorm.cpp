@@ -19,6 +19,22 @@ Param make_param(const std::string& name, int64_t channels, float value, bool tr
   return p;
 }
 
+// Mean and sum of squared deviations of channel c of x (N, C, S): two passes in double, the mean
+// first, then deviations from it (no cancellation).
+std::pair<double, double> channel_moments(const float* x, int64_t N, int64_t C, int64_t S, int64_t c) {
+  double sum = 0.0;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t s = 0; s < S; ++s) sum += x[(n * C + c) * S + s];
+  const double mu = sum / static_cast<double>(N * S);
+  double sq = 0.0;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t s = 0; s < S; ++s) {
+      const double d = x[(n * C + c) * S + s] - mu;
+      sq += d * d;
+    }
+  return {mu, sq};
+}
+
 }  // namespace
 
 BatchNorm::BatchNorm(std::string prefix, int64_t num_features, double eps, double momentum)
@@ -65,10 +81,8 @@ Tensor BatchNorm::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   float* yp = y.f32();
   float* mp = mean.f32();
   float* rp = rstd.f32();
-  const Tensor gamma_t = widen(weight_.value);
-  const float* gamma = gamma_t.f32();
-  const Tensor beta_t = widen(bias_.value);
-  const float* beta = beta_t.f32();
+  const Tensor gamma_t = widen(weight_.value), beta_t = widen(bias_.value);
+  const float *gamma = gamma_t.f32(), *beta = beta_t.f32();
   float* run_mean = running_mean_.value.f32();
   float* run_var = running_var_.value.f32();
   const bool update_running = batch_stats && !rc.recompute;
@@ -81,17 +95,7 @@ Tensor BatchNorm::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < C; ++c) {
     if (batch_stats) {
-      // Two passes in double: the mean first, then squared deviations from it (no cancellation).
-      double sum = 0.0;
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t s = 0; s < S; ++s) sum += xp[(n * C + c) * S + s];
-      const double mu = sum / static_cast<double>(M);
-      double sq = 0.0;
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t s = 0; s < S; ++s) {
-          const double d = xp[(n * C + c) * S + s] - mu;
-          sq += d * d;
-        }
+      const auto [mu, sq] = channel_moments(xp, N, C, S, c);
       const double var = sq / static_cast<double>(M);
       mp[c] = static_cast<float>(mu);
       rp[c] = static_cast<float>(1.0 / std::sqrt(var + eps_));

@@ -7,11 +7,95 @@
 
 namespace frugal {
 
+namespace {
+
+// One pass over the chain: the stored block inputs, what each block saved, the gradient flowing
+// back, and checks that the schedule's operations come in an order that can run.
+class Pass {
+ public:
+  Pass(Model& model, const Batch& batch, double normalizer, const RunContext& run)
+      : model_(model), blocks_(model.blocks()), n_(static_cast<int>(blocks_.size())), batch_(batch),
+        normalizer_(normalizer), rc_(pass_context(run)), ledger_(MemoryLedger::current()), inputs_(n_ + 1), saved_(n_),
+        has_saved_(n_, false), forwarded_(n_, false), backwarded_(n_, false) {
+    inputs_[0] = batch.inputs;
+  }
+
+  void run(const ScheduleOp& op) {
+    const int i = op.block;
+    check(i >= 0 && i < n_ + (op.kind == ScheduleOp::Kind::Drop ? 1 : 0), "schedule: block index out of range");
+    rc_.block_index = i;
+    switch (op.kind) {
+      case ScheduleOp::Kind::Forward: forward(i, op.save); break;
+      case ScheduleOp::Kind::Drop: inputs_[i] = Tensor(); break;
+      case ScheduleOp::Kind::Loss: loss(i); break;
+      case ScheduleOp::Kind::Backward: backward(i); break;
+    }
+  }
+
+  PassResult finish() {
+    for (int i = 0; i < n_; ++i) check(backwarded_[i], "schedule: block " + std::to_string(i) + " never ran backward");
+    ledger_.set_phase("");
+    return result_;
+  }
+
+ private:
+  void forward(int i, bool save) {
+    check(inputs_[i].defined(), "schedule: block " + std::to_string(i) + "'s input is not stored");
+    check(!backwarded_[i], "schedule: block " + std::to_string(i) + " runs forward after its backward");
+    ledger_.set_phase((forwarded_[i] ? "recompute " : "forward ") + std::to_string(i));
+    rc_.recompute = forwarded_[i];
+    Saved scratch;
+    // Under mixed precision block outputs are half tensors (shared with what the blocks saved);
+    // forward_child widens the input for the block's kernels.
+    inputs_[i + 1] = forward_child(*blocks_[i], inputs_[i], save ? saved_[i] : scratch, rc_);
+    has_saved_[i] = has_saved_[i] || save;
+    forwarded_[i] = true;
+    ++result_.forward_calls;
+  }
+
+  void loss(int i) {
+    check(i == n_ - 1 && inputs_[n_].defined() && !loss_done_, "schedule: the loss needs the last block's output");
+    ledger_.set_phase("loss");
+    result_.loss = loss_forward_backward(model_.loss_kind(), widen_activation(inputs_[n_], rc_), batch_.targets,
+                                         normalizer_, grad_);
+    if (rc_.loss_scale != 1.0f && grad_.has_data()) scale_inplace(grad_.f32(), rc_.loss_scale, grad_.numel());
+    round_activation_in_place(grad_, rc_);
+    inputs_[n_] = Tensor();  // the logits are not needed once their gradient exists
+    loss_done_ = true;
+  }
+
+  void backward(int i) {
+    check(loss_done_ && has_saved_[i] && !backwarded_[i] && (i == n_ - 1 || backwarded_[i + 1]),
+          "schedule: block " + std::to_string(i) + "'s backward is out of order or lacks its saved tensors");
+    ledger_.set_phase("backward " + std::to_string(i));
+    rc_.recompute = false;
+    rc_.input_grad = i > 0;  // the chain's input is data: no gradient for it
+    grad_ = backward_child(*blocks_[i], grad_, saved_[i], rc_);
+    saved_[i].clear();
+    has_saved_[i] = false;
+    backwarded_[i] = true;
+  }
+
+  Model& model_;
+  const std::vector<std::unique_ptr<Layer>>& blocks_;
+  const int n_;
+  const Batch& batch_;
+  const double normalizer_;
+  RunContext rc_;
+  MemoryLedger& ledger_;
+  std::vector<Tensor> inputs_;  // inputs_[i]: block i's stored input; inputs_[n]: the chain's output
+  std::vector<Saved> saved_;
+  std::vector<bool> has_saved_, forwarded_, backwarded_;
+  Tensor grad_;  // gradient of the loss with respect to the output of the next block to run backward
+  bool loss_done_ = false;
+  PassResult result_;
+};
+
+}  // namespace
+
 PassResult forward_backward(Model& model, const Batch& batch, double normalizer, const RunContext& run,
                             const Schedule* schedule) {
-  MemoryLedger& ledger = MemoryLedger::current();
-  const auto& blocks = model.blocks();
-  const int n = static_cast<int>(blocks.size());
+  const int n = static_cast<int>(model.blocks().size());
   Schedule store_all;
   if (!schedule) {
     store_all = store_all_schedule(n);
@@ -19,61 +103,9 @@ PassResult forward_backward(Model& model, const Batch& batch, double normalizer,
   }
   check(schedule->blocks == n, "schedule for " + std::to_string(schedule->blocks) + " blocks run on a chain of " +
                                    std::to_string(n));
-  std::vector<Tensor> inputs(n + 1);  // inputs[i]: block i's stored input; inputs[n]: the chain's output
-  std::vector<Saved> saved(n);
-  std::vector<bool> has_saved(n, false), forwarded(n, false), backwarded(n, false);
-  inputs[0] = batch.inputs;
-  Tensor grad;  // gradient of the loss with respect to the output of the next block to run backward
-  bool loss_done = false;
-  PassResult result;
-  RunContext rc = pass_context(run);
-  for (const ScheduleOp& op : schedule->ops) {
-    const int i = op.block;
-    check(i >= 0 && i < n + (op.kind == ScheduleOp::Kind::Drop ? 1 : 0), "schedule: block index out of range");
-    rc.block_index = i;
-    switch (op.kind) {
-      case ScheduleOp::Kind::Forward: {
-        check(inputs[i].defined(), "schedule: block " + std::to_string(i) + "'s input is not stored");
-        check(!backwarded[i], "schedule: block " + std::to_string(i) + " runs forward after its backward");
-        ledger.set_phase((forwarded[i] ? "recompute " : "forward ") + std::to_string(i));
-        rc.recompute = forwarded[i];
-        Saved scratch;
-        // Under mixed precision block outputs are half tensors (shared with what the blocks saved);
-        // forward_child widens the input for the block's kernels.
-        inputs[i + 1] = forward_child(*blocks[i], inputs[i], op.save ? saved[i] : scratch, rc);
-        has_saved[i] = has_saved[i] || op.save;
-        forwarded[i] = true;
-        ++result.forward_calls;
-        break;
-      }
-      case ScheduleOp::Kind::Drop:
-        inputs[i] = Tensor();
-        break;
-      case ScheduleOp::Kind::Loss:
-        check(i == n - 1 && inputs[n].defined() && !loss_done, "schedule: the loss needs the last block's output");
-        ledger.set_phase("loss");
-        result.loss = loss_forward_backward(model.loss_kind(), widen_activation(inputs[n], rc), batch.targets, normalizer, grad);
-        if (rc.loss_scale != 1.0f && grad.has_data()) scale_inplace(grad.f32(), rc.loss_scale, grad.numel());
-        round_activation_in_place(grad, rc);
-        inputs[n] = Tensor();  // the logits are not needed once their gradient exists
-        loss_done = true;
-        break;
-      case ScheduleOp::Kind::Backward:
-        check(loss_done && has_saved[i] && !backwarded[i] && (i == n - 1 || backwarded[i + 1]),
-              "schedule: block " + std::to_string(i) + "'s backward is out of order or lacks its saved tensors");
-        ledger.set_phase("backward " + std::to_string(i));
-        rc.recompute = false;
-        rc.input_grad = i > 0;  // the chain's input is data: no gradient for it
-        grad = backward_child(*blocks[i], grad, saved[i], rc);
-        saved[i].clear();
-        has_saved[i] = false;
-        backwarded[i] = true;
-        break;
-    }
-  }
-  for (int i = 0; i < n; ++i) check(backwarded[i], "schedule: block " + std::to_string(i) + " never ran backward");
-  ledger.set_phase("");
-  return result;
+  Pass pass(model, batch, normalizer, run);
+  for (const ScheduleOp& op : schedule->ops) pass.run(op);
+  return pass.finish();
 }
 
 Tensor forward_only(Model& model, const Tensor& inputs, const RunContext& rc) {
