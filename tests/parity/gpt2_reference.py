@@ -1,7 +1,9 @@
 """Float64 PyTorch reference of exactly the GPT-2 architecture, written op by op.
 
 Tensor names and layouts are Hugging Face GPT-2's (Conv1D weights are [in, out] and
-y = x @ W + b). Used by test_gpt_parity.py to check frugal's loss and every gradient.
+y = x @ W + b). Used by test_gpt_parity.py to check frugal's loss and every gradient, and by
+test_lora_parity.py, which passes its own `linear` (Conv1D plus the adapter) and differentiates
+with respect to the adapter's tensors.
 
     params, config = load_model(model_dir)
     loss, grads = loss_and_grads(params, config, inputs, targets)
@@ -118,15 +120,16 @@ def gelu_tanh(x):
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
-def conv1d(x, weight, bias):
-    # HF Conv1D: weight is [in, out]; y = x @ W + b.
-    return x @ weight + bias
+def conv1d(x, params, module):
+    # HF Conv1D `module` (e.g. "h.0.attn.c_attn"): weight is [in, out]; y = x @ W + b.
+    # The default `linear` of the model; an adapter wraps it.
+    return x @ params[module + ".weight"] + params[module + ".bias"]
 
 
-def causal_self_attention(x, params, prefix, n_head):
+def causal_self_attention(x, params, prefix, n_head, linear):
     B, T, D = x.shape
     hd = D // n_head
-    qkv = conv1d(x, params[prefix + "attn.c_attn.weight"], params[prefix + "attn.c_attn.bias"])  # (B, T, 3D)
+    qkv = linear(x, params, prefix + "attn.c_attn")                                                # (B, T, 3D)
     q, k, v = qkv[..., 0:D], qkv[..., D:2 * D], qkv[..., 2 * D:3 * D]                              # (B, T, D) each
     q = q.reshape(B, T, n_head, hd).transpose(1, 2)                                                # (B, H, T, hd)
     k = k.reshape(B, T, n_head, hd).transpose(1, 2)
@@ -139,17 +142,21 @@ def causal_self_attention(x, params, prefix, n_head):
     att = e / e.sum(dim=-1, keepdim=True)                                                          # (B, H, T, T)
     y = att @ v                                                                                    # (B, H, T, hd)
     y = y.transpose(1, 2).reshape(B, T, D)                                                         # (B, T, D)
-    return conv1d(y, params[prefix + "attn.c_proj.weight"], params[prefix + "attn.c_proj.bias"])
+    return linear(y, params, prefix + "attn.c_proj")
 
 
-def mlp(x, params, prefix):
-    h = conv1d(x, params[prefix + "mlp.c_fc.weight"], params[prefix + "mlp.c_fc.bias"])  # (B, T, 4D)
+def mlp(x, params, prefix, linear):
+    h = linear(x, params, prefix + "mlp.c_fc")        # (B, T, 4D)
     h = gelu_tanh(h)
-    return conv1d(h, params[prefix + "mlp.c_proj.weight"], params[prefix + "mlp.c_proj.bias"])  # (B, T, D)
+    return linear(h, params, prefix + "mlp.c_proj")   # (B, T, D)
 
 
-def forward_logits(params, config, inputs):
-    """inputs: int tensor (B, T) -> logits (B, T, V)."""
+def forward_logits(params, config, inputs, linear=conv1d):
+    """inputs: int tensor (B, T) -> logits (B, T, V).
+
+    linear(x, params, module) gives the output of each Conv1D module (attn.c_attn, attn.c_proj,
+    mlp.c_fc, mlp.c_proj of every block), so that an adapter can add its path there.
+    """
     B, T = inputs.shape
     if T > config["n_positions"]:
         raise ValueError(f"sequence length {T} exceeds n_positions {config['n_positions']}")
@@ -159,17 +166,17 @@ def forward_logits(params, config, inputs):
     for i in range(config["n_layer"]):
         p = f"h.{i}."
         x = x + causal_self_attention(layer_norm(x, params[p + "ln_1.weight"], params[p + "ln_1.bias"], eps),
-                                      params, p, config["n_head"])
-        x = x + mlp(layer_norm(x, params[p + "ln_2.weight"], params[p + "ln_2.bias"], eps), params, p)
+                                      params, p, config["n_head"], linear)
+        x = x + mlp(layer_norm(x, params[p + "ln_2.weight"], params[p + "ln_2.bias"], eps), params, p, linear)
     x = layer_norm(x, params["ln_f.weight"], params["ln_f.bias"], eps)
     return x @ wte.t()                                             # (B, T, V), LM head tied to wte
 
 
-def loss_fn(params, config, inputs, targets):
-    """Mean token cross-entropy over targets != -100 (a torch scalar)."""
+def loss_fn(params, config, inputs, targets, linear=conv1d):
+    """Mean token cross-entropy over targets != -100 (a torch scalar); linear as in forward_logits."""
     inputs = torch.as_tensor(np.asarray(inputs), dtype=torch.long)
     targets = torch.as_tensor(np.asarray(targets), dtype=torch.long)
-    logits = forward_logits(params, config, inputs)                # (B, T, V)
+    logits = forward_logits(params, config, inputs, linear)        # (B, T, V)
     m = logits.max(dim=-1, keepdim=True).values.detach()
     logz = torch.log(torch.exp(logits - m).sum(dim=-1)) + m.squeeze(-1)   # (B, T)
     valid = targets != IGNORE_INDEX
@@ -182,9 +189,14 @@ def loss_fn(params, config, inputs, targets):
     return nll.sum() / count
 
 
-def loss_and_grads(params, config, inputs, targets):
-    """Return (loss as float, dict name -> float64 numpy gradient) for one batch."""
-    names = list(params)
-    loss = loss_fn(params, config, inputs, targets)
-    grads = torch.autograd.grad(loss, [params[n] for n in names])
+def loss_and_grads(params, config, inputs, targets, linear=conv1d, wrt=None):
+    """Return (loss as float, dict name -> float64 numpy gradient) for one batch.
+
+    The gradients are those of the tensors in wrt (name -> leaf tensor; default params), e.g. an
+    adapter's while the base model is frozen.
+    """
+    wrt = params if wrt is None else wrt
+    names = list(wrt)
+    loss = loss_fn(params, config, inputs, targets, linear)
+    grads = torch.autograd.grad(loss, [wrt[n] for n in names])
     return float(loss.item()), {n: g.detach().numpy().astype(np.float64) for n, g in zip(names, grads)}

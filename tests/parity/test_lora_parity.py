@@ -4,13 +4,15 @@
     /usr/bin/python3 tests/parity/test_lora_parity.py --frugal build/frugal
     /usr/bin/python3 tests/parity/test_lora_parity.py --self-check      # checks the reference itself
 
-The model is the random GPT-2 of test_gpt_parity.py (n_layer 2, n_head 2, n_embd 32, n_positions 16,
+The model is the random GPT-2 of parity_common.py (n_layer 2, n_head 2, n_embd 32, n_positions 16,
 vocab 61) and a batch B=3, T=16 with some targets -100. The adapter is a PEFT LoRA directory with r=4,
 lora_alpha=8, target_modules ["c_attn", "c_proj", "c_fc"] (PEFT suffix matching: c_proj hits both
 attn.c_proj and mlp.c_proj) and random non-zero A [r,in] and B [out,r], N(0, 0.2). For GPT-2's Conv1D
 modules (W [in,out], y = x @ W + b) the adapted output is
 
     y = x @ W + b + (alpha / r) * (x @ A^T) @ B^T,      merged: W' = W + (alpha / r) * (B @ A)^T.
+
+The reference is gpt2_reference's GPT-2 with that output as its `linear`, differentiated in A and B.
 
 Checks:
   adapter  `frugal grad --model M --adapter A --batch b --out g`: loss rel. error <= 1e-5; the output holds
@@ -22,26 +24,21 @@ Prints a table and `parity_lora: N passed, M failed`; exits 1 on any failure.
 """
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gpt2_reference as ref  # noqa: E402
+import parity_common as pc  # noqa: E402
 import safetensors_io  # noqa: E402
-import test_gpt_parity as gp  # noqa: E402  (model/batch fixtures, Results, rel_err)
 
-CONFIG = gp.CONFIG
+CONFIG = pc.CONFIG
 RANK, ALPHA = 4, 8
 TARGET_MODULES = ["c_attn", "c_proj", "c_fc"]
 MODULES = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")  # Conv1D modules of a block, model order
 KEY_PREFIX = "base_model.model.transformer."
-LOSS_RTOL = 1e-5
-GRAD_RTOL = 1e-4
 MERGE_RTOL = 1e-5
 UNCHANGED_RTOL = 1e-6
 
@@ -73,6 +70,16 @@ def matched_modules(config, target_modules):
 def lora_key(module, which):
     """`h.0.attn.c_attn`, "A" -> `base_model.model.transformer.h.0.attn.c_attn.lora_A.weight`."""
     return f"{KEY_PREFIX}{module}.lora_{which}.weight"
+
+
+def short_key(key):
+    """An adapter key without KEY_PREFIX, as the tables name it."""
+    return key[len(KEY_PREFIX):]
+
+
+def adapted_modules(adapter):
+    """The modules (`h.0.attn.c_attn`, ...) an adapter (key -> A or B) adapts, in its order."""
+    return [short_key(k)[:-len(".lora_A.weight")] for k in adapter if ".lora_A." in k]
 
 
 def lora_shapes(config, r, target_modules):
@@ -152,81 +159,32 @@ def load_frozen_model(model_dir):
     return {k: v.detach() for k, v in params.items()}, config
 
 
-# ---------------------------------------------------------------- the LoRA model, op by op (float64)
+# ---------------------------------------------------------------- the LoRA model (float64)
 
-def lora_conv1d(x, params, lora, scale, module):
-    """HF Conv1D plus, if the module is adapted, the LoRA path: x @ W + b + scale * (x @ A^T) @ B^T."""
-    y = x @ params[module + ".weight"] + params[module + ".bias"]
-    key_a = lora_key(module, "A")
-    if key_a in lora:
-        a, b = lora[key_a], lora[lora_key(module, "B")]   # [r, in], [out, r]
-        y = y + scale * ((x @ a.t()) @ b.t())
-    return y
-
-
-def lora_forward_logits(params, lora, scale, config, inputs):
-    """Same computation as gpt2_reference.forward_logits with every Conv1D replaced by lora_conv1d."""
-    B, T = inputs.shape
-    D, H, eps = config["n_embd"], config["n_head"], config["layer_norm_epsilon"]
-    hd = D // H
-    wte = params["wte.weight"]
-    x = wte[inputs] + params["wpe.weight"][torch.arange(T)]                       # (B, T, D)
-    causal = torch.ones(T, T, dtype=torch.bool).tril()
-    for i in range(config["n_layer"]):
-        p = f"h.{i}."
-        a = ref.layer_norm(x, params[p + "ln_1.weight"], params[p + "ln_1.bias"], eps)
-        qkv = lora_conv1d(a, params, lora, scale, p + "attn.c_attn")             # (B, T, 3D)
-        q, k, v = qkv[..., 0:D], qkv[..., D:2 * D], qkv[..., 2 * D:3 * D]
-        q = q.reshape(B, T, H, hd).transpose(1, 2)                                # (B, H, T, hd)
-        k = k.reshape(B, T, H, hd).transpose(1, 2)
-        v = v.reshape(B, T, H, hd).transpose(1, 2)
-        scores = (q @ k.transpose(-1, -2)) / np.sqrt(hd)
-        scores = scores.masked_fill(~causal, float("-inf"))
-        scores = scores - scores.max(dim=-1, keepdim=True).values.detach()
-        e = torch.exp(scores)
-        att = e / e.sum(dim=-1, keepdim=True)
-        y = (att @ v).transpose(1, 2).reshape(B, T, D)
-        x = x + lora_conv1d(y, params, lora, scale, p + "attn.c_proj")
-        m = ref.layer_norm(x, params[p + "ln_2.weight"], params[p + "ln_2.bias"], eps)
-        m = ref.gelu_tanh(lora_conv1d(m, params, lora, scale, p + "mlp.c_fc"))
-        x = x + lora_conv1d(m, params, lora, scale, p + "mlp.c_proj")
-    x = ref.layer_norm(x, params["ln_f.weight"], params["ln_f.bias"], eps)
-    return x @ wte.t()
-
-
-def lora_loss_fn(params, lora, scale, config, inputs, targets):
-    """Mean token cross-entropy over targets != -100, as gpt2_reference.loss_fn."""
-    inputs = torch.as_tensor(np.asarray(inputs), dtype=torch.long)
-    targets = torch.as_tensor(np.asarray(targets), dtype=torch.long)
-    logits = lora_forward_logits(params, lora, scale, config, inputs)
-    m = logits.max(dim=-1, keepdim=True).values.detach()
-    logz = torch.log(torch.exp(logits - m).sum(dim=-1)) + m.squeeze(-1)
-    valid = targets != ref.IGNORE_INDEX
-    count = int(valid.sum())
-    if count == 0:
-        raise ValueError("every target is -100")
-    safe_t = torch.where(valid, targets, torch.zeros_like(targets))
-    target_logit = logits.gather(-1, safe_t.unsqueeze(-1)).squeeze(-1)
-    return ((logz - target_logit) * valid.to(logits.dtype)).sum() / count
+def lora_linear(lora, scale):
+    """gpt2_reference's `linear` with the adapter: on an adapted module the Conv1D output plus the
+    LoRA path, x @ W + b + scale * (x @ A^T) @ B^T; elsewhere the plain Conv1D."""
+    def linear(x, params, module):
+        y = ref.conv1d(x, params, module)
+        key_a = lora_key(module, "A")
+        if key_a in lora:
+            a, b = lora[key_a], lora[lora_key(module, "B")]   # [r, in], [out, r]
+            y = y + scale * ((x @ a.t()) @ b.t())
+        return y
+    return linear
 
 
 def lora_loss_and_grads(params, lora, scale, config, inputs, targets):
     """(loss as float, adapter key -> float64 numpy gradient); only A and B are trainable."""
-    keys = list(lora)
-    loss = lora_loss_fn(params, lora, scale, config, inputs, targets)
-    grads = torch.autograd.grad(loss, [lora[k] for k in keys])
-    return float(loss.item()), {k: g.detach().numpy().astype(np.float64) for k, g in zip(keys, grads)}
+    return ref.loss_and_grads(params, config, inputs, targets, linear=lora_linear(lora, scale), wrt=lora)
 
 
 def merged_params(params, lora, scale):
     """Torch merge (differentiable in A, B): W' = W + scale * (B @ A)^T for every adapted module."""
     out = dict(params)
-    for key_a in lora:
-        if ".lora_A." not in key_a:
-            continue
-        module = key_a[len(KEY_PREFIX):-len(".lora_A.weight")]
-        b = lora[lora_key(module, "B")]
-        out[module + ".weight"] = params[module + ".weight"] + scale * (b @ lora[key_a]).t()
+    for module in adapted_modules(lora):
+        a, b = lora[lora_key(module, "A")], lora[lora_key(module, "B")]
+        out[module + ".weight"] = params[module + ".weight"] + scale * (b @ a).t()
     return out
 
 
@@ -234,72 +192,24 @@ def merge_numpy(base_tensors, adapter_tensors, r, alpha):
     """canonical name -> float64 merged weight, for every adapted module (numpy, float64)."""
     scale = alpha / r
     out = {}
-    for key_a, a in adapter_tensors.items():
-        if ".lora_A." not in key_a:
-            continue
-        module = key_a[len(KEY_PREFIX):-len(".lora_A.weight")]
+    for module in adapted_modules(adapter_tensors):
+        a = adapter_tensors[lora_key(module, "A")].astype(np.float64)
         b = adapter_tensors[lora_key(module, "B")].astype(np.float64)
         w = base_tensors[module + ".weight"].astype(np.float64)
-        out[module + ".weight"] = w + scale * (b @ a.astype(np.float64)).T
+        out[module + ".weight"] = w + scale * (b @ a).T
     return out
 
 
-# ---------------------------------------------------------------- running frugal
-
-def run_frugal(cmd):
-    """Run a frugal command; return (proc, None) or (None, error text)."""
-    print("$ " + " ".join(cmd), flush=True)
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return None, f"could not run frugal: {e}"
-    if proc.returncode != 0:
-        return None, (f"`frugal {cmd[1]}` exited with {proc.returncode}\n--- stdout\n{proc.stdout[-2000:]}"
-                      f"\n--- stderr\n{proc.stderr[-2000:]}")
-    return proc, None
-
-
-def last_loss(stdout):
-    """The loss of the last stdout line that is a JSON object with "loss", or None."""
-    loss = None
-    for line in stdout.splitlines():
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and "loss" in obj:
-            loss = float(obj["loss"])
-    return loss
-
-
-def frugal_grad(frugal, model_dir, batch_path, out_path, adapter_dir=None):
-    cmd = [frugal, "grad", "--model", model_dir]
-    if adapter_dir is not None:
-        cmd += ["--adapter", adapter_dir]
-    cmd += ["--batch", batch_path, "--out", out_path]
-    proc, err = run_frugal(cmd)
-    if err is not None:
-        return None, err
-    loss = last_loss(proc.stdout)
-    if loss is None:
-        return None, f"no JSON line with \"loss\" in frugal's stdout:\n{proc.stdout[-2000:]}"
-    return loss, None
-
-
-def first_line(err):
-    """The most telling line of an error text: the first stderr line if any, else the first line."""
-    lines = err.splitlines()
-    if "--- stderr" in lines:
-        rest = [l for l in lines[lines.index("--- stderr") + 1:] if l.strip()]
-        if rest:
-            return f"{lines[0]}: {rest[0].strip()}"
-    return lines[0]
-
-
 # ---------------------------------------------------------------- parity
+
+def fixtures(tmp, rng):
+    """The shared random model and batch, then a random adapter in tmp/adapter."""
+    fx = pc.model_and_batch(tmp, rng)
+    adapter_tensors = random_adapter(CONFIG, rng)
+    adapter_dir = os.path.join(tmp, "adapter")
+    write_adapter(adapter_dir, adapter_tensors)
+    return fx, adapter_tensors, adapter_dir
+
 
 def check_adapter_grads(results, grads_path, ref_grads, shapes):
     case = "adapter"
@@ -318,20 +228,11 @@ def check_adapter_grads(results, grads_path, ref_grads, shapes):
     if missing or extra:
         note = f"missing {len(missing)} {missing[:2]}, extra {len(extra)} {extra[:2]}"
     results.add(case, "exactly the adapter keys", 0.0, 0.0, not missing and not extra, note)
-    for key, shape in shapes.items():
-        short = key[len(KEY_PREFIX):]
-        if key not in got:
-            results.fail(case, short, "missing from grads.safetensors")
-            continue
-        g = got[key]
-        if tuple(g.shape) != tuple(shape):
-            results.fail(case, short, f"shape {tuple(g.shape)} != {tuple(shape)}")
-            continue
-        if not np.isfinite(g).all():
-            results.fail(case, short, "not finite")
-            continue
-        e = gp.rel_err(g, ref_grads[key])
-        results.add(case, short, e, GRAD_RTOL, bool(e <= GRAD_RTOL))
+    for key in shapes:
+        if key in got:
+            results.check_grad(case, short_key(key), got[key], ref_grads[key])
+        else:
+            results.fail(case, short_key(key), "missing from grads.safetensors")
 
 
 def check_merged_model(results, merged_dir, base_tensors, adapter_tensors):
@@ -364,89 +265,67 @@ def check_merged_model(results, merged_dir, base_tensors, adapter_tensors):
             results.fail(case, name, f"shape {tuple(g.shape)} != {tuple(base_tensors[name].shape)}")
             continue
         if name in expected:
-            e = gp.rel_err(g, expected[name])
-            d = gp.rel_err(expected[name], base_tensors[name])  # how far the merge moved it
-            results.add(case, name, e, MERGE_RTOL, bool(e <= MERGE_RTOL), f"merge moved W by {d:.2e}")
+            d = pc.rel_err(expected[name], base_tensors[name])  # how far the merge moved it
+            results.check(case, name, pc.rel_err(g, expected[name]), MERGE_RTOL, f"merge moved W by {d:.2e}")
     rest = [n for n in base_tensors if n not in expected and n in got
             and tuple(got[n].shape) == tuple(base_tensors[n].shape)]
     if rest:
-        errs = [(gp.rel_err(got[n], base_tensors[n]), n) for n in rest]
-        worst, worst_name = max(errs)
-        results.add(case, f"{len(rest)} untouched tensors", worst, UNCHANGED_RTOL, bool(worst <= UNCHANGED_RTOL),
-                    f"worst {worst_name}")
+        worst, worst_name = max((pc.rel_err(got[n], base_tensors[n]), n) for n in rest)
+        results.check(case, f"{len(rest)} untouched tensors", worst, UNCHANGED_RTOL, f"worst {worst_name}")
     return True
+
+
+def check_merged_loss(results, loss, adapter_loss, ref_loss):
+    """The merged model's loss from frugal: that of the adapter run, and the reference's."""
+    if adapter_loss is None:
+        results.fail("merged", "loss vs adapter loss", "no adapter loss to compare with")
+    else:
+        results.check("merged", "loss vs adapter loss", pc.rel_diff(loss, adapter_loss), pc.LOSS_RTOL,
+                      f"merged {loss:.8f} adapter {adapter_loss:.8f}")
+    results.check("merged", "loss vs reference", pc.rel_diff(loss, ref_loss), pc.LOSS_RTOL,
+                  f"merged {loss:.8f} ref {ref_loss:.8f}")
 
 
 def parity(frugal, seed, keep):
     frugal = os.path.abspath(frugal)
     rng = np.random.default_rng(seed)
-    tmp = tempfile.mkdtemp(prefix="frugal_lora_parity_")
-    results = gp.Results()
-    try:
-        tensors = gp.random_model(CONFIG, rng)
-        inputs, targets = gp.random_batch(CONFIG, rng)
-        adapter_tensors = random_adapter(CONFIG, rng)
-        model_dir = os.path.join(tmp, "model")
-        adapter_dir = os.path.join(tmp, "adapter")
+    results = pc.Results()
+    with pc.scratch_dir("frugal_lora_parity_", keep) as tmp:
+        fx, adapter_tensors, adapter_dir = fixtures(tmp, rng)
         merged_dir = os.path.join(tmp, "merged")
-        gp.write_model(model_dir, tensors, CONFIG)
-        write_adapter(adapter_dir, adapter_tensors)
-        batch_path = os.path.join(tmp, "batch.safetensors")
-        safetensors_io.save(batch_path, {"inputs": inputs, "targets": targets})
-
-        params, config = load_frozen_model(model_dir)
+        params, config = load_frozen_model(fx.model_dir)
         lora, scale = load_adapter(adapter_dir, config)
-        ref_loss, ref_grads = lora_loss_and_grads(params, lora, scale, config, inputs, targets)
-        base_loss = ref.loss_fn(params, config, inputs, targets).item()
+        ref_loss, ref_grads = lora_loss_and_grads(params, lora, scale, config, fx.inputs, fx.targets)
+        base_loss = ref.loss_fn(params, config, fx.inputs, fx.targets).item()
         shapes = lora_shapes(config, RANK, TARGET_MODULES)
         print(f"reference LoRA loss (float64): {ref_loss:.10f} (base model without adapter: {base_loss:.10f}); "
-              f"r={RANK} alpha={ALPHA}, {len(shapes)} adapter tensors; counted targets: "
-              f"{int((targets != ref.IGNORE_INDEX).sum())} of {targets.size}")
+              f"r={RANK} alpha={ALPHA}, {len(shapes)} adapter tensors; {pc.counted_targets(fx.targets)}")
 
         # 1. gradients of the adapter
         adapter_loss = None
         grads_path = os.path.join(tmp, "grads_adapter.safetensors")
-        loss, err = frugal_grad(frugal, model_dir, batch_path, grads_path, adapter_dir=adapter_dir)
+        loss, err = pc.frugal_grad(frugal, fx.model_dir, fx.batch_path, grads_path, adapter_dir=adapter_dir)
         if err is not None:
-            print(err, file=sys.stderr)
-            results.fail("adapter", "frugal grad --adapter", first_line(err))
+            results.fail_run("adapter", "frugal grad --adapter", err)
         else:
             adapter_loss = loss
-            e = abs(loss - ref_loss) / abs(ref_loss)
-            results.add("adapter", "loss", e, LOSS_RTOL, bool(e <= LOSS_RTOL), f"frugal {loss:.8f} ref {ref_loss:.8f}")
+            results.check("adapter", "loss", pc.rel_diff(loss, ref_loss), pc.LOSS_RTOL,
+                          f"frugal {loss:.8f} ref {ref_loss:.8f}")
             check_adapter_grads(results, grads_path, ref_grads, shapes)
 
         # 2. merging, then the merged model without an adapter
-        proc, err = run_frugal([frugal, "lora", "merge", "--model", model_dir, "--adapter", adapter_dir,
+        _, err = pc.run_frugal([frugal, "lora", "merge", "--model", fx.model_dir, "--adapter", adapter_dir,
                                 "--out", merged_dir])
         if err is not None:
-            print(err, file=sys.stderr)
-            results.fail("merge", "frugal lora merge", first_line(err))
-        elif check_merged_model(results, merged_dir, tensors, adapter_tensors):
-            loss, err = frugal_grad(frugal, merged_dir, batch_path, os.path.join(tmp, "grads_merged.safetensors"))
+            results.fail_run("merge", "frugal lora merge", err)
+        elif check_merged_model(results, merged_dir, fx.tensors, adapter_tensors):
+            loss, err = pc.frugal_grad(frugal, merged_dir, fx.batch_path,
+                                       os.path.join(tmp, "grads_merged.safetensors"))
             if err is not None:
-                print(err, file=sys.stderr)
-                results.fail("merged", "frugal grad (merged)", first_line(err))
+                results.fail_run("merged", "frugal grad (merged)", err)
             else:
-                if adapter_loss is None:
-                    results.fail("merged", "loss vs adapter loss", "no adapter loss to compare with")
-                else:
-                    e = abs(loss - adapter_loss) / abs(adapter_loss)
-                    results.add("merged", "loss vs adapter loss", e, LOSS_RTOL, bool(e <= LOSS_RTOL),
-                                f"merged {loss:.8f} adapter {adapter_loss:.8f}")
-                e = abs(loss - ref_loss) / abs(ref_loss)
-                results.add("merged", "loss vs reference", e, LOSS_RTOL, bool(e <= LOSS_RTOL),
-                            f"merged {loss:.8f} ref {ref_loss:.8f}")
-    finally:
-        if keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    results.print_table()
-    passed, failed = results.counts()
-    print(f"parity_lora: {passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+                check_merged_loss(results, loss, adapter_loss, ref_loss)
+    return results.report("parity_lora")
 
 
 # ---------------------------------------------------------------- checking the reference itself
@@ -456,17 +335,11 @@ def self_check(seed):
     (gpt2_reference), the merged-weight formulation through gpt2_reference gives the same loss and A/B
     gradients, the numpy merge agrees with it, and central finite differences on A and B."""
     rng = np.random.default_rng(seed)
-    results = gp.Results()
-    tmp = tempfile.mkdtemp(prefix="frugal_lora_self_")
-    try:
-        tensors = gp.random_model(CONFIG, rng)
-        inputs, targets = gp.random_batch(CONFIG, rng)
-        adapter_tensors = random_adapter(CONFIG, rng)
-        model_dir = os.path.join(tmp, "model")
-        adapter_dir = os.path.join(tmp, "adapter")
+    results = pc.Results()
+    with pc.scratch_dir("frugal_lora_self_") as tmp:
+        fx, adapter_tensors, adapter_dir = fixtures(tmp, rng)
+        inputs, targets = fx.inputs, fx.targets
         zero_dir = os.path.join(tmp, "adapter_b0")
-        gp.write_model(model_dir, tensors, CONFIG)
-        write_adapter(adapter_dir, adapter_tensors)
         write_adapter(zero_dir, random_adapter(CONFIG, rng, zero_b=True))
 
         # PEFT suffix matching of target_modules
@@ -490,7 +363,7 @@ def self_check(seed):
         results.add("io", "A, B entirely non-zero", 0.0, 0.0,
                     all(np.count_nonzero(v) == v.size for v in adapter_tensors.values()))
 
-        params, config = load_frozen_model(model_dir)
+        params, config = load_frozen_model(fx.model_dir)
         lora, scale = load_adapter(adapter_dir, config)
         results.add("io", "scale = alpha / r", 0.0, 0.0, scale == ALPHA / RANK)
         results.add("io", "base frozen", 0.0, 0.0, not any(p.requires_grad for p in params.values()))
@@ -499,8 +372,8 @@ def self_check(seed):
         zlora, zscale = load_adapter(zero_dir, config)
         zloss, zgrads = lora_loss_and_grads(params, zlora, zscale, config, inputs, targets)
         base_loss = ref.loss_fn(params, config, inputs, targets).item()
-        e = abs(zloss - base_loss) / abs(base_loss)
-        results.add("B=0", "loss = base GPT-2 loss", e, 1e-12, e <= 1e-12, f"{zloss:.12f} vs {base_loss:.12f}")
+        results.check("B=0", "loss = base GPT-2 loss", pc.rel_diff(zloss, base_loss), 1e-12,
+                      f"{zloss:.12f} vs {base_loss:.12f}")
         results.add("B=0", "all lora_A grads zero", 0.0, 0.0,
                     all(not g.any() for k, g in zgrads.items() if ".lora_A." in k))
         results.add("B=0", "all lora_B grads non-zero", 0.0, 0.0,
@@ -516,42 +389,19 @@ def self_check(seed):
         eff = merged_params(params, lora, scale)
         mloss = ref.loss_fn(eff, config, inputs, targets)
         mgrads = torch.autograd.grad(mloss, [lora[k] for k in grads])
-        e = abs(mloss.item() - loss) / abs(loss)
-        results.add("merged-ref", "loss", e, 1e-12, e <= 1e-12)
+        results.check("merged-ref", "loss", pc.rel_diff(mloss.item(), loss), 1e-12)
         for key, mg in zip(grads, mgrads):
-            e = gp.rel_err(grads[key], mg.numpy())
-            results.add("merged-ref", key[len(KEY_PREFIX):], e, 1e-10, e <= 1e-10)
-        npm = merge_numpy(tensors, adapter_tensors, RANK, ALPHA)
-        worst = max(gp.rel_err(npm[n], eff[n].detach().numpy()) for n in npm)
-        results.add("merged-ref", f"numpy merge ({len(npm)} weights)", worst, 1e-12, worst <= 1e-12)
+            results.check("merged-ref", short_key(key), pc.rel_err(grads[key], mg.numpy()), 1e-10)
+        npm = merge_numpy(fx.tensors, adapter_tensors, RANK, ALPHA)
+        worst = max(pc.rel_err(npm[n], eff[n].detach().numpy()) for n in npm)
+        results.check("merged-ref", f"numpy merge ({len(npm)} weights)", worst, 1e-12)
 
         # central finite differences in float64 on a few coordinates of every A and B
-        h = 1e-6
-        with torch.no_grad():
-            for key in grads:
-                flat = lora[key].view(-1)
-                idx = rng.choice(flat.numel(), size=3, replace=False)
-                fd, an = [], []
-                for j in idx:
-                    j = int(j)
-                    orig = flat[j].item()
-                    flat[j] = orig + h
-                    lp = lora_loss_fn(params, lora, scale, config, inputs, targets).item()
-                    flat[j] = orig - h
-                    lm = lora_loss_fn(params, lora, scale, config, inputs, targets).item()
-                    flat[j] = orig
-                    fd.append((lp - lm) / (2 * h))
-                    an.append(grads[key].reshape(-1)[j])
-                e = gp.rel_err(an, fd)
-                results.add("fin-diff", key[len(KEY_PREFIX):], e, 1e-6, e <= 1e-6)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-    results.print_table()
-    passed, failed = results.counts()
-    print(f"parity_lora self-check: {passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+        linear = lora_linear(lora, scale)
+        pc.check_finite_differences(results, rng, lambda: ref.loss_fn(params, config, inputs, targets, linear),
+                                    [(short_key(k), lora[k], grads[k]) for k in grads])
+    return results.report("parity_lora self-check")
 
 
 if __name__ == "__main__":
-    sys.exit(gp.cli_main(__doc__, parity, self_check))
+    sys.exit(pc.cli_main(__doc__, parity, self_check))
