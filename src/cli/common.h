@@ -59,14 +59,13 @@ void apply_checkpoint_flags(const CheckpointFlags& flags, TrainOptions& options)
 void check_output_file(const std::string& path, const std::string& flag);
 void prepare_output_dir(const std::string& dir, const std::string& flag);
 
-// A fresh model (--arch, weights from the seed) or one loaded from --model DIR. With
+// The model of --arch (fresh, weights from the seed) or --model DIR (loaded), without LoRA. With
 // with_weights = false the model is only built (for the planner's measuring ledger).
-// The model of --arch/--model, without LoRA.
 std::unique_ptr<Model> build_base_model(const ModelFlags& flags, const std::string& data, uint64_t seed,
                                         bool with_weights);
 
-// With LoRA flags, the adapters are attached (or loaded) and the base frozen; `lora_used` receives
-// the settings when it is not null.
+// build_base_model, then with LoRA flags the adapters attached (or loaded) and the base frozen;
+// `lora_used` receives the settings when it is not null.
 std::unique_ptr<Model> build_model(const ModelFlags& flags, const std::string& data, uint64_t seed,
                                    bool with_weights, const LoraFlags& lora = {}, LoraSettings* lora_used = nullptr);
 

@@ -39,7 +39,9 @@ AccumulatedPass accumulate_data_parallel(Model& model, const Batch& global, int6
 
 void check_same_parameters(const std::vector<Param*>& params, Communicator& comm) {
   if (comm.size() == 1) return;
-  double mine[2] = {0, 0};  // sum and sum of squares of every value, as bits of the values differ
+  // A fingerprint of this rank's weights: a position-weighted sum and the sum of squares of every
+  // value. Ranks with different weights get different fingerprints (not a bitwise comparison).
+  double mine[2] = {0, 0};
   for (const Param* p : params) {
     if (!p->value.has_data() || p->value.dtype() != DType::F32) continue;
     const float* v = p->value.f32();

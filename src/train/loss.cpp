@@ -10,8 +10,8 @@ double loss_forward_backward(LossKind kind, const Tensor& output, const Tensor& 
                              Tensor& doutput) {
   doutput = Tensor::empty(output.shape(), DType::F32, MemCategory::Workspace);
   if (measuring(output)) return 0.0;
-  check(normalizer > 0, "the batch has no counted targets (all are -100)");
   if (kind == LossKind::CrossEntropy) {
+    check(normalizer > 0, "the batch has no counted targets (all are -100)");
     const int64_t classes = output.dim(-1);
     const int64_t rows = output.numel() / classes;
     check(targets.numel() == rows, "targets " + targets.shape().str() + " do not match outputs " + output.shape().str());
@@ -21,6 +21,7 @@ double loss_forward_backward(LossKind kind, const Tensor& output, const Tensor& 
             "target " + std::to_string(t[i]) + " out of range for " + std::to_string(classes) + " classes");
     return cross_entropy_forward_backward(output.f32(), t, rows, classes, normalizer, doutput.f32()) / normalizer;
   }
+  check(normalizer > 0, "the batch has no samples");
   check(targets.shape() == output.shape(),
         "targets " + targets.shape().str() + " do not match predictions " + output.shape().str());
   const int64_t cols = output.dim(-1);
