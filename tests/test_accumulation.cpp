@@ -7,6 +7,8 @@
 #include <cmath>
 #include <functional>
 
+#include "core/error.h"
+#include "fixtures.h"
 #include "train/gradient_snapshot.h"
 #include "kernels/cross_entropy.h"
 #include "models/gpt.h"
@@ -19,6 +21,7 @@
 #include "train/trainer.h"
 
 using namespace frugal;
+using namespace frugal::testing;
 
 namespace {
 using Grads = GradientSnapshot;
@@ -34,17 +37,10 @@ Grads naive(const ModelMaker& make, const Batch& batch, int64_t accum) {
 double max_rel_diff(const Grads& a, const Grads& b) { return max_relative_difference(a, b); }
 
 ModelMaker gpt_maker() {
-  return [] {
-    GptConfig c;
-    c.n_layer = 2;
-    c.n_head = 2;
-    c.n_embd = 16;
-    c.n_positions = 12;
-    c.vocab_size = 37;
-    auto m = std::make_unique<Gpt>(c);
-    m->init_weights(11);
-    return m;
-  };
+  GptConfig c = tiny_gpt_config();
+  c.n_positions = 12;
+  c.vocab_size = 37;
+  return model_maker<Gpt>(c, 11);
 }
 
 // 8 sequences of 12 tokens; sequence s has its first `step` * s targets ignored, so micro-batches
@@ -58,17 +54,7 @@ Batch ragged_gpt_batch(int64_t step) {
 }
 
 ModelMaker mlp_maker(const std::string& norm) {
-  return [norm] {
-    MlpConfig c;
-    c.in_features = 6;
-    c.hidden = 12;
-    c.out_features = 3;
-    c.n_layers = 3;
-    c.norm = norm;
-    auto m = std::make_unique<Mlp>(c);
-    m->init_weights(12);
-    return m;
-  };
+  return model_maker<Mlp>(MlpConfig{.in_features = 6, .hidden = 12, .out_features = 3, .n_layers = 3, .norm = norm}, 12);
 }
 }  // namespace
 
@@ -177,4 +163,12 @@ TEST(Accumulation, TrainingMatchesFullBatchWithSmallerActivations) {
   for (size_t s = 0; s < full.size(); ++s) EXPECT_NEAR(acc[s], full[s], 1e-5 * std::fabs(full[s])) << "step " << s;
   // Activations follow the micro-batch (the whole batch's token ids stay: 2 x 16 x 12 int32).
   EXPECT_GT(static_cast<double>(full_bytes) / static_cast<double>(accum_bytes), 3.5);
+}
+
+TEST(Accumulation, ComparingNoGradientsIsAnError) {
+  // A model that computed no gradient at all must not pass a "gradients agree" check.
+  EXPECT_THROW(max_relative_difference(GradientSnapshot{}, GradientSnapshot{}), Error);
+  const GradientSnapshot one{{"w", {1.0, 2.0}}};
+  EXPECT_THROW(max_relative_difference(GradientSnapshot{}, one), Error);
+  EXPECT_EQ(max_relative_difference(one, one), 0.0);
 }

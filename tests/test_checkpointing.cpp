@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "core/error.h"
+#include "fixtures.h"
 #include "train/gradient_snapshot.h"
 #include "models/cnn.h"
 #include "models/gpt.h"
@@ -19,48 +20,23 @@
 #include "train/trainer.h"
 
 using namespace frugal;
+using namespace frugal::testing;
 
 namespace {
-using ModelMaker = std::function<std::unique_ptr<Model>()>;
 
 ModelMaker gpt(int layers) {
-  return [layers] {
-    GptConfig c;
-    c.n_layer = layers;
-    c.n_head = 2;
-    c.n_embd = 16;
-    c.n_positions = 8;
-    c.vocab_size = 29;
-    auto m = std::make_unique<Gpt>(c);
-    m->init_weights(31);
-    return std::unique_ptr<Model>(std::move(m));
-  };
+  GptConfig c = tiny_gpt_config();
+  c.n_layer = layers;
+  c.vocab_size = 29;
+  return model_maker<Gpt>(c, 31);
 }
 
 ModelMaker mlp(int layers, const std::string& norm = "none", int64_t hidden = 16) {
-  return [=] {
-    MlpConfig c;
-    c.in_features = 8;
-    c.hidden = hidden;
-    c.out_features = 3;
-    c.n_layers = layers;
-    c.norm = norm;
-    auto m = std::make_unique<Mlp>(c);
-    m->init_weights(32);
-    return std::unique_ptr<Model>(std::move(m));
-  };
+  return model_maker<Mlp>(
+      MlpConfig{.in_features = 8, .hidden = hidden, .out_features = 3, .n_layers = layers, .norm = norm}, 32);
 }
 
-ModelMaker cnn() {
-  return [] {
-    CnnConfig c;
-    c.channels = 4;
-    c.n_blocks = 2;
-    auto m = std::make_unique<Cnn>(c);
-    m->init_weights(33);
-    return std::unique_ptr<Model>(std::move(m));
-  };
-}
+ModelMaker cnn() { return model_maker<Cnn>(CnnConfig{.channels = 4, .n_blocks = 2}, 33); }
 
 Batch batch_for(const Model& model, int64_t size) {
   if (model.arch() == "gpt") return RandomTokens(29, 8, 34).batch(0, size);
@@ -225,10 +201,8 @@ TEST(Checkpointing, OptimalPlansHalfPrecisionRunsWithHalfBlockCosts) {
   }
   // The case that found it: GPT 6 x 128, ctx 64, micro-batch 8, fp16, a 16 MB budget that store-all
   // fits (about 15 MB). With fp32 block costs the plan made 11 forward calls; store-all makes 8.
-  const ModelMaker gpt_6x128 = [] {
-    return std::unique_ptr<Model>(
-        std::make_unique<Gpt>(GptConfig{.n_layer = 6, .n_head = 4, .n_embd = 128, .n_positions = 64, .vocab_size = 256}));
-  };
+  const ModelMaker gpt_6x128 =
+      model_maker<Gpt>(GptConfig{.n_layer = 6, .n_head = 4, .n_embd = 128, .n_positions = 64, .vocab_size = 256}, 1);
   TrainOptions o = options_for("optimal", 8, 16000000);
   o.precision = DType::F16;
   const MemoryPlan plan = plan_training_memory(gpt_6x128, o);

@@ -1,5 +1,6 @@
-// Finite-difference checks of every GPT-2 layer and of the loss, plus exact checks of the
-// attention kernel against a direct implementation.
+// GPT-2's layers beyond tests/test_layers.cpp's table: the attention kernel against a direct
+// implementation, GELU's values, the two weight layouts, the tied head's gradient into wte, and the
+// loss by finite differences.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -26,18 +27,6 @@ void expect_all_below(const std::vector<GradCheckEntry>& entries, double tol) {
 }
 }  // namespace
 
-TEST(GptLayers, LinearInOutGradients) {
-  Linear layer("fc", 6, 5, WeightLayout::InOut, true);
-  randomize_params(layer, 1);
-  expect_all_below(grad_check(layer, random_tensor({2, 3, 6}, 2), RunContext{}), 1e-2);
-}
-
-TEST(GptLayers, LinearOutInGradients) {
-  Linear layer("fc", 7, 4, WeightLayout::OutIn, true);
-  randomize_params(layer, 3);
-  expect_all_below(grad_check(layer, random_tensor({5, 7}, 4), RunContext{}), 1e-2);
-}
-
 TEST(GptLayers, LinearLayoutsComputeTheSameMap) {
   Linear a("a", 3, 2, WeightLayout::InOut, false);
   Linear b("b", 3, 2, WeightLayout::OutIn, false);
@@ -50,16 +39,9 @@ TEST(GptLayers, LinearLayoutsComputeTheSameMap) {
   for (int i = 0; i < 8; ++i) EXPECT_FLOAT_EQ(ya.f32()[i], yb.f32()[i]);
 }
 
-TEST(GptLayers, LayerNormGradients) {
-  LayerNorm layer("ln", 8, 1e-5f);
-  randomize_params(layer, 7);
-  expect_all_below(grad_check(layer, random_tensor({3, 4, 8}, 8), RunContext{}), 1e-2);
-}
-
-TEST(GptLayers, GeluGradientsAndValues) {
+TEST(GptLayers, GeluValues) {
   Gelu layer;
   Tensor x = random_tensor({50}, 9, 2.0f);
-  expect_all_below(grad_check(layer, x, RunContext{}, 1e-3f), 1e-2);
   Saved s;
   Tensor y = layer.forward(x, s, {});
   for (int i = 0; i < 50; ++i) {
@@ -67,14 +49,6 @@ TEST(GptLayers, GeluGradientsAndValues) {
     const double ref = 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
     EXPECT_NEAR(y.f32()[i], ref, 1e-6);
   }
-}
-
-TEST(GptLayers, AttentionGradients) {
-  CausalSelfAttention layer(8, 2);
-  expect_all_below(grad_check(layer, random_tensor({2, 5, 24}, 10), RunContext{}, 1e-2f, 96), 1e-2);
-  // 150 positions: the kernels take rows in blocks of 64 (kernels/attention.cpp), the last one partial.
-  CausalSelfAttention small(4, 2);
-  expect_all_below(grad_check(small, random_tensor({1, 150, 12}, 12), RunContext{}, 1e-2f, 96), 1e-2);
 }
 
 class AttentionMatchesDirectFormula : public ::testing::TestWithParam<int64_t> {};
@@ -110,15 +84,6 @@ TEST_P(AttentionMatchesDirectFormula, ForEveryPosition) {
       }
 }
 
-TEST(GptLayers, EmbeddingGradients) {
-  Embedding layer(11, 6, 4);
-  randomize_params(layer, 12);
-  Tensor tokens = Tensor::empty({2, 5}, DType::I32, MemCategory::Activations);
-  const int32_t ids[] = {1, 3, 3, 10, 0, 3, 7, 1, 1, 2};  // repeated ids accumulate
-  std::copy(ids, ids + 10, tokens.i32());
-  expect_all_below(grad_check(layer, tokens, RunContext{}), 1e-2);
-}
-
 TEST(GptLayers, EmbeddingRejectsOutOfRangeTokens) {
   Embedding layer(5, 4, 2);
   Tensor tokens = Tensor::zeros({1, 2}, DType::I32, MemCategory::Activations);
@@ -127,12 +92,6 @@ TEST(GptLayers, EmbeddingRejectsOutOfRangeTokens) {
   EXPECT_THROW(layer.forward(tokens, s, {}), Error);
   Tensor too_long = Tensor::zeros({1, 5}, DType::I32, MemCategory::Activations);
   EXPECT_THROW(layer.forward(too_long, s, {}), Error);
-}
-
-TEST(GptLayers, TransformerBlockGradients) {
-  TransformerBlock block(0, 8, 2, 1e-5f);
-  randomize_params(block, 13, 0.3f);
-  expect_all_below(grad_check(block, random_tensor({2, 3, 8}, 14), RunContext{}, 1e-2f, 24), 2e-2);
 }
 
 TEST(GptLayers, TiedHeadGradients) {

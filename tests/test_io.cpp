@@ -255,126 +255,98 @@ TEST(IoSafetensors, WriterRejectsBadInput) {
   EXPECT_FALSE(fs::exists(d / "dup"));
 }
 
-TEST(IoSafetensorsMalformed, EmptyFile) { expect_rejected("", "shorter than the 8-byte header length"); }
+// ---- malformed safetensors: one row per way a file can be wrong ----
 
-TEST(IoSafetensorsMalformed, FiveByteFile) { expect_rejected("abcde", "shorter than the 8-byte header length"); }
+namespace {
 
-TEST(IoSafetensorsMalformed, HeaderLengthLargerThanFile) {
-  std::string bytes = safetensors_bytes("{}", "");
-  bytes[0] = 100;
-  expect_rejected(bytes, "header length 100 exceeds the file size 10");
-  bytes[0] = 0;
-  bytes[7] = 1;  // 2^56
-  expect_rejected(bytes, "exceeds the file size");
+struct MalformedFile {
+  const char* name;  // the test's name
+  std::string bytes;
+  const char* error;  // what the Error must say (besides the file's path)
+};
+
+// An 8-byte header length of `n`, then `rest`.
+std::string with_header_length(uint64_t n, const std::string& rest) {
+  return std::string(reinterpret_cast<const char*>(&n), 8) + rest;
 }
 
-TEST(IoSafetensorsMalformed, HeaderNotJson) { expect_rejected(safetensors_bytes("{\"a\": ", ""), "not valid JSON"); }
-
-TEST(IoSafetensorsMalformed, HeaderBinaryGarbage) {
-  expect_rejected(safetensors_bytes(std::string("\0\xff\x01\x02", 4), ""), "not valid JSON");
+// A file with one tensor entry `entry` (JSON) under the name `name` and `data_bytes` zero bytes.
+std::string one_tensor(const std::string& name, const std::string& entry, size_t data_bytes) {
+  return safetensors_bytes("{\"" + name + "\": " + entry + "}", std::string(data_bytes, '\0'));
 }
 
-TEST(IoSafetensorsMalformed, NumberThatOverflows) {  // found by fuzz/fuzz_safetensors.cpp
-  expect_rejected(safetensors_bytes("{\"b\": 88E8888000000000000000000.0887}", ""), "not valid JSON");
+std::string i64_out_of_range() {
+  const int64_t v[2] = {1, int64_t{1} << 40};
+  return safetensors_bytes(R"({"ids": {"dtype": "I64", "shape": [2], "data_offsets": [0, 16]}})",
+                           std::string(reinterpret_cast<const char*>(v), 16));
 }
 
-TEST(IoSafetensorsMalformed, HeaderJsonArray) { expect_rejected(safetensors_bytes("[1, 2]", ""), "not a JSON object"); }
-
-TEST(IoSafetensorsMalformed, UnknownDtypeF64) {
-  expect_rejected(safetensors_bytes(R"({"w": {"dtype": "F64", "shape": [1], "data_offsets": [0, 8]}})",
-                                    std::string(8, '\0')),
-                  "tensor 'w' has unsupported dtype F64");
+const std::vector<MalformedFile>& malformed_files() {
+  static const std::vector<MalformedFile> files = {
+      {"EmptyFile", "", "shorter than the 8-byte header length"},
+      {"FiveByteFile", "abcde", "shorter than the 8-byte header length"},
+      {"HeaderLengthLargerThanFile", with_header_length(100, "{}"), "header length 100 exceeds the file size 10"},
+      {"HeaderLengthHuge", with_header_length(uint64_t{1} << 56, "{}"), "exceeds the file size"},
+      {"HeaderNotJson", safetensors_bytes("{\"a\": ", ""), "not valid JSON"},
+      {"HeaderBinaryGarbage", safetensors_bytes(std::string("\0\xff\x01\x02", 4), ""), "not valid JSON"},
+      // Found by fuzz/fuzz_safetensors.cpp: a number literal that overflows.
+      {"NumberThatOverflows", safetensors_bytes("{\"b\": 88E8888000000000000000000.0887}", ""), "not valid JSON"},
+      {"HeaderJsonArray", safetensors_bytes("[1, 2]", ""), "not a JSON object"},
+      {"UnknownDtypeF64", one_tensor("w", R"({"dtype": "F64", "shape": [1], "data_offsets": [0, 8]})", 8),
+       "tensor 'w' has unsupported dtype F64"},
+      {"UnknownDtypeQ4", one_tensor("q", R"({"dtype": "Q4", "shape": [2], "data_offsets": [0, 1]})", 1),
+       "tensor 'q' has unsupported dtype Q4"},
+      {"NegativeShape", one_tensor("w", R"({"dtype": "F32", "shape": [-1, 2], "data_offsets": [0, 8]})", 8),
+       "tensor 'w' has a shape entry that is not a non-negative integer: -1"},
+      {"FractionalShape", one_tensor("w", R"({"dtype": "F32", "shape": [1.5], "data_offsets": [0, 4]})", 4),
+       "not a non-negative integer"},
+      {"DataOffsetsBeyondFile", one_tensor("w", R"({"dtype": "F32", "shape": [4], "data_offsets": [0, 16]})", 8),
+       "tensor 'w' has data_offsets [0, 16] beyond the data section of 8 bytes"},
+      {"OffsetsDisagreeWithShape",
+       one_tensor("h.0.attn.c_attn.weight", R"({"dtype": "F32", "shape": [4, 8], "data_offsets": [0, 100]})", 100),
+       "tensor 'h.0.attn.c_attn.weight' has data_offsets [0, 100] but shape [4, 8] F32 needs 128 bytes"},
+      {"OffsetsNotTwoIntegers", one_tensor("w", R"({"dtype": "F32", "shape": [1], "data_offsets": [0]})", 4),
+       "data_offsets must be two non-negative integers"},
+      {"OffsetsBeginAfterEnd", one_tensor("w", R"({"dtype": "F32", "shape": [1], "data_offsets": [4, 0]})", 4),
+       "data_offsets [4, 0] with begin after end"},
+      {"MissingDtype", one_tensor("w", R"({"shape": [1], "data_offsets": [0, 4]})", 4), "tensor 'w' has no dtype"},
+      {"EntryNotAnObject", one_tensor("w", "3", 0), "tensor 'w' header entry is not an object"},
+      {"OverlappingTensors",
+       safetensors_bytes(R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                             "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})",
+                         std::string(12, '\0')),
+       "tensors 'a' and 'b' overlap"},
+      {"I64OutOfInt32Range", i64_out_of_range(),
+       "tensor 'ids' (I64) holds 1099511627776 at index 1, outside the int32 range"},
+      {"FiveDimensions", one_tensor("w", R"({"dtype": "F32", "shape": [1, 1, 1, 1, 1], "data_offsets": [0, 4]})", 4),
+       "tensor 'w' has 5 dimensions"},
+      {"ShapeProductOverflows",
+       one_tensor("w", R"({"dtype": "F32", "shape": [4294967296, 4294967296, 4], "data_offsets": [0, 4]})", 4),
+       "whose size overflows"},
+      // numel fits in int64 but numel * 4 bytes does not.
+      {"ShapeBytesOverflow",
+       one_tensor("w", R"({"dtype": "F32", "shape": [4611686018427387904, 2], "data_offsets": [0, 4]})", 4),
+       "whose size overflows"},
+      {"ShapeEntryBeyondInt64",
+       one_tensor("w", R"({"dtype": "F32", "shape": [18446744073709551615], "data_offsets": [0, 4]})", 4),
+       "whose size overflows"},
+      {"MetadataNotStrings", safetensors_bytes(R"({"__metadata__": {"epoch": 3}})", ""),
+       "__metadata__ value for 'epoch'"},
+      {"MetadataNotAnObject", safetensors_bytes(R"({"__metadata__": [1]})", ""), "__metadata__ is not an object"},
+  };
+  return files;
 }
 
-TEST(IoSafetensorsMalformed, UnknownDtypeQ4) {
-  expect_rejected(safetensors_bytes(R"({"q": {"dtype": "Q4", "shape": [2], "data_offsets": [0, 1]}})",
-                                    std::string(1, '\0')),
-                  "tensor 'q' has unsupported dtype Q4");
-}
+class IoSafetensorsMalformed : public ::testing::TestWithParam<MalformedFile> {};
 
-TEST(IoSafetensorsMalformed, NegativeShape) {
-  expect_rejected(safetensors_bytes(R"({"w": {"dtype": "F32", "shape": [-1, 2], "data_offsets": [0, 8]}})",
-                                    std::string(8, '\0')),
-                  "tensor 'w' has a shape entry that is not a non-negative integer: -1");
-}
+}  // namespace
 
-TEST(IoSafetensorsMalformed, FractionalShape) {
-  expect_rejected(safetensors_bytes(R"({"w": {"dtype": "F32", "shape": [1.5], "data_offsets": [0, 4]}})",
-                                    std::string(4, '\0')),
-                  "not a non-negative integer");
-}
+TEST_P(IoSafetensorsMalformed, IsRejectedNamingFileAndProblem) { expect_rejected(GetParam().bytes, GetParam().error); }
 
-TEST(IoSafetensorsMalformed, DataOffsetsBeyondFile) {
-  expect_rejected(safetensors_bytes(R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})",
-                                    std::string(8, '\0')),
-                  "tensor 'w' has data_offsets [0, 16] beyond the data section of 8 bytes");
-}
+INSTANTIATE_TEST_SUITE_P(Io, IoSafetensorsMalformed, ::testing::ValuesIn(malformed_files()),
+                         [](const ::testing::TestParamInfo<MalformedFile>& info) { return info.param.name; });
 
-TEST(IoSafetensorsMalformed, OffsetsDisagreeWithShape) {
-  expect_rejected(
-      safetensors_bytes(
-          R"({"h.0.attn.c_attn.weight": {"dtype": "F32", "shape": [4, 8], "data_offsets": [0, 100]}})",
-          std::string(100, '\0')),
-      "tensor 'h.0.attn.c_attn.weight' has data_offsets [0, 100] but shape [4, 8] F32 needs 128 bytes");
-}
-
-TEST(IoSafetensorsMalformed, OffsetsNotTwoIntegers) {
-  expect_rejected(safetensors_bytes(R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0]}})",
-                                    std::string(4, '\0')),
-                  "data_offsets must be two non-negative integers");
-  expect_rejected(safetensors_bytes(R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 0]}})",
-                                    std::string(4, '\0')),
-                  "data_offsets [4, 0] with begin after end");
-}
-
-TEST(IoSafetensorsMalformed, MissingFields) {
-  expect_rejected(safetensors_bytes(R"({"w": {"shape": [1], "data_offsets": [0, 4]}})", std::string(4, '\0')),
-                  "tensor 'w' has no dtype");
-  expect_rejected(safetensors_bytes(R"({"w": 3})", ""), "tensor 'w' header entry is not an object");
-}
-
-TEST(IoSafetensorsMalformed, OverlappingTensors) {
-  expect_rejected(safetensors_bytes(R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-                                        "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})",
-                                    std::string(12, '\0')),
-                  "tensors 'a' and 'b' overlap");
-}
-
-TEST(IoSafetensorsMalformed, I64OutOfInt32Range) {
-  int64_t v[2] = {1, int64_t{1} << 40};
-  expect_rejected(safetensors_bytes(R"({"ids": {"dtype": "I64", "shape": [2], "data_offsets": [0, 16]}})",
-                                    std::string(reinterpret_cast<const char*>(v), 16)),
-                  "tensor 'ids' (I64) holds 1099511627776 at index 1, outside the int32 range");
-}
-
-TEST(IoSafetensorsMalformed, FiveDimensions) {
-  expect_rejected(safetensors_bytes(R"({"w": {"dtype": "F32", "shape": [1, 1, 1, 1, 1], "data_offsets": [0, 4]}})",
-                                    std::string(4, '\0')),
-                  "tensor 'w' has 5 dimensions");
-}
-
-TEST(IoSafetensorsMalformed, ShapeProductOverflows) {
-  expect_rejected(
-      safetensors_bytes(
-          R"({"w": {"dtype": "F32", "shape": [4294967296, 4294967296, 4], "data_offsets": [0, 4]}})",
-          std::string(4, '\0')),
-      "whose size overflows");
-  // numel fits in int64 but numel * 4 bytes does not.
-  expect_rejected(
-      safetensors_bytes(R"({"w": {"dtype": "F32", "shape": [4611686018427387904, 2], "data_offsets": [0, 4]}})",
-                        std::string(4, '\0')),
-      "whose size overflows");
-  expect_rejected(
-      safetensors_bytes(R"({"w": {"dtype": "F32", "shape": [18446744073709551615], "data_offsets": [0, 4]}})",
-                        std::string(4, '\0')),
-      "whose size overflows");
-}
-
-TEST(IoSafetensorsMalformed, MetadataNotStrings) {
-  expect_rejected(safetensors_bytes(R"({"__metadata__": {"epoch": 3}})", ""), "__metadata__ value for 'epoch'");
-}
-
-TEST(IoSafetensorsMalformed, MissingFileAndDirectory) {
+TEST(IoSafetensorsFiles, MissingFileAndDirectory) {
   const fs::path d = temp_dir();
   EXPECT_THROW(SafetensorsFile::open((d / "absent.safetensors").string()), Error);
   EXPECT_THROW(SafetensorsFile::open(d.string()), Error);
@@ -534,7 +506,7 @@ TEST(IoText, InstalledFortunesCorpus) {
   EXPECT_NE(text.rfind("%\n", 0), 0u);  // nor as the first line
 }
 
-TEST(IoSafetensorsMalformed, RandomCorruptionLoadsOrThrowsNeverCrashes) {
+TEST(IoSafetensorsFiles, RandomCorruptionLoadsOrThrowsNeverCrashes) {
   const fs::path d = temp_dir();
   const std::string good_path = (d / "good").string();
   Tensor h = Tensor::zeros({3}, DType::F16, MemCategory::Params);

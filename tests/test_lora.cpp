@@ -13,7 +13,7 @@
 #include "gradcheck.h"
 #include "models/gpt.h"
 #include "models/lora_setup.h"
-#include "reference_workload.h"
+#include "fixtures.h"
 #include "models/model_io.h"
 #include "train/accumulate.h"
 #include "train/data.h"
@@ -24,16 +24,6 @@ using namespace frugal;
 using namespace frugal::testing;
 
 namespace {
-GptConfig small_gpt() {
-  GptConfig c;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.n_embd = 16;
-  c.n_positions = 8;
-  c.vocab_size = 23;
-  return c;
-}
-
 LoraSettings all_four(int64_t rank, double alpha = 16, double dropout = 0) {
   LoraSettings s;
   s.config.rank = rank;
@@ -57,28 +47,6 @@ double loss_of(Model& model, const Batch& batch) {
   return accumulate_gradients(model, batch, 1, RunContext{}).loss;
 }
 }  // namespace
-
-TEST(Lora, LinearWithAdapterGradients) {
-  for (const auto& [layout, dropout] : std::vector<std::pair<WeightLayout, double>>{
-           {WeightLayout::InOut, 0.0}, {WeightLayout::OutIn, 0.0}, {WeightLayout::InOut, 0.3}}) {
-    Linear layer("fc", 6, 5, layout, true);
-    randomize_params(layer, 41);
-    layer.weight().trainable = false;
-    layer.bias()->trainable = false;
-    LoraConfig c;
-    c.rank = 3;
-    c.alpha = 6;
-    c.dropout = dropout;
-    LoraAdapter& adapter = layer.attach_lora("adapter", c, 42);
-    init_normal(adapter.b().value, 43, 1, 0.5f);
-    RunContext rc;
-    rc.seed = 7;
-    const auto entries = grad_check(layer, random_tensor({4, 6}, 44), rc);
-    ASSERT_EQ(entries.size(), 3u);  // input, A, B: the frozen base is not checked (it has no gradient)
-    for (const auto& e : entries) EXPECT_LE(e.rel_error, 1e-2) << e.what << " dropout " << dropout;
-    EXPECT_FALSE(layer.weight().grad.defined());
-  }
-}
 
 // The adapter's products run row-chunked across threads (kernels/lora.cpp) and, without dropout,
 // fold B A into a copy of W: over several chunks and with 1 and 2 threads, y, dx, dA and dB must
@@ -165,7 +133,7 @@ TEST(Lora, GradientAndOptimizerBytesOnlyForAdapters) {
   int64_t trainable = 0, lora_gemms = 0, full_gemms = 0;
   {
     LedgerScope scope(ledger);
-    Gpt model(small_gpt());
+    Gpt model(tiny_gpt_config());
     model.init_weights(45);
     apply_lora(model, all_four(4), 46);
     trainable = model.trainable_parameter_count();
@@ -184,7 +152,7 @@ TEST(Lora, GradientAndOptimizerBytesOnlyForAdapters) {
   EXPECT_EQ(ledger.peak()[MemCategory::Optimizer], static_cast<size_t>(8 * trainable));  // AdamW m, v
   EXPECT_EQ(lora_gemms, 0);  // frozen weights: no weight-gradient GEMM at all
   {
-    Gpt model(small_gpt());
+    Gpt model(tiny_gpt_config());
     model.init_weights(45);
     const int64_t before = Linear::weight_gradient_gemms();
     accumulate_gradients(model, RandomTokens(23, 8, 47).batch(0, 2), 1, RunContext{});
@@ -194,7 +162,7 @@ TEST(Lora, GradientAndOptimizerBytesOnlyForAdapters) {
 }
 
 TEST(Lora, MergedModelEqualsAdapterAndUnmergeRestores) {
-  Gpt model(small_gpt());
+  Gpt model(tiny_gpt_config());
   model.init_weights(48);
   apply_lora(model, all_four(4, 8), 49);
   randomize_adapters(model, 50);
@@ -219,7 +187,7 @@ TEST(Lora, MergedModelEqualsAdapterAndUnmergeRestores) {
 
 TEST(Lora, AdapterFilesRoundTrip) {
   const std::string dir = (std::filesystem::temp_directory_path() / "frugal_lora_roundtrip").string();
-  Gpt model(small_gpt());
+  Gpt model(tiny_gpt_config());
   model.init_weights(52);
   const LoraSettings settings = all_four(2, 4);
   apply_lora(model, settings, 53);
@@ -227,7 +195,7 @@ TEST(Lora, AdapterFilesRoundTrip) {
   save_adapter(model, settings, dir);
   const Batch batch = RandomTokens(23, 8, 55).batch(0, 2);
   const double before = loss_of(model, batch);
-  Gpt fresh(small_gpt());
+  Gpt fresh(tiny_gpt_config());
   fresh.init_weights(52);
   const LoraSettings loaded = load_adapter(fresh, dir);
   EXPECT_EQ(loaded.config.rank, 2);
@@ -238,7 +206,7 @@ TEST(Lora, AdapterFilesRoundTrip) {
 
 TEST(Lora, RecomputationWithLoraDropoutIsBitIdentical) {
   auto run = [](const std::string& strategy) {
-    Gpt model(small_gpt());
+    Gpt model(tiny_gpt_config());
     model.init_weights(56);
     apply_lora(model, all_four(4, 8, 0.25), 57);
     randomize_adapters(model, 58);
@@ -255,20 +223,20 @@ TEST(Lora, RecomputationWithLoraDropoutIsBitIdentical) {
 }
 
 TEST(Lora, AdaptersThatDoNotFitAreRefused) {
-  Gpt model(small_gpt());
+  Gpt model(tiny_gpt_config());
   LoraSettings bad = all_four(4);
   bad.targets = {"q_proj"};
   EXPECT_THROW(apply_lora(model, bad, 0), Error);  // matches no GPT-2 module
-  Gpt model2(small_gpt());
+  Gpt model2(tiny_gpt_config());
   EXPECT_THROW(apply_lora(model2, all_four(17), 0), Error);  // rank > min(in, out) = 16
   // An adapter saved for a wider model does not load into this one.
   const std::string dir = (std::filesystem::temp_directory_path() / "frugal_lora_wide").string();
-  GptConfig wide = small_gpt();
+  GptConfig wide = tiny_gpt_config();
   wide.n_embd = 32;
   Gpt big(wide);
   apply_lora(big, all_four(2), 0);
   save_adapter(big, all_four(2), dir);
-  Gpt small(small_gpt());
+  Gpt small(tiny_gpt_config());
   try {
     load_adapter(small, dir);
     FAIL() << "expected an error";
@@ -283,7 +251,7 @@ TEST(Lora, HalfPrecisionBaseWeightsHalveTheirBytes) {
     GradientSnapshot grads;
     {
       LedgerScope scope(ledger);
-      Gpt model(small_gpt());
+      Gpt model(tiny_gpt_config());
       model.init_weights(60);
       apply_lora(model, all_four(4, 8), 61);
       randomize_adapters(model, 62);
@@ -310,7 +278,7 @@ TEST(Lora, HalfPrecisionBaseWeightsHalveTheirBytes) {
 
 TEST(Lora, DropoutMaskDoesNotDependOnTheMicroBatchSplit) {
   auto run = [](int64_t accum) {
-    Gpt model(small_gpt());
+    Gpt model(tiny_gpt_config());
     model.init_weights(64);
     apply_lora(model, all_four(4, 8, 0.3), 65);
     randomize_adapters(model, 66);

@@ -2,6 +2,7 @@
 // the code under test), and the planner's prediction against the measured run.
 #include <gtest/gtest.h>
 
+#include "fixtures.h"
 #include "models/gpt.h"
 #include "models/mlp.h"
 #include "train/planner.h"
@@ -19,13 +20,9 @@ TrainOptions two_steps(int64_t micro_batch) {
 }  // namespace
 
 TEST(MemoryArithmetic, GptParamsActivationsGradsOptimizer) {
-  GptConfig c;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.n_embd = 16;
-  c.n_positions = 8;
-  c.vocab_size = 23;
-  const int64_t B = 3, T = 8, D = 16, H = 2, L = 2, V = 23;
+  const GptConfig c = frugal::testing::tiny_gpt_config();
+  const int64_t B = 3, T = 8, D = 16, H = 2, L = 2, V = 23;  // (the config's numbers, written out)
+  ASSERT_TRUE(c.n_positions == T && c.n_embd == D && c.n_head == H && c.n_layer == L && c.vocab_size == V);
   const TrainOptions options = two_steps(B);
 
   MemoryLedger ledger;

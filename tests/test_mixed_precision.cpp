@@ -13,7 +13,7 @@
 #include "kernels/convert.h"
 #include "models/gpt.h"
 #include "models/lora_setup.h"
-#include "reference_workload.h"
+#include "fixtures.h"
 #include "models/mlp.h"
 #include "train/accumulate.h"
 #include "train/data.h"
@@ -59,7 +59,11 @@ void expect_rounds(DType type, const std::vector<std::pair<float, float>>& cases
 }
 
 GptConfig test_gpt() {
-  return GptConfig{.n_layer = 2, .n_head = 2, .n_embd = 32, .n_positions = 16, .vocab_size = 40};
+  GptConfig c = frugal::testing::tiny_gpt_config();
+  c.n_embd = 32;
+  c.n_positions = 16;
+  c.vocab_size = 40;
+  return c;
 }
 
 // Gradients of one pass of `batch` through a GPT (seed 3) stored in `precision` with the loss

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "fixtures.h"
 #include "io/text_corpus.h"
 #include "models/gpt.h"
 #include "models/mlp.h"
@@ -13,6 +14,15 @@
 using namespace frugal;
 
 namespace {
+TrainOptions options(int64_t steps, int64_t micro_batch, float lr, int64_t warmup = 0) {
+  TrainOptions o;
+  o.steps = steps;
+  o.micro_batch = micro_batch;
+  o.lr = lr;
+  o.warmup = warmup;
+  return o;
+}
+
 std::vector<double> train_losses(Model& model, DataSource& data, TrainOptions options) {
   Trainer trainer(model, data, options);
   std::vector<double> losses;
@@ -32,10 +42,7 @@ TEST(Training, MlpLearnsSyntheticRegression) {
   Mlp model(c);
   model.init_weights(3);
   SyntheticRegression data(c.in_features, c.out_features, 3);
-  TrainOptions o;
-  o.steps = 300;
-  o.micro_batch = 32;
-  o.lr = 3e-3f;
+  const TrainOptions o = options(300, 32, 3e-3f);
   const auto losses = train_losses(model, data, o);
   // The targets have unit-scale variance; a fitted model explains most of it.
   EXPECT_LT(mean_of_last(losses, 20), 0.2 * losses.front());
@@ -45,29 +52,21 @@ TEST(Training, LinearModelFitsLinearPartOnly) {
   LinearRegression model(32, 8);
   model.init_weights(4);
   SyntheticRegression data(32, 8, 4);
-  TrainOptions o;
-  o.steps = 300;
-  o.micro_batch = 32;
-  o.lr = 1e-2f;
+  const TrainOptions o = options(300, 32, 1e-2f);
   const auto losses = train_losses(model, data, o);
   EXPECT_LT(mean_of_last(losses, 20), 0.5 * losses.front());
 }
 
 TEST(Training, GptLossOnFortunesFallsBelowUniformGuess) {
   if (!std::filesystem::exists(kFortunesDir)) GTEST_SKIP() << "Debian package fortunes not installed";
-  GptConfig c;
-  c.n_layer = 2;
-  c.n_head = 2;
+  GptConfig c = frugal::testing::tiny_gpt_config();
   c.n_embd = 64;
   c.n_positions = 32;
+  c.vocab_size = 256;  // bytes
   Gpt model(c);
   model.init_weights(5);
   TokenWindows data(load_fortunes_corpus(), 32, 5, "fortunes");
-  TrainOptions o;
-  o.steps = 80;
-  o.micro_batch = 16;
-  o.lr = 3e-3f;
-  o.warmup = 10;
+  const TrainOptions o = options(80, 16, 3e-3f, 10);
   const auto losses = train_losses(model, data, o);
   EXPECT_NEAR(losses.front(), std::log(256.0), 0.3);  // a fresh model guesses uniformly
   EXPECT_LT(mean_of_last(losses, 10), 3.3);           // well below ln(256) = 5.545
@@ -75,18 +74,13 @@ TEST(Training, GptLossOnFortunesFallsBelowUniformGuess) {
 
 TEST(Training, RunsAreDeterministic) {
   auto run = [] {
-    GptConfig c;
+    GptConfig c = frugal::testing::tiny_gpt_config();
     c.n_layer = 1;
-    c.n_head = 2;
-    c.n_embd = 16;
-    c.n_positions = 8;
     c.vocab_size = 32;
     Gpt model(c);
     model.init_weights(6);
     RandomTokens data(32, 8, 6);
-    TrainOptions o;
-    o.steps = 4;
-    o.micro_batch = 4;
+    const TrainOptions o = options(4, 4, TrainOptions{}.lr);
     return train_losses(model, data, o);
   };
   EXPECT_EQ(run(), run());

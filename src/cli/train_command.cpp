@@ -62,6 +62,9 @@ void write_plots(const std::string& dir, const std::vector<StepRecord>& steps, c
 // One `frugal train` run: its flags, what it builds, and what the loop records. Under mpirun every
 // rank trains; rank 0 (the lead) alone prints progress and writes outputs.
 struct TrainRun {
+  TrainRun(TrainFlags& f, Communicator& c, MemoryLedger& l, std::optional<CheckpointRef> r)
+      : flags(f), comm(c), ledger(l), resume(std::move(r)) {}
+
   TrainFlags& flags;
   Communicator& comm;
   MemoryLedger& ledger;
@@ -251,7 +254,7 @@ void run_train(TrainFlags& f) {
   set_num_threads(f.threads);
   MemoryLedger ledger;
   LedgerScope scope(ledger);
-  TrainRun run{f, comm, ledger, std::move(resume)};
+  TrainRun run(f, comm, ledger, std::move(resume));
   build_run(run);
   if (run.lead()) print_header(run);
   run_steps(run);

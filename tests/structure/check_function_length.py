@@ -9,9 +9,10 @@ ends a parameter list. Lambdas and blocks inside a function count towards that f
   check_function_length.py SRC_DIR            lists offenders, exit 1 if any
   check_function_length.py --self-test        the scanner on made-up sources (run by CTest first)
 """
-import os
 import re
 import sys
+
+from structure_check import run, source_files
 
 MAX_LINES = 60
 REASON = "Longer than 60 lines because"
@@ -110,24 +111,9 @@ def self_test():
     assert len(bad) == 1 and "too_long" in bad[0], bad
 
 
-def main(argv):
-    self_test()
-    if argv[1:] == ["--self-test"]:
-        print("self-test passed")
-        return 0
-    src = argv[1]
-    bad = []
-    for root, _, files in os.walk(src):
-        for f in sorted(files):
-            if f.endswith((".h", ".cpp")):
-                path = os.path.join(root, f)
-                with open(path, encoding="utf-8", errors="replace") as fh:
-                    bad += offenders(os.path.relpath(path, os.path.dirname(src.rstrip("/"))), fh.read())
-    for line in bad:
-        print(line)
-    print(f"{len(bad)} function(s) over {MAX_LINES} lines without a reason")
-    return 1 if bad else 0
+def problems(src):
+    return [line for path, text in source_files(src) for line in offenders(path, text)]
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(run(self_test, problems, f"function(s) over {MAX_LINES} lines without a reason"))

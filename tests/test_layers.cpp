@@ -1,0 +1,398 @@
+// One table, every layer kind of src/nn (in the manner of ggml's test-backend-ops). Each row gets:
+//   FiniteDifferences       dL/dx and dL/dp by central differences (tests/gradcheck.h);
+//   MeasureModeBooksRealBytes  a measuring ledger books exactly the bytes of a real forward and
+//                              backward, in fp32 and through the half-precision storage path, and
+//                              no kernel runs (a measured tensor has no data: a kernel would crash);
+//   HalfPrecisionStorage    under fp16 and bf16 (forward_child / backward_child, as the executor
+//                              calls layers) the output and saved tensors are half, statistics fp32,
+//                              the output is the fp32 output rounded, gradients stay close to fp32.
+// A new layer joins by adding a row; LayerTable.CoversEveryLayerClassInSrcNn fails until it has one.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <numeric>
+#include <regex>
+#include <set>
+
+#include "core/rng.h"
+#include "core/tensor_init.h"
+#include "gradcheck.h"
+#include "kernels/convert.h"
+#include "nn/activations.h"
+#include "nn/attention.h"
+#include "nn/batchnorm.h"
+#include "nn/conv2d.h"
+#include "nn/embedding.h"
+#include "nn/gelu.h"
+#include "nn/groupnorm.h"
+#include "nn/half_storage.h"
+#include "nn/layernorm.h"
+#include "nn/linear.h"
+#include "nn/pool2d.h"
+#include "nn/sequential.h"
+#include "nn/transformer_block.h"
+#include "train/precision.h"
+
+using namespace frugal;
+using namespace frugal::testing;
+
+namespace {
+
+enum class Input {
+  Normal,     // N(0, input_scale^2)
+  Separated,  // values 0.1 apart in a random order: no max-pool window or ReLU sign flips under eps
+  Tokens,     // int32 ids below `vocab`
+};
+
+struct LayerRow {
+  std::string name;         // the test's name
+  std::string layer_class;  // the C++ class it covers
+  std::function<std::unique_ptr<Layer>()> make;  // the layer with its parameters set (random where they have data)
+  Shape input;
+  uint64_t input_seed = 92;
+  Input input_kind = Input::Normal;
+  float input_scale = 1.0f;  // Normal: the standard deviation; Separated: the offset below 0 of the lowest value
+  int64_t vocab = 0;       // Tokens
+  bool training = true;    // false: evaluation (BatchNorm's running statistics)
+  float eps = 1e-2f;       // finite-difference step
+  int max_coords = 48;     // coordinates checked per tensor
+  double fd_tolerance = 1e-2;
+  bool composite = false;  // calls children through forward_child: under half precision its output is
+                           // rounded inside too, so it is compared with a tolerance, not bit for bit
+};
+
+// The layer's parameters drawn from `seed`: fp32 tensors that hold data (a half frozen weight is
+// drawn before it is rounded; in measure mode nothing has data).
+void randomize(Layer& layer, uint64_t seed, float scale = 0.5f) {
+  std::vector<Param*> params;
+  layer.collect_params(params);
+  for (size_t k = 0; k < params.size(); ++k) {
+    const Tensor& v = params[k]->value;
+    if (v.dtype() != DType::F32 || !v.has_data()) continue;
+    for (int64_t i = 0; i < v.numel(); ++i) v.f32()[i] = scale * rng_normal(seed + k, 99, static_cast<uint64_t>(i));
+  }
+}
+
+std::unique_ptr<Layer> randomized(std::unique_ptr<Layer> layer, uint64_t seed, float scale = 0.5f) {
+  randomize(*layer, seed, scale);
+  return layer;
+}
+
+// A linear layer with a LoRA adapter on a frozen base (B non-zero, so every path carries gradient);
+// base_precision F16/BF16 stores the frozen weight in half precision.
+std::unique_ptr<Layer> lora_linear(WeightLayout layout, double dropout, DType base_precision = DType::F32) {
+  auto layer = std::make_unique<Linear>("fc", 6, 5, layout, true);
+  randomize(*layer, 41);
+  layer->weight().trainable = false;
+  layer->bias()->trainable = false;
+  LoraAdapter& adapter = layer->attach_lora("adapter", LoraConfig{.rank = 3, .alpha = 6, .dropout = dropout}, 42);
+  if (adapter.b().value.has_data()) init_normal(adapter.b().value, 43, 1, 0.5f);
+  if (base_precision != DType::F32) layer->store_frozen_weight_as(base_precision);
+  return layer;
+}
+
+std::unique_ptr<Layer> tiny_mlp_block() {
+  auto block = std::make_unique<Sequential>("mlp");
+  block->add(std::make_unique<Linear>("mlp.c_fc", 6, 8, WeightLayout::InOut, true));
+  block->add(std::make_unique<Gelu>());
+  block->add(std::make_unique<Linear>("mlp.c_proj", 8, 6, WeightLayout::InOut, true));
+  return randomized(std::move(block), 17);
+}
+
+std::unique_ptr<Layer> batchnorm_with_running_statistics() {
+  auto bn = std::make_unique<BatchNorm>("bn", 3);
+  if (bn->running_mean().value.has_data())
+    for (int c = 0; c < 3; ++c) {
+      bn->running_mean().value.f32()[c] = 0.3f * c;
+      bn->running_var().value.f32()[c] = 0.5f + c;
+    }
+  return randomized(std::move(bn), 55);
+}
+
+const std::vector<LayerRow>& layer_rows() {
+  static const std::vector<LayerRow> rows = {
+      {.name = "LinearInOut", .layer_class = "Linear",
+       .make = [] { return randomized(std::make_unique<Linear>("fc", 6, 5, WeightLayout::InOut, true), 1); },
+       .input = {2, 3, 6}, .input_seed = 2},
+      {.name = "LinearOutIn", .layer_class = "Linear",
+       .make = [] { return randomized(std::make_unique<Linear>("fc", 7, 4, WeightLayout::OutIn, true), 3); },
+       .input = {5, 7}, .input_seed = 4},
+      {.name = "LinearLoraFolded", .layer_class = "Linear",
+       .make = [] { return lora_linear(WeightLayout::InOut, 0.0); }, .input = {4, 6}, .input_seed = 44},
+      {.name = "LinearLoraOutIn", .layer_class = "Linear",
+       .make = [] { return lora_linear(WeightLayout::OutIn, 0.0); }, .input = {4, 6}, .input_seed = 44},
+      {.name = "LinearLoraDropout", .layer_class = "Linear",
+       .make = [] { return lora_linear(WeightLayout::InOut, 0.3); }, .input = {4, 6}, .input_seed = 44},
+      {.name = "LinearLoraBf16Base", .layer_class = "Linear",
+       .make = [] { return lora_linear(WeightLayout::InOut, 0.0, DType::BF16); }, .input = {4, 6}, .input_seed = 44},
+      {.name = "LayerNorm", .layer_class = "LayerNorm",
+       .make = [] { return randomized(std::make_unique<LayerNorm>("ln", 8, 1e-5f), 7); }, .input = {3, 4, 8},
+       .input_seed = 8},
+      {.name = "GroupNormImages", .layer_class = "GroupNorm",
+       .make = [] { return randomized(std::make_unique<GroupNorm>("gn", 2, 4, 1e-5f), 21); }, .input = {3, 4, 3, 2},
+       .input_seed = 22},
+      {.name = "GroupNormOneGroup", .layer_class = "GroupNorm",
+       .make = [] { return randomized(std::make_unique<GroupNorm>("gn", 1, 4, 1e-5f), 22); }, .input = {3, 4, 3, 2},
+       .input_seed = 22},
+      {.name = "GroupNormVectors", .layer_class = "GroupNorm",
+       .make = [] { return randomized(std::make_unique<GroupNorm>("gn", 2, 6, 1e-5f), 23); }, .input = {5, 6},
+       .input_seed = 24},
+      {.name = "BatchNorm1dTraining", .layer_class = "BatchNorm",
+       .make = [] { return randomized(std::make_unique<BatchNorm>("bn", 4), 51); }, .input = {6, 4}, .input_seed = 52,
+       .input_scale = 2.0f},
+      {.name = "BatchNorm2dTraining", .layer_class = "BatchNorm",
+       .make = [] { return randomized(std::make_unique<BatchNorm>("bn", 3), 53); }, .input = {3, 3, 4, 3},
+       .input_seed = 54},
+      {.name = "BatchNormEval", .layer_class = "BatchNorm", .make = batchnorm_with_running_statistics,
+       .input = {2, 3, 3, 3}, .input_seed = 56, .training = false},
+      {.name = "Gelu", .layer_class = "Gelu", .make = [] { return std::make_unique<Gelu>(); }, .input = {50},
+       .input_seed = 9, .input_scale = 2.0f, .eps = 1e-3f},
+      {.name = "ReLU", .layer_class = "ReLU", .make = [] { return std::make_unique<ReLU>(); }, .input = {2, 3, 4, 4},
+       .input_seed = 71, .input_kind = Input::Separated, .input_scale = 4.75f},
+      {.name = "Flatten", .layer_class = "Flatten", .make = [] { return std::make_unique<Flatten>(); },
+       .input = {2, 3, 4, 5}, .input_seed = 73},
+      {.name = "MaxPool", .layer_class = "MaxPool2d", .make = [] { return std::make_unique<MaxPool2d>(2); },
+       .input = {2, 3, 6, 5}, .input_seed = 41, .input_kind = Input::Separated, .input_scale = 4.0f},
+      {.name = "MaxPoolOverlapping", .layer_class = "MaxPool2d",
+       .make = [] { return std::make_unique<MaxPool2d>(3, 2); }, .input = {2, 2, 7, 7}, .input_seed = 42,
+       .input_kind = Input::Separated, .input_scale = 4.0f},
+      {.name = "AvgPool", .layer_class = "AvgPool2d", .make = [] { return std::make_unique<AvgPool2d>(2); },
+       .input = {2, 3, 5, 4}, .input_seed = 43},  // H = 5: the last row is dropped (floor)
+      {.name = "AvgPoolOverlapping", .layer_class = "AvgPool2d",
+       .make = [] { return std::make_unique<AvgPool2d>(3, 2); }, .input = {1, 2, 7, 6}, .input_seed = 44},
+      {.name = "Conv2dStride1Pad1", .layer_class = "Conv2d",
+       .make = [] { return randomized(std::make_unique<Conv2d>("c", 3, 4, 3, 1, 1), 21); }, .input = {2, 3, 5, 5},
+       .input_seed = 22},
+      {.name = "Conv2dStride2Pad0", .layer_class = "Conv2d",
+       .make = [] { return randomized(std::make_unique<Conv2d>("c", 2, 3, 3, 2, 0), 23); }, .input = {2, 2, 7, 6},
+       .input_seed = 24},
+      {.name = "Conv2dPointwiseNoBias", .layer_class = "Conv2d",
+       .make = [] { return randomized(std::make_unique<Conv2d>("c", 3, 2, 1, 1, 0, /*bias=*/false), 25); },
+       .input = {2, 3, 4, 4}, .input_seed = 26},
+      {.name = "Attention", .layer_class = "CausalSelfAttention",
+       .make = [] { return std::make_unique<CausalSelfAttention>(8, 2); }, .input = {2, 5, 24}, .input_seed = 10,
+       .max_coords = 96},
+      // 150 positions: the kernels take query rows in blocks of 64 (kernels/attention.cpp), the last partial.
+      {.name = "AttentionThreeRowBlocks", .layer_class = "CausalSelfAttention",
+       .make = [] { return std::make_unique<CausalSelfAttention>(4, 2); }, .input = {1, 150, 12}, .input_seed = 12,
+       .max_coords = 96},
+      {.name = "Embedding", .layer_class = "Embedding",
+       .make = [] { return randomized(std::make_unique<Embedding>(11, 6, 4), 12); }, .input = {2, 5},
+       .input_kind = Input::Tokens, .vocab = 11},
+      {.name = "SequentialMlpBlock", .layer_class = "Sequential", .make = tiny_mlp_block, .input = {3, 6},
+       .input_seed = 15, .composite = true},
+      {.name = "TransformerBlock", .layer_class = "TransformerBlock",
+       .make = [] { return randomized(std::make_unique<TransformerBlock>(0, 8, 2, 1e-5f), 13, 0.3f); },
+       .input = {2, 3, 8}, .input_seed = 14, .max_coords = 24, .fd_tolerance = 2e-2, .composite = true},
+  };
+  return rows;
+}
+
+// The row's input, allocated in the current ledger (data only in a real one): fp32, or under
+// fp16/bf16 the half activation the previous layer would have stored.
+Tensor make_input(const LayerRow& row, DType precision) {
+  if (row.input_kind == Input::Tokens) {
+    Tensor ids = Tensor::empty(row.input, DType::I32, MemCategory::Activations);
+    if (ids.has_data())  // repeated ids on purpose: their gradients accumulate
+      for (int64_t i = 0; i < ids.numel(); ++i) ids.i32()[i] = static_cast<int32_t>((i * 7 + 3) % row.vocab);
+    return ids;
+  }
+  Tensor x = Tensor::empty(row.input, DType::F32, MemCategory::Activations);
+  if (x.has_data() && row.input_kind == Input::Normal) {
+    for (int64_t i = 0; i < x.numel(); ++i)
+      x.f32()[i] = row.input_scale * rng_normal(row.input_seed, 77, static_cast<uint64_t>(i));
+  } else if (x.has_data()) {
+    std::vector<int64_t> order(static_cast<size_t>(x.numel()));
+    std::iota(order.begin(), order.end(), 0);
+    std::vector<float> key(order.size());
+    for (size_t i = 0; i < key.size(); ++i) key[i] = rng_uniform(row.input_seed, 5, i);
+    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return key[a] < key[b]; });
+    for (size_t i = 0; i < order.size(); ++i) x.f32()[order[i]] = 0.1f * static_cast<float>(i) - row.input_scale;
+  }
+  return precision == DType::F32 ? x : round_to(x, precision, MemCategory::Activations);
+}
+
+RunContext row_context(const LayerRow& row, DType precision) {
+  RunContext rc;
+  rc.training = row.training;
+  rc.seed = 7;  // LoRA dropout masks
+  rc.precision = precision;
+  return pass_context(rc);
+}
+
+// How the executor calls a layer: directly in fp32, through the half-storage wrappers otherwise.
+Tensor call_forward(Layer& layer, const Tensor& x, Saved& saved, const RunContext& rc) {
+  return rc.precision == DType::F32 ? layer.forward(x, saved, rc) : forward_child(layer, x, saved, rc);
+}
+Tensor call_backward(Layer& layer, const Tensor& dy, Saved& saved, const RunContext& rc) {
+  return rc.precision == DType::F32 ? layer.backward(dy, saved, rc) : backward_child(layer, dy, saved, rc);
+}
+
+std::vector<float> values_of(const Tensor& t) {
+  const Tensor wide = widen(t);
+  return std::vector<float>(wide.f32(), wide.f32() + wide.numel());
+}
+
+double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+    norm += static_cast<double>(b[i]) * b[i];
+  }
+  return std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30);
+}
+
+class LayerTable : public ::testing::TestWithParam<LayerRow> {};
+
+// gtest prints a failing row by this (not as bytes).
+void PrintTo(const LayerRow& row, std::ostream* os) { *os << row.name; }
+
+std::string row_name(const ::testing::TestParamInfo<LayerRow>& info) { return info.param.name; }
+
+}  // namespace
+
+INSTANTIATE_TEST_SUITE_P(Nn, LayerTable, ::testing::ValuesIn(layer_rows()), row_name);
+
+TEST_P(LayerTable, FiniteDifferences) {
+  const LayerRow& row = GetParam();
+  std::unique_ptr<Layer> layer = row.make();
+  const auto entries = grad_check(*layer, make_input(row, DType::F32), row_context(row, DType::F32), row.eps,
+                                  row.max_coords);
+  ASSERT_FALSE(entries.empty());
+  for (const auto& e : entries) EXPECT_LE(e.rel_error, row.fd_tolerance) << e.what;
+}
+
+namespace {
+
+struct Footprint {
+  MemorySnapshot after_forward, peak_forward, after_backward, peak_all;
+};
+
+// The ledger's books over building the row's layer and one forward and backward under `precision`.
+Footprint footprint(const LayerRow& row, bool measure, DType precision) {
+  MemoryLedger ledger(measure);
+  LedgerScope scope(ledger);
+  std::unique_ptr<Layer> layer = row.make();
+  const Tensor x = make_input(row, precision);
+  EXPECT_EQ(x.has_data(), !measure);
+  const RunContext rc = row_context(row, precision);
+  Footprint f;
+  ledger.reset_peaks();
+  Saved saved;
+  const Tensor y = call_forward(*layer, x, saved, rc);
+  EXPECT_EQ(y.has_data(), !measure);
+  f.after_forward = ledger.live();
+  f.peak_forward = ledger.peak();
+  {
+    Tensor dy = Tensor::empty(y.shape(), DType::F32, MemCategory::Workspace);
+    if (!measure) dy.fill(0.5f);
+    const Tensor dx = call_backward(*layer, dy, saved, rc);
+    if (dx.defined()) {
+      EXPECT_EQ(dx.shape(), x.shape());
+    }
+    f.after_backward = ledger.live();
+  }
+  f.peak_all = ledger.peak();
+  return f;
+}
+
+}  // namespace
+
+TEST_P(LayerTable, MeasureModeBooksRealBytes) {
+  for (const DType precision : {DType::F32, DType::F16, DType::BF16}) {
+    const Footprint measured = footprint(GetParam(), true, precision);
+    const Footprint real = footprint(GetParam(), false, precision);
+    for (int c = 0; c < kNumMemCategories; ++c) {
+      const std::string where = precision_name(precision) + " " + mem_category_name(static_cast<MemCategory>(c));
+      EXPECT_EQ(measured.after_forward.bytes[c], real.after_forward.bytes[c]) << where;
+      EXPECT_EQ(measured.peak_forward.bytes[c], real.peak_forward.bytes[c]) << where;
+      EXPECT_EQ(measured.after_backward.bytes[c], real.after_backward.bytes[c]) << where;
+      EXPECT_EQ(measured.peak_all.bytes[c], real.peak_all.bytes[c]) << where;
+    }
+    EXPECT_EQ(measured.peak_all.total, real.peak_all.total) << precision_name(precision);
+  }
+}
+
+namespace {
+
+// Every float tensor saved for backward (children included) in `half`; statistics in fp32.
+void expect_saved_in(const Saved& saved, DType half) {
+  for (const Tensor& t : saved.tensors)
+    if (t.dtype() != DType::I32) {
+      EXPECT_EQ(t.dtype(), half) << "a saved tensor " << t.shape().str();
+    }
+  for (const Tensor& t : saved.stats) EXPECT_EQ(t.dtype(), DType::F32) << "a saved statistic " << t.shape().str();
+  for (const Saved& child : saved.children) expect_saved_in(child, half);
+}
+
+std::vector<std::vector<float>> param_grads(Layer& layer) {
+  std::vector<Param*> params;
+  layer.collect_params(params);
+  std::vector<std::vector<float>> grads;
+  for (Param* p : params)
+    if (p->grad.defined()) grads.push_back(values_of(p->grad));
+  return grads;
+}
+
+}  // namespace
+
+TEST_P(LayerTable, HalfPrecisionStorage) {
+  const LayerRow& row = GetParam();
+  for (const DType half : {DType::F16, DType::BF16}) {
+    SCOPED_TRACE(precision_name(half));
+    // Gradients differ from fp32 by what storing activations in the half type loses.
+    const double tolerance = half == DType::F16 ? 1e-2 : 3e-2;
+    std::unique_ptr<Layer> reference = row.make(), layer = row.make();
+    const Tensor x = make_input(row, half);  // the half activation, or token ids
+    const RunContext rc32 = row_context(row, DType::F32), rc = row_context(row, half);
+    Saved saved32, saved;
+    const Tensor x32 = is_half(x.dtype()) ? widen(x, MemCategory::Activations) : x;
+    const Tensor y32 = reference->forward(x32, saved32, rc32);
+    const Tensor y = forward_child(*layer, x, saved, rc);
+    EXPECT_EQ(y.dtype(), half);
+    EXPECT_EQ(y.category(), MemCategory::Activations);
+    expect_saved_in(saved, half);
+    std::vector<float> rounded = values_of(y32);
+    round_through_half(rounded.data(), half, static_cast<int64_t>(rounded.size()));
+    if (row.composite) EXPECT_LE(relative_difference(values_of(y), rounded), tolerance);
+    else EXPECT_EQ(values_of(y), rounded) << "the output is the fp32 output rounded";
+
+    Tensor dy32 = random_tensor(y.shape(), 4242, 1.0f, MemCategory::Workspace);
+    round_in_place(dy32, half);  // the loss gradient, as the executor stores it
+    const Tensor dx32 = reference->backward(dy32, saved32, rc32);
+    const std::vector<float> dx32_values = dx32.defined() ? values_of(dx32) : std::vector<float>{};
+    const Tensor dy = Tensor::empty(y.shape(), DType::F32, MemCategory::Workspace);
+    dy.copy_from(dy32);
+    const Tensor dx = backward_child(*layer, dy, saved, rc);
+    ASSERT_EQ(dx.defined(), dx32.defined());
+    if (dx.defined()) {
+      EXPECT_EQ(dx.dtype(), DType::F32);  // activation gradients are fp32 buffers holding half values
+      std::vector<float> dx_rounded = values_of(dx);
+      round_through_half(dx_rounded.data(), half, static_cast<int64_t>(dx_rounded.size()));
+      EXPECT_EQ(values_of(dx), dx_rounded);
+      EXPECT_LE(relative_difference(values_of(dx), dx32_values), tolerance);
+    }
+    const auto grads = param_grads(*layer), grads32 = param_grads(*reference);
+    ASSERT_EQ(grads.size(), grads32.size());
+    for (size_t k = 0; k < grads.size(); ++k) EXPECT_LE(relative_difference(grads[k], grads32[k]), tolerance) << k;
+  }
+}
+
+// Every class in src/nn that derives from Layer has a row.
+TEST(LayerTableCoverage, CoversEveryLayerClassInSrcNn) {
+  std::set<std::string> classes, covered;
+  const std::regex layer_class(R"(class\s+(\w+)\s*(?:final\s*)?:\s*public\s+Layer\b)");
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(FRUGAL_SOURCE_DIR) + "/src/nn")) {
+    if (entry.path().extension() != ".h") continue;
+    std::ifstream in(entry.path());
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (std::sregex_iterator m(text.begin(), text.end(), layer_class), end; m != end; ++m) classes.insert((*m)[1]);
+  }
+  for (const LayerRow& row : layer_rows()) covered.insert(row.layer_class);
+  EXPECT_GE(classes.size(), 14u) << "the scan of src/nn found too few Layer classes";
+  for (const std::string& c : classes) EXPECT_TRUE(covered.count(c)) << c << " has no row in layer_rows()";
+  for (const std::string& c : covered) EXPECT_TRUE(classes.count(c)) << c << " is not a Layer class in src/nn";
+}
