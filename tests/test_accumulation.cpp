@@ -9,7 +9,6 @@
 
 #include "core/error.h"
 #include "fixtures.h"
-#include "train/gradient_snapshot.h"
 #include "kernels/cross_entropy.h"
 #include "models/gpt.h"
 #include "models/mlp.h"
@@ -18,6 +17,7 @@
 #include "train/accumulate.h"
 #include "train/data.h"
 #include "train/executor.h"
+#include "train/gradient_snapshot.h"
 #include "train/trainer.h"
 
 using namespace frugal;

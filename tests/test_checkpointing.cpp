@@ -8,12 +8,12 @@
 
 #include "core/error.h"
 #include "fixtures.h"
-#include "train/gradient_snapshot.h"
 #include "models/cnn.h"
 #include "models/gpt.h"
 #include "models/mlp.h"
 #include "train/accumulate.h"
 #include "train/data.h"
+#include "train/gradient_snapshot.h"
 #include "train/planner.h"
 #include "train/precision.h"
 #include "train/schedule.h"

@@ -5,8 +5,8 @@
 #include <cmath>
 
 #include "cli_support.h"
-#include "train/gradient_snapshot.h"
 #include "io/safetensors.h"
+#include "train/gradient_snapshot.h"
 
 #include <cstdlib>
 #include <filesystem>

@@ -9,14 +9,14 @@
 
 #include "core/error.h"
 #include "core/threading.h"
-#include "train/gradient_snapshot.h"
+#include "fixtures.h"
 #include "gradcheck.h"
 #include "models/gpt.h"
 #include "models/lora_setup.h"
-#include "fixtures.h"
 #include "models/model_io.h"
 #include "train/accumulate.h"
 #include "train/data.h"
+#include "train/gradient_snapshot.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
 

@@ -6,9 +6,9 @@
 #include <filesystem>
 
 #include "core/error.h"
-#include "models/config_json.h"
 #include "core/units.h"
 #include "models/cnn.h"
+#include "models/config_json.h"
 #include "models/gpt.h"
 #include "models/mlp.h"
 #include "models/model_io.h"

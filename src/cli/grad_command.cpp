@@ -7,11 +7,11 @@
 #include "cli/common.h"
 #include "core/error.h"
 #include "core/threading.h"
-#include "train/data_parallel.h"
 #include "io/safetensors.h"
 #include "models/gpt.h"
-#include "train/batch.h"
 #include "train/accumulate.h"
+#include "train/batch.h"
+#include "train/data_parallel.h"
 
 namespace frugal::cli {
 

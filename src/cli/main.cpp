@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
-#include "core/error.h"
 #include "comm/communicator.h"
+#include "core/error.h"
 
 namespace {
 

@@ -88,6 +88,7 @@ std::string adopt_checkpoint_config(TrainFlags& f, const CheckpointRef& checkpoi
         where + " was written by " + std::to_string(saved.at("world_size").get<int>()) + " ranks, this run has " +
             std::to_string(world_size) + " (the data shards would differ)");
   std::string taken;
+  const TrainFlags defaults;  // (a named object: GCC 12 warns falsely about a temporary's strings)
   for (const RunFlag& flag : run_flags()) {
     const nlohmann::json value = saved.at(flag.name);
     if (f.given.count(flag.name)) {
@@ -96,7 +97,7 @@ std::string adopt_checkpoint_config(TrainFlags& f, const CheckpointRef& checkpoi
       continue;
     }
     flag.set(f, value);
-    if (value != flag.get(TrainFlags{})) taken += std::string(" ") + flag.name + " " + value.dump();
+    if (value != flag.get(defaults)) taken += std::string(" ") + flag.name + " " + value.dump();
   }
   if (!f.given.count("--steps")) {
     f.options.steps = saved.at("--steps").get<int64_t>();

@@ -6,10 +6,10 @@
 #include <filesystem>
 #include <sstream>
 
+#include "core/units.h"
 #include "io/atomic_file.h"
 #include "models/gpt.h"
 #include "models/mlp.h"
-#include "core/units.h"
 #include "report/plot.h"
 #include "train/data.h"
 #include "train/trainer.h"

@@ -5,7 +5,6 @@
 #include <functional>
 #include <sstream>
 
-#include "train/gradient_snapshot.h"
 #include "io/atomic_file.h"
 #include "kernels/cross_entropy.h"
 #include "models/gpt.h"
@@ -14,6 +13,7 @@
 #include "train/accumulate.h"
 #include "train/data.h"
 #include "train/executor.h"
+#include "train/gradient_snapshot.h"
 #include "train/trainer.h"
 
 namespace frugal {

@@ -7,13 +7,13 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/units.h"
+#include "experiments/experiment_gpt.h"
 #include "io/atomic_file.h"
 #include "io/text_corpus.h"
-#include "experiments/experiment_gpt.h"
 #include "models/gpt.h"
 #include "models/lora_setup.h"
 #include "models/model_io.h"
-#include "core/units.h"
 #include "report/plot.h"
 #include "report/summary.h"
 #include "train/data.h"

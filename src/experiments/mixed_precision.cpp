@@ -8,10 +8,10 @@
 #include <numeric>
 #include <sstream>
 
-#include "io/atomic_file.h"
-#include "experiments/experiment_gpt.h"
-#include "models/gpt.h"
 #include "core/units.h"
+#include "experiments/experiment_gpt.h"
+#include "io/atomic_file.h"
+#include "models/gpt.h"
 #include "report/plot.h"
 #include "report/summary.h"
 #include "train/accumulate.h"

@@ -2,8 +2,8 @@
 
 #include "core/error.h"
 #include "models/config_json.h"
-#include "models/normalization.h"
 #include "models/mlp.h"
+#include "models/normalization.h"
 #include "nn/activations.h"
 #include "nn/conv2d.h"
 #include "nn/linear.h"

@@ -7,10 +7,10 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
-#include "models/config_json.h"
-#include "models/lora_setup.h"
 #include "models/cnn.h"
+#include "models/config_json.h"
 #include "models/gpt.h"
+#include "models/lora_setup.h"
 #include "models/mlp.h"
 
 namespace frugal {

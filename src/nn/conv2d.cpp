@@ -6,8 +6,8 @@
 
 #include "core/error.h"
 #include "core/tensor_init.h"
-#include "kernels/convert.h"
 #include "kernels/conv.h"
+#include "kernels/convert.h"
 #include "kernels/gemm.h"
 
 namespace frugal {

@@ -4,10 +4,10 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "train/data_parallel.h"
 #include "io/safetensors.h"
 #include "kernels/convert.h"
 #include "train/accumulate.h"
+#include "train/data_parallel.h"
 
 namespace frugal {
 

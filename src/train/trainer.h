@@ -5,11 +5,11 @@
 #include <memory>
 #include <string>
 
+#include "comm/communicator.h"
 #include "models/model.h"
 #include "train/data.h"
 #include "train/optimizer.h"
 #include "train/precision.h"
-#include "comm/communicator.h"
 #include "train/schedule.h"
 
 namespace frugal {
