@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace frugal {
@@ -43,5 +44,7 @@ void fsync_parent_dir(const std::string& path);
 
 // The whole file. Error "cannot open <path>: <strerror>" if it cannot be opened or read.
 std::string read_file(const std::string& path);
+// The whole file parsed as JSON. Error "<path>: not valid JSON (...)" if it is not.
+nlohmann::json read_json_file(const std::string& path);
 
 }  // namespace frugal

@@ -17,12 +17,7 @@ nlohmann::json read_model_config(const std::string& dir) {
   check(std::filesystem::is_directory(dir), "model directory " + dir + " not found");
   const std::string path = dir + "/config.json";
   check(std::filesystem::exists(path), "model directory " + dir + " has no config.json");
-  nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path + ": not valid JSON (" + std::string(e.what()) + ")");
-  }
+  const nlohmann::json config = read_json_file(path);
   check(config.is_object(), path + ": expected a JSON object");
   return config;
 }

@@ -96,12 +96,7 @@ void save_adapter(const Model& model, const LoraSettings& settings, const std::s
 LoraSettings load_adapter(Model& model, const std::string& dir) {
   const std::string config_path = dir + "/adapter_config.json";
   check(std::filesystem::exists(config_path), "adapter directory " + dir + " has no adapter_config.json");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(config_path));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(config_path + ": not valid JSON (" + std::string(e.what()) + ")");
-  }
+  const nlohmann::json j = read_json_file(config_path);
   LoraSettings s;
   try {
     check(j.value("peft_type", std::string("LORA")) == "LORA", config_path + ": peft_type is not LORA");
