@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "nn/layer.h"
+#include "train/gradient_snapshot.h"
 
 namespace frugal::testing {
 
@@ -41,15 +42,6 @@ inline double weighted_sum(const Tensor& y, const Tensor& w) {
   double s = 0;
   for (int64_t i = 0; i < y.numel(); ++i) s += static_cast<double>(y.f32()[i]) * w.f32()[i];
   return s;
-}
-
-inline double relative_error(const std::vector<double>& analytic, const std::vector<double>& numeric) {
-  double diff = 0, ref = 0;
-  for (size_t i = 0; i < analytic.size(); ++i) {
-    diff += (analytic[i] - numeric[i]) * (analytic[i] - numeric[i]);
-    ref += numeric[i] * numeric[i];
-  }
-  return std::sqrt(diff) / std::max(std::sqrt(ref), 1e-12);
 }
 
 // Checks dL/dx (when x is f32) and dL/dp for every parameter of `layer`, plus `shared` parameters
@@ -87,7 +79,7 @@ inline std::vector<GradCheckEntry> grad_check(Layer& layer, const Tensor& x, con
       numeric.push_back((plus - minus) / (2.0 * eps));
       analytic.push_back(grad.f32()[i]);
     }
-    out.push_back({what, relative_error(analytic, numeric)});
+    out.push_back({what, relative_difference(analytic, numeric)});  // ||analytic - numeric|| / ||numeric||
   };
   if (x.dtype() == DType::F32) check_tensor("input", x, dx);
   for (Param* p : params)

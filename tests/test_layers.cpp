@@ -34,6 +34,7 @@
 #include "nn/pool2d.h"
 #include "nn/sequential.h"
 #include "nn/transformer_block.h"
+#include "train/gradient_snapshot.h"
 #include "train/precision.h"
 
 using namespace frugal;
@@ -236,13 +237,9 @@ std::vector<float> values_of(const Tensor& t) {
   return std::vector<float>(wide.f32(), wide.f32() + wide.numel());
 }
 
+// ||a - b|| / ||b|| (train/gradient_snapshot.h) of float values.
 double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
-    norm += static_cast<double>(b[i]) * b[i];
-  }
-  return std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30);
+  return frugal::relative_difference(std::vector<double>(a.begin(), a.end()), std::vector<double>(b.begin(), b.end()));
 }
 
 class LayerTable : public ::testing::TestWithParam<LayerRow> {};

@@ -86,10 +86,6 @@ void round_through_half(float* x, DType half_type, int64_t n) {
   else parallel_ranges(n, [&](int64_t b, int64_t e) { bf16_round_range(x, b, e); });
 }
 
-}  // namespace frugal
-
-namespace frugal {
-
 bool is_half(DType dtype) { return dtype == DType::F16 || dtype == DType::BF16; }
 
 Tensor widen(const Tensor& t, MemCategory category) {
