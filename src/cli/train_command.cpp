@@ -106,6 +106,7 @@ void apply_train_flags(TrainFlags& f, bool lead) {
                                                   "sharded across ranks); use --zero 0");
   apply_checkpoint_flags(f.checkpoint, f.options);
   apply_precision_flags(f.precision, f.options);
+  f.options.validate();
   check(f.save_adapter_dir.empty() || f.lora.active(), "--save-adapter needs LoRA (--lora-rank R or --adapter DIR)");
   if (!lead) return;
   check_output_file(f.summary_path, "--summary");
