@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libopenblas-openmp-dev liblapacke-dev   # GEMM (OpenMP variant) and LAPACK
+  libdnnl-dev                             # bf16 GEMMs on the CPU's bf16 units (oneDNN)
   libcli11-dev nlohmann-json3-dev zlib1g-dev libstb-dev
   libgtest-dev libbenchmark-dev
   gnuplot-nox                             # plots (PNG via its pngcairo/png terminal)

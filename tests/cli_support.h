@@ -32,9 +32,10 @@ inline std::filesystem::path scratch(const std::string& name) {
   return dir;
 }
 
-inline CliResult run_frugal(const std::string& args) {
+// `env_settings` as env(1) takes them: "VAR=value", "-u VAR".
+inline CliResult run_frugal(const std::string& args, const std::string& env_settings = "") {
   const std::filesystem::path dir = scratch("io");
-  const std::string cmd = std::string("OMP_NUM_THREADS=1 ") + FRUGAL_BINARY + " " + args + " > " +
+  const std::string cmd = "env " + env_settings + " OMP_NUM_THREADS=1 " + FRUGAL_BINARY + " " + args + " > " +
                           (dir / "out").string() + " 2> " + (dir / "err").string() + " < /dev/null";
   const int raw = std::system(cmd.c_str());
   // The shell reports a child killed by a signal as exit status 128 + signal.

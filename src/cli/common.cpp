@@ -5,7 +5,9 @@
 
 #include <filesystem>
 
+#include "core/cpu.h"
 #include "core/error.h"
+#include "core/threading.h"
 #include "core/units.h"
 #include "models/cnn.h"
 #include "models/config_json.h"
@@ -103,9 +105,27 @@ void add_training_flags(CLI::App& app, TrainOptions& o, int& threads) {
   app.add_option("--bn-stats", o.bn_stats,
                  "BatchNorm running statistics under --accum: micro (update per micro-batch) | batch (merge, update once)")
       ->check(CLI::IsMember({"micro", "batch"}))->capture_default_str();
-  app.add_option("--threads", threads, "OpenMP/OpenBLAS threads (0: all cores)")->check(CLI::Range(0, 1024));
+  add_threads_flag(app, threads);
   app.add_option("--zero", o.zero, "under mpirun: 1 shards optimizer state and FP32 master weights across ranks (ZeRO-1)")
       ->check(CLI::Range(0, 1))->capture_default_str();
+}
+
+void add_threads_flag(CLI::App& app, int& threads) {
+  app.add_option("--threads", threads,
+                 "OpenMP/OpenBLAS threads (0: OMP_NUM_THREADS if set, else one per physical core)")
+      ->check(CLI::Range(0, 1 << 16));
+}
+
+void apply_threads(int threads) {
+  const int cpus = logical_cpus();
+  check(threads <= cpus, "--threads " + std::to_string(threads) + " exceeds the " + std::to_string(cpus) +
+                             " CPUs this process may run on (more threads than CPUs wait for each other at every "
+                             "barrier); use --threads " + std::to_string(physical_cores()) + " (one per core) or fewer");
+  if (threads <= 0) {
+    const char* env = std::getenv("OMP_NUM_THREADS");
+    threads = env && std::atoi(env) > 0 ? std::atoi(env) : physical_cores();
+  }
+  set_num_threads(threads);
 }
 
 void check_output_file(const std::string& path, const std::string& flag) {

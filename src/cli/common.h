@@ -46,6 +46,12 @@ void add_precision_flags(CLI::App& app, PrecisionFlags& flags);
 void apply_precision_flags(const PrecisionFlags& flags, TrainOptions& options);
 void add_training_flags(CLI::App& app, TrainOptions& options, int& threads);
 
+// --threads N for every command; apply_threads sets OpenMP's and OpenBLAS's thread count: N, or for 0
+// OMP_NUM_THREADS when set, else one thread per physical core. Error when N exceeds the CPUs this
+// process may run on.
+void add_threads_flag(CLI::App& app, int& threads);
+void apply_threads(int threads);
+
 // --checkpoint and --activation-budget (train, grad, plan). apply_checkpoint_flags parses the budget.
 struct CheckpointFlags {
   std::string strategy = "store-all";
@@ -77,5 +83,6 @@ void register_plan(CLI::App& app);
 void register_experiment(CLI::App& app);
 void register_lora(CLI::App& app);
 void register_svd(CLI::App& app);
+void register_doctor(CLI::App& app);
 
 }  // namespace frugal::cli

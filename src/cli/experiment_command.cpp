@@ -21,7 +21,7 @@ struct ExperimentFlags {
 };
 
 void run_experiment(const ExperimentFlags& f) {
-  set_num_threads(f.threads);
+  apply_threads(f.threads);
   prepare_output_dir(f.out_dir, "--out");
   const bool all = f.name == "all";
   if (all || f.name == "grad-accum") {
@@ -50,7 +50,7 @@ void register_experiment(CLI::App& app) {
       ->required()
       ->check(CLI::IsMember({"grad-accum", "checkpoint", "lora", "mixed-precision", "all"}));
   cmd->add_option("--out", flags->out_dir, "output directory")->capture_default_str();
-  cmd->add_option("--threads", flags->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
+  add_threads_flag(*cmd, flags->threads);
   cmd->add_option("--max-blocks", flags->max_blocks, "checkpoint: the deepest MLP chain (32..4096; exponents are fitted over 16..min(256, this))")
       ->check(CLI::Range(32, 4096))->capture_default_str();
   cmd->add_option("--steps-scale", flags->steps_scale, "lora, mixed-precision: scale every training run's steps (quick runs: 0.1)")

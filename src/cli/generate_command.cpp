@@ -19,7 +19,7 @@ struct GenerateFlags {
 };
 
 void run_generate(GenerateFlags& f) {
-  set_num_threads(f.threads);
+  apply_threads(f.threads);
   std::unique_ptr<Model> model = load_model(f.model_dir);
   if (!f.adapter.empty()) {
     load_adapter(*model, f.adapter);
@@ -41,7 +41,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--temperature", flags->sample.temperature, "0: greedy")->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--top-k", flags->sample.top_k, "sample among the k most likely (0: all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", flags->sample.seed, "sampling seed");
-  cmd->add_option("--threads", flags->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
+  add_threads_flag(*cmd, flags->threads);
   cmd->callback([flags] { run_generate(*flags); });
 }
 

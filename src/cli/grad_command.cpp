@@ -30,7 +30,7 @@ struct GradFlags {
 void run_grad(GradFlags& f) {
   check(!f.model.model_dir.empty(), "frugal grad needs --model DIR");
   if (world().rank() == 0) check_output_file(f.out_path, "--out");
-  set_num_threads(f.threads);
+  apply_threads(f.threads);
   MemoryLedger ledger;
   LedgerScope scope(ledger);
   std::unique_ptr<Model> model = build_model(f.model, "", 0, /*with_weights=*/true, f.lora);
@@ -89,7 +89,7 @@ void register_grad(CLI::App& app) {
   cmd->add_option("--out", flags->out_path, "where to write the gradients (safetensors)")->required();
   cmd->add_option("--accum", flags->accum, "split the batch into K equal micro-batches and accumulate")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
-  cmd->add_option("--threads", flags->threads, "OpenMP/OpenBLAS threads (0: all cores)")->check(CLI::Range(0, 1024));
+  add_threads_flag(*cmd, flags->threads);
   cmd->callback([flags] { run_grad(*flags); });
 }
 

@@ -23,7 +23,7 @@ struct LoraCommandFlags {
 };
 
 void run_merge(const LoraCommandFlags& f) {
-  set_num_threads(f.threads);
+  apply_threads(f.threads);
   prepare_output_dir(f.out_dir, "--out");
   std::unique_ptr<Model> model = load_model(f.model_dir);
   const LoraSettings settings = load_adapter(*model, f.adapter_dir);
@@ -35,7 +35,7 @@ void run_merge(const LoraCommandFlags& f) {
 }
 
 void run_extract(const LoraCommandFlags& f) {
-  set_num_threads(f.threads);
+  apply_threads(f.threads);
   prepare_output_dir(f.out_dir, "--out");
   std::unique_ptr<Model> base = load_model(f.base_dir);
   std::unique_ptr<Model> tuned = load_model(f.tuned_dir);
@@ -98,7 +98,7 @@ void register_lora(CLI::App& app) {
   merge->add_option("--model", flags->model_dir, "base model directory")->required();
   merge->add_option("--adapter", flags->adapter_dir, "PEFT adapter directory")->required();
   merge->add_option("--out", flags->out_dir, "merged model directory")->required();
-  merge->add_option("--threads", flags->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
+  add_threads_flag(*merge, flags->threads);
   merge->callback([flags] { run_merge(*flags); });
   CLI::App* extract = cmd->add_subcommand("extract", "rank-R adapter from tuned - base (truncated SVD per module)");
   extract->add_option("--base", flags->base_dir, "base model directory")->required();
@@ -107,7 +107,7 @@ void register_lora(CLI::App& app) {
   extract->add_option("--alpha", flags->alpha, "lora_alpha of the adapter (default: rank)")->check(CLI::PositiveNumber);
   extract->add_option("--targets", flags->targets, "modules (default: GPT c_attn,c_proj,c_fc; MLP every layer)");
   extract->add_option("--out", flags->out_dir, "adapter directory to write")->required();
-  extract->add_option("--threads", flags->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
+  add_threads_flag(*extract, flags->threads);
   extract->callback([flags] { run_extract(*flags); });
 }
 

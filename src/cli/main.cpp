@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
+#include "cli/startup.h"
 #include "comm/communicator.h"
 #include "core/error.h"
 
@@ -29,6 +30,7 @@ int run(int argc, char** argv) {
   frugal::cli::register_experiment(app);
   frugal::cli::register_lora(app);
   frugal::cli::register_svd(app);
+  frugal::cli::register_doctor(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -57,6 +59,12 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  try {
+    frugal::cli::prepare_process(argv);  // the BLAS kernel and OpenMP's wait policy (may restart frugal)
+  } catch (const frugal::Error& e) {
+    std::fprintf(stderr, "frugal: error: %s\n", e.what());
+    return 2;
+  }
   frugal::init_distributed(argc, argv);
   const int code = run(argc, argv);
   // A failing rank ends the whole job: the others may be waiting for it in a collective.

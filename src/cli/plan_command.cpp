@@ -26,7 +26,7 @@ struct PlanFlags {
 void run_plan(PlanFlags& f) {
   apply_checkpoint_flags(f.checkpoint, f.options);
   apply_precision_flags(f.precision, f.options);
-  set_num_threads(f.threads);  // per-thread scratch is part of the workspace
+  apply_threads(f.threads);  // per-thread scratch is part of the workspace
   const MemoryPlan plan = plan_training_memory(
       [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora); }, f.options);
   if (f.json) {

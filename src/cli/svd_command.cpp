@@ -130,7 +130,7 @@ void write_json(const std::string& json_path, const std::string& image_path, con
 }
 
 void run_svd(const SvdFlags& f) {
-  set_num_threads(f.threads);
+  apply_threads(f.threads);
   const Image img = load_image(f.image);
   const std::vector<int64_t> ranks = checked_ranks(f.ranks, img, f.image);
   prepare_output_dir(f.out_dir, "--out");
@@ -186,7 +186,7 @@ void register_svd(CLI::App& app) {
       ->delimiter(',');
   cmd->add_option("--out", flags->out_dir, "output directory: rank_<k>.png, svd.json, spectrum.png, energy.png")
       ->capture_default_str();
-  cmd->add_option("--threads", flags->threads, "threads (0: all cores)")->check(CLI::Range(0, 1024));
+  add_threads_flag(*cmd, flags->threads);
   cmd->callback([flags] { run_svd(*flags); });
 }
 

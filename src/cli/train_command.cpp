@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "cli/common.h"
+#include "cli/startup.h"
 #include "cli/train_flags.h"
 #include "comm/communicator.h"
 #include "core/error.h"
@@ -138,6 +139,10 @@ void print_header(const TrainRun& run) {
                format_count(static_cast<double>(model.trainable_parameter_count())).c_str(), model.blocks().size(),
                run.data->describe().c_str(), static_cast<long long>(o.micro_batch), static_cast<long long>(o.accum),
                run.comm.size(), precision_name(o.precision).c_str(), o.zero && run.comm.size() > 1 ? ", ZeRO-1" : "");
+  const nlohmann::json compute = compute_description();
+  std::fprintf(stderr, "compute: %s, %d threads; GEMM f32 %s, bf16 %s\n", compute["cpu"].get<std::string>().c_str(),
+               compute["threads"].get<int>(), compute["gemm_f32"].get<std::string>().c_str(),
+               compute["gemm_bf16"].get<std::string>().c_str());
   std::fprintf(stderr, "predicted peak memory: %s (activations %s)\n",
                format_bytes(static_cast<double>(run.plan.peak.total)).c_str(),
                format_bytes(static_cast<double>(run.plan.peak[MemCategory::Activations])).c_str());
@@ -212,6 +217,7 @@ nlohmann::json summarize(TrainRun& run) {
     if (r.step > 0 || run.records.size() == 1) comm_times.push_back(r.communication_s);
   summary["communication_s"] = median(comm_times);  // per step: the gradient allreduce, waiting included
   summary["ranks"] = rank_memory(facts.measured, run.comm);
+  summary["compute"] = compute_description();
   return summary;
 }
 
@@ -252,7 +258,7 @@ void run_train(TrainFlags& f) {
   Communicator& comm = world();
   std::optional<CheckpointRef> resume = adopt_resume(f, comm);
   apply_train_flags(f, comm.rank() == 0);
-  set_num_threads(f.threads);
+  apply_threads(f.threads);
   MemoryLedger ledger;
   LedgerScope scope(ledger);
   TrainRun run(f, comm, ledger, std::move(resume));

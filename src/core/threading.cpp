@@ -16,4 +16,8 @@ int num_threads() { return omp_get_max_threads(); }
 
 int64_t per_thread(int64_t per_thread_elements) { return per_thread_elements * omp_get_max_threads(); }
 
+std::string plan_wait_policy(double busy_cores, int threads) {
+  return threads > 1 && busy_cores >= 0.5 ? "PASSIVE" : "";
+}
+
 }  // namespace frugal

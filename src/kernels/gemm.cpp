@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "kernels/blas_kernel.h"
 
 namespace frugal {
 
@@ -23,6 +24,12 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
               static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K), alpha, A,
               static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C, static_cast<blasint>(ldc));
+}
+
+std::string gemm_kernel(DType dtype) {
+  const std::string openblas = "OpenBLAS " + running_openblas_core();
+  if (dtype == DType::F32) return openblas;
+  return has_half_gemm(dtype) ? half_gemm_kernel(dtype) : openblas + " on fp32 copies";
 }
 
 void gemv(bool trans, int64_t M, int64_t N, float alpha, const float* A, int64_t lda, const float* x,

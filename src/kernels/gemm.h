@@ -3,12 +3,27 @@
 // Inside an OpenMP parallel region OpenBLAS runs single-threaded, so callers may
 // parallelise over independent GEMMs (attention heads) themselves.
 #include <cstdint>
+#include <string>
+
+#include "core/dtype.h"
 
 namespace frugal {
 
 // C = alpha * op(A) * op(B) + beta * C; op(A) is M x K, op(B) is K x N, C is M x N.
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// The same product with A and B in `type` (F16 or BF16) and fp32 accumulation into C, on the CPU's
+// half-precision units (oneDNN; kernels/gemm_half.cpp). Only where has_half_gemm(type): elsewhere
+// layers widen their half tensors and call gemm().
+void gemm_half(DType type, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+               int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
+bool has_half_gemm(DType type);
+std::string half_gemm_kernel(DType type);  // "oneDNN brg:avx512_core_bf16", or "" without one
+
+// Which kernel serves GEMMs of `dtype` here, for reports: "OpenBLAS Cooperlake", "oneDNN ...", or
+// for a half type without one "OpenBLAS Cooperlake on fp32 copies".
+std::string gemm_kernel(DType dtype);
 
 // y = alpha * op(A) x + beta * y with A row-major M x N (op = transpose when trans).
 void gemv(bool trans, int64_t M, int64_t N, float alpha, const float* A, int64_t lda, const float* x,

@@ -1,0 +1,157 @@
+// `frugal doctor`: the CPU, the GEMM kernel that serves each dtype and how it was chosen, measured
+// GEMM rates and memory bandwidth (a few seconds), the threads and OpenMP wait policy, and
+// warnings about what would make a run slow.
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "cli/common.h"
+#include "cli/startup.h"
+#include "core/cpu.h"
+#include "core/threading.h"
+#include "kernels/blas_kernel.h"
+#include "kernels/convert.h"
+#include "kernels/gemm.h"
+
+namespace frugal::cli {
+
+namespace {
+
+struct DoctorFlags {
+  bool json = false;
+  int threads = 0;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The best rate of `run` (which does `flops` floating-point operations) over repeats lasting about
+// `budget` seconds, in GFLOP/s.
+template <typename Run>
+double best_rate(double flops, double budget, Run run) {
+  run();  // warm-up: packing buffers, threads, pages
+  double best = 0;
+  const auto start = std::chrono::steady_clock::now();
+  do {
+    const auto t = std::chrono::steady_clock::now();
+    run();
+    best = std::max(best, flops / seconds_since(t) / 1e9);
+  } while (seconds_since(start) < budget);
+  return best;
+}
+
+// GEMM GFLOP/s for (n x n) x (n x n) in `dtype` the way frugal's layers multiply it: on the CPU's
+// half-precision units where gemm_half serves the dtype, else widened to fp32 (timed too) and SGEMM.
+double gemm_rate(DType dtype, int64_t n) {
+  std::vector<float> a(n * n), b(n * n), c(n * n);
+  for (int64_t i = 0; i < n * n; ++i) {
+    a[i] = static_cast<float>(i % 13) / 13.0f;
+    b[i] = static_cast<float>(i % 7) / 7.0f;
+  }
+  const double flops = 2.0 * static_cast<double>(n * n * n);
+  if (dtype == DType::F32)
+    return best_rate(flops, 0.6, [&] { gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n); });
+  std::vector<uint16_t> ah(n * n), bh(n * n);
+  float_to_half(a.data(), dtype, ah.data(), n * n);
+  float_to_half(b.data(), dtype, bh.data(), n * n);
+  if (has_half_gemm(dtype))
+    return best_rate(flops, 0.6, [&] {
+      gemm_half(dtype, false, false, n, n, n, 1.0f, ah.data(), n, bh.data(), n, 0.0f, c.data(), n);
+    });
+  return best_rate(flops, 0.6, [&] {
+    half_to_float(ah.data(), dtype, a.data(), n * n);
+    half_to_float(bh.data(), dtype, b.data(), n * n);
+    gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+  });
+}
+
+// Memory bandwidth in GB/s: a parallel copy of 64 MiB (bytes read plus bytes written).
+double bandwidth_gbs() {
+  const int64_t n = int64_t{16} << 20;  // floats
+  std::vector<float> src(n, 1.0f), dst(n);
+  const auto copy = [&] {
+    float* d = dst.data();
+    const float* s = src.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) d[i] = s[i] * 1.0001f;
+  };
+  return best_rate(2.0 * 4.0 * static_cast<double>(n), 0.4, copy);  // "flops" = bytes here
+}
+
+nlohmann::json diagnose() {
+  const CpuFeatures& cpu = this_cpu();
+  const std::string running = running_openblas_core(), best = best_openblas_core(cpu);
+  nlohmann::json j;
+  j["cpu"] = {{"model", cpu.model_name}, {"vendor", cpu.vendor}, {"family", cpu.family}, {"model_number", cpu.model},
+              {"flags", cpu.flag_names()}, {"logical_cpus", logical_cpus()}, {"physical_cores", physical_cores()}};
+  j["threads"] = num_threads();
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
+  j["omp_wait_policy"] = policy ? policy : "default (spin, then sleep)";
+  j["openblas"] = {{"kernel", running}, {"chosen_by", blas_kernel_origin()}, {"best_for_this_cpu", best}};
+  j["gemm"] = {{"f32", gemm_kernel(DType::F32)}, {"bf16", gemm_kernel(DType::BF16)}, {"f16", gemm_kernel(DType::F16)}};
+  j["measured"] = {{"gemm_f32_gflops", gemm_rate(DType::F32, 1024)},
+                   {"gemm_bf16_gflops", gemm_rate(DType::BF16, 1024)},
+                   {"bandwidth_gbs", bandwidth_gbs()}};
+  const double busy = busy_cores_now();
+  j["busy_cores"] = busy;
+  std::vector<std::string> warnings;
+  if (openblas_core_isa(running) < openblas_core_isa(best)) {
+    const char* isa[] = {"SSE", "AVX", "AVX2", "AVX-512"};
+    warnings.push_back("OpenBLAS runs its " + std::string(openblas_core_isa(running) == 0 ? "generic " : "") + running +
+                       " kernel (" + isa[openblas_core_isa(running)] + ", chosen by " + blas_kernel_origin() +
+                       ") although this CPU has " + isa[openblas_core_isa(best)] +
+                       ": unset OPENBLAS_CORETYPE, or set it to " + best);
+  }
+  if (num_threads() > logical_cpus())
+    warnings.push_back(std::to_string(num_threads()) + " threads on " + std::to_string(logical_cpus()) +
+                       " CPUs: oversubscribed, every barrier waits");
+  if (busy >= 0.5)
+    warnings.push_back("other processes keep " + std::to_string(busy).substr(0, 4) +
+                       " cores busy: timings will be noisy and slower");
+  j["warnings"] = warnings;
+  return j;
+}
+
+void print_text(const nlohmann::json& j) {
+  const auto& cpu = j["cpu"];
+  std::printf("cpu          %s (%s family %d model %d)\n", cpu["model"].get<std::string>().c_str(),
+              cpu["vendor"].get<std::string>().c_str(), cpu["family"].get<int>(), cpu["model_number"].get<int>());
+  std::string flags;
+  for (const auto& f : cpu["flags"]) flags += f.get<std::string>() + " ";
+  std::printf("features     %s\n", flags.c_str());
+  std::printf("cores        %d physical, %d logical; frugal uses %d threads, OpenMP wait policy %s\n",
+              cpu["physical_cores"].get<int>(), cpu["logical_cpus"].get<int>(), j["threads"].get<int>(),
+              j["omp_wait_policy"].get<std::string>().c_str());
+  std::printf("gemm f32     %s (chosen by %s)\n", j["gemm"]["f32"].get<std::string>().c_str(),
+              j["openblas"]["chosen_by"].get<std::string>().c_str());
+  std::printf("gemm bf16    %s\n", j["gemm"]["bf16"].get<std::string>().c_str());
+  std::printf("gemm f16     %s\n", j["gemm"]["f16"].get<std::string>().c_str());
+  const auto& m = j["measured"];
+  std::printf("measured     f32 GEMM %.1f GFLOP/s, bf16 GEMM %.1f GFLOP/s (1024^3), memory %.1f GB/s (copy)\n",
+              m["gemm_f32_gflops"].get<double>(), m["gemm_bf16_gflops"].get<double>(), m["bandwidth_gbs"].get<double>());
+  for (const auto& w : j["warnings"]) std::printf("warning      %s\n", w.get<std::string>().c_str());
+  if (j["warnings"].empty()) std::printf("warnings     none\n");
+}
+
+}  // namespace
+
+void register_doctor(CLI::App& app) {
+  auto flags = std::make_shared<DoctorFlags>();
+  CLI::App* cmd = app.add_subcommand("doctor", "the CPU, the GEMM kernels per dtype, measured speeds, warnings");
+  cmd->add_flag("--json", flags->json, "print JSON");
+  add_threads_flag(*cmd, flags->threads);
+  cmd->callback([flags] {
+    apply_threads(flags->threads);
+    const nlohmann::json j = diagnose();
+    if (flags->json) std::printf("%s\n", j.dump(2).c_str());
+    else print_text(j);
+  });
+}
+
+}  // namespace frugal::cli

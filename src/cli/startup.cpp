@@ -1,0 +1,106 @@
+#include "cli/startup.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "core/error.h"
+#include "core/threading.h"
+#include "kernels/blas_kernel.h"
+#include "kernels/gemm.h"
+
+namespace frugal::cli {
+
+namespace {
+
+// Set by frugal on the process it re-executes: the kernel it chose, and what OpenBLAS had picked.
+constexpr const char* kChosenKernel = "FRUGAL_CHOSEN_CORETYPE";
+constexpr const char* kReplacedKernel = "FRUGAL_REPLACED_CORETYPE";
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+
+
+// The threads this run will use (cli/common.h apply_threads): --threads N, else OMP_NUM_THREADS, else
+// one per physical core.
+int threads_requested(char** argv) {
+  for (char** a = argv + 1; *a; ++a) {
+    const std::string arg = *a;
+    if (arg == "--threads" && a[1] && std::atoi(a[1]) > 0) return std::atoi(a[1]);
+    if (arg.rfind("--threads=", 0) == 0 && std::atoi(arg.c_str() + 10) > 0) return std::atoi(arg.c_str() + 10);
+  }
+  const int from_env = std::atoi(env("OMP_NUM_THREADS").c_str());
+  return from_env > 0 ? from_env : physical_cores();
+}
+
+[[noreturn]] void restart(char** argv) {
+  std::fflush(nullptr);
+  ::execv("/proc/self/exe", argv);
+  throw Error(std::string("cannot restart frugal to apply its CPU settings: ") + std::strerror(errno));
+}
+
+}  // namespace
+
+
+void prepare_process(char** argv) {
+  const std::string chosen = env(kChosenKernel);
+  const std::string user = chosen.empty() ? env("OPENBLAS_CORETYPE") : "";
+  std::string running = running_openblas_core();
+  const std::string pretend = env("FRUGAL_TEST_OPENBLAS_CORE");
+  if (!pretend.empty() && chosen.empty()) running = pretend;
+  const bool correct = openblas_sgemm_is_correct() && env("FRUGAL_TEST_WRONG_KERNEL") != running;
+  const KernelPlan plan = plan_blas_kernel(this_cpu(), running, user, !chosen.empty(), correct);
+  if (!plan.warning.empty()) std::fprintf(stderr, "%s\n", plan.warning.c_str());
+
+  bool again = false;
+  if (!plan.restart_with.empty()) {
+    ::setenv("OPENBLAS_CORETYPE", plan.restart_with.c_str(), 1);
+    ::setenv(kChosenKernel, plan.restart_with.c_str(), 1);
+    if (env(kReplacedKernel).empty()) ::setenv(kReplacedKernel, running.c_str(), 1);
+    again = true;
+  }
+  const int threads = threads_requested(argv);
+  if (env("OMP_WAIT_POLICY").empty() && env("FRUGAL_WAIT_POLICY_DECIDED").empty()) {
+    const std::string policy = plan_wait_policy(threads > 1 ? busy_cores_now() : 0.0, threads);
+    ::setenv("FRUGAL_WAIT_POLICY_DECIDED", policy.empty() ? "default" : policy.c_str(), 1);
+    if (!policy.empty()) {
+      ::setenv("OMP_WAIT_POLICY", policy.c_str(), 1);
+      again = true;
+    }
+  }
+  if (!again) return;
+  // Each restart lowers the kernel or decides the policy once, so two or three are the most a start
+  // needs; more means a rule above is wrong, and looping would hang the user's command.
+  const int restarts = std::atoi(env("FRUGAL_RESTARTS").c_str()) + 1;
+  check(restarts <= 4, "frugal restarted itself " + std::to_string(restarts - 1) + " times to set up its CPU kernels; "
+                       "giving up (set OPENBLAS_CORETYPE and OMP_WAIT_POLICY yourself to skip this)");
+  ::setenv("FRUGAL_RESTARTS", std::to_string(restarts).c_str(), 1);
+  restart(argv);
+}
+
+nlohmann::json compute_description() {
+  return {{"cpu", this_cpu().model_name},
+          {"gemm_f32", gemm_kernel(DType::F32) + " (chosen by " + blas_kernel_origin() + ")"},
+          {"gemm_bf16", gemm_kernel(DType::BF16)},
+          {"gemm_f16", gemm_kernel(DType::F16)},
+          {"threads", num_threads()}};
+}
+
+std::string blas_kernel_origin() {
+  const std::string chosen = env(kChosenKernel);
+  if (!chosen.empty()) return "frugal (OpenBLAS had picked " + env(kReplacedKernel) + ")";
+  return env("OPENBLAS_CORETYPE").empty() ? "OpenBLAS" : "user (OPENBLAS_CORETYPE)";
+}
+
+}  // namespace frugal::cli
