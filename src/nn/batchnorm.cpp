@@ -75,13 +75,13 @@ Tensor BatchNorm::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   Tensor rstd = Tensor::empty({C}, DType::F32, MemCategory::Activations);     // (C)
   saved.tensors = {x};
   saved.stats = {mean, rstd};
+  const Tensor gamma_t = widen(weight_.value), beta_t = widen(bias_.value);  // (C) fp32
   if (measuring(x)) return y;
 
   const float* xp = x.f32();
   float* yp = y.f32();
   float* mp = mean.f32();
   float* rp = rstd.f32();
-  const Tensor gamma_t = widen(weight_.value), beta_t = widen(bias_.value);
   const float *gamma = gamma_t.f32(), *beta = beta_t.f32();
   float* run_mean = running_mean_.value.f32();
   float* run_var = running_var_.value.f32();
@@ -149,6 +149,7 @@ Tensor BatchNorm::backward(const Tensor& dy, Saved& saved, const RunContext& rc)
   const bool bias_grads = bias_.trainable;
   if (param_grads) weight_.ensure_grad();
   if (bias_grads) bias_.ensure_grad();
+  const Tensor gamma_t = widen(weight_.value);  // (C) fp32
   if (measuring(dy) || measuring(x)) return dx;
 
   const float* xp = x.f32();
@@ -156,7 +157,6 @@ Tensor BatchNorm::backward(const Tensor& dy, Saved& saved, const RunContext& rc)
   float* dxp = dx.f32();
   const float* mp = saved.stats.at(0).f32();
   const float* rp = saved.stats.at(1).f32();
-  const Tensor gamma_t = widen(weight_.value);
   const float* gamma = gamma_t.f32();
   float* dgamma = param_grads ? weight_.grad.f32() : nullptr;
   float* dbeta = bias_grads ? bias_.grad.f32() : nullptr;

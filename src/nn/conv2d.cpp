@@ -67,10 +67,11 @@ Tensor Conv2d::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   Tensor col;  // (Cin*k*k, Ho*Wo), one image at a time to keep the workspace small
   if (!direct) col = Tensor::empty({K, P}, DType::F32, MemCategory::Workspace);
   saved.tensors = {x};
+  const Tensor w_t = widen(weight_.value);                      // (Cout, Cin*k*k) fp32
+  const Tensor b_t = has_bias_ ? widen(bias_.value) : Tensor();  // (Cout)
   if (measuring(x)) return y;
 
-  const Tensor w_t = widen(weight_.value);
-  const float* w = w_t.f32();  // (Cout, Cin*k*k)
+  const float* w = w_t.f32();
   for (int64_t n = 0; n < N; ++n) {
     const float* xn = x.f32() + n * in_channels_ * g.height * g.width;  // (Cin, H, W)
     float* yn = y.f32() + n * out_channels_ * P;                        // (Cout, Ho*Wo)
@@ -81,7 +82,6 @@ Tensor Conv2d::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
     }
     float beta = 0.0f;
     if (has_bias_) {  // start from the bias and let the GEMM add to it
-      const Tensor b_t = widen(bias_.value);
       const float* b = b_t.f32();
 #pragma omp parallel for schedule(static)
       for (int64_t co = 0; co < out_channels_; ++co)
@@ -111,10 +111,10 @@ Tensor Conv2d::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   if (!direct) col = Tensor::empty({K, P}, DType::F32, MemCategory::Workspace);
   if (weight_grad) weight_.ensure_grad();
   if (bias_grad) bias_.ensure_grad();
+  const Tensor w_t = widen(weight_.value);  // (Cout, Cin*k*k) fp32
   if (measuring(dy) || measuring(x)) return dx;
 
-  const Tensor w_t = widen(weight_.value);
-  const float* w = w_t.f32();  // (Cout, Cin*k*k)
+  const float* w = w_t.f32();
   for (int64_t n = 0; n < N; ++n) {
     const float* xn = x.f32() + n * in_channels_ * g.height * g.width;  // (Cin, H, W)
     const float* dyn = dy.f32() + n * out_channels_ * P;                // (Cout, Ho*Wo)

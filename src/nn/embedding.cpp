@@ -19,12 +19,13 @@ Tensor Embedding::forward(const Tensor& tokens, Saved& saved, const RunContext& 
                              std::to_string(positions_));
   Tensor y = Tensor::empty({B, T, dim_}, DType::F32, MemCategory::Activations);  // (B, T, D)
   saved.tensors = {tokens};
+  const Tensor wte = widen(wte_.value), wpe = widen(wpe_.value);  // fp32 (workspace copies if half)
   if (measuring(tokens)) return y;
   const int32_t* ids = tokens.i32();
   for (int64_t i = 0; i < B * T; ++i)
     check(ids[i] >= 0 && ids[i] < vocab_,
           "embedding: token id " + std::to_string(ids[i]) + " out of range for vocab_size " + std::to_string(vocab_));
-  embedding_forward(ids, widen(wte_.value).f32(), widen(wpe_.value).f32(), y.f32(), B, T, dim_);
+  embedding_forward(ids, wte.f32(), wpe.f32(), y.f32(), B, T, dim_);
   return y;
 }
 

@@ -24,9 +24,10 @@ Tensor GroupNorm::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   Tensor rstd = Tensor::empty({N, groups_}, DType::F32, MemCategory::Activations);  // (N, G)
   saved.tensors = {x};
   saved.stats = {mean, rstd};
+  const Tensor w = widen(weight_.value), b = widen(bias_.value);  // (C) fp32 (workspace copies if half)
   if (measuring(x)) return y;
-  groupnorm_forward(x.f32(), widen(weight_.value).f32(), widen(bias_.value).f32(), y.f32(), mean.f32(), rstd.f32(), N, channels_,
-                    x.numel() / (N * channels_), groups_, eps_);
+  groupnorm_forward(x.f32(), w.f32(), b.f32(), y.f32(), mean.f32(), rstd.f32(), N, channels_, x.numel() / (N * channels_),
+                    groups_, eps_);
   return y;
 }
 
@@ -39,8 +40,9 @@ Tensor GroupNorm::backward(const Tensor& dy, Saved& saved, const RunContext& rc)
     weight_.ensure_grad();
     bias_.ensure_grad();
   }
+  const Tensor w = widen(weight_.value);
   if (measuring(dy)) return dx;
-  groupnorm_backward(x.f32(), widen(weight_.value).f32(), saved.stats.at(0).f32(), saved.stats.at(1).f32(), dy.f32(), dx.f32(),
+  groupnorm_backward(x.f32(), w.f32(), saved.stats.at(0).f32(), saved.stats.at(1).f32(), dy.f32(), dx.f32(),
                      train_affine ? weight_.grad.f32() : nullptr, train_affine ? bias_.grad.f32() : nullptr, N,
                      channels_, x.numel() / (N * channels_), groups_);
   return dx;

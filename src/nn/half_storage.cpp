@@ -100,7 +100,7 @@ Tensor forward_child(Layer& layer, const Tensor& x, Saved& saved, const RunConte
     probe(y, layer, rc, "output of");
     return y;
   }
-  Tensor y = layer.forward(widen_activation(x, rc), saved, rc);
+  Tensor y = layer.forward(layer.computes_in(rc.precision) ? x : widen_activation(x, rc), saved, rc);
   round_activation_in_place(y, rc);  // before the saved copies are made: the layer may have saved y itself
   for (Tensor& t : saved.tensors) t = round_activation(t, rc);
   probe(y, layer, rc, "output of");
@@ -108,7 +108,7 @@ Tensor forward_child(Layer& layer, const Tensor& x, Saved& saved, const RunConte
 }
 
 Tensor backward_child(Layer& layer, const Tensor& dy, Saved& saved, const RunContext& rc) {
-  if (rc.precision != DType::F32)
+  if (rc.precision != DType::F32 && !layer.computes_in(rc.precision))
     for (Tensor& t : saved.tensors) t = widen_activation(t, rc);
   Tensor dx = layer.backward(dy, saved, rc);
   round_activation_in_place(dx, rc);

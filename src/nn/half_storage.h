@@ -2,8 +2,9 @@
 // Mixed precision storage (--precision fp16|bf16). Layers compute in fp32 on fp32 tensors; around
 // every layer call these helpers give the semantics of half-precision storage:
 //   - a layer's input is widened to an fp32 workspace copy for its kernels (the copy lives only
-//     during the call); its output is rounded to the half type and handed on as a half tensor
-//     (round-to-nearest-even; fp16 overflow gives inf);
+//     during the call), unless the layer computes in the half type itself (Layer::computes_in: a
+//     linear layer on a CPU with bf16 units); its output is rounded to the half type and handed on
+//     as a half tensor (round-to-nearest-even; fp16 overflow gives inf);
 //   - what a layer saves for backward (Saved::tensors, not Saved::stats) is replaced by a
 //     half-precision copy as soon as its forward returns, and widened back to fp32 workspace
 //     just before its backward;

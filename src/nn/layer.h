@@ -92,6 +92,10 @@ class Layer {
   virtual Tensor backward(const Tensor& dy, Saved& saved, const RunContext& rc) = 0;
   virtual void collect_params(std::vector<Param*>& out) { (void)out; }
   virtual std::string kind() const = 0;  // "linear", "layernorm", ... for messages and reports
+  // Under --precision fp16/bf16: true when the layer takes its input, and its saved tensors in
+  // backward, in the half type itself (it multiplies on the CPU's half-precision units); false when
+  // forward_child/backward_child widen them to fp32 around its call (nn/half_storage.h).
+  virtual bool computes_in(DType half) const { return false; }
 };
 
 }  // namespace frugal

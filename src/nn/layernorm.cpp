@@ -22,9 +22,9 @@ Tensor LayerNorm::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   Tensor rstd = Tensor::empty({rows}, DType::F32, MemCategory::Activations);
   saved.tensors = {x};
   saved.stats = {mean, rstd};
+  const Tensor w = widen(weight_.value), b = widen(bias_.value);  // (dim) fp32 (workspace copies if half)
   if (measuring(x)) return y;
-  layernorm_forward(x.f32(), widen(weight_.value).f32(), widen(bias_.value).f32(), y.f32(), mean.f32(), rstd.f32(), rows, dim_,
-                    eps_);
+  layernorm_forward(x.f32(), w.f32(), b.f32(), y.f32(), mean.f32(), rstd.f32(), rows, dim_, eps_);
   return y;
 }
 
@@ -36,9 +36,10 @@ Tensor LayerNorm::backward(const Tensor& dy, Saved& saved, const RunContext& rc)
   // Frozen gains still need dw/db computed by the kernel; they go to scratch, not to a gradient.
   Tensor dw = weight_.trainable ? weight_.ensure_grad() : Tensor::zeros({dim_}, DType::F32, MemCategory::Workspace);
   Tensor db = bias_.trainable ? bias_.ensure_grad() : Tensor::zeros({dim_}, DType::F32, MemCategory::Workspace);
+  const Tensor w = widen(weight_.value);
   if (measuring(dy)) return dx;
-  layernorm_backward(x.f32(), widen(weight_.value).f32(), saved.stats.at(0).f32(), saved.stats.at(1).f32(), dy.f32(), dx.f32(),
-                     dw.f32(), db.f32(), rows, dim_, partials.f32());
+  layernorm_backward(x.f32(), w.f32(), saved.stats.at(0).f32(), saved.stats.at(1).f32(), dy.f32(), dx.f32(), dw.f32(),
+                     db.f32(), rows, dim_, partials.f32());
   return dx;
 }
 

@@ -29,18 +29,27 @@ Tensor Linear::output_like(const Tensor& x, int64_t last, MemCategory category) 
   return Tensor::empty(x.shape().with(-1, last), DType::F32, category);
 }
 
+bool Linear::computes_in(DType half) const {
+  return !lora_ && weight_->value.dtype() == half && has_half_gemm(half);
+}
+
 Tensor Linear::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   check(x.ndim() >= 1 && x.dim(-1) == in_, "linear " + name_ + ": expected input (..., " + std::to_string(in_) +
                                                "), got " + x.shape().str());
+  if (x.dtype() != DType::F32) {
+    check(computes_in(x.dtype()), "linear " + name_ + ": cannot multiply a " + dtype_name(x.dtype()) + " input here");
+    return forward_half(x, saved);
+  }
   Tensor y = output_like(x, out_, MemCategory::Activations);  // (..., out)
   saved.tensors = {x};
   const bool folded = lora_ && lora_->folds(rc);
   const Tensor w32 = gemm_weight(folded);
+  const Tensor bias = has_bias_ ? widen(bias_.value) : Tensor();  // (out) fp32
   if (!measuring(x)) {
     const int64_t rows = x.numel() / in_;
     float beta = 0.0f;
     if (has_bias_) {
-      broadcast_rows(widen(bias_.value).f32(), y.f32(), rows, out_);
+      broadcast_rows(bias.f32(), y.f32(), rows, out_);
       beta = 1.0f;
     }
     const float* w = w32.f32();
@@ -53,7 +62,53 @@ Tensor Linear::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   return y;
 }
 
+Tensor Linear::forward_half(const Tensor& x, Saved& saved) {
+  Tensor y = output_like(x, out_, MemCategory::Activations);  // (..., out) fp32, rounded by forward_child
+  saved.tensors = {x};                                        // (..., in) half: stored as it is
+  const Tensor bias = has_bias_ ? widen(bias_.value) : Tensor();
+  if (measuring(x)) return y;
+  const int64_t rows = x.numel() / in_;
+  if (has_bias_) broadcast_rows(bias.f32(), y.f32(), rows, out_);
+  const bool in_out = layout_ == WeightLayout::InOut;
+  gemm_half(x.dtype(), false, !in_out, rows, out_, in_, 1.0f, x.u16(), in_, weight_->value.u16(), in_out ? out_ : in_,
+            has_bias_ ? 1.0f : 0.0f, y.f32(), out_);
+  return y;
+}
+
+Tensor Linear::backward_half(const Tensor& dy, Saved& saved, const RunContext& rc) {
+  const Tensor& x = saved.tensors.at(0);  // (..., in) half
+  const DType half = x.dtype();
+  const int64_t rows = x.numel() / in_;
+  Tensor dx;  // (..., in) fp32
+  if (rc.input_grad) dx = output_like(x, in_, MemCategory::Workspace);
+  const Tensor* dw = weight_->trainable ? &weight_->ensure_grad() : nullptr;
+  const Tensor* db = has_bias_ && bias_.trainable ? &bias_.ensure_grad() : nullptr;
+  Tensor ones;  // (rows)
+  if (db) ones = Tensor::empty({rows}, DType::F32, MemCategory::Workspace);
+  // dy holds half values already (the executor and backward_child round activation gradients):
+  // its half copy is exact, and the GEMMs read it at half the bytes.
+  const Tensor dy_half = round_to(dy, half, MemCategory::Workspace);  // (..., out)
+  if (measuring(dy)) return dx;
+  const uint16_t *w = weight_->value.u16(), *g = dy_half.u16(), *xs = x.u16();
+  const bool in_out = layout_ == WeightLayout::InOut;
+  if (dx.defined()) {
+    if (in_out) gemm_half(half, false, true, rows, in_, out_, 1.0f, g, out_, w, out_, 0.0f, dx.f32(), in_);  // dy W^T
+    else gemm_half(half, false, false, rows, in_, out_, 1.0f, g, out_, w, in_, 0.0f, dx.f32(), in_);        // dy W
+  }
+  if (dw) {
+    ++weight_gradient_gemms_;
+    if (in_out) gemm_half(half, true, false, in_, out_, rows, 1.0f, xs, in_, g, out_, 1.0f, dw->f32(), out_);  // x^T dy
+    else gemm_half(half, true, false, out_, in_, rows, 1.0f, g, out_, xs, in_, 1.0f, dw->f32(), in_);         // dy^T x
+  }
+  if (db) {
+    std::fill(ones.f32(), ones.f32() + rows, 1.0f);
+    gemv(/*trans=*/true, rows, out_, 1.0f, dy.f32(), out_, ones.f32(), 1.0f, db->f32());
+  }
+  return dx;
+}
+
 Tensor Linear::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
+  if (saved.tensors.at(0).dtype() != DType::F32) return backward_half(dy, saved, rc);
   const Tensor& x = saved.tensors.at(0);  // (..., in)
   const int64_t rows = x.numel() / in_;
   Tensor dx;  // (..., in); none when x is data (the first layer of the chain)
@@ -93,7 +148,7 @@ Tensor Linear::gemm_weight(bool fold_lora) const {
   // W + scale B A: in place in a widened copy; an fp32 weight gets a workspace copy of its own.
   const bool own_copy = weight_->value.dtype() != DType::F32;
   const Tensor folded = own_copy ? w : Tensor::empty(w.shape(), DType::F32, MemCategory::Workspace);
-  if (folded.has_data()) lora_->fold_into(w, layout_ == WeightLayout::InOut, folded);
+  lora_->fold_into(w, layout_ == WeightLayout::InOut, folded);
   return folded;
 }
 

@@ -54,8 +54,8 @@ void LoraAdapter::forward(const Tensor& x, const Tensor& y, Saved& saved, const 
   Tensor h = Tensor::empty({rows, r}, DType::F32, MemCategory::Activations);  // (rows, r) = x_d A^T
   saved.tensors.push_back(h);
   const Tensor xd = dropped(x, rc);
-  if (measuring(x)) return;
   const Tensor a = widen(a_.value), b = widen(b_.value);  // (fp32 unless mixed precision)
+  if (measuring(x)) return;
   lora_down(rows, in_, r, xd.f32(), a.f32(), h.f32());
   gemm(false, true, rows, out_, r, static_cast<float>(config_.scale()), h.f32(), r, b.f32(), r, 1.0f, y.f32(),
        out_);
@@ -110,8 +110,10 @@ void LoraAdapter::merge_into(const Tensor& weight, bool in_out_layout, float sig
 }
 
 void LoraAdapter::fold_into(const Tensor& weight, bool in_out_layout, const Tensor& folded) const {
-  lora_fold(in_out_layout, in_, out_, config_.rank, static_cast<float>(config_.scale()), weight.f32(),
-            widen(a_.value).f32(), widen(b_.value).f32(), folded.f32());
+  const Tensor a = widen(a_.value), b = widen(b_.value);  // allocated in measure mode too
+  if (!folded.has_data()) return;
+  lora_fold(in_out_layout, in_, out_, config_.rank, static_cast<float>(config_.scale()), weight.f32(), a.f32(), b.f32(),
+            folded.f32());
 }
 
 }  // namespace frugal
