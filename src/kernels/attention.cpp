@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/convert.h"
 #include "kernels/gemm.h"
 #include "kernels/softmax.h"
 
@@ -77,6 +78,57 @@ void attention_backward(const float* qkv, const float* att, const float* dy, flo
       gemm(false, false, n, hd, i1, 1.0f, dsb, T, k, 3 * D, 0.0f, dq + i0 * 3 * D, 3 * D);  // dQ = dS K
       gemm(true, false, i1, hd, n, 1.0f, dsb, T, q + i0 * 3 * D, 3 * D, beta, dk, 3 * D);   // dK += dS^T Q
     }
+  }
+}
+
+void attention_forward_half(DType type, const uint16_t* qkv, float* y, uint16_t* att, float* scores, int64_t B,
+                            int64_t T, int64_t D, int64_t H) {
+  const int64_t hd = D / H;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  for (int64_t b = 0; b < B; ++b) {
+    const uint16_t* q = qkv + b * T * 3 * D;  // head h at column h * hd, row stride 3D
+    const uint16_t *k = q + D, *v = q + 2 * D;
+    uint16_t* p = att + b * H * T * T;  // (H, T, T)
+    gemm_half_batched(type, H, false, true, T, T, hd, scale, q, 3 * D, hd, k, 3 * D, hd, 0.0f, scores, T, T * T);  // Q K^T
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < H * T; ++r) {
+      const int64_t i = r % T;  // the query position: keys 0..i
+      float* row = scores + r * T;
+      softmax_inplace(row, i + 1);
+      std::fill(row + i + 1, row + T, 0.0f);
+    }
+    float_to_half(scores, type, p, H * T * T);
+    gemm_half_batched(type, H, false, false, T, hd, T, 1.0f, p, T, T * T, v, 3 * D, hd, 0.0f, y + b * T * D, D, hd);  // P V
+  }
+}
+
+void attention_backward_half(DType type, const uint16_t* qkv, const uint16_t* att, const uint16_t* dy_half, float* dqkv,
+                             int64_t B, int64_t T, int64_t D, int64_t H, float* scores, uint16_t* scores_half,
+                             float* rows) {
+  const int64_t hd = D / H;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  for (int64_t b = 0; b < B; ++b) {
+    const uint16_t* q = qkv + b * T * 3 * D;
+    const uint16_t *k = q + D, *v = q + 2 * D;
+    const uint16_t* p = att + b * H * T * T;
+    const uint16_t* dy = dy_half + b * T * D;  // head h at column h * hd, row stride D
+    float* dq = dqkv + b * T * 3 * D;
+    float *dk = dq + D, *dv = dq + 2 * D;
+    gemm_half_batched(type, H, false, true, T, T, hd, 1.0f, dy, D, hd, v, 3 * D, hd, 0.0f, scores, T, T * T);   // dP = dY V^T
+    gemm_half_batched(type, H, true, false, T, hd, T, 1.0f, p, T, T * T, dy, D, hd, 0.0f, dv, 3 * D, hd);       // dV = P^T dY
+    // dS = P * (dP - rowsum(P * dP)) * scale, zero above the diagonal; P widened a row at a time.
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < H * T; ++r) {
+      const int64_t i = r % T;
+      float* prow = rows + static_cast<int64_t>(omp_get_thread_num()) * T;
+      half_to_float(p + r * T, type, prow, i + 1);
+      float* ds = scores + r * T;
+      softmax_backward_inplace(prow, ds, i + 1, scale);
+      std::fill(ds + i + 1, ds + T, 0.0f);
+    }
+    float_to_half(scores, type, scores_half, H * T * T);
+    gemm_half_batched(type, H, false, false, T, hd, T, 1.0f, scores_half, T, T * T, k, 3 * D, hd, 0.0f, dq, 3 * D, hd);  // dQ = dS K
+    gemm_half_batched(type, H, true, false, T, hd, T, 1.0f, scores_half, T, T * T, q, 3 * D, hd, 0.0f, dk, 3 * D, hd);   // dK = dS^T Q
   }
 }
 

@@ -4,6 +4,8 @@
 // OpenMP over (batch, head) pairs.
 #include <cstdint>
 
+#include "core/dtype.h"
+
 namespace frugal {
 
 // qkv: (B, T, 3D) with q, k, v as consecutive D-wide column blocks, heads H of width D/H.
@@ -13,5 +15,19 @@ void attention_forward(const float* qkv, float* y, float* att, int64_t B, int64_
 // dqkv: (B, T, 3D) written. scratch: T * T * omp_get_max_threads() floats.
 void attention_backward(const float* qkv, const float* att, const float* dy, float* dqkv, int64_t B, int64_t T,
                         int64_t D, int64_t H, float* scratch);
+
+// The same in a half type (F16/BF16 where kernels/gemm.h has_half_gemm): qkv and the saved
+// probabilities are half, the products run on the CPU's half-precision units with fp32
+// accumulation, all heads of one batch item per call (gemm_half_batched), the softmax in fp32. The
+// full (T, T) products are computed (no row blocks): one call per item is what keeps the library's
+// per-call cost away, and the bf16 units are fast enough that the masked half costs less.
+// scores: (H, T, T) fp32 scratch. att: (B, H, T, T) written in `type`.
+void attention_forward_half(DType type, const uint16_t* qkv, float* y, uint16_t* att, float* scores, int64_t B,
+                            int64_t T, int64_t D, int64_t H);
+// dy_half: (B, T, D) in `type`. scores: (H, T, T) fp32 and scores_half: (H, T, T) in `type`, scratch;
+// rows: T floats per OpenMP thread.
+void attention_backward_half(DType type, const uint16_t* qkv, const uint16_t* att, const uint16_t* dy_half, float* dqkv,
+                             int64_t B, int64_t T, int64_t D, int64_t H, float* scores, uint16_t* scores_half,
+                             float* rows);
 
 }  // namespace frugal

@@ -18,7 +18,11 @@ constexpr int64_t kGrain = 1 << 14;  // values per parallel chunk: small arrays 
 
 template <typename Body>
 void parallel_ranges(int64_t n, Body body) {
-#pragma omp parallel for schedule(static) if (n > kGrain)
+  if (n <= kGrain) {  // not even a one-thread parallel region: small conversions run inside parallel loops
+    body(0, n);
+    return;
+  }
+#pragma omp parallel for schedule(static)
   for (int64_t begin = 0; begin < n; begin += kGrain) body(begin, std::min(n, begin + kGrain));
 }
 

@@ -5,7 +5,10 @@
 // guaranteed to propagate through GELU; non-finite values are caught at the loss.)
 #include "kernels/gelu.h"
 
+#include <algorithm>
 #include <cmath>
+
+#include "kernels/convert.h"
 
 namespace frugal {
 
@@ -14,8 +17,10 @@ constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kGeluCubic = 0.044715f;
 }  // namespace
 
-void gelu_forward(const float* x, float* y, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+namespace {
+
+void gelu_range(const float* x, float* y, int64_t n) {
+#pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
     const float inner = kSqrt2OverPi * (v + kGeluCubic * v * v * v);
@@ -23,8 +28,8 @@ void gelu_forward(const float* x, float* y, int64_t n) {
   }
 }
 
-void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) {
-#pragma omp parallel for simd schedule(static)
+void gelu_backward_range(const float* x, const float* dy, float* dx, int64_t n) {
+#pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
     const float inner = kSqrt2OverPi * (v + kGeluCubic * v * v * v);
@@ -33,6 +38,42 @@ void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) {
     const float d_inner = kSqrt2OverPi * (1.0f + 3.0f * kGeluCubic * v * v);
     dx[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * v * sech2 * d_inner);
   }
+}
+
+constexpr int64_t kChunk = 2048;  // floats widened at a time: stays in L1 with its output
+
+// body(begin, end) over chunks, in parallel.
+template <typename Body>
+void chunks(int64_t n, Body body) {
+#pragma omp parallel for schedule(static)
+  for (int64_t begin = 0; begin < n; begin += kChunk) body(begin, std::min(n, begin + kChunk));
+}
+
+}  // namespace
+
+void gelu_forward(const float* x, float* y, int64_t n) {
+  chunks(n, [&](int64_t b, int64_t e) { gelu_range(x + b, y + b, e - b); });
+}
+
+void gelu_backward(const float* x, const float* dy, float* dx, int64_t n) {
+  chunks(n, [&](int64_t b, int64_t e) { gelu_backward_range(x + b, dy + b, dx + b, e - b); });
+}
+
+void gelu_forward_half(DType type, const uint16_t* x, uint16_t* y, int64_t n) {
+  chunks(n, [&](int64_t b, int64_t e) {
+    float xs[kChunk], ys[kChunk];
+    half_to_float(x + b, type, xs, e - b);
+    gelu_range(xs, ys, e - b);
+    float_to_half(ys, type, y + b, e - b);
+  });
+}
+
+void gelu_backward_half(DType type, const uint16_t* x, const float* dy, float* dx, int64_t n) {
+  chunks(n, [&](int64_t b, int64_t e) {
+    float xs[kChunk];
+    half_to_float(x + b, type, xs, e - b);
+    gelu_backward_range(xs, dy + b, dx + b, e - b);
+  });
 }
 
 }  // namespace frugal

@@ -18,6 +18,15 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
 // layers widen their half tensors and call gemm().
 void gemm_half(DType type, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
                int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// `batch` independent products at once (attention's heads): A, B and C of product i start at
+// i * stride_a, i * stride_b, i * stride_c elements.
+void gemm_half_batched(DType type, int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                       const uint16_t* A, int64_t lda, int64_t stride_a, const uint16_t* B, int64_t ldb, int64_t stride_b,
+                       float beta, float* C, int64_t ldc, int64_t stride_c);
+// C (half, rounded from the fp32 sums) = alpha * op(A) * op(B) + bias, bias (N) fp32 or null: a
+// layer's output straight in the storage type, without an fp32 copy to round afterwards.
+void gemm_half_out(DType type, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+                   int64_t lda, const uint16_t* B, int64_t ldb, const float* bias, uint16_t* C, int64_t ldc);
 bool has_half_gemm(DType type);
 std::string half_gemm_kernel(DType type);  // "oneDNN brg:avx512_core_bf16", or "" without one
 

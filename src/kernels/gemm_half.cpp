@@ -3,9 +3,12 @@
 // oneDNN 2.6 has no BLAS-like bf16 call, so each shape's primitive is created once and cached.
 #include <dnnl.hpp>
 
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <unordered_map>
+
 
 #include "core/cpu.h"
 #include "core/error.h"
@@ -24,37 +27,76 @@ dnnl::engine& cpu_engine() {
 
 memory::data_type onednn_type(DType t) { return t == DType::BF16 ? memory::data_type::bf16 : memory::data_type::f16; }
 
-// An (rows x cols) matrix at row stride `ld`, or its transpose in memory (op(X) = X^T).
-memory::desc matrix(int64_t rows, int64_t cols, int64_t ld, bool transposed, memory::data_type type) {
-  return memory::desc({rows, cols}, type, transposed ? memory::dims{1, ld} : memory::dims{ld, 1});
+// `batch` (rows x cols) matrices at row stride `ld`, `stride` elements apart, or their transposes in
+// memory (op(X) = X^T). One matrix is described as 2-D: a batch dimension of one with no stride
+// sends oneDNN 2.6 to its reference kernel.
+memory::desc matrices(int64_t batch, int64_t rows, int64_t cols, int64_t ld, int64_t stride, bool transposed,
+                      memory::data_type type) {
+  if (batch == 1) return memory::desc({rows, cols}, type, transposed ? memory::dims{1, ld} : memory::dims{ld, 1});
+  return memory::desc({batch, rows, cols}, type, transposed ? memory::dims{stride, 1, ld} : memory::dims{stride, ld, 1});
 }
 
-using ShapeKey = std::tuple<int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float, float>;
+struct Product {  // one GEMM shape: what a cached primitive is made for
+  int type;
+  int64_t batch;
+  bool ta, tb;
+  int64_t M, N, K, lda, ldb, ldc, stride_a, stride_b, stride_c;
+  float alpha, beta;
+  bool half_out = false, bias = false;  // C in `type` (else fp32); a bias row added to C
+  auto key() const {
+    return std::tie(type, batch, ta, tb, M, N, K, lda, ldb, ldc, stride_a, stride_b, stride_c, alpha, beta, half_out, bias);
+  }
+  bool operator<(const Product& o) const { return key() < o.key(); }
+};
 
 struct Cached {
   dnnl::matmul primitive;
   memory::desc a, b, c;
 };
 
-const Cached& primitive_for(const ShapeKey& key) {
+const Cached& primitive_for(const Product& p) {
   static std::mutex mutex;
-  static std::map<ShapeKey, Cached> cache;
+  static std::map<Product, Cached> cache;
   std::lock_guard<std::mutex> lock(mutex);
-  auto it = cache.find(key);
+  auto it = cache.find(p);
   if (it != cache.end()) return it->second;
-  const auto& [type, ta, tb, M, N, K, lda, ldb, ldc, alpha, beta] = key;
-  const memory::data_type dt = onednn_type(static_cast<DType>(type));
-  Cached c{{}, matrix(M, K, lda, ta, dt), matrix(K, N, ldb, tb, dt), matrix(M, N, ldc, false, memory::data_type::f32)};
+  const memory::data_type dt = onednn_type(static_cast<DType>(p.type));
+  Cached c{{},
+           matrices(p.batch, p.M, p.K, p.lda, p.stride_a, p.ta, dt),
+           matrices(p.batch, p.K, p.N, p.ldb, p.stride_b, p.tb, dt),
+           matrices(p.batch, p.M, p.N, p.ldc, p.stride_c, false, p.half_out ? dt : memory::data_type::f32)};
   dnnl::primitive_attr attr;
-  if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
-  if (beta != 0.0f) {
+  if (p.alpha != 1.0f) attr.set_output_scales(0, {p.alpha});
+  if (p.beta != 0.0f) {
     dnnl::post_ops ops;
-    ops.append_sum(beta);
+    ops.append_sum(p.beta);
     attr.set_post_ops(ops);
   }
-  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(c.a, c.b, c.c), attr, cpu_engine());
+  const memory::desc bias = p.bias ? memory::desc({1, p.N}, memory::data_type::f32, memory::dims{p.N, 1}) : memory::desc();
+  const dnnl::matmul::primitive_desc pd(
+      p.bias ? dnnl::matmul::desc(c.a, c.b, bias, c.c) : dnnl::matmul::desc(c.a, c.b, c.c), attr, cpu_engine());
+  // oneDNN's reference kernel is correct but hundreds of times slower: say so once per shape.
+  if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0)
+    std::fprintf(stderr, "frugal: warning: oneDNN has only its slow reference kernel for a %lld x (%lld x %lld) x (%lld x %lld) %s product\n",
+                 static_cast<long long>(p.batch), static_cast<long long>(p.M), static_cast<long long>(p.K),
+                 static_cast<long long>(p.K), static_cast<long long>(p.N), dtype_name(static_cast<DType>(p.type)).c_str());
   c.primitive = dnnl::matmul(pd);
-  return cache.emplace(key, std::move(c)).first->second;
+  return cache.emplace(p, std::move(c)).first->second;
+}
+
+void run(const Product& p, const uint16_t* A, const uint16_t* B, void* C, const float* bias = nullptr) {
+  check(has_half_gemm(static_cast<DType>(p.type)),
+        "gemm_half: no " + dtype_name(static_cast<DType>(p.type)) + " GEMM kernel on this CPU");
+  const Cached& c = primitive_for(p);
+  dnnl::stream stream(cpu_engine());
+  memory a(c.a, cpu_engine(), const_cast<uint16_t*>(A)), b(c.b, cpu_engine(), const_cast<uint16_t*>(B)),
+      out(c.c, cpu_engine(), C);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, out}};
+  if (bias)
+    args.emplace(DNNL_ARG_BIAS, memory(memory::desc({1, p.N}, memory::data_type::f32, memory::dims{p.N, 1}),
+                                       cpu_engine(), const_cast<float*>(bias)));
+  c.primitive.execute(stream, args);
+  stream.wait();
 }
 
 // The implementation oneDNN picks for a bf16 matmul on this CPU ("brg:avx512_core_bf16", ...).
@@ -85,13 +127,24 @@ std::string half_gemm_kernel(DType type) { return has_half_gemm(type) ? "oneDNN 
 void gemm_half(DType type, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
                int64_t lda, const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
-  check(has_half_gemm(type), "gemm_half: no " + dtype_name(type) + " GEMM kernel on this CPU");
-  const Cached& p = primitive_for({static_cast<int>(type), trans_a, trans_b, M, N, K, lda, ldb, ldc, alpha, beta});
-  dnnl::stream stream(cpu_engine());
-  memory a(p.a, cpu_engine(), const_cast<uint16_t*>(A)), b(p.b, cpu_engine(), const_cast<uint16_t*>(B)),
-      c(p.c, cpu_engine(), C);
-  p.primitive.execute(stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
-  stream.wait();
+  run({static_cast<int>(type), 1, trans_a, trans_b, M, N, K, lda, ldb, ldc, 0, 0, 0, alpha, beta}, A, B, C);
+}
+
+void gemm_half_out(DType type, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+                   int64_t lda, const uint16_t* B, int64_t ldb, const float* bias, uint16_t* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  Product p{static_cast<int>(type), 1, trans_a, trans_b, M, N, K, lda, ldb, ldc, 0, 0, 0, alpha, 0.0f};
+  p.half_out = true;
+  p.bias = bias != nullptr;
+  run(p, A, B, C, bias);
+}
+
+void gemm_half_batched(DType type, int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                       const uint16_t* A, int64_t lda, int64_t stride_a, const uint16_t* B, int64_t ldb, int64_t stride_b,
+                       float beta, float* C, int64_t ldc, int64_t stride_c) {
+  if (batch == 0 || M == 0 || N == 0) return;
+  run({static_cast<int>(type), batch, trans_a, trans_b, M, N, K, lda, ldb, ldc, stride_a, stride_b, stride_c, alpha, beta},
+      A, B, C);
 }
 
 }  // namespace frugal

@@ -11,6 +11,8 @@ class CausalSelfAttention : public Layer {
   Tensor forward(const Tensor& qkv, Saved& saved, const RunContext& rc) override;
   Tensor backward(const Tensor& dy, Saved& saved, const RunContext& rc) override;
   std::string kind() const override { return "attention"; }
+  // Where the CPU has half-precision GEMM units (kernels/gemm.h has_half_gemm).
+  bool computes_in(DType half) const override;
 
  private:
   int64_t dim_, heads_;

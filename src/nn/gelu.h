@@ -9,6 +9,8 @@ class Gelu : public Layer {
   Tensor forward(const Tensor& x, Saved& saved, const RunContext& rc) override;  // saves x
   Tensor backward(const Tensor& dy, Saved& saved, const RunContext& rc) override;
   std::string kind() const override { return "gelu"; }
+  // Reads and writes fp16/bf16 itself (elementwise: no fp32 copies needed on any CPU).
+  bool computes_in(DType half) const override { return true; }
 };
 
 }  // namespace frugal

@@ -101,10 +101,12 @@ Tensor forward_child(Layer& layer, const Tensor& x, Saved& saved, const RunConte
     return y;
   }
   Tensor y = layer.forward(layer.computes_in(rc.precision) ? x : widen_activation(x, rc), saved, rc);
-  round_activation_in_place(y, rc);  // before the saved copies are made: the layer may have saved y itself
+  // The half copies are the rounded values: y itself (which the layer may have saved) and what it
+  // saved share one copy through the cache, and the fp32 y is not read again.
   for (Tensor& t : saved.tensors) t = round_activation(t, rc);
-  probe(y, layer, rc, "output of");
-  return round_activation(y, rc);
+  Tensor stored = round_activation(y, rc);
+  probe(stored, layer, rc, "output of");  // the stored value: fp16 overflow shows here, not in y
+  return stored;
 }
 
 Tensor backward_child(Layer& layer, const Tensor& dy, Saved& saved, const RunContext& rc) {

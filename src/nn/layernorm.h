@@ -12,6 +12,8 @@ class LayerNorm : public Layer {
   Tensor backward(const Tensor& dy, Saved& saved, const RunContext& rc) override;
   void collect_params(std::vector<Param*>& out) override;
   std::string kind() const override { return "layernorm"; }
+  // Reads and writes fp16/bf16 rows itself, computing each row in fp32 (no fp32 copies of x and y).
+  bool computes_in(DType half) const override { return true; }
 
  private:
   int64_t dim_;

@@ -63,15 +63,14 @@ Tensor Linear::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
 }
 
 Tensor Linear::forward_half(const Tensor& x, Saved& saved) {
-  Tensor y = output_like(x, out_, MemCategory::Activations);  // (..., out) fp32, rounded by forward_child
-  saved.tensors = {x};                                        // (..., in) half: stored as it is
+  // (..., out) in the half type, rounded from the fp32 sums (bias added before rounding)
+  Tensor y = Tensor::empty(x.shape().with(-1, out_), x.dtype(), MemCategory::Activations);
+  saved.tensors = {x};  // (..., in) half: stored as it is
   const Tensor bias = has_bias_ ? widen(bias_.value) : Tensor();
   if (measuring(x)) return y;
-  const int64_t rows = x.numel() / in_;
-  if (has_bias_) broadcast_rows(bias.f32(), y.f32(), rows, out_);
   const bool in_out = layout_ == WeightLayout::InOut;
-  gemm_half(x.dtype(), false, !in_out, rows, out_, in_, 1.0f, x.u16(), in_, weight_->value.u16(), in_out ? out_ : in_,
-            has_bias_ ? 1.0f : 0.0f, y.f32(), out_);
+  gemm_half_out(x.dtype(), false, !in_out, x.numel() / in_, out_, in_, 1.0f, x.u16(), in_, weight_->value.u16(),
+                in_out ? out_ : in_, has_bias_ ? bias.f32() : nullptr, y.u16(), out_);
   return y;
 }
 

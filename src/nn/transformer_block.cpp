@@ -13,7 +13,6 @@ Tensor residual_add(const Tensor& a, const Tensor& b, const RunContext& rc) {
   const Tensor a32 = widen_activation(a, rc), b32 = widen_activation(b, rc);
   Tensor y = Tensor::empty(a.shape(), DType::F32, MemCategory::Activations);
   if (!measuring(a)) add(a32.f32(), b32.f32(), y.f32(), a.numel());
-  round_activation_in_place(y, rc);
   return round_activation(y, rc);
 }
 }  // namespace
