@@ -9,9 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-out/bench-accum}
 FRUGAL=${FRUGAL:-build/frugal}
+source bench/machine.sh
 THREADS=${THREADS:-2}
 STEPS=${STEPS:-8}
 mkdir -p "$OUT"
+print_machine "$FRUGAL"
 for K in 1 2 4 8; do
   "$FRUGAL" train --arch gpt --layers 6 --dim 256 --heads 8 --ctx 128 --vocab 256 --data synthetic \
     --micro-batch $((16 / K)) --accum "$K" --optimizer adamw --lr 3e-4 --warmup 0 --schedule constant \

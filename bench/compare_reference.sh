@@ -14,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-out/bench}
 FRUGAL=${FRUGAL:-build/frugal}
+source bench/machine.sh
 ROUNDS=${ROUNDS:-3}
 STEPS=${STEPS:-10}
 THREADS=${THREADS:-2}
@@ -24,6 +25,7 @@ if [[ ! -x "$FRUGAL" ]]; then
   echo "compare_reference: frugal binary '$FRUGAL' not found (build it first, or set FRUGAL=)" >&2
   exit 1
 fi
+print_machine "$FRUGAL"
 
 for ((i = 1; i <= ROUNDS; i++)); do
   rm -f "$OUT/frugal.run$i.json" "$OUT/pytorch.run$i.json"

@@ -9,12 +9,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-out/bench-dp}
 FRUGAL=${FRUGAL:-build/frugal}
+source bench/machine.sh
 MPIRUN=${MPIRUN:-mpirun}
 ROUNDS=${ROUNDS:-3}
 STEPS=${STEPS:-6}
 MPI=("$MPIRUN" --oversubscribe)
 [ "$(id -u)" -eq 0 ] && MPI+=(--allow-run-as-root)
 mkdir -p "$OUT"
+print_machine "$FRUGAL"
 ARGS=(train --arch gpt --layers 6 --dim 256 --heads 8 --ctx 128 --vocab 256 --data synthetic --micro-batch 16
       --optimizer adamw --lr 3e-4 --warmup 0 --schedule constant --clip-grad-norm 0 --steps "$STEPS" --threads 1)
 for ((i = 1; i <= ROUNDS; i++)); do

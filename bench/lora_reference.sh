@@ -9,11 +9,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-out/bench-lora}
 FRUGAL=${FRUGAL:-build/frugal}
+source bench/machine.sh
 ROUNDS=${ROUNDS:-3}
 STEPS=${STEPS:-8}
 THREADS=${THREADS:-2}
 TARGET=${TARGET:-0.75}  # issue 5: LoRA / full step time at most this; the script exits 1 above it
 mkdir -p "$OUT"
+print_machine "$FRUGAL"
 for ((i = 1; i <= ROUNDS; i++)); do
   for mode in full lora; do
     extra=""

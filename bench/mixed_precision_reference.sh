@@ -8,10 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-out/bench-mp}
 FRUGAL=${FRUGAL:-build/frugal}
+source bench/machine.sh
 ROUNDS=${ROUNDS:-3}
 STEPS=${STEPS:-8}
 THREADS=${THREADS:-2}
 mkdir -p "$OUT"
+print_machine "$FRUGAL"
 for ((i = 1; i <= ROUNDS; i++)); do
   for p in fp32 fp16 bf16; do
     "$FRUGAL" train --arch gpt --layers 6 --dim 256 --heads 8 --ctx 128 --vocab 256 --data synthetic \

@@ -3,14 +3,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
-#include <thread>
-#include <vector>
 
 #include "core/error.h"
 #include "core/threading.h"
@@ -29,8 +24,6 @@ std::string env(const char* name) {
   const char* v = std::getenv(name);
   return v ? v : "";
 }
-
-
 
 // The threads this run will use (cli/common.h apply_threads): --threads N, else OMP_NUM_THREADS, else
 // one per physical core.
@@ -51,7 +44,6 @@ int threads_requested(char** argv) {
 }
 
 }  // namespace
-
 
 void prepare_process(char** argv) {
   const std::string chosen = env(kChosenKernel);
