@@ -9,7 +9,6 @@
 #include <tuple>
 #include <unordered_map>
 
-
 #include "core/cpu.h"
 #include "core/error.h"
 #include "kernels/gemm.h"
@@ -133,6 +132,8 @@ void gemm_half(DType type, bool trans_a, bool trans_b, int64_t M, int64_t N, int
 void gemm_half_out(DType type, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
                    int64_t lda, const uint16_t* B, int64_t ldb, const float* bias, uint16_t* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  // (oneDNN scales the sum and the bias together: alpha must stay 1 where a bias is added)
+  check(bias == nullptr || alpha == 1.0f, "gemm_half_out: a bias needs alpha 1");
   Product p{static_cast<int>(type), 1, trans_a, trans_b, M, N, K, lda, ldb, ldc, 0, 0, 0, alpha, 0.0f};
   p.half_out = true;
   p.bias = bias != nullptr;
