@@ -121,11 +121,7 @@ void apply_threads(int threads) {
   check(threads <= cpus, "--threads " + std::to_string(threads) + " exceeds the " + std::to_string(cpus) +
                              " CPUs this process may run on (more threads than CPUs wait for each other at every "
                              "barrier); use --threads " + std::to_string(physical_cores()) + " (one per core) or fewer");
-  if (threads <= 0) {
-    const char* env = std::getenv("OMP_NUM_THREADS");
-    threads = env && std::atoi(env) > 0 ? std::atoi(env) : physical_cores();
-  }
-  set_num_threads(threads);
+  set_num_threads(threads > 0 ? threads : default_threads());
 }
 
 void check_output_file(const std::string& path, const std::string& flag) {

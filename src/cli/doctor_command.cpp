@@ -1,8 +1,6 @@
 // `frugal doctor`: the CPU, the GEMM kernel that serves each dtype and how it was chosen, measured
 // GEMM rates and memory bandwidth (a few seconds), the threads and OpenMP wait policy, and
 // warnings about what would make a run slow.
-#include <omp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>

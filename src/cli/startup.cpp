@@ -25,16 +25,14 @@ std::string env(const char* name) {
   return v ? v : "";
 }
 
-// The threads this run will use (cli/common.h apply_threads): --threads N, else OMP_NUM_THREADS, else
-// one per physical core.
+// The threads this run will use (cli/common.h apply_threads): --threads N, else default_threads().
 int threads_requested(char** argv) {
   for (char** a = argv + 1; *a; ++a) {
     const std::string arg = *a;
     if (arg == "--threads" && a[1] && std::atoi(a[1]) > 0) return std::atoi(a[1]);
     if (arg.rfind("--threads=", 0) == 0 && std::atoi(arg.c_str() + 10) > 0) return std::atoi(arg.c_str() + 10);
   }
-  const int from_env = std::atoi(env("OMP_NUM_THREADS").c_str());
-  return from_env > 0 ? from_env : physical_cores();
+  return default_threads();
 }
 
 [[noreturn]] void restart(char** argv) {

@@ -2,6 +2,10 @@
 
 #include <omp.h>
 
+#include <cstdlib>
+
+#include "core/cpu.h"
+
 extern "C" void openblas_set_num_threads(int);
 
 namespace frugal {
@@ -13,6 +17,11 @@ void set_num_threads(int threads) {
 }
 
 int num_threads() { return omp_get_max_threads(); }
+
+int default_threads() {
+  const char* env = std::getenv("OMP_NUM_THREADS");
+  return env && std::atoi(env) > 0 ? std::atoi(env) : physical_cores();
+}
 
 int64_t per_thread(int64_t per_thread_elements) { return per_thread_elements * omp_get_max_threads(); }
 

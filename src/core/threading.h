@@ -7,6 +7,8 @@
 namespace frugal {
 
 void set_num_threads(int threads);  // <= 0: leave the defaults
+// The threads a run uses when none are asked for: OMP_NUM_THREADS when set, else one per physical core.
+int default_threads();
 int num_threads();
 
 // Elements of a scratch buffer holding `per_thread_elements` for each OpenMP thread. Layers size
