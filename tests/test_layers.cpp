@@ -21,6 +21,7 @@
 #include "core/tensor_init.h"
 #include "gradcheck.h"
 #include "kernels/convert.h"
+#include "kernels/gemm.h"
 #include "nn/activations.h"
 #include "nn/attention.h"
 #include "nn/batchnorm.h"
@@ -385,14 +386,28 @@ TEST_P(LayerTable, HalfPrecisionStorage) {
     const std::vector<float> dx32_values = dx32.defined() ? values_of(dx32) : std::vector<float>{};
     const Tensor dy = Tensor::empty(y.shape(), DType::F32, MemCategory::Workspace);
     dy.copy_from(dy32);
+    // The same gradient handed in the half type, as a layer on the half units hands it on, to a
+    // second copy of the layer: the same input gradient (backward_child widens it for a layer that
+    // computes in fp32).
+    std::unique_ptr<Layer> from_half = row.make();
+    store_params_in(*from_half, half);
+    Saved saved_half;
+    forward_child(*from_half, x, saved_half, rc);
+    const Tensor dx_from_half = backward_child(*from_half, round_to(dy32, half, MemCategory::Workspace), saved_half, rc);
     const Tensor dx = backward_child(*layer, dy, saved, rc);
     ASSERT_EQ(dx.defined(), dx32.defined());
     if (dx.defined()) {
-      EXPECT_EQ(dx.dtype(), DType::F32);  // activation gradients are fp32 buffers holding half values
+      // Activation gradients hold half values: in fp32 buffers, or in the half type itself from a
+      // layer that multiplies on the half units (linear, attention, and what contains them).
+      const bool half_units = (row.layer_class == "Linear" || row.layer_class == "CausalSelfAttention") &&
+                              layer->computes_in(half);
+      if (half_units) EXPECT_EQ(dx.dtype(), half);
+      else EXPECT_TRUE(dx.dtype() == DType::F32 || dx.dtype() == half) << dtype_name(dx.dtype());
       std::vector<float> dx_rounded = values_of(dx);
       round_through_half(dx_rounded.data(), half, static_cast<int64_t>(dx_rounded.size()));
       EXPECT_EQ(values_of(dx), dx_rounded);
       EXPECT_LE(relative_difference(values_of(dx), dx32_values), tolerance);
+      EXPECT_EQ(values_of(dx_from_half), values_of(dx)) << "a half dy gives the same input gradient";
     }
     const auto grads = param_grads(*layer), grads32 = param_grads(*reference);
     ASSERT_EQ(grads.size(), grads32.size());

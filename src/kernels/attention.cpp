@@ -81,7 +81,7 @@ void attention_backward(const float* qkv, const float* att, const float* dy, flo
   }
 }
 
-void attention_forward_half(DType type, const uint16_t* qkv, float* y, uint16_t* att, float* scores, int64_t B,
+void attention_forward_half(DType type, const uint16_t* qkv, uint16_t* y, uint16_t* att, float* scores, int64_t B,
                             int64_t T, int64_t D, int64_t H) {
   const int64_t hd = D / H;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
@@ -90,21 +90,22 @@ void attention_forward_half(DType type, const uint16_t* qkv, float* y, uint16_t*
     const uint16_t *k = q + D, *v = q + 2 * D;
     uint16_t* p = att + b * H * T * T;  // (H, T, T)
     gemm_half_batched(type, H, false, true, T, T, hd, scale, q, 3 * D, hd, k, 3 * D, hd, 0.0f, scores, T, T * T);  // Q K^T
+    // Each row's softmax in fp32, rounded straight into P (one pass, no second loop over the scores).
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < H * T; ++r) {
       const int64_t i = r % T;  // the query position: keys 0..i
       float* row = scores + r * T;
       softmax_inplace(row, i + 1);
-      std::fill(row + i + 1, row + T, 0.0f);
+      float_to_half(row, type, p + r * T, i + 1);
+      std::fill(p + r * T + i + 1, p + (r + 1) * T, uint16_t{0});  // +0 in both half types
     }
-    float_to_half(scores, type, p, H * T * T);
-    gemm_half_batched(type, H, false, false, T, hd, T, 1.0f, p, T, T * T, v, 3 * D, hd, 0.0f, y + b * T * D, D, hd);  // P V
+    gemm_half_batched_out(type, H, false, false, T, hd, T, 1.0f, p, T, T * T, v, 3 * D, hd, y + b * T * D, D, hd);  // P V
   }
 }
 
-void attention_backward_half(DType type, const uint16_t* qkv, const uint16_t* att, const uint16_t* dy_half, float* dqkv,
-                             int64_t B, int64_t T, int64_t D, int64_t H, float* scores, uint16_t* scores_half,
-                             float* rows) {
+void attention_backward_half(DType type, const uint16_t* qkv, const uint16_t* att, const uint16_t* dy_half,
+                             uint16_t* dqkv, int64_t B, int64_t T, int64_t D, int64_t H, float* scores,
+                             uint16_t* scores_half, float* rows) {
   const int64_t hd = D / H;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   for (int64_t b = 0; b < B; ++b) {
@@ -112,11 +113,12 @@ void attention_backward_half(DType type, const uint16_t* qkv, const uint16_t* at
     const uint16_t *k = q + D, *v = q + 2 * D;
     const uint16_t* p = att + b * H * T * T;
     const uint16_t* dy = dy_half + b * T * D;  // head h at column h * hd, row stride D
-    float* dq = dqkv + b * T * 3 * D;
-    float *dk = dq + D, *dv = dq + 2 * D;
-    gemm_half_batched(type, H, false, true, T, T, hd, 1.0f, dy, D, hd, v, 3 * D, hd, 0.0f, scores, T, T * T);   // dP = dY V^T
-    gemm_half_batched(type, H, true, false, T, hd, T, 1.0f, p, T, T * T, dy, D, hd, 0.0f, dv, 3 * D, hd);       // dV = P^T dY
-    // dS = P * (dP - rowsum(P * dP)) * scale, zero above the diagonal; P widened a row at a time.
+    uint16_t* dq = dqkv + b * T * 3 * D;
+    uint16_t *dk = dq + D, *dv = dq + 2 * D;
+    gemm_half_batched(type, H, false, true, T, T, hd, 1.0f, dy, D, hd, v, 3 * D, hd, 0.0f, scores, T, T * T);  // dP = dY V^T
+    gemm_half_batched_out(type, H, true, false, T, hd, T, 1.0f, p, T, T * T, dy, D, hd, dv, 3 * D, hd);       // dV = P^T dY
+    // dS = P * (dP - rowsum(P * dP)) * scale, zero above the diagonal; P widened a row at a time, dS
+    // rounded straight into its half copy for the two products below.
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < H * T; ++r) {
       const int64_t i = r % T;
@@ -124,11 +126,11 @@ void attention_backward_half(DType type, const uint16_t* qkv, const uint16_t* at
       half_to_float(p + r * T, type, prow, i + 1);
       float* ds = scores + r * T;
       softmax_backward_inplace(prow, ds, i + 1, scale);
-      std::fill(ds + i + 1, ds + T, 0.0f);
+      float_to_half(ds, type, scores_half + r * T, i + 1);
+      std::fill(scores_half + r * T + i + 1, scores_half + (r + 1) * T, uint16_t{0});
     }
-    float_to_half(scores, type, scores_half, H * T * T);
-    gemm_half_batched(type, H, false, false, T, hd, T, 1.0f, scores_half, T, T * T, k, 3 * D, hd, 0.0f, dq, 3 * D, hd);  // dQ = dS K
-    gemm_half_batched(type, H, true, false, T, hd, T, 1.0f, scores_half, T, T * T, q, 3 * D, hd, 0.0f, dk, 3 * D, hd);   // dK = dS^T Q
+    gemm_half_batched_out(type, H, false, false, T, hd, T, 1.0f, scores_half, T, T * T, k, 3 * D, hd, dq, 3 * D, hd);  // dQ = dS K
+    gemm_half_batched_out(type, H, true, false, T, hd, T, 1.0f, scores_half, T, T * T, q, 3 * D, hd, dk, 3 * D, hd);   // dK = dS^T Q
   }
 }
 

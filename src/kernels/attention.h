@@ -21,13 +21,13 @@ void attention_backward(const float* qkv, const float* att, const float* dy, flo
 // accumulation, all heads of one batch item per call (gemm_half_batched), the softmax in fp32. The
 // full (T, T) products are computed (no row blocks): one call per item is what keeps the library's
 // per-call cost away, and the bf16 units are fast enough that the masked half costs less.
-// scores: (H, T, T) fp32 scratch. att: (B, H, T, T) written in `type`.
-void attention_forward_half(DType type, const uint16_t* qkv, float* y, uint16_t* att, float* scores, int64_t B,
+// scores: (H, T, T) fp32 scratch. y: (B, T, D) and att: (B, H, T, T) written in `type`.
+void attention_forward_half(DType type, const uint16_t* qkv, uint16_t* y, uint16_t* att, float* scores, int64_t B,
                             int64_t T, int64_t D, int64_t H);
-// dy_half: (B, T, D) in `type`. scores: (H, T, T) fp32 and scores_half: (H, T, T) in `type`, scratch;
-// rows: T floats per OpenMP thread.
-void attention_backward_half(DType type, const uint16_t* qkv, const uint16_t* att, const uint16_t* dy_half, float* dqkv,
-                             int64_t B, int64_t T, int64_t D, int64_t H, float* scores, uint16_t* scores_half,
-                             float* rows);
+// dy_half: (B, T, D) and dqkv: (B, T, 3D) in `type` (the gradient handed on in the storage type).
+// scores: (H, T, T) fp32 and scores_half: (H, T, T) in `type`, scratch; rows: T floats per OpenMP thread.
+void attention_backward_half(DType type, const uint16_t* qkv, const uint16_t* att, const uint16_t* dy_half,
+                             uint16_t* dqkv, int64_t B, int64_t T, int64_t D, int64_t H, float* scores,
+                             uint16_t* scores_half, float* rows);
 
 }  // namespace frugal

@@ -1,11 +1,16 @@
 #pragma once
-// Element-wise kernels, OpenMP-parallel. All f32.
+// Element-wise kernels, OpenMP-parallel. All f32 but add_half.
 #include <cstdint>
+
+#include "core/dtype.h"
 
 namespace frugal {
 
 // y = a + b
 void add(const float* a, const float* b, float* y, int64_t n);
+// y = half(a + b) with a, b and y in `type` (F16/BF16), the sum in fp32: what widening both,
+// add() and rounding the result give, in one pass and without the fp32 copies.
+void add_half(DType type, const uint16_t* a, const uint16_t* b, uint16_t* y, int64_t n);
 // y += a
 void add_inplace(float* y, const float* a, int64_t n);
 // y *= alpha

@@ -76,4 +76,14 @@ void gelu_backward_half(DType type, const uint16_t* x, const float* dy, float* d
   });
 }
 
+void gelu_backward_half(DType type, const uint16_t* x, const uint16_t* dy, uint16_t* dx, int64_t n) {
+  chunks(n, [&](int64_t b, int64_t e) {
+    float xs[kChunk], gs[kChunk];
+    half_to_float(x + b, type, xs, e - b);
+    half_to_float(dy + b, type, gs, e - b);
+    gelu_backward_range(xs, gs, gs, e - b);  // in place: element i reads dy[i] before writing dx[i]
+    float_to_half(gs, type, dx + b, e - b);
+  });
+}
+
 }  // namespace frugal

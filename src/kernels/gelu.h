@@ -14,5 +14,7 @@ void gelu_backward(const float* x, const float* dy, float* dx, int64_t n);
 // path computes, without its fp32 copies of x and y.
 void gelu_forward_half(DType type, const uint16_t* x, uint16_t* y, int64_t n);
 void gelu_backward_half(DType type, const uint16_t* x, const float* dy, float* dx, int64_t n);
+// With dy and dx in the half type too (dx rounded from the fp32 result).
+void gelu_backward_half(DType type, const uint16_t* x, const uint16_t* dy, uint16_t* dx, int64_t n);
 
 }  // namespace frugal

@@ -27,6 +27,11 @@ void gemm_half_batched(DType type, int64_t batch, bool trans_a, bool trans_b, in
 // layer's output straight in the storage type, without an fp32 copy to round afterwards.
 void gemm_half_out(DType type, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
                    int64_t lda, const uint16_t* B, int64_t ldb, const float* bias, uint16_t* C, int64_t ldc);
+// gemm_half_batched with C in `type` (rounded from the fp32 sums, beta 0): gradients handed on in
+// the storage type.
+void gemm_half_batched_out(DType type, int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                           float alpha, const uint16_t* A, int64_t lda, int64_t stride_a, const uint16_t* B, int64_t ldb,
+                           int64_t stride_b, uint16_t* C, int64_t ldc, int64_t stride_c);
 bool has_half_gemm(DType type);
 std::string half_gemm_kernel(DType type);  // "oneDNN brg:avx512_core_bf16", or "" without one
 

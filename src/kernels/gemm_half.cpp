@@ -148,4 +148,13 @@ void gemm_half_batched(DType type, int64_t batch, bool trans_a, bool trans_b, in
       A, B, C);
 }
 
+void gemm_half_batched_out(DType type, int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                           float alpha, const uint16_t* A, int64_t lda, int64_t stride_a, const uint16_t* B, int64_t ldb,
+                           int64_t stride_b, uint16_t* C, int64_t ldc, int64_t stride_c) {
+  if (batch == 0 || M == 0 || N == 0) return;
+  Product p{static_cast<int>(type), batch, trans_a, trans_b, M, N, K, lda, ldb, ldc, stride_a, stride_b, stride_c, alpha, 0.0f};
+  p.half_out = true;
+  run(p, A, B, C);
+}
+
 }  // namespace frugal

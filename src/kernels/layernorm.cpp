@@ -47,9 +47,10 @@ void backward_row(const float* xr, const float* w, float m, float r, const float
 }
 
 // The backward's row loop over per-thread partial sums, then the partials added in thread order
-// (deterministic for a fixed thread count). row_x(n, thread) gives row n of x as fp32.
-template <typename RowX>
-void backward_rows(RowX row_x, const float* w, const float* mean, const float* rstd, const float* dy, float* dx,
+// (deterministic for a fixed thread count). row_x(n, thread) and row_dy(n, thread) give row n of x
+// and of dy as fp32.
+template <typename RowX, typename RowDy>
+void backward_rows(RowX row_x, RowDy row_dy, const float* w, const float* mean, const float* rstd, float* dx,
                    float* dw, float* db, int64_t N, int64_t D, float* partials) {
   const int threads = omp_get_max_threads();
   std::memset(partials, 0, sizeof(float) * 2 * D * threads);
@@ -59,7 +60,7 @@ void backward_rows(RowX row_x, const float* w, const float* mean, const float* r
     float* dw_part = partials + 2 * D * t;
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < N; ++n)
-      backward_row(row_x(n, t), w, mean[n], rstd[n], dy + n * D, dx + n * D, dw_part, dw_part + D, D);
+      backward_row(row_x(n, t), w, mean[n], rstd[n], row_dy(n, t), dx + n * D, dw_part, dw_part + D, D);
   }
   for (int t = 0; t < threads; ++t) {
     const float* dw_part = partials + 2 * D * t;
@@ -80,7 +81,8 @@ void layernorm_forward(const float* x, const float* w, const float* b, float* y,
 
 void layernorm_backward(const float* x, const float* w, const float* mean, const float* rstd, const float* dy,
                         float* dx, float* dw, float* db, int64_t N, int64_t D, float* partials) {
-  backward_rows([&](int64_t n, int) { return x + n * D; }, w, mean, rstd, dy, dx, dw, db, N, D, partials);
+  backward_rows([&](int64_t n, int) { return x + n * D; }, [&](int64_t n, int) { return dy + n * D; }, w, mean, rstd,
+                dx, dw, db, N, D, partials);
 }
 
 void layernorm_forward_half(DType type, const uint16_t* x, const float* w, const float* b, uint16_t* y, float* mean,
@@ -103,7 +105,23 @@ void layernorm_backward_half(DType type, const uint16_t* x, const float* w, cons
     half_to_float(x + n * D, type, xr, D);
     return static_cast<const float*>(xr);
   };
-  backward_rows(row_x, w, mean, rstd, dy, dx, dw, db, N, D, partials);
+  backward_rows(row_x, [&](int64_t n, int) { return dy + n * D; }, w, mean, rstd, dx, dw, db, N, D, partials);
+}
+
+void layernorm_backward_half(DType type, const uint16_t* x, const float* w, const float* mean, const float* rstd,
+                             const uint16_t* dy, float* dx, float* dw, float* db, int64_t N, int64_t D, float* partials,
+                             float* rows) {
+  const auto row_x = [&](int64_t n, int t) {
+    float* xr = rows + 2 * D * t;
+    half_to_float(x + n * D, type, xr, D);
+    return static_cast<const float*>(xr);
+  };
+  const auto row_dy = [&](int64_t n, int t) {  // the second half of the thread's rows
+    float* dyr = rows + 2 * D * t + D;
+    half_to_float(dy + n * D, type, dyr, D);
+    return static_cast<const float*>(dyr);
+  };
+  backward_rows(row_x, row_dy, w, mean, rstd, dx, dw, db, N, D, partials);
 }
 
 }  // namespace frugal

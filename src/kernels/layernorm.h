@@ -22,5 +22,9 @@ void layernorm_forward_half(DType type, const uint16_t* x, const float* w, const
 void layernorm_backward_half(DType type, const uint16_t* x, const float* w, const float* mean, const float* rstd,
                              const float* dy, float* dx, float* dw, float* db, int64_t N, int64_t D, float* partials,
                              float* rows);
+// With dy in the half type as well (widened a row at a time into the second D floats of `rows`).
+void layernorm_backward_half(DType type, const uint16_t* x, const float* w, const float* mean, const float* rstd,
+                             const uint16_t* dy, float* dx, float* dw, float* db, int64_t N, int64_t D, float* partials,
+                             float* rows);
 
 }  // namespace frugal

@@ -110,9 +110,12 @@ Tensor forward_child(Layer& layer, const Tensor& x, Saved& saved, const RunConte
 }
 
 Tensor backward_child(Layer& layer, const Tensor& dy, Saved& saved, const RunContext& rc) {
-  if (rc.precision != DType::F32 && !layer.computes_in(rc.precision))
+  const bool widened = rc.precision != DType::F32 && !layer.computes_in(rc.precision);
+  if (widened)
     for (Tensor& t : saved.tensors) t = widen_activation(t, rc);
-  Tensor dx = layer.backward(dy, saved, rc);
+  // A gradient handed on in the half type (by a layer on the half units) reaches a layer that
+  // computes in fp32 as an fp32 workspace copy, like its saved tensors.
+  Tensor dx = layer.backward(widened && is_half(dy.dtype()) ? widen(dy) : dy, saved, rc);
   round_activation_in_place(dx, rc);
   probe(dx, layer, rc, "input gradient of");
   if (rc.probe && rc.probe->first.empty()) {  // a weight gradient can go non-finite with a finite dx

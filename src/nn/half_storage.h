@@ -9,7 +9,9 @@
 //     half-precision copy as soon as its forward returns, and widened back to fp32 workspace
 //     just before its backward;
 //   - its input gradient (backward) is rounded to the half type in place (kept in fp32 buffers:
-//     gradients are workspace, not stored activations).
+//     gradients are workspace, not stored activations) -- or, from a layer on the half units
+//     (linear, attention) and the elementwise layers between them, handed on in the half type
+//     itself, and widened to an fp32 workspace copy only for a layer that computes in fp32.
 // So the Activations category holds half tensors only (and fp32 Saved::stats); the fp32 copies a
 // layer computes on show up as Workspace, as a kernel's scratch would.
 // Composite layers (TransformerBlock, Sequential) and the executor call their children through

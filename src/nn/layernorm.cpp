@@ -49,7 +49,10 @@ Tensor LayerNorm::backward(const Tensor& dy, Saved& saved, const RunContext& rc)
   if (half) row_scratch = Tensor::empty({per_thread(2 * dim_)}, DType::F32, MemCategory::Workspace);
   if (measuring(dy)) return dx;
   const float *mean = saved.stats.at(0).f32(), *rstd = saved.stats.at(1).f32();
-  if (half)
+  if (half && dy.dtype() != DType::F32)  // a half dy (from a layer on the half units), widened row by row
+    layernorm_backward_half(x.dtype(), x.u16(), w.f32(), mean, rstd, dy.u16(), dx.f32(), dw.f32(), db.f32(), rows, dim_,
+                            partials.f32(), row_scratch.f32());
+  else if (half)
     layernorm_backward_half(x.dtype(), x.u16(), w.f32(), mean, rstd, dy.f32(), dx.f32(), dw.f32(), db.f32(), rows, dim_,
                             partials.f32(), row_scratch.f32());
   else

@@ -78,21 +78,23 @@ Tensor Linear::backward_half(const Tensor& dy, Saved& saved, const RunContext& r
   const Tensor& x = saved.tensors.at(0);  // (..., in) half
   const DType half = x.dtype();
   const int64_t rows = x.numel() / in_;
-  Tensor dx;  // (..., in) fp32
-  if (rc.input_grad) dx = output_like(x, in_, MemCategory::Workspace);
+  // dx in the half type, rounded from the GEMM's fp32 sums: the value the fp32 path's dx is rounded
+  // to, handed on at half the bytes (backward_child widens it for a layer that computes in fp32).
+  Tensor dx;  // (..., in)
+  if (rc.input_grad) dx = Tensor::empty(x.shape(), half, MemCategory::Workspace);
   const Tensor* dw = weight_->trainable ? &weight_->ensure_grad() : nullptr;
   const Tensor* db = has_bias_ && bias_.trainable ? &bias_.ensure_grad() : nullptr;
-  Tensor ones;  // (rows)
-  if (db) ones = Tensor::empty({rows}, DType::F32, MemCategory::Workspace);
-  // dy holds half values already (the executor and backward_child round activation gradients):
-  // its half copy is exact, and the GEMMs read it at half the bytes.
-  const Tensor dy_half = round_to(dy, half, MemCategory::Workspace);  // (..., out)
+  Tensor ones;  // (rows) in the half type: db = ones^T dy, a product on the half units like the others
+  if (db) ones = Tensor::empty({rows}, half, MemCategory::Workspace);
+  // dy: half already (from a layer that computes in half), or fp32 holding half values (activation
+  // gradients are rounded), whose half copy is exact.
+  const Tensor dy_half = dy.dtype() == half ? dy : round_to(dy, half, MemCategory::Workspace);  // (..., out)
   if (measuring(dy)) return dx;
   const uint16_t *w = weight_->value.u16(), *g = dy_half.u16(), *xs = x.u16();
   const bool in_out = layout_ == WeightLayout::InOut;
   if (dx.defined()) {
-    if (in_out) gemm_half(half, false, true, rows, in_, out_, 1.0f, g, out_, w, out_, 0.0f, dx.f32(), in_);  // dy W^T
-    else gemm_half(half, false, false, rows, in_, out_, 1.0f, g, out_, w, in_, 0.0f, dx.f32(), in_);        // dy W
+    if (in_out) gemm_half_out(half, false, true, rows, in_, out_, 1.0f, g, out_, w, out_, nullptr, dx.u16(), in_);  // dy W^T
+    else gemm_half_out(half, false, false, rows, in_, out_, 1.0f, g, out_, w, in_, nullptr, dx.u16(), in_);        // dy W
   }
   if (dw) {
     ++weight_gradient_gemms_;
@@ -100,8 +102,10 @@ Tensor Linear::backward_half(const Tensor& dy, Saved& saved, const RunContext& r
     else gemm_half(half, true, false, out_, in_, rows, 1.0f, g, out_, xs, in_, 1.0f, dw->f32(), in_);         // dy^T x
   }
   if (db) {
-    std::fill(ones.f32(), ones.f32() + rows, 1.0f);
-    gemv(/*trans=*/true, rows, out_, 1.0f, dy.f32(), out_, ones.f32(), 1.0f, db->f32());
+    const float one = 1.0f;
+    float_to_half(&one, half, ones.u16(), 1);
+    std::fill(ones.u16() + 1, ones.u16() + rows, ones.u16()[0]);
+    gemm_half(half, false, false, 1, out_, rows, 1.0f, ones.u16(), rows, g, out_, 1.0f, db->f32(), out_);
   }
   return dx;
 }
