@@ -68,8 +68,10 @@ GptConfig test_gpt() {
 
 // Gradients of one pass of `batch` through a GPT (seed 3) stored in `precision` with the loss
 // scaled by `scale`, unscaled afterwards; optionally LoRA, accumulation and a checkpoint strategy.
+// A model with LoRA (lora = true) may have its adapted base weights stored in `base` (--base-precision).
 GradientSnapshot gpt_gradients(DType precision, float scale, const Batch& batch, int64_t accum = 1,
-                               const std::string& checkpoint = "store-all", bool lora = false) {
+                               const std::string& checkpoint = "store-all", bool lora = false,
+                               DType base = DType::F32) {
   Gpt model(test_gpt());
   model.init_weights(3);
   if (lora) {
@@ -82,6 +84,7 @@ GradientSnapshot gpt_gradients(DType precision, float scale, const Batch& batch,
       init_normal(a->a().value, 6, name_stream(a->a().name), 0.2f);
       init_normal(a->b().value, 6, name_stream(a->b().name), 0.2f);
     }
+    store_adapted_weights_as(model, base);
   }
   std::unique_ptr<MasterWeights> compute_copy;
   if (precision != DType::F32) compute_copy = std::make_unique<MasterWeights>(model.params(), precision, false);
@@ -165,6 +168,52 @@ TEST(MixedPrecision, Fp16WithCheckpointingAccumulationAndLoraMatchesPlainFp32) {
   EXPECT_EQ(composed.size(), 2u * 4u * 2u);  // A and B of four adapted layers in each of 2 blocks
   const auto worst = worst_tensor(composed, plain);
   EXPECT_LE(worst.first, 3e-2) << worst.second;
+}
+
+// The combination a memory-minded user picks first: LoRA on a base stored in a half type
+// (--base-precision) under --precision fp16/bf16, either half type with either (it stopped with
+// "expected an f32 tensor" before). Gradients are as close to plain fp32 LoRA's as on an fp32 base,
+// and the planner's prediction equals the run's books.
+TEST(MixedPrecision, HalfBaseUnderHalfPrecisionWithLora) {
+  const Batch batch = RandomTokens(40, 16, 9).batch(0, 4);
+  const GradientSnapshot plain = gpt_gradients(DType::F32, 1.0f, batch, 1, "store-all", true);
+  for (DType precision : {DType::F16, DType::BF16}) {
+    const float scale = precision == DType::F16 ? 1024.0f : 1.0f;
+    // The same precision on an fp32 base: what the half compute copy alone costs.
+    const double fp32_base = worst_tensor(gpt_gradients(precision, scale, batch, 1, "sqrt", true), plain).first;
+    EXPECT_LE(fp32_base, precision == DType::F16 ? 3e-2 : 0.12);
+    for (DType base : {DType::F16, DType::BF16}) {
+      SCOPED_TRACE(precision_name(precision) + " on a " + precision_name(base) + " base");
+      const auto worst = worst_tensor(gpt_gradients(precision, scale, batch, 1, "sqrt", true, base), plain);
+      EXPECT_LE(worst.first, 1.25 * fp32_base) << worst.second;
+
+      const auto make = [base] {
+        auto m = std::make_unique<Gpt>(test_gpt());
+        m->init_weights(1);
+        LoraSettings s;
+        s.config.rank = 4;
+        s.targets = {"c_attn", "c_proj", "c_fc"};
+        apply_lora(*m, s, 5);
+        store_adapted_weights_as(*m, base);
+        return m;
+      };
+      RandomTokens data(40, 16, 2);
+      TrainOptions o;
+      o.micro_batch = 4;
+      o.precision = precision;
+      MemoryLedger ledger;
+      {
+        LedgerScope scope(ledger);
+        const std::unique_ptr<Gpt> m = make();
+        Trainer trainer(*m, data, o);
+        trainer.step(0);
+        trainer.step(1);
+      }
+      const MemoryPlan plan = plan_training_memory(make, o);
+      EXPECT_EQ(plan.peak.bytes, ledger.peak().bytes);
+      EXPECT_EQ(plan.peak.total, ledger.peak().total);
+    }
+  }
 }
 
 TEST(MixedPrecision, LossScalerSkipsBacksOffAndGrows) {

@@ -33,7 +33,11 @@ MasterWeights::MasterWeights(const std::vector<Param*>& params, DType dtype, boo
       master.value.copy_from(p->value);
     }
     masters_.push_back(master);
-    p->value = round_to(p->value, dtype, MemCategory::Params);  // the fp32 value is freed here
+    // The fp32 value is freed here. A frozen base already stored in a half type (--base-precision)
+    // stays as it is in that type, or goes through fp32 (exact) to the other one.
+    if (p->value.dtype() == dtype) continue;
+    check(!master.trainable || p->value.dtype() == DType::F32, "master weights: trainable " + p->name + " is not fp32");
+    p->value = round_to(widen(p->value), dtype, MemCategory::Params);
   }
 }
 
