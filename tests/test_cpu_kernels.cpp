@@ -13,6 +13,12 @@
 #include "kernels/convert.h"
 #include "kernels/blas_kernel.h"
 #include "kernels/gemm.h"
+#include "core/tensor_init.h"
+#include "fixtures.h"
+#include "models/gpt.h"
+#include "models/lora_setup.h"
+#include "nn/half_storage.h"
+#include "train/precision.h"
 
 using namespace frugal;
 using namespace frugal::testing;
@@ -172,6 +178,53 @@ TEST(CpuKernels, HalfGemmMatchesWidenedSgemm) {
       gemm(ta, tb, M, N, K, 0.5f, at.data(), ta ? M : K, bt.data(), tb ? K : N, 1.0f, c_ref.data(), N);
       gemm_half(DType::BF16, ta, tb, M, N, K, 0.5f, aht.data(), ta ? M : K, bht.data(), tb ? K : N, 1.0f, c.data(), N);
       EXPECT_EQ(c, c_ref) << "trans_a " << ta << " trans_b " << tb;
+    }
+}
+
+// On bf16 units a GPT block's products take their half inputs as they are: nothing as large as an
+// activation or a weight matrix is widened to fp32 in its forward and backward -- only bias and gain
+// vectors and LoRA's rank-r factors -- with and without LoRA adapters. Under fp16 (oneDNN 2.6 has
+// no fp16 matmul) the same block widens its activations, which shows the count works.
+TEST(CpuKernels, Bf16BlockWidensNoActivationOrWeightMatrix) {
+  if (!has_half_gemm(DType::BF16)) GTEST_SKIP() << "no bf16 GEMM units on this CPU (" << this_cpu().model_name << ")";
+  const GptConfig c{.n_layer = 2, .n_head = 4, .n_embd = 64, .n_positions = 32, .vocab_size = 23};
+  const int64_t B = 4, T = c.n_positions, D = c.n_embd;
+  for (const bool lora : {false, true})
+    for (const DType precision : {DType::BF16, DType::F16}) {
+      SCOPED_TRACE(std::string(lora ? "LoRA " : "") + dtype_name(precision));
+      Gpt model(c);
+      model.init_weights(7);
+      if (lora) {
+        LoraSettings s;
+        s.config.rank = 2;
+        s.targets = {"c_attn", "c_proj", "c_fc"};
+        apply_lora(model, s, 8);
+      }
+      MasterWeights compute_copy(model.params(), precision, true);
+      RunContext rc;
+      rc.precision = precision;
+      rc = pass_context(rc);
+      Tensor x32 = Tensor::empty({B, T, D}, DType::F32, MemCategory::Activations);
+      init_normal(x32, 9, 1, 1.0f);
+      const Tensor x = round_to(x32, precision, MemCategory::Activations);
+      Tensor dy = Tensor::empty({B, T, D}, DType::F32, MemCategory::Workspace);
+      init_normal(dy, 10, 1, 1e-2f);
+      round_in_place(dy, precision);
+      Layer& block = *model.blocks().at(1);
+      const int64_t before = widened_values();
+      Saved saved;
+      forward_child(block, x, saved, rc);
+      backward_child(block, dy, saved, rc);
+      const int64_t widened = widened_values() - before;
+      if (precision == DType::BF16) {
+        // LayerNorm gains and biases (15 D values) and, with LoRA, its rank-2 factors (32 D): all
+        // together fewer values than the smallest weight matrix (D x D) or one activation.
+        EXPECT_LE(widened, (lora ? 47 : 15) * D);
+        EXPECT_LT(widened, D * D);
+        EXPECT_LT(widened, B * T * D);
+      } else {
+        EXPECT_GE(widened, B * T * D) << "fp16 widens its activations (no fp16 GEMM)";
+      }
     }
 }
 

@@ -2,6 +2,7 @@
 
 #include <immintrin.h>
 
+#include <atomic>
 #include <bit>
 
 #include "core/error.h"
@@ -66,6 +67,8 @@ void bf16_round_range(float* x, int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end; ++i) x[i] = std::bit_cast<float>(static_cast<uint32_t>(f32_to_bf16(x[i])) << 16);
 }
 
+std::atomic<int64_t> g_widened_values{0};
+
 void check_half(DType type, const char* what) {
   // (the message only built on failure: these run once per row inside the half-native kernels)
   if (type != DType::F16 && type != DType::BF16) check(false, std::string(what) + ": not a half type");
@@ -104,8 +107,12 @@ void widen_into(const Tensor& src, const Tensor& dst) {
   check(is_half(src.dtype()) && dst.dtype() == DType::F32 && src.numel() == dst.numel(),
         "widen: expected an f16/bf16 tensor and an f32 tensor of its size, got " + dtype_name(src.dtype()) + " " +
             src.shape().str() + " and " + dtype_name(dst.dtype()) + " " + dst.shape().str());
-  if (src.has_data() && dst.has_data()) half_to_float(src.u16(), src.dtype(), dst.f32(), src.numel());
+  if (!src.has_data() || !dst.has_data()) return;
+  half_to_float(src.u16(), src.dtype(), dst.f32(), src.numel());
+  g_widened_values += src.numel();
 }
+
+int64_t widened_values() { return g_widened_values.load(); }
 
 Tensor round_to(const Tensor& t, DType half, MemCategory category) {
   Tensor rounded = Tensor::empty(t.shape(), half, category);

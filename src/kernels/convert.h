@@ -24,6 +24,9 @@ void round_through_half(float* x, DType half_type, int64_t n);
 Tensor widen(const Tensor& t, MemCategory category = MemCategory::Workspace);
 // dst (fp32) = src (fp16 or bf16), equal numel.
 void widen_into(const Tensor& src, const Tensor& dst);
+// Values widened into fp32 tensors by widen/widen_into in this process so far (with data): how
+// tests see that layers on the half units make no fp32 copies of their inputs and weights.
+int64_t widened_values();
 
 // `t` (fp32) rounded to `half` (F16 or BF16), in a new tensor in `category`.
 Tensor round_to(const Tensor& t, DType half, MemCategory category);

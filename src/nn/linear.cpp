@@ -30,7 +30,7 @@ Tensor Linear::output_like(const Tensor& x, int64_t last, MemCategory category) 
 }
 
 bool Linear::computes_in(DType half) const {
-  return !lora_ && weight_->value.dtype() == half && has_half_gemm(half);
+  return weight_->value.dtype() == half && has_half_gemm(half) && (!lora_ || lora_->computes_in_half());
 }
 
 Tensor Linear::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
@@ -38,7 +38,7 @@ Tensor Linear::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
                                                "), got " + x.shape().str());
   if (x.dtype() != DType::F32) {
     check(computes_in(x.dtype()), "linear " + name_ + ": cannot multiply a " + dtype_name(x.dtype()) + " input here");
-    return forward_half(x, saved);
+    return lora_ ? forward_half_lora(x, saved) : forward_half(x, saved);
   }
   Tensor y = output_like(x, out_, MemCategory::Activations);  // (..., out)
   saved.tensors = {x};
@@ -74,14 +74,31 @@ Tensor Linear::forward_half(const Tensor& x, Saved& saved) {
   return y;
 }
 
+Tensor Linear::forward_half_lora(const Tensor& x, Saved& saved) {
+  // fp32: the base's and the adapter's parts are added before the one rounding to the half type.
+  Tensor y = output_like(x, out_, MemCategory::Activations);  // (..., out)
+  saved.tensors = {x};  // (..., in) half; the adapter adds h
+  const Tensor bias = has_bias_ ? widen(bias_.value) : Tensor();
+  const int64_t rows = x.numel() / in_;
+  const bool in_out = layout_ == WeightLayout::InOut;
+  if (!measuring(x)) {
+    if (has_bias_) broadcast_rows(bias.f32(), y.f32(), rows, out_);
+    gemm_half(x.dtype(), false, !in_out, rows, out_, in_, 1.0f, x.u16(), in_, weight_->value.u16(), in_out ? out_ : in_,
+              has_bias_ ? 1.0f : 0.0f, y.f32(), out_);
+  }
+  lora_->forward_half(x, y, saved);
+  return y;
+}
+
 Tensor Linear::backward_half(const Tensor& dy, Saved& saved, const RunContext& rc) {
   const Tensor& x = saved.tensors.at(0);  // (..., in) half
   const DType half = x.dtype();
   const int64_t rows = x.numel() / in_;
   // dx in the half type, rounded from the GEMM's fp32 sums: the value the fp32 path's dx is rounded
   // to, handed on at half the bytes (backward_child widens it for a layer that computes in fp32).
+  // With an adapter dx stays fp32 until the adapter has added its part (backward_child rounds it).
   Tensor dx;  // (..., in)
-  if (rc.input_grad) dx = Tensor::empty(x.shape(), half, MemCategory::Workspace);
+  if (rc.input_grad) dx = Tensor::empty(x.shape(), lora_ ? DType::F32 : half, MemCategory::Workspace);
   const Tensor* dw = weight_->trainable ? &weight_->ensure_grad() : nullptr;
   const Tensor* db = has_bias_ && bias_.trainable ? &bias_.ensure_grad() : nullptr;
   Tensor ones;  // (rows) in the half type: db = ones^T dy, a product on the half units like the others
@@ -89,10 +106,21 @@ Tensor Linear::backward_half(const Tensor& dy, Saved& saved, const RunContext& r
   // dy: half already (from a layer that computes in half), or fp32 holding half values (activation
   // gradients are rounded), whose half copy is exact.
   const Tensor dy_half = dy.dtype() == half ? dy : round_to(dy, half, MemCategory::Workspace);  // (..., out)
-  if (measuring(dy)) return dx;
+  if (!measuring(dy)) backward_half_products(x, dy_half, dx, dw, db, ones);
+  if (lora_) lora_->backward_half(x, dy_half, dx, saved);
+  return dx;
+}
+
+void Linear::backward_half_products(const Tensor& x, const Tensor& dy_half, const Tensor& dx, const Tensor* dw,
+                                    const Tensor* db, const Tensor& ones) const {
+  const DType half = x.dtype();
+  const int64_t rows = x.numel() / in_;
   const uint16_t *w = weight_->value.u16(), *g = dy_half.u16(), *xs = x.u16();
   const bool in_out = layout_ == WeightLayout::InOut;
-  if (dx.defined()) {
+  if (dx.defined() && dx.dtype() == DType::F32) {
+    if (in_out) gemm_half(half, false, true, rows, in_, out_, 1.0f, g, out_, w, out_, 0.0f, dx.f32(), in_);  // dy W^T
+    else gemm_half(half, false, false, rows, in_, out_, 1.0f, g, out_, w, in_, 0.0f, dx.f32(), in_);        // dy W
+  } else if (dx.defined()) {
     if (in_out) gemm_half_out(half, false, true, rows, in_, out_, 1.0f, g, out_, w, out_, nullptr, dx.u16(), in_);  // dy W^T
     else gemm_half_out(half, false, false, rows, in_, out_, 1.0f, g, out_, w, in_, nullptr, dx.u16(), in_);        // dy W
   }
@@ -107,7 +135,6 @@ Tensor Linear::backward_half(const Tensor& dy, Saved& saved, const RunContext& r
     std::fill(ones.u16() + 1, ones.u16() + rows, ones.u16()[0]);
     gemm_half(half, false, false, 1, out_, rows, 1.0f, ones.u16(), rows, g, out_, 1.0f, db->f32(), out_);
   }
-  return dx;
 }
 
 Tensor Linear::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {

@@ -24,8 +24,9 @@ class Linear : public Layer {
   Tensor backward(const Tensor& dy, Saved& saved, const RunContext& rc) override;  // saved: x
   void collect_params(std::vector<Param*>& out) override;
   std::string kind() const override { return "linear"; }
-  // With bf16 units (kernels/gemm.h has_half_gemm), no adapter (its chunked kernels are fp32) and
-  // the weight stored in `half`: x and W go into the GEMMs as they are, accumulated in fp32.
+  // With bf16 units (kernels/gemm.h has_half_gemm) and the weight stored in `half`: x and W go into
+  // the GEMMs as they are, accumulated in fp32; an adapter's products too, unless it has dropout
+  // (its masks are drawn on fp32 inputs).
   bool computes_in(DType half) const override;
 
   int64_t in_features() const { return in_; }
@@ -52,7 +53,12 @@ class Linear : public Layer {
   Tensor output_like(const Tensor& x, int64_t last, MemCategory category) const;
   // The layer with half x and W (computes_in): y = x W + b and its backward on half-precision GEMMs.
   Tensor forward_half(const Tensor& x, Saved& saved);
+  // The same with a LoRA adapter: y (fp32, rounded by the caller) = x W + b + scale h B^T.
+  Tensor forward_half_lora(const Tensor& x, Saved& saved);
   Tensor backward_half(const Tensor& dy, Saved& saved, const RunContext& rc);
+  // Its GEMMs: dx (half, or fp32 for an adapter to add to) = dy W^T, dW += x^T dy, db += 1^T dy.
+  void backward_half_products(const Tensor& x, const Tensor& dy_half, const Tensor& dx, const Tensor* dw,
+                              const Tensor* db, const Tensor& ones) const;
   // The weight the GEMMs multiply by, as fp32: the weight itself, or a workspace copy that is
   // widened from a half-precision frozen weight and/or holds W + scale B A of a folded adapter.
   Tensor gemm_weight(bool fold_lora) const;

@@ -104,6 +104,38 @@ void LoraAdapter::backward(const Tensor& x, const Tensor& dy, const Tensor& dx, 
     if (kept(rc, x, i, keep)) out[i] += add[i] * inv;
 }
 
+void LoraAdapter::forward_half(const Tensor& x, const Tensor& y, Saved& saved) const {
+  const DType half = x.dtype();
+  const int64_t rows = x.numel() / in_, r = config_.rank;
+  Tensor h = Tensor::empty({rows, r}, DType::F32, MemCategory::Activations);  // (rows, r) = x A^T
+  saved.tensors.push_back(h);
+  const Tensor b = widen(b_.value);  // (out, r) fp32: h stays fp32 until y has its part
+  if (measuring(x)) return;
+  check(a_.value.dtype() == half, "LoRA " + a_.name + ": A is not in the input's half type");
+  gemm_half(half, false, true, rows, r, in_, 1.0f, x.u16(), in_, a_.value.u16(), in_, 0.0f, h.f32(), r);
+  gemm(false, true, rows, out_, r, static_cast<float>(config_.scale()), h.f32(), r, b.f32(), r, 1.0f, y.f32(), out_);
+}
+
+void LoraAdapter::backward_half(const Tensor& x, const Tensor& dy_half, const Tensor& dx, Saved& saved) {
+  const DType half = x.dtype();
+  const int64_t rows = x.numel() / in_, r = config_.rank;
+  const Tensor& h = saved.tensors.back();  // (rows, r) in the half type (stored as an activation)
+  Tensor g = Tensor::empty({rows, r}, DType::F32, MemCategory::Workspace);  // dy B
+  const Tensor g_half = Tensor::empty({rows, r}, half, MemCategory::Workspace);
+  const Tensor& da = a_.ensure_grad();
+  const Tensor& db = b_.ensure_grad();
+  Tensor a;  // (r, in) fp32, for dx += scale g A
+  if (dx.defined()) a = widen(a_.value);
+  if (measuring(dy_half)) return;
+  check(h.dtype() == half && b_.value.dtype() == half, "LoRA " + a_.name + ": h and B are not in the input's half type");
+  const float scale = static_cast<float>(config_.scale());
+  gemm_half(half, false, false, rows, r, out_, 1.0f, dy_half.u16(), out_, b_.value.u16(), r, 0.0f, g.f32(), r);  // g = dy B
+  gemm_half(half, true, false, out_, r, rows, scale, dy_half.u16(), out_, h.u16(), r, 1.0f, db.f32(), r);       // dB += s dy^T h
+  round_into(g, g_half);
+  gemm_half(half, true, false, r, in_, rows, scale, g_half.u16(), r, x.u16(), in_, 1.0f, da.f32(), in_);        // dA += s g^T x
+  if (dx.defined()) gemm(false, false, rows, in_, r, scale, g.f32(), r, a.f32(), in_, 1.0f, dx.f32(), in_);     // dx += s g A
+}
+
 void LoraAdapter::merge_into(const Tensor& weight, bool in_out_layout, float sign) const {
   lora_fold(in_out_layout, in_, out_, config_.rank, sign * static_cast<float>(config_.scale()), weight.f32(),
             widen(a_.value).f32(), widen(b_.value).f32(), weight.f32());

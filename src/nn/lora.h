@@ -40,6 +40,16 @@ class LoraAdapter {
   void backward(const Tensor& x, const Tensor& dy, const Tensor& dx, Saved& saved, const RunContext& rc,
                 bool folded, const Tensor& folded_weight, bool in_out_layout);
 
+  // On the half units (the layer's x, A and B in one half type, no dropout: computes_in_half):
+  // saves h = x A^T (rows, r) and adds y (rows, out, fp32) += scale * h B^T; the layer computed
+  // y = x W + b on the half units first. Never folded: a folded half weight would round the small
+  // scale B A away.
+  bool computes_in_half() const { return config_.dropout == 0; }
+  void forward_half(const Tensor& x, const Tensor& y, Saved& saved) const;
+  // Accumulates dA = scale g^T x and dB = scale dy^T h (g = dy B) from half x, h and dy, and adds
+  // the LoRA path's input gradient scale g A into dx (rows, in, fp32) when it is defined.
+  void backward_half(const Tensor& x, const Tensor& dy_half, const Tensor& dx, Saved& saved);
+
   // W (in, out) or (out, in) += sign * scale * (B A) in that layout: merge (+1) / unmerge (-1).
   void merge_into(const Tensor& weight, bool in_out_layout, float sign) const;
   // folded = weight + scale * (B A), both fp32 of the same shape (folded may be weight).

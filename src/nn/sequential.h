@@ -15,6 +15,9 @@ class Sequential : public Layer {
   Tensor backward(const Tensor& dy, Saved& saved, const RunContext& rc) override;
   void collect_params(std::vector<Param*>& out) override;
   std::string kind() const override { return kind_; }
+  // A composite takes half inputs as they are: it calls each child through forward_child and
+  // backward_child, which widen for the children that compute in fp32 (nn/half_storage.h).
+  bool computes_in(DType half) const override { return true; }
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
 
  private:

@@ -65,7 +65,10 @@ Tensor TransformerBlock::backward(const Tensor& dy, Saved& saved, const RunConte
     g = step(c_fc_, kCFc, g);                  // (B, T, D)
     dx2 = step(ln2_, kLn2, g);
   }
-  if (!measuring(dy)) add_inplace(dx2.f32(), dy.f32(), dy.numel());
+  {
+    const Tensor dy32 = widen(dy);  // dy itself when fp32 (as the executor hands it)
+    if (!measuring(dy)) add_inplace(dx2.f32(), dy32.f32(), dy.numel());
+  }
   round_activation_in_place(dx2, rc);
   Tensor g = step(attn_proj_, kAttnProj, dx2);  // (B, T, D)
   g = step(attn_, kAttn, g);                    // (B, T, 3D)

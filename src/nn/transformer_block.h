@@ -17,6 +17,9 @@ class TransformerBlock : public Layer {
   Tensor backward(const Tensor& dy, Saved& saved, const RunContext& rc) override;
   void collect_params(std::vector<Param*>& out) override;
   std::string kind() const override { return "transformer_block"; }
+  // A composite takes half inputs as they are: it calls each child through forward_child and
+  // backward_child, which widen for the children that compute in fp32 (nn/half_storage.h).
+  bool computes_in(DType half) const override { return true; }
 
   Linear& c_attn() { return c_attn_; }
   Linear& attn_proj() { return attn_proj_; }
