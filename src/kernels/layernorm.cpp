@@ -71,6 +71,16 @@ void backward_rows(RowX row_x, RowDy row_dy, const float* w, const float* mean, 
   }
 }
 
+// row(n, thread): row n of the half matrix v (D wide) widened into the thread's part of `rows`
+// (2 * D floats per thread), at `offset` floats into it.
+auto widened_rows(DType type, const uint16_t* v, float* rows, int64_t D, int64_t offset) {
+  return [=](int64_t n, int t) {
+    float* r = rows + 2 * D * t + offset;
+    half_to_float(v + n * D, type, r, D);
+    return static_cast<const float*>(r);
+  };
+}
+
 }  // namespace
 
 void layernorm_forward(const float* x, const float* w, const float* b, float* y, float* mean, float* rstd,
@@ -100,27 +110,15 @@ void layernorm_forward_half(DType type, const uint16_t* x, const float* w, const
 void layernorm_backward_half(DType type, const uint16_t* x, const float* w, const float* mean, const float* rstd,
                              const float* dy, float* dx, float* dw, float* db, int64_t N, int64_t D, float* partials,
                              float* rows) {
-  const auto row_x = [&](int64_t n, int t) {
-    float* xr = rows + 2 * D * t;
-    half_to_float(x + n * D, type, xr, D);
-    return static_cast<const float*>(xr);
-  };
+  const auto row_x = widened_rows(type, x, rows, D, 0);
   backward_rows(row_x, [&](int64_t n, int) { return dy + n * D; }, w, mean, rstd, dx, dw, db, N, D, partials);
 }
 
 void layernorm_backward_half(DType type, const uint16_t* x, const float* w, const float* mean, const float* rstd,
                              const uint16_t* dy, float* dx, float* dw, float* db, int64_t N, int64_t D, float* partials,
                              float* rows) {
-  const auto row_x = [&](int64_t n, int t) {
-    float* xr = rows + 2 * D * t;
-    half_to_float(x + n * D, type, xr, D);
-    return static_cast<const float*>(xr);
-  };
-  const auto row_dy = [&](int64_t n, int t) {  // the second half of the thread's rows
-    float* dyr = rows + 2 * D * t + D;
-    half_to_float(dy + n * D, type, dyr, D);
-    return static_cast<const float*>(dyr);
-  };
+  const auto row_x = widened_rows(type, x, rows, D, 0);
+  const auto row_dy = widened_rows(type, dy, rows, D, D);  // the second half of the thread's rows
   backward_rows(row_x, row_dy, w, mean, rstd, dx, dw, db, N, D, partials);
 }
 
