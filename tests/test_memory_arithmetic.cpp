@@ -45,9 +45,9 @@ TEST(MemoryArithmetic, GptParamsActivationsGradsOptimizer) {
   // + mean/rstd (2BT), qkv (3BTD), attention output (BTD) + probabilities (BHTT), first residual
   // (BTD), ln_2 output (BTD) + 2BT, c_fc output (4BTD), GELU output (4BTD), block output (BTD):
   // 16 BTD + 4 BT + BHTT floats. Plus token ids and targets (2 BT int32), the embedding output
-  // (BTD), ln_f (BTD + 2BT) and the logits (BTV).
+  // (BTD) and ln_f (BTD + 2BT); no logits: the tied head is fused with the loss (nn/lm_head.h).
   const int64_t per_block = 16 * B * T * D + 4 * B * T + B * H * T * T;
-  const int64_t activations = 2 * B * T + B * T * D + L * per_block + B * T * D + 2 * B * T + B * T * V;
+  const int64_t activations = 2 * B * T + B * T * D + L * per_block + B * T * D + 2 * B * T;
   EXPECT_EQ(ledger.peak()[MemCategory::Activations], static_cast<size_t>(activations * 4));
 
   const MemoryPlan plan = plan_training_memory(

@@ -6,7 +6,6 @@
 #include "models/config_json.h"
 #include "nn/layernorm.h"
 #include "nn/linear.h"
-#include "nn/sequential.h"
 #include "nn/transformer_block.h"
 
 namespace frugal {
@@ -65,11 +64,9 @@ Gpt::Gpt(const GptConfig& config, int64_t context) : config_(config) {
   blocks_.push_back(std::move(embedding));
   for (int64_t i = 0; i < config.n_layer; ++i)
     blocks_.push_back(std::make_unique<TransformerBlock>(static_cast<int>(i), config.n_embd, config.n_head, eps));
-  auto head = std::make_unique<Sequential>("lm_head");
-  head->add(std::make_unique<LayerNorm>("ln_f", config.n_embd, eps));
-  // logits = h wte^T: wte (V, D) is an OutIn weight of a D -> V linear.
-  head->add(std::make_unique<Linear>(&embedding_->wte(), config.n_embd, config.vocab_size, WeightLayout::OutIn));
-  blocks_.push_back(std::move(head));
+  blocks_.push_back(std::make_unique<LayerNorm>("ln_f", config.n_embd, eps));
+  // logits = h wte^T, never held whole in training (nn/lm_head.h)
+  head_ = std::make_unique<TiedLmHead>(&embedding_->wte(), config.n_embd, config.vocab_size);
 }
 
 std::vector<std::pair<std::string, Linear*>> Gpt::adaptable_linears() const {

@@ -1,7 +1,8 @@
 #pragma once
 // GPT-2, exactly: learned positions, pre-LayerNorm blocks, tanh-GELU, causal attention scaled by
 // 1/sqrt(head_dim), final LayerNorm, LM head tied to wte. The chain is
-//   [embedding] [block 0] ... [block L-1] [ln_f + tied head]  (L + 2 blocks)
+//   [embedding] [block 0] ... [block L-1] [ln_f]  (L + 2 blocks)
+// and the tied head, fused with the cross-entropy loss, follows it (lm_head()).
 #include "models/model.h"
 #include "nn/embedding.h"
 
@@ -33,6 +34,7 @@ class Gpt : public Model {
   void init_weights(uint64_t seed) override;
   std::vector<std::pair<std::string, Linear*>> adaptable_linears() const override;
   std::string peft_key_prefix() const override { return "base_model.model.transformer."; }
+  TiedLmHead* lm_head() override { return head_.get(); }
 
   const GptConfig& gpt_config() const { return config_; }
   int64_t context() const { return context_; }
@@ -42,6 +44,7 @@ class Gpt : public Model {
   GptConfig config_;
   int64_t context_;
   Embedding* embedding_;
+  std::unique_ptr<TiedLmHead> head_;
 };
 
 }  // namespace frugal

@@ -9,6 +9,7 @@
 #include "core/tensor_init.h"
 #include "nn/layer.h"
 #include "nn/linear.h"
+#include "nn/lm_head.h"
 
 namespace frugal {
 
@@ -43,6 +44,10 @@ class Model {
   // PEFT puts before those names in adapter keys.
   virtual std::vector<std::pair<std::string, Linear*>> adaptable_linears() const = 0;
   virtual std::string peft_key_prefix() const { return "base_model.model."; }
+  // A model whose output layer is fused with its loss (GPT: the tied LM head and cross-entropy,
+  // nn/lm_head.h) ends its chain before that layer; the executor computes the loss and the chain
+  // output's gradient through this head, forward_only turns the chain output into logits with it.
+  virtual TiedLmHead* lm_head() { return nullptr; }
 
  protected:
   // Buffers that are saved but never optimized; models with BatchNorm override.

@@ -46,8 +46,10 @@ class Linear : public Layer {
   // into an fp32 workspace copy for the GEMM.
   void store_frozen_weight_as(DType dtype);
 
-  // Weight-gradient GEMMs run by all Linear layers in this process: frozen weights add none.
+  // Weight-gradient GEMMs run by all Linear layers (and the tied LM head, nn/lm_head.h) in this
+  // process: frozen weights add none.
   static int64_t weight_gradient_gemms() { return weight_gradient_gemms_.load(); }
+  static void count_weight_gradient_gemm() { ++weight_gradient_gemms_; }
 
  private:
   Tensor output_like(const Tensor& x, int64_t last, MemCategory category) const;

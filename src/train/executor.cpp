@@ -56,11 +56,15 @@ class Pass {
   void loss(int i) {
     check(i == n_ - 1 && inputs_[n_].defined() && !loss_done_, "schedule: the loss needs the last block's output");
     ledger_.set_phase("loss");
-    result_.loss = loss_forward_backward(model_.loss_kind(), widen_activation(inputs_[n_], rc_), batch_.targets,
-                                         normalizer_, grad_);
-    if (rc_.loss_scale != 1.0f && grad_.has_data()) scale_inplace(grad_.f32(), rc_.loss_scale, grad_.numel());
+    if (TiedLmHead* head = model_.lm_head()) {  // head and loss fused: scaled by loss_scale inside
+      result_.loss = head->loss_forward_backward(inputs_[n_], batch_.targets, normalizer_, rc_, grad_);
+    } else {
+      result_.loss = loss_forward_backward(model_.loss_kind(), widen_activation(inputs_[n_], rc_), batch_.targets,
+                                           normalizer_, grad_);
+      if (rc_.loss_scale != 1.0f && grad_.has_data()) scale_inplace(grad_.f32(), rc_.loss_scale, grad_.numel());
+    }
     round_activation_in_place(grad_, rc_);
-    inputs_[n_] = Tensor();  // the logits are not needed once their gradient exists
+    inputs_[n_] = Tensor();  // the chain's output is not needed once its gradient exists
     loss_done_ = true;
   }
 
@@ -114,6 +118,7 @@ Tensor forward_only(Model& model, const Tensor& inputs, const RunContext& rc) {
     Saved discard;
     h = forward_child(*block, h, discard, rc);
   }
+  if (TiedLmHead* head = model.lm_head()) return head->logits(h);
   return widen_activation(h, rc);
 }
 

@@ -19,7 +19,8 @@ struct PassResult {
 PassResult forward_backward(Model& model, const Batch& batch, double normalizer, const RunContext& rc,
                             const Schedule* schedule = nullptr);
 
-// Forward only (evaluation, generation); returns the chain's output, saves nothing for backward.
+// Forward only (evaluation, generation); returns the chain's output (logits, through the model's LM
+// head when it has one), saves nothing for backward.
 Tensor forward_only(Model& model, const Tensor& inputs, const RunContext& rc);
 
 }  // namespace frugal

@@ -1,0 +1,46 @@
+#pragma once
+// GPT-2's LM head tied to wte (logits = h wte^T) fused with the cross-entropy loss
+// (kernels/lm_head_loss.h): training never holds the (B, T, V) logits or their gradient, only one
+// chunk of rows x V. Not a block of the chain: the model's chain ends with ln_f, and the executor
+// hands its output here for the loss; evaluation and generation ask it for logits.
+#include "kernels/lm_head_loss.h"
+#include "nn/layer.h"
+
+namespace frugal {
+
+class TiedLmHead {
+ public:
+  TiedLmHead(Param* wte, int64_t dim, int64_t vocab);
+
+  // hidden (B, T, D) in fp32 or the half type; targets (B, T) int32, -100 ignored. Returns the summed
+  // loss of the counted targets / normalizer; sets dhidden (B, T, D) Workspace, multiplied by
+  // rc.loss_scale (half when hidden and wte are half on the half units, else fp32); adds the head's
+  // share to wte's gradient when wte is trainable.
+  double loss_forward_backward(const Tensor& hidden, const Tensor& targets, double normalizer, const RunContext& rc,
+                               Tensor& dhidden);
+  // The same loss without any gradient (evaluation).
+  double loss(const Tensor& hidden, const Tensor& targets, double normalizer, const RunContext& rc);
+  // (..., V) fp32 Workspace logits of hidden (..., D).
+  Tensor logits(const Tensor& hidden);
+
+  // Rows per chunk (>= 1); the default is kDefaultChunkRows.
+  void set_chunk_rows(int64_t rows);
+  int64_t chunk_rows() const { return chunk_rows_; }
+  // Measured on GPT-2 small's head (docs/BENCHMARKS.md "Fused LM head"): from 256 rows up the
+  // products run at the GEMM's full rate; the chunk's logits are rows x V x 4 bytes (49 MiB at V = 50,257).
+  static constexpr int64_t kDefaultChunkRows = 256;
+  // Rows of a half wte widened at a time when there are no half units to multiply it directly.
+  static constexpr int64_t kVocabBlock = 4096;
+
+ private:
+  double run(const Tensor& hidden, const Tensor& targets, double normalizer, const RunContext& rc, Tensor* dhidden);
+  void check_inputs(const Tensor& hidden, const Tensor& targets, double normalizer) const;
+  // wte as the kernels take it; a half wte gets its widening scratch in `block`.
+  HeadWeight weight_view(Tensor& block) const;
+
+  Param* wte_;  // (V, D), owned by the embedding
+  int64_t dim_, vocab_;
+  int64_t chunk_rows_ = kDefaultChunkRows;
+};
+
+}  // namespace frugal
