@@ -25,6 +25,7 @@
 // two real Trainer steps (and that run's step-1 loss equals the gradient run's, to the bit).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -101,7 +102,7 @@ TrainOptions options_for(const Group& g, const std::string& checkpoint, int64_t 
   o.micro_batch = kBatch / g.accum;
   o.accum = g.accum;
   o.optimizer = "sgd";
-  o.lr = 0.5f;  // large enough that step 1's update changes step 2's gradients (checked below)
+  o.lr = 0.5f;  // large enough that step 0's update changes step 1's gradients (checked below)
   o.schedule = "constant";
   o.checkpoint = checkpoint;
   o.activation_budget = budget;
