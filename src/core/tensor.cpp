@@ -16,8 +16,8 @@ Shape::Shape(std::initializer_list<int64_t> dims) {
 
 int64_t Shape::numel() const {
   int64_t n = 1;
-  for (int i = 0; i < ndim_; ++i)
-    check(!__builtin_mul_overflow(n, dims_[i], &n), "tensor shape " + str() + " has too many elements");
+  for (int i = 0; i < ndim_; ++i)  // the message only on overflow: numel() runs in inner loops
+    if (__builtin_mul_overflow(n, dims_[i], &n)) throw Error("tensor shape " + str() + " has too many elements");
   return n;
 }
 
