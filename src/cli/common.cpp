@@ -14,6 +14,7 @@
 #include "models/gpt.h"
 #include "models/mlp.h"
 #include "models/model_io.h"
+#include "models/param_storage.h"
 
 namespace frugal::cli {
 
@@ -144,6 +145,15 @@ int64_t or_default(int64_t value, int64_t fallback) { return value > 0 ? value :
 }  // namespace
 
 namespace {
+// The modules --lora-targets names, or the default: GPT's c_attn, every linear layer elsewhere.
+std::vector<std::string> lora_targets(const LoraFlags& lora, const Model& model) {
+  if (!lora.targets.empty()) return parse_lora_targets(lora.targets);
+  if (model.arch() == "gpt") return {"c_attn"};
+  std::vector<std::string> all;
+  for (const auto& [name, linear] : model.adaptable_linears()) all.push_back(name);
+  return all;
+}
+
 void attach_lora(Model& model, const LoraFlags& lora, uint64_t seed, LoraSettings* used) {
   check(lora.active() || lora.base_precision == "fp32", "--base-precision applies to LoRA's frozen weights: add --lora-rank");
   check(lora.active() || (lora.alpha == 0 && lora.dropout == 0 && lora.targets.empty()),
@@ -159,37 +169,20 @@ void attach_lora(Model& model, const LoraFlags& lora, uint64_t seed, LoraSetting
     settings.config.rank = lora.rank;
     settings.config.alpha = lora.alpha > 0 ? lora.alpha : static_cast<double>(lora.rank);
     settings.config.dropout = lora.dropout;
-    if (!lora.targets.empty()) {
-      settings.targets = parse_lora_targets(lora.targets);
-    } else if (model.arch() == "gpt") {
-      settings.targets = {"c_attn"};
-    } else {
-      for (const auto& [name, linear] : model.adaptable_linears()) settings.targets.push_back(name);
-    }
+    settings.targets = lora_targets(lora, model);
     apply_lora(model, settings, seed);
   }
   store_adapted_weights_as(model, parse_precision(lora.base_precision, "--base-precision"));
   if (used) *used = settings;
 }
-}  // namespace
 
-std::unique_ptr<Model> build_model(const ModelFlags& f, const std::string& data, uint64_t seed, bool with_weights,
-                                   const LoraFlags& lora, LoraSettings* lora_used) {
-  std::unique_ptr<Model> model = build_base_model(f, data, seed, with_weights);
-  attach_lora(*model, lora, seed, lora_used);
-  return model;
-}
-
-std::unique_ptr<Model> build_base_model(const ModelFlags& f, const std::string& data, uint64_t seed, bool with_weights) {
+// The model of the flags with shapes only: no weights are read or drawn here.
+std::unique_ptr<Model> construct_base_model(const ModelFlags& f, const std::string& data) {
   std::unique_ptr<Model> model;
   if (!f.model_dir.empty()) {
     check(f.layers == 0 && f.dim == 0 && f.heads == 0 && f.vocab == 0 && f.norm.empty() && !f.batchnorm,
           "--model " + f.model_dir + " brings its own architecture: drop --layers/--dim/--heads/--vocab/--norm/--batchnorm");
-    if (with_weights) {
-      model = load_model(f.model_dir);
-    } else {
-      model = model_from_config(read_model_config(f.model_dir));
-    }
+    model = model_from_config(read_model_config(f.model_dir));
     if (f.ctx > 0) {
       check(model->arch() == "gpt", "--ctx applies to GPT models only");
       static_cast<Gpt&>(*model).set_context(f.ctx);
@@ -228,7 +221,34 @@ std::unique_ptr<Model> build_base_model(const ModelFlags& f, const std::string& 
   check(f.arch == "mlp" || !f.batchnorm, "--batchnorm applies to --arch mlp only (the CNN's --norm defaults to batch)");
   check(f.arch == "mlp" || f.arch == "cnn" || f.norm.empty(), "--norm applies to --arch mlp and cnn only");
   check(!f.batchnorm || f.norm.empty() || f.norm == "batch", "--batchnorm contradicts --norm " + f.norm);
-  if (with_weights) model->init_weights(seed);
+  return model;
+}
+}  // namespace
+
+std::unique_ptr<Model> build_model(const ModelFlags& f, const std::string& data, uint64_t seed, bool with_weights,
+                                   const LoraFlags& lora, LoraSettings* lora_used, const StorageFlags& storage) {
+  std::unique_ptr<Model> model = build_base_model(f, data, seed, with_weights, lora, storage);
+  attach_lora(*model, lora, seed, lora_used);
+  return model;
+}
+
+std::unique_ptr<Model> build_base_model(const ModelFlags& f, const std::string& data, uint64_t seed, bool with_weights,
+                                        const LoraFlags& lora, const StorageFlags& storage) {
+  // Every tensor is born in the type it keeps (models/param_storage.h): a half model never exists
+  // in fp32 as a whole, neither drawn nor loaded.
+  std::unique_ptr<Model> model = build_in_storage([&] { return construct_base_model(f, data); }, [&](const Model& m) {
+    ParamStorage s;
+    s.precision = storage.precision;
+    s.master_weights = storage.master_weights;
+    s.frozen_base = lora.active();
+    if (lora.active()) s.base = parse_precision(lora.base_precision, "--base-precision");
+    // (an --adapter's targets are in its directory: its weights are converted after, one at a time)
+    if (lora.active() && lora.adapter.empty()) s.adapted = adapted_weight_names(m, lora_targets(lora, m));
+    return s;
+  });
+  if (!with_weights) return model;
+  if (!f.model_dir.empty()) load_weights(*model, f.model_dir);
+  else model->init_weights(seed);
   return model;
 }
 

@@ -65,15 +65,24 @@ void apply_checkpoint_flags(const CheckpointFlags& flags, TrainOptions& options)
 void check_output_file(const std::string& path, const std::string& flag);
 void prepare_output_dir(const std::string& dir, const std::string& flag);
 
-// The model of --arch (fresh, weights from the seed) or --model DIR (loaded), without LoRA. With
-// with_weights = false the model is only built (for the planner's measuring ledger).
+// The storage a run gives its weights (--precision, --master-weights): parameters are born in it.
+struct StorageFlags {
+  DType precision = DType::F32;
+  bool master_weights = true;
+};
+inline StorageFlags storage_flags(const TrainOptions& o) { return {o.precision, o.master_weights}; }
+
+// The model of --arch (fresh, weights from the seed) or --model DIR (loaded), without LoRA, each
+// tensor born in the type the run keeps it in (LoRA flags say which base weights are frozen and
+// adapted). With with_weights = false the model is only built (for the planner's measuring ledger).
 std::unique_ptr<Model> build_base_model(const ModelFlags& flags, const std::string& data, uint64_t seed,
-                                        bool with_weights);
+                                        bool with_weights, const LoraFlags& lora = {}, const StorageFlags& storage = {});
 
 // build_base_model, then with LoRA flags the adapters attached (or loaded) and the base frozen;
 // `lora_used` receives the settings when it is not null.
 std::unique_ptr<Model> build_model(const ModelFlags& flags, const std::string& data, uint64_t seed,
-                                   bool with_weights, const LoraFlags& lora = {}, LoraSettings* lora_used = nullptr);
+                                   bool with_weights, const LoraFlags& lora = {}, LoraSettings* lora_used = nullptr,
+                                   const StorageFlags& storage = {});
 
 // `frugal NAME` subcommands; each registers its flags and the function that runs it.
 void register_train(CLI::App& app);

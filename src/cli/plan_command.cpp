@@ -28,7 +28,9 @@ void run_plan(PlanFlags& f) {
   apply_precision_flags(f.precision, f.options);
   apply_threads(f.threads);  // per-thread scratch is part of the workspace
   const MemoryPlan plan = plan_training_memory(
-      [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora); }, f.options);
+      [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora, nullptr,
+                               storage_flags(f.options)); },
+      f.options);
   if (f.json) {
     nlohmann::json j{{"predicted_memory", memory_json(plan.peak)},
                      {"forward_calls", plan.forward_calls},

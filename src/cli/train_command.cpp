@@ -121,8 +121,11 @@ void apply_train_flags(TrainFlags& f, bool lead) {
 void build_run(TrainRun& run) {
   TrainFlags& f = run.flags;
   run.plan = plan_training_memory(
-      [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora); }, f.options);
-  run.model = build_model(f.model, f.data, f.options.seed, /*with_weights=*/true, f.lora, &run.lora);
+      [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora, nullptr,
+                               storage_flags(f.options)); },
+      f.options);
+  run.model = build_model(f.model, f.data, f.options.seed, /*with_weights=*/true, f.lora, &run.lora,
+                          storage_flags(f.options));
   run.data = make_data_source(f.data, *run.model, f.options.seed);
   run.trainer = std::make_unique<Trainer>(*run.model, *run.data, f.options);
   if (run.resume) restore_training_checkpoint(*run.resume, *run.trainer);

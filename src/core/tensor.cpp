@@ -1,8 +1,10 @@
 #include "core/tensor.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
+#include "core/half.h"
 
 namespace frugal {
 
@@ -124,6 +126,11 @@ void Tensor::fill_zero() const {
 
 void Tensor::fill(float value) const {
   if (!has_data()) return;
+  if (dtype_ == DType::F16 || dtype_ == DType::BF16) {  // a parameter born in a half type
+    const uint16_t bits = dtype_ == DType::F16 ? f32_to_f16(value) : f32_to_bf16(value);
+    std::fill(u16(), u16() + numel(), bits);
+    return;
+  }
   float* p = f32();
   for (int64_t i = 0; i < numel(); ++i) p[i] = value;
 }

@@ -86,7 +86,7 @@ class Tensor {
   // A new buffer (in `category`) holding a copy of this tensor's data.
   Tensor clone(MemCategory category) const;
   void fill_zero() const;
-  void fill(float value) const;  // f32; no-op without data (measure mode)
+  void fill(float value) const;  // f32, f16 or bf16 (rounded); no-op without data (measure mode)
   void copy_from(const Tensor& src) const;  // same dtype and numel
 
  private:

@@ -1,22 +1,37 @@
 #include "core/tensor_init.h"
 
+#include "core/half.h"
 #include "core/rng.h"
 
 namespace frugal {
 
-void init_normal(const Tensor& t, uint64_t seed, uint64_t stream, float std) {
-  if (!t.has_data()) return;
+namespace {
+// t[i] = value(i), rounded to nearest-even when t is born in a half type: the same bits as drawing
+// into fp32 and rounding the tensor afterwards, without an fp32 copy.
+template <typename Value>
+void fill_elements(const Tensor& t, Value value) {
+  const int64_t n = t.numel();
+  if (t.dtype() == DType::F16 || t.dtype() == DType::BF16) {
+    uint16_t* p = t.u16();
+    const bool f16 = t.dtype() == DType::F16;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) p[i] = f16 ? f32_to_f16(value(i)) : f32_to_bf16(value(i));
+    return;
+  }
   float* p = t.f32();
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] = std * rng_normal(seed, stream, static_cast<uint64_t>(i));
+  for (int64_t i = 0; i < n; ++i) p[i] = value(i);
+}
+}  // namespace
+
+void init_normal(const Tensor& t, uint64_t seed, uint64_t stream, float std) {
+  if (!t.has_data()) return;
+  fill_elements(t, [&](int64_t i) { return std * rng_normal(seed, stream, static_cast<uint64_t>(i)); });
 }
 
 void init_uniform(const Tensor& t, uint64_t seed, uint64_t stream, float bound) {
   if (!t.has_data()) return;
-  float* p = t.f32();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < t.numel(); ++i)
-    p[i] = bound * (2.0f * rng_uniform(seed, stream, static_cast<uint64_t>(i)) - 1.0f);
+  fill_elements(t, [&](int64_t i) { return bound * (2.0f * rng_uniform(seed, stream, static_cast<uint64_t>(i)) - 1.0f); });
 }
 
 uint64_t name_stream(const std::string& name) {

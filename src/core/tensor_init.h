@@ -7,7 +7,8 @@
 
 namespace frugal {
 
-// N(0, std^2). No-op without data (measure mode).
+// N(0, std^2), into an fp32 tensor or one born in fp16/bf16 (rounded per element). No-op without
+// data (measure mode).
 void init_normal(const Tensor& t, uint64_t seed, uint64_t stream, float std);
 // U(-bound, bound). No-op without data.
 void init_uniform(const Tensor& t, uint64_t seed, uint64_t stream, float bound);

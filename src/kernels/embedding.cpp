@@ -1,6 +1,9 @@
 #include "kernels/embedding.h"
 
 #include <algorithm>
+#include <vector>
+
+#include "kernels/convert.h"
 
 namespace frugal {
 
@@ -12,6 +15,21 @@ void embedding_forward(const int32_t* tokens, const float* wte, const float* wpe
     const float* pe = wpe + (bt % T) * D;
     float* out = y + bt * D;
     for (int64_t i = 0; i < D; ++i) out[i] = te[i] + pe[i];
+  }
+}
+
+void embedding_forward_half(DType type, const int32_t* tokens, const uint16_t* wte, const uint16_t* wpe, float* y,
+                            int64_t B, int64_t T, int64_t D) {
+#pragma omp parallel
+  {
+    std::vector<float> position(static_cast<size_t>(D));  // this thread's widened wpe row
+#pragma omp for schedule(static)
+    for (int64_t bt = 0; bt < B * T; ++bt) {
+      float* out = y + bt * D;
+      half_to_float(wte + static_cast<int64_t>(tokens[bt]) * D, type, out, D);
+      half_to_float(wpe + (bt % T) * D, type, position.data(), D);
+      for (int64_t i = 0; i < D; ++i) out[i] += position[i];
+    }
   }
 }
 

@@ -2,11 +2,17 @@
 // Token + position embedding (GPT-2).
 #include <cstdint>
 
+#include "core/dtype.h"
+
 namespace frugal {
 
 // tokens: (B, T) ids already range-checked; wte: (V, D); wpe: (>=T, D); y: (B, T, D).
 void embedding_forward(const int32_t* tokens, const float* wte, const float* wpe, float* y, int64_t B, int64_t T,
                        int64_t D);
+// The same with wte and wpe stored in a half type (F16/BF16): each looked-up row widened on its own,
+// never the whole table. y stays fp32.
+void embedding_forward_half(DType type, const int32_t* tokens, const uint16_t* wte, const uint16_t* wpe, float* y,
+                            int64_t B, int64_t T, int64_t D);
 // dwte, dwpe accumulated (+=). Parallel over the D columns, so repeated ids never race.
 void embedding_backward(const int32_t* tokens, const float* dy, float* dwte, float* dwpe, int64_t B, int64_t T,
                         int64_t D);

@@ -1,5 +1,6 @@
 #include "models/lora_setup.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -50,6 +51,14 @@ void apply_lora(Model& model, const LoraSettings& settings, uint64_t seed) {
     throw Error("LoRA target '" + target + "' matches no module of this " + model.arch() + " (modules: " + names +
                 (linears.size() > 4 ? ", ..." : "") + ")");
   }
+}
+
+std::vector<std::string> adapted_weight_names(const Model& model, const std::vector<std::string>& targets) {
+  std::vector<std::string> out;
+  for (const auto& [name, linear] : model.adaptable_linears())
+    if (std::any_of(targets.begin(), targets.end(), [&](const std::string& t) { return matches(name, t); }))
+      out.push_back(linear->weight().name);
+  return out;
 }
 
 std::vector<LoraAdapter*> lora_adapters(const Model& model) {

@@ -21,6 +21,9 @@ std::vector<std::string> parse_lora_targets(const std::string& csv);
 // Error if a target matches no module (naming the modules there are).
 void apply_lora(Model& model, const LoraSettings& settings, uint64_t seed);
 
+// The weight names ("h.0.attn.c_attn.weight") of the linear layers `targets` would adapt.
+std::vector<std::string> adapted_weight_names(const Model& model, const std::vector<std::string>& targets);
+
 // The adapters of a model (after apply_lora or load_adapter).
 std::vector<LoraAdapter*> lora_adapters(const Model& model);
 

@@ -1,7 +1,8 @@
 #include "models/model_io.h"
 
-#include <filesystem>
 #include <algorithm>
+#include <cstring>
+#include <filesystem>
 #include <regex>
 
 #include "core/error.h"
@@ -53,9 +54,9 @@ void check_tied_head(const SafetensorsFile& file, const Model& model) {
     const Tensor& wte = model.params()[0]->value;
     const std::string where = file.path() + ": " + head;
     check(file.shape(head) == wte.shape(), where + " has shape " + file.shape(head).str() + ", wte " + wte.shape().str());
-    Tensor lm = Tensor::empty(wte.shape(), DType::F32, MemCategory::Workspace);
+    Tensor lm = Tensor::empty(wte.shape(), wte.dtype(), MemCategory::Workspace);  // wte's type, converted alike
     file.load_into(head, lm);
-    check(std::equal(lm.f32(), lm.f32() + lm.numel(), wte.f32()),
+    check(std::memcmp(lm.raw(), wte.raw(), lm.nbytes()) == 0,
           where + " differs from wte.weight (frugal's GPT-2 ties them)");
   }
 }
@@ -64,6 +65,12 @@ void check_tied_head(const SafetensorsFile& file, const Model& model) {
 
 std::unique_ptr<Model> load_model(const std::string& dir) {
   std::unique_ptr<Model> model = model_from_config(read_model_config(dir));
+  load_weights(*model, dir);
+  return model;
+}
+
+void load_weights(Model& model_ref, const std::string& dir) {
+  Model* model = &model_ref;
   const std::string weights_path = dir + "/model.safetensors";
   check(fs::exists(weights_path), "model directory " + dir + " has no model.safetensors");
   const SafetensorsFile file = SafetensorsFile::open(weights_path);
@@ -88,7 +95,6 @@ std::unique_ptr<Model> load_model(const std::string& dir) {
   for (const auto& [canonical, name] : file_names)
     throw Error(weights_path + ": unexpected tensor '" + name + "' for this " + model->arch() + " configuration");
   if (gpt) check_tied_head(file, *model);
-  return model;
 }
 
 void save_model(const Model& model, const std::string& dir) {

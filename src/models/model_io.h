@@ -15,6 +15,9 @@ std::unique_ptr<Model> model_from_config(const nlohmann::json& config);
 // with the shape the config implies. GPT files may carry a "transformer." prefix, an
 // "lm_head.weight" (tied: must equal wte) and attention mask buffers, which are ignored.
 std::unique_ptr<Model> load_model(const std::string& dir);
+// The weights half of load_model: dir's model.safetensors into the model's tensors, converted per
+// tensor into whatever type each tensor was built in (models/param_storage.h).
+void load_weights(Model& model, const std::string& dir);
 
 // Writes config.json and model.safetensors (atomically each) into dir, creating it.
 void save_model(const Model& model, const std::string& dir);

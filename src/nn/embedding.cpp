@@ -19,13 +19,17 @@ Tensor Embedding::forward(const Tensor& tokens, Saved& saved, const RunContext& 
                              std::to_string(positions_));
   Tensor y = Tensor::empty({B, T, dim_}, DType::F32, MemCategory::Activations);  // (B, T, D)
   saved.tensors = {tokens};
-  const Tensor wte = widen(wte_.value), wpe = widen(wpe_.value);  // fp32 (workspace copies if half)
+  const DType type = wte_.value.dtype();
+  check(wpe_.value.dtype() == type, "embedding: wte and wpe are stored in different types");
   if (measuring(tokens)) return y;
   const int32_t* ids = tokens.i32();
   for (int64_t i = 0; i < B * T; ++i)
-    check(ids[i] >= 0 && ids[i] < vocab_,
-          "embedding: token id " + std::to_string(ids[i]) + " out of range for vocab_size " + std::to_string(vocab_));
-  embedding_forward(ids, wte.f32(), wpe.f32(), y.f32(), B, T, dim_);
+    check(ids[i] >= 0 && ids[i] < vocab_, "token id " + std::to_string(ids[i]) +
+                                              " in the data is out of range for the model's vocab_size " +
+                                              std::to_string(vocab_));
+  // A half table is read row by row (no fp32 copy of the whole 50,257 x 768 wte per call).
+  if (type == DType::F32) embedding_forward(ids, wte_.value.f32(), wpe_.value.f32(), y.f32(), B, T, dim_);
+  else embedding_forward_half(type, ids, wte_.value.u16(), wpe_.value.u16(), y.f32(), B, T, dim_);
   return y;
 }
 

@@ -28,7 +28,9 @@ MasterWeights::MasterWeights(const std::vector<Param*>& params, DType dtype, boo
     Param* p = params_[k];
     // A parameter this rank does not own is not trainable *here*: no master, no optimizer state.
     Param master{p->name, Tensor(), Tensor(), p->trainable && owned_[k]};
-    if (keep_master && master.trainable) {
+    if (keep_master && master.trainable && p->value.category() == MemCategory::MasterParams) {
+      master.value = p->value;  // born fp32 as the master (models/param_storage.h): adopted, not copied
+    } else if (keep_master && master.trainable) {
       master.value = Tensor::empty(p->value.shape(), DType::F32, MemCategory::MasterParams);
       master.value.copy_from(p->value);
     }
