@@ -436,3 +436,13 @@ TEST(Cli, FlagsThatWouldBeIgnoredAreRefused) {
   expect_one_line_error(run_frugal("train --arch gpt --lora-alpha 4 --steps 1"), "--lora-rank");
   expect_one_line_error(run_frugal("train --arch gpt --base-precision bf16 --steps 1"), "--lora-rank");
 }
+
+// Issue 15's bad inputs at scale: a chunk setting that cannot work, a context past the model's
+// n_positions, data whose token ids the model's vocabulary does not have.
+TEST(Cli, ScaleSettingsThatCannotWorkAreOneLineErrors) {
+  expect_one_line_error(run_frugal("train --arch gpt --loss-chunk -5 --steps 1"), "loss chunk");
+  expect_one_line_error(run_frugal("plan --arch gpt --loss-chunk -1"), "loss chunk");
+  expect_one_line_error(run_frugal("train --arch mlp --loss-chunk 8 --steps 1"), "--loss-chunk");
+  expect_one_line_error(run_frugal("train --model " + saved_gpt().string() + " --ctx 64 --steps 1"), "n_positions");
+  expect_one_line_error(run_frugal("train --arch gpt --vocab 100 --steps 1"), "vocab_size");
+}

@@ -33,6 +33,7 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_flag("--batchnorm", f.batchnorm, "BatchNorm between the MLP's layers (same as --norm batch)");
   app.add_option("--norm", f.norm, "normalisation in the MLP/CNN: none | batch | group | layer")
       ->check(CLI::IsMember({"none", "batch", "group", "layer"}));
+  app.add_option("--loss-chunk", f.loss_chunk, "gpt: rows per chunk of the fused LM head + loss (0: 256)");
 }
 
 void add_precision_flags(CLI::App& app, PrecisionFlags& f) {
@@ -177,7 +178,14 @@ void attach_lora(Model& model, const LoraFlags& lora, uint64_t seed, LoraSetting
 }
 
 // The model of the flags with shapes only: no weights are read or drawn here.
-std::unique_ptr<Model> construct_base_model(const ModelFlags& f, const std::string& data) {
+// Kernel settings of a GPT (chunk and tile sizes), checked here so a bad value is a one-line error.
+void apply_kernel_flags(const ModelFlags& f, Model& model) {
+  if (f.loss_chunk == 0) return;
+  check(model.arch() == "gpt", "--loss-chunk applies to GPT models only");
+  model.lm_head()->set_chunk_rows(f.loss_chunk);
+}
+
+std::unique_ptr<Model> construct_architecture(const ModelFlags& f, const std::string& data) {
   std::unique_ptr<Model> model;
   if (!f.model_dir.empty()) {
     check(f.layers == 0 && f.dim == 0 && f.heads == 0 && f.vocab == 0 && f.norm.empty() && !f.batchnorm,
@@ -221,6 +229,12 @@ std::unique_ptr<Model> construct_base_model(const ModelFlags& f, const std::stri
   check(f.arch == "mlp" || !f.batchnorm, "--batchnorm applies to --arch mlp only (the CNN's --norm defaults to batch)");
   check(f.arch == "mlp" || f.arch == "cnn" || f.norm.empty(), "--norm applies to --arch mlp and cnn only");
   check(!f.batchnorm || f.norm.empty() || f.norm == "batch", "--batchnorm contradicts --norm " + f.norm);
+  return model;
+}
+
+std::unique_ptr<Model> construct_base_model(const ModelFlags& f, const std::string& data) {
+  std::unique_ptr<Model> model = construct_architecture(f, data);
+  apply_kernel_flags(f, *model);
   return model;
 }
 }  // namespace

@@ -16,6 +16,7 @@ struct ModelFlags {
   int64_t layers = 0, dim = 0, heads = 0, ctx = 0, vocab = 0;  // 0: the architecture's default
   bool batchnorm = false;  // alias of --norm batch
   std::string norm;        // empty: the architecture's default (mlp none, cnn batch)
+  int64_t loss_chunk = 0;  // GPT: rows per chunk of the fused LM head + loss (0: its default)
 };
 
 // --precision fp32|fp16|bf16, --master-weights on|off, --loss-scale dynamic|none|VALUE and the
