@@ -34,7 +34,8 @@ void run_plan(PlanFlags& f) {
   if (f.json) {
     nlohmann::json j{{"predicted_memory", memory_json(plan.peak)},
                      {"forward_calls", plan.forward_calls},
-                     {"layer_count", plan.layer_count}};
+                     {"layer_count", plan.layer_count},
+                     {"kernels", plan.kernels}};
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
@@ -43,6 +44,7 @@ void run_plan(PlanFlags& f) {
   print_memory_table({"predicted"}, {plan.peak});
   std::printf("forward calls per step: %lld over %lld blocks\n", static_cast<long long>(plan.forward_calls),
               static_cast<long long>(plan.layer_count));
+  print_kernels(plan.kernels);
 }
 }  // namespace
 

@@ -207,6 +207,7 @@ nlohmann::json summarize(TrainRun& run) {
   facts.layer_count = static_cast<int64_t>(run.model->blocks().size());
   facts.measured = run.measured = run.ledger.peak();
   facts.predicted = run.plan.peak;
+  facts.kernels = run.plan.kernels;
   facts.at_peak = run.ledger.at_peak();
   run.trainer->finish();
   facts.final_loss_scale = run.trainer->loss_scale();
@@ -271,6 +272,7 @@ void run_train(TrainFlags& f) {
   nlohmann::json summary = summarize(run);
   if (!run.lead()) return;
   print_memory_report(run.plan.peak, run.measured, ledger.cached_bytes());
+  print_kernels(run.plan.kernels);
   std::printf("\nfinal loss %.4f after %lld steps; median step %s, %s %s/s\n", summary["final_loss"].get<double>(),
               static_cast<long long>(f.options.steps), format_seconds(summary["step_time_s"].get<double>()).c_str(),
               format_count(summary[run.token_model ? "tokens_per_s" : "samples_per_s"].get<double>()).c_str(),

@@ -82,6 +82,13 @@ std::vector<std::pair<std::string, Linear*>> Gpt::adaptable_linears() const {
   return out;
 }
 
+nlohmann::json Gpt::kernels(int64_t micro_batch) const {
+  const int64_t rows = std::min(head_->chunk_rows(), micro_batch * context_);
+  return {{"lm_head",
+           {{"kernel", "fused with cross-entropy"}, {"chunk_rows", rows},
+            {"logits_scratch_bytes", rows * config_.vocab_size * 4}}}};
+}
+
 void Gpt::set_context(int64_t t) {
   check(t > 0 && t <= config_.n_positions, "context length " + std::to_string(t) + " must be in 1..n_positions (" +
                                                std::to_string(config_.n_positions) + ")");

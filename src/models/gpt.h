@@ -36,6 +36,7 @@ class Gpt : public Model {
   std::vector<std::pair<std::string, Linear*>> adaptable_linears() const override;
   std::string peft_key_prefix() const override { return "base_model.model.transformer."; }
   TiedLmHead* lm_head() override { return head_.get(); }
+  nlohmann::json kernels(int64_t micro_batch) const override;
 
   const GptConfig& gpt_config() const { return config_; }
   int64_t context() const { return context_; }

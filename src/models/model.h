@@ -52,6 +52,9 @@ class Model {
   // nn/lm_head.h) ends its chain before that layer; the executor computes the loss and the chain
   // output's gradient through this head, forward_only turns the chain output into logits with it.
   virtual TiedLmHead* lm_head() { return nullptr; }
+  // The kernels that decide the model's big scratch and activations, for `plan` and the summary:
+  // {"lm_head": {...}, "attention": {...}} for GPT; empty elsewhere.
+  virtual nlohmann::json kernels(int64_t micro_batch) const { (void)micro_batch; return nlohmann::json::object(); }
 
  protected:
   // Buffers that are saved but never optimized; models with BatchNorm override.

@@ -3,6 +3,9 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cstdio>
+
+#include "core/units.h"
 
 namespace frugal {
 
@@ -46,6 +49,7 @@ nlohmann::json make_summary(const RunFacts& f) {
   j["forward_calls"] = f.steps.empty() ? 0 : f.steps.back().forward_calls;
   j["memory"] = memory_json(f.measured);
   j["predicted_memory"] = memory_json(f.predicted);
+  j["kernels"] = f.kernels;
   j["memory_at_peak"] = memory_json(f.at_peak);  // what the total's peak is made of
   j["peak_rss_bytes"] = peak_rss_bytes();
   int64_t skipped = 0;
@@ -60,6 +64,26 @@ nlohmann::json step_metrics(const StepRecord& r, const MemoryLedger& ledger) {
           {"lr", r.lr},               {"seconds", r.seconds}, {"items", r.items},
           {"forward_calls", r.forward_calls}, {"live_bytes", ledger.live().total}, {"peak_bytes", ledger.peak().total},
           {"loss_scale", r.loss_scale},       {"skipped", r.skipped}, {"lost_update_fraction", r.lost_update_fraction}};
+}
+
+}  // namespace frugal
+
+namespace frugal {
+
+void print_kernels(const nlohmann::json& kernels) {
+  for (const auto& [name, k] : kernels.items()) {
+    std::string line = name + ":";
+    for (const auto& [key, value] : k.items()) {
+      std::string shown = value.is_string() ? value.get<std::string>() : value.dump();
+      std::string label = key;
+      if (key.ends_with("_bytes") && value.is_number()) {
+        label = key.substr(0, key.size() - 6);
+        shown = format_bytes(value.get<double>());
+      }
+      line += (line.back() == ':' ? " " : ", ") + (key == "kernel" ? shown : label + " " + shown);
+    }
+    std::printf("%s\n", line.c_str());
+  }
 }
 
 }  // namespace frugal

@@ -25,7 +25,12 @@ struct RunFacts {
   MemorySnapshot measured, predicted;
   MemorySnapshot at_peak;  // live bytes by category when the total peaked
   float final_loss_scale = 1.0f;  // the loss scaler's scale after the last step
+  nlohmann::json kernels = nlohmann::json::object();  // Model::kernels (train/planner.h)
 };
+
+// The kernels' lines of `plan` and `train`'s memory report: "lm_head: fused with cross-entropy,
+// chunk_rows 256, logits_scratch 49.1 MiB".
+void print_kernels(const nlohmann::json& kernels);
 
 nlohmann::json make_summary(const RunFacts& facts);
 

@@ -29,6 +29,7 @@ MemoryPlan plan_training_memory(const ModelFactory& make_model, const TrainOptio
   const int64_t steps = std::min<int64_t>(2, options.steps);
   for (int64_t s = 0; s < steps; ++s) plan.forward_calls = trainer.step(s).forward_calls;
   plan.layer_count = static_cast<int64_t>(model->blocks().size());
+  plan.kernels = model->kernels(options.micro_batch);
   plan.peak = ledger.peak();
   return plan;
 }

@@ -17,6 +17,7 @@ struct MemoryPlan {
   MemorySnapshot peak;        // per category and total, over model creation plus two steps
   int64_t forward_calls = 0;  // block forward evaluations per optimizer step
   int64_t layer_count = 0;    // blocks in the chain
+  nlohmann::json kernels;     // Model::kernels: what the big scratch and activations are made of
 };
 
 using ModelFactory = std::function<std::unique_ptr<Model>()>;
