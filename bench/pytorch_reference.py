@@ -4,6 +4,14 @@
     /usr/bin/python3 bench/pytorch_reference.py --steps 10 --threads 2 --json out/bench/pytorch.json
 
 Defaults: 6 layers, dim 256, 8 heads, context 128, vocab 256, batch 16, fp32, 2 threads.
+--precision bf16 runs forward under CPU autocast bf16 (weights stay fp32; GEMM inputs are cast to bf16).
+--checkpoint sqrt recomputes about sqrt(layers) segments of about sqrt(layers) blocks (non-reentrant
+torch.utils.checkpoint). --lora-rank R adds PEFT-style LoRA to the --lora-targets linears (PEFT suffix
+match on GPT-2's names: c_attn, c_proj = attn.c_proj and mlp.c_proj, c_fc): the base is frozen, A (R x in)
+gets kaiming-uniform(a=sqrt(5)), B (out x R) zeros, y = base(x) + (alpha/R) B A x with alpha = R, no
+dropout, and AdamW updates A and B only. --base-precision bf16 (needs --lora-rank) stores the frozen
+matrices (every Linear's weight and bias, wte, wpe) in bf16; LayerNorm stays fp32 and the residual
+stream keeps its dtype (the embedding output is widened back to fp32).
 Measures the median time of a full optimizer step (forward + backward + AdamW) over the steps after
 the first, tokens/s = batch * ctx / median, the peak RSS of the process (ru_maxrss) and its RSS
 before the model was created. Writes and prints one JSON object.
@@ -41,6 +49,36 @@ import torch.nn.functional as F  # noqa: E402
 from torch.utils.checkpoint import checkpoint  # noqa: E402
 
 
+class Linear(nn.Linear):
+    """nn.Linear with an optional PEFT-style LoRA adapter, and a frozen weight that may be stored in bf16
+    (widened to the input's dtype when autocast does not already cast the GEMM's operands)."""
+
+    def __init__(self, d_in, d_out):
+        super().__init__(d_in, d_out)
+        self.lora_A = None  # (r, in)
+        self.lora_B = None  # (out, r)
+        self.scaling = 0.0
+
+    def add_lora(self, rank, alpha):
+        self.lora_A = nn.Parameter(torch.empty(rank, self.in_features))
+        self.lora_B = nn.Parameter(torch.zeros(self.out_features, rank))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as PEFT (and nn.Linear) initialise A
+        self.scaling = alpha / rank
+
+    def forward(self, x):
+        w, b = self.weight, self.bias
+        if w.dtype != x.dtype and not torch.is_autocast_cpu_enabled():
+            w, b = w.to(x.dtype), b.to(x.dtype)
+        y = F.linear(x, w, b)
+        if self.lora_A is not None:
+            y = y + F.linear(F.linear(x, self.lora_A), self.lora_B) * self.scaling
+        return y
+
+
+# PEFT target suffix -> this script's module names (GPT-2 calls both projections c_proj).
+LORA_TARGETS = {"c_attn": ["c_attn"], "c_proj": ["attn_proj", "mlp_proj"], "c_fc": ["c_fc"]}
+
+
 class Block(nn.Module):
     """One GPT-2 block: pre-LayerNorm causal self-attention and tanh-GELU MLP, each with a residual."""
 
@@ -48,11 +86,11 @@ class Block(nn.Module):
         super().__init__()
         self.heads = heads
         self.ln_1 = nn.LayerNorm(dim, eps=1e-5)
-        self.c_attn = nn.Linear(dim, 3 * dim)
-        self.attn_proj = nn.Linear(dim, dim)
+        self.c_attn = Linear(dim, 3 * dim)
+        self.attn_proj = Linear(dim, dim)
         self.ln_2 = nn.LayerNorm(dim, eps=1e-5)
-        self.c_fc = nn.Linear(dim, 4 * dim)
-        self.mlp_proj = nn.Linear(4 * dim, dim)
+        self.c_fc = Linear(dim, 4 * dim)
+        self.mlp_proj = Linear(4 * dim, dim)
         self.register_buffer("mask", torch.ones(ctx, ctx, dtype=torch.bool).tril(), persistent=False)
 
     def forward(self, x):
@@ -87,6 +125,7 @@ class GPT(nn.Module):
     def forward(self, idx, targets):
         B, T = idx.shape
         x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))   # (B, T, D)
+        x = x.float()  # a bf16 base (--base-precision) stores the tables in bf16, not the residual stream
         if self.segments is None:
             for block in self.h:
                 x = block(x)
@@ -94,7 +133,10 @@ class GPT(nn.Module):
             for start, end in self.segments:
                 x = checkpoint(self._run_blocks, x, start, end, use_reentrant=False)
         x = self.ln_f(x)
-        logits = x @ self.wte.weight.t()                                    # (B, T, V), tied head
+        w = self.wte.weight
+        if w.dtype != x.dtype and not torch.is_autocast_cpu_enabled():
+            w = w.to(x.dtype)
+        logits = x @ w.t()                                                  # (B, T, V), tied head
         return F.cross_entropy(logits.reshape(B * T, -1).float(), targets.reshape(-1), ignore_index=-100)
 
     def _run_blocks(self, x, start, end):
@@ -111,6 +153,26 @@ def sqrt_segments(n):
     return [(s, min(n, s + size)) for s in range(0, n, size)]
 
 
+def add_lora(model, rank, targets):
+    """Freezes every parameter, then adds trainable A and B to the targeted linears (alpha = rank)."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    names = [n for t in targets for n in LORA_TARGETS[t]]
+    for block in model.h:
+        for n in names:
+            getattr(block, n).add_lora(rank, float(rank))
+
+
+def store_base_in_bf16(model):
+    """Frozen matrices (Linear weights and biases, wte, wpe) to bf16; LayerNorm and LoRA stay fp32."""
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            for name in ("weight", "bias"):
+                p = getattr(m, name, None)
+                if p is not None and not p.requires_grad:
+                    p.data = p.data.to(torch.bfloat16)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=10)
@@ -124,6 +186,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--checkpoint", choices=["none", "sqrt"], default="none")
+    ap.add_argument("--lora-rank", type=int, default=0, help="LoRA rank r (0: full training)")
+    ap.add_argument("--lora-targets", default="c_attn", help="comma-separated: c_attn, c_proj, c_fc")
+    ap.add_argument("--base-precision", choices=["fp32", "bf16"], default="fp32",
+                    help="storage of the frozen base weights (needs --lora-rank)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", metavar="FILE", help="also write the result JSON here")
     args = ap.parse_args()
@@ -131,17 +197,30 @@ def main():
         ap.error("--steps must be at least 2 (the first step is not timed)")
     if args.dim % args.heads != 0:
         ap.error("--dim must be divisible by --heads")
+    lora_targets = [t for t in args.lora_targets.split(",") if t]
+    if args.lora_rank < 0:
+        ap.error("--lora-rank must be >= 0")
+    if args.lora_rank and (not lora_targets or any(t not in LORA_TARGETS for t in lora_targets)):
+        ap.error(f"--lora-targets: names among {', '.join(LORA_TARGETS)}")
+    if args.base_precision != "fp32" and not args.lora_rank:
+        ap.error("--base-precision bf16 needs --lora-rank (only a frozen base is stored in bf16)")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     baseline_rss = current_rss_bytes()
 
     model = GPT(args.layers, args.dim, args.heads, args.ctx, args.vocab)
+    if args.lora_rank:
+        add_lora(model, args.lora_rank, lora_targets)
+    if args.base_precision == "bf16":
+        store_base_in_bf16(model)
     if args.checkpoint == "sqrt":
         model.segments = sqrt_segments(args.layers)
     model.train()
     n_params = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    n_trainable = sum(p.numel() for p in trainable)
+    opt = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.0)
 
     times, losses = [], []
     for step in range(args.steps):
@@ -157,6 +236,10 @@ def main():
         loss.backward()
         opt.step()
         dt = time.perf_counter() - t0
+        if step == 0:  # gradients reach exactly the trainable parameters (under LoRA: A and B only)
+            wrong = [n for n, p in model.named_parameters() if (p.grad is not None) != p.requires_grad]
+            if wrong:
+                sys.exit(f"pytorch_reference: gradients do not match requires_grad for {wrong[:5]}")
         times.append(dt)
         losses.append(float(loss.item()))
         print(f"step {step + 1}/{args.steps}: loss {losses[-1]:.4f}, {dt:.3f} s", file=sys.stderr, flush=True)
@@ -168,12 +251,15 @@ def main():
         "peak_rss_bytes": peak_rss_bytes(),
         "baseline_rss_bytes": baseline_rss,
         "params": n_params,
+        "trainable_params": n_trainable,
         "step_times_s": times,
         "losses": losses,
         "config": {
             "layers": args.layers, "dim": args.dim, "heads": args.heads, "ctx": args.ctx, "vocab": args.vocab,
             "batch": args.batch, "lr": args.lr, "weight_decay": 0.0, "optimizer": "adamw",
             "precision": args.precision, "checkpoint": args.checkpoint, "threads": args.threads,
+            "lora_rank": args.lora_rank, "lora_targets": lora_targets if args.lora_rank else [],
+            "base_precision": args.base_precision,
             "steps": args.steps, "torch": torch.__version__, "python": platform.python_version(),
         },
     }
