@@ -58,6 +58,38 @@ TEST(MemoryArithmetic, GptParamsActivationsGradsOptimizer) {
   EXPECT_EQ(plan.layer_count, L + 2);
 }
 
+// The fused attention kernel, forced (Auto picks the materialising one at T = 8): it keeps one
+// log-sum-exp per row (BHT) instead of the probabilities (BHTT), and its saved output is the buffer
+// c_proj saves as its input, counted once.
+TEST(MemoryArithmetic, GptActivationsWithFusedAttention) {
+  const GptConfig c = frugal::testing::tiny_gpt_config();
+  const int64_t B = 3, T = 8, D = 16, H = 2, L = 2, V = 23;
+  ASSERT_TRUE(c.n_positions == T && c.n_embd == D && c.n_head == H && c.n_layer == L && c.vocab_size == V);
+  const TrainOptions options = two_steps(B);
+  auto make = [&] {
+    auto model = std::make_unique<Gpt>(c);
+    model->set_attention_kernel(AttentionKernel::Flash);
+    model->set_attention_tile(3);  // three query tiles, the last partial
+    return model;
+  };
+  MemoryLedger ledger;
+  {
+    LedgerScope scope(ledger);
+    std::unique_ptr<Gpt> model = make();
+    model->init_weights(1);
+    RandomTokens data(V, T, 1);
+    Trainer trainer(*model, data, options);
+    trainer.step(0);
+    trainer.step(1);
+  }
+  const int64_t per_block = 16 * B * T * D + 4 * B * T + B * H * T;
+  const int64_t activations = 2 * B * T + B * T * D + L * per_block + B * T * D + 2 * B * T + B * T * V;
+  EXPECT_EQ(ledger.peak()[MemCategory::Activations], static_cast<size_t>(activations * 4));
+  const MemoryPlan plan = plan_training_memory([&] { return std::unique_ptr<Model>(make()); }, options);
+  EXPECT_EQ(plan.peak.bytes, ledger.peak().bytes);
+  EXPECT_EQ(plan.peak.total, ledger.peak().total);
+}
+
 TEST(MemoryArithmetic, MlpParamsAndActivations) {
   MlpConfig c;
   c.in_features = 10;

@@ -85,6 +85,16 @@ std::vector<std::pair<std::string, Linear*>> Gpt::adaptable_linears() const {
   return out;
 }
 
+void Gpt::set_attention_kernel(AttentionKernel kernel) {
+  for (int64_t i = 0; i < config_.n_layer; ++i)
+    static_cast<TransformerBlock&>(*blocks_[static_cast<size_t>(i) + 1]).set_attention_kernel(kernel);
+}
+
+void Gpt::set_attention_tile(int64_t tile) {
+  for (int64_t i = 0; i < config_.n_layer; ++i)
+    static_cast<TransformerBlock&>(*blocks_[static_cast<size_t>(i) + 1]).set_attention_tile(tile);
+}
+
 void Gpt::set_context(int64_t t) {
   check(t > 0 && t <= config_.n_positions, "context length " + std::to_string(t) + " must be in 1..n_positions (" +
                                                std::to_string(config_.n_positions) + ")");

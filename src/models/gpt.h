@@ -3,6 +3,7 @@
 // 1/sqrt(head_dim), final LayerNorm, LM head tied to wte. The chain is
 //   [embedding] [block 0] ... [block L-1] [ln_f + tied head]  (L + 2 blocks)
 #include "models/model.h"
+#include "nn/attention.h"
 #include "nn/embedding.h"
 
 namespace frugal {
@@ -37,6 +38,9 @@ class Gpt : public Model {
   const GptConfig& gpt_config() const { return config_; }
   int64_t context() const { return context_; }
   void set_context(int64_t t);
+  // Every block's attention kernel and fused-kernel tile (nn/attention.h); Auto by default.
+  void set_attention_kernel(AttentionKernel kernel);
+  void set_attention_tile(int64_t tile);
 
  private:
   GptConfig config_;

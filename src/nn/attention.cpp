@@ -4,20 +4,90 @@
 #include "core/threading.h"
 #include "kernels/attention.h"
 #include "kernels/convert.h"
+#include "kernels/flash_attention.h"
 #include "kernels/gemm.h"
 
 namespace frugal {
 
-CausalSelfAttention::CausalSelfAttention(int64_t dim, int64_t heads) : dim_(dim), heads_(heads) {
+namespace {
+// Auto's rule (measured, docs/DESIGN-NOTES.md "Attention kernels"): the materialising kernel up to
+// this many positions, where its (T, T) probabilities are small and its few large GEMMs beat the
+// fused kernel's many tile-sized ones; the fused kernel above, and under half precision wherever
+// the CPU has no half GEMM units (the materialising kernel would need fp32 copies there).
+constexpr int64_t kMaterializedMaxT = 256;
+}  // namespace
+
+CausalSelfAttention::CausalSelfAttention(int64_t dim, int64_t heads)
+    : dim_(dim), heads_(heads), tile_(kFlashDefaultTile) {
   check(heads > 0 && dim % heads == 0,
         "attention: n_embd " + std::to_string(dim) + " is not divisible by n_head " + std::to_string(heads));
 }
 
-bool CausalSelfAttention::computes_in(DType half) const { return has_half_gemm(half); }
+bool CausalSelfAttention::computes_in(DType half) const {
+  return kernel_ != AttentionKernel::Materialized || has_half_gemm(half);
+}
+
+void CausalSelfAttention::set_tile(int64_t tile) {
+  check(tile >= 1 && tile <= kFlashMaxTile, "attention: tile size " + std::to_string(tile) + " is not in 1.." +
+                                                std::to_string(kFlashMaxTile));
+  tile_ = tile;
+}
+
+AttentionKernel CausalSelfAttention::kernel_for(int64_t T, DType dtype) const {
+  if (kernel_ != AttentionKernel::Auto) return kernel_;
+  const bool materializable = dtype == DType::F32 || has_half_gemm(dtype);
+  return materializable && T <= kMaterializedMaxT ? AttentionKernel::Materialized : AttentionKernel::Flash;
+}
 
 Tensor CausalSelfAttention::forward(const Tensor& qkv, Saved& saved, const RunContext& rc) {
   check(qkv.ndim() == 3 && qkv.dim(2) == 3 * dim_, "attention: expected qkv (B, T, " + std::to_string(3 * dim_) +
                                                        "), got " + qkv.shape().str());
+  if (kernel_for(qkv.dim(1), qkv.dtype()) == AttentionKernel::Flash) return forward_flash(qkv, saved);
+  return forward_materialized(qkv, saved);
+}
+
+Tensor CausalSelfAttention::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
+  // Only the fused kernel keeps statistics (the log-sum-exps).
+  return saved.stats.empty() ? backward_materialized(dy, saved) : backward_flash(dy, saved);
+}
+
+Tensor CausalSelfAttention::forward_flash(const Tensor& qkv, Saved& saved) {
+  const int64_t B = qkv.dim(0), T = qkv.dim(1);
+  Tensor y = Tensor::empty({B, T, dim_}, qkv.dtype(), MemCategory::Activations);         // (B, T, D)
+  Tensor lse = Tensor::empty({B, heads_, T}, DType::F32, MemCategory::Activations);      // (B, H, T)
+  Tensor scratch = Tensor::empty({per_thread(flash_attention_forward_scratch(T, dim_ / heads_, tile_))}, DType::F32,
+                                 MemCategory::Workspace);
+  // y is also the next layer's saved input: one buffer (under half precision one half copy, shared
+  // through the pass's HalfCache or y being half already).
+  saved.tensors = {qkv, y};
+  saved.stats = {lse};
+  if (measuring(qkv)) return y;
+  flash_attention_forward(qkv.dtype(), qkv.raw(), y.raw(), lse.f32(), B, T, dim_, heads_, tile_, scratch.f32());
+  return y;
+}
+
+Tensor CausalSelfAttention::backward_flash(const Tensor& dy, Saved& saved) {
+  const Tensor& qkv = saved.tensors.at(0);
+  const Tensor& y = saved.tensors.at(1);
+  const Tensor& lse = saved.stats.at(0);
+  const DType type = qkv.dtype();
+  const int64_t B = qkv.dim(0), T = qkv.dim(1);
+  // dy in the kernel's type: half already, or fp32 holding half values (its half copy is exact).
+  const Tensor dy_in = dy.dtype() == type ? dy
+                       : type == DType::F32 ? widen(dy)
+                                            : round_to(dy, type, MemCategory::Workspace);  // (B, T, D)
+  // The input gradient in qkv's type: under half precision handed on in the half type, like a
+  // layer on the half units does, to c_attn.
+  Tensor dqkv = Tensor::empty(qkv.shape(), type, MemCategory::Workspace);  // (B, T, 3D)
+  Tensor scratch = Tensor::empty({per_thread(flash_attention_backward_scratch(T, dim_ / heads_, tile_))}, DType::F32,
+                                 MemCategory::Workspace);
+  if (measuring(dy)) return dqkv;
+  flash_attention_backward(type, qkv.raw(), y.raw(), lse.f32(), dy_in.raw(), dqkv.raw(), B, T, dim_, heads_, tile_,
+                           scratch.f32());
+  return dqkv;
+}
+
+Tensor CausalSelfAttention::forward_materialized(const Tensor& qkv, Saved& saved) {
   const int64_t B = qkv.dim(0), T = qkv.dim(1);
   if (qkv.dtype() != DType::F32) {  // half qkv (computes_in): half products, probabilities and output
     Tensor y = Tensor::empty({B, T, dim_}, qkv.dtype(), MemCategory::Activations);        // (B, T, D)
@@ -36,7 +106,7 @@ Tensor CausalSelfAttention::forward(const Tensor& qkv, Saved& saved, const RunCo
   return y;
 }
 
-Tensor CausalSelfAttention::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
+Tensor CausalSelfAttention::backward_materialized(const Tensor& dy, Saved& saved) {
   const Tensor& qkv = saved.tensors.at(0);
   const Tensor& att = saved.tensors.at(1);
   const int64_t B = qkv.dim(0), T = qkv.dim(1);
