@@ -3,13 +3,16 @@
 // (kernels/flash_attention.h). Prints the median time of each and fused / materialised per T.
 //
 //   attention_kernels [--batch 4] [--heads 12] [--head-dim 64] [--rounds 7] [--tile 64]
-//                     [--dtype f32|bf16|f16] [--threads N] T...
+//                     [--dtype f32|bf16|f16] [--threads N] [--cpu-time] T...
+// --cpu-time: the process's CPU time instead of wall time, steadier on a machine shared with other
+// work (with one thread: with more, OpenMP's spinning at barriers counts too).
 // bench/attention_kernels.sh runs it at GPT-2 small's sizes.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <random>
 #include <string>
@@ -28,6 +31,7 @@ namespace {
 struct Options {
   int64_t B = 4, H = 12, hd = 64, rounds = 7, tile = kFlashDefaultTile;
   int threads = 0;
+  bool cpu_time = false;
   DType dtype = DType::F32;
   std::vector<int64_t> lengths;
 };
@@ -43,6 +47,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--rounds") o.rounds = std::stoll(next());
     else if (a == "--tile") o.tile = std::stoll(next());
     else if (a == "--threads") o.threads = std::stoi(next());
+    else if (a == "--cpu-time") o.cpu_time = true;
     else if (a == "--dtype") {
       const std::string d = next();
       o.dtype = d == "bf16" ? DType::BF16 : d == "f16" ? DType::F16 : DType::F32;
@@ -51,10 +56,17 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-double seconds(const std::function<void()>& f) {
-  const auto t0 = std::chrono::steady_clock::now();
+double now(bool cpu_time) {
+  if (!cpu_time) return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+double seconds(bool cpu_time, const std::function<void()>& f) {
+  const double t0 = now(cpu_time);
   f();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return now(cpu_time) - t0;
 }
 
 double median(std::vector<double> v) {
@@ -98,28 +110,52 @@ Buffers make_buffers(const Options& o, int64_t T) {
   return b;
 }
 
-void run_materialized(const Options& o, int64_t T, Buffers& b) {
+// Forward then backward of the materialising kernel; returns the two times.
+std::pair<double, double> run_materialized(const Options& o, int64_t T, Buffers& b) {
   const int64_t D = o.H * o.hd;
   if (o.dtype == DType::F32) {
-    attention_forward(b.qkv.data(), b.y.data(), b.att.data(), o.B, T, D, o.H);
-    attention_backward(b.qkv.data(), b.att.data(), b.dy.data(), b.dqkv.data(), o.B, T, D, o.H, b.scratch.data());
-    return;
+    return {seconds(o.cpu_time, [&] { attention_forward(b.qkv.data(), b.y.data(), b.att.data(), o.B, T, D, o.H); }),
+            seconds(o.cpu_time, [&] {
+              attention_backward(b.qkv.data(), b.att.data(), b.dy.data(), b.dqkv.data(), o.B, T, D, o.H,
+                                 b.scratch.data());
+            })};
   }
-  attention_forward_half(o.dtype, b.qkv_h.data(), b.y_h.data(), b.att_h.data(), b.scores.data(), o.B, T, D, o.H);
-  attention_backward_half(o.dtype, b.qkv_h.data(), b.att_h.data(), b.dy_h.data(), b.dqkv_h.data(), o.B, T, D, o.H,
-                          b.scores.data(), b.scores_h.data(), b.rows.data());
+  return {seconds(o.cpu_time,
+                  [&] {
+                    attention_forward_half(o.dtype, b.qkv_h.data(), b.y_h.data(), b.att_h.data(), b.scores.data(),
+                                           o.B, T, D, o.H);
+                  }),
+          seconds(o.cpu_time, [&] {
+            attention_backward_half(o.dtype, b.qkv_h.data(), b.att_h.data(), b.dy_h.data(), b.dqkv_h.data(), o.B, T,
+                                    D, o.H, b.scores.data(), b.scores_h.data(), b.rows.data());
+          })};
 }
 
-void run_flash(const Options& o, int64_t T, Buffers& b) {
+// The same for the fused kernel.
+std::pair<double, double> run_flash(const Options& o, int64_t T, Buffers& b) {
   const int64_t D = o.H * o.hd;
   const bool half = o.dtype != DType::F32;
   const void* qkv = half ? static_cast<const void*>(b.qkv_h.data()) : b.qkv.data();
   void* y = half ? static_cast<void*>(b.y_h.data()) : b.y.data();
   const void* dy = half ? static_cast<const void*>(b.dy_h.data()) : b.dy.data();
   void* dqkv = half ? static_cast<void*>(b.dqkv_h.data()) : b.dqkv.data();
-  flash_attention_forward(o.dtype, qkv, y, b.lse.data(), o.B, T, D, o.H, o.tile, b.fscratch.data());
-  flash_attention_backward(o.dtype, qkv, y, b.lse.data(), dy, dqkv, o.B, T, D, o.H, o.tile, b.bscratch.data());
+  return {seconds(o.cpu_time,
+                  [&] { flash_attention_forward(o.dtype, qkv, y, b.lse.data(), o.B, T, D, o.H, o.tile, b.fscratch.data()); }),
+          seconds(o.cpu_time, [&] {
+            flash_attention_backward(o.dtype, qkv, y, b.lse.data(), dy, dqkv, o.B, T, D, o.H, o.tile,
+                                     b.bscratch.data());
+          })};
 }
+
+// Medians of the forward, backward and whole times over the rounds.
+struct Medians {
+  std::vector<double> forward, backward, total;
+  void add(std::pair<double, double> t) {
+    forward.push_back(t.first);
+    backward.push_back(t.second);
+    total.push_back(t.first + t.second);
+  }
+};
 
 }  // namespace
 
@@ -131,21 +167,24 @@ int main(int argc, char** argv) {
                  dtype_name(o.dtype).c_str());
     return 2;
   }
-  std::printf("B=%lld H=%lld hd=%lld tile=%lld dtype=%s threads=%d rounds=%lld\n", static_cast<long long>(o.B),
+  std::printf("B=%lld H=%lld hd=%lld tile=%lld dtype=%s threads=%d rounds=%lld %s\n", static_cast<long long>(o.B),
               static_cast<long long>(o.H), static_cast<long long>(o.hd), static_cast<long long>(o.tile),
-              dtype_name(o.dtype).c_str(), num_threads(), static_cast<long long>(o.rounds));
-  std::printf("%6s %16s %12s %8s\n", "T", "materialised ms", "fused ms", "ratio");
+              dtype_name(o.dtype).c_str(), num_threads(), static_cast<long long>(o.rounds),
+              o.cpu_time ? "CPU time" : "wall time");
+  std::printf("%6s %28s %28s %8s\n", "T", "materialised ms (fwd+bwd)", "fused ms (fwd+bwd)", "ratio");
   for (int64_t T : o.lengths) {
     Buffers b = make_buffers(o, T);
     run_materialized(o, T, b);  // warm-up: page faults, OpenBLAS buffers
     run_flash(o, T, b);
-    std::vector<double> mat, flash;
+    Medians mat, flash;
     for (int64_t r = 0; r < o.rounds; ++r) {
-      mat.push_back(seconds([&] { run_materialized(o, T, b); }));
-      flash.push_back(seconds([&] { run_flash(o, T, b); }));
+      mat.add(run_materialized(o, T, b));
+      flash.add(run_flash(o, T, b));
     }
-    const double m = median(mat) * 1e3, f = median(flash) * 1e3;
-    std::printf("%6lld %16.2f %12.2f %8.3f\n", static_cast<long long>(T), m, f, f / m);
+    const double m = median(mat.total) * 1e3, f = median(flash.total) * 1e3;
+    std::printf("%6lld %8.2f (%7.2f + %7.2f) %8.2f (%7.2f + %7.2f) %8.3f\n", static_cast<long long>(T), m,
+                median(mat.forward) * 1e3, median(mat.backward) * 1e3, f, median(flash.forward) * 1e3,
+                median(flash.backward) * 1e3, f / m);
     std::fflush(stdout);
   }
   return 0;

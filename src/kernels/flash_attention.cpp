@@ -131,13 +131,14 @@ void forward_query_tile(const Dims& d, const HeadRows& q, const HeadRows& k, con
   y.store(i0, n, w.o);
 }
 
-// Backward scratch per thread: p and ds (tile, tile); q, dy, k, v tiles (tile, hd); dk and dv
-// accumulators of one key tile (tile, hd); dq accumulator of the head (T, hd); the row dots (T).
+// Backward scratch per thread: p and ds (tile, tile); q, dy, k, v tiles (tile, hd); the key tile
+// transposed (hd, tile); dk and dv accumulators of one key tile (tile, hd); the head's q and dy
+// transposed and its dq accumulator, transposed (hd, T) each; the row dots (T).
 struct BackwardScratch {
-  float *p, *ds, *q, *dy, *k, *v, *dk, *dv, *dq, *dots;
+  float *p, *ds, *q, *dy, *k, *v, *kt, *dk, *dv, *qt, *dyt, *dqt, *dots;
   BackwardScratch(float* base, int64_t t, int64_t hd, int64_t T)
-      : p(base), ds(p + t * t), q(ds + t * t), dy(q + t * hd), k(dy + t * hd), v(k + t * hd), dk(v + t * hd),
-        dv(dk + t * hd), dq(dv + t * hd), dots(dq + T * hd) {}
+      : p(base), ds(p + t * t), q(ds + t * t), dy(q + t * hd), k(dy + t * hd), v(k + t * hd), kt(v + t * hd),
+        dk(kt + t * hd), dv(dk + t * hd), qt(dv + t * hd), dyt(qt + T * hd), dqt(dyt + T * hd), dots(dqt + T * hd) {}
 };
 
 // The views of one (batch, head) pair's inputs and gradients.
@@ -157,11 +158,17 @@ HeadViews head_views(DType type, const void* qkv, const void* y, const void* dy,
           out(col),         out(d.D + col),         out(2 * d.D + col)};
 }
 
-// dots[i] = rowsum(dY_i * Y_i), once per row, before any tile needs it.
-void row_dots(const Dims& d, const HeadViews& h, BackwardScratch w) {
+// dst (cols, rows) with row stride ldd = src^T for src (rows, cols) with row stride lds.
+void transpose(const float* src, int64_t rows, int64_t cols, int64_t lds, int64_t ldd, float* dst) {
+  for (int64_t c = 0; c < cols; ++c)
+    for (int64_t r = 0; r < rows; ++r) dst[c * ldd + r] = src[r * lds + c];
+}
+
+// Once per head, before any tile: dots[i] = rowsum(dY_i * Y_i), and q and dy transposed (hd, T).
+void prepare_head(const Dims& d, const HeadViews& h, BackwardScratch w) {
   for (int64_t i0 = 0; i0 < d.T; i0 += d.tile) {
     const int64_t n = std::min(d.tile, d.T - i0);
-    int64_t ldy, lddy;
+    int64_t ldy, lddy, ldq;
     const float* yt = h.y.load(i0, n, w.q, ldy);
     const float* dyt = h.dy.load(i0, n, w.dy, lddy);
     for (int64_t r = 0; r < n; ++r) {
@@ -169,53 +176,72 @@ void row_dots(const Dims& d, const HeadViews& h, BackwardScratch w) {
       for (int64_t e = 0; e < d.hd; ++e) dot += yt[r * ldy + e] * dyt[r * lddy + e];
       w.dots[i0 + r] = dot;
     }
+    transpose(dyt, n, d.hd, lddy, d.T, w.dyt + i0);
+    const float* qt = h.q.load(i0, n, w.q, ldq);  // after y's rows are spent: the same buffer
+    transpose(qt, n, d.hd, ldq, d.T, w.qt + i0);
   }
 }
 
-// p (c): the scaled scores of one row, turned into the probabilities exp(s - lse), 0 where masked.
-void recompute_probabilities(float* p, int64_t valid, int64_t c, float lse) {
-  for (int64_t j = 0; j < valid; ++j) p[j] = expf(p[j] - lse);
-  std::fill(p + valid, p + c, 0.0f);
+// The backward works on transposed tiles, (keys, queries), on transposed copies of the head's q and
+// dy, and accumulates dQ transposed, so that all five products of a tile pair are plain GEMMs
+// (no operand transposed): OpenBLAS runs those on its small-matrix kernel at tile sizes, while the
+// transposed products took its packing path (a quarter of the backward's time for P^T dY alone).
+// K's tile is transposed once per key tile, q and dy once per head.
+
+// pt (n): key j's scaled scores against queries i0 .. i0 + n - 1, turned into the probabilities
+// exp(s - lse), 0 for the queries before j (masked).
+void recompute_probabilities(float* pt, int64_t j, int64_t i0, int64_t n, const float* lse) {
+  const int64_t first = std::clamp<int64_t>(j - i0, 0, n);
+  std::fill(pt, pt + first, 0.0f);
+  for (int64_t r = first; r < n; ++r) pt[r] = expf(pt[r] - lse[r]);
 }
 
-// ds (c) holds dP; becomes dS = P * (dP - dot) * scale (0 where P is).
-void score_gradient_row(const float* p, float* ds, int64_t c, float dot, float scale) {
-  for (int64_t j = 0; j < c; ++j) ds[j] = p[j] * (ds[j] - dot) * scale;
+// dst (n) holds key j's row of dP^T; becomes dS^T = P^T * (dP^T - dot) * scale (0 where P is).
+void score_gradient_row(const float* pt, float* dst, int64_t n, const float* dots, float scale) {
+  for (int64_t r = 0; r < n; ++r) dst[r] = pt[r] * (dst[r] - dots[r]) * scale;
 }
 
-// Query tile [i0, i0 + n) against key tile [j0, j0 + c) (kt, vt already loaded): adds this pair's
-// parts of dV and dK (the key tile's accumulators) and of dQ (the head's accumulator).
+
+// Query tile [i0, i0 + n) against key tile [j0, j0 + c) (kt, vt, ktt already loaded): adds this
+// pair's parts of dV and dK (the key tile's accumulators) and of dQ^T (the head's accumulator).
 void backward_tile(const Dims& d, const HeadViews& h, const float* lse, int64_t i0, int64_t j0, int64_t c,
                    const float* kt, int64_t ldk, const float* vt, int64_t ldv, BackwardScratch w) {
   const int64_t n = std::min(d.tile, d.T - i0), hd = d.hd;
   int64_t ldq, lddy;
   const float* qt = h.q.load(i0, n, w.q, ldq);     // (n, hd)
   const float* dyt = h.dy.load(i0, n, w.dy, lddy);  // (n, hd)
-  gemm(false, true, n, c, hd, d.scale, qt, ldq, kt, ldk, 0.0f, w.p, c);  // S = scale Q K^T (n, c)
-  for (int64_t r = 0; r < n; ++r) recompute_probabilities(w.p + r * c, visible(i0 + r, j0, c), c, lse[i0 + r]);
-  gemm(true, false, c, hd, n, 1.0f, w.p, c, dyt, lddy, 1.0f, w.dv, hd);  // dV += P^T dY (c, hd)
-  gemm(false, true, n, c, hd, 1.0f, dyt, lddy, vt, ldv, 0.0f, w.ds, c);  // dP = dY V^T (n, c)
-  for (int64_t r = 0; r < n; ++r) score_gradient_row(w.p + r * c, w.ds + r * c, c, w.dots[i0 + r], d.scale);
-  gemm(false, false, n, hd, c, 1.0f, w.ds, c, kt, ldk, 1.0f, w.dq + i0 * hd, hd);  // dQ += dS K (n, hd)
-  gemm(true, false, c, hd, n, 1.0f, w.ds, c, qt, ldq, 1.0f, w.dk, hd);             // dK += dS^T Q (c, hd)
+  float *pt = w.p, *dst = w.ds;
+  gemm(false, false, c, n, hd, d.scale, kt, ldk, w.qt + i0, d.T, 0.0f, pt, n);  // S^T = scale K Q^T (c, n)
+  for (int64_t t = 0; t < c; ++t) recompute_probabilities(pt + t * n, j0 + t, i0, n, lse + i0);
+  gemm(false, false, c, hd, n, 1.0f, pt, n, dyt, lddy, 1.0f, w.dv, hd);  // dV += P^T dY (c, hd)
+  gemm(false, false, c, n, hd, 1.0f, vt, ldv, w.dyt + i0, d.T, 0.0f, dst, n);   // dP^T = V dY^T (c, n)
+  for (int64_t t = 0; t < c; ++t) score_gradient_row(pt + t * n, dst + t * n, n, w.dots + i0, d.scale);
+  gemm(false, false, c, hd, n, 1.0f, dst, n, qt, ldq, 1.0f, w.dk, hd);           // dK += dS^T Q (c, hd)
+  gemm(false, false, hd, n, c, 1.0f, w.kt, c, dst, n, 1.0f, w.dqt + i0, d.T);  // dQ^T += K^T dS^T (hd, n)
 }
 
 // One (batch, head) pair: key tiles in order, and for each the query tiles on and below the diagonal.
 void backward_head(const Dims& d, const HeadViews& h, const float* lse, BackwardScratch w) {
-  row_dots(d, h, w);
-  std::fill(w.dq, w.dq + d.T * d.hd, 0.0f);
+  prepare_head(d, h, w);
+  std::fill(w.dqt, w.dqt + d.T * d.hd, 0.0f);
   for (int64_t j0 = 0; j0 < d.T; j0 += d.tile) {
     const int64_t c = std::min(d.tile, d.T - j0);
     int64_t ldk, ldv;
     const float* kt = h.k.load(j0, c, w.k, ldk);  // (c, hd)
     const float* vt = h.v.load(j0, c, w.v, ldv);  // (c, hd)
+    transpose(kt, c, d.hd, ldk, c, w.kt);         // (hd, c)
     std::fill(w.dk, w.dk + c * d.hd, 0.0f);
     std::fill(w.dv, w.dv + c * d.hd, 0.0f);
     for (int64_t i0 = j0; i0 < d.T; i0 += d.tile) backward_tile(d, h, lse, i0, j0, c, kt, ldk, vt, ldv, w);
     h.dk.store(j0, c, w.dk);
     h.dv.store(j0, c, w.dv);
   }
-  h.dq.store(0, d.T, w.dq);
+  // dQ (T, hd) from its transpose, a tile of rows at a time through the q buffer.
+  for (int64_t i0 = 0; i0 < d.T; i0 += d.tile) {
+    const int64_t n = std::min(d.tile, d.T - i0);
+    transpose(w.dqt + i0, d.hd, n, d.T, d.hd, w.q);
+    h.dq.store(i0, n, w.q);
+  }
 }
 
 }  // namespace
@@ -227,7 +253,7 @@ int64_t flash_attention_forward_scratch(int64_t T, int64_t hd, int64_t tile) {
 
 int64_t flash_attention_backward_scratch(int64_t T, int64_t hd, int64_t tile) {
   const int64_t t = std::min(tile, T);
-  return 2 * t * t + 6 * t * hd + T * hd + T;
+  return 2 * t * t + 7 * t * hd + 3 * T * hd + T;
 }
 
 void flash_attention_forward(DType type, const void* qkv, void* y, float* lse, int64_t B, int64_t T, int64_t D,
@@ -253,7 +279,8 @@ void flash_attention_backward(DType type, const void* qkv, const void* y, const 
                               void* dqkv, int64_t B, int64_t T, int64_t D, int64_t H, int64_t tile, float* scratch) {
   const Dims d = dims_of(B, T, D, H, tile);
   const int64_t per_thread = flash_attention_backward_scratch(T, d.hd, tile);
-#pragma omp parallel for schedule(static)
+  // Dynamic: a thread that another process holds up leaves its next pairs to the others.
+#pragma omp parallel for schedule(dynamic)
   for (int64_t bh = 0; bh < B * H; ++bh) {
     float* mine = scratch + static_cast<int64_t>(omp_get_thread_num()) * per_thread;
     backward_head(d, head_views(type, qkv, y, dy, dqkv, d, bh), lse + bh * T, BackwardScratch(mine, d.tile, d.hd, T));
