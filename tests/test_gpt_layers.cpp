@@ -178,15 +178,15 @@ TEST(GptLayers, AttentionTileSetterRejectsUnworkableTiles) {
   EXPECT_THROW(model.set_attention_tile(0), Error);
 }
 
-// Auto: the materialising kernel up to 256 positions where it can run on the input's type, the
-// fused one beyond, and under half precision on a CPU without half GEMM units.
+// Auto: the materialising kernel up to 256 positions, the fused one beyond, in every precision.
 TEST(GptLayers, AttentionAutoRule) {
   CausalSelfAttention layer(8, 2);
-  EXPECT_EQ(layer.kernel_for(256, DType::F32), AttentionKernel::Materialized);
-  EXPECT_EQ(layer.kernel_for(257, DType::F32), AttentionKernel::Flash);
-  for (const DType half : {DType::F16, DType::BF16}) {
-    EXPECT_EQ(layer.kernel_for(128, half), has_half_gemm(half) ? AttentionKernel::Materialized : AttentionKernel::Flash);
-    EXPECT_TRUE(layer.computes_in(half));
+  for (const DType type : {DType::F32, DType::F16, DType::BF16}) {
+    EXPECT_EQ(layer.kernel_for(256, type), AttentionKernel::Materialized);
+    EXPECT_EQ(layer.kernel_for(257, type), AttentionKernel::Flash);
+    if (type != DType::F32) {
+      EXPECT_TRUE(layer.computes_in(type));
+    }
   }
   layer.set_kernel(AttentionKernel::Materialized);
   EXPECT_EQ(layer.kernel_for(4096, DType::F32), AttentionKernel::Materialized);

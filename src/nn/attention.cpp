@@ -6,14 +6,15 @@
 #include "kernels/convert.h"
 #include "kernels/flash_attention.h"
 #include "kernels/gemm.h"
+#include "nn/half_storage.h"
 
 namespace frugal {
 
 namespace {
 // Auto's rule (measured, docs/DESIGN-NOTES.md "Attention kernels"): the materialising kernel up to
-// this many positions, where its (T, T) probabilities are small and its few large GEMMs beat the
-// fused kernel's many tile-sized ones; the fused kernel above, and under half precision wherever
-// the CPU has no half GEMM units (the materialising kernel would need fp32 copies there).
+// this many positions, where its (T, T) probabilities are small and it is 20-40% faster (the fused
+// kernel recomputes the scores in backward: 7 products for 6); the fused kernel above, where its
+// time is within a few percent and the probabilities it does not keep grow as T^2.
 constexpr int64_t kMaterializedMaxT = 256;
 }  // namespace
 
@@ -35,20 +36,23 @@ void CausalSelfAttention::set_tile(int64_t tile) {
 
 AttentionKernel CausalSelfAttention::kernel_for(int64_t T, DType dtype) const {
   if (kernel_ != AttentionKernel::Auto) return kernel_;
-  const bool materializable = dtype == DType::F32 || has_half_gemm(dtype);
-  return materializable && T <= kMaterializedMaxT ? AttentionKernel::Materialized : AttentionKernel::Flash;
+  return T <= kMaterializedMaxT ? AttentionKernel::Materialized : AttentionKernel::Flash;
 }
 
 Tensor CausalSelfAttention::forward(const Tensor& qkv, Saved& saved, const RunContext& rc) {
   check(qkv.ndim() == 3 && qkv.dim(2) == 3 * dim_, "attention: expected qkv (B, T, " + std::to_string(3 * dim_) +
                                                        "), got " + qkv.shape().str());
   if (kernel_for(qkv.dim(1), qkv.dtype()) == AttentionKernel::Flash) return forward_flash(qkv, saved);
+  if (is_half(qkv.dtype()) && !has_half_gemm(qkv.dtype())) return forward_widened(qkv, saved, rc);
   return forward_materialized(qkv, saved);
 }
 
 Tensor CausalSelfAttention::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   // Only the fused kernel keeps statistics (the log-sum-exps).
-  return saved.stats.empty() ? backward_materialized(dy, saved) : backward_flash(dy, saved);
+  if (!saved.stats.empty()) return backward_flash(dy, saved);
+  const DType type = saved.tensors.at(0).dtype();
+  if (is_half(type) && !has_half_gemm(type)) return backward_widened(dy, saved, rc);
+  return backward_materialized(dy, saved);
 }
 
 Tensor CausalSelfAttention::forward_flash(const Tensor& qkv, Saved& saved) {
@@ -85,6 +89,22 @@ Tensor CausalSelfAttention::backward_flash(const Tensor& dy, Saved& saved) {
   flash_attention_backward(type, qkv.raw(), y.raw(), lse.f32(), dy_in.raw(), dqkv.raw(), B, T, dim_, heads_, tile_,
                            scratch.f32());
   return dqkv;
+}
+
+// Half qkv under Auto at small T on a CPU without half GEMM units: what forward_child does for a
+// layer computing in fp32 (fp32 workspace copy in, fp32 probabilities that forward_child stores as
+// half copies), so these runs keep the materialising kernel's speed.
+Tensor CausalSelfAttention::forward_widened(const Tensor& qkv, Saved& saved, const RunContext& rc) {
+  return forward_materialized(widen_activation(qkv, rc), saved);
+}
+
+// Its backward: the saved half tensors widened, and the input gradient handed on in the half type,
+// as from the layer's other half paths.
+Tensor CausalSelfAttention::backward_widened(const Tensor& dy, Saved& saved, const RunContext& rc) {
+  const DType half = saved.tensors.at(0).dtype();
+  for (Tensor& t : saved.tensors) t = widen_activation(t, rc);
+  const Tensor dqkv = backward_materialized(is_half(dy.dtype()) ? widen(dy) : dy, saved);  // (B, T, 3D) fp32
+  return round_to(dqkv, half, MemCategory::Workspace);
 }
 
 Tensor CausalSelfAttention::forward_materialized(const Tensor& qkv, Saved& saved) {

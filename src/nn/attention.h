@@ -6,7 +6,7 @@ namespace frugal {
 
 // Which kernel computes the attention: Materialized keeps the softmax probabilities (B, H, T, T)
 // for backward (kernels/attention.h); Flash keeps one log-sum-exp per row and recomputes them
-// (kernels/flash_attention.h); Auto picks by sequence length and precision (attention_kernel_for).
+// (kernels/flash_attention.h); Auto picks by sequence length (CausalSelfAttention::kernel_for).
 enum class AttentionKernel { Auto, Flash, Materialized };
 
 class CausalSelfAttention : public Layer {
@@ -17,8 +17,9 @@ class CausalSelfAttention : public Layer {
   Tensor forward(const Tensor& qkv, Saved& saved, const RunContext& rc) override;
   Tensor backward(const Tensor& dy, Saved& saved, const RunContext& rc) override;
   std::string kind() const override { return "attention"; }
-  // The fused kernel widens its half tiles itself, so it takes half inputs anywhere; the
-  // materialising one only where the CPU has half-precision GEMM units (kernels/gemm.h has_half_gemm).
+  // Takes half inputs unless forced onto the materialising kernel on a CPU without half GEMM units
+  // (kernels/gemm.h has_half_gemm): the fused kernel widens its tiles itself, and Auto's
+  // materialising kernel there widens qkv itself, as forward_child would.
   bool computes_in(DType half) const override;
 
   void set_kernel(AttentionKernel kernel) { kernel_ = kernel; }
@@ -32,6 +33,8 @@ class CausalSelfAttention : public Layer {
  private:
   Tensor forward_flash(const Tensor& qkv, Saved& saved);
   Tensor backward_flash(const Tensor& dy, Saved& saved);
+  Tensor forward_widened(const Tensor& qkv, Saved& saved, const RunContext& rc);
+  Tensor backward_widened(const Tensor& dy, Saved& saved, const RunContext& rc);
   Tensor forward_materialized(const Tensor& qkv, Saved& saved);
   Tensor backward_materialized(const Tensor& dy, Saved& saved);
 
