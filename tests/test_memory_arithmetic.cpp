@@ -90,6 +90,32 @@ TEST(MemoryArithmetic, GptActivationsWithFusedAttention) {
   EXPECT_EQ(plan.peak.total, ledger.peak().total);
 }
 
+// In every precision, per layer the fused kernel keeps the log-sum-exps (BHT, fp32) where the
+// materialising one keeps the probabilities (BHTT, in the storage type), and nothing else: its saved
+// output is c_proj's saved input, one buffer (under half precision one half copy, not two).
+TEST(MemoryArithmetic, FusedAttentionDropsOnlyTheProbabilitiesInEveryPrecision) {
+  const GptConfig c = frugal::testing::tiny_gpt_config();
+  const int64_t B = 3, T = 8, H = 2, L = 2;
+  for (const DType precision : {DType::F32, DType::F16, DType::BF16}) {
+    auto activations = [&](AttentionKernel kernel) {
+      TrainOptions o = two_steps(B);
+      o.precision = precision;
+      const MemoryPlan plan = plan_training_memory(
+          [&] {
+            auto model = std::make_unique<Gpt>(c);
+            model->set_attention_kernel(kernel);
+            return std::unique_ptr<Model>(std::move(model));
+          },
+          o);
+      return static_cast<int64_t>(plan.peak[MemCategory::Activations]);
+    };
+    const int64_t bytes = precision == DType::F32 ? 4 : 2;
+    EXPECT_EQ(activations(AttentionKernel::Materialized) - activations(AttentionKernel::Flash),
+              L * (B * H * T * T * bytes - B * H * T * 4))
+        << precision_name(precision);
+  }
+}
+
 TEST(MemoryArithmetic, MlpParamsAndActivations) {
   MlpConfig c;
   c.in_features = 10;
