@@ -178,12 +178,12 @@ TEST(GptLayers, AttentionTileSetterRejectsUnworkableTiles) {
   EXPECT_THROW(model.set_attention_tile(0), Error);
 }
 
-// Auto: the materialising kernel up to 256 positions, the fused one beyond, in every precision.
+// Auto: the materialising kernel up to 384 positions, the fused one beyond, in every precision.
 TEST(GptLayers, AttentionAutoRule) {
   CausalSelfAttention layer(8, 2);
   for (const DType type : {DType::F32, DType::F16, DType::BF16}) {
-    EXPECT_EQ(layer.kernel_for(256, type), AttentionKernel::Materialized);
-    EXPECT_EQ(layer.kernel_for(257, type), AttentionKernel::Flash);
+    EXPECT_EQ(layer.kernel_for(384, type), AttentionKernel::Materialized);
+    EXPECT_EQ(layer.kernel_for(385, type), AttentionKernel::Flash);
     if (type != DType::F32) {
       EXPECT_TRUE(layer.computes_in(type));
     }

@@ -12,10 +12,10 @@ namespace frugal {
 
 namespace {
 // Auto's rule (measured, docs/DESIGN-NOTES.md "Attention kernels"): the materialising kernel up to
-// this many positions, where its (T, T) probabilities are small and it is 20-40% faster (the fused
-// kernel recomputes the scores in backward: 7 products for 6); the fused kernel above, where its
-// time is within a few percent and the probabilities it does not keep grow as T^2.
-constexpr int64_t kMaterializedMaxT = 256;
+// this many positions, where it is 7-30% faster (the fused kernel recomputes the scores in backward:
+// 7 tile products for 6) and its (T, T) probabilities are small; the fused kernel above: at 512
+// positions the two are within 5%, at 1024 the fused one is 6-11% faster and saves B H T^2 values.
+constexpr int64_t kMaterializedMaxT = 384;
 }  // namespace
 
 CausalSelfAttention::CausalSelfAttention(int64_t dim, int64_t heads)
