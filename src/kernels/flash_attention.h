@@ -14,8 +14,8 @@
 
 namespace frugal {
 
-// Query rows and keys per tile when none is set: 64 measured fastest at T = 1024 with hd = 64
-// (docs/BENCHMARKS.md, "Fused attention").
+// Query rows and keys per tile when none is set: 64 and 96 measured fastest at T = 1024 with hd = 64,
+// 32 and 128 slower (docs/BENCHMARKS.md, "Fused attention").
 constexpr int64_t kFlashDefaultTile = 64;
 // Larger tiles than this hold a (tile, tile) score block of 16 MiB per thread: never useful.
 constexpr int64_t kFlashMaxTile = 2048;
@@ -25,7 +25,8 @@ int64_t flash_attention_forward_scratch(int64_t T, int64_t hd, int64_t tile);
 int64_t flash_attention_backward_scratch(int64_t T, int64_t hd, int64_t tile);
 
 // qkv, y, dy and dqkv are fp32 (type F32) or the half type `type` (F16/BF16, as uint16_t): the
-// kernel widens each tile into its fp32 scratch, accumulates in fp32 and rounds what it writes.
+// kernel copies (widens) each tile into its contiguous fp32 scratch, accumulates in fp32 and rounds
+// what it writes.
 // lse (B, H, T) stays fp32: the log of each query row's softmax denominator (scores scaled).
 // scratch: per_thread(flash_attention_*_scratch(T, D / H, tile)) floats.
 void flash_attention_forward(DType type, const void* qkv, void* y, float* lse, int64_t B, int64_t T, int64_t D,
