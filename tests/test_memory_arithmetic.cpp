@@ -42,7 +42,8 @@ TEST(MemoryArithmetic, GptParamsActivationsGradsOptimizer) {
   EXPECT_EQ(ledger.peak()[MemCategory::Grads], static_cast<size_t>(params * 4));
   EXPECT_EQ(ledger.peak()[MemCategory::Optimizer], static_cast<size_t>(2 * params * 4));  // AdamW m and v
   // Activations peak at the end of the forward pass. Kept per transformer block: ln_1 output (BTD)
-  // + mean/rstd (2BT), qkv (3BTD), attention output (BTD) + probabilities (BHTT), first residual
+  // + mean/rstd (2BT), qkv (3BTD), attention output (BTD) + probabilities (BHTT: at T = 8 Auto runs
+  // the materialising kernel; the fused one's bytes are in the next test), first residual
   // (BTD), ln_2 output (BTD) + 2BT, c_fc output (4BTD), GELU output (4BTD), block output (BTD):
   // 16 BTD + 4 BT + BHTT floats. Plus token ids and targets (2 BT int32), the embedding output
   // (BTD), ln_f (BTD + 2BT) and the logits (BTV).
