@@ -91,6 +91,16 @@ void expect_identical_across_strategies(const ModelMaker& make) {
 }  // namespace
 
 TEST(Checkpointing, GptGradientsBitIdenticalAcrossStrategies) { expect_identical_across_strategies(gpt(3)); }
+// The fused attention kernel recomputes the same bits (fixed order in every tile and row).
+TEST(Checkpointing, GptFusedAttentionGradientsBitIdenticalAcrossStrategies) {
+  const ModelMaker make = gpt(3);
+  expect_identical_across_strategies([make] {
+    std::unique_ptr<Model> model = make();
+    static_cast<Gpt&>(*model).set_attention_kernel(AttentionKernel::Flash);
+    static_cast<Gpt&>(*model).set_attention_tile(3);
+    return model;
+  });
+}
 TEST(Checkpointing, MlpGradientsBitIdenticalAcrossStrategies) { expect_identical_across_strategies(mlp(6)); }
 TEST(Checkpointing, CnnWithBatchNormBitIdenticalAcrossStrategies) { expect_identical_across_strategies(cnn()); }
 

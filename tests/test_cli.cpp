@@ -443,6 +443,9 @@ TEST(Cli, ScaleSettingsThatCannotWorkAreOneLineErrors) {
   expect_one_line_error(run_frugal("train --arch gpt --loss-chunk -5 --steps 1"), "loss chunk");
   expect_one_line_error(run_frugal("plan --arch gpt --loss-chunk -1"), "loss chunk");
   expect_one_line_error(run_frugal("train --arch mlp --loss-chunk 8 --steps 1"), "--loss-chunk");
+  expect_one_line_error(run_frugal("train --arch gpt --attention-tile 0 --attention-tile -2 --steps 1"), "tile");
+  expect_one_line_error(run_frugal("plan --arch gpt --attention-tile 4096"), "tile");
+  expect_one_line_error(run_frugal("train --arch gpt --attention sometimes --steps 1"), "sometimes");
   expect_one_line_error(run_frugal("train --model " + saved_gpt().string() + " --ctx 64 --steps 1"), "n_positions");
   expect_one_line_error(run_frugal("train --arch gpt --vocab 100 --steps 1"), "vocab_size");
 }

@@ -1,13 +1,18 @@
 // GPT-2's layers beyond tests/test_layers.cpp's table: the attention kernel against a direct
-// implementation, GELU's values, the two weight layouts, the tied head's gradient into wte, and the
+// implementation, the fused attention kernel against the materialising one, GELU's values, the two weight layouts, the tied head's gradient into wte, and the
 // loss by finite differences.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "core/error.h"
+#include "core/threading.h"
+#include "fixtures.h"
 #include "gradcheck.h"
 #include "kernels/cross_entropy.h"
+#include "kernels/flash_attention.h"
+#include "kernels/gemm.h"
+#include "models/gpt.h"
 #include "nn/attention.h"
 #include "nn/embedding.h"
 #include "nn/gelu.h"
@@ -82,6 +87,112 @@ TEST_P(AttentionMatchesDirectFormula, ForEveryPosition) {
           EXPECT_NEAR(y.f32()[(b * T + i) * D + h * hd + d], out, 1e-5);
         }
       }
+}
+
+namespace {
+struct AttentionRun {
+  std::vector<float> y, dqkv;
+};
+
+std::vector<float> values(const Tensor& t) { return std::vector<float>(t.f32(), t.f32() + t.numel()); }
+
+// One fp32 forward and backward of a (D, H) attention layer on `kernel` with `tile`.
+AttentionRun run_attention(AttentionKernel kernel, int64_t tile, const Tensor& qkv, int64_t D, int64_t H) {
+  CausalSelfAttention layer(D, H);
+  layer.set_kernel(kernel);
+  layer.set_tile(tile);
+  Saved s;
+  const Tensor y = layer.forward(qkv, s, {});  // (B, T, D)
+  EXPECT_EQ(s.stats.size(), kernel == AttentionKernel::Flash ? 1u : 0u) << "the fused kernel keeps lse";
+  const Tensor dy = random_tensor(y.shape(), 77, 1.0f, MemCategory::Workspace);
+  const Tensor dqkv = layer.backward(dy, s, {});  // (B, T, 3D)
+  return {values(y), values(dqkv)};
+}
+
+double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+    norm += static_cast<double>(b[i]) * b[i];
+  }
+  return std::sqrt(diff / norm);
+}
+
+struct FlashCase {
+  int64_t T, tile;
+};
+}  // namespace
+
+class FlashAttentionMatchesMaterialized : public ::testing::TestWithParam<FlashCase> {};
+
+// T = 1024 in whole tiles; 150 and 1000 end in a partial tile (1000 also with a tile that is not a
+// power of two).
+INSTANTIATE_TEST_SUITE_P(GptLayers, FlashAttentionMatchesMaterialized,
+                         ::testing::Values(FlashCase{1024, 64}, FlashCase{150, 64}, FlashCase{1000, 96}),
+                         [](const auto& info) {
+                           return "T" + std::to_string(info.param.T) + "Tile" + std::to_string(info.param.tile);
+                         });
+
+TEST_P(FlashAttentionMatchesMaterialized, OutputAndInputGradient) {
+  const int64_t B = 1, H = 2, hd = 16, D = H * hd, T = GetParam().T;
+  const Tensor qkv = random_tensor({B, T, 3 * D}, 21);
+  const AttentionRun flash = run_attention(AttentionKernel::Flash, GetParam().tile, qkv, D, H);
+  const AttentionRun materialized = run_attention(AttentionKernel::Materialized, GetParam().tile, qkv, D, H);
+  EXPECT_LE(relative_difference(flash.y, materialized.y), 1e-5);
+  EXPECT_LE(relative_difference(flash.dqkv, materialized.dqkv), 1e-5);
+}
+
+// Each query tile (forward) and each (batch, head) pair (backward) is one thread's, in a fixed
+// order: the same bits run to run and on any thread count.
+TEST(GptLayers, FlashAttentionIsDeterministicAcrossRunsAndThreadCounts) {
+  const int64_t B = 2, H = 3, D = 24, T = 130;
+  const Tensor qkv = random_tensor({B, T, 3 * D}, 23);
+  const int threads = num_threads();
+  set_num_threads(1);
+  const AttentionRun one = run_attention(AttentionKernel::Flash, 32, qkv, D, H);
+  const AttentionRun again = run_attention(AttentionKernel::Flash, 32, qkv, D, H);
+  set_num_threads(3);
+  const AttentionRun three = run_attention(AttentionKernel::Flash, 32, qkv, D, H);
+  set_num_threads(threads);
+  EXPECT_EQ(one.y, again.y);
+  EXPECT_EQ(one.dqkv, again.dqkv);
+  EXPECT_EQ(one.y, three.y);
+  EXPECT_EQ(one.dqkv, three.dqkv);
+}
+
+TEST(GptLayers, AttentionTileSetterRejectsUnworkableTiles) {
+  CausalSelfAttention layer(8, 2);
+  for (const int64_t bad : {int64_t{0}, int64_t{-4}, kFlashMaxTile + 1}) {
+    try {
+      layer.set_tile(bad);
+      ADD_FAILURE() << "tile " << bad << " accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()),
+                "attention: tile size " + std::to_string(bad) + " is not in 1.." + std::to_string(kFlashMaxTile));
+    }
+  }
+  EXPECT_EQ(layer.tile(), kFlashDefaultTile) << "a refused tile leaves the setting";
+  layer.set_tile(kFlashMaxTile);
+  EXPECT_EQ(layer.tile(), kFlashMaxTile);
+  Gpt model(tiny_gpt_config());
+  EXPECT_THROW(model.set_attention_tile(0), Error);
+}
+
+// Auto: the materialising kernel up to 384 positions, the fused one beyond, in every precision.
+TEST(GptLayers, AttentionAutoRule) {
+  CausalSelfAttention layer(8, 2);
+  for (const DType type : {DType::F32, DType::F16, DType::BF16}) {
+    EXPECT_EQ(layer.kernel_for(384, type), AttentionKernel::Materialized);
+    EXPECT_EQ(layer.kernel_for(385, type), AttentionKernel::Flash);
+    if (type != DType::F32) {
+      EXPECT_TRUE(layer.computes_in(type));
+    }
+  }
+  layer.set_kernel(AttentionKernel::Materialized);
+  EXPECT_EQ(layer.kernel_for(4096, DType::F32), AttentionKernel::Materialized);
+  EXPECT_EQ(layer.computes_in(DType::F16), has_half_gemm(DType::F16)) << "fp32 copies where no half units";
+  layer.set_kernel(AttentionKernel::Flash);
+  EXPECT_EQ(layer.kernel_for(4, DType::F32), AttentionKernel::Flash);
 }
 
 TEST(GptLayers, EmbeddingRejectsOutOfRangeTokens) {

@@ -114,6 +114,14 @@ std::unique_ptr<Layer> batchnorm_with_running_statistics() {
   return randomized(std::move(bn), 55);
 }
 
+// Attention on the fused kernel with the given tile, whatever Auto would pick.
+std::unique_ptr<Layer> flash_attention(int64_t dim, int64_t heads, int64_t tile) {
+  auto layer = std::make_unique<CausalSelfAttention>(dim, heads);
+  layer->set_kernel(AttentionKernel::Flash);
+  layer->set_tile(tile);
+  return layer;
+}
+
 const std::vector<LayerRow>& layer_rows() {
   static const std::vector<LayerRow> rows = {
       {.name = "LinearInOut", .layer_class = "Linear",
@@ -181,6 +189,17 @@ const std::vector<LayerRow>& layer_rows() {
       {.name = "AttentionThreeRowBlocks", .layer_class = "CausalSelfAttention",
        .make = [] { return std::make_unique<CausalSelfAttention>(4, 2); }, .input = {1, 150, 12}, .input_seed = 12,
        .max_coords = 96},
+      // The fused kernel (nn/attention.h AttentionKernel::Flash), forced: Auto picks the
+      // materialising one at these lengths. 150 positions in tiles of 64: three query and three key
+      // tiles, the last partial, tiles above the diagonal skipped and the diagonal ones masked.
+      {.name = "AttentionFlash", .layer_class = "CausalSelfAttention",
+       .make = [] { return flash_attention(8, 2, 64); }, .input = {2, 5, 24}, .input_seed = 10, .max_coords = 96},
+      {.name = "AttentionFlashThreeTiles", .layer_class = "CausalSelfAttention",
+       .make = [] { return flash_attention(4, 2, 64); }, .input = {1, 150, 12}, .input_seed = 12,
+       .max_coords = 96},
+      // Tiles of 2 over 5 positions: a partial last tile, more than one tile per row in the online softmax.
+      {.name = "AttentionFlashSmallTiles", .layer_class = "CausalSelfAttention",
+       .make = [] { return flash_attention(8, 2, 2); }, .input = {2, 5, 24}, .input_seed = 10, .max_coords = 96},
       {.name = "Embedding", .layer_class = "Embedding",
        .make = [] { return randomized(std::make_unique<Embedding>(11, 6, 4), 12); }, .input = {2, 5},
        .input_kind = Input::Tokens, .vocab = 11},
@@ -188,6 +207,15 @@ const std::vector<LayerRow>& layer_rows() {
        .input_seed = 15, .composite = true},
       {.name = "TransformerBlock", .layer_class = "TransformerBlock",
        .make = [] { return randomized(std::make_unique<TransformerBlock>(0, 8, 2, 1e-5f), 13, 0.3f); },
+       .input = {2, 3, 8}, .input_seed = 14, .max_coords = 24, .fd_tolerance = 2e-2, .composite = true},
+      // Its attention on the fused kernel, which saves its output: the buffer c_proj saves as its input.
+      {.name = "TransformerBlockFlash", .layer_class = "TransformerBlock",
+       .make = [] {
+         auto block = std::make_unique<TransformerBlock>(0, 8, 2, 1e-5f);
+         block->set_attention_kernel(AttentionKernel::Flash);
+         block->set_attention_tile(2);
+         return randomized(std::move(block), 13, 0.3f);
+       },
        .input = {2, 3, 8}, .input_seed = 14, .max_coords = 24, .fd_tolerance = 2e-2, .composite = true},
   };
   return rows;

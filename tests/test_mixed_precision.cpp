@@ -71,9 +71,10 @@ GptConfig test_gpt() {
 // A model with LoRA (lora = true) may have its adapted base weights stored in `base` (--base-precision).
 GradientSnapshot gpt_gradients(DType precision, float scale, const Batch& batch, int64_t accum = 1,
                                const std::string& checkpoint = "store-all", bool lora = false,
-                               DType base = DType::F32) {
+                               DType base = DType::F32, AttentionKernel kernel = AttentionKernel::Auto) {
   Gpt model(test_gpt());
   model.init_weights(3);
+  model.set_attention_kernel(kernel);
   if (lora) {
     LoraSettings s;
     s.config.rank = 4;
@@ -294,6 +295,25 @@ TEST(MixedPrecision, UpdatesLostWithoutMasterWeights) {
     if (keep_master) EXPECT_NEAR(p.value.f32()[0], 1.0f - 10 * 1e-4f, 1e-6f);  // every update kept
     else EXPECT_EQ(p.value.f32()[0], 1.0f);                                    // every update lost
   }
+}
+
+// The fused attention kernel in the half types (tiles widened, sums and log-sum-exps in fp32), with
+// the tolerances of the test above, against fp32 on the same kernel; and the two kernels agree in
+// bf16 as closely as each does with fp32.
+TEST(MixedPrecision, GptFusedAttentionGradientsInHalfPrecisionMatchFp32) {
+  const Batch batch = RandomTokens(40, 16, 7).batch(0, 4);
+  const AttentionKernel flash = AttentionKernel::Flash;
+  const GradientSnapshot fp32 = gpt_gradients(DType::F32, 1.0f, batch, 1, "store-all", false, DType::F32, flash);
+  const GradientSnapshot bf16_flash = gpt_gradients(DType::BF16, 1.0f, batch, 1, "store-all", false, DType::F32, flash);
+  const auto fp16 = worst_tensor(gpt_gradients(DType::F16, 1024.0f, batch, 1, "store-all", false, DType::F32, flash), fp32);
+  const auto bf16 = worst_tensor(bf16_flash, fp32);
+  EXPECT_LE(fp16.first, 3e-2) << fp16.second;
+  EXPECT_LE(bf16.first, 6e-2) << bf16.second;
+  EXPECT_GT(fp16.first, 0.0);
+  EXPECT_GT(bf16.first, fp16.first);
+  const auto kernels = worst_tensor(bf16_flash, gpt_gradients(DType::BF16, 1.0f, batch, 1, "store-all", false,
+                                                              DType::F32, AttentionKernel::Materialized));
+  EXPECT_LE(kernels.first, 6e-2) << kernels.second;
 }
 
 TEST(MixedPrecision, ReferenceWorkloadMemoryByCategory) {

@@ -34,6 +34,10 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_option("--norm", f.norm, "normalisation in the MLP/CNN: none | batch | group | layer")
       ->check(CLI::IsMember({"none", "batch", "group", "layer"}));
   app.add_option("--loss-chunk", f.loss_chunk, "gpt: rows per chunk of the fused LM head + loss (0: 256)");
+  app.add_option("--attention", f.attention, "gpt: causal attention kernel: auto (materialising up to T = 384, fused above) | flash | materialized")
+      ->check(CLI::IsMember({"auto", "flash", "materialized"}))
+      ->capture_default_str();
+  app.add_option("--attention-tile", f.attention_tile, "gpt: query/key tile of the fused attention (0: 64)");
 }
 
 void add_precision_flags(CLI::App& app, PrecisionFlags& f) {
@@ -180,9 +184,13 @@ void attach_lora(Model& model, const LoraFlags& lora, uint64_t seed, LoraSetting
 // The model of the flags with shapes only: no weights are read or drawn here.
 // Kernel settings of a GPT (chunk and tile sizes), checked here so a bad value is a one-line error.
 void apply_kernel_flags(const ModelFlags& f, Model& model) {
-  if (f.loss_chunk == 0) return;
-  check(model.arch() == "gpt", "--loss-chunk applies to GPT models only");
-  model.lm_head()->set_chunk_rows(f.loss_chunk);
+  if (f.loss_chunk == 0 && f.attention == "auto" && f.attention_tile == 0) return;
+  check(model.arch() == "gpt", "--loss-chunk/--attention/--attention-tile apply to GPT models only");
+  Gpt& gpt = static_cast<Gpt&>(model);
+  if (f.loss_chunk != 0) gpt.lm_head()->set_chunk_rows(f.loss_chunk);
+  if (f.attention_tile != 0) gpt.set_attention_tile(f.attention_tile);
+  if (f.attention == "flash") gpt.set_attention_kernel(AttentionKernel::Flash);
+  if (f.attention == "materialized") gpt.set_attention_kernel(AttentionKernel::Materialized);
 }
 
 std::unique_ptr<Model> construct_architecture(const ModelFlags& f, const std::string& data) {

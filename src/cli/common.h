@@ -17,6 +17,8 @@ struct ModelFlags {
   bool batchnorm = false;  // alias of --norm batch
   std::string norm;        // empty: the architecture's default (mlp none, cnn batch)
   int64_t loss_chunk = 0;  // GPT: rows per chunk of the fused LM head + loss (0: its default)
+  std::string attention = "auto";  // GPT: auto | flash | materialized
+  int64_t attention_tile = 0;      // GPT: the fused attention's tile (0: its default)
 };
 
 // --precision fp32|fp16|bf16, --master-weights on|off, --loss-scale dynamic|none|VALUE and the

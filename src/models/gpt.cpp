@@ -1,5 +1,6 @@
 #include "models/gpt.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -84,9 +85,26 @@ std::vector<std::pair<std::string, Linear*>> Gpt::adaptable_linears() const {
 
 nlohmann::json Gpt::kernels(int64_t micro_batch) const {
   const int64_t rows = std::min(head_->chunk_rows(), micro_batch * context_);
-  return {{"lm_head",
-           {{"kernel", "fused with cross-entropy"}, {"chunk_rows", rows},
-            {"logits_scratch_bytes", rows * config_.vocab_size * 4}}}};
+  nlohmann::json j{{"lm_head",
+                    {{"kernel", "fused with cross-entropy"}, {"chunk_rows", rows},
+                     {"logits_scratch_bytes", rows * config_.vocab_size * 4}}}};
+  const auto& attention = static_cast<const TransformerBlock&>(*blocks_[1]).attention();
+  const int64_t bht = micro_batch * config_.n_head * context_;
+  if (attention.kernel_for(context_, DType::F32) == AttentionKernel::Flash)
+    j["attention"] = {{"kernel", "fused (flash)"}, {"tile", attention.tile()}, {"lse_bytes_per_layer", bht * 4}};
+  else
+    j["attention"] = {{"kernel", "materialising"}, {"probabilities_fp32_bytes_per_layer", bht * context_ * 4}};
+  return j;
+}
+
+void Gpt::set_attention_kernel(AttentionKernel kernel) {
+  for (int64_t i = 0; i < config_.n_layer; ++i)
+    static_cast<TransformerBlock&>(*blocks_[static_cast<size_t>(i) + 1]).set_attention_kernel(kernel);
+}
+
+void Gpt::set_attention_tile(int64_t tile) {
+  for (int64_t i = 0; i < config_.n_layer; ++i)
+    static_cast<TransformerBlock&>(*blocks_[static_cast<size_t>(i) + 1]).set_attention_tile(tile);
 }
 
 void Gpt::set_context(int64_t t) {

@@ -4,6 +4,7 @@
 //   [embedding] [block 0] ... [block L-1] [ln_f]  (L + 2 blocks)
 // and the tied head, fused with the cross-entropy loss, follows it (lm_head()).
 #include "models/model.h"
+#include "nn/attention.h"
 #include "nn/embedding.h"
 
 namespace frugal {
@@ -41,6 +42,9 @@ class Gpt : public Model {
   const GptConfig& gpt_config() const { return config_; }
   int64_t context() const { return context_; }
   void set_context(int64_t t);
+  // Every block's attention kernel and fused-kernel tile (nn/attention.h); Auto by default.
+  void set_attention_kernel(AttentionKernel kernel);
+  void set_attention_tile(int64_t tile);
 
  private:
   GptConfig config_;

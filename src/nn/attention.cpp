@@ -4,20 +4,110 @@
 #include "core/threading.h"
 #include "kernels/attention.h"
 #include "kernels/convert.h"
+#include "kernels/flash_attention.h"
 #include "kernels/gemm.h"
+#include "nn/half_storage.h"
 
 namespace frugal {
 
-CausalSelfAttention::CausalSelfAttention(int64_t dim, int64_t heads) : dim_(dim), heads_(heads) {
+namespace {
+// Auto's rule (measured, docs/DESIGN-NOTES.md "Attention kernels"): the materialising kernel up to
+// this many positions, where it is 7-30% faster (the fused kernel recomputes the scores in backward:
+// 7 tile products for 6) and its (T, T) probabilities are small; the fused kernel above: at 512
+// positions the two are within 5%, at 1024 the fused one is 6-11% faster and saves B H T^2 values.
+constexpr int64_t kMaterializedMaxT = 384;
+}  // namespace
+
+CausalSelfAttention::CausalSelfAttention(int64_t dim, int64_t heads)
+    : dim_(dim), heads_(heads), tile_(kFlashDefaultTile) {
   check(heads > 0 && dim % heads == 0,
         "attention: n_embd " + std::to_string(dim) + " is not divisible by n_head " + std::to_string(heads));
 }
 
-bool CausalSelfAttention::computes_in(DType half) const { return has_half_gemm(half); }
+bool CausalSelfAttention::computes_in(DType half) const {
+  return kernel_ != AttentionKernel::Materialized || has_half_gemm(half);
+}
+
+void CausalSelfAttention::set_tile(int64_t tile) {
+  check(tile >= 1 && tile <= kFlashMaxTile, "attention: tile size " + std::to_string(tile) + " is not in 1.." +
+                                                std::to_string(kFlashMaxTile));
+  tile_ = tile;
+}
+
+AttentionKernel CausalSelfAttention::kernel_for(int64_t T, DType dtype) const {
+  if (kernel_ != AttentionKernel::Auto) return kernel_;
+  return T <= kMaterializedMaxT ? AttentionKernel::Materialized : AttentionKernel::Flash;
+}
 
 Tensor CausalSelfAttention::forward(const Tensor& qkv, Saved& saved, const RunContext& rc) {
   check(qkv.ndim() == 3 && qkv.dim(2) == 3 * dim_, "attention: expected qkv (B, T, " + std::to_string(3 * dim_) +
                                                        "), got " + qkv.shape().str());
+  if (kernel_for(qkv.dim(1), qkv.dtype()) == AttentionKernel::Flash) return forward_flash(qkv, saved);
+  if (is_half(qkv.dtype()) && !has_half_gemm(qkv.dtype())) return forward_widened(qkv, saved, rc);
+  return forward_materialized(qkv, saved);
+}
+
+Tensor CausalSelfAttention::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
+  // Only the fused kernel keeps statistics (the log-sum-exps).
+  if (!saved.stats.empty()) return backward_flash(dy, saved);
+  const DType type = saved.tensors.at(0).dtype();
+  if (is_half(type) && !has_half_gemm(type)) return backward_widened(dy, saved, rc);
+  return backward_materialized(dy, saved);
+}
+
+Tensor CausalSelfAttention::forward_flash(const Tensor& qkv, Saved& saved) {
+  const int64_t B = qkv.dim(0), T = qkv.dim(1);
+  Tensor y = Tensor::empty({B, T, dim_}, qkv.dtype(), MemCategory::Activations);         // (B, T, D)
+  Tensor lse = Tensor::empty({B, heads_, T}, DType::F32, MemCategory::Activations);      // (B, H, T)
+  Tensor scratch = Tensor::empty({per_thread(flash_attention_forward_scratch(T, dim_ / heads_, tile_))}, DType::F32,
+                                 MemCategory::Workspace);
+  // y is also the next layer's saved input: one buffer (under half precision one half copy, shared
+  // through the pass's HalfCache or y being half already).
+  saved.tensors = {qkv, y};
+  saved.stats = {lse};
+  if (measuring(qkv)) return y;
+  flash_attention_forward(qkv.dtype(), qkv.raw(), y.raw(), lse.f32(), B, T, dim_, heads_, tile_, scratch.f32());
+  return y;
+}
+
+Tensor CausalSelfAttention::backward_flash(const Tensor& dy, Saved& saved) {
+  const Tensor& qkv = saved.tensors.at(0);
+  const Tensor& y = saved.tensors.at(1);
+  const Tensor& lse = saved.stats.at(0);
+  const DType type = qkv.dtype();
+  const int64_t B = qkv.dim(0), T = qkv.dim(1);
+  // dy in the kernel's type: half already, or fp32 holding half values (its half copy is exact).
+  const Tensor dy_in = dy.dtype() == type ? dy
+                       : type == DType::F32 ? widen(dy)
+                                            : round_to(dy, type, MemCategory::Workspace);  // (B, T, D)
+  // The input gradient in qkv's type: under half precision handed on in the half type, like a
+  // layer on the half units does, to c_attn.
+  Tensor dqkv = Tensor::empty(qkv.shape(), type, MemCategory::Workspace);  // (B, T, 3D)
+  Tensor scratch = Tensor::empty({per_thread(flash_attention_backward_scratch(T, dim_ / heads_, tile_))}, DType::F32,
+                                 MemCategory::Workspace);
+  if (measuring(dy)) return dqkv;
+  flash_attention_backward(type, qkv.raw(), y.raw(), lse.f32(), dy_in.raw(), dqkv.raw(), B, T, dim_, heads_, tile_,
+                           scratch.f32());
+  return dqkv;
+}
+
+// Half qkv under Auto at small T on a CPU without half GEMM units: what forward_child does for a
+// layer computing in fp32 (fp32 workspace copy in, fp32 probabilities that forward_child stores as
+// half copies), so these runs keep the materialising kernel's speed.
+Tensor CausalSelfAttention::forward_widened(const Tensor& qkv, Saved& saved, const RunContext& rc) {
+  return forward_materialized(widen_activation(qkv, rc), saved);
+}
+
+// Its backward: the saved half tensors widened, and the input gradient handed on in the half type,
+// as from the layer's other half paths.
+Tensor CausalSelfAttention::backward_widened(const Tensor& dy, Saved& saved, const RunContext& rc) {
+  const DType half = saved.tensors.at(0).dtype();
+  for (Tensor& t : saved.tensors) t = widen_activation(t, rc);
+  const Tensor dqkv = backward_materialized(is_half(dy.dtype()) ? widen(dy) : dy, saved);  // (B, T, 3D) fp32
+  return round_to(dqkv, half, MemCategory::Workspace);
+}
+
+Tensor CausalSelfAttention::forward_materialized(const Tensor& qkv, Saved& saved) {
   const int64_t B = qkv.dim(0), T = qkv.dim(1);
   if (qkv.dtype() != DType::F32) {  // half qkv (computes_in): half products, probabilities and output
     Tensor y = Tensor::empty({B, T, dim_}, qkv.dtype(), MemCategory::Activations);        // (B, T, D)
@@ -36,7 +126,7 @@ Tensor CausalSelfAttention::forward(const Tensor& qkv, Saved& saved, const RunCo
   return y;
 }
 
-Tensor CausalSelfAttention::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
+Tensor CausalSelfAttention::backward_materialized(const Tensor& dy, Saved& saved) {
   const Tensor& qkv = saved.tensors.at(0);
   const Tensor& att = saved.tensors.at(1);
   const int64_t B = qkv.dim(0), T = qkv.dim(1);

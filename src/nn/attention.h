@@ -4,18 +4,43 @@
 
 namespace frugal {
 
+// Which kernel computes the attention: Materialized keeps the softmax probabilities (B, H, T, T)
+// for backward (kernels/attention.h); Flash keeps one log-sum-exp per row and recomputes them
+// (kernels/flash_attention.h); Auto picks by sequence length (CausalSelfAttention::kernel_for).
+enum class AttentionKernel { Auto, Flash, Materialized };
+
 class CausalSelfAttention : public Layer {
  public:
   CausalSelfAttention(int64_t dim, int64_t heads);
-  // saves qkv and the softmax probabilities (B, H, T, T)
+  // Materialized saves qkv and the probabilities (B, H, T, T); Flash saves qkv and its output y
+  // (the buffer the next layer saves as its input) and the row log-sum-exps (B, H, T) as stats.
   Tensor forward(const Tensor& qkv, Saved& saved, const RunContext& rc) override;
   Tensor backward(const Tensor& dy, Saved& saved, const RunContext& rc) override;
   std::string kind() const override { return "attention"; }
-  // Where the CPU has half-precision GEMM units (kernels/gemm.h has_half_gemm).
+  // Takes half inputs unless forced onto the materialising kernel on a CPU without half GEMM units
+  // (kernels/gemm.h has_half_gemm): the fused kernel widens its tiles itself, and Auto's
+  // materialising kernel there widens qkv itself, as forward_child would.
   bool computes_in(DType half) const override;
 
+  void set_kernel(AttentionKernel kernel) { kernel_ = kernel; }
+  AttentionKernel kernel() const { return kernel_; }
+  // Query rows and keys per tile of the fused kernel; 1 .. kFlashMaxTile, else a frugal::Error.
+  void set_tile(int64_t tile);
+  int64_t tile() const { return tile_; }
+  // The kernel a forward over T positions in `dtype` (F32 or the half type) runs.
+  AttentionKernel kernel_for(int64_t T, DType dtype) const;
+
  private:
+  Tensor forward_flash(const Tensor& qkv, Saved& saved);
+  Tensor backward_flash(const Tensor& dy, Saved& saved);
+  Tensor forward_widened(const Tensor& qkv, Saved& saved, const RunContext& rc);
+  Tensor backward_widened(const Tensor& dy, Saved& saved, const RunContext& rc);
+  Tensor forward_materialized(const Tensor& qkv, Saved& saved);
+  Tensor backward_materialized(const Tensor& dy, Saved& saved);
+
   int64_t dim_, heads_;
+  AttentionKernel kernel_ = AttentionKernel::Auto;
+  int64_t tile_;
 };
 
 }  // namespace frugal

@@ -25,6 +25,11 @@ class TransformerBlock : public Layer {
   Linear& attn_proj() { return attn_proj_; }
   Linear& c_fc() { return c_fc_; }
   Linear& mlp_proj() { return mlp_proj_; }
+  CausalSelfAttention& attention() { return attn_; }
+  const CausalSelfAttention& attention() const { return attn_; }
+  // The attention kernel and fused-kernel tile (nn/attention.h), e.g. for tests comparing kernels.
+  void set_attention_kernel(AttentionKernel kernel) { attn_.set_kernel(kernel); }
+  void set_attention_tile(int64_t tile) { attn_.set_tile(tile); }
 
  private:
   // Indices of the sub-layers' Saved children.
