@@ -91,9 +91,9 @@ nlohmann::json Gpt::kernels(int64_t micro_batch) const {
   const auto& attention = static_cast<const TransformerBlock&>(*blocks_[1]).attention();
   const int64_t bht = micro_batch * config_.n_head * context_;
   if (attention.kernel_for(context_, DType::F32) == AttentionKernel::Flash)
-    j["attention"] = {{"kernel", "fused (flash)"}, {"tile", attention.tile()}, {"lse_bytes_per_layer", bht * 4}};
+    j["attention"] = {{"kernel", "fused (flash)"}, {"tile", attention.tile()}, {"lse_per_layer_bytes", bht * 4}};
   else
-    j["attention"] = {{"kernel", "materialising"}, {"probabilities_fp32_bytes_per_layer", bht * context_ * 4}};
+    j["attention"] = {{"kernel", "materialising"}, {"probabilities_fp32_per_layer_bytes", bht * context_ * 4}};
   return j;
 }
 
