@@ -1,5 +1,7 @@
 #include "core/ledger.h"
 
+#include <malloc.h>
+
 #include <cstdlib>
 #include <new>
 
@@ -12,6 +14,14 @@ MemoryLedger& default_ledger() {
   return ledger;
 }
 constexpr size_t kAlignment = 64;
+
+// Blocks of 1 MiB and more are mapped and unmapped on their own, so a block the cache frees goes
+// back to the OS at once. (glibc's default threshold rises to 32 MiB as large blocks are freed, after
+// which they come from the heap, where a freed block in the middle stays part of the RSS.)
+void map_large_blocks_individually() {
+  static const bool once = [] { return mallopt(M_MMAP_THRESHOLD, 1 << 20) == 1; }();
+  (void)once;
+}
 }  // namespace
 
 const char* mem_category_name(MemCategory c) {
@@ -39,6 +49,17 @@ void MemoryLedger::release_cached() {
   cached_bytes_ = 0;
 }
 
+void MemoryLedger::evict_cached_above(size_t limit) {
+  // Largest blocks first: fewest frees to get under the limit.
+  for (auto it = free_blocks_.rbegin(); it != free_blocks_.rend() && cached_bytes_ > limit; ++it) {
+    while (!it->second.empty() && cached_bytes_ > limit) {
+      std::free(it->second.back());
+      it->second.pop_back();
+      cached_bytes_ -= it->first;
+    }
+  }
+}
+
 void* MemoryLedger::allocate(size_t bytes, MemCategory category) {
   void* ptr = nullptr;
   if (!measure_only_ && bytes > 0) {
@@ -49,6 +70,8 @@ void* MemoryLedger::allocate(size_t bytes, MemCategory category) {
       it->second.pop_back();
       cached_bytes_ -= rounded;
     } else {
+      map_large_blocks_individually();
+      evict_cached_above(peak_total_ > live_total_ + rounded ? peak_total_ - live_total_ - rounded : 0);
       ptr = std::aligned_alloc(kAlignment, rounded);
       if (!ptr) {
         release_cached();  // give the cache back and try once more

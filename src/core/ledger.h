@@ -6,8 +6,8 @@
 #include <array>
 #include <chrono>
 #include <cstddef>
+#include <map>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 namespace frugal {
@@ -70,6 +70,10 @@ class MemoryLedger {
  private:
   friend class LedgerScope;
   void record(MemCategory category);
+  // Frees cached blocks until at most `limit` bytes are cached. A new block (no cached one of its
+  // size) first evicts down to what keeps live + cached + new within the peak of live bytes, so the
+  // process holds no more than the books' peak however the sizes change (sqrt checkpointing, chunks).
+  void evict_cached_above(size_t limit);
 
   bool measure_only_;
   std::array<size_t, kNumMemCategories> live_{};
@@ -81,7 +85,7 @@ class MemoryLedger {
   std::chrono::steady_clock::time_point timeline_start_;
   std::vector<TimelineEvent> timeline_;
   std::string phase_;
-  std::unordered_map<size_t, std::vector<void*>> free_blocks_;  // rounded size -> cached blocks
+  std::map<size_t, std::vector<void*>> free_blocks_;  // rounded size -> cached blocks
   size_t cached_bytes_ = 0;
 };
 
