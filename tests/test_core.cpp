@@ -47,6 +47,34 @@ TEST(Ledger, MeasureModeCountsWithoutAllocating) {
   EXPECT_EQ(ledger.live()[MemCategory::Activations], size_t{4} << 30);
 }
 
+// The allocator cache reuses blocks of a repeating step, but never holds so much that live plus
+// cached bytes (what the process keeps) exceed the books' peak + 10% + 64 MiB when sizes change.
+TEST(Ledger, CacheKeepsTheProcessNearThePeak) {
+  MemoryLedger ledger;
+  LedgerScope scope(ledger);
+  const size_t MiB = size_t{1} << 20;
+  const auto within_bound = [&] {
+    const size_t peak = ledger.peak().total;
+    return ledger.live().total + ledger.cached_bytes() <= peak + peak / 10 + 64 * MiB;
+  };
+  const auto mib = [](int64_t n) { return Tensor::empty({n << 18}, DType::F32, MemCategory::Workspace); };  // n MiB
+  {
+    Tensor a = mib(40), b = mib(80);
+  }
+  EXPECT_EQ(ledger.cached_bytes(), 120 * MiB);  // both kept for the next step
+  {
+    Tensor again = mib(80);  // served from the cache
+    EXPECT_EQ(ledger.cached_bytes(), 40 * MiB);
+  }
+  {
+    Tensor other = mib(100);  // a new size: cached blocks go first (without: 220 MiB held for a 120 MiB peak)
+    EXPECT_TRUE(within_bound());
+    Tensor more = mib(30);
+    EXPECT_TRUE(within_bound());
+  }
+  EXPECT_TRUE(within_bound());
+}
+
 TEST(Ledger, TimelineRecordsChanges) {
   MemoryLedger ledger;
   LedgerScope scope(ledger);

@@ -1,6 +1,6 @@
 #include "core/ledger.h"
 
-#include <malloc.h>
+#include <sys/mman.h>
 
 #include <cstdlib>
 #include <new>
@@ -15,12 +15,26 @@ MemoryLedger& default_ledger() {
 }
 constexpr size_t kAlignment = 64;
 
-// Blocks of 1 MiB and more are mapped and unmapped on their own, so a block the cache frees goes
-// back to the OS at once. (glibc's default threshold rises to 32 MiB as large blocks are freed, after
-// which they come from the heap, where a freed block in the middle stays part of the RSS.)
-void map_large_blocks_individually() {
-  static const bool once = [] { return mallopt(M_MMAP_THRESHOLD, 1 << 20) == 1; }();
-  (void)once;
+// Blocks of 1 MiB and more are mapped and unmapped on their own, so a block the cache frees leaves
+// the RSS at once. (From malloc they would come from the heap once glibc's threshold has risen
+// to 32 MiB, where a freed block in the middle stays resident.) Only the ledger's blocks: lowering
+// malloc's own threshold instead made the libraries' per-call scratch (oneDNN) fault in every call.
+constexpr size_t kMapped = size_t{1} << 20;
+// What the cache may hold beyond the books' peak (plus 10% of it): room for blocks of the sizes a
+// step asks for in another order, without which every new size would evict blocks the next step
+// needs again (measured: a GPT-2 small bf16 + sqrt step went from 7.5 to 10.8 s when the cache
+// was held to the peak itself).
+constexpr size_t kCacheSlack = size_t{64} << 20;
+
+void* block_alloc(size_t rounded) {
+  if (rounded < kMapped) return std::aligned_alloc(kAlignment, rounded);
+  void* p = mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;  // page-aligned
+}
+
+void block_free(void* p, size_t rounded) {
+  if (rounded < kMapped) std::free(p);
+  else munmap(p, rounded);
 }
 }  // namespace
 
@@ -44,16 +58,16 @@ MemoryLedger::~MemoryLedger() { release_cached(); }
 
 void MemoryLedger::release_cached() {
   for (auto& [size, blocks] : free_blocks_)
-    for (void* p : blocks) std::free(p);
+    for (void* p : blocks) block_free(p, size);
   free_blocks_.clear();
   cached_bytes_ = 0;
 }
 
 void MemoryLedger::evict_cached_above(size_t limit) {
-  // Largest blocks first: fewest frees to get under the limit.
-  for (auto it = free_blocks_.rbegin(); it != free_blocks_.rend() && cached_bytes_ > limit; ++it) {
+  // Smallest blocks first: they are the cheapest to get again (large ones come back page fault by page fault).
+  for (auto it = free_blocks_.begin(); it != free_blocks_.end() && cached_bytes_ > limit; ++it) {
     while (!it->second.empty() && cached_bytes_ > limit) {
-      std::free(it->second.back());
+      block_free(it->second.back(), it->first);
       it->second.pop_back();
       cached_bytes_ -= it->first;
     }
@@ -70,12 +84,12 @@ void* MemoryLedger::allocate(size_t bytes, MemCategory category) {
       it->second.pop_back();
       cached_bytes_ -= rounded;
     } else {
-      map_large_blocks_individually();
-      evict_cached_above(peak_total_ > live_total_ + rounded ? peak_total_ - live_total_ - rounded : 0);
-      ptr = std::aligned_alloc(kAlignment, rounded);
+      const size_t allowed = peak_total_ + peak_total_ / 10 + kCacheSlack;  // the books' peak + 10% + 64 MiB
+      evict_cached_above(allowed > live_total_ + rounded ? allowed - live_total_ - rounded : 0);
+      ptr = block_alloc(rounded);
       if (!ptr) {
         release_cached();  // give the cache back and try once more
-        ptr = std::aligned_alloc(kAlignment, rounded);
+        ptr = block_alloc(rounded);
       }
       if (!ptr) throw std::bad_alloc();
     }
@@ -101,7 +115,7 @@ void MemoryLedger::release(void* ptr, size_t bytes, MemCategory category) {
       free_blocks_[rounded].push_back(ptr);
       cached_bytes_ += rounded;
     } else {
-      std::free(ptr);
+      block_free(ptr, rounded);
     }
   }
   const int c = static_cast<int>(category);
