@@ -33,7 +33,7 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_flag("--batchnorm", f.batchnorm, "BatchNorm between the MLP's layers (same as --norm batch)");
   app.add_option("--norm", f.norm, "normalisation in the MLP/CNN: none | batch | group | layer")
       ->check(CLI::IsMember({"none", "batch", "group", "layer"}));
-  app.add_option("--loss-chunk", f.loss_chunk, "gpt: rows per chunk of the fused LM head + loss (0: 256)");
+  app.add_option("--loss-chunk", f.loss_chunk, "gpt: rows per chunk of the fused LM head + loss (0: automatic, 256 at GPT-2's vocabulary)");
   app.add_option("--attention", f.attention, "gpt: causal attention kernel: auto (materialising up to T = 384, fused above) | flash | materialized")
       ->check(CLI::IsMember({"auto", "flash", "materialized"}))
       ->capture_default_str();

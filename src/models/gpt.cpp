@@ -84,7 +84,7 @@ std::vector<std::pair<std::string, Linear*>> Gpt::adaptable_linears() const {
 }
 
 nlohmann::json Gpt::kernels(int64_t micro_batch) const {
-  const int64_t rows = std::min(head_->chunk_rows(), micro_batch * context_);
+  const int64_t rows = head_->chunk_rows_for(micro_batch * context_);
   nlohmann::json j{{"lm_head",
                     {{"kernel", "fused with cross-entropy"}, {"chunk_rows", rows},
                      {"logits_scratch_bytes", rows * config_.vocab_size * 4}}}};

@@ -21,6 +21,12 @@ void TiedLmHead::set_chunk_rows(int64_t rows) {
   chunk_rows_ = rows;
 }
 
+int64_t TiedLmHead::chunk_rows_for(int64_t N) const {
+  const int64_t budget = wte_->trainable ? 4 * kLogitsBudget : kLogitsBudget;
+  const int64_t rows = chunk_rows_ > 0 ? chunk_rows_ : std::max(kMinChunkRows, budget / vocab_);
+  return std::max<int64_t>(1, std::min(rows, N));
+}
+
 void TiedLmHead::check_inputs(const Tensor& hidden, const Tensor& targets, double normalizer) const {
   check(hidden.ndim() >= 1 && hidden.dim(-1) == dim_,
         "lm head: expected hidden states (..., " + std::to_string(dim_) + "), got " + hidden.shape().str());
@@ -54,7 +60,7 @@ double TiedLmHead::run(const Tensor& hidden, const Tensor& targets, double norma
   p.V = vocab_;
   p.D = dim_;
   p.grad_scale = static_cast<float>(rc.loss_scale / normalizer);
-  p.chunk_rows = std::min(chunk_rows_, std::max<int64_t>(p.N, 1));
+  p.chunk_rows = chunk_rows_for(p.N);
   p.grad_type = rc.precision;
   Tensor logits = Tensor::empty({p.chunk_rows, vocab_}, DType::F32, MemCategory::Workspace);  // one chunk (rows, V)
   const Tensor dw = grad && wte_->trainable ? wte_->ensure_grad() : Tensor();                  // (V, D) fp32

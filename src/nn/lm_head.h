@@ -23,12 +23,16 @@ class TiedLmHead {
   // (..., V) fp32 Workspace logits of hidden (..., D).
   Tensor logits(const Tensor& hidden);
 
-  // Rows per chunk (>= 1); the default is kDefaultChunkRows.
+  // Rows per chunk (>= 1), instead of the automatic choice (chunk_rows_for).
   void set_chunk_rows(int64_t rows);
-  int64_t chunk_rows() const { return chunk_rows_; }
-  // Measured on GPT-2 small's head (docs/BENCHMARKS.md "Fused LM head"): from 256 rows up the
-  // products run at the GEMM's full rate; the chunk's logits are rows x V x 4 bytes (49 MiB at V = 50,257).
-  static constexpr int64_t kDefaultChunkRows = 256;
+  // The rows per chunk a call over N rows uses. Automatic (measured, docs/BENCHMARKS.md "Fused LM
+  // head"): as many rows as fit kLogitsBudget logits (49 MiB of fp32), at least kMinChunkRows; four
+  // times that when wte is trainable, because every chunk reads and writes all of d(wte) (V x D) once
+  // and fewer, larger chunks pass over it fewer times. GPT-2 small: 256 rows frozen, 1024 trainable;
+  // a vocabulary of 256: all rows in one chunk.
+  int64_t chunk_rows_for(int64_t N) const;
+  static constexpr int64_t kLogitsBudget = 256 * 50257;
+  static constexpr int64_t kMinChunkRows = 256;
   // Rows of a half wte widened at a time when there are no half units to multiply it directly.
   static constexpr int64_t kVocabBlock = 4096;
 
@@ -40,7 +44,7 @@ class TiedLmHead {
 
   Param* wte_;  // (V, D), owned by the embedding
   int64_t dim_, vocab_;
-  int64_t chunk_rows_ = kDefaultChunkRows;
+  int64_t chunk_rows_ = 0;  // 0: automatic
 };
 
 }  // namespace frugal
