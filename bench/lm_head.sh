@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-build/lm_head_kernels}
 source bench/machine.sh
-print_machine "${FRUGAL:-build/frugal}"
+(unset OPENBLAS_CORETYPE; print_machine "${FRUGAL:-build/frugal}")
 # shellcheck disable=SC2086
 env -u OPENBLAS_CORETYPE OMP_NUM_THREADS="${THREADS:-2}" "$BIN" "${ROWS:-1024}" "${DIM:-768}" "${VOCAB:-50257}" \
   "${ROUNDS:-3}" ${CHUNKS:-64 128 256 512 1024}
