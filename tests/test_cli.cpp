@@ -392,6 +392,16 @@ TEST(Cli, LoraTrainSaveGradMergeExtract) {
   const std::string grads = slurp(dir / "g.safetensors");
   EXPECT_NE(grads.find("base_model.model.transformer.h.0.attn.c_attn.lora_A.weight"), std::string::npos);
   EXPECT_EQ(grads.find("\"wte.weight\""), std::string::npos);
+  // Resuming an adapter on a half base: its adapted weights are born in --base-precision as with
+  // --lora-rank (no per-tensor conversion after loading), so the params peaks are equal.
+  const auto params_peak = [&](const std::string& lora_flags) {
+    const Result run = run_frugal("train --model " + base + " --data synthetic --steps 1 --micro-batch 2 --precision bf16 "
+                                  "--base-precision fp16 " + lora_flags + " --summary " + (dir / "h.json").string());
+    EXPECT_EQ(run.status, 0) << run.err;
+    return nlohmann::json::parse(slurp(dir / "h.json"))["memory"]["params"].get<int64_t>();
+  };
+  EXPECT_EQ(params_peak("--adapter " + (dir / "adapter").string()),
+            params_peak("--lora-rank 2 --lora-alpha 4 --lora-targets c_attn,c_proj,c_fc"));
   // Merge: a plain model with the same loss.
   r = run_frugal("lora merge --model " + base + " --adapter " + (dir / "adapter").string() + " --out " + (dir / "tuned").string());
   ASSERT_EQ(r.status, 0) << r.err;

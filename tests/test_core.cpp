@@ -48,14 +48,14 @@ TEST(Ledger, MeasureModeCountsWithoutAllocating) {
 }
 
 // The allocator cache reuses blocks of a repeating step, but never holds so much that live plus
-// cached bytes (what the process keeps) exceed the books' peak + 10% + 64 MiB when sizes change.
+// cached bytes (what the process keeps) exceed the books' peak + 10% + 32 MiB when sizes change.
 TEST(Ledger, CacheKeepsTheProcessNearThePeak) {
   MemoryLedger ledger;
   LedgerScope scope(ledger);
   const size_t MiB = size_t{1} << 20;
   const auto within_bound = [&] {
     const size_t peak = ledger.peak().total;
-    return ledger.live().total + ledger.cached_bytes() <= peak + peak / 10 + 64 * MiB;
+    return ledger.live().total + ledger.cached_bytes() <= peak + peak / 10 + 32 * MiB;
   };
   const auto mib = [](int64_t n) { return Tensor::empty({n << 18}, DType::F32, MemCategory::Workspace); };  // n MiB
   {

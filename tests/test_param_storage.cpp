@@ -4,12 +4,15 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <functional>
 
 #include "core/ledger.h"
 #include "fixtures.h"
 #include "kernels/convert.h"
+#include "models/cnn.h"
 #include "models/gpt.h"
 #include "models/lora_setup.h"
+#include "models/mlp.h"
 #include "models/param_storage.h"
 #include "train/precision.h"
 
@@ -95,4 +98,71 @@ TEST(ParamStorage, TrainableTensorsAreBornAsMasters) {
 TEST(ParamStorage, Fp32StorageBuildsAsUsual) {
   const auto model = build_in_storage([] { return std::make_unique<Gpt>(small_gpt()); }, [](const Model&) { return ParamStorage{}; });
   for (Param* p : model->params()) EXPECT_EQ(p->value.dtype(), DType::F32);
+}
+
+namespace {
+
+// Every model the CLI builds, with each kind of normalisation (gains, shifts and running statistics).
+std::vector<std::function<std::unique_ptr<Model>()>> every_architecture() {
+  const auto mlp = [](const std::string& norm) {
+    MlpConfig c;
+    c.in_features = 5, c.hidden = 8, c.out_features = 3, c.n_layers = 3, c.norm = norm, c.classification = true;
+    return [c] { return std::unique_ptr<Model>(std::make_unique<Mlp>(c)); };
+  };
+  const auto cnn = [](const std::string& norm) {
+    CnnConfig c;
+    c.channels = 4, c.n_blocks = 1, c.classes = 3, c.norm = norm;
+    return [c] { return std::unique_ptr<Model>(std::make_unique<Cnn>(c)); };
+  };
+  return {[] { return std::unique_ptr<Model>(std::make_unique<Gpt>(small_gpt())); },
+          [] { return std::unique_ptr<Model>(std::make_unique<LinearRegression>(4, 2)); },
+          mlp("batch"), mlp("layer"), mlp("group"), cnn("batch"), cnn("layer"), cnn("group")};
+}
+
+}  // namespace
+
+// The contract that lets a model be built with shapes only: init_weights writes every tensor of
+// state(), buffers included, whatever was there before.
+TEST(ParamStorage, InitWeightsWritesEveryTensor) {
+  for (const auto& construct : every_architecture()) {
+    const auto fresh = construct(), scribbled = construct();
+    SCOPED_TRACE(fresh->arch() + " " + fresh->config().dump());
+    fresh->init_weights(9);
+    for (Param* p : scribbled->state()) p->value.fill(7.0f);
+    scribbled->init_weights(9);
+    const auto a = scribbled->state(), b = fresh->state();
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i)
+      EXPECT_EQ(std::memcmp(a[i]->value.raw(), b[i]->value.raw(), b[i]->value.nbytes()), 0) << a[i]->name;
+  }
+}
+
+// Every architecture is born half under bf16 (with and without master weights): the values are
+// those of an fp32 initialisation rounded, and no fp32 copy of a half tensor ever exists.
+TEST(ParamStorage, EveryArchitectureIsBornHalf) {
+  for (const auto& construct : every_architecture()) {
+    for (const bool masters : {true, false}) {
+      const auto fp32 = construct();
+      fp32->init_weights(5);
+      SCOPED_TRACE(fp32->arch() + " " + fp32->config().dump() + (masters ? " masters" : " no masters"));
+      MemoryLedger ledger;
+      LedgerScope scope(ledger);
+      const auto model = build_in_storage(construct, [&](const Model&) {
+        ParamStorage s;
+        s.precision = DType::BF16;
+        s.master_weights = masters;
+        return s;
+      });
+      model->init_weights(5);
+      size_t buffer_bytes = 0;
+      for (size_t i = model->params().size(); i < model->state().size(); ++i) buffer_bytes += model->state()[i]->value.nbytes();
+      EXPECT_EQ(ledger.peak()[MemCategory::Params], masters ? buffer_bytes : buffer_bytes + 2 * parameter_numel(*model));
+      expect_rounded_copies(*model, *fp32);
+      for (size_t i = model->params().size(); i < model->state().size(); ++i) {  // running statistics: fp32, equal
+        const Tensor& born = model->state()[i]->value;
+        EXPECT_EQ(born.dtype(), DType::F32);
+        EXPECT_EQ(std::memcmp(born.raw(), fp32->state()[i]->value.raw(), born.nbytes()), 0);
+      }
+    }
+  }
 }

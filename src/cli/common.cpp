@@ -264,8 +264,11 @@ std::unique_ptr<Model> build_base_model(const ModelFlags& f, const std::string& 
     s.master_weights = storage.master_weights;
     s.frozen_base = lora.active();
     if (lora.active()) s.base = parse_precision(lora.base_precision, "--base-precision");
-    // (an --adapter's targets are in its directory: its weights are converted after, one at a time)
-    if (lora.active() && lora.adapter.empty()) s.adapted = adapted_weight_names(m, lora_targets(lora, m));
+    if (lora.active()) {
+      const std::vector<std::string> targets =
+          lora.adapter.empty() ? lora_targets(lora, m) : read_adapter_config(lora.adapter, m.arch()).targets;
+      s.adapted = adapted_weight_names(m, targets);
+    }
     return s;
   });
   if (!with_weights) return model;

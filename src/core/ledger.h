@@ -71,10 +71,12 @@ class MemoryLedger {
   friend class LedgerScope;
   void record(MemCategory category);
   // Frees cached blocks until at most `limit` bytes are cached. A new block (no cached one of its
-  // size) first evicts down to what keeps live + cached + new within the peak of live bytes + 10% +
-  // 64 MiB, so the process holds about the books' peak however the sizes change (sqrt
-  // checkpointing, chunks), and a repeating step still finds its blocks.
+  // size) first evicts down to what keeps live + cached + new within cache_allowance(), so the
+  // process holds about the books' peak however the sizes change (sqrt checkpointing, chunks), and
+  // a repeating step still finds its blocks.
   void evict_cached_above(size_t limit);
+  // What live + cached bytes may reach: the peak of live bytes + 10% + 32 MiB.
+  size_t cache_allowance() const;
 
   bool measure_only_;
   std::array<size_t, kNumMemCategories> live_{};

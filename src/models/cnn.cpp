@@ -63,6 +63,7 @@ void Cnn::init_weights(uint64_t seed) {
   std::vector<Param*> head;
   blocks_.back()->collect_params(head);
   init_linear_default(head, seed);
+  init_norm_state(state());
 }
 
 std::vector<std::pair<std::string, Linear*>> Cnn::adaptable_linears() const {

@@ -33,7 +33,6 @@ class Gpt : public Model {
   Shape sample_target_shape() const override { return {context_}; }
   DType target_dtype() const override { return DType::I32; }
   void init_weights(uint64_t seed) override;
-  bool initialises_every_tensor() const override { return true; }
   std::vector<std::pair<std::string, Linear*>> adaptable_linears() const override;
   std::string peft_key_prefix() const override { return "base_model.model.transformer."; }
   TiedLmHead* lm_head() override { return head_.get(); }

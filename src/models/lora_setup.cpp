@@ -102,7 +102,7 @@ void save_adapter(const Model& model, const LoraSettings& settings, const std::s
   write_file_atomic(dir + "/adapter_config.json", config.dump(2) + "\n");
 }
 
-LoraSettings load_adapter(Model& model, const std::string& dir) {
+LoraSettings read_adapter_config(const std::string& dir, const std::string& arch) {
   const std::string config_path = dir + "/adapter_config.json";
   check(std::filesystem::exists(config_path), "adapter directory " + dir + " has no adapter_config.json");
   const nlohmann::json j = read_json_file(config_path);
@@ -120,15 +120,19 @@ LoraSettings load_adapter(Model& model, const std::string& dir) {
       check(!j.contains(flag) || j[flag].is_null() || !j[flag].get<bool>(), config_path + ": " + flag + " is not supported");
     for (const char* key : {"rank_pattern", "alpha_pattern", "layers_to_transform", "modules_to_save"})
       check(!j.contains(key) || j[key].is_null() || j[key].empty(), config_path + ": '" + key + "' is not supported");
-    if (j.contains("frugal_arch") && j.at("frugal_arch") != model.arch())
-      throw Error(config_path + ": the adapter was made for a " + j.at("frugal_arch").dump() + " model, not a " +
-                  model.arch());
+    if (j.contains("frugal_arch") && j.at("frugal_arch") != arch)
+      throw Error(config_path + ": the adapter was made for a " + j.at("frugal_arch").dump() + " model, not a " + arch);
     const auto& targets = j.at("target_modules");
     if (targets.is_string()) s.targets = {targets.get<std::string>()};
     else s.targets = targets.get<std::vector<std::string>>();
   } catch (const nlohmann::json::exception& e) {
     throw Error(config_path + ": " + e.what());
   }
+  return s;
+}
+
+LoraSettings load_adapter(Model& model, const std::string& dir) {
+  const LoraSettings s = read_adapter_config(dir, model.arch());
   apply_lora(model, s, 0);
   const std::string weights = dir + "/adapter_model.safetensors";
   check(std::filesystem::exists(weights), "adapter directory " + dir + " has no adapter_model.safetensors");
@@ -136,7 +140,7 @@ LoraSettings load_adapter(Model& model, const std::string& dir) {
   std::set<std::string> expected;
   for (LoraAdapter* a : lora_adapters(model)) {
     for (Param* p : {&a->a(), &a->b()}) {
-      check(file.contains(p->name), weights + ": missing tensor '" + p->name + "' (targets " + j["target_modules"].dump() +
+      check(file.contains(p->name), weights + ": missing tensor '" + p->name + "' (targets " + nlohmann::json(s.targets).dump() +
                                         ")");
       check(file.shape(p->name) == p->value.shape(), weights + ": tensor '" + p->name + "' has shape " +
                                                          file.shape(p->name).str() + ", this model needs " +

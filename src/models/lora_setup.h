@@ -34,6 +34,10 @@ std::vector<Param*> base_state(const Model& model);
 // true for GPT-2's Conv1D layers).
 void save_adapter(const Model& model, const LoraSettings& settings, const std::string& dir);
 
+// The settings in dir/adapter_config.json (rank, alpha, dropout, targets), for a model of `arch`.
+// Error for a missing file, a variant frugal does not implement, or another architecture's adapter.
+LoraSettings read_adapter_config(const std::string& dir, const std::string& arch);
+
 // Reads a PEFT adapter directory, applies LoRA with its settings and loads A and B. Error when the
 // adapter does not fit the model (unknown keys, wrong shapes, targets that match nothing).
 LoraSettings load_adapter(Model& model, const std::string& dir);

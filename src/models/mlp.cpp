@@ -61,7 +61,10 @@ Mlp::Mlp(const MlpConfig& config) : config_(config) {
   blocks_.push_back(std::move(last));
 }
 
-void Mlp::init_weights(uint64_t seed) { init_linear_default(linear_params_, seed); }
+void Mlp::init_weights(uint64_t seed) {
+  init_linear_default(linear_params_, seed);
+  init_norm_state(state());
+}
 
 std::vector<std::pair<std::string, Linear*>> Mlp::adaptable_linears() const {
   std::vector<std::pair<std::string, Linear*>> out;

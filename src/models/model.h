@@ -26,12 +26,10 @@ class Model {
   virtual DType input_dtype() const = 0;
   virtual Shape sample_target_shape() const = 0;
   virtual DType target_dtype() const = 0;
-  // Fresh weights from a counter-based stream keyed by seed (no-op in measure mode).
+  // Fresh weights from a counter-based stream keyed by seed (no-op in measure mode). Writes every
+  // tensor of state(), buffers included, so no constructor value is needed: a model may be built
+  // with shapes only and its tensors born in their storage type (models/param_storage.h).
   virtual void init_weights(uint64_t seed) = 0;
-  // True when init_weights writes every tensor of state(), so no value set by a constructor is
-  // needed: the model may be built with shapes only and its tensors born in their storage type
-  // (models/param_storage.h). MLP and CNN rely on constructor values (norm gains, running variances).
-  virtual bool initialises_every_tensor() const { return false; }
 
   const std::vector<std::unique_ptr<Layer>>& blocks() const { return blocks_; }
   // Parameters the optimizer may update (trainable or frozen), in file order.

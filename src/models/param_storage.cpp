@@ -32,7 +32,7 @@ std::unique_ptr<Model> build_in_storage(const std::function<std::unique_ptr<Mode
     model = construct();
   }
   const ParamStorage s = storage(*model);
-  if (s.all_fp32() || !model->initialises_every_tensor()) return construct();
+  if (s.all_fp32()) return construct();
   const std::vector<Param*> params = model->params();
   for (Param* p : model->state()) {
     const bool buffer = std::find(params.begin(), params.end(), p) == params.end();  // running statistics: fp32

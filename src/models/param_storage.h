@@ -30,9 +30,8 @@ struct ParamStorage {
 
 // Builds the model with `construct` under a shape-only ledger, then gives every tensor of state()
 // its storage in the current ledger, zeroed, in the type storage(model).of(p) names; the caller
-// then initialises or loads every tensor. A model whose init_weights does not write every tensor
-// (Model::initialises_every_tensor), or a storage that is all fp32, is constructed again as usual
-// (MLP and CNN are small: their half copies are made by conversion, one tensor at a time).
+// then initialises (Model::init_weights writes every tensor) or loads every tensor. A storage that
+// is all fp32 is constructed again as usual.
 std::unique_ptr<Model> build_in_storage(const std::function<std::unique_ptr<Model>()>& construct,
                                         const std::function<ParamStorage(const Model&)>& storage);
 
