@@ -1,17 +1,21 @@
 // The tied LM head fused with cross-entropy (nn/lm_head.h, issue 15): against the unfused
 // composition it replaces (a D -> V linear on wte, the softmax cross-entropy over the whole (N, V)
 // logits, the linear's backward) at T = 1024 and at a row count that is not a multiple of the
-// chunk, for any chunk size, with ignored targets; in half precision; its one-line errors.
+// chunk, for any chunk size, with ignored targets; in half precision; its one-line errors; the
+// evaluation loss without logits.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "core/error.h"
+#include "core/ledger.h"
+#include "fixtures.h"
 #include "gradcheck.h"
 #include "kernels/convert.h"
 #include "kernels/cross_entropy.h"
 #include "nn/lm_head.h"
 #include "nn/linear.h"
+#include "train/executor.h"
 #include "train/loss.h"
 
 using namespace frugal;
@@ -163,4 +167,30 @@ TEST(LmHead, BadInputsGiveOneLineErrors) {
     EXPECT_NE(std::string(e.what()).find("vocab_size 10"), std::string::npos) << e.what();
   }
   EXPECT_THROW(head.loss_forward_backward(random_tensor({1, 3, 5}, 11), targets_for(1, 3, 10), 3.0, {}, dh), Error);
+}
+
+// Evaluation's loss (loss_only) through the fused head equals the loss of the full logits, and
+// holds one chunk of logits, never the (B, T, V) of them.
+TEST(LmHead, EvaluationLossNeverHoldsTheLogits) {
+  GptConfig config = frugal::testing::tiny_gpt_config();
+  config.vocab_size = 300;
+  Gpt gpt(config);
+  gpt.init_weights(12);
+  gpt.lm_head()->set_chunk_rows(4);
+  Batch batch;
+  batch.inputs = Tensor::empty({2, 8}, DType::I32, MemCategory::Activations);
+  for (int64_t i = 0; i < 16; ++i) batch.inputs.i32()[i] = static_cast<int32_t>((i * 53 + 7) % 300);
+  batch.targets = targets_for(2, 8, 300);
+  const double normalizer = static_cast<double>(count_counted_targets(batch.targets.i32(), batch.targets.numel()));
+  RunContext rc;
+  rc.training = false;
+  Tensor discarded;
+  const double want = loss_forward_backward(LossKind::CrossEntropy, forward_only(gpt, batch.inputs, rc), batch.targets,
+                                            normalizer, discarded);
+  MemoryLedger ledger;
+  LedgerScope scope(ledger);
+  const double got = loss_only(gpt, batch, normalizer, rc);
+  EXPECT_NEAR(got, want, 1e-6 * want);
+  EXPECT_LT(ledger.peak()[MemCategory::Workspace], size_t{16 * 300 * 4});  // less than the logits alone
+  EXPECT_EQ(gpt.params()[0]->grad.defined(), false);                        // no gradient anywhere
 }

@@ -18,7 +18,6 @@
 #include "report/summary.h"
 #include "train/data.h"
 #include "train/executor.h"
-#include "train/loss.h"
 #include "train/trainer.h"
 
 namespace frugal {
@@ -36,9 +35,7 @@ double heldout_loss(Model& model, const std::string& text) {
   const int batches = 8;
   for (int b = 0; b < batches; ++b) {
     const Batch batch = windows.batch(b, 16);
-    Tensor logits = forward_only(model, batch.inputs, rc), grad;
-    total += loss_forward_backward(LossKind::CrossEntropy, logits, batch.targets,
-                                   static_cast<double>(batch.targets.numel()), grad);
+    total += loss_only(model, batch, static_cast<double>(batch.targets.numel()), rc);
   }
   return total / batches;
 }

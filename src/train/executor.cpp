@@ -122,4 +122,19 @@ Tensor forward_only(Model& model, const Tensor& inputs, const RunContext& rc) {
   return widen_activation(h, rc);
 }
 
+double loss_only(Model& model, const Batch& batch, double normalizer, const RunContext& rc) {
+  TiedLmHead* head = model.lm_head();
+  if (!head) {
+    Tensor discarded_grad;
+    return loss_forward_backward(model.loss_kind(), forward_only(model, batch.inputs, rc), batch.targets, normalizer,
+                                 discarded_grad);
+  }
+  Tensor h = batch.inputs;
+  for (const auto& block : model.blocks()) {
+    Saved discard;
+    h = forward_child(*block, h, discard, rc);
+  }
+  return head->loss(h, batch.targets, normalizer, rc);
+}
+
 }  // namespace frugal

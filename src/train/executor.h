@@ -23,4 +23,8 @@ PassResult forward_backward(Model& model, const Batch& batch, double normalizer,
 // head when it has one), saves nothing for backward.
 Tensor forward_only(Model& model, const Tensor& inputs, const RunContext& rc);
 
+// The loss of a batch without gradients (evaluation): sum over counted targets / normalizer. A model
+// with an LM head gets it chunk by chunk from the head, never holding the (B, T, V) logits.
+double loss_only(Model& model, const Batch& batch, double normalizer, const RunContext& rc);
+
 }  // namespace frugal
