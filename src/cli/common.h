@@ -96,5 +96,6 @@ void register_experiment(CLI::App& app);
 void register_lora(CLI::App& app);
 void register_svd(CLI::App& app);
 void register_doctor(CLI::App& app);
+void register_tokenize(CLI::App& app);
 
 }  // namespace frugal::cli

@@ -1,0 +1,83 @@
+// `frugal tokenize --tokenizer DIR INPUT... --out FILE [--format bin|json] [--split MODE]`: GPT-2
+// BPE ids of text files. Documents (fortune records, paragraphs or whole files, --split) are
+// separated by <|endoftext|>. `bin` writes a token file (text/token_file.h), `json` an array of ids.
+#include <chrono>
+#include <cstdio>
+
+#include "cli/common.h"
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "text/bpe_tokenizer.h"
+#include "text/documents.h"
+#include "text/token_file.h"
+
+namespace frugal::cli {
+
+namespace {
+struct TokenizeFlags {
+  std::string tokenizer, out, format = "bin", split = "auto";
+  std::vector<std::string> inputs;
+};
+
+// Progress on stderr about once a second while a large input is read.
+class TokenizeProgress {
+ public:
+  explicit TokenizeProgress(size_t total) : total_(total) {}
+  void update(size_t done, size_t tokens) {
+    const auto now = std::chrono::steady_clock::now();
+    if (total_ < (size_t{8} << 20) || now - last_ < std::chrono::seconds(1)) return;
+    last_ = now;
+    std::fprintf(stderr, "\rtokenize: %.1f of %.1f MiB, %zu tokens", done / 1048576.0, total_ / 1048576.0, tokens);
+    shown_ = true;
+  }
+  ~TokenizeProgress() {
+    if (shown_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  size_t total_;
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+  bool shown_ = false;
+};
+
+void run_tokenize(const TokenizeFlags& f) {
+  check(f.format == "bin" || f.format == "json", "--format " + f.format + ": expected bin or json");
+  const DocumentSplit split = parse_document_split(f.split);
+  BpeTokenizer tokenizer = BpeTokenizer::load(f.tokenizer);
+  check(tokenizer.end_of_text() >= 0, f.tokenizer + ": the vocabulary has no " + BpeTokenizer::kEndOfText +
+                                          " token to separate documents");
+  std::vector<std::string> texts;
+  size_t total = 0;
+  for (const std::string& path : f.inputs) total += (texts.emplace_back(read_file(path))).size();
+  TokenizeProgress progress(total);
+  std::vector<int32_t> ids;
+  size_t done = 0, documents = 0;
+  for (const std::string& text : texts) {
+    for (std::string_view doc : split_documents(text, split)) {
+      if (documents++ > 0) ids.push_back(tokenizer.end_of_text());
+      const size_t offset = done + static_cast<size_t>(doc.data() - text.data());
+      tokenizer.encode_append(doc, ids, [&](size_t bytes) { progress.update(offset + bytes, ids.size()); });
+    }
+    done += text.size();
+  }
+  if (f.format == "bin") write_token_file(f.out, ids, tokenizer.vocab_size());
+  else write_file_atomic(f.out, nlohmann::json(ids).dump() + "\n");
+  std::printf("%zu documents, %.1f MiB of text -> %zu tokens (%.2f bytes per token) in %s\n", documents,
+              total / 1048576.0, ids.size(), ids.empty() ? 0.0 : double(total) / double(ids.size()), f.out.c_str());
+}
+}  // namespace
+
+void register_tokenize(CLI::App& app) {
+  auto flags = std::make_shared<TokenizeFlags>();
+  CLI::App* cmd = app.add_subcommand("tokenize", "GPT-2 BPE token ids of text files (a token file for --data)");
+  cmd->add_option("inputs", flags->inputs, "text files")->required();
+  cmd->add_option("--tokenizer", flags->tokenizer, "directory with vocab.json + merges.txt (or encoder.json + vocab.bpe)")
+      ->required();
+  cmd->add_option("--out", flags->out, "output file")->required();
+  cmd->add_option("--format", flags->format, "bin (a token file) or json (an array of ids)")->capture_default_str();
+  cmd->add_option("--split", flags->split, "documents: auto (fortune records if any), fortunes, paragraphs, none")
+      ->capture_default_str();
+  cmd->callback([flags] { run_tokenize(*flags); });
+}
+
+}  // namespace frugal::cli
