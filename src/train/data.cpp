@@ -1,6 +1,7 @@
 #include "train/data.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <numeric>
 
@@ -10,33 +11,57 @@
 #include "models/cnn.h"
 #include "models/gpt.h"
 #include "models/mlp.h"
+#include "text/bpe_tokenizer.h"
+#include "text/token_file.h"
 
 namespace frugal {
 
 namespace {
 // Stream ids keep the data's random numbers apart from the weights'.
 constexpr uint64_t kDataStream = 0xDA7A;
+
+// A text's ids under the tokenizer, with a progress line on stderr for a large text.
+std::vector<int32_t> tokenize_in_memory(const std::string& text, BpeTokenizer& tokenizer, const std::string& name) {
+  std::vector<int32_t> ids;
+  const bool show = text.size() >= (size_t{16} << 20);
+  tokenizer.encode_append(text, ids, [&](size_t done) {
+    if (show) std::fprintf(stderr, "\rtokenizing %s: %.0f%%", name.c_str(), 100.0 * double(done) / double(text.size()));
+  });
+  if (show) std::fprintf(stderr, "\rtokenizing %s: %zu tokens\n", name.c_str(), ids.size());
+  return ids;
 }
 
+// --data for a language model: a token file (mapped), or a text (fortunes or a path) as bytes or,
+// with a tokenizer, as its ids.
+std::unique_ptr<TokenSequence> language_model_tokens(const std::string& spec, BpeTokenizer* tokenizer) {
+  if (spec != "fortunes" && is_token_file(spec)) return token_file_sequence(spec);
+  std::string text = spec == "fortunes" ? load_fortunes_corpus() : load_text_file(spec);
+  if (!tokenizer) return byte_sequence(std::move(text));
+  return id_sequence(tokenize_in_memory(text, *tokenizer, spec), tokenizer->vocab_size());
+}
+}  // namespace
+
 TokenWindows::TokenWindows(std::string text, int64_t context, uint64_t seed, std::string description)
-    : text_(std::move(text)), context_(context), seed_(seed), description_(std::move(description)) {
-  check(static_cast<int64_t>(text_.size()) > context_ + 1,
-        description_ + ": the text (" + std::to_string(text_.size()) + " bytes) is shorter than one window of " +
-            std::to_string(context_ + 1) + " bytes");
+    : TokenWindows(byte_sequence(std::move(text)), context, seed, std::move(description)) {}
+
+TokenWindows::TokenWindows(std::unique_ptr<TokenSequence> tokens, int64_t context, uint64_t seed, std::string description)
+    : tokens_(std::move(tokens)), context_(context), seed_(seed), description_(std::move(description)) {
+  check(tokens_->size() > context_ + 1, description_ + ": " + std::to_string(tokens_->size()) +
+                                           " tokens, fewer than one window of " + std::to_string(context_ + 1));
 }
 
 Batch TokenWindows::batch(int64_t step, int64_t batch_size) {
   Batch b{Tensor::empty({batch_size, context_}, DType::I32, MemCategory::Activations),
           Tensor::empty({batch_size, context_}, DType::I32, MemCategory::Activations)};
   if (!b.inputs.has_data()) return b;
-  const uint64_t windows = text_.size() - static_cast<uint64_t>(context_);
+  const auto windows = static_cast<uint64_t>(tokens_->size() - context_);
+  std::vector<int32_t> window(static_cast<size_t>(context_ + 1));
   for (int64_t s = 0; s < batch_size; ++s) {
     const auto w = philox4x32(seed_, rng_stream(kDataStream, step), s);
-    const uint64_t start = ((static_cast<uint64_t>(w[1]) << 32) | w[0]) % windows;  // 64 bits: any text length
-    for (int64_t t = 0; t < context_; ++t) {
-      b.inputs.i32()[s * context_ + t] = static_cast<uint8_t>(text_[start + t]);
-      b.targets.i32()[s * context_ + t] = static_cast<uint8_t>(text_[start + t + 1]);
-    }
+    const uint64_t start = ((static_cast<uint64_t>(w[1]) << 32) | w[0]) % windows;  // 64 bits: any length
+    tokens_->copy(static_cast<int64_t>(start), context_ + 1, window.data());
+    std::copy_n(window.begin(), context_, b.inputs.i32() + s * context_);
+    std::copy_n(window.begin() + 1, context_, b.targets.i32() + s * context_);
   }
   return b;
 }
@@ -123,17 +148,20 @@ Batch ImageClassification::batch(int64_t step, int64_t batch_size) {
   return b;
 }
 
-std::unique_ptr<DataSource> make_data_source(const std::string& spec, const Model& model, uint64_t seed) {
+std::unique_ptr<DataSource> make_data_source(const std::string& spec, const Model& model, uint64_t seed,
+                                             BpeTokenizer* tokenizer) {
   const std::string arch = model.arch();
   if (arch == "gpt") {
     const auto& gpt = static_cast<const Gpt&>(model);
-    check(gpt.gpt_config().vocab_size >= 256 || spec == "synthetic",
-          "byte-level text needs vocab_size >= 256 (got " + std::to_string(gpt.gpt_config().vocab_size) + ")");
     if (spec == "synthetic") return std::make_unique<RandomTokens>(gpt.gpt_config().vocab_size, gpt.context(), seed);
     check(spec != "fashion-mnist", "--data fashion-mnist needs --arch mlp or cnn, not gpt");
-    if (spec == "fortunes")
-      return std::make_unique<TokenWindows>(load_fortunes_corpus(), gpt.context(), seed, "fortunes text");
-    return std::make_unique<TokenWindows>(load_text_file(spec), gpt.context(), seed, spec);
+    std::unique_ptr<TokenSequence> tokens = language_model_tokens(spec, tokenizer);
+    const int64_t vocab = gpt.gpt_config().vocab_size;
+    check(tokens->vocab_bound() <= vocab,
+          "--data " + spec + ": its token ids reach " + std::to_string(tokens->vocab_bound() - 1) + " (" +
+              (tokenizer ? "the tokenizer's vocabulary" : is_token_file(spec) ? "the token file's vocabulary" : "bytes") +
+              "), but the model's vocab_size is " + std::to_string(vocab));
+    return std::make_unique<TokenWindows>(std::move(tokens), gpt.context(), seed, spec == "fortunes" ? "fortunes text" : spec);
   }
   if (spec == "fashion-mnist") {
     check(arch == "mlp" || arch == "cnn", "--data fashion-mnist needs --arch mlp or cnn, not " + arch);

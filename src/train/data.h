@@ -8,8 +8,11 @@
 #include "io/fashion_mnist.h"
 #include "models/model.h"
 #include "train/batch.h"
+#include "train/token_sequence.h"
 
 namespace frugal {
+
+class BpeTokenizer;
 
 class DataSource {
  public:
@@ -19,17 +22,17 @@ class DataSource {
   virtual std::string describe() const = 0;
 };
 
-// Windows of T+1 consecutive tokens of a byte string at positions drawn from (seed, step, sample);
-// inputs are the first T, targets the last T.
+// Windows of T+1 consecutive tokens at positions drawn from (seed, step, sample); inputs are the
+// first T, targets the last T. The tokens are a text's bytes, or any TokenSequence.
 class TokenWindows : public DataSource {
  public:
   TokenWindows(std::string text, int64_t context, uint64_t seed, std::string description);
+  TokenWindows(std::unique_ptr<TokenSequence> tokens, int64_t context, uint64_t seed, std::string description);
   Batch batch(int64_t step, int64_t batch_size) override;
   std::string describe() const override { return description_; }
-  const std::string& text() const { return text_; }
 
  private:
-  std::string text_;
+  std::unique_ptr<TokenSequence> tokens_;
   int64_t context_;
   uint64_t seed_;
   std::string description_;
@@ -80,7 +83,9 @@ class ImageClassification : public DataSource {
 };
 
 // The data source a model and a --data value ask for: "synthetic", "fashion-mnist", "fortunes"
-// (the demo text) or a path to a text file (byte-level tokens).
-std::unique_ptr<DataSource> make_data_source(const std::string& spec, const Model& model, uint64_t seed);
+// (the demo text), a token file (text/token_file.h, mapped) or a path to a text file: byte-level
+// tokens, or the ids of `tokenizer` when the model has one (tokenised in memory, with a progress line).
+std::unique_ptr<DataSource> make_data_source(const std::string& spec, const Model& model, uint64_t seed,
+                                             BpeTokenizer* tokenizer = nullptr);
 
 }  // namespace frugal
