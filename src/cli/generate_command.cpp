@@ -1,5 +1,9 @@
-// `frugal generate`: samples text from a GPT model directory (byte-level tokens).
+// `frugal generate`: samples text from a GPT model directory (byte-level tokens), with a KV cache
+// unless --no-kv-cache; --stream prints each token as it is chosen.
+#include <chrono>
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "cli/common.h"
 #include "core/error.h"
@@ -15,8 +19,43 @@ namespace {
 struct GenerateFlags {
   std::string model_dir, prompt, adapter;
   SampleOptions sample;
+  bool no_kv_cache = false, stream = false, timing = false;
   int threads = 0;
 };
+
+// The prompt, then each token's byte: as it comes with --stream, else all at once at the end.
+// With --timing a line on stderr: the first token's latency (it includes the prompt's forward) and
+// the whole run's new tokens per second.
+void sample_and_print(Gpt& gpt, const GenerateFlags& f) {
+  std::string out = f.prompt;
+  if (f.stream) {
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fflush(stdout);
+  }
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  double first_s = 0;
+  const std::vector<int32_t> ids = generate_tokens(gpt, byte_tokens(f.prompt), f.sample, [&](int32_t id) {
+    if (first_s == 0) first_s = std::chrono::duration<double>(Clock::now() - start).count();
+    const char byte = static_cast<char>(id & 0xff);
+    if (f.stream) {
+      std::fputc(byte, stdout);
+      std::fflush(stdout);
+    } else {
+      out.push_back(byte);
+    }
+  });
+  const double total_s = std::chrono::duration<double>(Clock::now() - start).count();
+  if (!f.stream) std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+  if (f.timing)
+    std::fprintf(stderr,
+                 "generate: %zu prompt tokens, %zu new tokens in %.3f s (%.2f tokens/s), first after %.3f s, "
+                 "kv cache %s\n",
+                 byte_tokens(f.prompt).size(), ids.size(), total_s, total_s > 0 ? ids.size() / total_s : 0.0, first_s,
+                 f.sample.kv_cache ? "on" : "off");
+}
 
 void run_generate(GenerateFlags& f) {
   apply_threads(f.threads);
@@ -26,8 +65,10 @@ void run_generate(GenerateFlags& f) {
     merge_lora(*model);  // zero-overhead inference: the adapter folded into the weights
   }
   check(model->arch() == "gpt", "frugal generate needs a GPT model, " + f.model_dir + " holds a " + model->arch());
-  const std::string text = generate_text(static_cast<Gpt&>(*model), f.prompt, f.sample);
-  std::printf("%s%s\n", f.prompt.c_str(), text.c_str());
+  Gpt& gpt = static_cast<Gpt&>(*model);
+  check(gpt.gpt_config().vocab_size >= 256, "generate: byte-level text needs vocab_size >= 256");
+  f.sample.kv_cache = !f.no_kv_cache;
+  sample_and_print(gpt, f);
 }
 }  // namespace
 
@@ -37,10 +78,14 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--model", flags->model_dir, "model directory")->required();
   cmd->add_option("--prompt", flags->prompt, "text to continue");
   cmd->add_option("--adapter", flags->adapter, "a PEFT LoRA adapter to merge before sampling");
-  cmd->add_option("--tokens", flags->sample.tokens, "bytes to generate")->check(CLI::Range(0, 1 << 20))->capture_default_str();
+  cmd->add_option("--tokens", flags->sample.tokens, "tokens to generate")->check(CLI::Range(0, 1 << 20))->capture_default_str();
   cmd->add_option("--temperature", flags->sample.temperature, "0: greedy")->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--top-k", flags->sample.top_k, "sample among the k most likely (0: all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", flags->sample.seed, "sampling seed");
+  cmd->add_flag("--no-kv-cache", flags->no_kv_cache,
+                "re-run the whole context for every token (the path before the KV cache, for comparison)");
+  cmd->add_flag("--stream", flags->stream, "print each token as soon as it is generated");
+  cmd->add_flag("--timing", flags->timing, "print the first token's latency and the tokens per second on stderr");
   add_threads_flag(*cmd, flags->threads);
   cmd->callback([flags] { run_generate(*flags); });
 }

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "models/config_json.h"
 #include "nn/layernorm.h"
+#include "nn/half_storage.h"
 #include "nn/linear.h"
 #include "nn/transformer_block.h"
 
@@ -105,6 +106,33 @@ void Gpt::set_attention_kernel(AttentionKernel kernel) {
 void Gpt::set_attention_tile(int64_t tile) {
   for (int64_t i = 0; i < config_.n_layer; ++i)
     static_cast<TransformerBlock&>(*blocks_[static_cast<size_t>(i) + 1]).set_attention_tile(tile);
+}
+
+KvCache Gpt::make_kv_cache(int64_t capacity) const {
+  check(capacity >= 1 && capacity <= config_.n_positions, "kv cache: capacity " + std::to_string(capacity) +
+                                                              " must be in 1..n_positions (" +
+                                                              std::to_string(config_.n_positions) + ")");
+  return KvCache(config_.n_layer, config_.n_head, capacity, config_.n_embd / config_.n_head);
+}
+
+Tensor Gpt::forward_cached(const Tensor& tokens, KvCache& cache, const RunContext& rc) {
+  check(tokens.ndim() == 2 && tokens.dim(0) == 1 && tokens.dim(1) >= 1,
+        "generate: expected token ids (1, T) with T >= 1, got " + tokens.shape().str());
+  check(rc.precision == DType::F32, "generate: the kv cache runs with fp32 activations");
+  check(cache.layers() == config_.n_layer, "kv cache: made for another model");
+  const int64_t T = tokens.dim(1);
+  Tensor h;  // (1, T, D)
+  {
+    Saved discard;
+    h = embedding_->forward_at(tokens, cache.length(), discard);
+  }
+  for (int64_t l = 0; l < config_.n_layer; ++l)
+    h = static_cast<TransformerBlock&>(*blocks_[static_cast<size_t>(l) + 1]).forward_cached(h, cache, l, rc);
+  cache.advance(T);
+  // Only the last position's logits are asked for: ln_f and the head run on its row alone.
+  const Tensor last = h.view({T, config_.n_embd}).slice_rows(T - 1, T);  // (1, D)
+  Saved discard;
+  return head_->logits(forward_child(*blocks_.back(), last, discard, rc));  // (1, V)
 }
 
 void Gpt::set_context(int64_t t) {

@@ -6,6 +6,7 @@
 #include "models/model.h"
 #include "nn/attention.h"
 #include "nn/embedding.h"
+#include "nn/kv_cache.h"
 
 namespace frugal {
 
@@ -37,6 +38,15 @@ class Gpt : public Model {
   std::string peft_key_prefix() const override { return "base_model.model.transformer."; }
   TiedLmHead* lm_head() override { return head_.get(); }
   nlohmann::json kernels(int64_t micro_batch) const override;
+
+  // Generation with a KV cache (docs/DESIGN-NOTES.md "KV-cached generation"). A cache for
+  // `capacity` positions (1..n_positions) of this model's layers and heads.
+  KvCache make_kv_cache(int64_t capacity) const;
+  // tokens (1, T) int32 at positions cache.length() .. cache.length()+T-1 (T >= 1, within the
+  // cache's capacity): runs the chain over them with every attention against the cache, appends
+  // their keys and values, advances the cache by T and returns the logits of the last position
+  // only, (1, V) fp32 Workspace. Weights as forward_only takes them under rc (fp32 activations).
+  Tensor forward_cached(const Tensor& tokens, KvCache& cache, const RunContext& rc);
 
   const GptConfig& gpt_config() const { return config_; }
   int64_t context() const { return context_; }

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/threading.h"
 #include "kernels/attention.h"
+#include "kernels/attention_cached.h"
 #include "kernels/convert.h"
 #include "kernels/flash_attention.h"
 #include "kernels/gemm.h"
@@ -53,6 +54,28 @@ Tensor CausalSelfAttention::backward(const Tensor& dy, Saved& saved, const RunCo
   const DType type = saved.tensors.at(0).dtype();
   if (is_half(type) && !has_half_gemm(type)) return backward_widened(dy, saved, rc);
   return backward_materialized(dy, saved);
+}
+
+Tensor CausalSelfAttention::forward_cached(const Tensor& qkv, KvCache& cache, int64_t layer) {
+  check(qkv.ndim() == 3 && qkv.dim(0) == 1 && qkv.dim(2) == 3 * dim_, "attention: expected qkv (1, T, " +
+                                                                          std::to_string(3 * dim_) +
+                                                                          ") for cached generation, got " +
+                                                                          qkv.shape().str());
+  check(qkv.dtype() == DType::F32,
+        "attention: cached generation computes in fp32, got a " + dtype_name(qkv.dtype()) + " qkv");
+  const Tensor keys = cache.keys(layer), values = cache.values(layer);  // (H, capacity, hd)
+  check(keys.dim(0) == heads_ && keys.dim(2) * heads_ == dim_,
+        "attention: the kv cache's heads do not match the layer");
+  const int64_t T = qkv.dim(1), past = cache.length();
+  check(past + T <= cache.capacity(), "attention: " + std::to_string(past + T) +
+                                          " positions exceed the kv cache's capacity " +
+                                          std::to_string(cache.capacity()));
+  Tensor y = Tensor::empty({1, T, dim_}, DType::F32, MemCategory::Activations);  // (1, T, D)
+  Tensor scratch = Tensor::empty({per_thread(attention_cached_scratch(T, past))}, DType::F32, MemCategory::Workspace);
+  if (measuring(qkv)) return y;
+  attention_cached_forward(qkv.f32(), keys.f32(), values.f32(), y.f32(), T, past, cache.capacity(), dim_, heads_,
+                           scratch.f32());
+  return y;
 }
 
 Tensor CausalSelfAttention::forward_flash(const Tensor& qkv, Saved& saved) {

@@ -1,5 +1,6 @@
 #pragma once
 // Causal multi-head self-attention core (no projections): qkv (B, T, 3D) -> (B, T, D).
+#include "nn/kv_cache.h"
 #include "nn/layer.h"
 
 namespace frugal {
@@ -16,6 +17,11 @@ class CausalSelfAttention : public Layer {
   // (the buffer the next layer saves as its input) and the row log-sum-exps (B, H, T) as stats.
   Tensor forward(const Tensor& qkv, Saved& saved, const RunContext& rc) override;
   Tensor backward(const Tensor& dy, Saved& saved, const RunContext& rc) override;
+  // Generation (kernels/attention_cached.h): qkv (1, T, 3D) fp32 of the positions cache.length() ..
+  // cache.length()+T-1; writes their keys and values into `layer`'s part of the cache and returns
+  // y (1, T, D) fp32 Activations, each row attending to every cached position up to its own. Saves
+  // nothing (no backward); the caller advances the cache once every layer has run.
+  Tensor forward_cached(const Tensor& qkv, KvCache& cache, int64_t layer);
   std::string kind() const override { return "attention"; }
   // Takes half inputs unless forced onto the materialising kernel on a CPU without half GEMM units
   // (kernels/gemm.h has_half_gemm): the fused kernel widens its tiles itself, and Auto's

@@ -12,11 +12,17 @@ Embedding::Embedding(int64_t vocab, int64_t positions, int64_t dim) : vocab_(voc
 }
 
 Tensor Embedding::forward(const Tensor& tokens, Saved& saved, const RunContext& rc) {
+  return forward_at(tokens, 0, saved);
+}
+
+Tensor Embedding::forward_at(const Tensor& tokens, int64_t first_position, Saved& saved) {
   check(tokens.ndim() == 2 && tokens.dtype() == DType::I32, "embedding: expected int32 token ids (B, T), got " +
                                                                 dtype_name(tokens.dtype()) + " " + tokens.shape().str());
   const int64_t B = tokens.dim(0), T = tokens.dim(1);
-  check(T <= positions_, "embedding: sequence length " + std::to_string(T) + " exceeds n_positions " +
-                             std::to_string(positions_));
+  check(first_position >= 0 && first_position + T <= positions_,
+        "embedding: sequence length " + std::to_string(T) +
+            (first_position ? " from position " + std::to_string(first_position) : std::string()) +
+            " exceeds n_positions " + std::to_string(positions_));
   Tensor y = Tensor::empty({B, T, dim_}, DType::F32, MemCategory::Activations);  // (B, T, D)
   saved.tensors = {tokens};
   const DType type = wte_.value.dtype();
@@ -28,8 +34,9 @@ Tensor Embedding::forward(const Tensor& tokens, Saved& saved, const RunContext& 
                                               " in the data is out of range for the model's vocab_size " +
                                               std::to_string(vocab_));
   // A half table is read row by row (no fp32 copy of the whole 50,257 x 768 wte per call).
-  if (type == DType::F32) embedding_forward(ids, wte_.value.f32(), wpe_.value.f32(), y.f32(), B, T, dim_);
-  else embedding_forward_half(type, ids, wte_.value.u16(), wpe_.value.u16(), y.f32(), B, T, dim_);
+  const int64_t offset = first_position * dim_;  // wpe's row first_position onwards
+  if (type == DType::F32) embedding_forward(ids, wte_.value.f32(), wpe_.value.f32() + offset, y.f32(), B, T, dim_);
+  else embedding_forward_half(type, ids, wte_.value.u16(), wpe_.value.u16() + offset, y.f32(), B, T, dim_);
   return y;
 }
 

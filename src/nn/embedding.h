@@ -8,6 +8,9 @@ class Embedding : public Layer {
  public:
   Embedding(int64_t vocab, int64_t positions, int64_t dim);  // params "wte.weight", "wpe.weight"
   Tensor forward(const Tensor& tokens, Saved& saved, const RunContext& rc) override;  // saves tokens
+  // The same for tokens at positions first_position .. first_position+T-1 (generation with a KV
+  // cache feeds the positions after the cached ones): wte[id] + wpe[first_position + t].
+  Tensor forward_at(const Tensor& tokens, int64_t first_position, Saved& saved);
   Tensor backward(const Tensor& dy, Saved& saved, const RunContext& rc) override;     // returns undefined
   void collect_params(std::vector<Param*>& out) override;
   std::string kind() const override { return "embedding"; }

@@ -33,13 +33,23 @@ TransformerBlock::TransformerBlock(int index, int64_t dim, int64_t heads, float 
       mlp_proj_(prefix(index, "mlp.c_proj"), 4 * dim, dim, WeightLayout::InOut, true) {}
 
 Tensor TransformerBlock::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
+  return run_forward(x, saved, rc, [&](const Tensor& qkv, Saved& s) { return forward_child(attn_, qkv, s, rc); });
+}
+
+Tensor TransformerBlock::forward_cached(const Tensor& x, KvCache& cache, int64_t layer, const RunContext& rc) {
+  Saved discard;
+  return run_forward(x, discard, rc,
+                     [&](const Tensor& qkv, Saved&) { return attn_.forward_cached(qkv, cache, layer); });
+}
+
+Tensor TransformerBlock::run_forward(const Tensor& x, Saved& saved, const RunContext& rc, const Attend& attend) {
   saved.children.resize(kNumChildren);
   auto& s = saved.children;
   Tensor x2;  // (B, T, D)
   {
     Tensor h = forward_child(ln1_, x, s[kLn1], rc);  // (B, T, D)
     h = forward_child(c_attn_, h, s[kCAttn], rc);    // (B, T, 3D)
-    h = forward_child(attn_, h, s[kAttn], rc);       // (B, T, D)
+    h = attend(h, s[kAttn]);                         // (B, T, D)
     x2 = residual_add(x, forward_child(attn_proj_, h, s[kAttnProj], rc), rc);
   }
   // One running tensor, so each intermediate is released as soon as the next layer has saved it.

@@ -3,6 +3,8 @@
 //   x2 = x + c_proj(attn(c_attn(ln_1(x))));  y = x2 + mlp.c_proj(gelu(mlp.c_fc(ln_2(x2))))
 // Parameter names are HF GPT-2's: h.{i}.ln_1.*, h.{i}.attn.c_attn.*, h.{i}.attn.c_proj.*, h.{i}.ln_2.*,
 // h.{i}.mlp.c_fc.*, h.{i}.mlp.c_proj.*, all linear weights in Conv1D (in, out) layout.
+#include <functional>
+
 #include "nn/attention.h"
 #include "nn/gelu.h"
 #include "nn/layernorm.h"
@@ -15,6 +17,10 @@ class TransformerBlock : public Layer {
   TransformerBlock(int index, int64_t dim, int64_t heads, float eps);
   Tensor forward(const Tensor& x, Saved& saved, const RunContext& rc) override;  // (B, T, D) -> (B, T, D)
   Tensor backward(const Tensor& dy, Saved& saved, const RunContext& rc) override;
+  // Generation: the same block with the attention against `layer`'s part of a KV cache
+  // (CausalSelfAttention::forward_cached): x (1, T, D) fp32 at positions cache.length() ..
+  // cache.length()+T-1 -> (1, T, D). Saves nothing.
+  Tensor forward_cached(const Tensor& x, KvCache& cache, int64_t layer, const RunContext& rc);
   void collect_params(std::vector<Param*>& out) override;
   std::string kind() const override { return "transformer_block"; }
   // A composite takes half inputs as they are: it calls each child through forward_child and
@@ -32,6 +38,10 @@ class TransformerBlock : public Layer {
   void set_attention_tile(int64_t tile) { attn_.set_tile(tile); }
 
  private:
+  // The block's forward with `attend` (qkv (B, T, 3D), its Saved) -> (B, T, D) as the attention.
+  using Attend = std::function<Tensor(const Tensor&, Saved&)>;
+  Tensor run_forward(const Tensor& x, Saved& saved, const RunContext& rc, const Attend& attend);
+
   // Indices of the sub-layers' Saved children.
   enum Child { kLn1, kCAttn, kAttn, kAttnProj, kLn2, kCFc, kGelu, kMlpProj, kNumChildren };
   LayerNorm ln1_;

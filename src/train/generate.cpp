@@ -2,62 +2,62 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "core/error.h"
-#include "core/rng.h"
-#include "train/executor.h"
+#include "train/next_token.h"
+#include "train/sampling.h"
 
 namespace frugal {
 
-std::string generate_text(Gpt& model, const std::string& prompt, const SampleOptions& options) {
-  const GptConfig& config = model.gpt_config();
-  check(config.vocab_size >= 256, "generate: byte-level text needs vocab_size >= 256");
+namespace {
+void check_request(const GptConfig& config, const std::vector<int32_t>& prompt, const SampleOptions& options) {
   check(options.temperature >= 0 && std::isfinite(options.temperature), "--temperature must be >= 0");
   check(options.tokens >= 0, "--tokens must be >= 0");
-  std::vector<int32_t> tokens;
-  for (unsigned char c : prompt) tokens.push_back(c);
-  if (tokens.empty()) tokens.push_back('\n');  // an empty prompt starts a new line
-  RunContext rc;
-  rc.training = false;
-  std::string out;
-  const int64_t V = config.vocab_size;
-  std::vector<float> probs(static_cast<size_t>(V));
+  check(options.top_k >= 0, "--top-k must be >= 0");
+  check(!prompt.empty(), "generate: the prompt has no tokens");
+  for (int32_t id : prompt)
+    check(id >= 0 && id < config.vocab_size, "generate: prompt token id " + std::to_string(id) +
+                                                 " is out of range for the model's vocab_size " +
+                                                 std::to_string(config.vocab_size));
+}
+}  // namespace
+
+std::vector<int32_t> generate_tokens(Gpt& model, const std::vector<int32_t>& prompt, const SampleOptions& options,
+                                     const std::function<void(int32_t)>& on_token) {
+  const GptConfig& config = model.gpt_config();
+  check_request(config, prompt, options);
+  std::vector<int32_t> out;
+  if (options.tokens == 0) return out;
+  // The longest window fed: the prompt and every new token but the last, at most n_positions.
+  const int64_t longest = static_cast<int64_t>(prompt.size()) + options.tokens - 1;
+  NextTokenLogits next(model, options.kv_cache, std::min(longest, config.n_positions));
+  std::vector<int32_t> tokens = prompt;
+  std::vector<float> probs;
   for (int64_t n = 0; n < options.tokens; ++n) {
-    const int64_t T = std::min<int64_t>(static_cast<int64_t>(tokens.size()), config.n_positions);
-    Tensor input = Tensor::empty({1, T}, DType::I32, MemCategory::Activations);
-    std::copy(tokens.end() - T, tokens.end(), input.i32());
-    Tensor logits = forward_only(model, input, rc);  // (1, T, V)
-    const float* last = logits.f32() + (T - 1) * V;
-    int32_t next = 0;
-    if (options.temperature == 0) {
-      next = static_cast<int32_t>(std::max_element(last, last + V) - last);
-    } else {
-      float threshold = -INFINITY;
-      if (options.top_k > 0 && options.top_k < V) {
-        std::vector<float> sorted(last, last + V);
-        std::nth_element(sorted.begin(), sorted.begin() + (options.top_k - 1), sorted.end(), std::greater<float>());
-        threshold = sorted[options.top_k - 1];
-      }
-      const float mx = *std::max_element(last, last + V);
-      double sum = 0;
-      for (int64_t v = 0; v < V; ++v) {
-        probs[v] = last[v] < threshold ? 0.0f : std::exp((last[v] - mx) / options.temperature);
-        sum += probs[v];
-      }
-      double u = rng_uniform(options.seed, 0x5A3E, static_cast<uint64_t>(n)) * sum;
-      next = static_cast<int32_t>(V - 1);
-      for (int64_t v = 0; v < V; ++v) {
-        u -= probs[v];
-        if (u < 0) {
-          next = static_cast<int32_t>(v);
-          break;
-        }
-      }
+    int32_t id = 0;
+    {
+      const Tensor logits = next.next(tokens);  // (1, V), released before on_token
+      id = sample_token(logits.f32(), config.vocab_size, options.temperature, options.top_k, options.seed,
+                        static_cast<uint64_t>(n), probs);
     }
-    tokens.push_back(next);
-    out += static_cast<char>(next & 0xff);
+    tokens.push_back(id);
+    out.push_back(id);
+    if (on_token) on_token(id);
   }
+  return out;
+}
+
+std::vector<int32_t> byte_tokens(const std::string& text) {
+  std::vector<int32_t> ids;
+  for (unsigned char c : text) ids.push_back(c);
+  if (ids.empty()) ids.push_back('\n');  // an empty prompt starts a new line
+  return ids;
+}
+
+std::string generate_text(Gpt& model, const std::string& prompt, const SampleOptions& options) {
+  check(model.gpt_config().vocab_size >= 256, "generate: byte-level text needs vocab_size >= 256");
+  std::string out;
+  for (int32_t id : generate_tokens(model, byte_tokens(prompt), options)) out += static_cast<char>(id & 0xff);
   return out;
 }
 

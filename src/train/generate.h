@@ -1,6 +1,9 @@
 #pragma once
-// Autoregressive sampling from a GPT (byte-level tokens).
+// Autoregressive sampling from a GPT, on token ids of any vocabulary (byte-level text through
+// generate_text).
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "models/gpt.h"
 
@@ -8,13 +11,24 @@ namespace frugal {
 
 struct SampleOptions {
   int64_t tokens = 200;
-  float temperature = 0.8f;
+  float temperature = 0.8f;  // 0: greedy
   int64_t top_k = 0;  // 0: sample from the whole distribution
   uint64_t seed = 0;
+  // Keys and values of past positions kept (train/next_token.h): the prompt runs once, then one
+  // token per forward. false: every token re-runs the whole context (the old path, for comparison).
+  // Both give the same logits up to rounding (~1e-6), and the same greedy tokens.
+  bool kv_cache = true;
 };
 
-// Continues `prompt` (bytes as token ids) by options.tokens tokens; returns only the continuation.
-// The context window slides when prompt + continuation exceed the model's n_positions.
+// Continues `prompt` (non-empty, every id < vocab_size) by options.tokens tokens and returns only
+// the continuation; on_token, when given, is called with each new id as soon as it is chosen. The
+// context window is the last n_positions tokens (it slides when prompt + continuation exceed them).
+std::vector<int32_t> generate_tokens(Gpt& model, const std::vector<int32_t>& prompt, const SampleOptions& options,
+                                     const std::function<void(int32_t)>& on_token = {});
+
+// Byte-level text: the prompt's bytes as token ids (an empty prompt starts a new line), the
+// continuation's ids as bytes. Needs vocab_size >= 256.
+std::vector<int32_t> byte_tokens(const std::string& text);
 std::string generate_text(Gpt& model, const std::string& prompt, const SampleOptions& options);
 
 }  // namespace frugal
