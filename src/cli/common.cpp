@@ -2,8 +2,8 @@
 
 #include <cmath>
 #include <cstdlib>
-
 #include <filesystem>
+#include <map>
 
 #include "core/cpu.h"
 #include "core/error.h"
@@ -15,6 +15,7 @@
 #include "models/mlp.h"
 #include "models/model_io.h"
 #include "models/param_storage.h"
+#include "text/bpe_tokenizer.h"
 
 namespace frugal::cli {
 
@@ -38,6 +39,28 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
       ->check(CLI::IsMember({"auto", "flash", "materialized"}))
       ->capture_default_str();
   app.add_option("--attention-tile", f.attention_tile, "gpt: query/key tile of the fused attention (0: 64)");
+  app.add_option("--tokenizer", f.tokenizer,
+                 "gpt: GPT-2 BPE tokenizer directory (vocab.json + merges.txt or encoder.json + vocab.bpe); "
+                 "default: the --model directory's, else byte-level text");
+}
+
+std::string tokenizer_dir(const ModelFlags& f) {
+  if (!f.tokenizer.empty()) {
+    check(BpeTokenizer::present(f.tokenizer), "--tokenizer " + f.tokenizer +
+                                                  ": no tokenizer files (expected vocab.json + merges.txt, or "
+                                                  "encoder.json + vocab.bpe)");
+    return f.tokenizer;
+  }
+  return !f.model_dir.empty() && BpeTokenizer::present(f.model_dir) ? f.model_dir : "";
+}
+
+BpeTokenizer* model_tokenizer(const ModelFlags& f) {
+  static std::map<std::string, std::unique_ptr<BpeTokenizer>> loaded;  // plan and train build the model twice
+  const std::string dir = tokenizer_dir(f);
+  if (dir.empty()) return nullptr;
+  auto& slot = loaded[dir];
+  if (!slot) slot = std::make_unique<BpeTokenizer>(BpeTokenizer::load(dir));
+  return slot.get();
 }
 
 void add_precision_flags(CLI::App& app, PrecisionFlags& f) {
@@ -193,6 +216,17 @@ void apply_kernel_flags(const ModelFlags& f, Model& model) {
   if (f.attention == "materialized") gpt.set_attention_kernel(AttentionKernel::Materialized);
 }
 
+// A tokenizer is for GPT models, and every id it gives must be a row of the model's embedding.
+void check_tokenizer_fits(const ModelFlags& f, const Model& model) {
+  const BpeTokenizer* tokenizer = model_tokenizer(f);
+  if (!tokenizer) return;
+  check(model.arch() == "gpt", "--tokenizer applies to GPT models, not " + model.arch());
+  const int64_t vocab = static_cast<const Gpt&>(model).gpt_config().vocab_size;
+  check(tokenizer->vocab_size() <= vocab, "the tokenizer of " + tokenizer_dir(f) + " has " +
+                                              std::to_string(tokenizer->vocab_size()) +
+                                              " tokens, more than the model's vocab_size " + std::to_string(vocab));
+}
+
 std::unique_ptr<Model> construct_architecture(const ModelFlags& f, const std::string& data) {
   std::unique_ptr<Model> model;
   if (!f.model_dir.empty()) {
@@ -203,17 +237,21 @@ std::unique_ptr<Model> construct_architecture(const ModelFlags& f, const std::st
       check(model->arch() == "gpt", "--ctx applies to GPT models only");
       static_cast<Gpt&>(*model).set_context(f.ctx);
     }
+    check_tokenizer_fits(f, *model);
     return model;
   }
   const bool images = data == "fashion-mnist";
+  check(f.arch == "gpt" || f.tokenizer.empty(), "--tokenizer applies to GPT models, not " + f.arch);
   if (f.arch == "gpt") {
     GptConfig c;
     c.n_layer = or_default(f.layers, 4);
     c.n_embd = or_default(f.dim, 128);
     c.n_head = or_default(f.heads, 4);
     c.n_positions = or_default(f.ctx, 64);
-    c.vocab_size = or_default(f.vocab, 256);
+    const BpeTokenizer* tokenizer = model_tokenizer(f);
+    c.vocab_size = or_default(f.vocab, tokenizer ? tokenizer->vocab_size() : 256);
     model = std::make_unique<Gpt>(c);
+    check_tokenizer_fits(f, *model);
   } else if (f.arch == "mlp") {
     MlpConfig c;
     c.n_layers = or_default(f.layers, 3);

@@ -8,6 +8,10 @@
 #include "models/model.h"
 #include "train/trainer.h"
 
+namespace frugal {
+class BpeTokenizer;
+}
+
 namespace frugal::cli {
 
 struct ModelFlags {
@@ -19,7 +23,14 @@ struct ModelFlags {
   int64_t loss_chunk = 0;  // GPT: rows per chunk of the fused LM head + loss (0: its default)
   std::string attention = "auto";  // GPT: auto | flash | materialized
   int64_t attention_tile = 0;      // GPT: the fused attention's tile (0: its default)
+  std::string tokenizer;  // GPT: a BPE tokenizer directory (empty: --model's, if it has one; else bytes)
 };
+
+// The tokenizer directory of the flags: --tokenizer, else the --model directory when it holds
+// tokenizer files, else "" (byte-level text). Error for a --tokenizer without tokenizer files.
+std::string tokenizer_dir(const ModelFlags& f);
+// That tokenizer, loaded once per process (nullptr when there is none).
+BpeTokenizer* model_tokenizer(const ModelFlags& f);
 
 // --precision fp32|fp16|bf16, --master-weights on|off, --loss-scale dynamic|none|VALUE and the
 // dynamic scaler's settings (train, grad, plan).

@@ -1,5 +1,5 @@
-// `frugal generate`: samples text from a GPT model directory (byte-level tokens), with a KV cache
-// unless --no-kv-cache; --stream prints each token as it is chosen.
+// `frugal generate`: samples text from a GPT model directory (BPE tokens when it has a tokenizer,
+// else bytes), with a KV cache unless --no-kv-cache; --stream prints each token as it is chosen.
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -12,21 +12,33 @@
 #include "models/lora_setup.h"
 #include "models/model_io.h"
 #include "train/generate.h"
+#include "text/bpe_tokenizer.h"
 
 namespace frugal::cli {
 
 namespace {
 struct GenerateFlags {
-  std::string model_dir, prompt, adapter;
+  std::string model_dir, prompt, adapter, tokenizer;
   SampleOptions sample;
   bool no_kv_cache = false, stream = false, timing = false;
   int threads = 0;
 };
 
-// The prompt, then each token's byte: as it comes with --stream, else all at once at the end.
+// The prompt's ids: BPE (an empty prompt starts after <|endoftext|>, as GPT-2 was trained), or bytes.
+std::vector<int32_t> prompt_tokens(const std::string& prompt, BpeTokenizer* tokenizer) {
+  if (!tokenizer) return byte_tokens(prompt);
+  std::vector<int32_t> ids = tokenizer->encode(prompt);
+  if (ids.empty()) {
+    check(tokenizer->end_of_text() >= 0, "an empty --prompt needs a <|endoftext|> token to start from");
+    ids.push_back(tokenizer->end_of_text());
+  }
+  return ids;
+}
+
+// The prompt, then each token's text: as it comes with --stream, else all at once at the end.
 // With --timing a line on stderr: the first token's latency (it includes the prompt's forward) and
 // the whole run's new tokens per second.
-void sample_and_print(Gpt& gpt, const GenerateFlags& f) {
+void sample_and_print(Gpt& gpt, const GenerateFlags& f, BpeTokenizer* tokenizer) {
   std::string out = f.prompt;
   if (f.stream) {
     std::fwrite(out.data(), 1, out.size(), stdout);
@@ -35,14 +47,15 @@ void sample_and_print(Gpt& gpt, const GenerateFlags& f) {
   using Clock = std::chrono::steady_clock;
   const Clock::time_point start = Clock::now();
   double first_s = 0;
-  const std::vector<int32_t> ids = generate_tokens(gpt, byte_tokens(f.prompt), f.sample, [&](int32_t id) {
+  const std::vector<int32_t> prompt = prompt_tokens(f.prompt, tokenizer);
+  const std::vector<int32_t> ids = generate_tokens(gpt, prompt, f.sample, [&](int32_t id) {
     if (first_s == 0) first_s = std::chrono::duration<double>(Clock::now() - start).count();
-    const char byte = static_cast<char>(id & 0xff);
+    const std::string text = tokenizer ? tokenizer->token_bytes(id) : std::string(1, static_cast<char>(id & 0xff));
     if (f.stream) {
-      std::fputc(byte, stdout);
+      std::fwrite(text.data(), 1, text.size(), stdout);
       std::fflush(stdout);
     } else {
-      out.push_back(byte);
+      out += text;
     }
   });
   const double total_s = std::chrono::duration<double>(Clock::now() - start).count();
@@ -53,7 +66,7 @@ void sample_and_print(Gpt& gpt, const GenerateFlags& f) {
     std::fprintf(stderr,
                  "generate: %zu prompt tokens, %zu new tokens in %.3f s (%.2f tokens/s), first after %.3f s, "
                  "kv cache %s\n",
-                 byte_tokens(f.prompt).size(), ids.size(), total_s, total_s > 0 ? ids.size() / total_s : 0.0, first_s,
+                 prompt.size(), ids.size(), total_s, total_s > 0 ? ids.size() / total_s : 0.0, first_s,
                  f.sample.kv_cache ? "on" : "off");
 }
 
@@ -66,9 +79,17 @@ void run_generate(GenerateFlags& f) {
   }
   check(model->arch() == "gpt", "frugal generate needs a GPT model, " + f.model_dir + " holds a " + model->arch());
   Gpt& gpt = static_cast<Gpt&>(*model);
-  check(gpt.gpt_config().vocab_size >= 256, "generate: byte-level text needs vocab_size >= 256");
+  ModelFlags model_flags;
+  model_flags.model_dir = f.model_dir;
+  model_flags.tokenizer = f.tokenizer;
+  BpeTokenizer* tokenizer = model_tokenizer(model_flags);
+  const int64_t vocab = gpt.gpt_config().vocab_size;
+  check(tokenizer || vocab >= 256, "generate: byte-level text needs vocab_size >= 256 (or a --tokenizer)");
+  if (tokenizer)
+    check(tokenizer->vocab_size() <= vocab, "generate: the tokenizer has " + std::to_string(tokenizer->vocab_size()) +
+                                                " tokens, more than the model's vocab_size " + std::to_string(vocab));
   f.sample.kv_cache = !f.no_kv_cache;
-  sample_and_print(gpt, f);
+  sample_and_print(gpt, f, tokenizer);
 }
 }  // namespace
 
@@ -78,6 +99,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--model", flags->model_dir, "model directory")->required();
   cmd->add_option("--prompt", flags->prompt, "text to continue");
   cmd->add_option("--adapter", flags->adapter, "a PEFT LoRA adapter to merge before sampling");
+  cmd->add_option("--tokenizer", flags->tokenizer, "BPE tokenizer directory (default: the model directory's, else bytes)");
   cmd->add_option("--tokens", flags->sample.tokens, "tokens to generate")->check(CLI::Range(0, 1 << 20))->capture_default_str();
   cmd->add_option("--temperature", flags->sample.temperature, "0: greedy")->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--top-k", flags->sample.top_k, "sample among the k most likely (0: all)")->check(CLI::NonNegativeNumber);

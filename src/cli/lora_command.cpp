@@ -9,6 +9,7 @@
 #include "linalg/svd.h"
 #include "models/lora_setup.h"
 #include "models/model_io.h"
+#include "text/bpe_tokenizer.h"
 
 namespace frugal::cli {
 
@@ -30,6 +31,7 @@ void run_merge(const LoraCommandFlags& f) {
   const size_t adapters = lora_adapters(*model).size();
   merge_lora(*model);
   save_model(*model, f.out_dir);
+  if (BpeTokenizer::present(f.model_dir)) BpeTokenizer::copy_files(f.model_dir, f.out_dir);  // keeps its tokenizer
   std::printf("merged %zu LoRA adapters (r = %lld, alpha = %g) into %s\n", adapters,
               static_cast<long long>(settings.config.rank), settings.config.alpha, f.out_dir.c_str());
 }

@@ -24,6 +24,7 @@
 #include "train/evaluate.h"
 #include "train/generate.h"
 #include "train/planner.h"
+#include "text/bpe_tokenizer.h"
 
 namespace frugal::cli {
 
@@ -126,7 +127,7 @@ void build_run(TrainRun& run) {
       f.options);
   run.model = build_model(f.model, f.data, f.options.seed, /*with_weights=*/true, f.lora, &run.lora,
                           storage_flags(f.options));
-  run.data = make_data_source(f.data, *run.model, f.options.seed);
+  run.data = make_data_source(f.data, *run.model, f.options.seed, model_tokenizer(f.model));
   run.trainer = std::make_unique<Trainer>(*run.model, *run.data, f.options);
   if (run.resume) restore_training_checkpoint(*run.resume, *run.trainer);
   run.first_step = run.resume ? run.resume->steps_done : 0;
@@ -248,6 +249,8 @@ void write_outputs(const TrainRun& run, const nlohmann::json& summary) {
   const TrainFlags& f = run.flags;
   if (!f.save_dir.empty()) {
     save_model(*run.model, f.save_dir);  // the base weights; adapters go to --save-adapter
+    const std::string tokenizer = tokenizer_dir(f.model);
+    if (!tokenizer.empty()) BpeTokenizer::copy_files(tokenizer, f.save_dir);  // the model keeps its tokenizer
     std::printf("saved model to %s\n", f.save_dir.c_str());
   }
   if (!f.save_adapter_dir.empty()) {

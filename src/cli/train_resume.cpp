@@ -35,6 +35,7 @@ const std::vector<RunFlag>& run_flags() {
       field("--vocab", &TrainFlags::model, &ModelFlags::vocab),
       field("--batchnorm", &TrainFlags::model, &ModelFlags::batchnorm),
       field("--norm", &TrainFlags::model, &ModelFlags::norm),
+      field("--tokenizer", &TrainFlags::model, &ModelFlags::tokenizer),
       {"--data", [](const TrainFlags& f) { return nlohmann::json(f.data); },
        [](TrainFlags& f, const nlohmann::json& v) { f.data = v.get<std::string>(); }},
       field("--micro-batch", &TrainFlags::options, &TrainOptions::micro_batch),

@@ -72,6 +72,9 @@ std::unique_ptr<Model> load_model(const std::string& dir) {
 void load_weights(Model& model_ref, const std::string& dir) {
   Model* model = &model_ref;
   const std::string weights_path = dir + "/model.safetensors";
+  check(fs::exists(weights_path) || !fs::exists(dir + "/pytorch_model.bin"),
+        "model directory " + dir + " has pytorch_model.bin but no model.safetensors: frugal never loads pickle files; "
+        "convert it once (python3: safetensors.torch.save_file(torch.load(path), 'model.safetensors'))");
   check(fs::exists(weights_path), "model directory " + dir + " has no model.safetensors");
   const SafetensorsFile file = SafetensorsFile::open(weights_path);
 

@@ -46,6 +46,14 @@ bool BpeTokenizer::present(const std::string& dir) {
          (fs::exists(dir + "/encoder.json") && fs::exists(dir + "/vocab.bpe"));
 }
 
+void BpeTokenizer::copy_files(const std::string& from, const std::string& to) {
+  const FilePair files = tokenizer_files(from);
+  check(!files.vocab.empty(), from + ": no tokenizer files to copy");
+  if (std::filesystem::equivalent(from, to)) return;
+  for (const std::string& path : {files.vocab, files.merges})
+    write_file_atomic(to + "/" + std::filesystem::path(path).filename().string(), read_file(path));
+}
+
 BpeTokenizer BpeTokenizer::load(const std::string& dir) {
   check(std::filesystem::is_directory(dir), "tokenizer directory " + dir + " does not exist");
   const FilePair files = tokenizer_files(dir);
@@ -72,12 +80,12 @@ void BpeTokenizer::read_vocabulary(std::string_view vocab_json, const std::strin
   tokens_.assign(static_cast<size_t>(n), std::string());
   std::vector<bool> seen(static_cast<size_t>(n), false);
   for (const auto& [text, id] : j.items()) {
-    check(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < n,
-          source + ": token " + shown(text) + " has id " + id.dump() + ", not one of 0.." + std::to_string(n - 1));
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= n)
+      throw Error(source + ": token " + shown(text) + " has id " + id.dump() + ", not one of 0.." + std::to_string(n - 1));
     const auto k = static_cast<size_t>(id.get<int64_t>());
-    check(!seen[k], source + ": id " + std::to_string(k) + " is given to two tokens");
+    if (seen[k]) throw Error(source + ": id " + std::to_string(k) + " is given to two tokens");
     const std::optional<std::string> bytes = alphabet_to_bytes(text);
-    check(bytes.has_value(), source + ": token " + shown(text) + " is not written in GPT-2's byte alphabet");
+    if (!bytes) throw Error(source + ": token " + shown(text) + " is not written in GPT-2's byte alphabet");
     seen[k] = true;
     tokens_[k] = *bytes;
     ids_.emplace(*bytes, static_cast<int32_t>(k));
@@ -109,20 +117,22 @@ void BpeTokenizer::read_merges(std::string_view text, const std::string& source)
       symbols.push_back(line.substr(a, b - a));
       i = b;
     }
-    const std::string where = source + ": merges line " + std::to_string(line_number);
-    check(symbols.size() == 2, where + " has " + std::to_string(symbols.size()) + " symbols, not 2: " + shown(line));
+    // (No check() in this loop: its message would be built for each of the 50,000 lines.)
+    const auto where = [&] { return source + ": merges line " + std::to_string(line_number); };
+    if (symbols.size() != 2)
+      throw Error(where() + " has " + std::to_string(symbols.size()) + " symbols, not 2: " + shown(line));
     int32_t parts[2];
     std::string joined;
     for (int k = 0; k < 2; ++k) {
       const std::optional<std::string> bytes = alphabet_to_bytes(symbols[k]);
       const auto it = bytes ? ids_.find(*bytes) : ids_.end();
-      check(it != ids_.end(), where + ": " + shown(symbols[k]) + " is not in the vocabulary (the two files disagree)");
+      if (it == ids_.end()) throw Error(where() + ": " + shown(symbols[k]) + " is not in the vocabulary (the two files disagree)");
       parts[k] = it->second;
       joined += *bytes;
     }
     const auto merged = ids_.find(joined);
-    check(merged != ids_.end(), where + " makes " + shown(bytes_to_alphabet(joined)) +
-                                    ", which the vocabulary lacks (the two files disagree)");
+    if (merged == ids_.end())
+      throw Error(where() + " makes " + shown(bytes_to_alphabet(joined)) + ", which the vocabulary lacks (the two files disagree)");
     merges_.emplace(pair_key(parts[0], parts[1]), Merge{rank++, merged->second});  // a repeated pair keeps its first rank
   }
 }
@@ -185,8 +195,8 @@ void BpeTokenizer::apply_merges(std::vector<int32_t>& symbols) const {
 }
 
 const std::string& BpeTokenizer::token_bytes(int32_t id) const {
-  check(id >= 0 && id < static_cast<int32_t>(tokens_.size()),
-        "token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(tokens_.size() - 1) + ")");
+  if (id < 0 || id >= static_cast<int32_t>(tokens_.size()))  // (not check(): decode calls this per token)
+    throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(tokens_.size() - 1) + ")");
   return tokens_[static_cast<size_t>(id)];
 }
 

@@ -24,6 +24,8 @@ class BpeTokenizer {
   static BpeTokenizer load(const std::string& dir);
   // True when `dir` holds either pair of files.
   static bool present(const std::string& dir);
+  // Copies the pair of files `from` holds into `to` (atomically, under the same names).
+  static void copy_files(const std::string& from, const std::string& to);
   // The same from the two files' contents (`source` names them in errors).
   static BpeTokenizer from_text(std::string_view vocab_json, std::string_view merges, const std::string& source);
 
