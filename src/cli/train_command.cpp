@@ -1,5 +1,6 @@
 // `frugal train`: train or fine-tune; with no flags, the built-in demo (a small GPT on the text
 // of Debian's fortunes package, then a few generated lines).
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -239,9 +240,18 @@ void evaluate_and_sample(TrainRun& run, nlohmann::json& summary) {
     SampleOptions sample;
     sample.tokens = f.sample_tokens;
     sample.seed = f.options.seed;
-    std::printf("\nloss %.3f -> %.3f (a uniform guess over 256 bytes scores ln 256 = 5.545). A sample:\n%s\n",
-                run.records.front().loss, run.records.back().loss,
-                generate_text(static_cast<Gpt&>(*run.model), "\n", sample).c_str());
+    Gpt& gpt = static_cast<Gpt&>(*run.model);
+    std::string text;
+    if (BpeTokenizer* tokenizer = model_tokenizer(f.model)) {  // after <|endoftext|>, as GPT-2 starts a document
+      const std::vector<int32_t> start = {tokenizer->end_of_text() >= 0 ? tokenizer->end_of_text() : 0};
+      text = tokenizer->decode(generate_tokens(gpt, start, sample));
+    } else {
+      text = generate_text(gpt, "\n", sample);
+    }
+    const int64_t vocab = gpt.gpt_config().vocab_size;
+    std::printf("\nloss %.3f -> %.3f (a uniform guess over %lld tokens scores ln %lld = %.3f). A sample:\n%s\n",
+                run.records.front().loss, run.records.back().loss, static_cast<long long>(vocab),
+                static_cast<long long>(vocab), std::log(static_cast<double>(vocab)), text.c_str());
   }
 }
 

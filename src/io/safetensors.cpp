@@ -292,6 +292,17 @@ void SafetensorsFile::load_into(const std::string& name, const Tensor& out) cons
       dst[i] = out_type == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
     }
   }
+  release_pages(src, t.end - t.begin);
+}
+
+void SafetensorsFile::release_pages(const uint8_t* begin, size_t bytes) const {
+  // The mapping's pages of a tensor already copied out would stay in the process's RSS until the
+  // file is closed: loading GPT-2 small held its whole 475 MiB fp32 file beside the weights. The
+  // mapping is private and read-only, so dropped pages are read again from the file if touched.
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto from = reinterpret_cast<uintptr_t>(begin) & ~(page - 1);
+  const auto to = reinterpret_cast<uintptr_t>(begin) + bytes;
+  if (to > from) ::madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
 }
 
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,

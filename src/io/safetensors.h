@@ -57,6 +57,8 @@ class SafetensorsFile {
 
  private:
   struct Mapping;
+  // Drops the mapping's pages of [begin, begin + bytes) from the process (a tensor copied out).
+  void release_pages(const uint8_t* begin, size_t bytes) const;
   std::string path_;
   std::shared_ptr<const Mapping> map_;
   const uint8_t* data_ = nullptr;  // start of the data section
