@@ -4,6 +4,7 @@
 // pre-tokenisation on hand-checked cases; one-line errors for broken tokenizer files.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -211,4 +212,16 @@ TEST(Tokenizer, BrokenFilesGiveOneLineErrors) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("but not"), std::string::npos) << e.what();
   }
+}
+
+// A piece of 2 MB without a break (one letter run) encodes in time linear-logarithmic in its length
+// (GPT-2's loop is quadratic: hours) and decodes back.
+TEST(Tokenizer, LongPiecesDoNotHang) {
+  std::string word;
+  while (word.size() < (size_t{2} << 20)) word += "abcdefghijklmnopqrstuvwxyz";
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<int32_t> ids = gpt2().encode(word);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 30.0);
+  EXPECT_EQ(gpt2().decode(ids), word);
+  EXPECT_LT(ids.size(), word.size() * 3 / 4) << ids.size();  // merged, not left as bytes
 }

@@ -1,6 +1,7 @@
 #include "text/bpe_tokenizer.h"
 
 #include <filesystem>
+#include <queue>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -15,6 +16,7 @@ namespace {
 // A piece seen this often is worth remembering; the cache is dropped when it reaches this size, so
 // a long stream of new pieces cannot grow it without bound.
 constexpr size_t kMaxCachedPieces = size_t{1} << 20;
+constexpr size_t kMaxCachedPieceBytes = 256;  // longer pieces are rare and would bloat the cache
 
 struct FilePair {
   std::string vocab, merges;
@@ -166,32 +168,49 @@ void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& ou
   for (unsigned char b : piece) symbols.push_back(byte_ids_[b]);
   apply_merges(symbols);
   out.insert(out.end(), symbols.begin(), symbols.end());
+  if (piece.size() > kMaxCachedPieceBytes) return;
   if (cache_.size() >= kMaxCachedPieces) cache_.clear();
   cache_.emplace(std::string(piece), std::move(symbols));
 }
 
 void BpeTokenizer::apply_merges(std::vector<int32_t>& symbols) const {
-  while (symbols.size() > 1) {
-    const Merge* best = nullptr;
-    uint64_t best_key = 0;
-    for (size_t i = 0; i + 1 < symbols.size(); ++i) {
-      const auto it = merges_.find(pair_key(symbols[i], symbols[i + 1]));
-      if (it != merges_.end() && (!best || it->second.rank < best->rank)) best = &it->second, best_key = it->first;
-    }
-    if (!best) return;
-    // Every occurrence of the pair, left to right (GPT-2's loop; "aaa" with merge a+a is "aa" "a").
-    const auto first = static_cast<int32_t>(best_key >> 32), second = static_cast<int32_t>(best_key & 0xFFFFFFFFu);
-    size_t w = 0;
-    for (size_t r = 0; r < symbols.size(); ++w) {
-      if (r + 1 < symbols.size() && symbols[r] == first && symbols[r + 1] == second) {
-        symbols[w] = best->merged;
-        r += 2;
-      } else {
-        symbols[w] = symbols[r++];
-      }
-    }
-    symbols.resize(w);
+  // GPT-2's loop (merge every occurrence of the lowest-ranked pair, left to right, then look again)
+  // costs O(n^2) on an n-byte piece: a megabyte without a space would take hours. The same merges in
+  // O(n log n): candidate pairs in a heap by (rank, position), the symbols in a linked list, and a
+  // popped pair skipped when either side has changed since. Equal ranks pop left to right, and a pair
+  // made by a merge has a higher rank than that merge (its token had to exist first), so the order
+  // of merges is GPT-2's.
+  check(symbols.size() < (size_t{1} << 31), "tokenizer: a piece of text of 2 GiB or more without a break");
+  const auto n = static_cast<int32_t>(symbols.size());
+  if (n < 2) return;
+  struct Candidate {
+    int32_t rank, left, left_id, right_id;
+    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
+  };
+  std::vector<int32_t> next(static_cast<size_t>(n)), prev(static_cast<size_t>(n));
+  for (int32_t k = 0; k < n; ++k) next[k] = k + 1 < n ? k + 1 : -1, prev[k] = k - 1;
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
+  const auto consider = [&](int32_t left) {
+    if (left < 0 || next[left] < 0) return;
+    const auto it = merges_.find(pair_key(symbols[left], symbols[next[left]]));
+    if (it != merges_.end()) heap.push({it->second.rank, left, symbols[left], symbols[next[left]]});
+  };
+  for (int32_t k = 0; k + 1 < n; ++k) consider(k);
+  while (!heap.empty()) {
+    const Candidate c = heap.top();
+    heap.pop();
+    const int32_t right = next[c.left];
+    if (right < 0 || symbols[c.left] != c.left_id || symbols[right] != c.right_id) continue;  // changed since
+    symbols[c.left] = merges_.at(pair_key(c.left_id, c.right_id)).merged;
+    next[c.left] = next[right];
+    if (next[right] >= 0) prev[next[right]] = c.left;
+    symbols[right] = -1;  // gone (ids are >= 0, so no candidate matches it)
+    consider(prev[c.left]);
+    consider(c.left);
   }
+  int32_t w = 0;
+  for (int32_t k = 0; k >= 0; k = next[k]) symbols[w++] = symbols[k];
+  symbols.resize(static_cast<size_t>(w));
 }
 
 const std::string& BpeTokenizer::token_bytes(int32_t id) const {
