@@ -177,3 +177,24 @@ TEST(Gpt2Tokenizer, LargeTokenFilesAreMappedNotRead) {
   EXPECT_LE(big.peak_rss, big.ledger + (int64_t{64} << 20)) << "peak RSS " << big.peak_rss << " B, ledger " << big.ledger;
   EXPECT_LE(big.peak_rss, little.peak_rss + (int64_t{8} << 20)) << big.peak_rss << " vs " << little.peak_rss;
 }
+
+// A run resumed from a checkpoint keeps the tokenizer of the model directory it started from (the
+// checkpoint holds none): the same losses as the run that was not interrupted.
+TEST(Gpt2Tokenizer, ResumedRunsKeepTheirTokenizer) {
+  const fs::path dir = scratch("gpt2_resume");
+  const std::string base = (dir / "base").string(), text = text_file(dir);
+  auto r = run_frugal("train --arch gpt --tokenizer " + hf_tokenizer_dir().string() +
+                      " --layers 1 --dim 16 --heads 2 --ctx 16 --data synthetic --steps 1 --save " + base);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string run = "train --model " + base + " --data " + text + " --steps 4 --micro-batch 4 --save " +
+                          (dir / "ck").string() + " --save-every 2 --summary ";
+  r = run_frugal(run + (dir / "whole.json").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  fs::remove_all(dir / "ck" / "checkpoints" / "step-00000004");
+  r = run_frugal("train --resume " + (dir / "ck").string() + " --summary " + (dir / "resumed.json").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto loss = [&](const char* name) {
+    return nlohmann::json::parse(read_file((dir / name).string()))["final_loss"].get<double>();
+  };
+  EXPECT_EQ(loss("resumed.json"), loss("whole.json"));
+}

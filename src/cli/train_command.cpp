@@ -122,6 +122,9 @@ void apply_train_flags(TrainFlags& f, bool lead) {
 // The prediction first (before anything is allocated), then the model, its data and the trainer.
 void build_run(TrainRun& run) {
   TrainFlags& f = run.flags;
+  // Named explicitly, so the flags a checkpoint records keep it: a resumed run's --model is the
+  // checkpoint, which holds no tokenizer files.
+  if (f.model.tokenizer.empty()) f.model.tokenizer = tokenizer_dir(f.model);
   run.plan = plan_training_memory(
       [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora, nullptr,
                                storage_flags(f.options)); },

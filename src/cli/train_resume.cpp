@@ -106,9 +106,11 @@ std::string adopt_checkpoint_config(TrainFlags& f, const CheckpointRef& checkpoi
   }
   // The architecture and weights come from the checkpoint's model directory (and its state file).
   const int64_t context = f.model.ctx;  // the training context (a fresh GPT's n_positions, or shorter)
+  const std::string tokenizer = f.model.tokenizer;  // the checkpoint directory holds no tokenizer files
   f.model = ModelFlags{};
   f.model.model_dir = checkpoint.dir;
   f.model.ctx = context;
+  f.model.tokenizer = tokenizer;
   return taken;
 }
 
