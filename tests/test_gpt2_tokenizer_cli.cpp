@@ -174,7 +174,13 @@ TEST(Gpt2Tokenizer, LargeTokenFilesAreMappedNotRead) {
   write_large_token_file(small, uint64_t{1} << 20);
   const RunMemory big = train_on(dir, large), little = train_on(dir, small);
   fs::remove(large);
+#if defined(__SANITIZE_ADDRESS__)
+  // Under AddressSanitizer the process itself takes about 100 MiB (shadow memory): only the
+  // comparison with the small file's run below means something there.
+  (void)big.ledger;
+#else
   EXPECT_LE(big.peak_rss, big.ledger + (int64_t{64} << 20)) << "peak RSS " << big.peak_rss << " B, ledger " << big.ledger;
+#endif
   EXPECT_LE(big.peak_rss, little.peak_rss + (int64_t{8} << 20)) << big.peak_rss << " vs " << little.peak_rss;
 }
 
