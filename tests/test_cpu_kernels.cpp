@@ -2,6 +2,9 @@
 // Sapphire Rapids Xeon, an AMD Zen 3 EPYC), the start-up decisions, and `frugal doctor` as a user
 // runs it: its JSON, its warning about a generic kernel, the restart onto the right kernel when
 // OpenBLAS picks a generic one, a kernel that fails the SGEMM check being dropped.
+#include <cstdlib>
+
+#include <cblas.h>
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -88,6 +91,13 @@ CpuFeatures zen3() {
                            kXcr0Avx);
 }
 
+// Zen 5 (family 0x1a = 0xf + 0xb, model 2): AVX-512 with BF16, no AMX.
+CpuFeatures zen5() {
+  return cpu_features_from(fake_cpuid("AuthenticAMD", (0xbu << 20) | (0xfu << 8) | (2u << 4), bits({12, 27, 28, 29}),
+                                      bits({5, 16, 17, 30, 31}), 0, bits({5}), "AMD EPYC 9655 96-Core Processor"),
+                           kXcr0Avx512Amx & ~uint64_t{0x60000});
+}
+
 }  // namespace
 
 TEST(CpuKernels, FeaturesFromCpuidBits) {
@@ -118,6 +128,42 @@ TEST(CpuKernels, FeatureToKernelRule) {
   EXPECT_EQ(fallback_openblas_core("Prescott"), "");
   EXPECT_EQ(openblas_core_name("skylakex"), "SkylakeX");  // OpenBLAS compares case-insensitively
   EXPECT_EQ(openblas_core_name("Bogus"), "");
+}
+
+TEST(CpuKernels, Bf16UnitsRule) {
+  EXPECT_TRUE(bf16_units_pay_off(sapphire_rapids()));  // AMX
+  // The same Xeon under a hypervisor that hides AMX (no tile state in XCR0): AVX512_BF16 alone is
+  // no faster than fp32 FMAs there.
+  const CpuFeatures without_amx = sapphire_rapids(kXcr0Avx512Amx & ~uint64_t{0x60000});
+  EXPECT_TRUE(without_amx.avx512_bf16);
+  EXPECT_FALSE(without_amx.amx_bf16);
+  EXPECT_FALSE(bf16_units_pay_off(without_amx));
+  EXPECT_TRUE(bf16_units_pay_off(zen5()));
+  EXPECT_FALSE(bf16_units_pay_off(zen3()));
+}
+
+TEST(CpuKernels, F32BackendRule) {
+  EXPECT_TRUE(onednn_beats_openblas_f32(sapphire_rapids()));
+  EXPECT_FALSE(onednn_beats_openblas_f32(zen5()));
+  EXPECT_FALSE(onednn_beats_openblas_f32(zen3()));
+}
+
+TEST(CpuKernels, OnednnF32MatchesOpenBlas) {
+  // oneDNN's fp32 matmul (which gemm() uses for large products where the rule says so) against
+  // OpenBLAS's SGEMM, every transpose, to fp32 rounding of the sums.
+  const int64_t M = 67, N = 129, K = 301;
+  std::vector<float> a(M * K), b(K * N);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>((i * 53) % 97) / 48.0f - 1.0f;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      std::vector<float> c1(M * N, 0.5f), c2(M * N, 0.5f);
+      const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+      gemm_onednn_f32(ta, tb, M, N, K, 0.5f, a.data(), lda, b.data(), ldb, 1.0f, c1.data(), N);
+      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 0.5f, a.data(),
+                  lda, b.data(), ldb, 1.0f, c2.data(), N);
+      for (int64_t i = 0; i < M * N; ++i) ASSERT_NEAR(c1[i], c2[i], 1e-4f) << ta << tb << " at " << i;
+    }
 }
 
 TEST(CpuKernels, StartupPlansTheKernel) {
@@ -235,7 +281,11 @@ TEST(CpuKernels, DoctorReportsKernelsRatesAndPolicy) {
   for (const char* key : {"cpu", "threads", "omp_wait_policy", "openblas", "gemm", "measured", "busy_cores", "warnings"})
     EXPECT_TRUE(j.contains(key)) << key;
   EXPECT_EQ(j["cpu"]["model"], this_cpu().model_name);
-  EXPECT_EQ(j["openblas"]["kernel"], running_openblas_core());
+  // The kernel frugal's start-up leaves running: this test process's own (OpenBLAS's pick, or the
+  // environment's), replaced where OpenBLAS fell back to a generic one (as on Sapphire Rapids).
+  const char* user = std::getenv("OPENBLAS_CORETYPE");
+  const KernelPlan plan = plan_blas_kernel(this_cpu(), running_openblas_core(), user ? user : "", false, true);
+  EXPECT_EQ(j["openblas"]["kernel"], plan.restart_with.empty() ? running_openblas_core() : plan.restart_with);
   for (const char* dtype : {"f32", "bf16", "f16"}) EXPECT_FALSE(j["gemm"][dtype].get<std::string>().empty()) << dtype;
   EXPECT_GT(j["measured"]["gemm_f32_gflops"].get<double>(), 0.5);
   EXPECT_GT(j["measured"]["gemm_bf16_gflops"].get<double>(), 0.1);
