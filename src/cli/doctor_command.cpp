@@ -2,7 +2,6 @@
 // GEMM rates and memory bandwidth (a few seconds), the threads and OpenMP wait policy, and
 // warnings about what would make a run slow.
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -15,6 +14,7 @@
 #include "kernels/blas_kernel.h"
 #include "kernels/convert.h"
 #include "kernels/gemm.h"
+#include "train/machine_rates.h"
 
 namespace frugal::cli {
 
@@ -24,63 +24,6 @@ struct DoctorFlags {
   bool json = false;
   int threads = 0;
 };
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-// The best rate of `run` (which does `flops` floating-point operations) over repeats lasting about
-// `budget` seconds, in GFLOP/s.
-template <typename Run>
-double best_rate(double flops, double budget, Run run) {
-  run();  // warm-up: packing buffers, threads, pages
-  double best = 0;
-  const auto start = std::chrono::steady_clock::now();
-  do {
-    const auto t = std::chrono::steady_clock::now();
-    run();
-    best = std::max(best, flops / seconds_since(t) / 1e9);
-  } while (seconds_since(start) < budget);
-  return best;
-}
-
-// GEMM GFLOP/s for (n x n) x (n x n) in `dtype` the way frugal's layers multiply it: on the CPU's
-// half-precision units where gemm_half serves the dtype, else widened to fp32 (timed too) and SGEMM.
-double gemm_rate(DType dtype, int64_t n) {
-  std::vector<float> a(n * n), b(n * n), c(n * n);
-  for (int64_t i = 0; i < n * n; ++i) {
-    a[i] = static_cast<float>(i % 13) / 13.0f;
-    b[i] = static_cast<float>(i % 7) / 7.0f;
-  }
-  const double flops = 2.0 * static_cast<double>(n * n * n);
-  if (dtype == DType::F32)
-    return best_rate(flops, 0.6, [&] { gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n); });
-  std::vector<uint16_t> ah(n * n), bh(n * n);
-  float_to_half(a.data(), dtype, ah.data(), n * n);
-  float_to_half(b.data(), dtype, bh.data(), n * n);
-  if (has_half_gemm(dtype))
-    return best_rate(flops, 0.6, [&] {
-      gemm_half(dtype, false, false, n, n, n, 1.0f, ah.data(), n, bh.data(), n, 0.0f, c.data(), n);
-    });
-  return best_rate(flops, 0.6, [&] {
-    half_to_float(ah.data(), dtype, a.data(), n * n);
-    half_to_float(bh.data(), dtype, b.data(), n * n);
-    gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
-  });
-}
-
-// Memory bandwidth in GB/s: a parallel copy of 64 MiB (bytes read plus bytes written).
-double bandwidth_gbs() {
-  const int64_t n = int64_t{16} << 20;  // floats
-  std::vector<float> src(n, 1.0f), dst(n);
-  const auto copy = [&] {
-    float* d = dst.data();
-    const float* s = src.data();
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) d[i] = s[i] * 1.0001f;
-  };
-  return best_rate(2.0 * 4.0 * static_cast<double>(n), 0.4, copy);  // "flops" = bytes here
-}
 
 nlohmann::json diagnose() {
   const CpuFeatures& cpu = this_cpu();
@@ -93,9 +36,17 @@ nlohmann::json diagnose() {
   j["omp_wait_policy"] = policy ? policy : "default (spin, then sleep)";
   j["openblas"] = {{"kernel", running}, {"chosen_by", blas_kernel_origin()}, {"best_for_this_cpu", best}};
   j["gemm"] = {{"f32", gemm_kernel(DType::F32)}, {"bf16", gemm_kernel(DType::BF16)}, {"f16", gemm_kernel(DType::F16)}};
-  j["measured"] = {{"gemm_f32_gflops", gemm_rate(DType::F32, 1024)},
-                   {"gemm_bf16_gflops", gemm_rate(DType::BF16, 1024)},
-                   {"bandwidth_gbs", bandwidth_gbs()}};
+  // The cost model's rates measured afresh (and cached for train and plan), and bf16 at 1024^3 the
+  // way the layers multiply it (widened where the half units do not serve it).
+  const MachineRates rates = measure_machine_rates();
+  store_machine_rates(rates);
+  j["measured"] = {{"gemm_f32_gflops", rates.gemm_f32_gflops.back()},
+                   {"gemm_bf16_gflops", has_half_gemm(DType::BF16) ? rates.gemm_half_gflops.back()
+                                                                    : measure_gemm_gflops(DType::BF16, 1024, 0.3)},
+                   {"bandwidth_gbs", rates.bandwidth_gbs},
+                   {"gemm_f32_gflops_by_size", rates.gemm_f32_gflops},
+                   {"sizes", MachineRates::kSizes}};
+  j["rates_cache"] = machine_rates_cache_path();
   const double busy = busy_cores_now();
   j["busy_cores"] = busy;
   std::vector<std::string> warnings;

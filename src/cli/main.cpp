@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
+#include "cli/memory_flags.h"
 #include "cli/startup.h"
 #include "comm/communicator.h"
 #include "core/error.h"
@@ -67,6 +68,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   frugal::init_distributed(argc, argv);
+  frugal::cli::record_command_line(argc, argv);  // plan --memory-budget prints the train command
   const int code = run(argc, argv);
   // A failing rank ends the whole job: the others may be waiting for it in a collective.
   if (code != 0 && frugal::world().size() > 1) frugal::world().abort(code);

@@ -1,13 +1,18 @@
 // `frugal plan`: predicts training memory by category for a configuration without running it.
+#include <algorithm>
 #include <cstdio>
+#include <set>
 
 #include "cli/common.h"
+#include "cli/memory_flags.h"
 #include "core/error.h"
 #include "core/threading.h"
 #include "core/units.h"
 #include "report/memory_table.h"
 #include "report/summary.h"
+#include "train/machine_rates.h"
 #include "train/planner.h"
+#include "train/precision.h"
 
 namespace frugal::cli {
 
@@ -21,18 +26,77 @@ struct PlanFlags {
   int threads = 0;
   std::string data = "fortunes";
   bool json = false;
+  MemoryFlags memory;
+  std::set<std::string> given;  // flags given on the command line
 };
+
+// One row per configuration: what it is, its predicted memory and step time.
+void print_candidates(const AutopilotResult& result, size_t rows) {
+  std::printf("  %-12s %-6s %-20s %-9s %14s %14s\n", "micro-batch", "accum", "checkpoint", "precision", "memory",
+              "step time");
+  for (size_t i = 0; i < std::min(rows, result.candidates.size()); ++i) {
+    const Candidate& c = result.candidates[i];
+    if (!c.fits) break;
+    std::string strategy = c.options.checkpoint;
+    if (c.options.activation_budget > 0)
+      strategy += " (" + format_bytes(static_cast<double>(c.options.activation_budget)) + ")";
+    std::printf("  %-12lld %-6lld %-20s %-9s %14s %14s%s\n", static_cast<long long>(c.options.micro_batch),
+                static_cast<long long>(c.options.accum), strategy.c_str(), precision_name(c.options.precision).c_str(),
+                format_bytes(static_cast<double>(c.plan.peak.total)).c_str(), format_seconds(c.step_seconds).c_str(),
+                i == 0 ? "   <- chosen" : "");
+  }
+}
+
+nlohmann::json candidate_json(const Candidate& c) {
+  return {{"micro_batch", c.options.micro_batch},          {"accum", c.options.accum},
+          {"checkpoint", c.options.checkpoint},             {"activation_budget", c.options.activation_budget},
+          {"precision", precision_name(c.options.precision)}, {"predicted_memory", memory_json(c.plan.peak)},
+          {"predicted_step_time_s", c.step_seconds},        {"fits", c.fits}};
+}
+
+// --memory-budget: the configurations that fit, fastest first, and the command that runs the chosen one.
+void run_autopilot_plan(PlanFlags& f) {
+  const AutopilotInputs in{f.model, f.data, f.lora, f.options, f.given};
+  const AutopilotRequest request = autopilot_request(f.memory, in);
+  const AutopilotResult result = run_autopilot(request, in);
+  const Candidate& chosen = *result.chosen();
+  const std::string command = train_command_line(chosen, f.memory.budget);
+  if (f.json) {
+    nlohmann::json j{{"memory_budget", request.budget_bytes}, {"batch_size", request.batch_size},
+                     {"configurations", result.candidates.size()}, {"fitting", result.fitting},
+                     {"search_seconds", result.search_seconds}, {"chosen", candidate_json(chosen)},
+                     {"command", command}};
+    for (const Candidate& c : result.candidates) j["candidates"].push_back(candidate_json(c));
+    std::printf("%s\n", j.dump(2).c_str());
+    return;
+  }
+  std::printf("memory budget %s, batch %lld samples per step: %zu configurations planned in %s, %lld fit\n",
+              format_bytes(static_cast<double>(request.budget_bytes)).c_str(), static_cast<long long>(request.batch_size),
+              result.candidates.size(), format_seconds(result.search_seconds).c_str(),
+              static_cast<long long>(result.fitting));
+  print_candidates(result, 5);
+  std::printf("chosen: %s, predicted %s of %s and %s per step\n", chosen.describe().c_str(),
+              format_bytes(static_cast<double>(chosen.plan.peak.total)).c_str(),
+              format_bytes(static_cast<double>(request.budget_bytes)).c_str(), format_seconds(chosen.step_seconds).c_str());
+  print_memory_table({"predicted"}, {chosen.plan.peak});
+  std::printf("run it:\n  %s\n", command.c_str());
+}
 
 void run_plan(PlanFlags& f) {
   apply_checkpoint_flags(f.checkpoint, f.options);
   apply_precision_flags(f.precision, f.options);
   apply_threads(f.threads);  // per-thread scratch is part of the workspace
+  if (!f.memory.budget.empty()) return run_autopilot_plan(f);
+  check(f.memory.batch_size == 0 && f.memory.allow.empty(),
+        "--batch-size and --allow go with --memory-budget (without it: --micro-batch and --accum)");
   const MemoryPlan plan = plan_training_memory(
       [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora, nullptr,
                                storage_flags(f.options)); },
       f.options);
+  const StepTimePrediction time = predict_step_time(plan.work, machine_rates());
   if (f.json) {
     nlohmann::json j{{"predicted_memory", memory_json(plan.peak)},
+                     {"predicted_step_time_s", time.total()},
                      {"forward_calls", plan.forward_calls},
                      {"layer_count", plan.layer_count},
                      {"kernels", plan.kernels}};
@@ -45,6 +109,10 @@ void run_plan(PlanFlags& f) {
   std::printf("forward calls per step: %lld over %lld blocks\n", static_cast<long long>(plan.forward_calls),
               static_cast<long long>(plan.layer_count));
   print_kernels(plan.kernels);
+  std::printf("predicted step time: %s (matrix products %s, memory passes %s, optimizer %s, per-layer overhead %s)\n",
+              format_seconds(time.total()).c_str(), format_seconds(time.gemm_s).c_str(),
+              format_seconds(time.memory_s).c_str(), format_seconds(time.optimizer_s).c_str(),
+              format_seconds(time.overhead_s).c_str());
 }
 }  // namespace
 
@@ -59,7 +127,12 @@ void register_plan(CLI::App& app) {
   add_precision_flags(*cmd, flags->precision);
   cmd->add_option("--data", flags->data, "as for train (decides the MLP's input and output sizes)");
   cmd->add_flag("--json", flags->json, "print JSON instead of a table");
-  cmd->callback([flags] { run_plan(*flags); });
+  add_memory_flags(*cmd, flags->memory, /*with_limit=*/false);
+  cmd->callback([flags, cmd] {
+    for (const CLI::Option* opt : cmd->get_options())
+      if (opt->count() > 0) flags->given.insert(opt->get_name());
+    run_plan(*flags);
+  });
 }
 
 }  // namespace frugal::cli

@@ -1,6 +1,7 @@
 // `frugal train`: train or fine-tune; with no flags, the built-in demo (a small GPT on the text
 // of Debian's fortunes package, then a few generated lines).
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -24,6 +25,7 @@
 #include "train/data.h"
 #include "train/evaluate.h"
 #include "train/generate.h"
+#include "train/machine_rates.h"
 #include "train/planner.h"
 #include "text/bpe_tokenizer.h"
 
@@ -84,6 +86,8 @@ struct TrainRun {
   std::vector<TimelineEvent> timeline;  // of one steady-state step, for --plots
   double bytes_per_step = 0;            // this rank's payload handed to collectives
   MemorySnapshot measured;              // the ledger's peaks over training (before the masters go back)
+  size_t memory_limit = 0;              // --memory-limit (or --memory-budget) in bytes; 0: none
+  double predicted_step_s = 0;          // the cost model's, for the summary
 
   bool lead() const { return comm.rank() == 0; }
 };
@@ -119,6 +123,31 @@ void apply_train_flags(TrainFlags& f, bool lead) {
   prepare_output_dir(f.save_adapter_dir, "--save-adapter");
 }
 
+// --memory-budget: the fastest configuration that fits, applied to the flags; --memory-limit (the
+// budget by default). Returns the limit in bytes (0: none).
+size_t choose_configuration(TrainFlags& f, const Communicator& comm) {
+  const MemoryFlags& m = f.memory;
+  const size_t limit = m.limit.empty() ? 0 : parse_size(m.limit);
+  check(m.limit.empty() || limit > 0, "--memory-limit must be positive");
+  if (m.budget.empty()) {
+    check(m.batch_size == 0 && m.allow.empty(),
+          "--batch-size and --allow go with --memory-budget (without it: --micro-batch and --accum)");
+    return limit;
+  }
+  check(f.resume.empty(), "--memory-budget with --resume: the checkpoint fixes the configuration (--memory-limit "
+                          "still applies)");
+  check(comm.size() == 1, "--memory-budget under mpirun is not supported: run `frugal plan --memory-budget` and pass "
+                          "its flags");
+  const AutopilotInputs in{f.model, f.data, f.lora, f.options, f.given};
+  const AutopilotResult result = run_autopilot(autopilot_request(m, in), in);
+  const Candidate& chosen = *result.chosen();
+  apply_candidate(chosen, f.options, f.checkpoint, f.precision);
+  std::fprintf(stderr, "memory budget %s: %s (predicted %s, %s per step; %lld of %zu configurations fit)\n",
+               m.budget.c_str(), chosen.describe().c_str(), format_bytes(static_cast<double>(chosen.plan.peak.total)).c_str(),
+               format_seconds(chosen.step_seconds).c_str(), static_cast<long long>(result.fitting), result.candidates.size());
+  return limit > 0 ? limit : parse_size(m.budget);
+}
+
 // The prediction first (before anything is allocated), then the model, its data and the trainer.
 void build_run(TrainRun& run) {
   TrainFlags& f = run.flags;
@@ -129,6 +158,21 @@ void build_run(TrainRun& run) {
       [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora, nullptr,
                                storage_flags(f.options)); },
       f.options);
+  run.predicted_step_s = predict_step_time(run.plan.work, machine_rates()).total();
+  if (run.memory_limit > 0) {  // a run that cannot fit never starts
+    check(run.plan.peak.total <= run.memory_limit,
+          "--memory-limit " + format_bytes(static_cast<double>(run.memory_limit)) + " is below this run's planned peak of " +
+              format_bytes(static_cast<double>(run.plan.peak.total)) +
+              " (see `frugal plan`; --memory-budget chooses settings that fit)");
+    run.ledger.set_limit(run.memory_limit);
+  }
+  // Test only: an allocation larger than planned, at the first time the phase comes ("backward 1:64MiB").
+  if (const char* forced = std::getenv("FRUGAL_TEST_FORCE_ALLOCATION")) {
+    const std::string spec = forced;
+    const size_t colon = spec.rfind(':');
+    check(colon != std::string::npos, "FRUGAL_TEST_FORCE_ALLOCATION must be PHASE:SIZE");
+    run.ledger.force_allocation_at(spec.substr(0, colon), parse_size(spec.substr(colon + 1)));
+  }
   run.model = build_model(f.model, f.data, f.options.seed, /*with_weights=*/true, f.lora, &run.lora,
                           storage_flags(f.options));
   run.data = make_data_source(f.data, *run.model, f.options.seed, model_tokenizer(f.model));
@@ -227,6 +271,8 @@ nlohmann::json summarize(TrainRun& run) {
   summary["communication_s"] = median(comm_times);  // per step: the gradient allreduce, waiting included
   summary["ranks"] = rank_memory(facts.measured, run.comm);
   summary["compute"] = compute_description();
+  summary["predicted_step_time_s"] = run.predicted_step_s;  // the cost model's, beside step_time_s
+  if (run.memory_limit > 0) summary["memory_limit"] = run.memory_limit;
   return summary;
 }
 
@@ -282,15 +328,18 @@ void run_train(TrainFlags& f) {
   MemoryLedger ledger;
   LedgerScope scope(ledger);
   TrainRun run(f, comm, ledger, std::move(resume));
+  run.memory_limit = choose_configuration(f, comm);
   build_run(run);
   if (run.lead()) print_header(run);
   run_steps(run);
+  ledger.set_limit(0);  // the limit covers training, which the plan predicts; not evaluation or sampling
   nlohmann::json summary = summarize(run);
   if (!run.lead()) return;
   print_memory_report(run.plan.peak, run.measured, ledger.cached_bytes());
   print_kernels(run.plan.kernels);
-  std::printf("\nfinal loss %.4f after %lld steps; median step %s, %s %s/s\n", summary["final_loss"].get<double>(),
-              static_cast<long long>(f.options.steps), format_seconds(summary["step_time_s"].get<double>()).c_str(),
+  std::printf("\nfinal loss %.4f after %lld steps; median step %s (predicted %s), %s %s/s\n",
+              summary["final_loss"].get<double>(), static_cast<long long>(f.options.steps),
+              format_seconds(summary["step_time_s"].get<double>()).c_str(), format_seconds(run.predicted_step_s).c_str(),
               format_count(summary[run.token_model ? "tokens_per_s" : "samples_per_s"].get<double>()).c_str(),
               run.token_model ? "tokens" : "samples");
   evaluate_and_sample(run, summary);
@@ -325,6 +374,7 @@ void register_train(CLI::App& app) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))->capture_default_str();
   cmd->add_option("--keep", flags->keep, "training-state checkpoints kept (the newest)")
       ->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  add_memory_flags(*cmd, flags->memory, /*with_limit=*/true);
   cmd->add_option("--resume", flags->resume,
                   "continue from the newest complete checkpoint in DIR (a --save directory, its checkpoints/, or one step-N)");
   cmd->callback([flags, cmd] {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
+#include "cli/memory_flags.h"
 #include "train/checkpoint.h"
 
 namespace frugal::cli {
@@ -25,6 +26,7 @@ struct TrainFlags {
   int64_t save_every = 0;  // training-state checkpoint every N steps into --save DIR/checkpoints
   int keep = 3;            // checkpoints kept
   std::string resume;      // --resume DIR
+  MemoryFlags memory;      // --memory-budget, --batch-size, --allow, --memory-limit
   std::set<std::string> given;  // flags given on the command line (filled by the parser)
 };
 

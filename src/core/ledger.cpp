@@ -2,8 +2,12 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <new>
+
+#include "core/error.h"
+#include "core/units.h"
 
 namespace frugal {
 
@@ -63,7 +67,32 @@ void MemoryLedger::release_cached() {
   cached_bytes_ = 0;
 }
 
-size_t MemoryLedger::cache_allowance() const { return peak_total_ + peak_total_ / 10 + kCacheSlack; }
+size_t MemoryLedger::cache_allowance() const {
+  const size_t allowance = peak_total_ + peak_total_ / 10 + kCacheSlack;
+  return limit_ > 0 ? std::min(allowance, limit_) : allowance;  // the limit bounds what is held, too
+}
+
+void MemoryLedger::refuse(size_t bytes, MemCategory category) const {
+  throw Error("memory limit " + format_bytes(static_cast<double>(limit_)) + " reached: " +
+              format_bytes(static_cast<double>(bytes)) + " of " + mem_category_name(category) + " in " +
+              (phase_.empty() ? std::string("setup (outside a training step)") : phase_) +
+              " would take the live total from " + format_bytes(static_cast<double>(live_total_)) + " to " +
+              format_bytes(static_cast<double>(live_total_ + bytes)) + "; stopped before allocating it");
+}
+
+void MemoryLedger::set_phase(const std::string& label) {
+  phase_ = label;
+  if (!forced_phase_.empty() && label == forced_phase_) {
+    forced_phase_.clear();
+    const size_t bytes = forced_bytes_;
+    release(allocate(bytes, MemCategory::Workspace), bytes, MemCategory::Workspace);
+  }
+}
+
+void MemoryLedger::force_allocation_at(const std::string& phase, size_t bytes) {
+  forced_phase_ = phase;
+  forced_bytes_ = bytes;
+}
 
 void MemoryLedger::evict_cached_above(size_t limit) {
   // Smallest blocks first: they are the cheapest to get again (large ones come back page fault by page fault).
@@ -77,6 +106,7 @@ void MemoryLedger::evict_cached_above(size_t limit) {
 }
 
 void* MemoryLedger::allocate(size_t bytes, MemCategory category) {
+  if (limit_ > 0 && live_total_ + bytes > limit_) refuse(bytes, category);
   void* ptr = nullptr;
   if (!measure_only_ && bytes > 0) {
     const size_t rounded = rounded_size(bytes);
@@ -97,6 +127,7 @@ void* MemoryLedger::allocate(size_t bytes, MemCategory category) {
     }
   }
   const int c = static_cast<int>(category);
+  allocated_total_ += bytes;
   live_[c] += bytes;
   live_total_ += bytes;
   if (live_[c] > peak_[c]) peak_[c] = live_[c];

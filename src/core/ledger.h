@@ -50,6 +50,9 @@ class MemoryLedger {
   void release_cached();
 
   bool measure_only() const { return measure_only_; }
+  // Bytes allocated since the ledger was made, all categories (a measure of the memory traffic a
+  // stretch of work causes: the cost model's count).
+  size_t allocated_total() const { return allocated_total_; }
   MemorySnapshot live() const;
   // Peak per category, and `total` = peak of the sum (not the sum of peaks).
   MemorySnapshot peak() const;
@@ -59,9 +62,19 @@ class MemoryLedger {
   // Peaks restart from the current live bytes (e.g. to measure one step).
   void reset_peaks();
 
+  // A hard cap on live bytes (0: none, the default). An allocation that would take the total past
+  // it throws Error naming the category, the phase and the bytes, before anything is allocated (so
+  // before the operating system would kill the process).
+  void set_limit(size_t bytes) { limit_ = bytes; }
+  size_t limit() const { return limit_; }
+  // Test hook: when the phase next becomes `phase`, an extra `bytes` of workspace is allocated and
+  // released at once (an allocation larger than planned, to reach the limit where no plan would).
+  void force_allocation_at(const std::string& phase, size_t bytes);
+
   void start_timeline();
   void stop_timeline();
-  void set_phase(const std::string& label) { phase_ = label; }
+  void set_phase(const std::string& label);
+  const std::string& phase() const { return phase_; }
   const std::vector<TimelineEvent>& timeline() const { return timeline_; }
 
   // The ledger new tensors use; a process-wide default unless a LedgerScope is active.
@@ -75,19 +88,24 @@ class MemoryLedger {
   // process holds about the books' peak however the sizes change (sqrt checkpointing, chunks), and
   // a repeating step still finds its blocks.
   void evict_cached_above(size_t limit);
-  // What live + cached bytes may reach: the peak of live bytes + 10% + 32 MiB.
+  // What live + cached bytes may reach: the peak of live bytes + 10% + 32 MiB (or the limit).
   size_t cache_allowance() const;
+  [[noreturn]] void refuse(size_t bytes, MemCategory category) const;
 
   bool measure_only_;
   std::array<size_t, kNumMemCategories> live_{};
   std::array<size_t, kNumMemCategories> peak_{};
   size_t live_total_ = 0;
+  size_t allocated_total_ = 0;
   size_t peak_total_ = 0;
   std::array<size_t, kNumMemCategories> at_peak_{};
   bool recording_ = false;
   std::chrono::steady_clock::time_point timeline_start_;
   std::vector<TimelineEvent> timeline_;
   std::string phase_;
+  size_t limit_ = 0;
+  std::string forced_phase_;  // force_allocation_at
+  size_t forced_bytes_ = 0;
   std::map<size_t, std::vector<void*>> free_blocks_;  // rounded size -> cached blocks
   size_t cached_bytes_ = 0;
 };

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/threading.h"
+#include "core/work_meter.h"
 #include "kernels/attention.h"
 #include "kernels/attention_cached.h"
 #include "kernels/convert.h"
@@ -40,15 +41,28 @@ AttentionKernel CausalSelfAttention::kernel_for(int64_t T, DType dtype) const {
   return T <= kMaterializedMaxT ? AttentionKernel::Materialized : AttentionKernel::Flash;
 }
 
+void CausalSelfAttention::count_products(int64_t B, int64_t T, DType type, bool backward) const {
+  // Per (batch, head): Q K^T and P V forward; backward dP, dV, dQ, dK, and the fused kernel also
+  // recomputes Q K^T. The fused kernel skips the tiles above the diagonal (about half).
+  const bool flash = kernel_for(T, type) == AttentionKernel::Flash;
+  const int64_t products = backward ? (flash ? 5 : 4) : 2;
+  const int64_t count = B * heads_ * products, hd = dim_ / heads_;
+  const int64_t keys = flash ? (T + tile_) / 2 : T;
+  const GemmUnits units = is_half(type) && has_half_gemm(type) && !flash ? GemmUnits::Half : GemmUnits::F32;
+  count_gemm(T, keys, hd, units, count);
+}
+
 Tensor CausalSelfAttention::forward(const Tensor& qkv, Saved& saved, const RunContext& rc) {
   check(qkv.ndim() == 3 && qkv.dim(2) == 3 * dim_, "attention: expected qkv (B, T, " + std::to_string(3 * dim_) +
                                                        "), got " + qkv.shape().str());
+  count_products(qkv.dim(0), qkv.dim(1), qkv.dtype(), /*backward=*/false);
   if (kernel_for(qkv.dim(1), qkv.dtype()) == AttentionKernel::Flash) return forward_flash(qkv, saved);
   if (is_half(qkv.dtype()) && !has_half_gemm(qkv.dtype())) return forward_widened(qkv, saved, rc);
   return forward_materialized(qkv, saved);
 }
 
 Tensor CausalSelfAttention::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
+  count_products(saved.tensors.at(0).dim(0), saved.tensors.at(0).dim(1), saved.tensors.at(0).dtype(), /*backward=*/true);
   // Only the fused kernel keeps statistics (the log-sum-exps).
   if (!saved.stats.empty()) return backward_flash(dy, saved);
   const DType type = saved.tensors.at(0).dtype();

@@ -37,6 +37,7 @@ class CausalSelfAttention : public Layer {
   AttentionKernel kernel_for(int64_t T, DType dtype) const;
 
  private:
+  void count_products(int64_t B, int64_t T, DType type, bool backward) const;  // core/work_meter.h
   Tensor forward_flash(const Tensor& qkv, Saved& saved);
   Tensor backward_flash(const Tensor& dy, Saved& saved);
   Tensor forward_widened(const Tensor& qkv, Saved& saved, const RunContext& rc);

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/work_meter.h"
 #include "core/tensor_init.h"
 #include "kernels/conv.h"
 #include "kernels/convert.h"
@@ -69,6 +70,7 @@ Tensor Conv2d::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   saved.tensors = {x};
   const Tensor w_t = widen(weight_.value);                      // (Cout, Cin*k*k) fp32
   const Tensor b_t = has_bias_ ? widen(bias_.value) : Tensor();  // (Cout)
+  count_gemm(out_channels_, P, K, GemmUnits::F32, N);
   if (measuring(x)) return y;
 
   const float* w = w_t.f32();
@@ -112,6 +114,8 @@ Tensor Conv2d::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   if (weight_grad) weight_.ensure_grad();
   if (bias_grad) bias_.ensure_grad();
   const Tensor w_t = widen(weight_.value);  // (Cout, Cin*k*k) fp32
+  if (weight_grad) count_gemm(out_channels_, K, P, GemmUnits::F32, N);  // dW += dy_n col_n^T
+  if (dx.defined()) count_gemm(K, P, out_channels_, GemmUnits::F32, N);  // W^T dy_n
   if (measuring(dy) || measuring(x)) return dx;
 
   const float* w = w_t.f32();

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/work_meter.h"
 #include "kernels/convert.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
@@ -42,6 +43,7 @@ Tensor Linear::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   }
   Tensor y = output_like(x, out_, MemCategory::Activations);  // (..., out)
   saved.tensors = {x};
+  count_gemm(x.numel() / in_, out_, in_, GemmUnits::F32);
   const bool folded = lora_ && lora_->folds(rc);
   const Tensor w32 = gemm_weight(folded);
   const Tensor bias = has_bias_ ? widen(bias_.value) : Tensor();  // (out) fp32
@@ -70,6 +72,7 @@ Tensor Linear::forward_half(const Tensor& x, Saved& saved) {
   Tensor y = Tensor::empty(x.shape().with(-1, out_), x.dtype(), MemCategory::Activations);
   saved.tensors = {x};  // (..., in) half: stored as it is
   const Tensor bias = has_bias_ ? widen(bias_.value) : Tensor();
+  count_gemm(x.numel() / in_, out_, in_, GemmUnits::Half);
   if (measuring(x)) return y;
   const bool in_out = layout_ == WeightLayout::InOut;
   gemm_half_out(x.dtype(), false, !in_out, x.numel() / in_, out_, in_, 1.0f, x.u16(), in_, weight_->value.u16(),
@@ -84,6 +87,7 @@ Tensor Linear::forward_half_lora(const Tensor& x, Saved& saved) {
   const Tensor bias = has_bias_ ? widen(bias_.value) : Tensor();
   const int64_t rows = x.numel() / in_;
   const bool in_out = layout_ == WeightLayout::InOut;
+  count_gemm(rows, out_, in_, GemmUnits::Half);
   if (!measuring(x)) {
     if (has_bias_) broadcast_rows(bias.f32(), y.f32(), rows, out_);
     gemm_half(x.dtype(), false, !in_out, rows, out_, in_, 1.0f, x.u16(), in_, weight_->value.u16(), in_out ? out_ : in_,
@@ -109,6 +113,7 @@ Tensor Linear::backward_half(const Tensor& dy, Saved& saved, const RunContext& r
   // dy: half already (from a layer that computes in half), or fp32 holding half values (activation
   // gradients are rounded), whose half copy is exact.
   const Tensor dy_half = dy.dtype() == half ? dy : round_to(dy, half, MemCategory::Workspace);  // (..., out)
+  count_backward_gemms(rows, dx.defined(), dw != nullptr, GemmUnits::Half);
   if (!measuring(dy)) backward_half_products(x, dy_half, dx, dw, db, ones);
   if (lora_) lora_->backward_half(x, dy_half, dx, saved);
   return dx;
@@ -140,6 +145,11 @@ void Linear::backward_half_products(const Tensor& x, const Tensor& dy_half, cons
   }
 }
 
+void Linear::count_backward_gemms(int64_t rows, bool dx, bool dw, GemmUnits units) const {
+  if (dx) count_gemm(rows, in_, out_, units);  // dy W
+  if (dw) count_gemm(in_, out_, rows, units);  // x^T dy
+}
+
 Tensor Linear::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   if (saved.tensors.at(0).dtype() != DType::F32) return backward_half(dy, saved, rc);
   const Tensor& x = saved.tensors.at(0);  // (..., in)
@@ -155,6 +165,7 @@ Tensor Linear::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   // A folded adapter computes dx in its own pass over dy (dy read from memory once for both).
   const bool dx_by_adapter = folded && dx.defined();
   const bool in_out = layout_ == WeightLayout::InOut;
+  count_backward_gemms(rows, dx.defined() && !dx_by_adapter, dw != nullptr, GemmUnits::F32);
   if (!measuring(dy)) {
     const float* w = dx.defined() ? w32.f32() : nullptr;
     if (dx.defined() && !dx_by_adapter) {

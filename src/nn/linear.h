@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "core/work_meter.h"
 #include "nn/layer.h"
 #include "nn/lora.h"
 
@@ -59,6 +60,8 @@ class Linear : public Layer {
   Tensor forward_half_lora(const Tensor& x, Saved& saved);
   Tensor backward_half(const Tensor& dy, Saved& saved, const RunContext& rc);
   // Its GEMMs: dx (half, or fp32 for an adapter to add to) = dy W^T, dW += x^T dy, db += 1^T dy.
+  // The work meter's counts of backward's products (core/work_meter.h).
+  void count_backward_gemms(int64_t rows, bool dx, bool dw, GemmUnits units) const;
   void backward_half_products(const Tensor& x, const Tensor& dy_half, const Tensor& dx, const Tensor* dw,
                               const Tensor* db, const Tensor& ones) const;
   // The weight the GEMMs multiply by, as fp32: the weight itself, or a workspace copy that is

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/work_meter.h"
 #include "kernels/convert.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/gemm.h"
@@ -65,7 +66,12 @@ double TiedLmHead::run(const Tensor& hidden, const Tensor& targets, double norma
   Tensor logits = Tensor::empty({p.chunk_rows, vocab_}, DType::F32, MemCategory::Workspace);  // one chunk (rows, V)
   const Tensor dw = grad && wte_->trainable ? wte_->ensure_grad() : Tensor();                  // (V, D) fp32
   if (dw.defined() && hidden.has_data()) Linear::count_weight_gradient_gemm();
-  if (is_half(hidden.dtype()) && wt == hidden.dtype() && has_half_gemm(wt)) {
+  const bool on_half_units = is_half(hidden.dtype()) && wt == hidden.dtype() && has_half_gemm(wt);
+  const GemmUnits units = on_half_units ? GemmUnits::Half : GemmUnits::F32;
+  count_gemm(p.N, p.V, p.D, units);               // logits = h wte^T
+  if (grad) count_gemm(p.N, p.D, p.V, units);     // dh = dlogits wte
+  if (dw.defined()) count_gemm(p.V, p.D, p.N, units);  // dwte = dlogits^T h
+  if (on_half_units) {
     // On the half units: h and wte multiplied as they are, dlogits rounded once into a half chunk.
     const Tensor dlogits = grad ? Tensor::empty({p.chunk_rows, vocab_}, wt, MemCategory::Workspace) : Tensor();
     if (grad) *dhidden = Tensor::empty(hidden.shape(), wt, MemCategory::Workspace);  // (B, T, D) half

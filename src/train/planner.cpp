@@ -15,6 +15,16 @@ class ShapeOnlyData : public DataSource {
  private:
   const Model& model_;
 };
+
+// Bytes an optimizer step reads and writes: each gradient read and zeroed, the optimizer state and
+// the fp32 weights it updates (the masters, or the parameters themselves in fp32) read and written,
+// and under mixed precision the compute copy rewritten (half the masters' bytes).
+double optimizer_traffic(const MemorySnapshot& peak) {
+  const double grads = static_cast<double>(peak[MemCategory::Grads]);
+  const double state = static_cast<double>(peak[MemCategory::Optimizer]);
+  const double masters = static_cast<double>(peak[MemCategory::MasterParams]);
+  return 2 * grads + 2 * state + (masters > 0 ? 2.5 * masters : 2 * grads);
+}
 }  // namespace
 
 MemoryPlan plan_training_memory(const ModelFactory& make_model, const TrainOptions& options) {
@@ -27,10 +37,19 @@ MemoryPlan plan_training_memory(const ModelFactory& make_model, const TrainOptio
   // Two steps (or one for a one-step run): the second runs with gradients and optimizer state
   // already allocated, which is where the total peaks in a real run.
   const int64_t steps = std::min<int64_t>(2, options.steps);
-  for (int64_t s = 0; s < steps; ++s) plan.forward_calls = trainer.step(s).forward_calls;
+  for (int64_t s = 0; s + 1 < steps; ++s) trainer.step(s);
+  {
+    WorkMeterScope meter(plan.work.gemms);
+    const size_t allocated_before = ledger.allocated_total();
+    plan.forward_calls = trainer.step(steps - 1).forward_calls;
+    plan.work.step_bytes = static_cast<double>(ledger.allocated_total() - allocated_before);
+  }
   plan.layer_count = static_cast<int64_t>(model->blocks().size());
+  plan.work.layer_calls = plan.forward_calls + plan.layer_count * options.accum;
+  plan.work.optimizer_bytes = optimizer_traffic(ledger.peak());
   plan.kernels = model->kernels(options.micro_batch);
   plan.peak = ledger.peak();
+  plan.at_peak = ledger.at_peak();
   return plan;
 }
 

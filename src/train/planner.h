@@ -9,15 +9,18 @@
 
 #include "core/ledger.h"
 #include "models/model.h"
+#include "train/cost_model.h"
 #include "train/trainer.h"
 
 namespace frugal {
 
 struct MemoryPlan {
   MemorySnapshot peak;        // per category and total, over model creation plus two steps
+  MemorySnapshot at_peak;     // what the total peak is made of (MemoryLedger::at_peak)
   int64_t forward_calls = 0;  // block forward evaluations per optimizer step
   int64_t layer_count = 0;    // blocks in the chain
   nlohmann::json kernels;     // Model::kernels: what the big scratch and activations are made of
+  StepWork work;              // of the last planned step (with state allocated): the cost model's input
 };
 
 using ModelFactory = std::function<std::unique_ptr<Model>()>;

@@ -83,6 +83,7 @@ StepRecord Trainer::step(int64_t step_index) {
     if (!scaled && !gradients_finite(params_)) diagnose_non_finite("non-finite gradients", batch, rc);
   }
   record.lr = scheduled_lr(options_.lr, step_index, options_.steps, options_.warmup, options_.schedule);
+  MemoryLedger::current().set_phase("optimizer step");  // for --memory-limit's message
   // With loss scaling: gradients are unscaled before clipping, and a step with an inf or NaN
   // gradient is skipped so that nothing non-finite reaches the (master) weights.
   if (scaled && !scaler_.unscale_and_check(params_)) {
@@ -105,6 +106,7 @@ StepRecord Trainer::step(int64_t step_index) {
     if (!owners_.empty()) broadcast_from_owners(params_, owners_, comm_);  // ZeRO-1: the updated shards
   }
   zero_grads(params_);
+  MemoryLedger::current().set_phase("");
   record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return record;
 }

@@ -1,0 +1,185 @@
+#include "cli/memory_flags.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/units.h"
+#include "models/gpt.h"
+#include "train/precision.h"
+
+namespace frugal::cli {
+
+namespace {
+
+std::vector<std::string>& recorded_command_line() {
+  static std::vector<std::string> args;
+  return args;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) items.push_back(item);
+  return items;
+}
+
+// The least memory a run of these flags can take: micro-batch 1, memory-poor checkpointing.
+size_t smallest_total(const ModelFlags& model, const std::string& data, const LoraFlags& lora, TrainOptions o,
+                      int64_t batch_size, DType precision) {
+  o.micro_batch = 1;
+  o.accum = batch_size;
+  o.checkpoint = "memory-poor";
+  o.activation_budget = 0;
+  o.precision = precision;
+  o.steps = std::max<int64_t>(o.steps, 2);
+  return plan_training_memory(
+             [&] { return build_model(model, data, o.seed, /*with_weights=*/false, lora, nullptr, storage_flags(o)); }, o)
+      .peak.total;
+}
+
+std::string size_text(size_t bytes) { return format_bytes(static_cast<double>(bytes)); }
+
+// What would make the run fit, each with the smallest total it reaches.
+// `reached`: the least the search itself found.
+std::string what_would_fit(const AutopilotRequest& request, const AutopilotInputs& in, size_t reached) {
+  const int64_t n = request.batch_size;
+  const size_t unconstrained = smallest_total(in.model, in.data, in.lora, in.options, n, request.precisions.front());
+  const size_t smallest = std::min(reached, unconstrained);
+  std::vector<std::string> options;
+  const auto offer = [&](const std::string& what, size_t total) {  // only what needs less
+    if (total < smallest) options.push_back(what + " " + size_text(total));
+  };
+  if (unconstrained < reached)
+    options.push_back("any micro-batch and checkpointing (drop --micro-batch/--checkpoint) " + size_text(unconstrained));
+  if (request.precisions.size() == 1 && request.precisions.front() == DType::F32)
+    offer("bf16 (--allow precision)", smallest_total(in.model, in.data, in.lora, in.options, n, DType::BF16));
+  const std::unique_ptr<Model> model = build_model(in.model, in.data, in.options.seed, false, in.lora);
+  if (!in.lora.active() && (model->arch() == "gpt" || model->arch() == "mlp")) {
+    LoraFlags lora = in.lora;
+    lora.rank = 8;
+    offer("LoRA r8 (--lora-rank 8)", smallest_total(in.model, in.data, lora, in.options, n, request.precisions.front()));
+  }
+  if (model->arch() == "gpt" && static_cast<const Gpt&>(*model).context() >= 2) {
+    ModelFlags shorter = in.model;
+    shorter.ctx = static_cast<const Gpt&>(*model).context() / 2;
+    offer("--ctx " + std::to_string(shorter.ctx),
+          smallest_total(shorter, in.data, in.lora, in.options, n, request.precisions.front()));
+  }
+  std::string text;
+  for (const std::string& o : options) text += (text.empty() ? "" : ", ") + o;
+  return text;
+}
+
+}  // namespace
+
+void add_memory_flags(CLI::App& app, MemoryFlags& f, bool with_limit) {
+  app.add_option("--memory-budget", f.budget,
+                 "choose micro-batch, accumulation and checkpointing (and with --allow precision the precision) "
+                 "that fit this many bytes, fastest first (e.g. 1GiB); needs --batch-size");
+  app.add_option("--batch-size", f.batch_size, "samples per optimizer step, for --memory-budget")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  app.add_option("--allow", f.allow, "what --memory-budget may change beyond micro-batch and checkpointing: precision");
+  if (with_limit)
+    app.add_option("--memory-limit", f.limit,
+                   "stop with an error before any allocation would take live bytes past SIZE (default with "
+                   "--memory-budget: the budget)");
+}
+
+AutopilotRequest autopilot_request(const MemoryFlags& f, const AutopilotInputs& in) {
+  check(f.batch_size > 0, "--memory-budget needs --batch-size N (the samples of one optimizer step)");
+  check(!in.given.count("--accum"), "--accum is chosen by --memory-budget (--batch-size / micro-batch); drop it");
+  AutopilotRequest r;
+  r.budget_bytes = static_cast<int64_t>(parse_size(f.budget));
+  check(r.budget_bytes > 0, "--memory-budget must be positive");
+  r.batch_size = f.batch_size;
+  if (in.given.count("--micro-batch")) r.micro_batch = in.options.micro_batch;
+  if (in.given.count("--checkpoint")) r.checkpoint = in.options.checkpoint;
+  bool precision = false;
+  for (const std::string& item : split_list(f.allow)) {
+    check(item != "optimizer", "--allow optimizer: frugal has no memory-saving optimizer variant to choose from yet");
+    check(item == "precision", "--allow takes precision, not '" + item + "'");
+    precision = true;
+  }
+  check(!(precision && in.given.count("--precision")),
+        "--allow precision lets --memory-budget choose the precision; drop --precision or --allow precision");
+  r.precisions = precision ? std::vector<DType>{DType::F32, DType::BF16, DType::F16}
+                           : std::vector<DType>{in.options.precision};
+  return r;
+}
+
+AutopilotResult run_autopilot(const AutopilotRequest& request, const AutopilotInputs& in) {
+  const ConfiguredModelFactory make_model = [&](const TrainOptions& o) {
+    return build_model(in.model, in.data, o.seed, /*with_weights=*/false, in.lora, nullptr, storage_flags(o));
+  };
+  AutopilotResult result = search_configurations(make_model, in.options, request, machine_rates());
+  if (result.chosen()) return result;
+  const Candidate& smallest = *result.smallest();
+  std::string constraints;
+  if (request.micro_batch > 0) constraints += " with --micro-batch " + std::to_string(request.micro_batch);
+  if (!request.checkpoint.empty()) constraints += " with --checkpoint " + request.checkpoint;
+  const std::string help = what_would_fit(request, in, smallest.plan.peak.total);
+  throw Error("nothing fits in --memory-budget " + size_text(static_cast<size_t>(request.budget_bytes)) + constraints +
+              " (batch " + std::to_string(request.batch_size) + "): the smallest configuration needs " +
+              size_text(smallest.plan.peak.total) + " (" + smallest.describe() + ")" +
+              (help.empty() ? std::string() : "; it would take " + help));
+}
+
+void apply_candidate(const Candidate& chosen, TrainOptions& options, CheckpointFlags& checkpoint,
+                     PrecisionFlags& precision) {
+  options.micro_batch = chosen.options.micro_batch;
+  options.accum = chosen.options.accum;
+  checkpoint.strategy = chosen.options.checkpoint;
+  checkpoint.activation_budget =
+      chosen.options.activation_budget > 0 ? std::to_string(chosen.options.activation_budget) : "";
+  precision.precision = precision_name(chosen.options.precision);
+  apply_checkpoint_flags(checkpoint, options);
+  apply_precision_flags(precision, options);
+  options.validate();
+}
+
+void record_command_line(int argc, char** argv) {
+  recorded_command_line().assign(argv, argv + argc);
+}
+
+std::string train_command_line(const Candidate& chosen, const std::string& budget) {
+  // The flags the autopilot decides (and plan's own) are replaced; the others are kept as given.
+  static const std::set<std::string> replaced = {"--memory-budget", "--batch-size", "--allow",     "--micro-batch",
+                                                 "--accum",         "--checkpoint", "--precision", "--activation-budget",
+                                                 "--memory-limit"};
+  const std::vector<std::string>& args = recorded_command_line();
+  std::vector<std::string> kept = {"frugal", "train"};
+  for (size_t i = 2; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    const std::string name = a.substr(0, a.find('='));
+    if (a == "--json") continue;
+    if (replaced.count(name)) {
+      if (a.find('=') == std::string::npos) ++i;  // its value
+      continue;
+    }
+    kept.push_back(a);
+  }
+  const TrainOptions& o = chosen.options;
+  for (const std::string& a : {std::string("--micro-batch"), std::to_string(o.micro_batch), std::string("--accum"),
+                               std::to_string(o.accum), std::string("--checkpoint"), o.checkpoint})
+    kept.push_back(a);
+  if (o.activation_budget > 0) {
+    kept.push_back("--activation-budget");
+    kept.push_back(std::to_string(o.activation_budget));
+  }
+  kept.push_back("--precision");
+  kept.push_back(precision_name(o.precision));
+  kept.push_back("--memory-limit");
+  kept.push_back(budget);
+  std::string line;
+  for (const std::string& a : kept) {
+    const bool plain = a.find_first_of(" \t'\"$\\*?;&|<>()`") == std::string::npos && !a.empty();
+    std::string quoted = "'";
+    for (char c : a) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    line += (line.empty() ? "" : " ") + (plain ? a : quoted + "'");
+  }
+  return line;
+}
+
+}  // namespace frugal::cli

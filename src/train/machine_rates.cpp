@@ -1,0 +1,160 @@
+#include "train/machine_rates.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "core/cpu.h"
+#include "core/threading.h"
+#include "io/atomic_file.h"
+#include "kernels/convert.h"
+#include "kernels/gemm.h"
+
+namespace frugal {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The best rate of `run` (which does `work` units of work) over repeats lasting about `budget`
+// seconds, in units per nanosecond (GFLOP/s for flops, GB/s for bytes).
+template <typename Run>
+double best_rate(double work, double budget, Run run) {
+  run();  // warm-up: packing buffers, threads, pages
+  double best = 0;
+  const auto start = std::chrono::steady_clock::now();
+  do {
+    const auto t = std::chrono::steady_clock::now();
+    run();
+    best = std::max(best, work / seconds_since(t) / 1e9);
+  } while (seconds_since(start) < budget);
+  return best;
+}
+
+}  // namespace
+
+double measure_gemm_gflops(DType dtype, int64_t n, double seconds) {
+  std::vector<float> a(n * n), b(n * n), c(n * n);
+  for (int64_t i = 0; i < n * n; ++i) {
+    a[i] = static_cast<float>(i % 13) / 13.0f;
+    b[i] = static_cast<float>(i % 7) / 7.0f;
+  }
+  const double flops = 2.0 * static_cast<double>(n * n * n);
+  if (dtype == DType::F32)
+    return best_rate(flops, seconds, [&] { gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n); });
+  std::vector<uint16_t> ah(n * n), bh(n * n);
+  float_to_half(a.data(), dtype, ah.data(), n * n);
+  float_to_half(b.data(), dtype, bh.data(), n * n);
+  if (has_half_gemm(dtype))
+    return best_rate(flops, seconds, [&] {
+      gemm_half(dtype, false, false, n, n, n, 1.0f, ah.data(), n, bh.data(), n, 0.0f, c.data(), n);
+    });
+  return best_rate(flops, seconds, [&] {
+    half_to_float(ah.data(), dtype, a.data(), n * n);
+    half_to_float(bh.data(), dtype, b.data(), n * n);
+    gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+  });
+}
+
+double measure_bandwidth_gbs(double seconds) {
+  const int64_t n = int64_t{16} << 20;  // floats
+  std::vector<float> src(n, 1.0f), dst(n);
+  const auto copy = [&] {
+    float* d = dst.data();
+    const float* s = src.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) d[i] = s[i] * 1.0001f;
+  };
+  return best_rate(2.0 * 4.0 * static_cast<double>(n), seconds, copy);  // bytes read + written
+}
+
+MachineRates measure_machine_rates() {
+  MachineRates r;
+  for (size_t i = 0; i < MachineRates::kSizes.size(); ++i) {
+    r.gemm_f32_gflops[i] = measure_gemm_gflops(DType::F32, MachineRates::kSizes[i], 0.15);
+    if (has_half_gemm(DType::BF16))
+      r.gemm_half_gflops[i] = measure_gemm_gflops(DType::BF16, MachineRates::kSizes[i], 0.15);
+  }
+  r.bandwidth_gbs = measure_bandwidth_gbs(0.3);
+  return r;
+}
+
+std::string machine_rates_key() {
+  return this_cpu().model_name + " | " + std::to_string(num_threads()) + " threads | f32 " + gemm_kernel(DType::F32) +
+         " | bf16 " + gemm_kernel(DType::BF16);
+}
+
+std::string machine_rates_cache_path() {
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  if (xdg && *xdg) return std::string(xdg) + "/frugal/machine_rates.json";
+  const char* home = std::getenv("HOME");
+  if (home && *home) return std::string(home) + "/.cache/frugal/machine_rates.json";
+  return "";
+}
+
+namespace {
+
+nlohmann::json read_cache(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return nlohmann::json::object();
+  try {
+    nlohmann::json j = nlohmann::json::parse(in);
+    return j.is_object() ? j : nlohmann::json::object();
+  } catch (const nlohmann::json::exception&) {
+    return nlohmann::json::object();  // a damaged cache is measured again
+  }
+}
+
+nlohmann::json to_json(const MachineRates& r) {
+  return {{"gemm_f32_gflops", r.gemm_f32_gflops}, {"gemm_half_gflops", r.gemm_half_gflops},
+          {"bandwidth_gbs", r.bandwidth_gbs}, {"sizes", MachineRates::kSizes}};
+}
+
+bool from_json(const nlohmann::json& j, MachineRates& r) {
+  try {
+    if (j.at("sizes").get<std::array<int, 3>>() != MachineRates::kSizes) return false;
+    r.gemm_f32_gflops = j.at("gemm_f32_gflops").get<std::array<double, 3>>();
+    r.gemm_half_gflops = j.at("gemm_half_gflops").get<std::array<double, 3>>();
+    r.bandwidth_gbs = j.at("bandwidth_gbs").get<double>();
+    return r.bandwidth_gbs > 0 && std::all_of(r.gemm_f32_gflops.begin(), r.gemm_f32_gflops.end(), [](double v) { return v > 0; });
+  } catch (const nlohmann::json::exception&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+void store_machine_rates(const MachineRates& rates) {
+  const std::string path = machine_rates_cache_path();
+  if (path.empty()) return;
+  try {
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    nlohmann::json cache = read_cache(path);
+    cache[machine_rates_key()] = to_json(rates);
+    write_file_atomic(path, cache.dump(2) + "\n");
+  } catch (const std::exception&) {
+    // A cache that cannot be written costs the next run two seconds, nothing more.
+  }
+}
+
+MachineRates machine_rates() {
+  static const MachineRates rates = [] {
+    MachineRates r;
+    const std::string path = machine_rates_cache_path();
+    const nlohmann::json cache = path.empty() ? nlohmann::json::object() : read_cache(path);
+    const auto it = cache.find(machine_rates_key());
+    if (it != cache.end() && from_json(*it, r)) return r;
+    r = measure_machine_rates();
+    store_machine_rates(r);
+    return r;
+  }();
+  return rates;
+}
+
+}  // namespace frugal

@@ -1,0 +1,38 @@
+#pragma once
+// What this machine does per second, measured in about two seconds: GEMM rates at a few sizes, for
+// fp32 and for bf16 the way frugal multiplies it (on the half units, or widened), and the memory
+// bandwidth of a parallel copy. The cost model (train/cost_model.h) predicts step times from them;
+// `frugal doctor` shows them. Cached per machine (CPU, threads, kernels) in the user's cache
+// directory, so a run measures them once.
+#include <array>
+#include <string>
+
+#include "core/dtype.h"
+
+namespace frugal {
+
+struct MachineRates {
+  static constexpr std::array<int, 3> kSizes = {64, 256, 1024};  // cube sizes n of the measured GEMMs
+  std::array<double, 3> gemm_f32_gflops{};   // at kSizes, fp32
+  std::array<double, 3> gemm_half_gflops{};  // at kSizes, bf16 on the half units (0 where there are none)
+  double bandwidth_gbs = 0;                  // bytes read + written per second by a parallel copy
+};
+
+// GFLOP/s of an (n x n) x (n x n) product of `dtype` as frugal's layers run it: bf16/fp16 on the
+// half units where kernels/gemm.h has_half_gemm, else widened to fp32 (the widening timed too).
+// About `seconds` of repeats, the best one.
+double measure_gemm_gflops(DType dtype, int64_t n, double seconds);
+double measure_bandwidth_gbs(double seconds);  // a parallel copy of 64 MiB
+
+MachineRates measure_machine_rates();
+
+// What the rates depend on: CPU, threads, the kernel of each dtype.
+std::string machine_rates_key();
+// The rates for this machine: from the cache file (machine_rates_cache_path()) when it holds this
+// key, else measured and written there (atomically; a cache that cannot be written is skipped).
+MachineRates machine_rates();
+// $XDG_CACHE_HOME/frugal/machine_rates.json, else ~/.cache/frugal/machine_rates.json ("" if neither).
+std::string machine_rates_cache_path();
+void store_machine_rates(const MachineRates& rates);  // into the cache under this machine's key
+
+}  // namespace frugal

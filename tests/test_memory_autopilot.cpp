@@ -1,0 +1,196 @@
+// The memory-budget autopilot (train/autopilot.h, `plan`/`train --memory-budget`), the ledger's hard
+// limit (`--memory-limit`), and the cost model's work counts (core/work_meter.h, train/cost_model.h).
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+#include "cli_support.h"
+#include "core/error.h"
+#include "core/ledger.h"
+#include "core/tensor.h"
+#include "models/mlp.h"
+#include "train/cost_model.h"
+#include "train/planner.h"
+
+using namespace frugal;
+using namespace frugal::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kGpt = "--arch gpt --layers 2 --dim 32 --heads 2 --ctx 32 --vocab 64 --data synthetic";
+const std::string kDeepMlp = "--arch mlp --layers 64 --dim 64 --data synthetic";
+
+nlohmann::json read_json(const fs::path& p) { return nlohmann::json::parse(slurp(p)); }
+
+// The least a run of `model` with `batch` samples per step can take: the planner's total for
+// micro-batch 1 with memory-poor checkpointing.
+int64_t smallest_feasible(const std::string& model, int batch) {
+  const CliResult r = run_frugal("plan " + model + " --micro-batch 1 --accum " + std::to_string(batch) +
+                                 " --checkpoint memory-poor --json");
+  EXPECT_EQ(r.status, 0) << r.err;
+  return nlohmann::json::parse(r.out)["predicted_memory"]["total"].get<int64_t>();
+}
+
+}  // namespace
+
+TEST(MemoryLimit, TheLedgerRefusesAnAllocationPastTheLimit) {
+  MemoryLedger ledger;
+  LedgerScope scope(ledger);
+  ledger.set_limit(1 << 20);
+  Tensor a = Tensor::empty({128 * 1024}, DType::F32, MemCategory::Activations);  // 512 KiB
+  ledger.set_phase("backward 7");
+  try {
+    Tensor b = Tensor::empty({192 * 1024}, DType::F32, MemCategory::Grads);  // 768 KiB: past 1 MiB
+    FAIL() << "allocated past the limit";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("memory limit 1.0 MiB"), std::string::npos) << m;
+    EXPECT_NE(m.find("grads"), std::string::npos) << m;
+    EXPECT_NE(m.find("backward 7"), std::string::npos) << m;
+    EXPECT_NE(m.find("768.0 KiB"), std::string::npos) << m;
+  }
+  EXPECT_EQ(ledger.live().total, size_t{512} << 10) << "nothing was booked for the refused allocation";
+  Tensor c = Tensor::empty({64 * 1024}, DType::F32, MemCategory::Workspace);  // 256 KiB still fits
+  EXPECT_EQ(ledger.live().total, size_t{768} << 10);
+}
+
+TEST(MemoryLimit, ARunThatCannotFitNeverStarts) {
+  const fs::path dir = scratch("limit_below_plan");
+  const CliResult r = run_frugal("train " + kGpt + " --steps 2 --memory-limit 64KiB --summary " + (dir / "s.json").string());
+  expect_one_line_error(r, "below this run's planned peak");
+  EXPECT_FALSE(fs::exists(dir / "s.json"));
+}
+
+// An allocation larger than the plan (forced by the test hook) stops the run at that allocation,
+// naming category and phase; the checkpoint written before stays intact and resumes.
+TEST(MemoryLimit, ALargerThanPlannedAllocationStopsTheRunAndKeepsCheckpoints) {
+  const fs::path dir = scratch("limit_forced");
+  const std::string save = (dir / "run").string();
+  auto r = run_frugal("train " + kGpt + " --steps 2 --save-every 2 --save " + save);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string checkpoint = slurp(fs::path(save) / "checkpoints" / "step-00000002" / "state.safetensors");
+  ASSERT_FALSE(checkpoint.empty());
+  r = run_frugal("train --resume " + save + " --steps 4 --memory-limit 32MiB",
+                 "FRUGAL_TEST_FORCE_ALLOCATION='backward 1:40MiB'");
+  expect_error_after_start(r, "memory limit 32.0 MiB reached: 40.0 MiB of workspace in backward 1");
+  EXPECT_EQ(slurp(fs::path(save) / "checkpoints" / "step-00000002" / "state.safetensors"), checkpoint);
+  r = run_frugal("train --resume " + save + " --steps 3 --memory-limit 32MiB");
+  EXPECT_EQ(r.status, 0) << r.err;
+}
+
+// Must-show 1 on small models: from the smallest feasible budget to 4x it, the chosen configuration
+// runs, its ledger peak stays within the budget (and equals the plan), and the process's peak RSS
+// within the budget + 64 MiB (the process itself: code, libraries, thread stacks, BLAS buffers).
+TEST(MemoryAutopilot, ChosenConfigurationsFitFromTheSmallestBudgetToFourTimesIt) {
+  const fs::path dir = scratch("autopilot_fit");
+  for (const std::string& model : {kGpt, kDeepMlp}) {
+    const int64_t smallest = smallest_feasible(model, 8);
+    for (int64_t budget : {smallest, 2 * smallest, 4 * smallest}) {
+      const fs::path summary = dir / "s.json";
+      const CliResult r = run_frugal("train " + model + " --steps 2 --batch-size 8 --memory-budget " +
+                                     std::to_string(budget) + " --summary " + summary.string());
+      ASSERT_EQ(r.status, 0) << model << " budget " << budget << ": " << r.err;
+      const auto s = read_json(summary);
+      EXPECT_LE(s["memory"]["total"].get<int64_t>(), budget) << model;
+      EXPECT_EQ(s["memory"]["total"], s["predicted_memory"]["total"]) << model;
+      EXPECT_EQ(s["memory_limit"].get<int64_t>(), budget);
+      EXPECT_GT(s["predicted_step_time_s"].get<double>(), 0.0);
+#if !defined(__SANITIZE_ADDRESS__)  // AddressSanitizer's shadow memory alone is about 100 MiB
+      EXPECT_LE(s["peak_rss_bytes"].get<int64_t>(), budget + (int64_t{64} << 20)) << model;
+#endif
+    }
+  }
+}
+
+TEST(MemoryAutopilot, PlanPrintsTheFastestFittingConfigurationAndItsCommand) {
+  const int64_t smallest = smallest_feasible(kGpt, 16);
+  const CliResult r = run_frugal("plan " + kGpt + " --batch-size 16 --memory-budget " + std::to_string(3 * smallest) +
+                                 " --allow precision --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  const auto& candidates = j["candidates"];
+  ASSERT_GE(j["fitting"].get<int>(), 1);
+  EXPECT_EQ(j["chosen"], candidates[0]);
+  bool bf16 = false;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const auto& c = candidates[i];
+    EXPECT_EQ(c["micro_batch"].get<int>() * c["accum"].get<int>(), 16);
+    EXPECT_EQ(c["fits"].get<bool>(), c["predicted_memory"]["total"].get<int64_t>() <= 3 * smallest);
+    bf16 = bf16 || c["precision"] == "bf16";
+    if (i > 0 && c["fits"].get<bool>())  // fastest first among those that fit
+      EXPECT_LE(candidates[i - 1]["predicted_step_time_s"].get<double>(), c["predicted_step_time_s"].get<double>());
+  }
+  EXPECT_TRUE(bf16) << "--allow precision adds bf16 candidates";
+  const std::string command = j["command"];
+  EXPECT_EQ(command.rfind("frugal train --arch gpt", 0), 0u) << command;
+  for (const std::string part : {"--micro-batch " + std::to_string(j["chosen"]["micro_batch"].get<int>()),
+                                 "--checkpoint " + j["chosen"]["checkpoint"].get<std::string>(),
+                                 "--memory-limit " + std::to_string(3 * smallest)})
+    EXPECT_NE(command.find(part), std::string::npos) << part << " in " << command;
+  EXPECT_EQ(command.find("--batch-size"), std::string::npos) << command;
+}
+
+TEST(MemoryAutopilot, BadRequestsAreRefusedWithOneLine) {
+  const int64_t smallest = smallest_feasible(kGpt, 8);
+  expect_one_line_error(run_frugal("plan " + kGpt + " --batch-size 8 --memory-budget " + std::to_string(smallest / 2)),
+                        "the smallest configuration needs");
+  expect_one_line_error(run_frugal("train " + kGpt + " --batch-size 8 --memory-budget " + std::to_string(smallest / 2)),
+                        "nothing fits in --memory-budget");
+  expect_one_line_error(run_frugal("plan " + kGpt + " --batch-size 8 --micro-batch 3 --memory-budget 1GiB"),
+                        "--micro-batch 3 does not divide --batch-size 8");
+  expect_one_line_error(run_frugal("plan " + kGpt + " --batch-size 8 --micro-batch 8 --checkpoint store-all --memory-budget " +
+                                   std::to_string(smallest + 1024)),
+                        "with --micro-batch 8 with --checkpoint store-all");
+  expect_one_line_error(run_frugal("train " + kGpt + " --batch-size 8 --accum 2 --memory-budget 1GiB"),
+                        "--accum is chosen by --memory-budget");
+  expect_one_line_error(run_frugal("train " + kGpt + " --batch-size 8"), "--batch-size and --allow go with --memory-budget");
+  expect_one_line_error(run_frugal("plan " + kGpt + " --memory-budget 1GiB"), "--memory-budget needs --batch-size");
+  expect_one_line_error(run_frugal("plan " + kGpt + " --batch-size 8 --memory-budget 1GiB --allow optimizer"),
+                        "no memory-saving optimizer variant");
+  expect_one_line_error(run_frugal("plan " + kGpt + " --batch-size 8 --memory-budget 1GiB --allow speed"),
+                        "--allow takes precision");
+  expect_one_line_error(run_frugal("train " + kGpt + " --batch-size 8 --memory-budget lots"), "lots");
+  expect_one_line_error(run_frugal("train " + kGpt + " --memory-limit 0"), "--memory-limit must be positive");
+}
+
+// The cost model's input: an MLP's counted products are exactly its linear layers' forward, input
+// gradient (not for the first layer, whose input is data) and weight gradient products, and
+// recomputation adds forward products only.
+TEST(CostModel, CountsEveryMatrixProductOfAStep) {
+  MlpConfig config;
+  config.in_features = 12;
+  config.hidden = 20;
+  config.out_features = 6;
+  config.n_layers = 4;
+  TrainOptions o;
+  o.steps = 2;
+  o.micro_batch = 5;
+  o.accum = 3;
+  const auto factory = [&] { return std::make_unique<Mlp>(config); };
+  const double rows = 5.0 * 3.0;  // per step
+  const double macs = 12.0 * 20 + 20.0 * 20 * 2 + 20.0 * 6;  // multiply-adds per sample and product kind
+  const MemoryPlan stored = plan_training_memory(factory, o);
+  EXPECT_DOUBLE_EQ(stored.work.gemms.gemm_flops(), 2 * rows * (3 * macs - 12.0 * 20));
+  o.checkpoint = "memory-poor";
+  const MemoryPlan recomputed = plan_training_memory(factory, o);
+  // forward products: each block as often as the schedule runs it
+  const double block_macs[] = {12.0 * 20, 20.0 * 20, 20.0 * 20, 20.0 * 6};
+  double forward = 0;
+  for (int i = 0; i < 4; ++i) forward += 2 * rows * block_macs[i] * (4 - i);  // memory-poor: block i runs 4 - i times
+  EXPECT_DOUBLE_EQ(recomputed.work.gemms.gemm_flops(), forward + 2 * rows * (2 * macs - 12.0 * 20));
+  EXPECT_GT(predict_step_time(recomputed.work, MachineRates{{100, 100, 100}, {}, 10}).total(),
+            predict_step_time(stored.work, MachineRates{{100, 100, 100}, {}, 10}).total());
+}
+
+TEST(CostModel, GemmRatesInterpolateBetweenMeasuredSizes) {
+  MachineRates r;
+  r.gemm_f32_gflops = {10, 40, 160};
+  r.gemm_half_gflops = {20, 80, 320};
+  EXPECT_DOUBLE_EQ(gemm_gflops_for(r, {8, 8, 8, GemmUnits::F32}), 10);  // flat below the smallest size
+  EXPECT_DOUBLE_EQ(gemm_gflops_for(r, {4096, 4096, 4096, GemmUnits::F32}), 160);
+  EXPECT_NEAR(gemm_gflops_for(r, {256, 256, 256, GemmUnits::Half}), 80, 1e-9);
+  EXPECT_NEAR(gemm_gflops_for(r, {128, 128, 128, GemmUnits::F32}), 20, 1e-9);  // halfway in log-log
+  EXPECT_NEAR(gemm_gflops_for(r, {64, 256, 1024, GemmUnits::F32}), 40, 1e-9);  // the cube of the same volume
+}
