@@ -4,7 +4,6 @@
 // OpenBLAS picks a generic one, a kernel that fails the SGEMM check being dropped.
 #include <cstdlib>
 
-#include <cblas.h>
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -140,30 +139,6 @@ TEST(CpuKernels, Bf16UnitsRule) {
   EXPECT_FALSE(bf16_units_pay_off(without_amx));
   EXPECT_TRUE(bf16_units_pay_off(zen5()));
   EXPECT_FALSE(bf16_units_pay_off(zen3()));
-}
-
-TEST(CpuKernels, F32BackendRule) {
-  EXPECT_TRUE(onednn_beats_openblas_f32(sapphire_rapids()));
-  EXPECT_FALSE(onednn_beats_openblas_f32(zen5()));
-  EXPECT_FALSE(onednn_beats_openblas_f32(zen3()));
-}
-
-TEST(CpuKernels, OnednnF32MatchesOpenBlas) {
-  // oneDNN's fp32 matmul (which gemm() uses for large products where the rule says so) against
-  // OpenBLAS's SGEMM, every transpose, to fp32 rounding of the sums.
-  const int64_t M = 67, N = 129, K = 301;
-  std::vector<float> a(M * K), b(K * N);
-  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
-  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>((i * 53) % 97) / 48.0f - 1.0f;
-  for (bool ta : {false, true})
-    for (bool tb : {false, true}) {
-      std::vector<float> c1(M * N, 0.5f), c2(M * N, 0.5f);
-      const int64_t lda = ta ? M : K, ldb = tb ? K : N;
-      gemm_onednn_f32(ta, tb, M, N, K, 0.5f, a.data(), lda, b.data(), ldb, 1.0f, c1.data(), N);
-      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 0.5f, a.data(),
-                  lda, b.data(), ldb, 1.0f, c2.data(), N);
-      for (int64_t i = 0; i < M * N; ++i) ASSERT_NEAR(c1[i], c2[i], 1e-4f) << ta << tb << " at " << i;
-    }
 }
 
 TEST(CpuKernels, StartupPlansTheKernel) {

@@ -4,7 +4,6 @@
 // Its tables (0.3.21) do not know the newest CPUs and fall back to Prescott (SSE3) kernels, a
 // 6x slower SGEMM on a Sapphire Rapids Xeon. These are the rules frugal uses instead (cli/startup.h
 // applies them before the library's choice is final).
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -42,13 +41,6 @@ struct KernelPlan {
 // OPENBLAS_CORETYPE names no kernel, or no kernel computes correctly.
 KernelPlan plan_blas_kernel(const CpuFeatures& cpu, const std::string& running, const std::string& user_coretype,
                             bool chosen_by_frugal, bool running_is_correct);
-
-// C = A op(B) for row-major fp32 matrices (op = transpose when trans_b), through some backend.
-using Sgemm = std::function<void(bool trans_b, int M, int N, int K, const float* A, int lda, const float* B, int ldb,
-                                 float* C, int ldc)>;
-// A small product (odd sizes, both transposes) through `sgemm` against a plain loop in double:
-// true when every element agrees to float rounding.
-bool sgemm_is_correct(const Sgemm& sgemm);
 
 // A small SGEMM through OpenBLAS (odd sizes, both transposes) against a plain loop in double:
 // true when every element agrees to float rounding.

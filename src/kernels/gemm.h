@@ -33,12 +33,6 @@ void gemm_half_out(DType type, bool trans_a, bool trans_b, int64_t M, int64_t N,
 void gemm_half_batched_out(DType type, int64_t batch, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                            float alpha, const uint16_t* A, int64_t lda, int64_t stride_a, const uint16_t* B, int64_t ldb,
                            int64_t stride_b, uint16_t* C, int64_t ldc, int64_t stride_c);
-// The fp32 product on oneDNN's matmul (gemm() sends large products there where
-// onednn_beats_openblas_f32, or FRUGAL_F32_GEMM=onednn|openblas says otherwise).
-void gemm_onednn_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
-bool onednn_beats_openblas_f32(const CpuFeatures& cpu);
-std::string onednn_f32_implementation();  // "brg:avx512_core", ...
 bool has_half_gemm(DType type);
 // Whether the CPU's bf16 units beat widening to fp32 around OpenBLAS (has_half_gemm's rule unless
 // FRUGAL_HALF_GEMM says otherwise): AMX, or AVX512_BF16 on AMD; not AVX512_BF16 alone on Intel.

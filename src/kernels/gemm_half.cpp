@@ -25,10 +25,7 @@ dnnl::engine& cpu_engine() {
   return engine;
 }
 
-memory::data_type onednn_type(DType t) {
-  if (t == DType::F32) return memory::data_type::f32;
-  return t == DType::BF16 ? memory::data_type::bf16 : memory::data_type::f16;
-}
+memory::data_type onednn_type(DType t) { return t == DType::BF16 ? memory::data_type::bf16 : memory::data_type::f16; }
 
 // `batch` (rows x cols) matrices at row stride `ld`, `stride` elements apart, or their transposes in
 // memory (op(X) = X^T). One matrix is described as 2-D: a batch dimension of one with no stride
@@ -89,7 +86,7 @@ const Cached& primitive_for(const Product& p) {
 
 void run(const Product& p, const void* A, const void* B, void* C, const float* bias = nullptr) {
   const DType type = static_cast<DType>(p.type);
-  if (type != DType::F32 && !has_half_gemm(type))
+  if (!has_half_gemm(type))
     throw Error("gemm_half: no " + dtype_name(type) + " GEMM kernel on this CPU");
   const Cached& c = primitive_for(p);
   dnnl::stream stream(cpu_engine());
@@ -143,8 +140,6 @@ bool has_half_gemm(DType type) {
   return type == DType::BF16 && bf16;
 }
 
-std::string onednn_f32_implementation() { return onednn_implementation(DType::F32); }
-
 std::string half_gemm_kernel(DType type) { return has_half_gemm(type) ? "oneDNN " + onednn_implementation(type) : ""; }
 
 void gemm_half(DType type, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
@@ -179,12 +174,6 @@ void gemm_half_batched_out(DType type, int64_t batch, bool trans_a, bool trans_b
   Product p{static_cast<int>(type), batch, trans_a, trans_b, M, N, K, lda, ldb, ldc, stride_a, stride_b, stride_c, alpha, 0.0f};
   p.half_out = true;
   run(p, A, B, C);
-}
-
-void gemm_onednn_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (M == 0 || N == 0) return;
-  run({static_cast<int>(DType::F32), 1, trans_a, trans_b, M, N, K, lda, ldb, ldc, 0, 0, 0, alpha, beta}, A, B, C);
 }
 
 }  // namespace frugal
