@@ -37,8 +37,11 @@ StepTimePrediction predict_step_time(const StepWork& work, const MachineRates& r
   const double bandwidth = rates.bandwidth_gbs * 1e9;
   if (bandwidth > 0) {
     p.memory_s = kPassesPerAllocatedByte * work.step_bytes / bandwidth;
-    p.optimizer_s = work.optimizer_bytes / bandwidth;
+    p.optimizer_s = 1.5 * work.master_bytes / bandwidth;  // the compute copy: masters read, half copy written
   }
+  const double per_param = (work.optimizer == "sgd" ? rates.sgd_ns_per_param : rates.adamw_ns_per_param) +
+                           (work.clipped ? rates.clip_ns_per_param : 0.0);
+  p.optimizer_s += per_param * 1e-9 * static_cast<double>(work.updated_params);
   p.overhead_s = kSecondsPerLayerCall * static_cast<double>(work.layer_calls);
   return p;
 }

@@ -2,10 +2,11 @@
 // Predicts the time of one optimizer step from the work the planner counted while it walked the
 // step's schedule (train/planner.h): every matrix product with its shape (recomputation included),
 // the bytes the step's tensors were allocated with (each written once and read about twice), and
-// the optimizer's pass over parameters, gradients and state, priced with the machine's measured
-// GEMM rates and bandwidth (train/machine_rates.h). No per-model constants: what differs between
+// the optimizer step, priced with the machine's measured GEMM rates, bandwidth and optimizer cost per
+// parameter (train/machine_rates.h). No per-model constants: what differs between
 // configurations of one model (micro-batch sizes, recomputed forwards, precision) is what it counts.
 #include <cstdint>
+#include <string>
 
 #include "core/work_meter.h"
 #include "train/machine_rates.h"
@@ -15,7 +16,10 @@ namespace frugal {
 struct StepWork {
   WorkMeter gemms;               // the step's matrix products
   double step_bytes = 0;         // bytes allocated during the step (activations, workspace, transients)
-  double optimizer_bytes = 0;    // bytes the optimizer step reads and writes (parameters, grads, state)
+  int64_t updated_params = 0;    // trainable parameters the optimizer step updates
+  std::string optimizer;         // "adamw" | "sgd"
+  bool clipped = false;          // global-norm clipping runs
+  double master_bytes = 0;       // mixed precision: fp32 masters, the compute copy rounded from them
   int64_t layer_calls = 0;       // block forward and backward calls (each costs thread barriers)
 };
 

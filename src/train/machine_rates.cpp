@@ -9,10 +9,14 @@
 #include <vector>
 
 #include "core/cpu.h"
+#include "core/ledger.h"
+#include "core/tensor.h"
 #include "core/threading.h"
 #include "io/atomic_file.h"
 #include "kernels/convert.h"
 #include "kernels/gemm.h"
+#include "train/optimizer.h"
+#include "train/precision.h"
 
 namespace frugal {
 
@@ -74,6 +78,45 @@ double measure_bandwidth_gbs(double seconds) {
   return best_rate(2.0 * 4.0 * static_cast<double>(n), seconds, copy);  // bytes read + written
 }
 
+namespace {
+// The least of the seconds `run` reports over `repeats` (after one warm-up).
+template <typename Run>
+double best_seconds(int repeats, Run run) {
+  run();
+  double best = 1e30;
+  for (int r = 0; r < repeats; ++r) best = std::min(best, run());
+  return best;
+}
+}  // namespace
+
+void measure_optimizer_costs(MachineRates& rates) {
+  MemoryLedger scratch;  // never booked into a run's ledger
+  LedgerScope scope(scratch);
+  constexpr int64_t kParams = int64_t{8} << 20;  // 32 MiB per tensor: out of every cache
+  Param p;
+  p.value = Tensor::zeros({kParams / 1024, 1024}, DType::F32, MemCategory::Params);
+  std::vector<Param*> params = {&p};
+  const auto update = [&](Optimizer& optimizer) {
+    return best_seconds(3, [&] {
+      const Tensor& g = p.ensure_grad();
+      std::fill(g.f32(), g.f32() + kParams, 1e-3f);  // (not timed apart: a backward writes it anyway)
+      const auto t = std::chrono::steady_clock::now();
+      (void)gradients_finite(params);
+      optimizer.step(params, 1e-3f);
+      zero_grads(params);
+      return seconds_since(t);
+    });
+  };
+  rates.adamw_ns_per_param = update(*make_optimizer("adamw", 0.0f)) / kParams * 1e9;
+  rates.sgd_ns_per_param = update(*make_optimizer("sgd", 0.0f)) / kParams * 1e9;
+  p.ensure_grad();
+  rates.clip_ns_per_param = best_seconds(3, [&] {
+                              const auto t = std::chrono::steady_clock::now();
+                              (void)clip_grad_norm(params, 1e9);
+                              return seconds_since(t);
+                            }) / kParams * 1e9;
+}
+
 MachineRates measure_machine_rates() {
   MachineRates r;
   for (size_t i = 0; i < MachineRates::kSizes.size(); ++i) {
@@ -82,6 +125,7 @@ MachineRates measure_machine_rates() {
       r.gemm_half_gflops[i] = measure_gemm_gflops(DType::BF16, MachineRates::kSizes[i], 0.15);
   }
   r.bandwidth_gbs = measure_bandwidth_gbs(0.3);
+  measure_optimizer_costs(r);
   return r;
 }
 
@@ -113,7 +157,9 @@ nlohmann::json read_cache(const std::string& path) {
 
 nlohmann::json to_json(const MachineRates& r) {
   return {{"gemm_f32_gflops", r.gemm_f32_gflops}, {"gemm_half_gflops", r.gemm_half_gflops},
-          {"bandwidth_gbs", r.bandwidth_gbs}, {"sizes", MachineRates::kSizes}};
+          {"bandwidth_gbs", r.bandwidth_gbs},       {"sizes", MachineRates::kSizes},
+          {"adamw_ns_per_param", r.adamw_ns_per_param}, {"sgd_ns_per_param", r.sgd_ns_per_param},
+          {"clip_ns_per_param", r.clip_ns_per_param}};
 }
 
 bool from_json(const nlohmann::json& j, MachineRates& r) {
@@ -122,6 +168,9 @@ bool from_json(const nlohmann::json& j, MachineRates& r) {
     r.gemm_f32_gflops = j.at("gemm_f32_gflops").get<std::array<double, 3>>();
     r.gemm_half_gflops = j.at("gemm_half_gflops").get<std::array<double, 3>>();
     r.bandwidth_gbs = j.at("bandwidth_gbs").get<double>();
+    r.adamw_ns_per_param = j.at("adamw_ns_per_param").get<double>();  // (absent in older caches: measured again)
+    r.sgd_ns_per_param = j.at("sgd_ns_per_param").get<double>();
+    r.clip_ns_per_param = j.at("clip_ns_per_param").get<double>();
     return r.bandwidth_gbs > 0 && std::all_of(r.gemm_f32_gflops.begin(), r.gemm_f32_gflops.end(), [](double v) { return v > 0; });
   } catch (const nlohmann::json::exception&) {
     return false;

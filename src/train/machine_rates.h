@@ -16,6 +16,9 @@ struct MachineRates {
   std::array<double, 3> gemm_f32_gflops{};   // at kSizes, fp32
   std::array<double, 3> gemm_half_gflops{};  // at kSizes, bf16 on the half units (0 where there are none)
   double bandwidth_gbs = 0;                  // bytes read + written per second by a parallel copy
+  // An optimizer step's cost per fp32 parameter, as the trainer runs it (finite check, update, zeroed
+  // gradient), and global-norm clipping's: compute-bound loops, not copies.
+  double adamw_ns_per_param = 0, sgd_ns_per_param = 0, clip_ns_per_param = 0;
 };
 
 // GFLOP/s of an (n x n) x (n x n) product of `dtype` as frugal's layers run it: bf16/fp16 on the
@@ -23,6 +26,8 @@ struct MachineRates {
 // About `seconds` of repeats, the best one.
 double measure_gemm_gflops(DType dtype, int64_t n, double seconds);
 double measure_bandwidth_gbs(double seconds);  // a parallel copy of 64 MiB
+// Fills the optimizer costs of `rates` from steps on 8M parameters (in a ledger of their own).
+void measure_optimizer_costs(MachineRates& rates);
 
 MachineRates measure_machine_rates();
 

@@ -16,15 +16,6 @@ class ShapeOnlyData : public DataSource {
   const Model& model_;
 };
 
-// Bytes an optimizer step reads and writes: each gradient read and zeroed, the optimizer state and
-// the fp32 weights it updates (the masters, or the parameters themselves in fp32) read and written,
-// and under mixed precision the compute copy rewritten (half the masters' bytes).
-double optimizer_traffic(const MemorySnapshot& peak) {
-  const double grads = static_cast<double>(peak[MemCategory::Grads]);
-  const double state = static_cast<double>(peak[MemCategory::Optimizer]);
-  const double masters = static_cast<double>(peak[MemCategory::MasterParams]);
-  return 2 * grads + 2 * state + (masters > 0 ? 2.5 * masters : 2 * grads);
-}
 }  // namespace
 
 MemoryPlan plan_training_memory(const ModelFactory& make_model, const TrainOptions& options) {
@@ -46,7 +37,10 @@ MemoryPlan plan_training_memory(const ModelFactory& make_model, const TrainOptio
   }
   plan.layer_count = static_cast<int64_t>(model->blocks().size());
   plan.work.layer_calls = plan.forward_calls + plan.layer_count * options.accum;
-  plan.work.optimizer_bytes = optimizer_traffic(ledger.peak());
+  plan.work.updated_params = model->trainable_parameter_count();
+  plan.work.optimizer = options.optimizer;
+  plan.work.clipped = options.clip_grad_norm > 0;
+  plan.work.master_bytes = static_cast<double>(ledger.peak()[MemCategory::MasterParams]);
   plan.kernels = model->kernels(options.micro_batch);
   plan.peak = ledger.peak();
   plan.at_peak = ledger.at_peak();
