@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-out/bench-autopilot-gpt2}
 FRUGAL=${FRUGAL:-build/frugal}
 BATCH=${BATCH:-4}
-STEPS=${STEPS:-2}
+STEPS=${STEPS:-4}
 FACTORS=${FACTORS:-1 1.5 2 4}
 source bench/machine.sh
 mkdir -p "$OUT"

@@ -42,9 +42,10 @@ size_t smallest_total(const ModelFlags& model, const std::string& data, const Lo
 std::string size_text(size_t bytes) { return format_bytes(static_cast<double>(bytes)); }
 
 // What would make the run fit, each with the smallest total it reaches.
-// `reached`: the least the search itself found.
-std::string what_would_fit(const AutopilotRequest& request, const AutopilotInputs& in, size_t reached) {
+// `least`: the configuration of the least memory the search itself found.
+std::string what_would_fit(const AutopilotRequest& request, const AutopilotInputs& in, const Candidate& least) {
   const int64_t n = request.batch_size;
+  const size_t reached = least.plan.peak.total;
   const size_t unconstrained = smallest_total(in.model, in.data, in.lora, in.options, n, request.precisions.front());
   const size_t smallest = std::min(reached, unconstrained);
   std::vector<std::string> options;
@@ -67,6 +68,9 @@ std::string what_would_fit(const AutopilotRequest& request, const AutopilotInput
     offer("--ctx " + std::to_string(shorter.ctx),
           smallest_total(shorter, in.data, in.lora, in.options, n, request.precisions.front()));
   }
+  // ZeRO-1 over mpirun ranks shards the optimizer state and the fp32 masters (what they hold at the peak).
+  const size_t sharded = least.plan.at_peak[MemCategory::Optimizer] + least.plan.at_peak[MemCategory::MasterParams];
+  if (sharded > 0) offer("2 ranks with --zero 1 (mpirun -np 2), per rank about", reached - sharded / 2);
   std::string text;
   for (const std::string& o : options) text += (text.empty() ? "" : ", ") + o;
   return text;
@@ -119,7 +123,7 @@ AutopilotResult run_autopilot(const AutopilotRequest& request, const AutopilotIn
   std::string constraints;
   if (request.micro_batch > 0) constraints += " with --micro-batch " + std::to_string(request.micro_batch);
   if (!request.checkpoint.empty()) constraints += " with --checkpoint " + request.checkpoint;
-  const std::string help = what_would_fit(request, in, smallest.plan.peak.total);
+  const std::string help = what_would_fit(request, in, smallest);
   throw Error("nothing fits in --memory-budget " + size_text(static_cast<size_t>(request.budget_bytes)) + constraints +
               " (batch " + std::to_string(request.batch_size) + "): the smallest configuration needs " +
               size_text(smallest.plan.peak.total) + " (" + smallest.describe() + ")" +
