@@ -459,3 +459,22 @@ TEST(Cli, ScaleSettingsThatCannotWorkAreOneLineErrors) {
   expect_one_line_error(run_frugal("train --model " + saved_gpt().string() + " --ctx 64 --steps 1"), "n_positions");
   expect_one_line_error(run_frugal("train --arch gpt --vocab 100 --steps 1"), "vocab_size");
 }
+
+// The kernel flags are part of a run: a resumed run keeps --attention, --attention-tile and
+// --loss-chunk (the fused attention rounds differently from the materialising one Auto picks at this
+// length), so it continues bit for bit.
+TEST(Cli, ResumedRunsKeepTheirKernels) {
+  const fs::path dir = scratch("resume_kernels");
+  const std::string run = "train --arch gpt --layers 2 --dim 32 --heads 2 --ctx 32 --vocab 64 --data synthetic "
+                          "--attention flash --attention-tile 8 --loss-chunk 24 --steps 4 --micro-batch 2 --save " +
+                          (dir / "ck").string() + " --save-every 2 --summary ";
+  auto r = run_frugal(run + (dir / "whole.json").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  fs::remove_all(dir / "ck" / "checkpoints" / "step-00000004");
+  r = run_frugal("train --resume " + (dir / "ck").string() + " --summary " + (dir / "resumed.json").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("--attention \"flash\""), std::string::npos) << r.err;
+  const auto summary = [&](const char* name) { return nlohmann::json::parse(slurp(dir / name)); };
+  EXPECT_EQ(summary("resumed.json")["final_loss"].get<double>(), summary("whole.json")["final_loss"].get<double>());
+  EXPECT_EQ(summary("resumed.json")["kernels"], summary("whole.json")["kernels"]);
+}

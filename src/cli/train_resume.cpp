@@ -36,6 +36,9 @@ const std::vector<RunFlag>& run_flags() {
       field("--batchnorm", &TrainFlags::model, &ModelFlags::batchnorm),
       field("--norm", &TrainFlags::model, &ModelFlags::norm),
       field("--tokenizer", &TrainFlags::model, &ModelFlags::tokenizer),
+      field("--attention", &TrainFlags::model, &ModelFlags::attention),
+      field("--attention-tile", &TrainFlags::model, &ModelFlags::attention_tile),
+      field("--loss-chunk", &TrainFlags::model, &ModelFlags::loss_chunk),
       {"--data", [](const TrainFlags& f) { return nlohmann::json(f.data); },
        [](TrainFlags& f, const nlohmann::json& v) { f.data = v.get<std::string>(); }},
       field("--micro-batch", &TrainFlags::options, &TrainOptions::micro_batch),
@@ -91,7 +94,8 @@ std::string adopt_checkpoint_config(TrainFlags& f, const CheckpointRef& checkpoi
   std::string taken;
   const TrainFlags defaults;  // (a named object: GCC 12 warns falsely about a temporary's strings)
   for (const RunFlag& flag : run_flags()) {
-    const nlohmann::json value = saved.at(flag.name);
+    // (a flag newer than the checkpoint: its default, which is what that run used)
+    const nlohmann::json value = saved.contains(flag.name) ? saved.at(flag.name) : flag.get(defaults);
     if (f.given.count(flag.name)) {
       check(flag.get(f) == value, where + " has " + flag.name + " " + value.dump() + ", which contradicts " + flag.name +
                                       " " + flag.get(f).dump() + " given here (drop the flag, or start a new run)");
@@ -104,13 +108,18 @@ std::string adopt_checkpoint_config(TrainFlags& f, const CheckpointRef& checkpoi
     f.options.steps = saved.at("--steps").get<int64_t>();
     taken += " --steps " + std::to_string(f.options.steps);
   }
-  // The architecture and weights come from the checkpoint's model directory (and its state file).
-  const int64_t context = f.model.ctx;  // the training context (a fresh GPT's n_positions, or shorter)
-  const std::string tokenizer = f.model.tokenizer;  // the checkpoint directory holds no tokenizer files
+  // The architecture and weights come from the checkpoint's model directory (and its state file);
+  // what the directory does not hold stays: the training context (a fresh GPT's n_positions, or
+  // shorter), the tokenizer (no tokenizer files there), and the kernels (their rounding differs, so a
+  // resumed run must use the same ones to continue bit for bit).
+  ModelFlags kept = f.model;
   f.model = ModelFlags{};
   f.model.model_dir = checkpoint.dir;
-  f.model.ctx = context;
-  f.model.tokenizer = tokenizer;
+  f.model.ctx = kept.ctx;
+  f.model.tokenizer = kept.tokenizer;
+  f.model.attention = kept.attention;
+  f.model.attention_tile = kept.attention_tile;
+  f.model.loss_chunk = kept.loss_chunk;
   return taken;
 }
 
