@@ -101,6 +101,23 @@ TEST(Checkpointing, GptFusedAttentionGradientsBitIdenticalAcrossStrategies) {
     return model;
   });
 }
+// Dropout's masks are regenerated in recomputation from the same key: the same bits.
+TEST(Checkpointing, GptWithDropoutBitIdenticalAcrossStrategies) {
+  GptConfig c = tiny_gpt_config();
+  c.n_layer = 3;
+  c.vocab_size = 29;
+  c.embd_pdrop = 0.2;
+  c.attn_pdrop = 0.25;
+  c.resid_pdrop = 0.3;
+  expect_identical_across_strategies(model_maker<Gpt>(c, 31));
+  const ModelMaker make = model_maker<Gpt>(c, 31);
+  expect_identical_across_strategies([make] {  // the fused kernel's masks, per tile
+    std::unique_ptr<Model> model = make();
+    static_cast<Gpt&>(*model).set_attention_kernel(AttentionKernel::Flash);
+    static_cast<Gpt&>(*model).set_attention_tile(3);
+    return model;
+  });
+}
 TEST(Checkpointing, MlpGradientsBitIdenticalAcrossStrategies) { expect_identical_across_strategies(mlp(6)); }
 TEST(Checkpointing, CnnWithBatchNormBitIdenticalAcrossStrategies) { expect_identical_across_strategies(cnn()); }
 

@@ -115,10 +115,17 @@ std::unique_ptr<Layer> batchnorm_with_running_statistics() {
 }
 
 // Attention on the fused kernel with the given tile, whatever Auto would pick.
-std::unique_ptr<Layer> flash_attention(int64_t dim, int64_t heads, int64_t tile) {
+std::unique_ptr<Layer> flash_attention(int64_t dim, int64_t heads, int64_t tile, float dropout = 0.0f) {
   auto layer = std::make_unique<CausalSelfAttention>(dim, heads);
   layer->set_kernel(AttentionKernel::Flash);
   layer->set_tile(tile);
+  layer->set_dropout(dropout);
+  return layer;
+}
+
+std::unique_ptr<Layer> attention_with_dropout(int64_t dim, int64_t heads, float dropout) {
+  auto layer = std::make_unique<CausalSelfAttention>(dim, heads);
+  layer->set_dropout(dropout);
   return layer;
 }
 
@@ -200,9 +207,25 @@ const std::vector<LayerRow>& layer_rows() {
       // Tiles of 2 over 5 positions: a partial last tile, more than one tile per row in the online softmax.
       {.name = "AttentionFlashSmallTiles", .layer_class = "CausalSelfAttention",
        .make = [] { return flash_attention(8, 2, 2); }, .input = {2, 5, 24}, .input_seed = 10, .max_coords = 96},
+      // Dropout on the probabilities (masks regenerated in backward; per tile in the fused kernel).
+      {.name = "AttentionDropout", .layer_class = "CausalSelfAttention",
+       .make = [] { return attention_with_dropout(8, 2, 0.3f); }, .input = {2, 5, 24}, .input_seed = 10,
+       .max_coords = 96},
+      {.name = "AttentionFlashDropout", .layer_class = "CausalSelfAttention",
+       .make = [] { return flash_attention(8, 2, 2, 0.3f); }, .input = {2, 5, 24}, .input_seed = 10,
+       .max_coords = 96},
       {.name = "Embedding", .layer_class = "Embedding",
        .make = [] { return randomized(std::make_unique<Embedding>(11, 6, 4), 12); }, .input = {2, 5},
        .input_kind = Input::Tokens, .vocab = 11},
+      // With dropout after the sum (the mask is a function of the pass's context: fixed across the
+      // finite differences, regenerated in backward).
+      {.name = "EmbeddingDropout", .layer_class = "Embedding",
+       .make = [] {
+         auto embedding = std::make_unique<Embedding>(11, 6, 4);
+         embedding->set_dropout(0.3f);
+         return randomized(std::move(embedding), 12);
+       },
+       .input = {2, 5}, .input_kind = Input::Tokens, .vocab = 11},
       {.name = "SequentialMlpBlock", .layer_class = "Sequential", .make = tiny_mlp_block, .input = {3, 6},
        .input_seed = 15, .composite = true},
       {.name = "TransformerBlock", .layer_class = "TransformerBlock",
@@ -214,6 +237,14 @@ const std::vector<LayerRow>& layer_rows() {
          auto block = std::make_unique<TransformerBlock>(0, 8, 2, 1e-5f);
          block->set_attention_kernel(AttentionKernel::Flash);
          block->set_attention_tile(2);
+         return randomized(std::move(block), 13, 0.3f);
+       },
+       .input = {2, 3, 8}, .input_seed = 14, .max_coords = 24, .fd_tolerance = 2e-2, .composite = true},
+      // Dropout on both residual branches' outputs.
+      {.name = "TransformerBlockDropout", .layer_class = "TransformerBlock",
+       .make = [] {
+         auto block = std::make_unique<TransformerBlock>(0, 8, 2, 1e-5f);
+         block->set_residual_dropout(0.3f);
          return randomized(std::move(block), 13, 0.3f);
        },
        .input = {2, 3, 8}, .input_seed = 14, .max_coords = 24, .fd_tolerance = 2e-2, .composite = true},

@@ -39,6 +39,14 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
       ->check(CLI::IsMember({"auto", "flash", "materialized"}))
       ->capture_default_str();
   app.add_option("--attention-tile", f.attention_tile, "gpt: query/key tile of the fused attention (0: 64)");
+  app.add_option("--dropout", f.dropout, "gpt: dropout probability of the embedding, attention and residual "
+                                         "dropout while training (default: config.json's *_pdrop, 0 when absent)")
+      ->check(CLI::Range(0.0, 0.99));
+  app.add_option("--embd-dropout", f.embd_dropout, "gpt: dropout after the embedding sum (embd_pdrop)")->check(CLI::Range(0.0, 0.99));
+  app.add_option("--attn-dropout", f.attn_dropout, "gpt: dropout on the attention probabilities (attn_pdrop)")
+      ->check(CLI::Range(0.0, 0.99));
+  app.add_option("--resid-dropout", f.resid_dropout, "gpt: dropout on each residual branch's output (resid_pdrop)")
+      ->check(CLI::Range(0.0, 0.99));
   app.add_option("--tokenizer", f.tokenizer,
                  "gpt: GPT-2 BPE tokenizer directory (vocab.json + merges.txt or encoder.json + vocab.bpe); "
                  "default: the --model directory's, else byte-level text");
@@ -204,9 +212,21 @@ void attach_lora(Model& model, const LoraFlags& lora, uint64_t seed, LoraSetting
   if (used) *used = settings;
 }
 
+// --dropout and the per-site flags over the config's probabilities.
+void apply_dropout_flags(const ModelFlags& f, Model& model) {
+  if (f.dropout < 0 && f.embd_dropout < 0 && f.attn_dropout < 0 && f.resid_dropout < 0) return;
+  check(model.arch() == "gpt", "--dropout/--embd-dropout/--attn-dropout/--resid-dropout apply to GPT models only");
+  Gpt& gpt = static_cast<Gpt&>(model);
+  const GptConfig& c = gpt.gpt_config();
+  const auto pick = [&](double site, double config) { return site >= 0 ? site : f.dropout >= 0 ? f.dropout : config; };
+  gpt.set_dropout(pick(f.embd_dropout, c.embd_pdrop), pick(f.attn_dropout, c.attn_pdrop),
+                  pick(f.resid_dropout, c.resid_pdrop));
+}
+
 // The model of the flags with shapes only: no weights are read or drawn here.
 // Kernel settings of a GPT (chunk and tile sizes), checked here so a bad value is a one-line error.
 void apply_kernel_flags(const ModelFlags& f, Model& model) {
+  apply_dropout_flags(f, model);
   if (f.loss_chunk == 0 && f.attention == "auto" && f.attention_tile == 0) return;
   check(model.arch() == "gpt", "--loss-chunk/--attention/--attention-tile apply to GPT models only");
   Gpt& gpt = static_cast<Gpt&>(model);

@@ -24,6 +24,9 @@ struct ModelFlags {
   std::string attention = "auto";  // GPT: auto | flash | materialized
   int64_t attention_tile = 0;      // GPT: the fused attention's tile (0: its default)
   std::string tokenizer;  // GPT: a BPE tokenizer directory (empty: --model's, if it has one; else bytes)
+  // GPT dropout while training (< 0: the config's embd_pdrop / attn_pdrop / resid_pdrop); --dropout
+  // sets all three, the others one each (and win over --dropout).
+  double dropout = -1, embd_dropout = -1, attn_dropout = -1, resid_dropout = -1;
 };
 
 // The tokenizer directory of the flags: --tokenizer, else the --model directory when it holds

@@ -195,6 +195,11 @@ void print_header(const TrainRun& run) {
   std::fprintf(stderr, "compute: %s, %d threads; GEMM f32 %s, bf16 %s\n", compute["cpu"].get<std::string>().c_str(),
                compute["threads"].get<int>(), compute["gemm_f32"].get<std::string>().c_str(),
                compute["gemm_bf16"].get<std::string>().c_str());
+  if (model.arch() == "gpt") {
+    const nlohmann::json d = static_cast<const Gpt&>(model).dropout();
+    std::fprintf(stderr, "dropout while training: embedding %g, attention probabilities %g, residual branches %g\n",
+                 d["embd"].get<double>(), d["attn"].get<double>(), d["resid"].get<double>());
+  }
   std::fprintf(stderr, "predicted peak memory: %s (activations %s)\n",
                format_bytes(static_cast<double>(run.plan.peak.total)).c_str(),
                format_bytes(static_cast<double>(run.plan.peak[MemCategory::Activations])).c_str());
@@ -272,6 +277,7 @@ nlohmann::json summarize(TrainRun& run) {
   summary["ranks"] = rank_memory(facts.measured, run.comm);
   summary["compute"] = compute_description();
   summary["predicted_step_time_s"] = run.predicted_step_s;  // the cost model's, beside step_time_s
+  if (run.model->arch() == "gpt") summary["dropout"] = static_cast<const Gpt&>(*run.model).dropout();
   if (run.memory_limit > 0) summary["memory_limit"] = run.memory_limit;
   return summary;
 }

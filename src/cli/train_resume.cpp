@@ -39,6 +39,10 @@ const std::vector<RunFlag>& run_flags() {
       field("--attention", &TrainFlags::model, &ModelFlags::attention),
       field("--attention-tile", &TrainFlags::model, &ModelFlags::attention_tile),
       field("--loss-chunk", &TrainFlags::model, &ModelFlags::loss_chunk),
+      field("--dropout", &TrainFlags::model, &ModelFlags::dropout),
+      field("--embd-dropout", &TrainFlags::model, &ModelFlags::embd_dropout),
+      field("--attn-dropout", &TrainFlags::model, &ModelFlags::attn_dropout),
+      field("--resid-dropout", &TrainFlags::model, &ModelFlags::resid_dropout),
       {"--data", [](const TrainFlags& f) { return nlohmann::json(f.data); },
        [](TrainFlags& f, const nlohmann::json& v) { f.data = v.get<std::string>(); }},
       field("--micro-batch", &TrainFlags::options, &TrainOptions::micro_batch),
@@ -120,6 +124,10 @@ std::string adopt_checkpoint_config(TrainFlags& f, const CheckpointRef& checkpoi
   f.model.attention = kept.attention;
   f.model.attention_tile = kept.attention_tile;
   f.model.loss_chunk = kept.loss_chunk;
+  f.model.dropout = kept.dropout;  // (the checkpoint's config.json holds the model's own *_pdrop too)
+  f.model.embd_dropout = kept.embd_dropout;
+  f.model.attn_dropout = kept.attn_dropout;
+  f.model.resid_dropout = kept.resid_dropout;
   return taken;
 }
 

@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "kernels/convert.h"
+#include "kernels/dropout.h"
 #include "kernels/gemm.h"
 
 namespace frugal {
@@ -68,7 +69,16 @@ void* head_at(DType type, void* t, int64_t b, int64_t T, int64_t cols, int64_t c
 struct Dims {
   int64_t B, T, D, H, hd, tile;
   float scale;
+  const DropoutKey* dropout = nullptr;  // attention-probability dropout, or none
 };
+
+// Query row i's probabilities against keys [j0, j0 + c) of pair bh (contiguous), through the mask of
+// element ((bh * T + i) * T + j).
+void drop_row(const Dims& d, int64_t bh, int64_t i, int64_t j0, int64_t c, float* row) {
+  DropoutKey k = *d.dropout;
+  k.first += static_cast<uint64_t>((bh * d.T + i) * d.T + j0);
+  dropout_apply_serial(k, row, row, c);
+}
 
 Dims dims_of(int64_t B, int64_t T, int64_t D, int64_t H, int64_t tile) {
   const int64_t hd = D / H;
@@ -118,8 +128,8 @@ struct ForwardScratch {
 
 // Query rows [i0, i0 + n) of one head against every key tile up to the diagonal (tiles above it
 // skipped, the diagonal one masked); writes y's rows and lse[i0 ..].
-void forward_query_tile(const Dims& d, const HeadRows& q, const HeadRows& k, const HeadRows& v, const HeadOut& y,
-                        float* lse, int64_t i0, ForwardScratch w) {
+void forward_query_tile(const Dims& d, int64_t bh, const HeadRows& q, const HeadRows& k, const HeadRows& v,
+                        const HeadOut& y, float* lse, int64_t i0, ForwardScratch w) {
   const int64_t n = std::min(d.tile, d.T - i0), hd = d.hd;
   int64_t ldq, ldk, ldv;
   const float* qt = q.load(i0, n, w.q, ldq);  // (n, hd)
@@ -131,8 +141,11 @@ void forward_query_tile(const Dims& d, const HeadRows& q, const HeadRows& k, con
     // K^T explicitly: a plain product runs about 50% faster than a B-transposed one at tile sizes.
     transpose(kt, c, hd, ldk, c, w.kt);                                        // (hd, c)
     gemm(false, false, n, c, hd, d.scale, qt, ldq, w.kt, c, 0.0f, w.s, c);  // S = scale Q K^T (n, c)
-    for (int64_t r = 0; r < n; ++r)
+    for (int64_t r = 0; r < n; ++r) {
       online_softmax_row(w.s + r * c, visible(i0 + r, j0, c), c, j0 == 0, w.m[r], w.l[r], w.o + r * hd, hd);
+      // Dropout after the row sum: O = sum of dropped P V over the undropped normaliser l.
+      if (d.dropout) drop_row(d, bh, i0 + r, j0, c, w.s + r * c);
+    }
     gemm(false, false, n, hd, c, 1.0f, w.s, c, vt, ldv, 1.0f, w.o, hd);  // O += P V (n, hd)
   }
   for (int64_t r = 0; r < n; ++r) {
@@ -150,9 +163,11 @@ void forward_query_tile(const Dims& d, const HeadRows& q, const HeadRows& k, con
 // the row dots (T).
 struct BackwardScratch {
   float *p, *ds, *q, *dy, *k, *v, *kt, *dk, *dv, *qt, *dyt, *dqt, *dots;
+  float *mask, *pd;  // with dropout: the tile pair's mask (n, c) as 0 or 1 / (1 - p), and dropped P^T (c, n)
   BackwardScratch(float* base, int64_t t, int64_t hd, int64_t T)
       : p(base), ds(p + t * t), q(ds + t * t), dy(q + t * hd), k(dy + t * hd), v(k + t * hd), kt(v + t * hd),
-        dk(kt + t * hd), dv(dk + t * hd), qt(dv + t * hd), dyt(qt + T * hd), dqt(dyt + T * hd), dots(dqt + T * hd) {}
+        dk(kt + t * hd), dv(dk + t * hd), qt(dv + t * hd), dyt(qt + T * hd), dqt(dyt + T * hd), dots(dqt + T * hd),
+        mask(dots + T), pd(mask + t * t) {}
 };
 
 // The views of one (batch, head) pair's inputs and gradients.
@@ -213,7 +228,17 @@ void score_gradient_row(const float* pt, float* dst, int64_t n, const float* dot
 
 // Query tile [i0, i0 + n) against key tile [j0, j0 + c) (kt, vt, ktt already loaded): adds this
 // pair's parts of dV and dK (the key tile's accumulators) and of dQ^T (the head's accumulator).
-void backward_tile(const Dims& d, const HeadViews& h, const float* lse, int64_t i0, int64_t j0, int64_t c,
+// With dropout: the tile pair's mask, (n, c) as 0 or 1 / (1 - p), row by row (each row's keys are
+// contiguous elements), then dropped P^T (c, n) = pt times its transpose.
+void dropout_tile(const Dims& d, int64_t bh, int64_t i0, int64_t n, int64_t j0, int64_t c, const float* pt,
+                  BackwardScratch w) {
+  std::fill(w.mask, w.mask + n * c, 1.0f);
+  for (int64_t r = 0; r < n; ++r) drop_row(d, bh, i0 + r, j0, c, w.mask + r * c);
+  for (int64_t t = 0; t < c; ++t)
+    for (int64_t r = 0; r < n; ++r) w.pd[t * n + r] = pt[t * n + r] * w.mask[r * c + t];
+}
+
+void backward_tile(const Dims& d, int64_t bh, const HeadViews& h, const float* lse, int64_t i0, int64_t j0, int64_t c,
                    const float* kt, int64_t ldk, const float* vt, int64_t ldv, BackwardScratch w) {
   const int64_t n = std::min(d.tile, d.T - i0), hd = d.hd;
   int64_t ldq, lddy;
@@ -222,15 +247,19 @@ void backward_tile(const Dims& d, const HeadViews& h, const float* lse, int64_t 
   float *pt = w.p, *dst = w.ds;
   gemm(false, false, c, n, hd, d.scale, kt, ldk, w.qt + i0 * hd, n, 0.0f, pt, n);  // S^T = scale K Q^T (c, n)
   for (int64_t t = 0; t < c; ++t) recompute_probabilities(pt + t * n, j0 + t, i0, n, lse + i0);
-  gemm(false, false, c, hd, n, 1.0f, pt, n, dyt, lddy, 1.0f, w.dv, hd);  // dV += P^T dY (c, hd)
+  if (d.dropout) dropout_tile(d, bh, i0, n, j0, c, pt, w);
+  gemm(false, false, c, hd, n, 1.0f, d.dropout ? w.pd : pt, n, dyt, lddy, 1.0f, w.dv, hd);  // dV += P^T dY (c, hd)
   gemm(false, false, c, n, hd, 1.0f, vt, ldv, w.dyt + i0 * hd, n, 0.0f, dst, n);   // dP^T = V dY^T (c, n)
+  if (d.dropout)  // dP through the mask (the row dots need none: rowsum(P dP) = rowsum(dY Y) still)
+    for (int64_t t = 0; t < c; ++t)
+      for (int64_t r = 0; r < n; ++r) dst[t * n + r] *= w.mask[r * c + t];
   for (int64_t t = 0; t < c; ++t) score_gradient_row(pt + t * n, dst + t * n, n, w.dots + i0, d.scale);
   gemm(false, false, c, hd, n, 1.0f, dst, n, qt, ldq, 1.0f, w.dk, hd);           // dK += dS^T Q (c, hd)
   gemm(false, false, hd, n, c, 1.0f, w.kt, c, dst, n, 1.0f, w.dqt + i0 * hd, n);  // dQ^T += K^T dS^T (hd, n)
 }
 
 // One (batch, head) pair: key tiles in order, and for each the query tiles on and below the diagonal.
-void backward_head(const Dims& d, const HeadViews& h, const float* lse, BackwardScratch w) {
+void backward_head(const Dims& d, int64_t bh, const HeadViews& h, const float* lse, BackwardScratch w) {
   prepare_head(d, h, w);
   std::fill(w.dqt, w.dqt + d.T * d.hd, 0.0f);
   for (int64_t j0 = 0; j0 < d.T; j0 += d.tile) {
@@ -241,7 +270,7 @@ void backward_head(const Dims& d, const HeadViews& h, const float* lse, Backward
     transpose(kt, c, d.hd, ldk, c, w.kt);         // (hd, c)
     std::fill(w.dk, w.dk + c * d.hd, 0.0f);
     std::fill(w.dv, w.dv + c * d.hd, 0.0f);
-    for (int64_t i0 = j0; i0 < d.T; i0 += d.tile) backward_tile(d, h, lse, i0, j0, c, kt, ldk, vt, ldv, w);
+    for (int64_t i0 = j0; i0 < d.T; i0 += d.tile) backward_tile(d, bh, h, lse, i0, j0, c, kt, ldk, vt, ldv, w);
     h.dk.store(j0, c, w.dk);
     h.dv.store(j0, c, w.dv);
   }
@@ -260,14 +289,15 @@ int64_t flash_attention_forward_scratch(int64_t T, int64_t hd, int64_t tile) {
   return t * t + 5 * t * hd + 2 * t;
 }
 
-int64_t flash_attention_backward_scratch(int64_t T, int64_t hd, int64_t tile) {
+int64_t flash_attention_backward_scratch(int64_t T, int64_t hd, int64_t tile, bool dropout) {
   const int64_t t = std::min(tile, T);
-  return 2 * t * t + 7 * t * hd + 3 * T * hd + T;
+  return 2 * t * t + 7 * t * hd + 3 * T * hd + T + (dropout ? 2 * t * t : 0);
 }
 
 void flash_attention_forward(DType type, const void* qkv, void* y, float* lse, int64_t B, int64_t T, int64_t D,
-                             int64_t H, int64_t tile, float* scratch) {
-  const Dims d = dims_of(B, T, D, H, tile);
+                             int64_t H, int64_t tile, float* scratch, const DropoutKey* dropout) {
+  Dims d = dims_of(B, T, D, H, tile);
+  d.dropout = dropout;
   const int64_t tiles = (T + d.tile - 1) / d.tile, per_thread = flash_attention_forward_scratch(T, d.hd, tile);
   // Every (batch, head, query tile) on its own: dynamic, as the tiles further down cost more; the
   // longest first.
@@ -280,19 +310,22 @@ void flash_attention_forward(DType type, const void* qkv, void* y, float* lse, i
     const HeadRows v{type, head_at(type, qkv, b, T, 3 * D, 2 * D + col), 3 * D, d.hd};
     const HeadOut yh{type, head_at(type, y, b, T, D, col), D, d.hd};
     float* mine = scratch + static_cast<int64_t>(omp_get_thread_num()) * per_thread;
-    forward_query_tile(d, q, k, v, yh, lse + bh * T, i0, ForwardScratch(mine, d.tile, d.hd));
+    forward_query_tile(d, bh, q, k, v, yh, lse + bh * T, i0, ForwardScratch(mine, d.tile, d.hd));
   }
 }
 
 void flash_attention_backward(DType type, const void* qkv, const void* y, const float* lse, const void* dy,
-                              void* dqkv, int64_t B, int64_t T, int64_t D, int64_t H, int64_t tile, float* scratch) {
-  const Dims d = dims_of(B, T, D, H, tile);
-  const int64_t per_thread = flash_attention_backward_scratch(T, d.hd, tile);
+                              void* dqkv, int64_t B, int64_t T, int64_t D, int64_t H, int64_t tile, float* scratch,
+                              const DropoutKey* dropout) {
+  Dims d = dims_of(B, T, D, H, tile);
+  d.dropout = dropout;
+  const int64_t per_thread = flash_attention_backward_scratch(T, d.hd, tile, dropout != nullptr);
   // Dynamic: a thread that another process holds up leaves its next pairs to the others.
 #pragma omp parallel for schedule(dynamic)
   for (int64_t bh = 0; bh < B * H; ++bh) {
     float* mine = scratch + static_cast<int64_t>(omp_get_thread_num()) * per_thread;
-    backward_head(d, head_views(type, qkv, y, dy, dqkv, d, bh), lse + bh * T, BackwardScratch(mine, d.tile, d.hd, T));
+    backward_head(d, bh, head_views(type, qkv, y, dy, dqkv, d, bh), lse + bh * T,
+                  BackwardScratch(mine, d.tile, d.hd, T));
   }
 }
 

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "kernels/dropout.h"
 
 namespace frugal {
 
@@ -22,17 +23,21 @@ constexpr int64_t kFlashMaxTile = 2048;
 
 // fp32 scratch floats each OpenMP thread needs (callers allocate per_thread(...) of them).
 int64_t flash_attention_forward_scratch(int64_t T, int64_t hd, int64_t tile);
-int64_t flash_attention_backward_scratch(int64_t T, int64_t hd, int64_t tile);
+// (with attention-probability dropout, two more (tile, tile) blocks: the mask and the dropped P)
+int64_t flash_attention_backward_scratch(int64_t T, int64_t hd, int64_t tile, bool dropout = false);
 
 // qkv, y, dy and dqkv are fp32 (type F32) or the half type `type` (F16/BF16, as uint16_t): the
 // kernel copies (widens) each tile into its contiguous fp32 scratch, accumulates in fp32 and rounds
 // what it writes.
 // lse (B, H, T) stays fp32: the log of each query row's softmax denominator (scores scaled).
 // scratch: per_thread(flash_attention_*_scratch(T, D / H, tile)) floats.
+// `dropout` (or none): attention-probability dropout, the mask of element (b, h, i, j) that of
+// ((b * H + h) * T + i) * T + j in the numbering key.first starts (regenerated per tile in backward).
 void flash_attention_forward(DType type, const void* qkv, void* y, float* lse, int64_t B, int64_t T, int64_t D,
-                             int64_t H, int64_t tile, float* scratch);
+                             int64_t H, int64_t tile, float* scratch, const DropoutKey* dropout = nullptr);
 // y: the forward's output (for the per-row dot products rowsum(dY * Y)); dqkv (B, T, 3D) written.
 void flash_attention_backward(DType type, const void* qkv, const void* y, const float* lse, const void* dy,
-                              void* dqkv, int64_t B, int64_t T, int64_t D, int64_t H, int64_t tile, float* scratch);
+                              void* dqkv, int64_t B, int64_t T, int64_t D, int64_t H, int64_t tile, float* scratch,
+                              const DropoutKey* dropout = nullptr);
 
 }  // namespace frugal

@@ -18,7 +18,8 @@ nlohmann::json GptConfig::to_json() const {
           {"n_embd", n_embd},              {"n_positions", n_positions},
           {"n_ctx", n_positions},          {"vocab_size", vocab_size},
           {"layer_norm_epsilon", layer_norm_epsilon}, {"activation_function", "gelu_new"},
-          {"tie_word_embeddings", true}};
+          {"tie_word_embeddings", true},   {"embd_pdrop", embd_pdrop},
+          {"attn_pdrop", attn_pdrop},      {"resid_pdrop", resid_pdrop}};
 }
 
 GptConfig GptConfig::from_json(const nlohmann::json& j) {
@@ -33,6 +34,12 @@ GptConfig GptConfig::from_json(const nlohmann::json& j) {
     check(j["layer_norm_epsilon"].is_number(), "config.json: 'layer_norm_epsilon' must be a number");
     c.layer_norm_epsilon = j["layer_norm_epsilon"].get<double>();
   }
+  for (auto [key, field] : {std::pair{"embd_pdrop", &c.embd_pdrop}, std::pair{"attn_pdrop", &c.attn_pdrop},
+                            std::pair{"resid_pdrop", &c.resid_pdrop}})
+    if (j.contains(key)) {
+      check(j[key].is_number(), std::string("config.json: '") + key + "' must be a number");
+      *field = j[key].get<double>();
+    }
   if (j.contains("activation_function")) {
     const auto act = j["activation_function"].get<std::string>();
     check(act == "gelu_new" || act == "gelu_pytorch_tanh",
@@ -55,6 +62,9 @@ void GptConfig::validate() const {
   check(n_embd % n_head == 0, "GPT config: n_embd " + std::to_string(n_embd) + " is not divisible by n_head " +
                                   std::to_string(n_head));
   check(layer_norm_epsilon > 0, "GPT config: layer_norm_epsilon must be positive");
+  for (auto [name, p] : {std::pair{"embd_pdrop", embd_pdrop}, std::pair{"attn_pdrop", attn_pdrop},
+                         std::pair{"resid_pdrop", resid_pdrop}})
+    check(p >= 0 && p < 1, std::string("GPT config: ") + name + " = " + std::to_string(p) + " is not in [0, 1)");
 }
 
 Gpt::Gpt(const GptConfig& config, int64_t context) : config_(config) {
@@ -69,7 +79,22 @@ Gpt::Gpt(const GptConfig& config, int64_t context) : config_(config) {
   blocks_.push_back(std::make_unique<LayerNorm>("ln_f", config.n_embd, eps));
   // logits = h wte^T, never held whole in training (nn/lm_head.h)
   head_ = std::make_unique<TiedLmHead>(&embedding_->wte(), config.n_embd, config.vocab_size);
+  set_dropout(config.embd_pdrop, config.attn_pdrop, config.resid_pdrop);
 }
+
+void Gpt::set_dropout(double embd, double attn, double resid) {
+  for (double p : {embd, attn, resid})
+    check(p >= 0 && p < 1, "dropout probabilities must be in [0, 1), got " + std::to_string(p));
+  embedding_->set_dropout(static_cast<float>(embd));
+  for (int64_t i = 0; i < config_.n_layer; ++i) {
+    auto& block = static_cast<TransformerBlock&>(*blocks_[static_cast<size_t>(i) + 1]);
+    block.set_residual_dropout(static_cast<float>(resid));
+    block.set_attention_dropout(static_cast<float>(attn));
+  }
+  dropout_ = {{"embd", embd}, {"attn", attn}, {"resid", resid}};
+}
+
+nlohmann::json Gpt::dropout() const { return dropout_; }
 
 std::vector<std::pair<std::string, Linear*>> Gpt::adaptable_linears() const {
   std::vector<std::pair<std::string, Linear*>> out;

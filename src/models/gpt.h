@@ -17,6 +17,9 @@ struct GptConfig {
   int64_t n_positions = 128;
   int64_t vocab_size = 256;
   double layer_norm_epsilon = 1e-5;
+  // Dropout probabilities (HF GPT-2's keys; absent = 0): after the embedding sum, on the attention
+  // probabilities, on each residual branch's output.
+  double embd_pdrop = 0, attn_pdrop = 0, resid_pdrop = 0;
 
   nlohmann::json to_json() const;                      // HF GPT-2 keys
   static GptConfig from_json(const nlohmann::json& j);  // clear error on a missing/invalid key
@@ -54,12 +57,17 @@ class Gpt : public Model {
   // Every block's attention kernel and fused-kernel tile (nn/attention.h); Auto by default.
   void set_attention_kernel(AttentionKernel kernel);
   void set_attention_tile(int64_t tile);
+  // The dropout applied while training: after the embedding sum, on the attention probabilities, on
+  // each residual branch's output (from the config at construction; flags override).
+  void set_dropout(double embd, double attn, double resid);
+  nlohmann::json dropout() const;  // {"embd", "attn", "resid"}
 
  private:
   GptConfig config_;
   int64_t context_;
   Embedding* embedding_;
   std::unique_ptr<TiedLmHead> head_;
+  nlohmann::json dropout_;  // the probabilities set_dropout applied
 };
 
 }  // namespace frugal

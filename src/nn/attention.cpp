@@ -1,6 +1,7 @@
 #include "nn/attention.h"
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "core/threading.h"
 #include "core/work_meter.h"
 #include "kernels/attention.h"
@@ -56,18 +57,31 @@ Tensor CausalSelfAttention::forward(const Tensor& qkv, Saved& saved, const RunCo
   check(qkv.ndim() == 3 && qkv.dim(2) == 3 * dim_, "attention: expected qkv (B, T, " + std::to_string(3 * dim_) +
                                                        "), got " + qkv.shape().str());
   count_products(qkv.dim(0), qkv.dim(1), qkv.dtype(), /*backward=*/false);
-  if (kernel_for(qkv.dim(1), qkv.dtype()) == AttentionKernel::Flash) return forward_flash(qkv, saved);
-  if (is_half(qkv.dtype()) && !has_half_gemm(qkv.dtype())) return forward_widened(qkv, saved, rc);
-  return forward_materialized(qkv, saved);
+  DropoutKey key;
+  const DropoutKey* drop = dropout_key(rc, qkv.dim(1), key);
+  if (kernel_for(qkv.dim(1), qkv.dtype()) == AttentionKernel::Flash) return forward_flash(qkv, saved, drop);
+  if (is_half(qkv.dtype()) && !has_half_gemm(qkv.dtype())) return forward_widened(qkv, saved, rc, drop);
+  return forward_materialized(qkv, saved, drop);
+}
+
+const DropoutKey* CausalSelfAttention::dropout_key(const RunContext& rc, int64_t T, DropoutKey& key) const {
+  if (dropout_ == 0.0f || !rc.training) return nullptr;
+  key.seed = rc.seed;
+  key.stream = rng_stream(0xD5 + 4, rc.step, static_cast<uint64_t>(rc.block_index));  // site 4: probabilities
+  key.first = rc.sample_offset * static_cast<uint64_t>(heads_ * T * T);
+  key.p = dropout_;
+  return &key;
 }
 
 Tensor CausalSelfAttention::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   count_products(saved.tensors.at(0).dim(0), saved.tensors.at(0).dim(1), saved.tensors.at(0).dtype(), /*backward=*/true);
+  DropoutKey key;
+  const DropoutKey* drop = dropout_key(rc, saved.tensors.at(0).dim(1), key);
   // Only the fused kernel keeps statistics (the log-sum-exps).
-  if (!saved.stats.empty()) return backward_flash(dy, saved);
+  if (!saved.stats.empty()) return backward_flash(dy, saved, drop);
   const DType type = saved.tensors.at(0).dtype();
-  if (is_half(type) && !has_half_gemm(type)) return backward_widened(dy, saved, rc);
-  return backward_materialized(dy, saved);
+  if (is_half(type) && !has_half_gemm(type)) return backward_widened(dy, saved, rc, drop);
+  return backward_materialized(dy, saved, drop);
 }
 
 Tensor CausalSelfAttention::forward_cached(const Tensor& qkv, KvCache& cache, int64_t layer) {
@@ -92,7 +106,7 @@ Tensor CausalSelfAttention::forward_cached(const Tensor& qkv, KvCache& cache, in
   return y;
 }
 
-Tensor CausalSelfAttention::forward_flash(const Tensor& qkv, Saved& saved) {
+Tensor CausalSelfAttention::forward_flash(const Tensor& qkv, Saved& saved, const DropoutKey* drop) {
   const int64_t B = qkv.dim(0), T = qkv.dim(1);
   Tensor y = Tensor::empty({B, T, dim_}, qkv.dtype(), MemCategory::Activations);         // (B, T, D)
   Tensor lse = Tensor::empty({B, heads_, T}, DType::F32, MemCategory::Activations);      // (B, H, T)
@@ -103,11 +117,11 @@ Tensor CausalSelfAttention::forward_flash(const Tensor& qkv, Saved& saved) {
   saved.tensors = {qkv, y};
   saved.stats = {lse};
   if (measuring(qkv)) return y;
-  flash_attention_forward(qkv.dtype(), qkv.raw(), y.raw(), lse.f32(), B, T, dim_, heads_, tile_, scratch.f32());
+  flash_attention_forward(qkv.dtype(), qkv.raw(), y.raw(), lse.f32(), B, T, dim_, heads_, tile_, scratch.f32(), drop);
   return y;
 }
 
-Tensor CausalSelfAttention::backward_flash(const Tensor& dy, Saved& saved) {
+Tensor CausalSelfAttention::backward_flash(const Tensor& dy, Saved& saved, const DropoutKey* drop) {
   const Tensor& qkv = saved.tensors.at(0);
   const Tensor& y = saved.tensors.at(1);
   const Tensor& lse = saved.stats.at(0);
@@ -120,31 +134,33 @@ Tensor CausalSelfAttention::backward_flash(const Tensor& dy, Saved& saved) {
   // The input gradient in qkv's type: under half precision handed on in the half type, like a
   // layer on the half units does, to c_attn.
   Tensor dqkv = Tensor::empty(qkv.shape(), type, MemCategory::Workspace);  // (B, T, 3D)
-  Tensor scratch = Tensor::empty({per_thread(flash_attention_backward_scratch(T, dim_ / heads_, tile_))}, DType::F32,
-                                 MemCategory::Workspace);
+  Tensor scratch = Tensor::empty({per_thread(flash_attention_backward_scratch(T, dim_ / heads_, tile_, drop != nullptr))},
+                                 DType::F32, MemCategory::Workspace);
   if (measuring(dy)) return dqkv;
   flash_attention_backward(type, qkv.raw(), y.raw(), lse.f32(), dy_in.raw(), dqkv.raw(), B, T, dim_, heads_, tile_,
-                           scratch.f32());
+                           scratch.f32(), drop);
   return dqkv;
 }
 
 // Half qkv under Auto at small T on a CPU without half GEMM units: what forward_child does for a
 // layer computing in fp32 (fp32 workspace copy in, fp32 probabilities that forward_child stores as
 // half copies), so these runs keep the materialising kernel's speed.
-Tensor CausalSelfAttention::forward_widened(const Tensor& qkv, Saved& saved, const RunContext& rc) {
-  return forward_materialized(widen_activation(qkv, rc), saved);
+Tensor CausalSelfAttention::forward_widened(const Tensor& qkv, Saved& saved, const RunContext& rc,
+                                            const DropoutKey* drop) {
+  return forward_materialized(widen_activation(qkv, rc), saved, drop);
 }
 
 // Its backward: the saved half tensors widened, and the input gradient handed on in the half type,
 // as from the layer's other half paths.
-Tensor CausalSelfAttention::backward_widened(const Tensor& dy, Saved& saved, const RunContext& rc) {
+Tensor CausalSelfAttention::backward_widened(const Tensor& dy, Saved& saved, const RunContext& rc,
+                                             const DropoutKey* drop) {
   const DType half = saved.tensors.at(0).dtype();
   for (Tensor& t : saved.tensors) t = widen_activation(t, rc);
-  const Tensor dqkv = backward_materialized(is_half(dy.dtype()) ? widen(dy) : dy, saved);  // (B, T, 3D) fp32
+  const Tensor dqkv = backward_materialized(is_half(dy.dtype()) ? widen(dy) : dy, saved, drop);  // (B, T, 3D) fp32
   return round_to(dqkv, half, MemCategory::Workspace);
 }
 
-Tensor CausalSelfAttention::forward_materialized(const Tensor& qkv, Saved& saved) {
+Tensor CausalSelfAttention::forward_materialized(const Tensor& qkv, Saved& saved, const DropoutKey* drop) {
   const int64_t B = qkv.dim(0), T = qkv.dim(1);
   if (qkv.dtype() != DType::F32) {  // half qkv (computes_in): half products, probabilities and output
     Tensor y = Tensor::empty({B, T, dim_}, qkv.dtype(), MemCategory::Activations);        // (B, T, D)
@@ -152,18 +168,21 @@ Tensor CausalSelfAttention::forward_materialized(const Tensor& qkv, Saved& saved
     Tensor scores = Tensor::empty({heads_, T, T}, DType::F32, MemCategory::Workspace);    // (H, T, T)
     saved.tensors = {qkv, att};
     if (measuring(qkv)) return y;
-    attention_forward_half(qkv.dtype(), qkv.u16(), y.u16(), att.u16(), scores.f32(), B, T, dim_, heads_);
+    attention_forward_half(qkv.dtype(), qkv.u16(), y.u16(), att.u16(), scores.f32(), B, T, dim_, heads_, drop);
     return y;
   }
   Tensor y = Tensor::empty({B, T, dim_}, DType::F32, MemCategory::Activations);             // (B, T, D)
   Tensor att = Tensor::empty({B, heads_, T, T}, DType::F32, MemCategory::Activations);      // (B, H, T, T)
   saved.tensors = {qkv, att};
+  // With dropout: P V takes a dropped copy of a block of rows per thread (att keeps P itself).
+  const Tensor dropped =
+      drop ? Tensor::empty({per_thread(kAttentionDropoutRows * T)}, DType::F32, MemCategory::Workspace) : Tensor();
   if (measuring(qkv)) return y;
-  attention_forward(qkv.f32(), y.f32(), att.f32(), B, T, dim_, heads_);
+  attention_forward(qkv.f32(), y.f32(), att.f32(), B, T, dim_, heads_, drop, drop ? dropped.f32() : nullptr);
   return y;
 }
 
-Tensor CausalSelfAttention::backward_materialized(const Tensor& dy, Saved& saved) {
+Tensor CausalSelfAttention::backward_materialized(const Tensor& dy, Saved& saved, const DropoutKey* drop) {
   const Tensor& qkv = saved.tensors.at(0);
   const Tensor& att = saved.tensors.at(1);
   const int64_t B = qkv.dim(0), T = qkv.dim(1);
@@ -179,13 +198,13 @@ Tensor CausalSelfAttention::backward_materialized(const Tensor& dy, Saved& saved
     Tensor rows = Tensor::empty({per_thread(T)}, DType::F32, MemCategory::Workspace);
     if (measuring(dy)) return dqkv;
     attention_backward_half(half, qkv.u16(), att.u16(), dy_half.u16(), dqkv.u16(), B, T, dim_, heads_, scores.f32(),
-                            scores_half.u16(), rows.f32());
+                            scores_half.u16(), rows.f32(), drop);
     return dqkv;
   }
   Tensor dqkv = Tensor::empty(qkv.shape(), DType::F32, MemCategory::Workspace);  // (B, T, 3D)
   Tensor scratch = Tensor::empty({per_thread(T * T)}, DType::F32, MemCategory::Workspace);
   if (measuring(dy)) return dqkv;
-  attention_backward(qkv.f32(), att.f32(), dy.f32(), dqkv.f32(), B, T, dim_, heads_, scratch.f32());
+  attention_backward(qkv.f32(), att.f32(), dy.f32(), dqkv.f32(), B, T, dim_, heads_, scratch.f32(), drop);
   return dqkv;
 }
 

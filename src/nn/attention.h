@@ -1,5 +1,6 @@
 #pragma once
 // Causal multi-head self-attention core (no projections): qkv (B, T, 3D) -> (B, T, D).
+#include "kernels/dropout.h"
 #include "nn/kv_cache.h"
 #include "nn/layer.h"
 
@@ -35,19 +36,26 @@ class CausalSelfAttention : public Layer {
   int64_t tile() const { return tile_; }
   // The kernel a forward over T positions in `dtype` (F32 or the half type) runs.
   AttentionKernel kernel_for(int64_t T, DType dtype) const;
+  // Dropout on the attention probabilities (GPT-2's attn_pdrop) while training: masks regenerated
+  // in backward, per tile in the fused kernel.
+  void set_dropout(float p) { dropout_ = p; }
+  float dropout() const { return dropout_; }
 
  private:
   void count_products(int64_t B, int64_t T, DType type, bool backward) const;  // core/work_meter.h
-  Tensor forward_flash(const Tensor& qkv, Saved& saved);
-  Tensor backward_flash(const Tensor& dy, Saved& saved);
-  Tensor forward_widened(const Tensor& qkv, Saved& saved, const RunContext& rc);
-  Tensor backward_widened(const Tensor& dy, Saved& saved, const RunContext& rc);
-  Tensor forward_materialized(const Tensor& qkv, Saved& saved);
-  Tensor backward_materialized(const Tensor& dy, Saved& saved);
+  // The pass's dropout key for (B, H, T, T) probabilities of T positions into `key`; null when off.
+  const DropoutKey* dropout_key(const RunContext& rc, int64_t T, DropoutKey& key) const;
+  Tensor forward_flash(const Tensor& qkv, Saved& saved, const DropoutKey* drop);
+  Tensor backward_flash(const Tensor& dy, Saved& saved, const DropoutKey* drop);
+  Tensor forward_widened(const Tensor& qkv, Saved& saved, const RunContext& rc, const DropoutKey* drop);
+  Tensor backward_widened(const Tensor& dy, Saved& saved, const RunContext& rc, const DropoutKey* drop);
+  Tensor forward_materialized(const Tensor& qkv, Saved& saved, const DropoutKey* drop);
+  Tensor backward_materialized(const Tensor& dy, Saved& saved, const DropoutKey* drop);
 
   int64_t dim_, heads_;
   AttentionKernel kernel_ = AttentionKernel::Auto;
   int64_t tile_;
+  float dropout_ = 0.0f;
 };
 
 }  // namespace frugal

@@ -12,7 +12,9 @@ Embedding::Embedding(int64_t vocab, int64_t positions, int64_t dim) : vocab_(voc
 }
 
 Tensor Embedding::forward(const Tensor& tokens, Saved& saved, const RunContext& rc) {
-  return forward_at(tokens, 0, saved);
+  Tensor y = forward_at(tokens, 0, saved);  // (B, T, D)
+  dropout_in_place(y, dropout_, rc);
+  return y;
 }
 
 Tensor Embedding::forward_at(const Tensor& tokens, int64_t first_position, Saved& saved) {
@@ -46,8 +48,9 @@ Tensor Embedding::backward(const Tensor& dy, Saved& saved, const RunContext& rc)
   // A frozen table's share is computed into scratch and dropped (the kernel updates both).
   Tensor dwte = wte_.trainable ? wte_.ensure_grad() : Tensor::zeros(wte_.value.shape(), DType::F32, MemCategory::Workspace);
   Tensor dwpe = wpe_.trainable ? wpe_.ensure_grad() : Tensor::zeros(wpe_.value.shape(), DType::F32, MemCategory::Workspace);
+  const Tensor g = dropout_.active(rc) ? dropout_copy(dy, dropout_, rc) : dy;  // through the mask (B, T, D)
   if (!measuring(dy))
-    embedding_backward(tokens.i32(), dy.f32(), dwte.f32(), dwpe.f32(), tokens.dim(0), tokens.dim(1), dim_);
+    embedding_backward(tokens.i32(), g.f32(), dwte.f32(), dwpe.f32(), tokens.dim(0), tokens.dim(1), dim_);
   return {};
 }
 

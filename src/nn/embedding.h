@@ -1,5 +1,6 @@
 #pragma once
 // GPT-2 input embedding: token ids (B, T) -> wte[id] + wpe[t], (B, T, D).
+#include "nn/dropout.h"
 #include "nn/layer.h"
 
 namespace frugal {
@@ -16,8 +17,13 @@ class Embedding : public Layer {
   std::string kind() const override { return "embedding"; }
   Param& wte() { return wte_; }
 
+  // Dropout after the embedding sum (GPT-2's embd_pdrop) while training.
+  void set_dropout(float p) { dropout_.p = p; }
+  float dropout() const { return dropout_.p; }
+
  private:
   int64_t vocab_, positions_, dim_;
+  DropoutSpec dropout_{0.0f, DropoutSite::Embedding};
   Param wte_, wpe_;
 };
 

@@ -50,13 +50,17 @@ Tensor TransformerBlock::run_forward(const Tensor& x, Saved& saved, const RunCon
     Tensor h = forward_child(ln1_, x, s[kLn1], rc);  // (B, T, D)
     h = forward_child(c_attn_, h, s[kCAttn], rc);    // (B, T, 3D)
     h = attend(h, s[kAttn]);                         // (B, T, D)
-    x2 = residual_add(x, forward_child(attn_proj_, h, s[kAttnProj], rc), rc);
+    h = forward_child(attn_proj_, h, s[kAttnProj], rc);
+    dropout_in_place(h, attn_dropout_, rc);  // the branch's own output: masked where it lies
+    x2 = residual_add(x, h, rc);
   }
   // One running tensor, so each intermediate is released as soon as the next layer has saved it.
   Tensor h = forward_child(ln2_, x2, s[kLn2], rc);  // (B, T, D)
   h = forward_child(c_fc_, h, s[kCFc], rc);         // (B, T, 4D)
   h = forward_child(gelu_, h, s[kGelu], rc);        // (B, T, 4D)
-  return residual_add(x2, forward_child(mlp_proj_, h, s[kMlpProj], rc), rc);
+  h = forward_child(mlp_proj_, h, s[kMlpProj], rc);  // (B, T, D)
+  dropout_in_place(h, mlp_dropout_, rc);
+  return residual_add(x2, h, rc);
 }
 
 Tensor TransformerBlock::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
@@ -70,7 +74,9 @@ Tensor TransformerBlock::backward(const Tensor& dy, Saved& saved, const RunConte
   };
   Tensor dx2;  // (B, T, D): gradient at the first residual's output
   {
-    Tensor g = step(mlp_proj_, kMlpProj, dy);  // (B, T, 4D)
+    // Through a residual branch's dropout: a masked copy (the unmasked gradient goes on along the
+    // residual path).
+    Tensor g = step(mlp_proj_, kMlpProj, mlp_dropout_.active(rc) ? dropout_copy(dy, mlp_dropout_, rc) : dy);  // (B, T, 4D)
     g = step(gelu_, kGelu, g);
     g = step(c_fc_, kCFc, g);                  // (B, T, D)
     dx2 = step(ln2_, kLn2, g);
@@ -80,7 +86,7 @@ Tensor TransformerBlock::backward(const Tensor& dy, Saved& saved, const RunConte
     if (!measuring(dy)) add_inplace(dx2.f32(), dy32.f32(), dy.numel());
   }
   round_activation_in_place(dx2, rc);
-  Tensor g = step(attn_proj_, kAttnProj, dx2);  // (B, T, D)
+  Tensor g = step(attn_proj_, kAttnProj, attn_dropout_.active(rc) ? dropout_copy(dx2, attn_dropout_, rc) : dx2);
   g = step(attn_, kAttn, g);                    // (B, T, 3D)
   g = step(c_attn_, kCAttn, g);                 // (B, T, D)
   Tensor dx = step(ln1_, kLn1, g);

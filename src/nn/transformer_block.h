@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "nn/attention.h"
+#include "nn/dropout.h"
 #include "nn/gelu.h"
 #include "nn/layernorm.h"
 #include "nn/linear.h"
@@ -36,6 +37,13 @@ class TransformerBlock : public Layer {
   // The attention kernel and fused-kernel tile (nn/attention.h), e.g. for tests comparing kernels.
   void set_attention_kernel(AttentionKernel kernel) { attn_.set_kernel(kernel); }
   void set_attention_tile(int64_t tile) { attn_.set_tile(tile); }
+  // Dropout on both residual branches' outputs (GPT-2's resid_pdrop) while training.
+  void set_residual_dropout(float p) {
+    attn_dropout_.p = p;
+    mlp_dropout_.p = p;
+  }
+  // Dropout on the attention probabilities (GPT-2's attn_pdrop) while training.
+  void set_attention_dropout(float p) { attn_.set_dropout(p); }
 
  private:
   // The block's forward with `attend` (qkv (B, T, 3D), its Saved) -> (B, T, D) as the attention.
@@ -52,6 +60,8 @@ class TransformerBlock : public Layer {
   Linear c_fc_;
   Gelu gelu_;
   Linear mlp_proj_;
+  DropoutSpec attn_dropout_{0.0f, DropoutSite::AttentionResidual};
+  DropoutSpec mlp_dropout_{0.0f, DropoutSite::MlpResidual};
 };
 
 }  // namespace frugal
