@@ -435,7 +435,9 @@ TEST(Cli, LoraExperimentReportsMeasuredNumbers) {
   EXPECT_LT(j["trainable_params"]["lora"].get<int64_t>(), j["trainable_params"]["full"].get<int64_t>() / 10);
   EXPECT_LT(j["grad_optimizer_bytes"]["lora"].get<int64_t>(), j["grad_optimizer_bytes"]["full"].get<int64_t>() / 10);
   EXPECT_LE(j["merge_max_abs_diff"].get<double>(), 1e-4);
-  for (const char* k : {"base", "lora", "full"}) EXPECT_GT(j["heldout_loss"][k].get<double>(), 0.0) << k;
+  for (const char* k : {"base", "lora", "full", "full_dropout", "lora_dropout"})
+    EXPECT_GT(j["heldout_loss"][k].get<double>(), 0.0) << k;
+  EXPECT_NE(j["heldout_loss"]["full_dropout"], j["heldout_loss"]["full"]) << "the dropout runs differ";
   for (const char* k : {"full", "lora"}) EXPECT_GT(j["step_time_s"][k].get<double>(), 0.0) << k;
   EXPECT_GT(fs::file_size(dir / "lora.png"), 1000u);
   EXPECT_FALSE(fs::exists(dir / "lora-pretrained"));  // the scratch model is cleaned up

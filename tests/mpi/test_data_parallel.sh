@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Data parallelism over MPI (issue 7), run by CTest: two ranks under mpirun against one process.
 #   1. 2 ranks x accumulation K = 1 rank x 2K: gradients of a ragged batch (rank 0's rows hold far fewer
-#      counted tokens), losses over 5 AdamW steps and weights after 5 SGD steps, <= 1e-5 relative.
+#      counted tokens; also with dropout), losses over 5 AdamW steps and weights after 5 SGD steps, <= 1e-5
+#      relative.
 #   2. --zero 1: the same weights after 5 steps as unsharded, each rank about half the optimizer bytes
 #      (fp32 and fp16 with FP32 masters).
 #   3. A rank that fails (a bad data path on rank 1 only) ends the job non-zero with its message.
@@ -30,6 +31,13 @@ step "1a. gradients: 2 ranks x --accum 2 vs 1 rank x --accum 4 (ragged tokens)"
 "${MPI[@]}" -np 2 "$FRUGAL" grad --model "$T/model" --batch "$T/batch.safetensors" --accum 2 --out "$T/g2.safetensors" --threads 1
 "$FRUGAL" grad --model "$T/model" --batch "$T/batch.safetensors" --accum 4 --out "$T/g1.safetensors" --threads 1
 $PY "$HERE/compare.py" tensors "$T/g2.safetensors" "$T/g1.safetensors" 1e-5
+
+step "1c. the same with dropout 0.2 (embedding, attention probabilities, residual branches): masks keyed by each
+   sample's place in the whole batch, so the ranks draw what one process draws"
+"${MPI[@]}" -np 2 "$FRUGAL" grad --model "$T/model" --batch "$T/batch.safetensors" --accum 2 --dropout 0.2 \
+  --out "$T/g2d.safetensors" --threads 1
+"$FRUGAL" grad --model "$T/model" --batch "$T/batch.safetensors" --accum 4 --dropout 0.2 --out "$T/g1d.safetensors" --threads 1
+$PY "$HERE/compare.py" tensors "$T/g2d.safetensors" "$T/g1d.safetensors" 1e-5
 
 TRAIN=(train --arch gpt --layers 2 --dim 32 --heads 2 --ctx 16 --vocab 64 --data synthetic --steps 5
        --lr 1e-2 --warmup 0 --micro-batch 2 --threads 1)
