@@ -76,7 +76,11 @@ Tensor TransformerBlock::backward(const Tensor& dy, Saved& saved, const RunConte
   {
     // Through a residual branch's dropout: a masked copy (the unmasked gradient goes on along the
     // residual path).
-    Tensor g = step(mlp_proj_, kMlpProj, mlp_dropout_.active(rc) ? dropout_copy(dy, mlp_dropout_, rc) : dy);  // (B, T, 4D)
+    Tensor g;  // (B, T, 4D)
+    {
+      const Tensor branch = mlp_dropout_.active(rc) ? dropout_copy(dy, mlp_dropout_, rc) : dy;  // (B, T, D)
+      g = step(mlp_proj_, kMlpProj, branch);  // the masked copy is released here
+    }
     g = step(gelu_, kGelu, g);
     g = step(c_fc_, kCFc, g);                  // (B, T, D)
     dx2 = step(ln2_, kLn2, g);
