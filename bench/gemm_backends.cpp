@@ -1,7 +1,8 @@
 // GEMM backends on this CPU, at the reference workload's shapes (DESIGN.md: 16 x 128 tokens, width
-// 256, MLP 1024): OpenBLAS SGEMM (frugal's fp32 path), oneDNN's fp32 matmul (the alternative the
-// kernel rule could pick), oneDNN bf16 (the CPU's bf16 units) and bf16 widened to fp32 around
-// OpenBLAS (frugal's bf16 path where the units do not pay off). GFLOP/s, best of a few repeats.
+// 256, MLP 1024) or GPT-2 small's: OpenBLAS SGEMM (frugal's fp32 path), oneDNN's fp32 matmul
+// (measured against it; not used: docs/DESIGN-NOTES.md "CPU kernels"), oneDNN bf16 (the CPU's bf16
+// units) and bf16 widened to fp32 around OpenBLAS (frugal's bf16 path where the units do not pay
+// off). GFLOP/s, best of a few repeats.
 //
 //   build/gemm_backends [threads] [gpt2]   (gpt2: GPT-2 small's shapes instead)
 #include <cblas.h>
@@ -94,7 +95,7 @@ void measure(const ProductShape& s) {
   float_to_half(b.data(), DType::BF16, bh.data(), nb);
   const int64_t lda = s.trans_a ? s.M : s.K, ldb = s.trans_b ? s.K : s.N;
   const double flops = 2.0 * static_cast<double>(s.M * s.N * s.K);
-  const auto openblas = [&] {  // OpenBLAS itself (gemm() may send large products to oneDNN)
+  const auto openblas = [&] {  // OpenBLAS itself, called directly
     cblas_sgemm(CblasRowMajor, s.trans_a ? CblasTrans : CblasNoTrans, s.trans_b ? CblasTrans : CblasNoTrans,
                 static_cast<int>(s.M), static_cast<int>(s.N), static_cast<int>(s.K), 1.0f, a.data(),
                 static_cast<int>(lda), b.data(), static_cast<int>(ldb), 0.0f, c.data(), static_cast<int>(s.N));
