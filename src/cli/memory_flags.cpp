@@ -25,6 +25,13 @@ std::vector<std::string> split_list(const std::string& text) {
   return items;
 }
 
+// The model a configuration of these flags trains, shapes only (its precision decides the weights' storage).
+ConfiguredModelFactory shapes_of(const ModelFlags& model, const std::string& data, const LoraFlags& lora) {
+  return [&model, &data, &lora](const TrainOptions& o) {
+    return build_model(model, data, o.seed, /*with_weights=*/false, lora, nullptr, storage_flags(o));
+  };
+}
+
 // The least memory a run of these flags can take: micro-batch 1, memory-poor checkpointing.
 size_t smallest_total(const ModelFlags& model, const std::string& data, const LoraFlags& lora, TrainOptions o,
                       int64_t batch_size, DType precision) {
@@ -34,9 +41,8 @@ size_t smallest_total(const ModelFlags& model, const std::string& data, const Lo
   o.activation_budget = 0;
   o.precision = precision;
   o.steps = std::max<int64_t>(o.steps, 2);
-  return plan_training_memory(
-             [&] { return build_model(model, data, o.seed, /*with_weights=*/false, lora, nullptr, storage_flags(o)); }, o)
-      .peak.total;
+  const ConfiguredModelFactory make_model = shapes_of(model, data, lora);
+  return plan_training_memory([&] { return make_model(o); }, o).peak.total;
 }
 
 std::string size_text(size_t bytes) { return format_bytes(static_cast<double>(bytes)); }
@@ -91,6 +97,13 @@ void add_memory_flags(CLI::App& app, MemoryFlags& f, bool with_limit) {
                    "--memory-budget: the budget)");
 }
 
+bool wants_autopilot(const MemoryFlags& f) {
+  if (!f.budget.empty()) return true;
+  check(f.batch_size == 0 && f.allow.empty(),
+        "--batch-size and --allow go with --memory-budget (without it: --micro-batch and --accum)");
+  return false;
+}
+
 AutopilotRequest autopilot_request(const MemoryFlags& f, const AutopilotInputs& in) {
   check(f.batch_size > 0, "--memory-budget needs --batch-size N (the samples of one optimizer step)");
   check(!in.given.count("--accum"), "--accum is chosen by --memory-budget (--batch-size / micro-batch); drop it");
@@ -114,10 +127,8 @@ AutopilotRequest autopilot_request(const MemoryFlags& f, const AutopilotInputs& 
 }
 
 AutopilotResult run_autopilot(const AutopilotRequest& request, const AutopilotInputs& in) {
-  const ConfiguredModelFactory make_model = [&](const TrainOptions& o) {
-    return build_model(in.model, in.data, o.seed, /*with_weights=*/false, in.lora, nullptr, storage_flags(o));
-  };
-  AutopilotResult result = search_configurations(make_model, in.options, request, machine_rates());
+  AutopilotResult result = search_configurations(shapes_of(in.model, in.data, in.lora), in.options, request,
+                                                 machine_rates());
   if (result.chosen()) return result;
   const Candidate& smallest = *result.smallest();
   std::string constraints;

@@ -18,6 +18,8 @@ struct MemoryFlags {
   std::string limit;  // "": none (train: the budget, when there is one)
 };
 void add_memory_flags(CLI::App& app, MemoryFlags& flags, bool with_limit);
+// Whether --memory-budget asks for the autopilot; Error for --batch-size or --allow without it.
+bool wants_autopilot(const MemoryFlags& flags);
 
 // What a run's flags ask of the autopilot (the flags the user gave restrict the search); Error for
 // contradictions (--accum or --batch-size without a budget, an unknown --allow).

@@ -86,9 +86,7 @@ void run_plan(PlanFlags& f) {
   apply_checkpoint_flags(f.checkpoint, f.options);
   apply_precision_flags(f.precision, f.options);
   apply_threads(f.threads);  // per-thread scratch is part of the workspace
-  if (!f.memory.budget.empty()) return run_autopilot_plan(f);
-  check(f.memory.batch_size == 0 && f.memory.allow.empty(),
-        "--batch-size and --allow go with --memory-budget (without it: --micro-batch and --accum)");
+  if (wants_autopilot(f.memory)) return run_autopilot_plan(f);
   const MemoryPlan plan = plan_training_memory(
       [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora, nullptr,
                                storage_flags(f.options)); },

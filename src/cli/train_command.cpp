@@ -129,11 +129,7 @@ size_t choose_configuration(TrainFlags& f, const Communicator& comm) {
   const MemoryFlags& m = f.memory;
   const size_t limit = m.limit.empty() ? 0 : parse_size(m.limit);
   check(m.limit.empty() || limit > 0, "--memory-limit must be positive");
-  if (m.budget.empty()) {
-    check(m.batch_size == 0 && m.allow.empty(),
-          "--batch-size and --allow go with --memory-budget (without it: --micro-batch and --accum)");
-    return limit;
-  }
+  if (!wants_autopilot(m)) return limit;
   check(f.resume.empty(), "--memory-budget with --resume: the checkpoint fixes the configuration (--memory-limit "
                           "still applies)");
   check(comm.size() == 1, "--memory-budget under mpirun is not supported: run `frugal plan --memory-budget` and pass "

@@ -226,8 +226,6 @@ void score_gradient_row(const float* pt, float* dst, int64_t n, const float* dot
 }
 
 
-// Query tile [i0, i0 + n) against key tile [j0, j0 + c) (kt, vt, ktt already loaded): adds this
-// pair's parts of dV and dK (the key tile's accumulators) and of dQ^T (the head's accumulator).
 // With dropout: the tile pair's mask, (n, c) as 0 or 1 / (1 - p), row by row (each row's keys are
 // contiguous elements), then dropped P^T (c, n) = pt times its transpose.
 void dropout_tile(const Dims& d, int64_t bh, int64_t i0, int64_t n, int64_t j0, int64_t c, const float* pt,
@@ -238,6 +236,8 @@ void dropout_tile(const Dims& d, int64_t bh, int64_t i0, int64_t n, int64_t j0, 
     for (int64_t r = 0; r < n; ++r) w.pd[t * n + r] = pt[t * n + r] * w.mask[r * c + t];
 }
 
+// Query tile [i0, i0 + n) against key tile [j0, j0 + c) (kt, vt, ktt already loaded): adds this
+// pair's parts of dV and dK (the key tile's accumulators) and of dQ^T (the head's accumulator).
 void backward_tile(const Dims& d, int64_t bh, const HeadViews& h, const float* lse, int64_t i0, int64_t j0, int64_t c,
                    const float* kt, int64_t ldk, const float* vt, int64_t ldv, BackwardScratch w) {
   const int64_t n = std::min(d.tile, d.T - i0), hd = d.hd;

@@ -2,7 +2,6 @@
 
 #include <cblas.h>
 
-#include <cstdlib>
 #include <limits>
 
 #include "core/error.h"
@@ -32,9 +31,8 @@ std::string gemm_kernel(DType dtype) {
   if (dtype == DType::F32) return openblas;
   if (has_half_gemm(dtype)) return half_gemm_kernel(dtype);
   const CpuFeatures& cpu = this_cpu();
-  const char* setting = std::getenv("FRUGAL_HALF_GEMM");
-  const bool off_by_rule = dtype == DType::BF16 && cpu.avx512_bf16 && !bf16_units_pay_off(cpu) &&
-                           !(setting && std::string(setting) == "off");
+  const bool off_by_rule =
+      dtype == DType::BF16 && cpu.avx512_bf16 && !bf16_units_pay_off(cpu) && half_gemm_override() != "off";
   return openblas + " on fp32 copies" + (off_by_rule ? " (AVX512_BF16 without AMX is slower here)" : "");
 }
 

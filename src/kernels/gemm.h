@@ -37,6 +37,8 @@ bool has_half_gemm(DType type);
 // Whether the CPU's bf16 units beat widening to fp32 around OpenBLAS (has_half_gemm's rule unless
 // FRUGAL_HALF_GEMM says otherwise): AMX, or AVX512_BF16 on AMD; not AVX512_BF16 alone on Intel.
 bool bf16_units_pay_off(const CpuFeatures& cpu);
+// FRUGAL_HALF_GEMM as set: "on" (the half units wherever the CPU has them), "off" (never), or "".
+std::string half_gemm_override();
 std::string half_gemm_kernel(DType type);  // "oneDNN brg:avx512_core_bf16", or "" without one
 
 // Which kernel serves GEMMs of `dtype` here, for reports: "OpenBLAS Cooperlake", "oneDNN ...", or

@@ -123,13 +123,17 @@ bool bf16_units_pay_off(const CpuFeatures& cpu) {
   return cpu.avx512_bf16 && cpu.vendor == "AuthenticAMD";
 }
 
+std::string half_gemm_override() {
+  const char* setting = std::getenv("FRUGAL_HALF_GEMM");
+  return setting ? setting : "";
+}
+
 bool has_half_gemm(DType type) {
   static const bool bf16 = [] {
     // FRUGAL_HALF_GEMM=off: bf16 as on a CPU without bf16 units (widened around OpenBLAS); =on: on
     // the bf16 units wherever the CPU has them, even where they do not pay off. So the tests of both
     // paths run on any CPU with the units, and the two can be timed on one machine.
-    const char* setting = std::getenv("FRUGAL_HALF_GEMM");
-    const std::string mode = setting ? setting : "";
+    const std::string mode = half_gemm_override();
     if (mode == "off") return false;
     const CpuFeatures& cpu = this_cpu();
     const std::string impl = onednn_implementation(DType::BF16);

@@ -1,7 +1,6 @@
 #include "nn/attention.h"
 
 #include "core/error.h"
-#include "core/rng.h"
 #include "core/threading.h"
 #include "core/work_meter.h"
 #include "kernels/attention.h"
@@ -65,11 +64,8 @@ Tensor CausalSelfAttention::forward(const Tensor& qkv, Saved& saved, const RunCo
 }
 
 const DropoutKey* CausalSelfAttention::dropout_key(const RunContext& rc, int64_t T, DropoutKey& key) const {
-  if (dropout_ == 0.0f || !rc.training) return nullptr;
-  key.seed = rc.seed;
-  key.stream = rng_stream(0xD5 + 4, rc.step, static_cast<uint64_t>(rc.block_index));  // site 4: probabilities
-  key.first = rc.sample_offset * static_cast<uint64_t>(heads_ * T * T);
-  key.p = dropout_;
+  if (!dropout_.active(rc)) return nullptr;
+  key = dropout_.key(rc, heads_ * T * T);  // (H, T, T) probabilities per sample
   return &key;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // Causal multi-head self-attention core (no projections): qkv (B, T, 3D) -> (B, T, D).
-#include "kernels/dropout.h"
+#include "nn/dropout.h"
 #include "nn/kv_cache.h"
 #include "nn/layer.h"
 
@@ -38,8 +38,8 @@ class CausalSelfAttention : public Layer {
   AttentionKernel kernel_for(int64_t T, DType dtype) const;
   // Dropout on the attention probabilities (GPT-2's attn_pdrop) while training: masks regenerated
   // in backward, per tile in the fused kernel.
-  void set_dropout(float p) { dropout_ = p; }
-  float dropout() const { return dropout_; }
+  void set_dropout(float p) { dropout_.p = p; }
+  float dropout() const { return dropout_.p; }
 
  private:
   void count_products(int64_t B, int64_t T, DType type, bool backward) const;  // core/work_meter.h
@@ -55,7 +55,7 @@ class CausalSelfAttention : public Layer {
   int64_t dim_, heads_;
   AttentionKernel kernel_ = AttentionKernel::Auto;
   int64_t tile_;
-  float dropout_ = 0.0f;
+  DropoutSpec dropout_{0.0f, DropoutSite::AttentionProbabilities};
 };
 
 }  // namespace frugal

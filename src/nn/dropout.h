@@ -9,14 +9,15 @@
 namespace frugal {
 
 // Where in a block a dropout sits (part of the mask's stream).
-enum class DropoutSite : uint64_t { Embedding = 1, AttentionResidual = 2, MlpResidual = 3 };
+enum class DropoutSite : uint64_t { Embedding = 1, AttentionResidual = 2, MlpResidual = 3, AttentionProbabilities = 4 };
 
 // Dropout of probability p at `site` for the pass `rc` describes, on a tensor whose dim 0 is the batch.
 struct DropoutSpec {
   float p = 0.0f;
   DropoutSite site = DropoutSite::Embedding;
   bool active(const RunContext& rc) const { return p > 0.0f && rc.training; }
-  DropoutKey key(const RunContext& rc, const Tensor& x) const;
+  // `per_sample`: the elements of one sample (a batch-major tensor's numel / dim 0; attention's H T T).
+  DropoutKey key(const RunContext& rc, int64_t per_sample) const;
 };
 
 // x masked in place (fp32 or half).
