@@ -4,13 +4,21 @@
 // test_layers.cpp's layer table; bit-identical recomputation: test_checkpointing.cpp.)
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "fixtures.h"
+#include "kernels/attention.h"
 #include "kernels/dropout.h"
 #include "models/gpt.h"
+#include "core/rng.h"
+#include "core/threading.h"
+#include "core/tensor_init.h"
+#include "models/lora_setup.h"
 #include "nn/attention.h"
+#include "nn/embedding.h"
+#include "nn/transformer_block.h"
 #include "train/accumulate.h"
 #include "train/data.h"
 #include "train/executor.h"
@@ -98,19 +106,166 @@ TEST(Dropout, OffOutsideTraining) {
   EXPECT_NE(loss_only(*with, batch, 24, train), loss_only(*without, batch, 24, train));
 }
 
-// No masks are stored: the planned activations are the same with and without dropout; backward
-// holds one masked fp32 copy of a block's gradient at a time (B x T x D) on top.
-TEST(Dropout, StoresNoMasks) {
-  TrainOptions o;
-  o.steps = 2;
-  o.micro_batch = 4;
-  for (const std::string strategy : {"store-all", "sqrt"}) {
-    o.checkpoint = strategy;
-    const MemoryPlan with = plan_training_memory(gpt_with_dropout(0.1, 0.1, 0.1), o);
-    const MemoryPlan without = plan_training_memory(gpt_with_dropout(0, 0), o);
-    EXPECT_EQ(with.peak[MemCategory::Activations], without.peak[MemCategory::Activations]) << strategy;
-    const size_t gradient_copy = 4 * 8 * 16 * sizeof(float);  // B x T x D fp32
-    EXPECT_LE(with.peak.total, without.peak.total + gradient_copy) << strategy;
+// No masks are stored, and no gradient copy shows in the peak: every category of the plan is the
+// same with dropout as without, across checkpointing strategies, precisions, attention kernels and
+// LoRA (with and without the adapter's own dropout). (Linear releases its input before it allocates
+// dx, so the residual dropout's masked copy of dy is live only in a step below the block's peak.)
+TEST(Dropout, PlanWithDropoutEqualsPlanWithout) {
+  struct Case {
+    std::string checkpoint;
+    DType precision;
+    double lora_dropout;  // < 0: no LoRA
+    AttentionKernel attention;
+  };
+  const std::vector<Case> cases = {
+      {"store-all", DType::F32, -1, AttentionKernel::Auto},    {"sqrt", DType::F32, -1, AttentionKernel::Auto},
+      {"memory-poor", DType::F32, -1, AttentionKernel::Flash}, {"store-all", DType::BF16, -1, AttentionKernel::Auto},
+      {"sqrt", DType::F16, -1, AttentionKernel::Flash},        {"store-all", DType::F32, 0, AttentionKernel::Auto},
+      {"store-all", DType::F32, 0.1, AttentionKernel::Auto},   {"sqrt", DType::BF16, 0, AttentionKernel::Auto},
+      {"memory-poor", DType::F32, 0.1, AttentionKernel::Flash},
+  };
+  for (const Case& c : cases) {
+    TrainOptions o;
+    o.steps = 2;
+    o.micro_batch = 4;
+    o.checkpoint = c.checkpoint;
+    o.precision = c.precision;
+    auto plan = [&](double p) {
+      // Width 64 and context 32: below about this size an adapter's fixed per-thread scratch
+      // outweighs a block's activations (DESIGN-NOTES, "GPT dropout").
+      GptConfig config = tiny_gpt_config();
+      config.n_layer = 3;
+      config.n_embd = 64;
+      config.n_positions = 32;
+      config.embd_pdrop = config.attn_pdrop = config.resid_pdrop = p;
+      return plan_training_memory(
+          [&] {
+            auto gpt = std::make_unique<Gpt>(config);
+            gpt->set_attention_kernel(c.attention);
+            if (c.lora_dropout >= 0) {
+              LoraSettings lora;
+              lora.config.rank = 4;
+              lora.config.dropout = c.lora_dropout;
+              lora.targets = {"c_attn", "c_proj", "c_fc"};
+              apply_lora(*gpt, lora, 3);
+            }
+            return std::unique_ptr<Model>(std::move(gpt));
+          },
+          o);
+    };
+    const MemoryPlan with = plan(0.2), without = plan(0);
+    const std::string name = c.checkpoint + " " + dtype_name(c.precision) + " lora_dropout " +
+                             std::to_string(c.lora_dropout) + (c.attention == AttentionKernel::Flash ? " flash" : "");
+    EXPECT_EQ(with.peak.total, without.peak.total) << name;
+    for (int category = 0; category < kNumMemCategories; ++category)
+      if (static_cast<MemCategory>(category) != MemCategory::Workspace)
+        EXPECT_EQ(with.peak.bytes[category], without.peak.bytes[category])
+            << name << " " << mem_category_name(static_cast<MemCategory>(category));
+    // Workspace's own peak (not the total's) may hold the attention dropout's per-thread scratch:
+    // dropped probabilities of a row block (materialising) or a tile's mask and dropped P (fused).
+    const int64_t T = 32, tile = 32;
+    const size_t scratch = sizeof(float) * per_thread(std::max(kAttentionDropoutRows * T, 2 * tile * tile));
+    EXPECT_LE(with.peak[MemCategory::Workspace], without.peak[MemCategory::Workspace] + scratch) << name;
+  }
+}
+
+// Each layer drops the fraction p of its own elements (within 3 standard errors) and keeps the
+// expected value (the mean ratio to the undropped output within 1%): the embedding sum, each residual
+// branch (the other branch's output weights zeroed so the block's output minus its input is the
+// branch alone) and the attention probabilities (values one-hot per key position, so output (i, j)
+// is the dropped probability P_ij / (1 - p)).
+namespace {
+struct DropStatistics {
+  int64_t count = 0, dropped = 0;
+  double sum_with = 0, sum_without = 0;
+  void add(float with, float without) {
+    if (without == 0.0f) return;  // nothing to drop
+    ++count;
+    dropped += with == 0.0f;
+    sum_with += with;
+    sum_without += without;
+  }
+  void expect(double p, const std::string& layer) const {
+    ASSERT_GT(count, 60000) << layer;
+    const double se = std::sqrt(p * (1 - p) / static_cast<double>(count));
+    EXPECT_NEAR(static_cast<double>(dropped) / static_cast<double>(count), p, 3 * se) << layer;
+    EXPECT_NEAR(sum_with / sum_without, 1.0, 0.01) << layer;
+  }
+};
+
+// The block's output minus its input with residual dropout `p`, the other branch's projection zeroed.
+std::vector<float> branch_output(const std::string& zeroed, float p, const Tensor& x) {
+  TransformerBlock block(0, 32, 4, 1e-5f);
+  std::vector<Param*> params;
+  block.collect_params(params);
+  for (Param* param : params) {
+    init_normal(param->value, 5, name_stream(param->name), 0.2f);
+    // Positive weights for the branch under test: its outputs' mean is far from 0, so the mean
+    // ratio measures the scale 1 / (1 - p) rather than noise around zero.
+    if (param->name.find("c_proj") != std::string::npos)
+      for (int64_t i = 0; i < param->value.numel(); ++i) param->value.f32()[i] = std::fabs(param->value.f32()[i]);
+    if (param->name.rfind(zeroed, 0) == 0) param->value.fill_zero();
+  }
+  block.set_residual_dropout(p);
+  RunContext rc;
+  Saved saved;
+  const Tensor y = block.forward(x, saved, rc);
+  std::vector<float> branch(y.numel());
+  for (int64_t i = 0; i < y.numel(); ++i) branch[i] = y.f32()[i] - x.f32()[i];
+  return branch;
+}
+}  // namespace
+
+TEST(Dropout, EachLayerDropsTheFractionPOfItsElements) {
+  const float p = 0.3f;
+  {
+    Embedding embedding(50, 64, 64);
+    std::vector<Param*> params;
+    embedding.collect_params(params);
+    for (Param* param : params)
+      for (int64_t i = 0; i < param->value.numel(); ++i) param->value.f32()[i] = 0.5f + 0.001f * (i % 97);
+    Tensor tokens = Tensor::empty({32, 64}, DType::I32, MemCategory::Activations);  // 131,072 elements
+    for (int64_t i = 0; i < tokens.numel(); ++i) tokens.i32()[i] = static_cast<int32_t>((i * 7) % 50);
+    RunContext rc;
+    Saved s0, s1;
+    const Tensor without = embedding.forward(tokens, s0, rc);
+    embedding.set_dropout(p);
+    const Tensor with = embedding.forward(tokens, s1, rc);
+    DropStatistics stats;
+    for (int64_t i = 0; i < with.numel(); ++i) stats.add(with.f32()[i], without.f32()[i]);
+    stats.expect(p, "embedding");
+  }
+  Tensor x = Tensor::empty({64, 64, 32}, DType::F32, MemCategory::Activations);  // (B, T, D)
+  for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = std::sin(0.37f * static_cast<float>(i));
+  for (const auto& [zeroed, layer] : {std::pair<std::string, std::string>{"h.0.mlp.c_proj", "attention residual"},
+                                      {"h.0.attn.c_proj", "MLP residual"}}) {
+    const std::vector<float> with = branch_output(zeroed, p, x), without = branch_output(zeroed, 0, x);
+    DropStatistics stats;
+    for (size_t i = 0; i < with.size(); ++i) stats.add(with[i], without[i]);
+    stats.expect(p, layer);
+  }
+  for (AttentionKernel kernel : {AttentionKernel::Materialized, AttentionKernel::Flash}) {
+    const int64_t B = 16, T = 32, H = 8, hd = T, D = H * hd;  // head size T: one value column per key
+    Tensor qkv = Tensor::empty({B, T, 3 * D}, DType::F32, MemCategory::Activations);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t c = 0; c < 3 * D; ++c) {
+          const int64_t part = c / D, j = c % hd;  // q, k or v; column within the head
+          const float qk = std::sin(0.1f * static_cast<float>(b * 131 + t * 17 + c));
+          qkv.f32()[(b * T + t) * 3 * D + c] = part < 2 ? qk : (j == t ? 1.0f : 0.0f);
+        }
+    std::vector<float> outputs[2];
+    for (float drop : {0.0f, p}) {
+      CausalSelfAttention attention(D, H);
+      attention.set_kernel(kernel);
+      attention.set_dropout(drop);
+      Saved saved;
+      const Tensor y = attention.forward(qkv, saved, RunContext{});
+      outputs[drop > 0].assign(y.f32(), y.f32() + y.numel());
+    }
+    DropStatistics stats;
+    for (size_t i = 0; i < outputs[0].size(); ++i) stats.add(outputs[1][i], outputs[0][i]);
+    stats.expect(p, kernel == AttentionKernel::Flash ? "attention probabilities (fused)" : "attention probabilities");
   }
 }
 

@@ -119,13 +119,14 @@ TEST(MemoryAutopilot, PlanPrintsTheFastestFittingConfigurationAndItsCommand) {
     EXPECT_EQ(c["micro_batch"].get<int>() * c["accum"].get<int>(), 16);
     EXPECT_EQ(c["fits"].get<bool>(), c["predicted_memory"]["total"].get<int64_t>() <= 3 * smallest);
     bf16 = bf16 || c["precision"] == "bf16";
-    if (i > 0 && c["fits"].get<bool>())  // fastest first among those that fit
+    if (i > 0 && c["fits"].get<bool>()) {  // fastest first among those that fit
       EXPECT_LE(candidates[i - 1]["predicted_step_time_s"].get<double>(), c["predicted_step_time_s"].get<double>());
+    }
   }
   EXPECT_TRUE(bf16) << "--allow precision adds bf16 candidates";
   const std::string command = j["command"];
   EXPECT_EQ(command.rfind("frugal train --arch gpt", 0), 0u) << command;
-  for (const std::string part : {"--micro-batch " + std::to_string(j["chosen"]["micro_batch"].get<int>()),
+  for (const std::string& part : {"--micro-batch " + std::to_string(j["chosen"]["micro_batch"].get<int>()),
                                  "--checkpoint " + j["chosen"]["checkpoint"].get<std::string>(),
                                  "--memory-limit " + std::to_string(3 * smallest)})
     EXPECT_NE(command.find(part), std::string::npos) << part << " in " << command;

@@ -43,10 +43,6 @@ void lora_backward_pass(const LoraBackward& p) {
       const float* x = p.x + r0 * in;
       const float* h = p.h ? p.h + r0 * r : my_h;
       float* g = p.g ? p.g + r0 * r : my_g;
-      if (p.w) {
-        if (p.w_in_out) gemm(false, true, n, in, out, 1.0f, dy, out, p.w, out, 0.0f, p.dx + r0 * in, in);  // dy W^T
-        else gemm(false, false, n, in, out, 1.0f, dy, out, p.w, in, 0.0f, p.dx + r0 * in, in);             // dy W
-      }
       if (!p.h) gemm(false, true, n, r, in, 1.0f, x, in, p.a, in, 0.0f, my_h, r);  // h = x A^T
       gemm(false, false, n, r, out, 1.0f, dy, out, p.b, r, 0.0f, g, r);            // g = dy B
       gemm(true, false, r, out, n, p.scale, h, r, dy, out, 1.0f, my_dbt, out);     // dB^T += s h^T dy

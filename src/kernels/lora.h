@@ -12,8 +12,6 @@ void lora_down(int64_t rows, int64_t in, int64_t r, const float* x, const float*
 
 // One backward pass of a LoRA layer over the rows of dy (rows, out) and x (rows, in), a chunk of
 // rows per thread at a time, each product a single-threaded BLAS call on data still in cache:
-//   dx (rows, in) = dy W^T          only when `w` is set: the folded layer's input gradient, so that
-//                                   dy is read from memory once for it and the adapter (below)
 //   h (rows, r) = x A^T             only when `h` is null: the forward did not save it
 //   g (rows, r) = dy B
 //   dB (out, r) += scale dy^T h     (accumulated transposed, as h^T dy: OpenBLAS packs dy faster
@@ -30,9 +28,6 @@ struct LoraBackward {
   const float* b = nullptr;   // (out, r)
   const float* h = nullptr;   // (rows, r) saved by the forward, or null
   float* g = nullptr;         // (rows, r) written when set (the unfolded dx needs it), else scratch
-  const float* w = nullptr;   // the folded weight, (in, out) if w_in_out else (out, in), or null
-  bool w_in_out = false;
-  float* dx = nullptr;        // (rows, in), written when w is set
   float* da = nullptr;        // (r, in), accumulated
   float* db = nullptr;        // (out, r), accumulated
   float* partial = nullptr;   // per_thread(lora_backward_scratch(in, out, r)) floats

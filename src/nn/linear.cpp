@@ -97,45 +97,51 @@ Tensor Linear::forward_half_lora(const Tensor& x, Saved& saved) {
   return y;
 }
 
+// Both backward paths run the weight's products first (the adapter's too), then release the saved
+// input before dx is allocated: the layer never holds x and dx at once, so a caller's extra gradient
+// buffer (a residual dropout's masked copy of dy) costs no peak memory.
 Tensor Linear::backward_half(const Tensor& dy, Saved& saved, const RunContext& rc) {
-  const Tensor& x = saved.tensors.at(0);  // (..., in) half
-  const DType half = x.dtype();
-  const int64_t rows = x.numel() / in_;
+  const DType half = saved.tensors.at(0).dtype();
+  const int64_t rows = saved.tensors.at(0).numel() / in_;
+  // dy: half already (from a layer that computes in half), or fp32 holding half values (activation
+  // gradients are rounded), whose half copy is exact.
+  const Tensor dy_half = dy.dtype() == half ? dy : round_to(dy, half, MemCategory::Workspace);  // (..., out)
+  count_backward_gemms(rows, rc.input_grad, weight_->trainable, GemmUnits::Half);
+  weight_products_half(saved.tensors.at(0), dy_half);
+  Tensor g;  // (rows, r) = dy B, for the adapter's part of dx
+  if (lora_) g = lora_->backward_weights_half(saved.tensors.at(0), dy_half, saved);
+  const Shape x_shape = release_input(saved);
+  if (!rc.input_grad) return Tensor();
   // dx in the half type, rounded from the GEMM's fp32 sums: the value the fp32 path's dx is rounded
   // to, handed on at half the bytes (backward_child widens it for a layer that computes in fp32).
   // With an adapter dx stays fp32 until the adapter has added its part (backward_child rounds it).
-  Tensor dx;  // (..., in)
-  if (rc.input_grad) dx = Tensor::empty(x.shape(), lora_ ? DType::F32 : half, MemCategory::Workspace);
+  const Tensor dx = Tensor::empty(x_shape, lora_ ? DType::F32 : half, MemCategory::Workspace);  // (..., in)
+  if (lora_) lora_->input_gradient(g, dx, rc);  // the adapter's part first, the base's added to it
+  if (!measuring(dy)) input_gradient_half(half, rows, dy_half, dx, lora_ ? 1.0f : 0.0f);
+  return dx;
+}
+
+Shape Linear::release_input(Saved& saved) const {
+  const Shape shape = saved.tensors.at(0).shape();
+  saved.tensors.at(0) = Tensor();  // an unfolded adapter's h (saved after x) stays
+  return shape;
+}
+
+void Linear::weight_products_half(const Tensor& x, const Tensor& dy_half) {
+  const DType half = x.dtype();
+  const int64_t rows = x.numel() / in_;
   const Tensor* dw = weight_->trainable ? &weight_->ensure_grad() : nullptr;
   const Tensor* db = has_bias_ && bias_.trainable ? &bias_.ensure_grad() : nullptr;
   Tensor ones;  // (rows) in the half type: db = ones^T dy, a product on the half units like the others
   if (db) ones = Tensor::empty({rows}, half, MemCategory::Workspace);
-  // dy: half already (from a layer that computes in half), or fp32 holding half values (activation
-  // gradients are rounded), whose half copy is exact.
-  const Tensor dy_half = dy.dtype() == half ? dy : round_to(dy, half, MemCategory::Workspace);  // (..., out)
-  count_backward_gemms(rows, dx.defined(), dw != nullptr, GemmUnits::Half);
-  if (!measuring(dy)) backward_half_products(x, dy_half, dx, dw, db, ones);
-  if (lora_) lora_->backward_half(x, dy_half, dx, saved);
-  return dx;
-}
-
-void Linear::backward_half_products(const Tensor& x, const Tensor& dy_half, const Tensor& dx, const Tensor* dw,
-                                    const Tensor* db, const Tensor& ones) const {
-  const DType half = x.dtype();
-  const int64_t rows = x.numel() / in_;
-  const uint16_t *w = weight_->value.u16(), *g = dy_half.u16(), *xs = x.u16();
-  const bool in_out = layout_ == WeightLayout::InOut;
-  if (dx.defined() && dx.dtype() == DType::F32) {
-    if (in_out) gemm_half(half, false, true, rows, in_, out_, 1.0f, g, out_, w, out_, 0.0f, dx.f32(), in_);  // dy W^T
-    else gemm_half(half, false, false, rows, in_, out_, 1.0f, g, out_, w, in_, 0.0f, dx.f32(), in_);        // dy W
-  } else if (dx.defined()) {
-    if (in_out) gemm_half_out(half, false, true, rows, in_, out_, 1.0f, g, out_, w, out_, nullptr, dx.u16(), in_);  // dy W^T
-    else gemm_half_out(half, false, false, rows, in_, out_, 1.0f, g, out_, w, in_, nullptr, dx.u16(), in_);        // dy W
-  }
+  if (measuring(dy_half)) return;
+  const uint16_t *g = dy_half.u16(), *xs = x.u16();
   if (dw) {
     ++weight_gradient_gemms_;
-    if (in_out) gemm_half(half, true, false, in_, out_, rows, 1.0f, xs, in_, g, out_, 1.0f, dw->f32(), out_);  // x^T dy
-    else gemm_half(half, true, false, out_, in_, rows, 1.0f, g, out_, xs, in_, 1.0f, dw->f32(), in_);         // dy^T x
+    if (layout_ == WeightLayout::InOut)
+      gemm_half(half, true, false, in_, out_, rows, 1.0f, xs, in_, g, out_, 1.0f, dw->f32(), out_);  // x^T dy
+    else
+      gemm_half(half, true, false, out_, in_, rows, 1.0f, g, out_, xs, in_, 1.0f, dw->f32(), in_);  // dy^T x
   }
   if (db) {
     const float one = 1.0f;
@@ -145,44 +151,67 @@ void Linear::backward_half_products(const Tensor& x, const Tensor& dy_half, cons
   }
 }
 
+void Linear::input_gradient_half(DType half, int64_t rows, const Tensor& dy_half, const Tensor& dx, float beta) const {
+  const uint16_t *w = weight_->value.u16(), *g = dy_half.u16();
+  const bool in_out = layout_ == WeightLayout::InOut;
+  if (dx.dtype() == DType::F32) {
+    if (in_out) gemm_half(half, false, true, rows, in_, out_, 1.0f, g, out_, w, out_, beta, dx.f32(), in_);  // dy W^T
+    else gemm_half(half, false, false, rows, in_, out_, 1.0f, g, out_, w, in_, beta, dx.f32(), in_);        // dy W
+  } else {
+    if (in_out) gemm_half_out(half, false, true, rows, in_, out_, 1.0f, g, out_, w, out_, nullptr, dx.u16(), in_);  // dy W^T
+    else gemm_half_out(half, false, false, rows, in_, out_, 1.0f, g, out_, w, in_, nullptr, dx.u16(), in_);        // dy W
+  }
+}
+
 void Linear::count_backward_gemms(int64_t rows, bool dx, bool dw, GemmUnits units) const {
   if (dx) count_gemm(rows, in_, out_, units);  // dy W
   if (dw) count_gemm(in_, out_, rows, units);  // x^T dy
 }
 
-Tensor Linear::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
-  if (saved.tensors.at(0).dtype() != DType::F32) return backward_half(dy, saved, rc);
-  const Tensor& x = saved.tensors.at(0);  // (..., in)
+void Linear::weight_products(const Tensor& x, const Tensor& dy) {
   const int64_t rows = x.numel() / in_;
-  Tensor dx;  // (..., in); none when x is data (the first layer of the chain)
-  if (rc.input_grad) dx = output_like(x, in_, MemCategory::Workspace);
   const Tensor* dw = weight_->trainable ? &weight_->ensure_grad() : nullptr;
   const Tensor* db = has_bias_ && bias_.trainable ? &bias_.ensure_grad() : nullptr;
   Tensor ones;  // (rows): the bias gradient is a GEMV of dy with a row of ones
   if (db) ones = Tensor::empty({rows}, DType::F32, MemCategory::Workspace);
-  const bool folded = lora_ && lora_->folds(rc);
-  const Tensor w32 = dx.defined() ? gemm_weight(folded) : Tensor();
-  // A folded adapter computes dx in its own pass over dy (dy read from memory once for both).
-  const bool dx_by_adapter = folded && dx.defined();
-  const bool in_out = layout_ == WeightLayout::InOut;
-  count_backward_gemms(rows, dx.defined() && !dx_by_adapter, dw != nullptr, GemmUnits::F32);
-  if (!measuring(dy)) {
-    const float* w = dx.defined() ? w32.f32() : nullptr;
-    if (dx.defined() && !dx_by_adapter) {
-      if (in_out) gemm(false, true, rows, in_, out_, 1.0f, dy.f32(), out_, w, out_, 0.0f, dx.f32(), in_);  // dy W^T
-      else gemm(false, false, rows, in_, out_, 1.0f, dy.f32(), out_, w, in_, 0.0f, dx.f32(), in_);        // dy W
-    }
-    if (dw) {
-      ++weight_gradient_gemms_;
-      if (in_out) gemm(true, false, in_, out_, rows, 1.0f, x.f32(), in_, dy.f32(), out_, 1.0f, dw->f32(), out_);  // x^T dy
-      else gemm(true, false, out_, in_, rows, 1.0f, dy.f32(), out_, x.f32(), in_, 1.0f, dw->f32(), in_);         // dy^T x
-    }
-    if (db) {
-      std::fill(ones.f32(), ones.f32() + rows, 1.0f);
-      gemv(/*trans=*/true, rows, out_, 1.0f, dy.f32(), out_, ones.f32(), 1.0f, db->f32());
-    }
+  if (measuring(dy)) return;
+  if (dw) {
+    ++weight_gradient_gemms_;
+    if (layout_ == WeightLayout::InOut)
+      gemm(true, false, in_, out_, rows, 1.0f, x.f32(), in_, dy.f32(), out_, 1.0f, dw->f32(), out_);  // x^T dy
+    else
+      gemm(true, false, out_, in_, rows, 1.0f, dy.f32(), out_, x.f32(), in_, 1.0f, dw->f32(), in_);  // dy^T x
   }
-  if (lora_) lora_->backward(x, dy, dx, saved, rc, folded, dx_by_adapter ? w32 : Tensor(), in_out);
+  if (db) {
+    std::fill(ones.f32(), ones.f32() + rows, 1.0f);
+    gemv(/*trans=*/true, rows, out_, 1.0f, dy.f32(), out_, ones.f32(), 1.0f, db->f32());
+  }
+}
+
+Tensor Linear::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
+  if (saved.tensors.at(0).dtype() != DType::F32) return backward_half(dy, saved, rc);
+  const int64_t rows = saved.tensors.at(0).numel() / in_;
+  const bool folded = lora_ && lora_->folds(rc);
+  count_backward_gemms(rows, rc.input_grad, weight_->trainable, GemmUnits::F32);
+  weight_products(saved.tensors.at(0), dy);
+  Tensor g;  // (rows, r) = dy B, for an unfolded adapter's part of dx
+  if (lora_) g = lora_->backward_weights(saved.tensors.at(0), dy, saved, rc, folded);
+  const Shape x_shape = release_input(saved);
+  if (!rc.input_grad) return Tensor();  // x is data (the first layer of the chain)
+  const Tensor dx = Tensor::empty(x_shape, DType::F32, MemCategory::Workspace);  // (..., in)
+  // An unfolded adapter writes its part first and the base's is added to it; a folded adapter's
+  // weight W + scale B A carries its part.
+  const bool adapter_part = lora_ && !folded;
+  if (adapter_part) lora_->input_gradient(g, dx, rc);
+  const Tensor w32 = gemm_weight(folded);
+  if (!measuring(dy)) {
+    const float* w = w32.f32();
+    const float beta = adapter_part ? 1.0f : 0.0f;
+    if (layout_ == WeightLayout::InOut)
+      gemm(false, true, rows, in_, out_, 1.0f, dy.f32(), out_, w, out_, beta, dx.f32(), in_);  // dy W^T
+    else
+      gemm(false, false, rows, in_, out_, 1.0f, dy.f32(), out_, w, in_, beta, dx.f32(), in_);  // dy W
+  }
   return dx;
 }
 

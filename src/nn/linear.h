@@ -59,11 +59,15 @@ class Linear : public Layer {
   // The same with a LoRA adapter: y (fp32, rounded by the caller) = x W + b + scale h B^T.
   Tensor forward_half_lora(const Tensor& x, Saved& saved);
   Tensor backward_half(const Tensor& dy, Saved& saved, const RunContext& rc);
-  // Its GEMMs: dx (half, or fp32 for an adapter to add to) = dy W^T, dW += x^T dy, db += 1^T dy.
+  // Backward's products: dW += x^T dy and db += 1^T dy (fp32, or half inputs on the half units) ...
+  void weight_products(const Tensor& x, const Tensor& dy);
+  void weight_products_half(const Tensor& x, const Tensor& dy_half);
+  // ... and dx (half, or fp32 holding an adapter's part) = dy W^T + beta dx on the half units.
+  void input_gradient_half(DType half, int64_t rows, const Tensor& dy_half, const Tensor& dx, float beta) const;
+  // Drops the saved input x (its last use is behind) and returns its shape.
+  Shape release_input(Saved& saved) const;
   // The work meter's counts of backward's products (core/work_meter.h).
   void count_backward_gemms(int64_t rows, bool dx, bool dw, GemmUnits units) const;
-  void backward_half_products(const Tensor& x, const Tensor& dy_half, const Tensor& dx, const Tensor* dw,
-                              const Tensor* db, const Tensor& ones) const;
   // The weight the GEMMs multiply by, as fp32: the weight itself, or a workspace copy that is
   // widened from a half-precision frozen weight and/or holds W + scale B A of a folded adapter.
   Tensor gemm_weight(bool fold_lora) const;

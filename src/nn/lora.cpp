@@ -27,23 +27,26 @@ LoraAdapter::LoraAdapter(const std::string& key_prefix, int64_t in, int64_t out,
   init_uniform(a_.value, seed, name_stream(a_.name), 1.0f / std::sqrt(static_cast<float>(in)));
 }
 
-bool LoraAdapter::kept(const RunContext& rc, const Tensor& x, int64_t i, float keep) const {
+bool LoraAdapter::kept(const RunContext& rc, int64_t per_sample, int64_t i, float keep) const {
   // Keyed by the element's place in the whole optimizer batch, not in the micro-batch: the same
   // mask however the batch is split (and whenever it is recomputed).
-  const uint64_t per_sample = static_cast<uint64_t>(x.numel() / x.dim(0));
-  const uint64_t element = rc.sample_offset * per_sample + static_cast<uint64_t>(i);
+  const uint64_t element = rc.sample_offset * static_cast<uint64_t>(per_sample) + static_cast<uint64_t>(i);
   return rng_uniform(rc.seed, rng_stream(stream_, rc.step, rc.block_index), element) < keep;
 }
 
-Tensor LoraAdapter::dropped(const Tensor& x, const RunContext& rc) const {
+Tensor LoraAdapter::dropped(const Tensor& x, const RunContext& rc, bool last_use) const {
   if (config_.dropout == 0 || !rc.training) return x;
-  Tensor xd = Tensor::empty(x.shape(), DType::F32, MemCategory::Workspace);
+  // x's last use with nothing else holding it (the layer releases it next): masked where it lies,
+  // so backward holds no second rows x in copy.
+  const bool in_place = last_use && x.buffer().use_count() == 1;
+  Tensor xd = in_place ? x : Tensor::empty(x.shape(), DType::F32, MemCategory::Workspace);
   if (measuring(x)) return xd;
   const float keep = static_cast<float>(1.0 - config_.dropout), inv = 1.0f / keep;
   const float* src = x.f32();
   float* dst = xd.f32();
+  const int64_t per_sample = x.numel() / x.dim(0);
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < x.numel(); ++i) dst[i] = kept(rc, x, i, keep) ? src[i] * inv : 0.0f;
+  for (int64_t i = 0; i < x.numel(); ++i) dst[i] = kept(rc, per_sample, i, keep) ? src[i] * inv : 0.0f;
   return xd;
 }
 
@@ -53,7 +56,7 @@ void LoraAdapter::forward(const Tensor& x, const Tensor& y, Saved& saved, const 
   const int64_t rows = x.numel() / in_, r = config_.rank;
   Tensor h = Tensor::empty({rows, r}, DType::F32, MemCategory::Activations);  // (rows, r) = x_d A^T
   saved.tensors.push_back(h);
-  const Tensor xd = dropped(x, rc);
+  const Tensor xd = dropped(x, rc, /*last_use=*/false);
   const Tensor a = widen(a_.value), b = widen(b_.value);  // (fp32 unless mixed precision)
   if (measuring(x)) return;
   lora_down(rows, in_, r, xd.f32(), a.f32(), h.f32());
@@ -61,47 +64,43 @@ void LoraAdapter::forward(const Tensor& x, const Tensor& y, Saved& saved, const 
        out_);
 }
 
-void LoraAdapter::backward(const Tensor& x, const Tensor& dy, const Tensor& dx, Saved& saved, const RunContext& rc,
-                           bool folded, const Tensor& folded_weight, bool in_out_layout) {
-  check(!folded || !dx.defined() || folded_weight.defined(),
-        "LoRA " + a_.name + ": a folded backward computes dx and needs the folded weight");
+Tensor LoraAdapter::backward_weights(const Tensor& x, const Tensor& dy, Saved& saved, const RunContext& rc,
+                                     bool folded) {
   const int64_t rows = x.numel() / in_, r = config_.rank;
   const Tensor h = folded ? Tensor() : saved.tensors.back();  // (rows, r), saved unless folded
   Tensor g;  // (rows, r) = dy B, for the unfolded path's dx
-  if (!folded) g = Tensor::empty({rows, r}, DType::F32, MemCategory::Workspace);
-  const Tensor xd = dropped(x, rc);
-  const bool dropout = xd.buffer() != x.buffer();
-  Tensor dxd;  // the LoRA path's gradient before the dropout mask (rows, in)
-  if (dx.defined() && dropout) dxd = Tensor::empty(x.shape(), DType::F32, MemCategory::Workspace);
+  if (!folded && rc.input_grad) g = Tensor::empty({rows, r}, DType::F32, MemCategory::Workspace);
+  const Tensor xd = dropped(x, rc, /*last_use=*/true);  // x is released after this pass
   const Tensor& da = a_.ensure_grad();
   const Tensor& db = b_.ensure_grad();
   // Each thread's partial dB^T (r, out), dA (r, in) and a chunk's h and g (kernels/lora.h).
   Tensor partial = Tensor::empty({per_thread(lora_backward_scratch(in_, out_, r))}, DType::F32, MemCategory::Workspace);
   const Tensor a = widen(a_.value), b = widen(b_.value);
-  if (measuring(dy)) return;
+  if (measuring(dy)) return g;
   LoraBackward pass;
   pass.rows = rows, pass.in = in_, pass.out = out_, pass.r = r;
   pass.scale = static_cast<float>(config_.scale());
   pass.dy = dy.f32(), pass.x = xd.f32(), pass.a = a.f32(), pass.b = b.f32();
   pass.h = h.defined() ? h.f32() : nullptr;
   pass.g = g.defined() ? g.f32() : nullptr;
-  if (folded_weight.defined()) pass.w = folded_weight.f32(), pass.w_in_out = in_out_layout, pass.dx = dx.f32();
   pass.da = da.f32(), pass.db = db.f32(), pass.partial = partial.f32();
   lora_backward_pass(pass);
-  if (!dx.defined() || folded) return;
-  const float scale = pass.scale;
-  if (!dropout) {
-    gemm(false, false, rows, in_, r, scale, g.f32(), r, a.f32(), in_, 1.0f, dx.f32(), in_);  // dx += s g A
-    return;
-  }
-  gemm(false, false, rows, in_, r, scale, g.f32(), r, a.f32(), in_, 0.0f, dxd.f32(), in_);
+  return g;
+}
+
+void LoraAdapter::input_gradient(const Tensor& g, const Tensor& dx, const RunContext& rc) const {
+  const int64_t rows = dx.numel() / in_, r = config_.rank;
+  const Tensor a = widen(a_.value);  // (r, in) fp32
+  if (measuring(dx)) return;
+  gemm(false, false, rows, in_, r, static_cast<float>(config_.scale()), g.f32(), r, a.f32(), in_, 0.0f, dx.f32(),
+       in_);  // dx = s g A
+  if (config_.dropout == 0 || !rc.training) return;
   // The mask again (the same counter-based draws), as x_d / x: kept elements scale by 1/keep.
   const float keep = static_cast<float>(1.0 - config_.dropout), inv = 1.0f / keep;
+  const int64_t per_sample = dx.numel() / dx.dim(0);
   float* out = dx.f32();
-  const float* add = dxd.f32();
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < x.numel(); ++i)
-    if (kept(rc, x, i, keep)) out[i] += add[i] * inv;
+  for (int64_t i = 0; i < dx.numel(); ++i) out[i] = kept(rc, per_sample, i, keep) ? out[i] * inv : 0.0f;
 }
 
 void LoraAdapter::forward_half(const Tensor& x, const Tensor& y, Saved& saved) const {
@@ -116,7 +115,7 @@ void LoraAdapter::forward_half(const Tensor& x, const Tensor& y, Saved& saved) c
   gemm(false, true, rows, out_, r, static_cast<float>(config_.scale()), h.f32(), r, b.f32(), r, 1.0f, y.f32(), out_);
 }
 
-void LoraAdapter::backward_half(const Tensor& x, const Tensor& dy_half, const Tensor& dx, Saved& saved) {
+Tensor LoraAdapter::backward_weights_half(const Tensor& x, const Tensor& dy_half, Saved& saved) {
   const DType half = x.dtype();
   const int64_t rows = x.numel() / in_, r = config_.rank;
   const Tensor& h = saved.tensors.back();  // (rows, r) in the half type (stored as an activation)
@@ -124,16 +123,14 @@ void LoraAdapter::backward_half(const Tensor& x, const Tensor& dy_half, const Te
   const Tensor g_half = Tensor::empty({rows, r}, half, MemCategory::Workspace);
   const Tensor& da = a_.ensure_grad();
   const Tensor& db = b_.ensure_grad();
-  Tensor a;  // (r, in) fp32, for dx += scale g A
-  if (dx.defined()) a = widen(a_.value);
-  if (measuring(dy_half)) return;
+  if (measuring(dy_half)) return g;
   check(h.dtype() == half && b_.value.dtype() == half, "LoRA " + a_.name + ": h and B are not in the input's half type");
   const float scale = static_cast<float>(config_.scale());
   gemm_half(half, false, false, rows, r, out_, 1.0f, dy_half.u16(), out_, b_.value.u16(), r, 0.0f, g.f32(), r);  // g = dy B
   gemm_half(half, true, false, out_, r, rows, scale, dy_half.u16(), out_, h.u16(), r, 1.0f, db.f32(), r);       // dB += s dy^T h
   round_into(g, g_half);
   gemm_half(half, true, false, r, in_, rows, scale, g_half.u16(), r, x.u16(), in_, 1.0f, da.f32(), in_);        // dA += s g^T x
-  if (dx.defined()) gemm(false, false, rows, in_, r, scale, g.f32(), r, a.f32(), in_, 1.0f, dx.f32(), in_);     // dx += s g A
+  return g;
 }
 
 void LoraAdapter::merge_into(const Tensor& weight, bool in_out_layout, float sign) const {

@@ -34,11 +34,13 @@ class LoraAdapter {
   // Nothing when `folded` (the layer's weight already holds scale B A). Otherwise saves A x_d
   // (rows, r) and adds y (rows, out) += scale * B A x_d.
   void forward(const Tensor& x, const Tensor& y, Saved& saved, const RunContext& rc, bool folded) const;
-  // Accumulates dA, dB. Folded, with `folded_weight` (W + scale B A in the layer's layout) defined,
-  // it also writes the layer's whole input gradient dx = dy W'^T, in its one pass over dy
-  // (kernels/lora.h). Unfolded, it adds the LoRA path's input gradient into dx when dx is defined.
-  void backward(const Tensor& x, const Tensor& dy, const Tensor& dx, Saved& saved, const RunContext& rc,
-                bool folded, const Tensor& folded_weight, bool in_out_layout);
+  // Backward in two parts, so the layer can release x between them (nn/linear.cpp):
+  // accumulates dA, dB from x (its last use: dropout may mask it in place) and dy, and returns g = dy B (rows, r) when the layer's unfolded input
+  // gradient needs it (folded, W' = W + scale B A already carries the adapter's part of dx) ...
+  Tensor backward_weights(const Tensor& x, const Tensor& dy, Saved& saved, const RunContext& rc, bool folded);
+  // ... and writes the adapter's part of the layer's input gradient: dx (rows, in) = scale g A, masked
+  // as the forward's x was (the layer adds its base part on top, so no second rows x in buffer).
+  void input_gradient(const Tensor& g, const Tensor& dx, const RunContext& rc) const;
 
   // On the half units (the layer's x, A and B in one half type, no dropout: computes_in_half):
   // saves h = x A^T (rows, r) and adds y (rows, out, fp32) += scale * h B^T; the layer computed
@@ -46,9 +48,9 @@ class LoraAdapter {
   // scale B A away.
   bool computes_in_half() const { return config_.dropout == 0; }
   void forward_half(const Tensor& x, const Tensor& y, Saved& saved) const;
-  // Accumulates dA = scale g^T x and dB = scale dy^T h (g = dy B) from half x, h and dy, and adds
-  // the LoRA path's input gradient scale g A into dx (rows, in, fp32) when it is defined.
-  void backward_half(const Tensor& x, const Tensor& dy_half, const Tensor& dx, Saved& saved);
+  // Accumulates dA = scale g^T x and dB = scale dy^T h from half x, h and dy; returns g = dy B
+  // (rows, r, fp32) for input_gradient (no dropout on this path).
+  Tensor backward_weights_half(const Tensor& x, const Tensor& dy_half, Saved& saved);
 
   // W (in, out) or (out, in) += sign * scale * (B A) in that layout: merge (+1) / unmerge (-1).
   void merge_into(const Tensor& weight, bool in_out_layout, float sign) const;
@@ -60,9 +62,11 @@ class LoraAdapter {
   const LoraConfig& config() const { return config_; }
 
  private:
-  // x with the dropout mask applied (a new workspace tensor), or x itself when dropout is off.
-  Tensor dropped(const Tensor& x, const RunContext& rc) const;
-  bool kept(const RunContext& rc, const Tensor& x, int64_t i, float keep) const;
+  // x with the dropout mask applied (a new workspace tensor; x itself, masked, when this is its
+  // `last_use` and nothing else holds it), or x itself when dropout is off.
+  Tensor dropped(const Tensor& x, const RunContext& rc, bool last_use) const;
+  // Whether element i of a tensor with `per_sample` elements per sample survives the dropout.
+  bool kept(const RunContext& rc, int64_t per_sample, int64_t i, float keep) const;
 
   LoraConfig config_;
   int64_t in_, out_;
