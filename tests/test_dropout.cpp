@@ -158,9 +158,10 @@ TEST(Dropout, PlanWithDropoutEqualsPlanWithout) {
                              std::to_string(c.lora_dropout) + (c.attention == AttentionKernel::Flash ? " flash" : "");
     EXPECT_EQ(with.peak.total, without.peak.total) << name;
     for (int category = 0; category < kNumMemCategories; ++category)
-      if (static_cast<MemCategory>(category) != MemCategory::Workspace)
+      if (static_cast<MemCategory>(category) != MemCategory::Workspace) {
         EXPECT_EQ(with.peak.bytes[category], without.peak.bytes[category])
             << name << " " << mem_category_name(static_cast<MemCategory>(category));
+      }
     // Workspace's own peak (not the total's) may hold the attention dropout's per-thread scratch:
     // dropped probabilities of a row block (materialising) or a tile's mask and dropped P (fused).
     const int64_t T = 32, tile = 32;

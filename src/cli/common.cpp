@@ -129,7 +129,13 @@ void add_training_flags(CLI::App& app, TrainOptions& o, int& threads) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))->capture_default_str();
   app.add_option("--accum", o.accum, "micro-batches per optimizer step (gradient accumulation)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))->capture_default_str();
-  app.add_option("--optimizer", o.optimizer, "adamw | sgd")->check(CLI::IsMember({"adamw", "sgd"}))->capture_default_str();
+  app.add_option("--optimizer", o.optimizer, "adamw | adamw8bit (moments in 8 bits, block-wise) | sgd")
+      ->check(CLI::IsMember({"adamw", "adamw8bit", "sgd"}))
+      ->capture_default_str();
+  app.add_option("--optimizer-block", o.optimizer_block,
+                 "adamw8bit: numbers per quantisation block, each with an fp32 absmax (a power of 2)")
+      ->check(CLI::Range(int64_t{16}, int64_t{1} << 20))
+      ->capture_default_str();
   app.add_option("--lr", o.lr, "peak learning rate")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--weight-decay", o.weight_decay, "decoupled weight decay (2-D tensors)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
@@ -143,6 +149,9 @@ void add_training_flags(CLI::App& app, TrainOptions& o, int& threads) {
                  "BatchNorm running statistics under --accum: micro (update per micro-batch) | batch (merge, update once)")
       ->check(CLI::IsMember({"micro", "batch"}))->capture_default_str();
   add_threads_flag(app, threads);
+  app.add_flag("--fused-update", o.fused_update,
+               "update each block's parameters during the backward pass and free their gradients at once "
+               "(needs --accum 1, --clip-grad-norm 0, no loss scaling)");
   app.add_option("--zero", o.zero, "under mpirun: 1 shards optimizer state and FP32 master weights across ranks (ZeRO-1)")
       ->check(CLI::Range(0, 1))->capture_default_str();
 }

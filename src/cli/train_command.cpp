@@ -265,6 +265,7 @@ nlohmann::json summarize(TrainRun& run) {
   summary["world_size"] = run.comm.size();
   summary["first_step"] = run.first_step + 1;  // losses[0] is this step's (1-based; > 1 after --resume)
   summary["zero"] = run.flags.options.zero;
+  summary["fused_update"] = run.flags.options.fused_update;
   summary["communicated_bytes_per_step"] = run.bytes_per_step;
   std::vector<double> comm_times;
   for (const StepRecord& r : run.records)

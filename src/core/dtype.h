@@ -6,7 +6,8 @@
 
 namespace frugal {
 
-enum class DType : uint8_t { F32, F16, BF16, I32 };
+// U8: bytes of quantised state (the 8-bit optimizer's moments).
+enum class DType : uint8_t { F32, F16, BF16, I32, U8 };
 
 constexpr size_t dtype_size(DType t) {
   switch (t) {
@@ -14,6 +15,7 @@ constexpr size_t dtype_size(DType t) {
     case DType::F16: return 2;
     case DType::BF16: return 2;
     case DType::I32: return 4;
+    case DType::U8: return 1;
   }
   return 0;
 }

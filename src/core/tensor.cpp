@@ -93,6 +93,11 @@ int32_t* Tensor::i32() const {
   return static_cast<int32_t*>(raw());
 }
 
+uint8_t* Tensor::u8() const {
+  check(dtype_ == DType::U8, "expected a u8 tensor, got " + dtype_name(dtype_));
+  return static_cast<uint8_t*>(raw());
+}
+
 uint16_t* Tensor::u16() const {
   check(dtype_ == DType::F16 || dtype_ == DType::BF16, "expected an f16/bf16 tensor, got " + dtype_name(dtype_));
   return static_cast<uint16_t*>(raw());

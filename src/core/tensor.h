@@ -78,6 +78,7 @@ class Tensor {
   float* f32() const;    // checks dtype
   int32_t* i32() const;  // checks dtype
   uint16_t* u16() const; // f16 or bf16 bits
+  uint8_t* u8() const;    // checks dtype
 
   // Same data, new shape with the same number of elements.
   Tensor view(const Shape& shape) const;

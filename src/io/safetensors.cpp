@@ -33,7 +33,7 @@ struct FileDType {
 };
 constexpr FileDType kFileDTypes[] = {
     {"F32", 4, DType::F32}, {"F16", 2, DType::F16}, {"BF16", 2, DType::BF16},
-    {"I32", 4, DType::I32}, {"I64", 8, DType::I32},
+    {"I32", 4, DType::I32}, {"I64", 8, DType::I32}, {"U8", 1, DType::U8},
 };
 
 const FileDType* find_file_dtype(const std::string& name) {
@@ -48,6 +48,7 @@ const char* safetensors_name(DType t) {
     case DType::F16: return "F16";
     case DType::BF16: return "BF16";
     case DType::I32: return "I32";
+    case DType::U8: return "U8";
   }
   return "?";
 }
@@ -249,11 +250,11 @@ std::string SafetensorsFile::file_dtype(const std::string& name) const { return 
 
 Tensor SafetensorsFile::load(const std::string& name, MemCategory cat, DType want) const {
   const SafeTensor& t = info(name);
-  const bool integer = t.dtype == DType::I32;
+  const bool integer = !is_float(t.dtype);
   if (!integer)
     check(is_float(want), path_ + ": tensor '" + name + "' is " + t.file_dtype + " but " + dtype_name(want) +
                               " was requested");
-  Tensor out = Tensor::empty(t.shape, integer ? DType::I32 : want, cat);
+  Tensor out = Tensor::empty(t.shape, integer ? t.dtype : want, cat);
   load_into(name, out);
   return out;
 }
@@ -262,10 +263,12 @@ void SafetensorsFile::load_into(const std::string& name, const Tensor& out) cons
   const SafeTensor& t = info(name);
   const std::string tw = path_ + ": tensor '" + name + "' ";
   check(out.shape() == t.shape, tw + "has shape " + t.shape.str() + ", expected " + out.shape().str());
-  const bool integer = t.dtype == DType::I32;
+  const bool integer = !is_float(t.dtype);
   const DType out_type = out.dtype();
-  check(integer == (out_type == DType::I32),
-        tw + "has dtype " + t.file_dtype + ", expected " + (integer ? "a floating type" : std::string("I32/I64")));
+  // Integers load as their own type (I64 as I32), floats as any float type.
+  check(integer ? out_type == t.dtype : is_float(out_type),
+        tw + "has dtype " + t.file_dtype + ", expected " +
+            (is_float(out_type) ? "a floating type" : std::string(out_type == DType::U8 ? "U8" : "I32/I64")));
   if (!out.has_data()) return;  // measuring: the planner only needs the size
   const uint8_t* src = data_ + t.begin;
   const size_t n = static_cast<size_t>(t.shape.numel());

@@ -23,7 +23,7 @@ namespace frugal {
 // One validated header entry.
 struct SafeTensor {
   std::string name;
-  std::string file_dtype;  // as stored: "F32", "F16", "BF16", "I32" or "I64"
+  std::string file_dtype;  // as stored: "F32", "F16", "BF16", "I32", "I64" or "U8"
   DType dtype;             // frugal's type for it: I64 maps to I32 (what load() gives)
   Shape shape;
   uint64_t begin = 0;      // byte range [begin, end) within the data section

@@ -9,6 +9,7 @@
 // Measure mode: when the input has no data (a measuring ledger, see core/ledger.h), a layer
 // allocates exactly what it would allocate for real, then returns without running kernels.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,9 @@ struct RunContext {
   float loss_scale = 1.0f;
   // Set to look for the first non-finite layer output or gradient (see NonFiniteProbe).
   NonFiniteProbe* probe = nullptr;
+  // Called by the executor right after block i's backward, when set (--fused-update: the block's
+  // parameter gradients are final then, and it updates and frees them).
+  const std::function<void(int block)>* after_backward = nullptr;
 };
 
 inline bool measuring(const Tensor& t) { return t.measured(); }

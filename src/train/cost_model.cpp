@@ -39,8 +39,10 @@ StepTimePrediction predict_step_time(const StepWork& work, const MachineRates& r
     p.memory_s = kPassesPerAllocatedByte * work.step_bytes / bandwidth;
     p.optimizer_s = 1.5 * work.master_bytes / bandwidth;  // the compute copy: masters read, half copy written
   }
-  const double per_param = (work.optimizer == "sgd" ? rates.sgd_ns_per_param : rates.adamw_ns_per_param) +
-                           (work.clipped ? rates.clip_ns_per_param : 0.0);
+  const double update_ns = work.optimizer == "sgd"         ? rates.sgd_ns_per_param
+                          : work.optimizer == "adamw8bit" ? rates.adamw8bit_ns_per_param
+                                                          : rates.adamw_ns_per_param;
+  const double per_param = update_ns + (work.clipped ? rates.clip_ns_per_param : 0.0);
   p.optimizer_s += per_param * 1e-9 * static_cast<double>(work.updated_params);
   p.overhead_s = kSecondsPerLayerCall * static_cast<double>(work.layer_calls);
   return p;

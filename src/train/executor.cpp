@@ -78,6 +78,7 @@ class Pass {
     saved_[i].clear();
     has_saved_[i] = false;
     backwarded_[i] = true;
+    if (rc_.after_backward) (*rc_.after_backward)(i);
   }
 
   Model& model_;

@@ -108,6 +108,7 @@ void measure_optimizer_costs(MachineRates& rates) {
     });
   };
   rates.adamw_ns_per_param = update(*make_optimizer("adamw", 0.0f)) / kParams * 1e9;
+  rates.adamw8bit_ns_per_param = update(*make_optimizer("adamw8bit", 0.0f)) / kParams * 1e9;
   rates.sgd_ns_per_param = update(*make_optimizer("sgd", 0.0f)) / kParams * 1e9;
   p.ensure_grad();
   rates.clip_ns_per_param = best_seconds(3, [&] {
@@ -158,7 +159,8 @@ nlohmann::json read_cache(const std::string& path) {
 nlohmann::json to_json(const MachineRates& r) {
   return {{"gemm_f32_gflops", r.gemm_f32_gflops}, {"gemm_half_gflops", r.gemm_half_gflops},
           {"bandwidth_gbs", r.bandwidth_gbs},       {"sizes", MachineRates::kSizes},
-          {"adamw_ns_per_param", r.adamw_ns_per_param}, {"sgd_ns_per_param", r.sgd_ns_per_param},
+          {"adamw_ns_per_param", r.adamw_ns_per_param}, {"adamw8bit_ns_per_param", r.adamw8bit_ns_per_param},
+          {"sgd_ns_per_param", r.sgd_ns_per_param},
           {"clip_ns_per_param", r.clip_ns_per_param}};
 }
 
@@ -169,6 +171,7 @@ bool from_json(const nlohmann::json& j, MachineRates& r) {
     r.gemm_half_gflops = j.at("gemm_half_gflops").get<std::array<double, 3>>();
     r.bandwidth_gbs = j.at("bandwidth_gbs").get<double>();
     r.adamw_ns_per_param = j.at("adamw_ns_per_param").get<double>();  // (absent in older caches: measured again)
+    r.adamw8bit_ns_per_param = j.at("adamw8bit_ns_per_param").get<double>();
     r.sgd_ns_per_param = j.at("sgd_ns_per_param").get<double>();
     r.clip_ns_per_param = j.at("clip_ns_per_param").get<double>();
     return r.bandwidth_gbs > 0 && std::all_of(r.gemm_f32_gflops.begin(), r.gemm_f32_gflops.end(), [](double v) { return v > 0; });

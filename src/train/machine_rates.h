@@ -18,7 +18,7 @@ struct MachineRates {
   double bandwidth_gbs = 0;                  // bytes read + written per second by a parallel copy
   // An optimizer step's cost per fp32 parameter, as the trainer runs it (finite check, update, zeroed
   // gradient), and global-norm clipping's: compute-bound loops, not copies.
-  double adamw_ns_per_param = 0, sgd_ns_per_param = 0, clip_ns_per_param = 0;
+  double adamw_ns_per_param = 0, adamw8bit_ns_per_param = 0, sgd_ns_per_param = 0, clip_ns_per_param = 0;
 };
 
 // GFLOP/s of an (n x n) x (n x n) product of `dtype` as frugal's layers run it: bf16/fp16 on the

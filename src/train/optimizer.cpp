@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "kernels/elementwise.h"
+#include "train/adamw8bit.h"
 
 namespace frugal {
 
@@ -27,30 +28,38 @@ std::vector<std::pair<std::string, Tensor>> AdamW::state_tensors(const std::vect
   return out;
 }
 
-void AdamW::step(const std::vector<Param*>& params, float lr) {
+void Optimizer::step(const std::vector<Param*>& params, float lr) {
+  begin_step(params);
+  for (size_t k = 0; k < params.size(); ++k) {
+    const Param* p = params[k];
+    if (p->trainable && p->grad.defined() && p->value.has_data()) update_param(params, k, lr);
+  }
+}
+
+void AdamW::begin_step(const std::vector<Param*>& params) {
   ensure_state(params);
   check(m_.size() == params.size(), "optimizer: parameter list changed between steps");
   ++t_;
-  const float b1 = options_.beta1, b2 = options_.beta2, eps = options_.eps;
-  const float bias1 = 1.0f - static_cast<float>(std::pow(b1, static_cast<double>(t_)));
-  const float bias2 = 1.0f - static_cast<float>(std::pow(b2, static_cast<double>(t_)));
-  for (size_t k = 0; k < params.size(); ++k) {
-    Param* p = params[k];
-    if (!p->trainable || !p->grad.defined() || !p->value.has_data()) continue;
-    const float decay = p->value.ndim() >= 2 ? options_.weight_decay : 0.0f;
-    float* w = p->value.f32();
-    const float* g = p->grad.f32();
-    float* m = m_[k].f32();
-    float* v = v_[k].f32();
-    const int64_t n = p->value.numel();
+  bias1_ = 1.0f - static_cast<float>(std::pow(options_.beta1, static_cast<double>(t_)));
+  bias2_ = 1.0f - static_cast<float>(std::pow(options_.beta2, static_cast<double>(t_)));
+}
+
+void AdamW::update_param(const std::vector<Param*>& params, size_t k, float lr) {
+  Param* p = params[k];
+  const float b1 = options_.beta1, b2 = options_.beta2, eps = options_.eps, bias1 = bias1_, bias2 = bias2_;
+  const float decay = p->value.ndim() >= 2 ? options_.weight_decay : 0.0f;
+  float* w = p->value.f32();
+  const float* g = p->grad.f32();
+  float* m = m_[k].f32();
+  float* v = v_[k].f32();
+  const int64_t n = p->value.numel();
 #pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-      v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-      const float mhat = m[i] / bias1;
-      const float vhat = v[i] / bias2;
-      w[i] -= lr * (mhat / (std::sqrt(vhat) + eps) + decay * w[i]);
-    }
+  for (int64_t i = 0; i < n; ++i) {
+    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+    v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+    const float mhat = m[i] / bias1;
+    const float vhat = v[i] / bias2;
+    w[i] -= lr * (mhat / (std::sqrt(vhat) + eps) + decay * w[i]);
   }
 }
 
@@ -68,37 +77,40 @@ std::vector<std::pair<std::string, Tensor>> Sgd::state_tensors(const std::vector
   return out;
 }
 
-void Sgd::step(const std::vector<Param*>& params, float lr) {
-  ensure_state(params);
-  for (size_t k = 0; k < params.size(); ++k) {
-    Param* p = params[k];
-    if (!p->trainable || !p->grad.defined() || !p->value.has_data()) continue;
-    const float decay = p->value.ndim() >= 2 ? weight_decay_ : 0.0f;
-    float* w = p->value.f32();
-    const float* g = p->grad.f32();
-    float* b = momentum_ != 0.0f ? buf_[k].f32() : nullptr;
-    const int64_t n = p->value.numel();
-    const float mu = momentum_;
+void Sgd::begin_step(const std::vector<Param*>& params) { ensure_state(params); }
+
+void Sgd::update_param(const std::vector<Param*>& params, size_t k, float lr) {
+  Param* p = params[k];
+  const float decay = p->value.ndim() >= 2 ? weight_decay_ : 0.0f;
+  float* w = p->value.f32();
+  const float* g = p->grad.f32();
+  float* b = momentum_ != 0.0f ? buf_[k].f32() : nullptr;
+  const int64_t n = p->value.numel();
+  const float mu = momentum_;
 #pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      float d = g[i] + decay * w[i];
-      if (b) {
-        b[i] = mu * b[i] + d;
-        d = b[i];
-      }
-      w[i] -= lr * d;
+  for (int64_t i = 0; i < n; ++i) {
+    float d = g[i] + decay * w[i];
+    if (b) {
+      b[i] = mu * b[i] + d;
+      d = b[i];
     }
+    w[i] -= lr * d;
   }
 }
 
-std::unique_ptr<Optimizer> make_optimizer(const std::string& name, float weight_decay) {
+std::unique_ptr<Optimizer> make_optimizer(const std::string& name, float weight_decay, int64_t block) {
   if (name == "adamw") {
     AdamWOptions o;
     o.weight_decay = weight_decay;
     return std::make_unique<AdamW>(o);
   }
+  if (name == "adamw8bit") {
+    AdamWOptions o;
+    o.weight_decay = weight_decay;
+    return std::make_unique<AdamW8bit>(o, block);
+  }
   if (name == "sgd") return std::make_unique<Sgd>(0.9f, weight_decay);
-  throw Error("unknown optimizer '" + name + "' (expected adamw or sgd)");
+  throw Error("unknown optimizer '" + name + "' (expected adamw, adamw8bit or sgd)");
 }
 
 double clip_grad_norm(const std::vector<Param*>& params, double max_norm) {

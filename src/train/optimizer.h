@@ -13,8 +13,15 @@ namespace frugal {
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
-  // One update with learning rate lr from the gradients in params (only trainable ones are touched).
-  virtual void step(const std::vector<Param*>& params, float lr) = 0;
+  // One update with learning rate lr from the gradients in params (only trainable ones with a
+  // gradient are touched): begin_step, then update_param for each of them.
+  void step(const std::vector<Param*>& params, float lr);
+  // The same in parts, so --fused-update can update a block's parameters as soon as their gradients
+  // are final: begin_step once per optimizer step (state created on the first call, the step count
+  // advanced), then update_param for each parameter k of `params` (the same list every time), in
+  // any order, before the next begin_step.
+  virtual void begin_step(const std::vector<Param*>& params) = 0;
+  virtual void update_param(const std::vector<Param*>& params, size_t k, float lr) = 0;
   virtual std::string name() const = 0;
 
   // Training-state checkpoints: the state tensors (created now if no step ran yet), named
@@ -34,7 +41,8 @@ struct AdamWOptions {
 class AdamW : public Optimizer {
  public:
   explicit AdamW(AdamWOptions options) : options_(options) {}
-  void step(const std::vector<Param*>& params, float lr) override;
+  void begin_step(const std::vector<Param*>& params) override;
+  void update_param(const std::vector<Param*>& params, size_t k, float lr) override;
   std::string name() const override { return "adamw"; }
   std::vector<std::pair<std::string, Tensor>> state_tensors(const std::vector<Param*>& params) override;
   int64_t steps_taken() const override { return t_; }
@@ -44,6 +52,7 @@ class AdamW : public Optimizer {
   void ensure_state(const std::vector<Param*>& params);
   AdamWOptions options_;
   int64_t t_ = 0;
+  float bias1_ = 1.0f, bias2_ = 1.0f;  // 1 - beta^t of the current step
   std::vector<Tensor> m_, v_;  // per parameter, (same shape)
 };
 
@@ -51,7 +60,8 @@ class AdamW : public Optimizer {
 class Sgd : public Optimizer {
  public:
   Sgd(float momentum, float weight_decay) : momentum_(momentum), weight_decay_(weight_decay) {}
-  void step(const std::vector<Param*>& params, float lr) override;
+  void begin_step(const std::vector<Param*>& params) override;
+  void update_param(const std::vector<Param*>& params, size_t k, float lr) override;
   std::string name() const override { return "sgd"; }
   std::vector<std::pair<std::string, Tensor>> state_tensors(const std::vector<Param*>& params) override;
 
@@ -61,7 +71,8 @@ class Sgd : public Optimizer {
   std::vector<Tensor> buf_;
 };
 
-std::unique_ptr<Optimizer> make_optimizer(const std::string& name, float weight_decay);
+// `block`: adamw8bit's quantisation block (numbers per fp32 absmax).
+std::unique_ptr<Optimizer> make_optimizer(const std::string& name, float weight_decay, int64_t block = 256);
 
 // Scales all gradients so their global L2 norm is at most max_norm (max_norm <= 0: no clipping).
 // Returns the norm before clipping.

@@ -44,45 +44,49 @@ MasterWeights::MasterWeights(const std::vector<Param*>& params, DType dtype, boo
 }
 
 void MasterWeights::step(Optimizer& optimizer, float lr) {
-  // The optimizer sees fp32 parameters: the masters, or fp32 widenings of the half weights.
-  for (size_t k = 0; k < params_.size(); ++k) {
-    Param* p = params_[k];
-    Param& m = masters_[k];
-    m.grad = p->grad;
-    if (!keep_master_ && m.trainable) m.value = widen(p->value);
-  }
-  std::vector<Param*> views;
-  for (Param& m : masters_) views.push_back(&m);
-  optimizer.step(views, lr);
+  begin_step(optimizer);
+  for (size_t k = 0; k < params_.size(); ++k) update_param(optimizer, k, lr);
+}
 
-  int64_t changed = 0, lost = 0;
-  for (size_t k = 0; k < params_.size(); ++k) {
-    Param* p = params_[k];
-    Param& m = masters_[k];
-    m.grad = Tensor();
-    if (!m.trainable) continue;
-    if (keep_master_) {
-      round_into(m.value, p->value);
-      continue;
-    }
-    // Count the updates that rounding erases: the fp32 value moved, the half weight did not.
-    const Tensor old_wide = widen(p->value);
+void MasterWeights::begin_step(Optimizer& optimizer) {
+  views_ = optimizer_params();  // (shapes for the optimizer's state even without masters)
+  optimizer.begin_step(views_);
+  changed_ = lost_ = 0;
+  lost_fraction_ = 0.0;
+}
+
+void MasterWeights::update_param(Optimizer& optimizer, size_t k, float lr) {
+  // The optimizer sees fp32 parameters: the master, or an fp32 widening of the half weight.
+  Param* p = params_[k];
+  Param& m = masters_[k];
+  if (!m.trainable || !p->grad.defined()) return;
+  m.grad = p->grad;
+  if (!keep_master_) m.value = widen(p->value);
+  if (m.value.has_data()) optimizer.update_param(views_, k, lr);
+  m.grad = Tensor();
+  if (keep_master_) {
     round_into(m.value, p->value);
-    const Tensor new_wide = widen(p->value);
-    if (m.value.has_data()) {
-      const int64_t n = p->value.numel();
-      const float *updated = m.value.f32(), *old = old_wide.f32(), *rounded = new_wide.f32();
+    return;
+  }
+  // Count the updates that rounding erases: the fp32 value moved, the half weight did not.
+  const Tensor old_wide = widen(p->value);
+  round_into(m.value, p->value);
+  const Tensor new_wide = widen(p->value);
+  if (m.value.has_data()) {
+    const int64_t n = p->value.numel();
+    const float *updated = m.value.f32(), *old = old_wide.f32(), *rounded = new_wide.f32();
+    int64_t changed = 0, lost = 0;
 #pragma omp parallel for reduction(+ : changed, lost) schedule(static)
-      for (int64_t i = 0; i < n; ++i) {
-        if (updated[i] != old[i]) {
-          ++changed;
-          if (rounded[i] == old[i]) ++lost;
-        }
+    for (int64_t i = 0; i < n; ++i) {
+      if (updated[i] != old[i]) {
+        ++changed;
+        if (rounded[i] == old[i]) ++lost;
       }
     }
-    m.value = Tensor();
+    changed_ += changed, lost_ += lost;
+    lost_fraction_ = changed_ > 0 ? static_cast<double>(lost_) / static_cast<double>(changed_) : 0.0;
   }
-  lost_fraction_ = changed > 0 ? static_cast<double>(lost) / static_cast<double>(changed) : 0.0;
+  m.value = Tensor();
 }
 
 std::vector<Param*> MasterWeights::optimizer_params() {
@@ -90,7 +94,7 @@ std::vector<Param*> MasterWeights::optimizer_params() {
   for (size_t k = 0; k < masters_.size(); ++k) {
     // Without masters the optimizer's view holds a value only during step(); its shape is what
     // the optimizer's state needs.
-    if (!masters_[k].value.defined()) masters_[k].value = params_[k]->value;
+    if (!masters_[k].value.defined() && masters_[k].trainable) masters_[k].value = params_[k]->value;
     out.push_back(&masters_[k]);
   }
   return out;

@@ -31,6 +31,10 @@ class MasterWeights {
 
   // One optimizer update in fp32, then the compute copies are refreshed (rounded to the half type).
   void step(Optimizer& optimizer, float lr);
+  // The same in parts (--fused-update): begin_step once, then update_param for parameter k (its
+  // gradient final) at any time before the next begin_step.
+  void begin_step(Optimizer& optimizer);
+  void update_param(Optimizer& optimizer, size_t k, float lr);
 
   // Puts fp32 values back into the parameters (the masters, or the widened half weights) and drops
   // the masters: for saving, evaluating and sampling after training.
@@ -52,6 +56,8 @@ class MasterWeights {
   std::vector<Param> masters_;  // parallel to params_: {name, fp32 value, grad shared with the param}
   std::vector<bool> owned_;     // parallel to params_
   double lost_fraction_ = 0.0;
+  int64_t changed_ = 0, lost_ = 0;  // this step's counts so far
+  std::vector<Param*> views_;       // the masters, as the optimizer's parameter list
 };
 
 struct LossScaleOptions {

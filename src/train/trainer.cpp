@@ -1,7 +1,9 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 
 #include "core/error.h"
 #include "io/safetensors.h"
@@ -19,9 +21,22 @@ void TrainOptions::validate() const {
   check(weight_decay >= 0, "--weight-decay must be >= 0");
   check(warmup >= 0, "--warmup must be >= 0");
   check(schedule == "cosine" || schedule == "constant", "--schedule must be cosine or constant");
-  check(optimizer == "adamw" || optimizer == "sgd", "--optimizer must be adamw or sgd, not '" + optimizer + "'");
+  check(optimizer == "adamw" || optimizer == "adamw8bit" || optimizer == "sgd",
+        "--optimizer must be adamw, adamw8bit or sgd, not '" + optimizer + "'");
+  check(optimizer_block >= 16 && (optimizer_block & (optimizer_block - 1)) == 0,
+        "--optimizer-block must be a power of 2 of at least 16, not " + std::to_string(optimizer_block));
   check(bn_stats == "micro" || bn_stats == "batch", "--bn-stats must be micro or batch, not '" + bn_stats + "'");
   check(zero == 0 || zero == 1, "--zero must be 0 or 1");
+  if (fused_update) {  // (DESIGN-NOTES, "Fused updates": why each is refused)
+    check(accum == 1, "--fused-update needs --accum 1: it updates a block before the next micro-batch could add to "
+                      "its gradients");
+    check(clip_grad_norm <= 0, "--fused-update cannot clip by the global gradient norm (the first block is updated "
+                               "before the last gradient exists): pass --clip-grad-norm 0");
+    const bool scaled = loss_scale.mode == "dynamic" || loss_scale.mode == "static" ||
+                        (loss_scale.mode == "auto" && precision == DType::F16);
+    check(!scaled, "--fused-update cannot skip an overflowing step (blocks are updated before every gradient is "
+                   "checked): use --precision bf16, or --loss-scale none");
+  }
   // Precision: the one place its combinations are checked.
   check(precision == DType::F32 || is_half(precision), "--precision must be fp32, fp16 or bf16");
   loss_scale.validate();
@@ -39,6 +54,26 @@ RunContext TrainOptions::run_context(int64_t step) const {
   return rc;
 }
 
+namespace {
+// For each block, the parameters (indices into params) whose gradients are final once its backward
+// has run: those it uses that no block before it in the chain uses (backward runs last to first);
+// last, the parameters of no block (updated after the pass).
+std::vector<std::vector<size_t>> blocks_finalizing(Model& model, const std::vector<Param*>& params) {
+  const auto& blocks = model.blocks();
+  std::vector<std::vector<size_t>> out(blocks.size() + 1);
+  for (size_t k = 0; k < params.size(); ++k) {
+    size_t owner = blocks.size();
+    for (size_t i = 0; i < blocks.size() && owner == blocks.size(); ++i) {
+      std::vector<Param*> used;
+      blocks[i]->collect_params(used);
+      if (std::find(used.begin(), used.end(), params[k]) != used.end()) owner = i;
+    }
+    out[owner].push_back(k);
+  }
+  return out;
+}
+}  // namespace
+
 Trainer::Trainer(Model& model, DataSource& data, const TrainOptions& options)
     : model_(model), data_(data), options_(options), params_(model.params()),
       scaler_(options.loss_scale, options.precision), comm_(world()) {
@@ -55,12 +90,17 @@ Trainer::Trainer(Model& model, DataSource& data, const TrainOptions& options)
   }
   if (options.precision != DType::F32)
     masters_ = std::make_unique<MasterWeights>(params_, options.precision, options.master_weights, owned);
-  optimizer_ = make_optimizer(options.optimizer, options.weight_decay);
+  optimizer_ = make_optimizer(options.optimizer, options.weight_decay, options.optimizer_block);
+  if (options.fused_update) {
+    check(comm_.size() == 1, "--fused-update runs in one process (under mpirun use --zero)");
+    final_after_block_ = blocks_finalizing(model, params_);
+  }
   schedule_ = make_schedule(options.checkpoint, model, options.micro_batch, options.batch_size(), options.activation_budget,
                             options.run_context(0));
 }
 
 StepRecord Trainer::step(int64_t step_index) {
+  if (options_.fused_update) return fused_step(step_index);
   const auto start = std::chrono::steady_clock::now();
   StepRecord record;
   record.step = step_index;
@@ -109,6 +149,51 @@ StepRecord Trainer::step(int64_t step_index) {
   MemoryLedger::current().set_phase("");
   record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return record;
+}
+
+StepRecord Trainer::fused_step(int64_t step_index) {
+  const auto start = std::chrono::steady_clock::now();
+  StepRecord record;
+  record.step = step_index;
+  const Batch batch = data_.batch(step_index, options_.batch_size());
+  RunContext rc = options_.run_context(step_index);
+  record.lr = scheduled_lr(options_.lr, step_index, options_.steps, options_.warmup, options_.schedule);
+  if (masters_) masters_->begin_step(*optimizer_);
+  else optimizer_->begin_step(params_);
+  double squared_norm = 0.0;
+  const std::function<void(int)> update = [&](int block) { update_block(block, record.lr, squared_norm); };
+  rc.after_backward = &update;
+  const AccumulatedPass pass = accumulate_gradients(model_, batch, 1, rc, &schedule_);
+  update_block(-1, record.lr, squared_norm);
+  if (rc.defer_running_stats) model_.apply_deferred_statistics();
+  record.loss = pass.loss;
+  record.items = pass.items;
+  record.forward_calls = pass.forward_calls;
+  record.grad_norm = std::sqrt(squared_norm);
+  if (masters_) record.lost_update_fraction = masters_->lost_update_fraction();
+  check(!batch.inputs.has_data() || std::isfinite(record.loss),
+        "non-finite loss (" + std::to_string(record.loss) + ") at step " + std::to_string(step_index + 1) +
+            "; training stopped (checkpoints already written are kept; try a lower --lr)");
+  record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return record;
+}
+
+void Trainer::update_block(int block, float lr, double& squared_norm) {
+  const std::vector<size_t>& ks = block >= 0 ? final_after_block_[static_cast<size_t>(block)] : final_after_block_.back();
+  for (size_t k : ks) {
+    Param* p = params_[k];
+    if (!p->trainable || !p->grad.defined()) continue;
+    if (p->grad.has_data()) {
+      // Checked before the update: a non-finite gradient must not reach the weights.
+      check(gradients_finite({p}), "non-finite gradient of " + p->name + " (--fused-update: blocks after it in "
+                                   "the backward pass are already updated); training stopped; try a lower --lr");
+      const double norm = clip_grad_norm({p}, 0.0);  // (max_norm 0: the norm only)
+      squared_norm += norm * norm;
+    }
+    if (masters_) masters_->update_param(*optimizer_, k, lr);
+    else if (p->value.has_data()) optimizer_->update_param(params_, k, lr);  // (nothing to update when planning)
+    p->grad = Tensor();  // freed at once: the next step allocates it again
+  }
 }
 
 void Trainer::diagnose_non_finite(const std::string& what, const Batch& batch, RunContext rc) {

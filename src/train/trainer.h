@@ -21,6 +21,7 @@ struct TrainOptions {
   int64_t micro_batch = 8;
   int64_t accum = 1;
   std::string optimizer = "adamw";
+  int64_t optimizer_block = 256;  // adamw8bit: numbers per quantisation block (train/adamw8bit.h kAdamW8bitBlock)
   float lr = 1e-3f;
   float weight_decay = 0.0f;
   double clip_grad_norm = 1.0;  // <= 0: off
@@ -39,6 +40,10 @@ struct TrainOptions {
   // Data parallelism (mpirun): micro_batch and accum are per rank; the optimizer batch is
   // micro_batch x accum x ranks. zero = 1 shards optimizer state and FP32 masters across ranks.
   int zero = 0;
+  // Each block's parameters updated during the backward pass as soon as their gradients are final,
+  // and those gradients freed at once (gradient memory: about one block's). Needs every gradient
+  // of a step in one pass: no accumulation, no global-norm clipping, no loss scaling, one process.
+  bool fused_update = false;
 
   int64_t batch_size() const { return micro_batch * accum; }
   void validate() const;
@@ -81,6 +86,10 @@ class Trainer {
  private:
   // Re-runs the step with a NonFiniteProbe and throws an Error naming the first non-finite layer.
   [[noreturn]] void diagnose_non_finite(const std::string& what, const Batch& batch, RunContext rc);
+  // --fused-update: the step with updates inside the backward pass, and the update of the
+  // parameters whose gradients became final with `block`'s backward (-1: those of no block).
+  StepRecord fused_step(int64_t step_index);
+  void update_block(int block, float lr, double& squared_norm);
 
   Model& model_;
   DataSource& data_;
@@ -93,6 +102,10 @@ class Trainer {
   Communicator& comm_;
   std::vector<int> owners_;       // ZeRO-1: the rank that updates each parameter (empty: all ranks)
   std::vector<Param> zero_views_;  // ZeRO-1 in fp32: params_ with the others' marked not trainable
+  // --fused-update: the parameters (indices into params_) each block's backward makes final (the
+  // first block in chain order that uses one: the tied embedding waits for the embedding's
+  // backward), and last those of no block.
+  std::vector<std::vector<size_t>> final_after_block_;
 };
 
 }  // namespace frugal

@@ -2,7 +2,9 @@
 
 1. Train 10 steps straight. Train the same run with --save-every 5, SIGKILL it during step 6 or 7, then
    --resume it to step 10: the losses of steps 6..10 and the final weights are bit-identical to the
-   straight run's. In fp32 and in fp16 with dynamic loss scaling, with accumulation on.
+   straight run's. In fp32 and in fp16 with dynamic loss scaling, with accumulation on, and with the
+   8-bit AdamW (its quantised moments and block scales restored as they were), also with updates
+   fused into the backward pass.
 2. A newer checkpoint with a half-written file is skipped: --resume takes the previous complete one.
 3. --resume refuses flags that contradict the checkpoint.
 
@@ -50,20 +52,24 @@ def main():
     try:
         # Steps of a few tens of milliseconds, so that the kill lands while step 7 or 8 runs.
         base = [frugal, "train", "--arch", "gpt", "--layers", "2", "--dim", "64", "--heads", "4", "--ctx", "64",
-                "--vocab", "64", "--data", "synthetic", "--micro-batch", "8", "--accum", "2", "--steps", "10",
+                "--vocab", "64", "--data", "synthetic", "--micro-batch", "8", "--steps", "10",
                 "--lr", "3e-3", "--warmup", "2", "--threads", "1"]
-        for precision in ("fp32", "fp16"):
-            run_args = base + ["--precision", precision]
-            straight = os.path.join(tmp, f"straight-{precision}")
+        accum = ["--accum", "2"]
+        fused = ["--fused-update", "--clip-grad-norm", "0"]
+        for precision, optimizer, extra in (("fp32", "adamw", accum), ("fp16", "adamw", accum),
+                                            ("bf16", "adamw8bit", accum), ("fp32", "adamw8bit", fused)):
+            run_args = base + ["--precision", precision, "--optimizer", optimizer] + extra
+            name = f"{precision} {optimizer}" + (" fused" if extra == fused else "")
+            straight = os.path.join(tmp, f"straight-{precision}-{optimizer}-{len(extra)}")
             r = run(run_args + ["--save", straight, "--summary", straight + ".json"])
             if r.returncode != 0:
                 fail(r.stderr)
-            crashed = os.path.join(tmp, f"crashed-{precision}")
+            crashed = os.path.join(tmp, f"crashed-{precision}" + ("" if optimizer == "adamw" else f"-{optimizer}-{len(extra)}"))
             kill_during_step(run_args + ["--save-every", "5", "--save", crashed], 6)
             ckpts = sorted(os.listdir(os.path.join(crashed, "checkpoints")))
             if ckpts != ["step-00000005"]:
                 fail(f"expected only the step-5 checkpoint after the kill, found {ckpts}")
-            resumed = os.path.join(tmp, f"resumed-{precision}")
+            resumed = os.path.join(tmp, f"resumed-{precision}-{optimizer}-{len(extra)}")
             r = run([frugal, "train", "--resume", crashed, "--threads", "1", "--save", resumed,
                      "--summary", resumed + ".json"])
             if r.returncode != 0:
@@ -71,12 +77,12 @@ def main():
             want = json.load(open(straight + ".json"))["losses"][5:]
             got = json.load(open(resumed + ".json"))
             if got["first_step"] != 6 or got["losses"] != want:
-                fail(f"{precision}: resumed losses {got['losses']} (from step {got['first_step']}) != straight {want}")
+                fail(f"{name}: resumed losses {got['losses']} (from step {got['first_step']}) != straight {want}")
             a = open(os.path.join(straight, "model.safetensors"), "rb").read()
             b = open(os.path.join(resumed, "model.safetensors"), "rb").read()
             if a != b:
-                fail(f"{precision}: final weights differ from the straight run's")
-            print(f"{precision}: killed during step 7, resumed from step 5: losses and weights bit-identical")
+                fail(f"{name}: final weights differ from the straight run's")
+            print(f"{name}: killed during step 7, resumed from step 5: losses and weights bit-identical")
 
         # 2. A half-written newer checkpoint is never chosen.
         root = os.path.join(tmp, "crashed-fp32", "checkpoints")

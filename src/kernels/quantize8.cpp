@@ -1,0 +1,96 @@
+#include "kernels/quantize8.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <stdexcept>
+
+namespace frugal {
+
+namespace {
+constexpr int kBucketShift = 15;  // keep the exponent and the top 8 mantissa bits
+constexpr uint32_t kOneBits = 0x3F800000u;
+
+// The dynamic code's magnitudes, ascending: 0, then decade E = bits - 1 down to 0.
+std::vector<float> dynamic_magnitudes(int magnitude_bits) {
+  std::vector<float> out{0.0f};
+  for (int e = magnitude_bits - 1; e >= 0; --e) {
+    const int fraction_bits = magnitude_bits - 1 - e;
+    const double levels = std::ldexp(1.0, fraction_bits), decade = std::pow(10.0, -e);
+    for (int k = 0; k < static_cast<int>(levels); ++k)
+      out.push_back(static_cast<float>(decade * (0.1 + 0.9 * (k + 1) / levels)));
+  }
+  return out;
+}
+
+// Index of the magnitude nearest to m by scanning them all (ties to the larger).
+int nearest_by_scan(const std::vector<float>& magnitudes, float m) {
+  int best = 0;
+  for (int i = 1; i < static_cast<int>(magnitudes.size()); ++i)
+    if (std::fabs(static_cast<double>(m) - magnitudes[i]) <= std::fabs(static_cast<double>(m) - magnitudes[best]))
+      best = i;
+  return best;
+}
+}  // namespace
+
+DynamicCode8::DynamicCode8(bool is_signed) : signed_(is_signed), magnitudes_(dynamic_magnitudes(is_signed ? 7 : 8)) {
+  const int count = static_cast<int>(magnitudes_.size());
+  for (int i = 0; i + 1 < count; ++i) boundaries_.push_back(0.5f * (magnitudes_[i] + magnitudes_[i + 1]));
+  const uint32_t buckets = (kOneBits >> kBucketShift) + 1;
+  bucket_.resize(buckets);
+  for (uint32_t b = 0; b < buckets; ++b) {
+    const float lo = std::bit_cast<float>(b << kBucketShift);
+    const int i = nearest_by_scan(magnitudes_, lo);
+    bucket_[b] = static_cast<uint8_t>(i);
+    // The quantiser moves at most one level up from the bucket's start: no second boundary inside.
+    const float hi = std::bit_cast<float>((b + 1) << kBucketShift);
+    if (i + 1 < count - 1 && boundaries_[i + 1] < hi && b + 1 < buckets)
+      throw std::logic_error("dynamic 8-bit code: two decision boundaries in one bucket");
+  }
+  for (int q = 0; q < 256; ++q)
+    values_[q] = signed_ ? (q & 128 ? -magnitudes_[q & 127] : magnitudes_[q & 127]) : magnitudes_[q];
+}
+
+int DynamicCode8::magnitude_index(float m) const {
+  m = std::min(m, 1.0f);
+  const int i = bucket_[std::bit_cast<uint32_t>(m) >> kBucketShift];
+  return i + 1 < static_cast<int>(magnitudes_.size()) && m >= boundaries_[i] ? i + 1 : i;
+}
+
+uint8_t DynamicCode8::quantize(float x) const {
+  if (!signed_) return static_cast<uint8_t>(x > 0.0f ? magnitude_index(x) : 0);  // NaN and negatives: 0
+  const int i = magnitude_index(std::fabs(x));
+  return static_cast<uint8_t>(x < 0.0f && i > 0 ? 128 | i : i);
+}
+
+const DynamicCode8& signed_code8() {
+  static const DynamicCode8 code(true);
+  return code;
+}
+
+const DynamicCode8& unsigned_code8() {
+  static const DynamicCode8 code(false);
+  return code;
+}
+
+void quantize_blockwise(const DynamicCode8& code, const float* x, int64_t n, int64_t block, uint8_t* q,
+                        float* absmax) {
+  const int64_t blocks = (n + block - 1) / block;
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t begin = b * block, end = std::min(n, begin + block);
+    float top = 0.0f;
+    for (int64_t i = begin; i < end; ++i) top = std::max(top, std::fabs(x[i]));
+    absmax[b] = top;
+    const float inv = top > 0.0f ? 1.0f / top : 0.0f;
+    for (int64_t i = begin; i < end; ++i) q[i] = code.quantize(x[i] * inv);
+  }
+}
+
+void dequantize_blockwise(const DynamicCode8& code, const uint8_t* q, const float* absmax, int64_t n, int64_t block,
+                          float* x) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) x[i] = code.value(q[i]) * absmax[i / block];
+}
+
+}  // namespace frugal
