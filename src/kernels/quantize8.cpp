@@ -8,7 +8,6 @@
 namespace frugal {
 
 namespace {
-constexpr int kBucketShift = 15;  // keep the exponent and the top 8 mantissa bits
 constexpr uint32_t kOneBits = 0x3F800000u;
 
 // The dynamic code's magnitudes, ascending: 0, then decade E = bits - 1 down to 0.
@@ -49,18 +48,6 @@ DynamicCode8::DynamicCode8(bool is_signed) : signed_(is_signed), magnitudes_(dyn
   }
   for (int q = 0; q < 256; ++q)
     values_[q] = signed_ ? (q & 128 ? -magnitudes_[q & 127] : magnitudes_[q & 127]) : magnitudes_[q];
-}
-
-int DynamicCode8::magnitude_index(float m) const {
-  m = std::min(m, 1.0f);
-  const int i = bucket_[std::bit_cast<uint32_t>(m) >> kBucketShift];
-  return i + 1 < static_cast<int>(magnitudes_.size()) && m >= boundaries_[i] ? i + 1 : i;
-}
-
-uint8_t DynamicCode8::quantize(float x) const {
-  if (!signed_) return static_cast<uint8_t>(x > 0.0f ? magnitude_index(x) : 0);  // NaN and negatives: 0
-  const int i = magnitude_index(std::fabs(x));
-  return static_cast<uint8_t>(x < 0.0f && i > 0 ? 128 | i : i);
 }
 
 const DynamicCode8& signed_code8() {

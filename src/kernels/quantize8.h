@@ -12,7 +12,10 @@
 //   unsigned: 8 bits, E = 0..7 (F = 7..0): 255 magnitudes and 0.
 // A byte here is the sign bit (signed) and the rank of its magnitude among the code's magnitudes, not
 // the bit pattern above: the same level set, numbered so that dequantising is one table lookup.
+#include <algorithm>
 #include <array>
+#include <bit>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -36,12 +39,27 @@ class DynamicCode8 {
   // narrower than any gap between levels, so at most one decision boundary lies inside it.
   int magnitude_index(float m) const;
 
+  static constexpr int kBucketShift = 15;  // keep the exponent and the top 8 mantissa bits
+
   bool signed_;
   std::vector<float> magnitudes_;
   std::vector<float> boundaries_;  // midpoints between consecutive magnitudes
   std::vector<uint8_t> bucket_;    // float bits >> 15 -> index of the magnitude nearest the bucket's start
   std::array<float, 256> values_{};
 };
+
+// Inline: the optimizer quantises two numbers per parameter per step.
+inline int DynamicCode8::magnitude_index(float m) const {
+  m = std::min(m, 1.0f);
+  const int i = bucket_[std::bit_cast<uint32_t>(m) >> kBucketShift];
+  return i + 1 < static_cast<int>(magnitudes_.size()) && m >= boundaries_[i] ? i + 1 : i;
+}
+
+inline uint8_t DynamicCode8::quantize(float x) const {
+  if (!signed_) return static_cast<uint8_t>(x > 0.0f ? magnitude_index(x) : 0);  // NaN and negatives: 0
+  const int i = magnitude_index(std::fabs(x));
+  return static_cast<uint8_t>(x < 0.0f && i > 0 ? 128 | i : i);
+}
 
 // The two codes, built on first use: signed for Adam's first moment, unsigned for the second.
 const DynamicCode8& signed_code8();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "core/error.h"
 #include "kernels/quantize8.h"
@@ -42,9 +43,7 @@ std::vector<std::pair<std::string, Tensor>> AdamW8bit::state_tensors(const std::
 void AdamW8bit::begin_step(const std::vector<Param*>& params) {
   ensure_state(params);
   check(state_.size() == params.size(), "optimizer: parameter list changed between steps");
-  ++t_;
-  bias1_ = 1.0f - static_cast<float>(std::pow(options_.beta1, static_cast<double>(t_)));
-  bias2_ = 1.0f - static_cast<float>(std::pow(options_.beta2, static_cast<double>(t_)));
+  std::tie(bias1_, bias2_) = options_.bias_corrections(++t_);
 }
 
 // One block at a time (its m and v in fp32 on the stack): dequantise, AdamW's update, re-quantise
@@ -69,13 +68,20 @@ void AdamW8bit::update_param(const std::vector<Param*>& params, size_t k, float 
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t begin = b * block, count = std::min(block, n - begin);
       const float m_scale = m_absmax[b], v_scale = v_absmax[b];
-      float m_top = 0.0f, v_top = 0.0f;
+      // Dequantise (table lookups), then the update in a loop the compiler vectorises.
       for (int64_t j = 0; j < count; ++j) {
-        const int64_t i = begin + j;
-        const float mi = b1 * (mc.value(mq[i]) * m_scale) + (1.0f - b1) * g[i];
-        const float vi = b2 * (vc.value(vq[i]) * v_scale) + (1.0f - b2) * g[i] * g[i];
-        w[i] -= lr * ((mi / bias1) / (std::sqrt(vi / bias2) + eps) + decay * w[i]);
-        m[j] = mi, v[j] = vi;
+        m[j] = mc.value(mq[begin + j]) * m_scale;
+        v[j] = vc.value(vq[begin + j]) * v_scale;
+      }
+      float m_top = 0.0f, v_top = 0.0f;
+      float *mj = m.data(), *vj = v.data(), *wj = w + begin;
+      const float* gj = g + begin;
+#pragma omp simd reduction(max : m_top, v_top)
+      for (int64_t j = 0; j < count; ++j) {
+        const float mi = b1 * mj[j] + (1.0f - b1) * gj[j];
+        const float vi = b2 * vj[j] + (1.0f - b2) * gj[j] * gj[j];
+        wj[j] -= lr * ((mi / bias1) / (std::sqrt(vi / bias2) + eps) + decay * wj[j]);
+        mj[j] = mi, vj[j] = vi;
         m_top = std::max(m_top, std::fabs(mi)), v_top = std::max(v_top, vi);
       }
       m_absmax[b] = m_top, v_absmax[b] = v_top;

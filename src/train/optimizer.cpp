@@ -1,6 +1,7 @@
 #include "train/optimizer.h"
 
 #include <cmath>
+#include <tuple>
 
 #include "core/error.h"
 #include "kernels/elementwise.h"
@@ -36,12 +37,15 @@ void Optimizer::step(const std::vector<Param*>& params, float lr) {
   }
 }
 
+std::pair<float, float> AdamWOptions::bias_corrections(int64_t t) const {
+  return {1.0f - static_cast<float>(std::pow(beta1, static_cast<double>(t))),
+          1.0f - static_cast<float>(std::pow(beta2, static_cast<double>(t)))};
+}
+
 void AdamW::begin_step(const std::vector<Param*>& params) {
   ensure_state(params);
   check(m_.size() == params.size(), "optimizer: parameter list changed between steps");
-  ++t_;
-  bias1_ = 1.0f - static_cast<float>(std::pow(options_.beta1, static_cast<double>(t_)));
-  bias2_ = 1.0f - static_cast<float>(std::pow(options_.beta2, static_cast<double>(t_)));
+  std::tie(bias1_, bias2_) = options_.bias_corrections(++t_);
 }
 
 void AdamW::update_param(const std::vector<Param*>& params, size_t k, float lr) {

@@ -33,6 +33,8 @@ class Optimizer {
 
 struct AdamWOptions {
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.0f;
+  // Adam's bias corrections 1 - beta1^t and 1 - beta2^t at step t (1-based).
+  std::pair<float, float> bias_corrections(int64_t t) const;
 };
 
 // Adam with decoupled weight decay (Loshchilov & Hutter): p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p).
