@@ -152,8 +152,10 @@ void add_training_flags(CLI::App& app, TrainOptions& o, int& threads) {
   app.add_flag("--fused-update", o.fused_update,
                "update each block's parameters during the backward pass and free their gradients at once "
                "(needs --accum 1, --clip-grad-norm 0, no loss scaling)");
-  app.add_option("--zero", o.zero, "under mpirun: 1 shards optimizer state and FP32 master weights across ranks (ZeRO-1)")
-      ->check(CLI::Range(0, 1))->capture_default_str();
+  app.add_option("--zero", o.zero,
+                 "under mpirun: 1 shards optimizer state and FP32 master weights across ranks (ZeRO-1); 2 the "
+                 "gradients too (ZeRO-2)")
+      ->check(CLI::Range(0, 2))->capture_default_str();
 }
 
 void add_threads_flag(CLI::App& app, int& threads) {

@@ -74,7 +74,8 @@ std::string what_would_fit(const AutopilotRequest& request, const AutopilotInput
     offer("--ctx " + std::to_string(shorter.ctx),
           smallest_total(shorter, in.data, in.lora, in.options, n, request.precisions.front()));
   }
-  // ZeRO-1 over mpirun ranks shards the optimizer state and the fp32 masters (what they hold at the peak).
+  // ZeRO-1 over mpirun ranks shards the optimizer state and the fp32 masters (what they hold at the
+  // peak); an estimate (`frugal plan --ranks 2 --zero 1|2` plans each rank exactly).
   const size_t sharded = least.plan.at_peak[MemCategory::Optimizer] + least.plan.at_peak[MemCategory::MasterParams];
   if (sharded > 0) offer("2 ranks with --zero 1 (mpirun -np 2), per rank about", reached - sharded / 2);
   std::string text;

@@ -26,6 +26,7 @@ struct PlanFlags {
   int threads = 0;
   std::string data = "fortunes";
   bool json = false;
+  int ranks = 1;  // plan each rank of an mpirun job of this many (their shards under --zero)
   MemoryFlags memory;
   std::set<std::string> given;  // flags given on the command line
 };
@@ -82,16 +83,45 @@ void run_autopilot_plan(PlanFlags& f) {
   std::printf("run it:\n  %s\n", command.c_str());
 }
 
+// --ranks N: each rank's predicted peaks (memory only: the step time of a job is not modelled).
+void print_rank_plans(const PlanFlags& f, const std::vector<MemoryPlan>& per_rank) {
+  if (f.json) {
+    nlohmann::json j{{"world_size", f.ranks}, {"zero", f.options.zero}};
+    for (size_t r = 0; r < per_rank.size(); ++r)
+      j["ranks"].push_back({{"rank", r}, {"predicted_memory", memory_json(per_rank[r].peak)}});
+    std::printf("%s\n", j.dump(2).c_str());
+    return;
+  }
+  std::printf("predicted memory per rank of %d (--zero %d), --checkpoint %s, --precision %s\n", f.ranks,
+              f.options.zero, f.options.checkpoint.c_str(), precision_name(f.options.precision).c_str());
+  std::vector<std::string> names;
+  std::vector<MemorySnapshot> peaks;
+  for (size_t r = 0; r < per_rank.size(); ++r) {
+    names.push_back("rank " + std::to_string(r));
+    peaks.push_back(per_rank[r].peak);
+  }
+  print_memory_table(names, peaks);
+}
+
 void run_plan(PlanFlags& f) {
   apply_checkpoint_flags(f.checkpoint, f.options);
   apply_precision_flags(f.precision, f.options);
   apply_threads(f.threads);  // per-thread scratch is part of the workspace
   if (wants_autopilot(f.memory)) return run_autopilot_plan(f);
-  const MemoryPlan plan = plan_training_memory(
-      [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora, nullptr,
-                               storage_flags(f.options)); },
-      f.options);
+  // Every rank of the job; the one with the largest total is the plan that must fit.
+  std::vector<MemoryPlan> per_rank;
+  for (int r = 0; r < f.ranks; ++r) {
+    const std::unique_ptr<Communicator> rank = planning_communicator(r, f.ranks);
+    per_rank.push_back(plan_training_memory(
+        [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora, nullptr,
+                                 storage_flags(f.options)); },
+        f.options, rank.get()));
+  }
+  const MemoryPlan& plan = *std::max_element(per_rank.begin(), per_rank.end(), [](const MemoryPlan& a, const MemoryPlan& b) {
+    return a.peak.total < b.peak.total;
+  });
   const StepTimePrediction time = predict_step_time(plan.work, machine_rates());
+  if (f.ranks > 1) return print_rank_plans(f, per_rank);
   if (f.json) {
     nlohmann::json j{{"predicted_memory", memory_json(plan.peak)},
                      {"predicted_step_time_s", time.total()},
@@ -125,6 +155,9 @@ void register_plan(CLI::App& app) {
   add_precision_flags(*cmd, flags->precision);
   cmd->add_option("--data", flags->data, "as for train (decides the MLP's input and output sizes)");
   cmd->add_flag("--json", flags->json, "print JSON instead of a table");
+  cmd->add_option("--ranks", flags->ranks, "plan every rank of an mpirun job of this many ranks (with --zero: each one's shards)")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
   add_memory_flags(*cmd, flags->memory, /*with_limit=*/false);
   cmd->callback([flags, cmd] {
     for (const CLI::Option* opt : cmd->get_options())

@@ -109,7 +109,7 @@ std::optional<CheckpointRef> adopt_resume(TrainFlags& f, const Communicator& com
 // Flags that only make sense together, and output locations (checked before a run can waste time).
 void apply_train_flags(TrainFlags& f, bool lead) {
   check(f.save_every == 0 || !f.save_dir.empty(), "--save-every needs --save DIR (checkpoints go to DIR/checkpoints)");
-  check(f.save_every == 0 || f.options.zero == 0, "--save-every with --zero 1 is not supported (the optimizer state is "
+  check(f.save_every == 0 || f.options.zero == 0, "--save-every with --zero 1/2 is not supported (the optimizer state is "
                                                   "sharded across ranks); use --zero 0");
   apply_checkpoint_flags(f.checkpoint, f.options);
   apply_precision_flags(f.precision, f.options);
@@ -150,10 +150,12 @@ void build_run(TrainRun& run) {
   // Named explicitly, so the flags a checkpoint records keep it: a resumed run's --model is the
   // checkpoint, which holds no tokenizer files.
   if (f.model.tokenizer.empty()) f.model.tokenizer = tokenizer_dir(f.model);
+  // This rank's plan (its shards under --zero), with collectives that move nothing.
+  const std::unique_ptr<Communicator> planned_rank = planning_communicator(run.comm.rank(), run.comm.size());
   run.plan = plan_training_memory(
       [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora, nullptr,
                                storage_flags(f.options)); },
-      f.options);
+      f.options, planned_rank.get());
   run.predicted_step_s = predict_step_time(run.plan.work, machine_rates()).total();
   if (run.memory_limit > 0) {  // a run that cannot fit never starts
     check(run.plan.peak.total <= run.memory_limit,
@@ -182,11 +184,13 @@ void build_run(TrainRun& run) {
 void print_header(const TrainRun& run) {
   const TrainOptions& o = run.flags.options;
   const Model& model = *run.model;
-  std::fprintf(stderr, "frugal train: %s, %s parameters (%s trainable), %zu blocks, data: %s, batch %lld x %lld micro-batches x %d ranks, %s%s\n",
+  const std::string zero = o.zero && run.comm.size() > 1 ? ", ZeRO-" + std::to_string(o.zero) : "";
+  const std::string fused = o.fused_update ? ", updates fused into the backward pass" : "";
+  std::fprintf(stderr, "frugal train: %s, %s parameters (%s trainable), %zu blocks, data: %s, batch %lld x %lld micro-batches x %d ranks, %s%s%s\n",
                model.arch().c_str(), format_count(static_cast<double>(model.parameter_count())).c_str(),
                format_count(static_cast<double>(model.trainable_parameter_count())).c_str(), model.blocks().size(),
                run.data->describe().c_str(), static_cast<long long>(o.micro_batch), static_cast<long long>(o.accum),
-               run.comm.size(), precision_name(o.precision).c_str(), o.zero && run.comm.size() > 1 ? ", ZeRO-1" : "");
+               run.comm.size(), precision_name(o.precision).c_str(), zero.c_str(), fused.c_str());
   const nlohmann::json compute = compute_description();
   std::fprintf(stderr, "compute: %s, %d threads; GEMM f32 %s, bf16 %s\n", compute["cpu"].get<std::string>().c_str(),
                compute["threads"].get<int>(), compute["gemm_f32"].get<std::string>().c_str(),
@@ -230,17 +234,22 @@ void run_steps(TrainRun& run) {
   if (metrics) metrics->commit();
 }
 
-// Every rank's own peaks (ZeRO-1 shards optimizer state and masters): rank 0 reports them all.
+// Every rank's own peaks (ZeRO-1 shards optimizer state and masters, ZeRO-2 gradients too): rank 0
+// reports them all.
 nlohmann::json rank_memory(const MemorySnapshot& measured, Communicator& comm) {
-  std::vector<int64_t> per_rank(static_cast<size_t>(comm.size()) * 3, 0);
-  per_rank[comm.rank() * 3 + 0] = static_cast<int64_t>(measured[MemCategory::Optimizer]);
-  per_rank[comm.rank() * 3 + 1] = static_cast<int64_t>(measured[MemCategory::MasterParams]);
-  per_rank[comm.rank() * 3 + 2] = static_cast<int64_t>(measured.total);
+  constexpr int kFields = 4;
+  std::vector<int64_t> per_rank(static_cast<size_t>(comm.size()) * kFields, 0);
+  int64_t* mine = per_rank.data() + comm.rank() * kFields;
+  mine[0] = static_cast<int64_t>(measured[MemCategory::Optimizer]);
+  mine[1] = static_cast<int64_t>(measured[MemCategory::MasterParams]);
+  mine[2] = static_cast<int64_t>(measured[MemCategory::Grads]);
+  mine[3] = static_cast<int64_t>(measured.total);
   comm.allreduce_sum(per_rank.data(), static_cast<int64_t>(per_rank.size()));
   nlohmann::json ranks;
-  for (int r = 0; r < comm.size(); ++r)
-    ranks.push_back({{"rank", r}, {"optimizer", per_rank[r * 3]}, {"master_params", per_rank[r * 3 + 1]},
-                     {"total", per_rank[r * 3 + 2]}});
+  for (int r = 0; r < comm.size(); ++r) {
+    const int64_t* f = per_rank.data() + r * kFields;
+    ranks.push_back({{"rank", r}, {"optimizer", f[0]}, {"master_params", f[1]}, {"grads", f[2]}, {"total", f[3]}});
+  }
   return ranks;
 }
 

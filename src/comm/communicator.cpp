@@ -1,5 +1,6 @@
 #include "comm/communicator.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstdio>
 
@@ -22,8 +23,19 @@ class SingleProcess : public Communicator {
   void allreduce_sum(float*, int64_t) override {}
   void allreduce_sum(double*, int64_t) override {}
   void allreduce_sum(int64_t*, int64_t) override {}
+  void reduce_sum(float*, int64_t, int) override {}
   void broadcast(void*, int64_t, int) override {}
   [[noreturn]] void abort(int code) override { std::exit(code); }
+};
+
+class PlanningRank : public SingleProcess {
+ public:
+  PlanningRank(int rank, int size) : rank_(rank), size_(size) {}
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+
+ private:
+  int rank_, size_;
 };
 
 #ifdef FRUGAL_HAVE_MPI
@@ -41,6 +53,15 @@ class MpiCommunicator : public Communicator {
   void allreduce_sum(float* data, int64_t n) override { allreduce(data, n, MPI_FLOAT, sizeof(float)); }
   void allreduce_sum(double* data, int64_t n) override { allreduce(data, n, MPI_DOUBLE, sizeof(double)); }
   void allreduce_sum(int64_t* data, int64_t n) override { allreduce(data, n, MPI_INT64_T, sizeof(int64_t)); }
+  void reduce_sum(float* data, int64_t n, int root) override {
+    for (int64_t off = 0; off < n; off += kMaxCount) {
+      const int count = static_cast<int>(std::min(kMaxCount, n - off));
+      const int rc = rank_ == root ? MPI_Reduce(MPI_IN_PLACE, data + off, count, MPI_FLOAT, MPI_SUM, root, MPI_COMM_WORLD)
+                                   : MPI_Reduce(data + off, nullptr, count, MPI_FLOAT, MPI_SUM, root, MPI_COMM_WORLD);
+      check(rc == MPI_SUCCESS, "MPI_Reduce failed");
+    }
+    bytes_ += n * static_cast<int64_t>(sizeof(float));
+  }
   void broadcast(void* data, int64_t bytes, int root) override {
     char* p = static_cast<char*>(data);
     for (int64_t off = 0; off < bytes; off += kMaxCount)
@@ -104,5 +125,9 @@ void finalize_distributed() {
 }
 
 Communicator& world() { return *instance(); }
+
+std::unique_ptr<Communicator> planning_communicator(int rank, int size) {
+  return std::make_unique<PlanningRank>(rank, size);
+}
 
 }  // namespace frugal

@@ -16,6 +16,9 @@ class Communicator {
   virtual void allreduce_sum(float* data, int64_t n) = 0;
   virtual void allreduce_sum(double* data, int64_t n) = 0;
   virtual void allreduce_sum(int64_t* data, int64_t n) = 0;
+  // In-place sum over all ranks into rank `root`'s buffer (ZeRO-2's gradient shards); the other ranks'
+  // buffers are left as they were.
+  virtual void reduce_sum(float* data, int64_t n, int root) = 0;
   // `bytes` bytes from rank `root` to every rank.
   virtual void broadcast(void* data, int64_t bytes, int root) = 0;
   // Ends every rank of the job (after this rank printed why): a failing rank must not leave the
@@ -27,6 +30,10 @@ class Communicator {
  protected:
   int64_t bytes_ = 0;
 };
+
+// A rank of a job that is only planned (`frugal plan --ranks N`): the collectives move nothing (the
+// planner's tensors hold no data), so one process can run every rank's trainer in measure mode.
+std::unique_ptr<Communicator> planning_communicator(int rank, int size);
 
 // Starts MPI when this process was launched by mpirun (Open MPI's environment says so) and the MPI
 // build is on; otherwise the world is this one process. Call once, first thing in main.

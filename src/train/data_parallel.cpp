@@ -18,7 +18,7 @@ Batch rank_shard(const Batch& global, const Communicator& comm) {
 }
 
 AccumulatedPass accumulate_data_parallel(Model& model, const Batch& global, int64_t accum, RunContext rc,
-                                         const Schedule* schedule, Communicator& comm) {
+                                         const Schedule* schedule, Communicator& comm, bool allreduce_gradients) {
   const Batch shard = rank_shard(global, comm);
   int64_t items = count_items(model, shard);
   comm.allreduce_sum(&items, 1);  // before the first micro-batch: every rank divides by the global count
@@ -28,7 +28,7 @@ AccumulatedPass accumulate_data_parallel(Model& model, const Batch& global, int6
   if (comm.size() == 1) return pass;
   const auto start = std::chrono::steady_clock::now();
   for (Param* p : model.params()) {
-    if (!p->trainable) continue;
+    if (!p->trainable || !allreduce_gradients) continue;
     const Tensor& g = p->ensure_grad();  // every rank reduces the same tensors, used on its shard or not
     if (g.has_data()) comm.allreduce_sum(g.f32(), g.numel());
   }

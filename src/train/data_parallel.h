@@ -17,9 +17,10 @@ namespace frugal {
 Batch rank_shard(const Batch& global, const Communicator& comm);
 
 // accumulate_gradients on this rank's shard of `global`, then the sum over ranks: gradients (one
-// in-place allreduce per trainable tensor, each a contiguous bucket), loss and item count.
+// in-place allreduce per trainable tensor, each a contiguous bucket; not when `allreduce_gradients`
+// is false: ZeRO-2 reduces them to their owners during the backward), loss and item count.
 AccumulatedPass accumulate_data_parallel(Model& model, const Batch& global, int64_t accum, RunContext rc,
-                                         const Schedule* schedule, Communicator& comm);
+                                         const Schedule* schedule, Communicator& comm, bool allreduce_gradients = true);
 
 // Errors unless every rank holds the same parameter values (same seed, same files).
 void check_same_parameters(const std::vector<Param*>& params, Communicator& comm);

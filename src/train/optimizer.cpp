@@ -117,7 +117,7 @@ std::unique_ptr<Optimizer> make_optimizer(const std::string& name, float weight_
   throw Error("unknown optimizer '" + name + "' (expected adamw, adamw8bit or sgd)");
 }
 
-double clip_grad_norm(const std::vector<Param*>& params, double max_norm) {
+double clip_grad_norm(const std::vector<Param*>& params, double max_norm, Communicator* across) {
   double sum = 0.0;
   for (Param* p : params) {
     if (!p->trainable || !p->grad.has_data()) continue;
@@ -128,6 +128,7 @@ double clip_grad_norm(const std::vector<Param*>& params, double max_norm) {
     for (int64_t i = 0; i < n; ++i) s += static_cast<double>(g[i]) * g[i];
     sum += s;
   }
+  if (across) across->allreduce_sum(&sum, 1);
   const double norm = std::sqrt(sum);
   if (max_norm > 0 && norm > max_norm) {
     const float scale = static_cast<float>(max_norm / (norm + 1e-6));

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "nn/layer.h"
 
 namespace frugal {
@@ -77,8 +78,9 @@ class Sgd : public Optimizer {
 std::unique_ptr<Optimizer> make_optimizer(const std::string& name, float weight_decay, int64_t block = 256);
 
 // Scales all gradients so their global L2 norm is at most max_norm (max_norm <= 0: no clipping).
-// Returns the norm before clipping.
-double clip_grad_norm(const std::vector<Param*>& params, double max_norm);
+// Returns the norm before clipping. `across` (ZeRO-2): the gradients are spread over its ranks, and
+// the norm is that of all of them together.
+double clip_grad_norm(const std::vector<Param*>& params, double max_norm, Communicator* across = nullptr);
 
 void zero_grads(const std::vector<Param*>& params);
 

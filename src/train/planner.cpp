@@ -18,12 +18,12 @@ class ShapeOnlyData : public DataSource {
 
 }  // namespace
 
-MemoryPlan plan_training_memory(const ModelFactory& make_model, const TrainOptions& options) {
+MemoryPlan plan_training_memory(const ModelFactory& make_model, const TrainOptions& options, Communicator* rank) {
   MemoryLedger ledger(/*measure_only=*/true);
   LedgerScope scope(ledger);
   std::unique_ptr<Model> model = make_model();
   ShapeOnlyData data(*model);
-  Trainer trainer(*model, data, options);
+  Trainer trainer(*model, data, options, rank);
   MemoryPlan plan;
   // Two steps (or one for a one-step run): the second runs with gradients and optimizer state
   // already allocated, which is where the total peaks in a real run.

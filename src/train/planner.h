@@ -25,6 +25,9 @@ struct MemoryPlan {
 
 using ModelFactory = std::function<std::unique_ptr<Model>()>;
 
-MemoryPlan plan_training_memory(const ModelFactory& make_model, const TrainOptions& options);
+// `rank`: one rank of a data-parallel job (planning_communicator, comm/communicator.h), whose share
+// of sharded state (--zero) is planned; by default this process alone.
+MemoryPlan plan_training_memory(const ModelFactory& make_model, const TrainOptions& options,
+                                Communicator* rank = nullptr);
 
 }  // namespace frugal

@@ -166,20 +166,22 @@ void LossScaler::set_state(const nlohmann::json& state) {
   check(std::isfinite(scale_) && scale_ > 0, "checkpoint: invalid loss scale");
 }
 
-bool gradients_finite(const std::vector<Param*>& params) {
+bool gradients_finite(const std::vector<Param*>& params, Communicator* across) {
+  int64_t bad = 0;
   for (Param* p : params) {
-    if (!p->trainable || !p->grad.has_data()) continue;
+    if (!p->trainable || !p->grad.has_data() || bad) continue;
     const float* g = p->grad.f32();
     const int64_t n = p->grad.numel();
-    int bad = 0;
-#pragma omp parallel for reduction(| : bad) schedule(static)
-    for (int64_t i = 0; i < n; ++i) bad |= !std::isfinite(g[i]);
-    if (bad) return false;
+    int local = 0;
+#pragma omp parallel for reduction(| : local) schedule(static)
+    for (int64_t i = 0; i < n; ++i) local |= !std::isfinite(g[i]);
+    bad = local;
   }
-  return true;
+  if (across) across->allreduce_sum(&bad, 1);
+  return bad == 0;
 }
 
-bool LossScaler::unscale_and_check(const std::vector<Param*>& params) {
+bool LossScaler::unscale_and_check(const std::vector<Param*>& params, Communicator* across) {
   bool finite = true;
   const float inv = static_cast<float>(1.0 / scale_);
   for (Param* p : params) {
@@ -193,6 +195,11 @@ bool LossScaler::unscale_and_check(const std::vector<Param*>& params) {
       bad |= !std::isfinite(g[i]);
     }
     if (bad) finite = false;
+  }
+  if (across) {
+    int64_t bad_ranks = finite ? 0 : 1;
+    across->allreduce_sum(&bad_ranks, 1);
+    finite = bad_ranks == 0;
   }
   if (!finite) {
     ++skipped_;

@@ -80,7 +80,8 @@ class LossScaler {
   // Multiplies every gradient by 1 / scale and checks it. Returns false when any value is inf or
   // NaN: the caller skips the update; a dynamic scale is multiplied by `backoff`. After
   // growth_interval finite steps in a row a dynamic scale is multiplied by `growth`.
-  bool unscale_and_check(const std::vector<Param*>& params);
+  // `across` (ZeRO-2, each rank holding some of the gradients): the ranks agree on the decision.
+  bool unscale_and_check(const std::vector<Param*>& params, Communicator* across = nullptr);
   int64_t skipped_steps() const { return skipped_; }
   // Checkpoints: {scale, good_steps, skipped}.
   nlohmann::json state() const;
@@ -93,7 +94,7 @@ class LossScaler {
   int64_t good_steps_ = 0, skipped_ = 0;
 };
 
-// True when every value of every gradient is finite (no scaling).
-bool gradients_finite(const std::vector<Param*>& params);
+// True when every value of every gradient is finite (no scaling); with `across`, on every rank.
+bool gradients_finite(const std::vector<Param*>& params, Communicator* across = nullptr);
 
 }  // namespace frugal

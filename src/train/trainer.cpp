@@ -26,7 +26,7 @@ void TrainOptions::validate() const {
   check(optimizer_block >= 16 && (optimizer_block & (optimizer_block - 1)) == 0,
         "--optimizer-block must be a power of 2 of at least 16, not " + std::to_string(optimizer_block));
   check(bn_stats == "micro" || bn_stats == "batch", "--bn-stats must be micro or batch, not '" + bn_stats + "'");
-  check(zero == 0 || zero == 1, "--zero must be 0 or 1");
+  check(zero >= 0 && zero <= 2, "--zero must be 0, 1 or 2");
   if (fused_update) {  // (DESIGN-NOTES, "Fused updates": why each is refused)
     check(accum == 1, "--fused-update needs --accum 1: it updates a block before the next micro-batch could add to "
                       "its gradients");
@@ -74,13 +74,13 @@ std::vector<std::vector<size_t>> blocks_finalizing(Model& model, const std::vect
 }
 }  // namespace
 
-Trainer::Trainer(Model& model, DataSource& data, const TrainOptions& options)
+Trainer::Trainer(Model& model, DataSource& data, const TrainOptions& options, Communicator* comm)
     : model_(model), data_(data), options_(options), params_(model.params()),
-      scaler_(options.loss_scale, options.precision), comm_(world()) {
+      scaler_(options.loss_scale, options.precision), comm_(comm ? *comm : world()) {
   options_.validate();
   check_same_parameters(params_, comm_);
   std::vector<bool> owned;
-  if (options.zero == 1 && comm_.size() > 1) {
+  if (options.zero >= 1 && comm_.size() > 1) {
     owners_ = zero_owners(params_, comm_.size());
     for (size_t k = 0; k < params_.size(); ++k) {
       owned.push_back(owners_[k] == comm_.rank());
@@ -91,10 +91,8 @@ Trainer::Trainer(Model& model, DataSource& data, const TrainOptions& options)
   if (options.precision != DType::F32)
     masters_ = std::make_unique<MasterWeights>(params_, options.precision, options.master_weights, owned);
   optimizer_ = make_optimizer(options.optimizer, options.weight_decay, options.optimizer_block);
-  if (options.fused_update) {
-    check(comm_.size() == 1, "--fused-update runs in one process (under mpirun use --zero)");
-    final_after_block_ = blocks_finalizing(model, params_);
-  }
+  if (options.fused_update) check(comm_.size() == 1, "--fused-update runs in one process (under mpirun use --zero 2)");
+  if (options.fused_update || sharded_gradients()) final_after_block_ = blocks_finalizing(model, params_);
   schedule_ = make_schedule(options.checkpoint, model, options.micro_batch, options.batch_size(), options.activation_budget,
                             options.run_context(0));
 }
@@ -109,27 +107,33 @@ StepRecord Trainer::step(int64_t step_index) {
   RunContext rc = options_.run_context(step_index);
   rc.loss_scale = scaler_.scale();
   record.loss_scale = scaler_.scale();
-  const AccumulatedPass pass = accumulate_data_parallel(model_, batch, options_.accum, rc, &schedule_, comm_);
+  // ZeRO-2: each block's gradients go to their owners as soon as its backward ends (every micro-batch).
+  double reduce_s = 0.0;  // ZeRO-2's reductions, timed like the allreduce (waiting included)
+  const std::function<void(int)> reduce = [&](int block) { reduce_s += reduce_to_owners(block); };
+  if (sharded_gradients()) rc.after_backward = &reduce;
+  const AccumulatedPass pass =
+      accumulate_data_parallel(model_, batch, options_.accum, rc, &schedule_, comm_, !sharded_gradients());
+  if (sharded_gradients()) reduce_s += reduce_to_owners(-1);
   if (rc.defer_running_stats) model_.apply_deferred_statistics();
   record.loss = pass.loss;
   record.items = pass.items;
   record.forward_calls = pass.forward_calls;
-  record.communication_s = pass.communication_s;
+  record.communication_s = pass.communication_s + reduce_s;
   // Without a loss scaler (fp32, or bf16/fp16 with --loss-scale none) a non-finite loss or gradient
   // stops training, naming the first layer whose output or gradient went non-finite.
   const bool scaled = masters_ && scaler_.active();
   if (batch.inputs.has_data()) {
     if (!std::isfinite(record.loss)) diagnose_non_finite("non-finite loss (" + std::to_string(record.loss) + ")", batch, rc);
-    if (!scaled && !gradients_finite(params_)) diagnose_non_finite("non-finite gradients", batch, rc);
+    if (!scaled && !gradients_finite(params_, across())) diagnose_non_finite("non-finite gradients", batch, rc);
   }
   record.lr = scheduled_lr(options_.lr, step_index, options_.steps, options_.warmup, options_.schedule);
   MemoryLedger::current().set_phase("optimizer step");  // for --memory-limit's message
   // With loss scaling: gradients are unscaled before clipping, and a step with an inf or NaN
   // gradient is skipped so that nothing non-finite reaches the (master) weights.
-  if (scaled && !scaler_.unscale_and_check(params_)) {
+  if (scaled && !scaler_.unscale_and_check(params_, across())) {
     record.skipped = true;
   } else {
-    record.grad_norm = clip_grad_norm(params_, options_.clip_grad_norm);
+    record.grad_norm = clip_grad_norm(params_, options_.clip_grad_norm, across());
     if (masters_) {
       masters_->step(*optimizer_, record.lr);
       record.lost_update_fraction = masters_->lost_update_fraction();
@@ -178,6 +182,21 @@ StepRecord Trainer::fused_step(int64_t step_index) {
   return record;
 }
 
+double Trainer::reduce_to_owners(int block) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<size_t>& ks = block >= 0 ? final_after_block_[static_cast<size_t>(block)] : final_after_block_.back();
+  for (size_t k : ks) {
+    Param* p = params_[k];
+    if (!p->trainable) continue;
+    const Tensor& g = p->ensure_grad();  // every rank reduces every tensor, whoever's it is
+    if (g.has_data()) comm_.reduce_sum(g.f32(), g.numel(), owners_[k]);
+    // The owner's buffer holds the sum so far (the next micro-batch adds to it); the others start
+    // the next micro-batch from a fresh (zero) gradient.
+    if (owners_[k] != comm_.rank()) p->grad = Tensor();
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 void Trainer::update_block(int block, float lr, double& squared_norm) {
   const std::vector<size_t>& ks = block >= 0 ? final_after_block_[static_cast<size_t>(block)] : final_after_block_.back();
   for (size_t k : ks) {
@@ -210,7 +229,7 @@ void Trainer::diagnose_non_finite(const std::string& what, const Batch& batch, R
 }
 
 std::vector<std::pair<std::string, Tensor>> Trainer::state_tensors() {
-  check(owners_.empty(), "training-state checkpoints of --zero 1 runs are not supported (the optimizer state is "
+  check(owners_.empty(), "training-state checkpoints of --zero 1/2 runs are not supported (the optimizer state is "
                          "sharded across ranks)");
   std::vector<std::pair<std::string, Tensor>> out;
   for (Param* p : params_) out.emplace_back("param/" + p->name, p->value);

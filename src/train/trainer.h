@@ -38,7 +38,8 @@ struct TrainOptions {
   bool master_weights = true;  // fp16/bf16: fp32 masters updated by the optimizer
   LossScaleOptions loss_scale;
   // Data parallelism (mpirun): micro_batch and accum are per rank; the optimizer batch is
-  // micro_batch x accum x ranks. zero = 1 shards optimizer state and FP32 masters across ranks.
+  // micro_batch x accum x ranks. zero = 1 shards optimizer state and FP32 masters across ranks;
+  // zero = 2 the gradients too (reduced to their owner as each block's backward ends).
   int zero = 0;
   // Each block's parameters updated during the backward pass as soon as their gradients are final,
   // and those gradients freed at once (gradient memory: about one block's). Needs every gradient
@@ -68,7 +69,8 @@ struct StepRecord {
 
 class Trainer {
  public:
-  Trainer(Model& model, DataSource& data, const TrainOptions& options);
+  // `comm`: the job's ranks (default world()); the planner passes one of a planned job's ranks.
+  Trainer(Model& model, DataSource& data, const TrainOptions& options, Communicator* comm = nullptr);
   StepRecord step(int64_t step_index);
   const Schedule& schedule() const { return schedule_; }
   int64_t skipped_steps() const { return scaler_.skipped_steps(); }
@@ -90,6 +92,14 @@ class Trainer {
   // parameters whose gradients became final with `block`'s backward (-1: those of no block).
   StepRecord fused_step(int64_t step_index);
   void update_block(int block, float lr, double& squared_norm);
+  // ZeRO-2: each rank holds only the gradients of the parameters it owns.
+  bool sharded_gradients() const { return options_.zero == 2 && !owners_.empty(); }
+  // The ranks whose gradients together make the step's (clipping norm, overflow check): all of them
+  // under ZeRO-2, none to ask otherwise (every rank holds every gradient).
+  Communicator* across() const { return sharded_gradients() ? &comm_ : nullptr; }
+  // ZeRO-2: sums the gradients that `block`'s backward made final (-1: those of no block) into their
+  // owners' buffers and frees them on the other ranks. Returns the seconds it took.
+  double reduce_to_owners(int block);
 
   Model& model_;
   DataSource& data_;

@@ -4,6 +4,8 @@
   compare.py tensors A B TOL           every tensor of safetensors A within TOL of B (||a-b|| / ||b||)
   compare.py losses A B TOL            the summary JSONs' per-step losses within TOL (relative)
   compare.py zero-bytes SHARDED FULL   ZeRO-1: each rank's optimizer bytes about half of unsharded
+  compare.py grad-bytes SHARDED FULL   ZeRO-2: each rank's gradient bytes well below unsharded
+  compare.py planned-ranks PLAN RUN    `plan --ranks N --json` equals each rank's measured total and grads
 """
 import json
 import os
@@ -62,6 +64,26 @@ def zero_bytes(sharded, full):
         fail("the shards do not add up to the unsharded optimizer state")
 
 
+def grad_bytes(sharded, full, most):
+    s, f = json.load(open(sharded)), json.load(open(full))
+    unsharded = f["ranks"][0]["grads"]
+    for r in s["ranks"]:
+        ratio = r["grads"] / unsharded
+        print(f"rank {r['rank']}: grads {r['grads']} bytes, {ratio:.2f} of unsharded {unsharded}")
+        if ratio > most:
+            fail(f"rank {r['rank']} holds {ratio:.2f} of the gradients, expected at most {most}")
+
+
+def planned_ranks(plan, run):
+    p, r = json.load(open(plan)), json.load(open(run))
+    for planned, measured in zip(p["ranks"], r["ranks"]):
+        for key in ("total", "grads", "optimizer"):
+            if planned["predicted_memory"][key] != measured[key]:
+                fail(f"rank {measured['rank']}: planned {key} {planned['predicted_memory'][key]} != "
+                     f"measured {measured[key]}")
+        print(f"rank {measured['rank']}: planned = measured ({measured['total']} bytes)")
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "make-batch":
@@ -72,5 +94,9 @@ if __name__ == "__main__":
         losses(sys.argv[2], sys.argv[3], float(sys.argv[4]))
     elif cmd == "zero-bytes":
         zero_bytes(sys.argv[2], sys.argv[3])
+    elif cmd == "grad-bytes":
+        grad_bytes(sys.argv[2], sys.argv[3], 0.7)
+    elif cmd == "planned-ranks":
+        planned_ranks(sys.argv[2], sys.argv[3])
     else:
         fail(f"unknown command {cmd}")

@@ -5,6 +5,9 @@
 #      relative.
 #   2. --zero 1: the same weights after 5 steps as unsharded, each rank about half the optimizer bytes
 #      (fp32 and fp16 with FP32 masters).
+#   2b. --zero 2 (8 blocks): 2 ranks x --accum 2 equal 1 rank x --accum 4 (SGD weights; AdamW losses in
+#      fp32 and fp16), each rank's gradients and optimizer state well below unsharded, and `frugal plan
+#      --ranks 2` predicts every rank's bytes exactly.
 #   3. A rank that fails (a bad data path on rank 1 only) ends the job non-zero with its message.
 #   4. Ranks that start from different weights are refused.
 #
@@ -60,6 +63,26 @@ for precision in fp32 fp16; do
   $PY "$HERE/compare.py" tensors "$T/z1/model.safetensors" "$T/z0/model.safetensors" 1e-5
   $PY "$HERE/compare.py" zero-bytes "$T/z1.json" "$T/z0.json"
 done
+
+# ZeRO-2 keeps the owned gradients plus one block's in flight: with 8 blocks that is well below the whole.
+TRAIN8=(train --arch gpt --layers 8 --dim 32 --heads 2 --ctx 16 --vocab 64 --data synthetic --steps 5
+        --lr 1e-2 --warmup 0 --micro-batch 2 --threads 1)
+step "2b. --zero 2: 2 ranks x --accum 2 vs 1 rank x --accum 4"
+"${MPI[@]}" -np 2 "$FRUGAL" "${TRAIN8[@]}" --optimizer sgd --accum 2 --zero 2 --save "$T/g2" > /dev/null
+"$FRUGAL" "${TRAIN8[@]}" --optimizer sgd --accum 4 --save "$T/g1" > /dev/null 2>&1
+$PY "$HERE/compare.py" tensors "$T/g2/model.safetensors" "$T/g1/model.safetensors" 1e-5
+for precision in fp32 fp16; do
+  "${MPI[@]}" -np 2 "$FRUGAL" "${TRAIN8[@]}" --accum 2 --precision $precision --zero 2 --summary "$T/zz2.json" > /dev/null
+  "$FRUGAL" "${TRAIN8[@]}" --accum 4 --precision $precision --summary "$T/zz1.json" > /dev/null 2>&1
+  $PY "$HERE/compare.py" losses "$T/zz2.json" "$T/zz1.json" 1e-5
+done
+"${MPI[@]}" -np 2 "$FRUGAL" "${TRAIN8[@]}" --accum 2 --zero 0 --summary "$T/zz0.json" > /dev/null
+"${MPI[@]}" -np 2 "$FRUGAL" "${TRAIN8[@]}" --accum 2 --zero 2 --summary "$T/zz2.json" > /dev/null
+$PY "$HERE/compare.py" grad-bytes "$T/zz2.json" "$T/zz0.json"
+$PY "$HERE/compare.py" zero-bytes "$T/zz2.json" "$T/zz0.json"
+"$FRUGAL" plan --arch gpt --layers 8 --dim 32 --heads 2 --ctx 16 --vocab 64 --data synthetic --micro-batch 2 \
+  --accum 2 --zero 2 --ranks 2 --json > "$T/plan2.json"
+$PY "$HERE/compare.py" planned-ranks "$T/plan2.json" "$T/zz2.json"
 
 step "3. a failing rank ends the job"
 set +e
