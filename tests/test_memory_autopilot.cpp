@@ -133,6 +133,29 @@ TEST(MemoryAutopilot, PlanPrintsTheFastestFittingConfigurationAndItsCommand) {
   EXPECT_EQ(command.find("--batch-size"), std::string::npos) << command;
 }
 
+// --allow optimizer adds 8-bit AdamW candidates: at a budget below AdamW's smallest total but above
+// the 8-bit one's, the autopilot chooses it, and its run fits; without the leave it says what would fit.
+TEST(MemoryAutopilot, AllowOptimizerChoosesEightBitAdamWWhenOnlyItFits) {
+  const std::string model = "--arch gpt --layers 2 --dim 64 --heads 2 --ctx 8 --vocab 256 --data synthetic";
+  const int64_t adamw = smallest_feasible(model, 4);
+  const int64_t eight = smallest_feasible(model + " --optimizer adamw8bit", 4);
+  ASSERT_LT(eight, adamw);
+  const int64_t budget = (adamw + eight) / 2;
+  const CliResult r = run_frugal("plan " + model + " --batch-size 4 --memory-budget " + std::to_string(budget) +
+                                 " --allow optimizer --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["chosen"]["optimizer"], "adamw8bit");
+  EXPECT_NE(j["command"].get<std::string>().find("--optimizer adamw8bit"), std::string::npos) << j["command"];
+  const fs::path summary = scratch("autopilot_optimizer") / "s.json";
+  const CliResult t = run_frugal("train " + model + " --steps 2 --batch-size 4 --memory-budget " + std::to_string(budget) +
+                                 " --allow optimizer --summary " + summary.string());
+  ASSERT_EQ(t.status, 0) << t.err;
+  EXPECT_LE(read_json(summary)["memory"]["total"].get<int64_t>(), budget);
+  expect_one_line_error(run_frugal("plan " + model + " --batch-size 4 --memory-budget " + std::to_string(budget)),
+                        "8-bit AdamW (--allow optimizer)");
+}
+
 TEST(MemoryAutopilot, BadRequestsAreRefusedWithOneLine) {
   const int64_t smallest = smallest_feasible(kGpt, 8);
   expect_one_line_error(run_frugal("plan " + kGpt + " --batch-size 8 --memory-budget " + std::to_string(smallest / 2)),
@@ -148,10 +171,10 @@ TEST(MemoryAutopilot, BadRequestsAreRefusedWithOneLine) {
                         "--accum is chosen by --memory-budget");
   expect_one_line_error(run_frugal("train " + kGpt + " --batch-size 8"), "--batch-size and --allow go with --memory-budget");
   expect_one_line_error(run_frugal("plan " + kGpt + " --memory-budget 1GiB"), "--memory-budget needs --batch-size");
-  expect_one_line_error(run_frugal("plan " + kGpt + " --batch-size 8 --memory-budget 1GiB --allow optimizer"),
-                        "no memory-saving optimizer variant");
+  expect_one_line_error(run_frugal("plan " + kGpt + " --batch-size 8 --memory-budget 1GiB --allow optimizer --optimizer sgd"),
+                        "drop --optimizer or --allow optimizer");
   expect_one_line_error(run_frugal("plan " + kGpt + " --batch-size 8 --memory-budget 1GiB --allow speed"),
-                        "--allow takes precision");
+                        "--allow takes precision and/or optimizer");
   expect_one_line_error(run_frugal("train " + kGpt + " --batch-size 8 --memory-budget lots"), "lots");
   expect_one_line_error(run_frugal("train " + kGpt + " --memory-limit 0"), "--memory-limit must be positive");
 }

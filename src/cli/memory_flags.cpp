@@ -62,6 +62,11 @@ std::string what_would_fit(const AutopilotRequest& request, const AutopilotInput
     options.push_back("any micro-batch and checkpointing (drop --micro-batch/--checkpoint) " + size_text(unconstrained));
   if (request.precisions.size() == 1 && request.precisions.front() == DType::F32)
     offer("bf16 (--allow precision)", smallest_total(in.model, in.data, in.lora, in.options, n, DType::BF16));
+  if (request.optimizers == std::vector<std::string>{"adamw"}) {
+    TrainOptions eight = in.options;
+    eight.optimizer = "adamw8bit";
+    offer("8-bit AdamW (--allow optimizer)", smallest_total(in.model, in.data, in.lora, eight, n, request.precisions.front()));
+  }
   const std::unique_ptr<Model> model = build_model(in.model, in.data, in.options.seed, false, in.lora);
   if (!in.lora.active() && (model->arch() == "gpt" || model->arch() == "mlp")) {
     LoraFlags lora = in.lora;
@@ -91,7 +96,9 @@ void add_memory_flags(CLI::App& app, MemoryFlags& f, bool with_limit) {
                  "that fit this many bytes, fastest first (e.g. 1GiB); needs --batch-size");
   app.add_option("--batch-size", f.batch_size, "samples per optimizer step, for --memory-budget")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
-  app.add_option("--allow", f.allow, "what --memory-budget may change beyond micro-batch and checkpointing: precision");
+  app.add_option("--allow", f.allow,
+                 "what --memory-budget may change beyond micro-batch and checkpointing: precision, optimizer "
+                 "(AdamW or adamw8bit), or both (comma-separated)");
   if (with_limit)
     app.add_option("--memory-limit", f.limit,
                    "stop with an error before any allocation would take live bytes past SIZE (default with "
@@ -114,16 +121,18 @@ AutopilotRequest autopilot_request(const MemoryFlags& f, const AutopilotInputs& 
   r.batch_size = f.batch_size;
   if (in.given.count("--micro-batch")) r.micro_batch = in.options.micro_batch;
   if (in.given.count("--checkpoint")) r.checkpoint = in.options.checkpoint;
-  bool precision = false;
+  bool precision = false, optimizer = false;
   for (const std::string& item : split_list(f.allow)) {
-    check(item != "optimizer", "--allow optimizer: frugal has no memory-saving optimizer variant to choose from yet");
-    check(item == "precision", "--allow takes precision, not '" + item + "'");
-    precision = true;
+    check(item == "precision" || item == "optimizer", "--allow takes precision and/or optimizer, not '" + item + "'");
+    (item == "precision" ? precision : optimizer) = true;
   }
   check(!(precision && in.given.count("--precision")),
         "--allow precision lets --memory-budget choose the precision; drop --precision or --allow precision");
+  check(!(optimizer && in.given.count("--optimizer")),
+        "--allow optimizer lets --memory-budget choose AdamW or its 8-bit variant; drop --optimizer or --allow optimizer");
   r.precisions = precision ? std::vector<DType>{DType::F32, DType::BF16, DType::F16}
                            : std::vector<DType>{in.options.precision};
+  r.optimizers = optimizer ? std::vector<std::string>{"adamw", "adamw8bit"} : std::vector<std::string>{in.options.optimizer};
   return r;
 }
 
@@ -150,6 +159,7 @@ void apply_candidate(const Candidate& chosen, TrainOptions& options, CheckpointF
   checkpoint.activation_budget =
       chosen.options.activation_budget > 0 ? std::to_string(chosen.options.activation_budget) : "";
   precision.precision = precision_name(chosen.options.precision);
+  options.optimizer = chosen.options.optimizer;
   apply_checkpoint_flags(checkpoint, options);
   apply_precision_flags(precision, options);
   options.validate();
@@ -163,7 +173,7 @@ std::string train_command_line(const Candidate& chosen, const std::string& budge
   // The flags the autopilot decides (and plan's own) are replaced; the others are kept as given.
   static const std::set<std::string> replaced = {"--memory-budget", "--batch-size", "--allow",     "--micro-batch",
                                                  "--accum",         "--checkpoint", "--precision", "--activation-budget",
-                                                 "--memory-limit"};
+                                                 "--memory-limit",  "--optimizer"};
   const std::vector<std::string>& args = recorded_command_line();
   std::vector<std::string> kept = {"frugal", "train"};
   for (size_t i = 2; i < args.size(); ++i) {
@@ -186,6 +196,8 @@ std::string train_command_line(const Candidate& chosen, const std::string& budge
   }
   kept.push_back("--precision");
   kept.push_back(precision_name(o.precision));
+  kept.push_back("--optimizer");
+  kept.push_back(o.optimizer);
   kept.push_back("--memory-limit");
   kept.push_back(budget);
   std::string line;

@@ -51,7 +51,8 @@ void print_candidates(const AutopilotResult& result, size_t rows) {
 nlohmann::json candidate_json(const Candidate& c) {
   return {{"micro_batch", c.options.micro_batch},          {"accum", c.options.accum},
           {"checkpoint", c.options.checkpoint},             {"activation_budget", c.options.activation_budget},
-          {"precision", precision_name(c.options.precision)}, {"predicted_memory", memory_json(c.plan.peak)},
+          {"precision", precision_name(c.options.precision)}, {"optimizer", c.options.optimizer},
+          {"predicted_memory", memory_json(c.plan.peak)},
           {"predicted_step_time_s", c.step_seconds},        {"fits", c.fits}};
 }
 

@@ -83,7 +83,8 @@ void plan_strategies(const ConfiguredModelFactory& make_model, const TrainOption
 std::string Candidate::describe() const {
   std::string s = "micro-batch " + std::to_string(options.micro_batch) + " x " + std::to_string(options.accum) + ", " +
                   options.checkpoint;
-  return s + ", " + precision_name(options.precision);
+  s += ", " + precision_name(options.precision);
+  return options.optimizer == "adamw" ? s : s + ", " + options.optimizer;
 }
 
 const Candidate* AutopilotResult::smallest() const {
@@ -104,17 +105,21 @@ AutopilotResult search_configurations(const ConfiguredModelFactory& make_model, 
   AutopilotResult result;
   const std::vector<int64_t> micro_batches =
       request.micro_batch > 0 ? std::vector<int64_t>{request.micro_batch} : divisors(request.batch_size);
-  for (DType precision : request.precisions)
-    for (int64_t micro : micro_batches) {
-      TrainOptions o = base;
-      o.steps = std::max<int64_t>(o.steps, 2);  // the planner's second step holds the optimizer state
-      o.micro_batch = micro;
-      o.accum = request.batch_size / micro;
-      o.precision = precision;
-      o.master_weights = o.master_weights || precision == DType::F32;
-      o.validate();
-      plan_strategies(make_model, o, request, rates, result.candidates);
-    }
+  const std::vector<std::string> optimizers =
+      request.optimizers.empty() ? std::vector<std::string>{base.optimizer} : request.optimizers;
+  for (const std::string& optimizer : optimizers)
+    for (DType precision : request.precisions)
+      for (int64_t micro : micro_batches) {
+        TrainOptions o = base;
+        o.optimizer = optimizer;
+        o.steps = std::max<int64_t>(o.steps, 2);  // the planner's second step holds the optimizer state
+        o.micro_batch = micro;
+        o.accum = request.batch_size / micro;
+        o.precision = precision;
+        o.master_weights = o.master_weights || precision == DType::F32;
+        o.validate();
+        plan_strategies(make_model, o, request, rates, result.candidates);
+      }
   std::stable_sort(result.candidates.begin(), result.candidates.end(), [](const Candidate& a, const Candidate& b) {
     if (a.fits != b.fits) return a.fits;
     if (a.step_seconds != b.step_seconds) return a.step_seconds < b.step_seconds;

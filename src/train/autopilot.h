@@ -17,16 +17,17 @@ struct AutopilotRequest {
   int64_t budget_bytes = 0;
   int64_t batch_size = 0;               // samples per optimizer step
   std::vector<DType> precisions;        // candidates (the run's own only, unless precision is allowed)
+  std::vector<std::string> optimizers;  // candidates (the run's own only, unless optimizer is allowed)
   int64_t micro_batch = 0;              // fixed by the user (0: any divisor of batch_size)
   std::string checkpoint;               // fixed by the user ("": any strategy)
 };
 
 struct Candidate {
-  TrainOptions options;  // micro_batch, accum, checkpoint, activation_budget and precision set
+  TrainOptions options;  // micro_batch, accum, checkpoint, activation_budget, precision and optimizer set
   MemoryPlan plan;
   double step_seconds = 0;  // predicted
   bool fits = false;
-  std::string describe() const;  // "micro-batch 16 x 4, sqrt, bf16"
+  std::string describe() const;  // "micro-batch 16 x 4, sqrt, bf16" (", adamw8bit" when not AdamW)
 };
 
 struct AutopilotResult {
