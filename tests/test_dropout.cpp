@@ -60,6 +60,27 @@ TEST(Dropout, DropsTheFractionPAndPreservesTheMean) {
   }
 }
 
+// The masks are core/rng.h's Philox words, whichever way the kernel computes them (AVX-512 even/odd
+// 32-bit products, or the portable loop): element e keeps when word e % 4 of the draw for counter
+// e / 4 has its top 24 bits at or above p * 2^24.
+TEST(Dropout, MasksAreThePhiloxWords) {
+  const DropoutKey key{12345, rng_stream(7, 3, 1), 1000003, 0.3f};
+  const uint32_t cut = static_cast<uint32_t>(0.3 * 16777216.0);
+  for (int64_t i = 0; i < 5000; i += 7) {
+    const uint64_t e = key.first + static_cast<uint64_t>(i);
+    const bool keep = (philox4x32(key.seed, key.stream, e / 4)[e % 4] >> 8) >= cut;
+    ASSERT_EQ(dropout_keeps(key, i), keep) << i;
+  }
+  const int64_t n = 4096 + 37;  // whole tensors too (several windows per thread, a partial one)
+  std::vector<float> x(n, 2.0f), y(n);
+  dropout_apply(key, x.data(), y.data(), n);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t e = key.first + static_cast<uint64_t>(i);
+    const bool keep = (philox4x32(key.seed, key.stream, e / 4)[e % 4] >> 8) >= cut;
+    ASSERT_EQ(y[i], keep ? 2.0f / (1.0f - 0.3f) : 0.0f) << i;
+  }
+}
+
 // An element's mask depends on its place in the whole batch only: a tensor masked in two parts
 // (with their offsets) equals it masked whole; in place equals out of place; dropout_keeps agrees.
 TEST(Dropout, MasksDependOnTheGlobalElementIndexOnly) {
