@@ -22,13 +22,14 @@ std::vector<float> dynamic_magnitudes(int magnitude_bits) {
   return out;
 }
 
-// Index of the magnitude nearest to m by scanning them all (ties to the larger).
-int nearest_by_scan(const std::vector<float>& magnitudes, float m) {
-  int best = 0;
-  for (int i = 1; i < static_cast<int>(magnitudes.size()); ++i)
-    if (std::fabs(static_cast<double>(m) - magnitudes[i]) <= std::fabs(static_cast<double>(m) - magnitudes[best]))
-      best = i;
-  return best;
+// Index of the magnitude nearest to m (ascending magnitudes; ties to the larger).
+int nearest_magnitude(const std::vector<float>& magnitudes, float m) {
+  const auto above = std::lower_bound(magnitudes.begin(), magnitudes.end(), m);
+  if (above == magnitudes.begin()) return 0;
+  const int i = static_cast<int>(above - magnitudes.begin());
+  if (above == magnitudes.end()) return i - 1;
+  const double down = static_cast<double>(m) - magnitudes[i - 1], up = static_cast<double>(*above) - m;
+  return up <= down ? i : i - 1;
 }
 }  // namespace
 
@@ -39,7 +40,7 @@ DynamicCode8::DynamicCode8(bool is_signed) : signed_(is_signed), magnitudes_(dyn
   bucket_.resize(buckets);
   for (uint32_t b = 0; b < buckets; ++b) {
     const float lo = std::bit_cast<float>(b << kBucketShift);
-    const int i = nearest_by_scan(magnitudes_, lo);
+    const int i = nearest_magnitude(magnitudes_, lo);
     bucket_[b] = static_cast<uint8_t>(i);
     // The quantiser moves at most one level up from the bucket's start: no second boundary inside.
     const float hi = std::bit_cast<float>((b + 1) << kBucketShift);

@@ -34,9 +34,10 @@ class LoraAdapter {
   // Nothing when `folded` (the layer's weight already holds scale B A). Otherwise saves A x_d
   // (rows, r) and adds y (rows, out) += scale * B A x_d.
   void forward(const Tensor& x, const Tensor& y, Saved& saved, const RunContext& rc, bool folded) const;
-  // Backward in two parts, so the layer can release x between them (nn/linear.cpp):
-  // accumulates dA, dB from x (its last use: dropout may mask it in place) and dy, and returns g = dy B (rows, r) when the layer's unfolded input
-  // gradient needs it (folded, W' = W + scale B A already carries the adapter's part of dx) ...
+  // Backward in two parts, so the layer can release x between them (nn/linear.cpp): accumulates dA,
+  // dB from x (its last use: dropout may mask it in place) and dy, and returns g = dy B (rows, r) when
+  // the layer's unfolded input gradient needs it (folded, W' = W + scale B A carries the adapter's
+  // part of dx) ...
   Tensor backward_weights(const Tensor& x, const Tensor& dy, Saved& saved, const RunContext& rc, bool folded);
   // ... and writes the adapter's part of the layer's input gradient: dx (rows, in) = scale g A, masked
   // as the forward's x was (the layer adds its base part on top, so no second rows x in buffer).
