@@ -16,6 +16,7 @@
 #include "models/model_io.h"
 #include "models/param_storage.h"
 #include "text/bpe_tokenizer.h"
+#include "train/data_parallel.h"
 
 namespace frugal::cli {
 
@@ -154,8 +155,8 @@ void add_training_flags(CLI::App& app, TrainOptions& o, int& threads) {
                "(needs --accum 1, --clip-grad-norm 0, no loss scaling)");
   app.add_option("--zero", o.zero,
                  "under mpirun: 1 shards optimizer state and FP32 master weights across ranks (ZeRO-1); 2 the "
-                 "gradients too (ZeRO-2)")
-      ->check(CLI::Range(0, 2))->capture_default_str();
+                 "gradients too (ZeRO-2); 3 the weights too, each block's fetched when it runs (ZeRO-3)")
+      ->check(CLI::Range(0, 3))->capture_default_str();
 }
 
 void add_threads_flag(CLI::App& app, int& threads) {
@@ -337,6 +338,14 @@ std::unique_ptr<Model> build_base_model(const ModelFlags& f, const std::string& 
       const std::vector<std::string> targets =
           lora.adapter.empty() ? lora_targets(lora, m) : read_adapter_config(lora.adapter, m.arch()).targets;
       s.adapted = adapted_weight_names(m, targets);
+    }
+    // ZeRO (full fine-tuning; LoRA's trainable adapters come later): the trainer's owners, by the same rule.
+    if (storage.shard_ranks > 1 && !lora.active()) {
+      const std::vector<Param*> params = m.params();
+      const std::vector<int> owners = zero_owners(params, storage.shard_ranks);
+      for (size_t k = 0; k < params.size(); ++k)
+        if (owners[k] != storage.shard_rank)
+          (storage.zero == 3 ? s.held_elsewhere : s.master_elsewhere).push_back(params[k]->name);
     }
     return s;
   });

@@ -86,8 +86,15 @@ void prepare_output_dir(const std::string& dir, const std::string& flag);
 struct StorageFlags {
   DType precision = DType::F32;
   bool master_weights = true;
+  // --zero K on this rank of how many: the FP32 masters (K >= 1) or the weights (K = 3) other
+  // ranks own are never allocated here.
+  int zero = 0, shard_rank = 0, shard_ranks = 1;
 };
-inline StorageFlags storage_flags(const TrainOptions& o) { return {o.precision, o.master_weights}; }
+// The storage of a run with options `o` on `rank` (by default one process, nothing sharded).
+inline StorageFlags storage_flags(const TrainOptions& o, const Communicator* rank = nullptr) {
+  const bool sharded = o.zero >= 1 && rank && rank->size() > 1;
+  return {o.precision, o.master_weights, sharded ? o.zero : 0, sharded ? rank->rank() : 0, sharded ? rank->size() : 1};
+}
 
 // The model of --arch (fresh, weights from the seed) or --model DIR (loaded), without LoRA, each
 // tensor born in the type the run keeps it in (LoRA flags say which base weights are frozen and

@@ -115,7 +115,7 @@ void run_plan(PlanFlags& f) {
     const std::unique_ptr<Communicator> rank = planning_communicator(r, f.ranks);
     per_rank.push_back(plan_training_memory(
         [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora, nullptr,
-                                 storage_flags(f.options)); },
+                                 storage_flags(f.options, rank.get())); },
         f.options, rank.get()));
   }
   const MemoryPlan& plan = *std::max_element(per_rank.begin(), per_rank.end(), [](const MemoryPlan& a, const MemoryPlan& b) {

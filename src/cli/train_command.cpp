@@ -109,7 +109,7 @@ std::optional<CheckpointRef> adopt_resume(TrainFlags& f, const Communicator& com
 // Flags that only make sense together, and output locations (checked before a run can waste time).
 void apply_train_flags(TrainFlags& f, bool lead) {
   check(f.save_every == 0 || !f.save_dir.empty(), "--save-every needs --save DIR (checkpoints go to DIR/checkpoints)");
-  check(f.save_every == 0 || f.options.zero == 0, "--save-every with --zero 1/2 is not supported (the optimizer state is "
+  check(f.save_every == 0 || f.options.zero == 0, "--save-every with --zero 1/2/3 is not supported (the optimizer state is "
                                                   "sharded across ranks); use --zero 0");
   apply_checkpoint_flags(f.checkpoint, f.options);
   apply_precision_flags(f.precision, f.options);
@@ -154,7 +154,7 @@ void build_run(TrainRun& run) {
   const std::unique_ptr<Communicator> planned_rank = planning_communicator(run.comm.rank(), run.comm.size());
   run.plan = plan_training_memory(
       [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora, nullptr,
-                               storage_flags(f.options)); },
+                               storage_flags(f.options, planned_rank.get())); },
       f.options, planned_rank.get());
   run.predicted_step_s = predict_step_time(run.plan.work, machine_rates()).total();
   if (run.memory_limit > 0) {  // a run that cannot fit never starts
@@ -172,7 +172,7 @@ void build_run(TrainRun& run) {
     run.ledger.force_allocation_at(spec.substr(0, colon), parse_size(spec.substr(colon + 1)));
   }
   run.model = build_model(f.model, f.data, f.options.seed, /*with_weights=*/true, f.lora, &run.lora,
-                          storage_flags(f.options));
+                          storage_flags(f.options, &run.comm));
   run.data = make_data_source(f.data, *run.model, f.options.seed, model_tokenizer(f.model));
   run.trainer = std::make_unique<Trainer>(*run.model, *run.data, f.options);
   if (run.resume) restore_training_checkpoint(*run.resume, *run.trainer);
@@ -237,18 +237,20 @@ void run_steps(TrainRun& run) {
 // Every rank's own peaks (ZeRO-1 shards optimizer state and masters, ZeRO-2 gradients too): rank 0
 // reports them all.
 nlohmann::json rank_memory(const MemorySnapshot& measured, Communicator& comm) {
-  constexpr int kFields = 4;
+  constexpr int kFields = 5;
   std::vector<int64_t> per_rank(static_cast<size_t>(comm.size()) * kFields, 0);
   int64_t* mine = per_rank.data() + comm.rank() * kFields;
   mine[0] = static_cast<int64_t>(measured[MemCategory::Optimizer]);
   mine[1] = static_cast<int64_t>(measured[MemCategory::MasterParams]);
   mine[2] = static_cast<int64_t>(measured[MemCategory::Grads]);
   mine[3] = static_cast<int64_t>(measured.total);
+  mine[4] = static_cast<int64_t>(measured[MemCategory::Params]);
   comm.allreduce_sum(per_rank.data(), static_cast<int64_t>(per_rank.size()));
   nlohmann::json ranks;
   for (int r = 0; r < comm.size(); ++r) {
     const int64_t* f = per_rank.data() + r * kFields;
-    ranks.push_back({{"rank", r}, {"optimizer", f[0]}, {"master_params", f[1]}, {"grads", f[2]}, {"total", f[3]}});
+    ranks.push_back({{"rank", r}, {"params", f[4]}, {"optimizer", f[0]}, {"master_params", f[1]}, {"grads", f[2]},
+                     {"total", f[3]}});
   }
   return ranks;
 }
@@ -279,13 +281,20 @@ nlohmann::json summarize(TrainRun& run) {
   std::vector<double> comm_times;
   for (const StepRecord& r : run.records)
     if (r.step > 0 || run.records.size() == 1) comm_times.push_back(r.communication_s);
-  summary["communication_s"] = median(comm_times);  // per step: the gradient allreduce, waiting included
+  summary["communication_s"] = median(comm_times);  // per step: gradient collectives and ZeRO-3 fetches, waiting included
   summary["ranks"] = rank_memory(facts.measured, run.comm);
   summary["compute"] = compute_description();
   summary["predicted_step_time_s"] = run.predicted_step_s;  // the cost model's, beside step_time_s
   if (run.model->arch() == "gpt") summary["dropout"] = static_cast<const Gpt&>(*run.model).dropout();
   if (run.memory_limit > 0) summary["memory_limit"] = run.memory_limit;
   return summary;
+}
+
+// Whether rank 0 needs the trained model after training: to evaluate, sample or save it.
+bool uses_trained_model(const TrainRun& run) {
+  const TrainFlags& f = run.flags;
+  return f.data == "fashion-mnist" || (run.token_model && f.data != "synthetic" && f.sample_tokens > 0) ||
+         !f.save_dir.empty() || !f.save_adapter_dir.empty();
 }
 
 // Test accuracy (Fashion-MNIST) and a sample of generated text (GPT on text), into the summary.
@@ -346,6 +355,7 @@ void run_train(TrainFlags& f) {
   run_steps(run);
   ledger.set_limit(0);  // the limit covers training, which the plan predicts; not evaluation or sampling
   nlohmann::json summary = summarize(run);
+  if (uses_trained_model(run)) run.trainer->gather_model(0);  // (ZeRO-3: the weights are spread over the ranks)
   if (!run.lead()) return;
   print_memory_report(run.plan.peak, run.measured, ledger.cached_bytes());
   print_kernels(run.plan.kernels);

@@ -25,7 +25,15 @@ class SingleProcess : public Communicator {
   void allreduce_sum(int64_t*, int64_t) override {}
   void reduce_sum(float*, int64_t, int) override {}
   void broadcast(void*, int64_t, int) override {}
+  void send(const void*, int64_t, int dest) override { no_rank(dest); }
+  void receive(void*, int64_t, int source) override { no_rank(source); }
   [[noreturn]] void abort(int code) override { std::exit(code); }
+
+ private:
+  [[noreturn]] void no_rank(int other) const {
+    throw Error("no rank " + std::to_string(other) + " to exchange data with: this process is rank " +
+                std::to_string(rank()) + " of " + std::to_string(size()) + " (not started by mpirun)");
+  }
 };
 
 class PlanningRank : public SingleProcess {
@@ -69,6 +77,21 @@ class MpiCommunicator : public Communicator {
                 MPI_SUCCESS,
             "MPI_Bcast failed");
     if (rank_ == root) bytes_ += bytes;
+  }
+  void send(const void* data, int64_t bytes, int dest) override {
+    const char* p = static_cast<const char*>(data);
+    for (int64_t off = 0; off < bytes; off += kMaxCount)
+      check(MPI_Send(p + off, static_cast<int>(std::min(kMaxCount, bytes - off)), MPI_BYTE, dest, 0, MPI_COMM_WORLD) ==
+                MPI_SUCCESS,
+            "MPI_Send failed");
+    bytes_ += bytes;
+  }
+  void receive(void* data, int64_t bytes, int source) override {
+    char* p = static_cast<char*>(data);
+    for (int64_t off = 0; off < bytes; off += kMaxCount)
+      check(MPI_Recv(p + off, static_cast<int>(std::min(kMaxCount, bytes - off)), MPI_BYTE, source, 0, MPI_COMM_WORLD,
+                     MPI_STATUS_IGNORE) == MPI_SUCCESS,
+            "MPI_Recv failed");
   }
   [[noreturn]] void abort(int code) override {
     MPI_Abort(MPI_COMM_WORLD, code);

@@ -21,6 +21,10 @@ class Communicator {
   virtual void reduce_sum(float* data, int64_t n, int root) = 0;
   // `bytes` bytes from rank `root` to every rank.
   virtual void broadcast(void* data, int64_t bytes, int root) = 0;
+  // Point to point (ZeRO-3 gathers the trained weights on one rank): `bytes` bytes to rank `dest`,
+  // and from rank `source`.
+  virtual void send(const void* data, int64_t bytes, int dest) = 0;
+  virtual void receive(void* data, int64_t bytes, int source) = 0;
   // Ends every rank of the job (after this rank printed why): a failing rank must not leave the
   // others waiting in a collective.
   [[noreturn]] virtual void abort(int code) = 0;

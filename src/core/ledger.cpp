@@ -206,6 +206,11 @@ void MemoryLedger::record(MemCategory category) {
 
 MemoryLedger& MemoryLedger::current() { return g_current ? *g_current : default_ledger(); }
 
+MemoryLedger& MemoryLedger::shapes_only() {
+  static MemoryLedger* ledger = new MemoryLedger(/*measure_only=*/true);  // never destroyed: its tensors may outlive main
+  return *ledger;
+}
+
 LedgerScope::LedgerScope(MemoryLedger& ledger) : previous_(g_current) { g_current = &ledger; }
 LedgerScope::~LedgerScope() { g_current = previous_; }
 

@@ -79,6 +79,9 @@ class MemoryLedger {
 
   // The ledger new tensors use; a process-wide default unless a LedgerScope is active.
   static MemoryLedger& current();
+  // The books of tensors that only carry a shape (measure mode, never freed, in no run's totals):
+  // models built with shapes only (models/param_storage.h) and Tensor::placeholder.
+  static MemoryLedger& shapes_only();
 
  private:
   friend class LedgerScope;

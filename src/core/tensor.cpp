@@ -72,6 +72,11 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype, MemCategory category) {
   return t;
 }
 
+Tensor Tensor::placeholder(const Shape& shape, DType dtype) {
+  LedgerScope scope(MemoryLedger::shapes_only());
+  return empty(shape, dtype, MemCategory::Params);
+}
+
 Tensor Tensor::from_buffer(std::shared_ptr<Buffer> buffer, size_t offset_bytes, const Shape& shape, DType dtype) {
   check(buffer != nullptr && offset_bytes + static_cast<size_t>(shape.numel()) * dtype_size(dtype) <= buffer->bytes(),
         "view " + shape.str() + " does not fit its buffer");

@@ -41,6 +41,7 @@ class Buffer {
   Buffer& operator=(const Buffer&) = delete;
   void* data() const { return data_; }
   bool measured() const { return ledger_->measure_only(); }
+  const MemoryLedger* ledger() const { return ledger_; }
   size_t bytes() const { return bytes_; }
   MemCategory category() const { return category_; }
 
@@ -58,6 +59,10 @@ class Tensor {
   static Tensor zeros(const Shape& shape, DType dtype, MemCategory category);
   // A view of an existing buffer (mixed precision maps a tensor to its half-precision copy).
   static Tensor from_buffer(std::shared_ptr<Buffer> buffer, size_t offset_bytes, const Shape& shape, DType dtype);
+  // A shape and a dtype with no memory behind them, in no run's books (MemoryLedger::shapes_only):
+  // under ZeRO-3 a weight another rank holds.
+  static Tensor placeholder(const Shape& shape, DType dtype);
+  bool is_placeholder() const { return buffer_ && buffer_->ledger() == &MemoryLedger::shapes_only(); }
 
   bool defined() const { return buffer_ != nullptr; }
   // False when the buffer came from a measuring ledger (no memory behind it) or is empty.

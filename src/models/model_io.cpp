@@ -52,6 +52,7 @@ void check_tied_head(const SafetensorsFile& file, const Model& model) {
     MemoryLedger scratch;
     LedgerScope scope(scratch);
     const Tensor& wte = model.params()[0]->value;
+    if (wte.is_placeholder()) return;  // ZeRO-3: wte's rank checks it
     const std::string where = file.path() + ": " + head;
     check(file.shape(head) == wte.shape(), where + " has shape " + file.shape(head).str() + ", wte " + wte.shape().str());
     Tensor lm = Tensor::empty(wte.shape(), wte.dtype(), MemCategory::Workspace);  // wte's type, converted alike
@@ -92,7 +93,8 @@ void load_weights(Model& model_ref, const std::string& dir) {
     const Shape shape = file.shape(it->second);
     check(shape == p->value.shape(), weights_path + ": tensor '" + it->second + "' has shape " + shape.str() +
                                          " but config.json implies " + p->value.shape().str());
-    file.load_into(it->second, p->value);  // straight into the parameter: no temporary buffer
+    // Straight into the parameter: no temporary buffer (nothing for a weight another rank holds).
+    if (!p->value.is_placeholder()) file.load_into(it->second, p->value);
     file_names.erase(it);
   }
   for (const auto& [canonical, name] : file_names)

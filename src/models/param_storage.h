@@ -20,18 +20,27 @@ struct ParamStorage {
   DType base = DType::F32;       // --base-precision: the frozen weights of adapted linears
   bool frozen_base = false;      // LoRA: every base parameter is frozen
   std::vector<std::string> adapted;  // names of the adapted linears' weights ("h.0.attn.c_attn.weight")
+  // ZeRO-3: parameters other ranks hold. Here they stay placeholders (Tensor::placeholder) in their
+  // compute type: never allocated, initialised or loaded on this rank.
+  std::vector<std::string> held_elsewhere;
+  // ZeRO-1/2: trainable parameters whose FP32 master another rank keeps: born in the compute type.
+  std::vector<std::string> master_elsewhere;
 
   // The type and category `p` is born in: a half type where it is stored half; fp32 Params where it
   // stays fp32; fp32 MasterParams for a trainable parameter under a half precision with masters
   // (MasterWeights adopts it as the master and rounds the compute copy from it: no fp32 transient).
   std::pair<DType, MemCategory> of(const Param& p) const;
-  bool all_fp32() const { return precision == DType::F32 && base == DType::F32; }
+  // The type `p`'s compute copy has (what the layers read): of(p)'s, or the precision for a master.
+  DType compute_type(const Param& p) const;
+  bool held_here(const Param& p) const;
+  bool plain() const { return precision == DType::F32 && base == DType::F32 && held_elsewhere.empty(); }
 };
 
 // Builds the model with `construct` under a shape-only ledger, then gives every tensor of state()
-// its storage in the current ledger, zeroed, in the type storage(model).of(p) names; the caller
-// then initialises (Model::init_weights writes every tensor) or loads every tensor. A storage that
-// is all fp32 is constructed again as usual.
+// its storage in the current ledger, zeroed, in the type storage(model).of(p) names (a placeholder
+// for a parameter held elsewhere); the caller then initialises (Model::init_weights writes every
+// tensor that has memory) or loads every tensor. A plain storage (all fp32, all held here) is
+// constructed again as usual.
 std::unique_ptr<Model> build_in_storage(const std::function<std::unique_ptr<Model>()>& construct,
                                         const std::function<ParamStorage(const Model&)>& storage);
 

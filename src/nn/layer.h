@@ -55,6 +55,16 @@ struct Saved {
   }
 };
 
+// ZeRO-3 (train/sharded_weights.h): each weight lives on one rank. The executor fetches the weights
+// a block uses right before the block runs (its forward, each recomputation, its backward; block -1:
+// the LM head, around the loss) and drops them right after.
+class BlockWeights {
+ public:
+  virtual ~BlockWeights() = default;
+  virtual void fetch(int block) = 0;
+  virtual void drop(int block) = 0;
+};
+
 struct RunContext {
   bool training = true;     // batch statistics and dropout on
   bool recompute = false;   // a checkpointing recomputation: no running-statistics updates
@@ -80,6 +90,7 @@ struct RunContext {
   // Called by the executor right after block i's backward, when set (--fused-update: the block's
   // parameter gradients are final then, and it updates and frees them).
   const std::function<void(int block)>* after_backward = nullptr;
+  BlockWeights* block_weights = nullptr;  // ZeRO-3: the weights other ranks hold
 };
 
 inline bool measuring(const Tensor& t) { return t.measured(); }

@@ -23,6 +23,8 @@ class TiedLmHead {
   // (..., V) fp32 Workspace logits of hidden (..., D).
   Tensor logits(const Tensor& hidden);
 
+  Param* weight() const { return wte_; }  // the only parameter it uses
+
   // Rows per chunk (>= 1), instead of the automatic choice (chunk_rows_for).
   void set_chunk_rows(int64_t rows);
   // The rows per chunk a call over N rows uses. Automatic (measured, docs/BENCHMARKS.md "Fused LM

@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/half.h"
+#include "kernels/convert.h"
 #include "train/batch.h"
 
 namespace frugal {
@@ -40,14 +42,17 @@ AccumulatedPass accumulate_data_parallel(Model& model, const Batch& global, int6
 void check_same_parameters(const std::vector<Param*>& params, Communicator& comm) {
   if (comm.size() == 1) return;
   // A fingerprint of this rank's weights: a position-weighted sum and the sum of squares of every
-  // value. Ranks with different weights get different fingerprints (not a bitwise comparison).
+  // value (half ones widened one by one: no buffer). Ranks with different weights get different
+  // fingerprints (not a bitwise comparison).
   double mine[2] = {0, 0};
   for (const Param* p : params) {
-    if (!p->value.has_data() || p->value.dtype() != DType::F32) continue;
-    const float* v = p->value.f32();
-    for (int64_t i = 0; i < p->value.numel(); ++i) {
-      mine[0] += v[i] * static_cast<double>(i % 7 + 1);
-      mine[1] += static_cast<double>(v[i]) * v[i];
+    const Tensor& t = p->value;
+    if (!t.has_data() || (t.dtype() != DType::F32 && !is_half(t.dtype()))) continue;
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      const double v = t.dtype() == DType::F32 ? t.f32()[i]
+                       : t.dtype() == DType::F16 ? f16_to_f32(t.u16()[i]) : bf16_to_f32(t.u16()[i]);
+      mine[0] += v * static_cast<double>(i % 7 + 1);
+      mine[1] += v * v;
     }
   }
   double total[2] = {mine[0], mine[1]};

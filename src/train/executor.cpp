@@ -9,6 +9,23 @@ namespace frugal {
 
 namespace {
 
+// ZeRO-3: block i's weights from their ranks for as long as this lives (nothing without sharding).
+class WeightsHeld {
+ public:
+  WeightsHeld(BlockWeights* weights, int block) : weights_(weights), block_(block) {
+    if (weights_) weights_->fetch(block_);
+  }
+  ~WeightsHeld() {
+    if (weights_) weights_->drop(block_);
+  }
+  WeightsHeld(const WeightsHeld&) = delete;
+  WeightsHeld& operator=(const WeightsHeld&) = delete;
+
+ private:
+  BlockWeights* weights_;
+  int block_;
+};
+
 // One pass over the chain: the stored block inputs, what each block saved, the gradient flowing
 // back, and checks that the schedule's operations come in an order that can run.
 class Pass {
@@ -45,6 +62,7 @@ class Pass {
     ledger_.set_phase((forwarded_[i] ? "recompute " : "forward ") + std::to_string(i));
     rc_.recompute = forwarded_[i];
     Saved scratch;
+    const WeightsHeld held(rc_.block_weights, i);
     // Under mixed precision block outputs are half tensors (shared with what the blocks saved);
     // forward_child widens the input for the block's kernels.
     inputs_[i + 1] = forward_child(*blocks_[i], inputs_[i], save ? saved_[i] : scratch, rc_);
@@ -57,6 +75,7 @@ class Pass {
     check(i == n_ - 1 && inputs_[n_].defined() && !loss_done_, "schedule: the loss needs the last block's output");
     ledger_.set_phase("loss");
     if (TiedLmHead* head = model_.lm_head()) {  // head and loss fused: scaled by loss_scale inside
+      const WeightsHeld held(rc_.block_weights, -1);
       result_.loss = head->loss_forward_backward(inputs_[n_], batch_.targets, normalizer_, rc_, grad_);
     } else {
       result_.loss = loss_forward_backward(model_.loss_kind(), widen_activation(inputs_[n_], rc_), batch_.targets,
@@ -74,7 +93,10 @@ class Pass {
     ledger_.set_phase("backward " + std::to_string(i));
     rc_.recompute = false;
     rc_.input_grad = i > 0;  // the chain's input is data: no gradient for it
-    grad_ = backward_child(*blocks_[i], grad_, saved_[i], rc_);
+    {
+      const WeightsHeld held(rc_.block_weights, i);
+      grad_ = backward_child(*blocks_[i], grad_, saved_[i], rc_);
+    }
     saved_[i].clear();
     has_saved_[i] = false;
     backwarded_[i] = true;

@@ -111,7 +111,7 @@ std::vector<std::pair<std::string, Tensor>> MasterWeights::master_tensors() cons
 void MasterWeights::restore_fp32() {
   for (size_t k = 0; k < params_.size(); ++k) {
     Param* p = params_[k];
-    if (p->value.dtype() == DType::F32) continue;
+    if (p->value.dtype() == DType::F32 || p->value.is_placeholder()) continue;  // (ZeRO-3: held elsewhere)
     if (keep_master_ && masters_[k].value.defined()) {
       Tensor exact = Tensor::empty(p->value.shape(), DType::F32, MemCategory::Params);
       exact.copy_from(masters_[k].value);

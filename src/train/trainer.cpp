@@ -10,6 +10,7 @@
 #include "kernels/convert.h"
 #include "train/accumulate.h"
 #include "train/data_parallel.h"
+#include "train/sharded_weights.h"
 
 namespace frugal {
 
@@ -26,7 +27,7 @@ void TrainOptions::validate() const {
   check(optimizer_block >= 16 && (optimizer_block & (optimizer_block - 1)) == 0,
         "--optimizer-block must be a power of 2 of at least 16, not " + std::to_string(optimizer_block));
   check(bn_stats == "micro" || bn_stats == "batch", "--bn-stats must be micro or batch, not '" + bn_stats + "'");
-  check(zero >= 0 && zero <= 2, "--zero must be 0, 1 or 2");
+  check(zero >= 0 && zero <= 3, "--zero must be 0, 1, 2 or 3");
   if (fused_update) {  // (DESIGN-NOTES, "Fused updates": why each is refused)
     check(accum == 1, "--fused-update needs --accum 1: it updates a block before the next micro-batch could add to "
                       "its gradients");
@@ -78,10 +79,12 @@ Trainer::Trainer(Model& model, DataSource& data, const TrainOptions& options, Co
     : model_(model), data_(data), options_(options), params_(model.params()),
       scaler_(options.loss_scale, options.precision), comm_(comm ? *comm : world()) {
   options_.validate();
-  check_same_parameters(params_, comm_);
+  if (options.zero == 3) check_zero3();
   std::vector<bool> owned;
   if (options.zero >= 1 && comm_.size() > 1) {
     owners_ = zero_owners(params_, comm_.size());
+    // ZeRO-3 first: the weights other ranks own are released before anything else refers to them.
+    if (options.zero == 3) sharded_weights_ = std::make_unique<ShardedWeights>(model, params_, owners_, comm_);
     for (size_t k = 0; k < params_.size(); ++k) {
       owned.push_back(owners_[k] == comm_.rank());
       zero_views_.push_back(*params_[k]);
@@ -90,11 +93,24 @@ Trainer::Trainer(Model& model, DataSource& data, const TrainOptions& options, Co
   }
   if (options.precision != DType::F32)
     masters_ = std::make_unique<MasterWeights>(params_, options.precision, options.master_weights, owned);
+  // Every rank's compute copies now (ZeRO-1/2 ranks were born with masters only for their own); not
+  // under ZeRO-3, where each rank holds different weights.
+  if (options.zero != 3) check_same_parameters(params_, comm_);
   optimizer_ = make_optimizer(options.optimizer, options.weight_decay, options.optimizer_block);
   if (options.fused_update) check(comm_.size() == 1, "--fused-update runs in one process (under mpirun use --zero 2)");
   if (options.fused_update || sharded_gradients()) final_after_block_ = blocks_finalizing(model, params_);
   schedule_ = make_schedule(options.checkpoint, model, options.micro_batch, options.batch_size(), options.activation_budget,
                             options.run_context(0));
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::check_zero3() const {
+  check(comm_.size() > 1, "--zero 3 shards the weights across the ranks of an mpirun job, and this process is the "
+                          "only rank: start it with mpirun -np N (frugal plan: --ranks N), or use --zero 0");
+  for (const Param* p : params_)
+    check(p->trainable, "--zero 3 shards the weights of full fine-tuning; " + p->name +
+                            " is frozen (LoRA: the trainable state is already small; use --zero 2 or 0)");
 }
 
 StepRecord Trainer::step(int64_t step_index) {
@@ -111,6 +127,7 @@ StepRecord Trainer::step(int64_t step_index) {
   double reduce_s = 0.0;  // ZeRO-2's reductions, timed like the allreduce (waiting included)
   const std::function<void(int)> reduce = [&](int block) { reduce_s += reduce_to_owners(block); };
   if (sharded_gradients()) rc.after_backward = &reduce;
+  rc.block_weights = sharded_weights_.get();
   const AccumulatedPass pass =
       accumulate_data_parallel(model_, batch, options_.accum, rc, &schedule_, comm_, !sharded_gradients());
   if (sharded_gradients()) reduce_s += reduce_to_owners(-1);
@@ -119,6 +136,7 @@ StepRecord Trainer::step(int64_t step_index) {
   record.items = pass.items;
   record.forward_calls = pass.forward_calls;
   record.communication_s = pass.communication_s + reduce_s;
+  if (sharded_weights_) record.communication_s += sharded_weights_->take_fetch_seconds();
   // Without a loss scaler (fp32, or bf16/fp16 with --loss-scale none) a non-finite loss or gradient
   // stops training, naming the first layer whose output or gradient went non-finite.
   const bool scaled = masters_ && scaler_.active();
@@ -147,7 +165,8 @@ StepRecord Trainer::step(int64_t step_index) {
     } else {
       optimizer_->step(params_, record.lr);
     }
-    if (!owners_.empty()) broadcast_from_owners(params_, owners_, comm_);  // ZeRO-1: the updated shards
+    // ZeRO-1/2: the updated shards to every rank (ZeRO-3: each rank keeps its own).
+    if (!owners_.empty() && !sharded_weights_) broadcast_from_owners(params_, owners_, comm_);
   }
   zero_grads(params_);
   MemoryLedger::current().set_phase("");
@@ -263,8 +282,13 @@ void Trainer::restore_state(const SafetensorsFile& file, const nlohmann::json& s
 void Trainer::finish() {
   if (masters_) masters_->restore_fp32();
   masters_.reset();
-  // ZeRO-1: the exact fp32 values of the parameters other ranks own (not only their rounded copies).
-  if (!owners_.empty()) broadcast_from_owners(params_, owners_, comm_);
+  // ZeRO-1/2: the exact fp32 values of the parameters other ranks own (not only their rounded
+  // copies). ZeRO-3: each rank keeps its own (gather_model collects them).
+  if (!owners_.empty() && !sharded_weights_) broadcast_from_owners(params_, owners_, comm_);
+}
+
+void Trainer::gather_model(int root) {
+  if (sharded_weights_) sharded_weights_->gather_fp32(root);
 }
 
 }  // namespace frugal

@@ -15,6 +15,7 @@
 namespace frugal {
 
 class SafetensorsFile;
+class ShardedWeights;
 
 struct TrainOptions {
   int64_t steps = 100;
@@ -39,7 +40,8 @@ struct TrainOptions {
   LossScaleOptions loss_scale;
   // Data parallelism (mpirun): micro_batch and accum are per rank; the optimizer batch is
   // micro_batch x accum x ranks. zero = 1 shards optimizer state and FP32 masters across ranks;
-  // zero = 2 the gradients too (reduced to their owner as each block's backward ends).
+  // zero = 2 the gradients too (reduced to their owner as each block's backward ends); zero = 3 the
+  // weights too (each block's fetched from their owners before it runs, train/sharded_weights.h).
   int zero = 0;
   // Each block's parameters updated during the backward pass as soon as their gradients are final,
   // and those gradients freed at once (gradient memory: about one block's). Needs every gradient
@@ -64,19 +66,23 @@ struct StepRecord {
   float loss_scale = 1.0f;    // the scale this step's loss gradient was multiplied by
   bool skipped = false;       // gradients overflowed: no update
   double lost_update_fraction = 0.0;  // without master weights: non-zero updates erased by rounding
-  double communication_s = 0.0;       // data parallelism: the gradient allreduce (waiting included)
+  double communication_s = 0.0;  // data parallelism: gradient allreduce/reduces, ZeRO-3's fetches (waiting included)
 };
 
 class Trainer {
  public:
   // `comm`: the job's ranks (default world()); the planner passes one of a planned job's ranks.
   Trainer(Model& model, DataSource& data, const TrainOptions& options, Communicator* comm = nullptr);
+  ~Trainer();
   StepRecord step(int64_t step_index);
   const Schedule& schedule() const { return schedule_; }
   int64_t skipped_steps() const { return scaler_.skipped_steps(); }
   float loss_scale() const { return scaler_.scale(); }
   // After mixed-precision training: the parameters hold fp32 values again (from the masters).
   void finish();
+  // After finish(), ZeRO-3: every parameter on rank `root` (for evaluation or saving there); the
+  // other ranks keep their own. Every rank calls it. Nothing to do without ZeRO-3.
+  void gather_model(int root);
 
   // Training-state checkpoints (train/checkpoint.h): every parameter ("param/<name>", in its
   // stored dtype), the FP32 masters, the optimizer's state; and the scalars (optimizer step count,
@@ -92,8 +98,10 @@ class Trainer {
   // parameters whose gradients became final with `block`'s backward (-1: those of no block).
   StepRecord fused_step(int64_t step_index);
   void update_block(int block, float lr, double& squared_norm);
-  // ZeRO-2: each rank holds only the gradients of the parameters it owns.
-  bool sharded_gradients() const { return options_.zero == 2 && !owners_.empty(); }
+  // ZeRO-2/3: each rank holds only the gradients of the parameters it owns.
+  bool sharded_gradients() const { return options_.zero >= 2 && !owners_.empty(); }
+  // ZeRO-3's conditions: several ranks, every parameter trainable.
+  void check_zero3() const;
   // The ranks whose gradients together make the step's (clipping norm, overflow check): all of them
   // under ZeRO-2, none to ask otherwise (every rank holds every gradient).
   Communicator* across() const { return sharded_gradients() ? &comm_ : nullptr; }
@@ -112,6 +120,7 @@ class Trainer {
   Communicator& comm_;
   std::vector<int> owners_;       // ZeRO-1: the rank that updates each parameter (empty: all ranks)
   std::vector<Param> zero_views_;  // ZeRO-1 in fp32: params_ with the others' marked not trainable
+  std::unique_ptr<ShardedWeights> sharded_weights_;  // ZeRO-3
   // --fused-update: the parameters (indices into params_) each block's backward makes final (the
   // first block in chain order that uses one: the tied embedding waits for the embedding's
   // backward), and last those of no block.

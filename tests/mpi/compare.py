@@ -3,9 +3,11 @@
   compare.py make-batch OUT            a ragged GPT batch: rank 0's rows hold few counted tokens
   compare.py tensors A B TOL           every tensor of safetensors A within TOL of B (||a-b|| / ||b||)
   compare.py losses A B TOL            the summary JSONs' per-step losses within TOL (relative)
-  compare.py zero-bytes SHARDED FULL   ZeRO-1: each rank's optimizer bytes about half of unsharded
+  compare.py zero-bytes SHARDED FULL   ZeRO-1: each rank's optimizer (and master) bytes about half of unsharded
   compare.py grad-bytes SHARDED FULL   ZeRO-2: each rank's gradient bytes well below unsharded
-  compare.py planned-ranks PLAN RUN    `plan --ranks N --json` equals each rank's measured total and grads
+  compare.py param-bytes SHARDED FULL  ZeRO-3: each rank's weight bytes well below unsharded
+  compare.py planned-ranks PLAN RUN    `plan --ranks N --json` equals each rank's measured total, params,
+                                       grads and optimizer
 """
 import json
 import os
@@ -54,30 +56,35 @@ def losses(a, b, tol):
 
 def zero_bytes(sharded, full):
     s, f = json.load(open(sharded)), json.load(open(full))
-    unsharded = f["ranks"][0]["optimizer"]
-    for r in s["ranks"]:
-        ratio = r["optimizer"] / unsharded
-        print(f"rank {r['rank']}: optimizer {r['optimizer']} bytes, {ratio:.2f} of unsharded {unsharded}")
-        if not 0.3 <= ratio <= 0.7:
-            fail(f"rank {r['rank']} holds {ratio:.2f} of the optimizer state, expected about half")
-    if sum(r["optimizer"] for r in s["ranks"]) != unsharded:
-        fail("the shards do not add up to the unsharded optimizer state")
+    # The optimizer state, and with a half precision the FP32 masters (peak included: a rank's model
+    # is born with masters for its own parameters only).
+    for category in ("optimizer", "master_params"):
+        unsharded = f["ranks"][0][category]
+        if unsharded == 0:
+            continue
+        for r in s["ranks"]:
+            ratio = r[category] / unsharded
+            print(f"rank {r['rank']}: {category} {r[category]} bytes, {ratio:.2f} of unsharded {unsharded}")
+            if not 0.3 <= ratio <= 0.7:
+                fail(f"rank {r['rank']} holds {ratio:.2f} of the {category}, expected about half")
+        if sum(r[category] for r in s["ranks"]) != unsharded:
+            fail(f"the shards do not add up to the unsharded {category}")
 
 
-def grad_bytes(sharded, full, most):
+def category_bytes(sharded, full, category, most):
     s, f = json.load(open(sharded)), json.load(open(full))
-    unsharded = f["ranks"][0]["grads"]
+    unsharded = f["ranks"][0][category]
     for r in s["ranks"]:
-        ratio = r["grads"] / unsharded
-        print(f"rank {r['rank']}: grads {r['grads']} bytes, {ratio:.2f} of unsharded {unsharded}")
+        ratio = r[category] / unsharded
+        print(f"rank {r['rank']}: {category} {r[category]} bytes, {ratio:.2f} of unsharded {unsharded}")
         if ratio > most:
-            fail(f"rank {r['rank']} holds {ratio:.2f} of the gradients, expected at most {most}")
+            fail(f"rank {r['rank']} holds {ratio:.2f} of the {category}, expected at most {most}")
 
 
 def planned_ranks(plan, run):
     p, r = json.load(open(plan)), json.load(open(run))
     for planned, measured in zip(p["ranks"], r["ranks"]):
-        for key in ("total", "grads", "optimizer"):
+        for key in ("total", "params", "grads", "optimizer"):
             if planned["predicted_memory"][key] != measured[key]:
                 fail(f"rank {measured['rank']}: planned {key} {planned['predicted_memory'][key]} != "
                      f"measured {measured[key]}")
@@ -95,7 +102,9 @@ if __name__ == "__main__":
     elif cmd == "zero-bytes":
         zero_bytes(sys.argv[2], sys.argv[3])
     elif cmd == "grad-bytes":
-        grad_bytes(sys.argv[2], sys.argv[3], 0.7)
+        category_bytes(sys.argv[2], sys.argv[3], "grads", 0.7)
+    elif cmd == "param-bytes":
+        category_bytes(sys.argv[2], sys.argv[3], "params", 0.7)
     elif cmd == "planned-ranks":
         planned_ranks(sys.argv[2], sys.argv[3])
     else:

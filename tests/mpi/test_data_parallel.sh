@@ -8,6 +8,10 @@
 #   2b. --zero 2 (8 blocks): 2 ranks x --accum 2 equal 1 rank x --accum 4 (SGD weights; AdamW losses in
 #      fp32 and fp16), each rank's gradients and optimizer state well below unsharded, and `frugal plan
 #      --ranks 2` predicts every rank's bytes exactly.
+#   2c. --zero 3 (8 blocks): the same against 1 rank (SGD weights; AdamW losses in fp32 and fp16, with
+#      sqrt checkpointing: each recomputation fetches again), bf16 weights bit-identical to --zero 2,
+#      each rank's weights well below unsharded, `frugal plan --ranks 2` exact per rank, and --zero 3
+#      on one process refused.
 #   3. A rank that fails (a bad data path on rank 1 only) ends the job non-zero with its message.
 #   4. Ranks that start from different weights are refused.
 #
@@ -83,6 +87,29 @@ $PY "$HERE/compare.py" zero-bytes "$T/zz2.json" "$T/zz0.json"
 "$FRUGAL" plan --arch gpt --layers 8 --dim 32 --heads 2 --ctx 16 --vocab 64 --data synthetic --micro-batch 2 \
   --accum 2 --zero 2 --ranks 2 --json > "$T/plan2.json"
 $PY "$HERE/compare.py" planned-ranks "$T/plan2.json" "$T/zz2.json"
+
+step "2c. --zero 3: 2 ranks x --accum 2 vs 1 rank x --accum 4, weights fetched per block"
+"${MPI[@]}" -np 2 "$FRUGAL" "${TRAIN8[@]}" --optimizer sgd --accum 2 --zero 3 --save "$T/w3" > /dev/null
+$PY "$HERE/compare.py" tensors "$T/w3/model.safetensors" "$T/g1/model.safetensors" 1e-5
+for precision in fp32 fp16; do
+  "${MPI[@]}" -np 2 "$FRUGAL" "${TRAIN8[@]}" --accum 2 --precision $precision --zero 3 --checkpoint sqrt \
+    --summary "$T/w3.json" > /dev/null
+  "$FRUGAL" "${TRAIN8[@]}" --accum 4 --precision $precision --checkpoint sqrt --summary "$T/w1.json" > /dev/null 2>&1
+  $PY "$HERE/compare.py" losses "$T/w3.json" "$T/w1.json" 1e-5
+done
+# ZeRO-3 computes what ZeRO-2 computes (the same sums in the same order), only from fetched weights.
+"${MPI[@]}" -np 2 "$FRUGAL" "${TRAIN8[@]}" --accum 2 --precision bf16 --zero 3 --save "$T/b3" > /dev/null
+"${MPI[@]}" -np 2 "$FRUGAL" "${TRAIN8[@]}" --accum 2 --precision bf16 --zero 2 --save "$T/b2" > /dev/null
+$PY "$HERE/compare.py" tensors "$T/b3/model.safetensors" "$T/b2/model.safetensors" 0
+"${MPI[@]}" -np 2 "$FRUGAL" "${TRAIN8[@]}" --accum 2 --zero 3 --summary "$T/w3.json" > /dev/null
+$PY "$HERE/compare.py" param-bytes "$T/w3.json" "$T/zz0.json"
+$PY "$HERE/compare.py" grad-bytes "$T/w3.json" "$T/zz0.json"
+$PY "$HERE/compare.py" zero-bytes "$T/w3.json" "$T/zz0.json"
+"$FRUGAL" plan --arch gpt --layers 8 --dim 32 --heads 2 --ctx 16 --vocab 64 --data synthetic --micro-batch 2 \
+  --accum 2 --zero 3 --ranks 2 --json > "$T/plan3.json"
+$PY "$HERE/compare.py" planned-ranks "$T/plan3.json" "$T/w3.json"
+if "$FRUGAL" "${TRAIN8[@]}" --zero 3 > /dev/null 2> "$T/one.err"; then echo "FAIL: --zero 3 ran on one process"; exit 1; fi
+grep -q "only rank" "$T/one.err" || { echo "FAIL: no clear message for --zero 3 on one process"; cat "$T/one.err"; exit 1; }
 
 step "3. a failing rank ends the job"
 set +e
