@@ -350,7 +350,7 @@ std::unique_ptr<Model> build_base_model(const ModelFlags& f, const std::string& 
     return s;
   });
   if (!with_weights) return model;
-  if (!f.model_dir.empty()) load_weights(*model, f.model_dir);
+  if (!f.model_dir.empty() && !f.weights_from_state) load_weights(*model, f.model_dir);
   else model->init_weights(seed);
   return model;
 }

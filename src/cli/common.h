@@ -27,6 +27,9 @@ struct ModelFlags {
   // GPT dropout while training (< 0: the config's embd_pdrop / attn_pdrop / resid_pdrop); --dropout
   // sets all three, the others one each (and win over --dropout).
   double dropout = -1, embd_dropout = -1, attn_dropout = -1, resid_dropout = -1;
+  // --resume from a sharded checkpoint: model_dir holds config.json only; the weights are drawn from
+  // the seed and then replaced by each rank's state file.
+  bool weights_from_state = false;
 };
 
 // The tokenizer directory of the flags: --tokenizer, else the --model directory when it holds

@@ -109,8 +109,6 @@ std::optional<CheckpointRef> adopt_resume(TrainFlags& f, const Communicator& com
 // Flags that only make sense together, and output locations (checked before a run can waste time).
 void apply_train_flags(TrainFlags& f, bool lead) {
   check(f.save_every == 0 || !f.save_dir.empty(), "--save-every needs --save DIR (checkpoints go to DIR/checkpoints)");
-  check(f.save_every == 0 || f.options.zero == 0, "--save-every with --zero 1/2/3 is not supported (the optimizer state is "
-                                                  "sharded across ranks); use --zero 0");
   apply_checkpoint_flags(f.checkpoint, f.options);
   apply_precision_flags(f.precision, f.options);
   f.options.validate();
@@ -175,7 +173,7 @@ void build_run(TrainRun& run) {
                           storage_flags(f.options, &run.comm));
   run.data = make_data_source(f.data, *run.model, f.options.seed, model_tokenizer(f.model));
   run.trainer = std::make_unique<Trainer>(*run.model, *run.data, f.options);
-  if (run.resume) restore_training_checkpoint(*run.resume, *run.trainer);
+  if (run.resume) restore_training_checkpoint(*run.resume, *run.trainer, run.comm);
   run.first_step = run.resume ? run.resume->steps_done : 0;
   run.token_model = run.model->arch() == "gpt";
   run.tokens_per_sample = run.token_model ? static_cast<Gpt&>(*run.model).context() : 1;
@@ -225,8 +223,8 @@ void run_steps(TrainRun& run) {
     }
     if (run.lead()) progress.update(run.records.back(), run.ledger);
     if (metrics) metrics->write(step_metrics(run.records.back(), run.ledger).dump() + "\n");
-    if (run.lead() && f.save_every > 0 && (s + 1) % f.save_every == 0)
-      write_training_checkpoint(f.save_dir, s + 1, *run.model, *run.trainer, config, f.keep);
+    if (f.save_every > 0 && (s + 1) % f.save_every == 0)  // (every rank: under --zero each writes its share)
+      write_training_checkpoint(f.save_dir, s + 1, *run.model, *run.trainer, config, f.keep, run.comm);
   }
   run.bytes_per_step = static_cast<double>(run.comm.bytes_communicated() - bytes_before) /
                        static_cast<double>(f.options.steps - run.first_step);

@@ -121,6 +121,7 @@ std::string adopt_checkpoint_config(TrainFlags& f, const CheckpointRef& checkpoi
   ModelFlags kept = f.model;
   f.model = ModelFlags{};
   f.model.model_dir = checkpoint.dir;
+  f.model.weights_from_state = checkpoint.trainer.value("sharded", false);
   f.model.ctx = kept.ctx;
   f.model.tokenizer = kept.tokenizer;
   f.model.attention = kept.attention;

@@ -248,15 +248,22 @@ void Trainer::diagnose_non_finite(const std::string& what, const Batch& batch, R
 }
 
 std::vector<std::pair<std::string, Tensor>> Trainer::state_tensors() {
-  check(owners_.empty(), "training-state checkpoints of --zero 1/2 runs are not supported (the optimizer state is "
-                         "sharded across ranks)");
+  // ZeRO: this rank's share, the parameters it owns (the others' values come from their owners).
   std::vector<std::pair<std::string, Tensor>> out;
-  for (Param* p : params_) out.emplace_back("param/" + p->name, p->value);
+  for (size_t k = 0; k < params_.size(); ++k)
+    if (owners_.empty() || owners_[k] == comm_.rank()) out.emplace_back("param/" + params_[k]->name, params_[k]->value);
+  // A sharded checkpoint has no model file: each rank's running statistics (BatchNorm) go here.
+  if (!owners_.empty())
+    for (Param* b : model_.state())
+      if (std::find(params_.begin(), params_.end(), b) == params_.end()) out.emplace_back("buffer/" + b->name, b->value);
   if (masters_) {
-    for (auto& t : masters_->master_tensors()) out.push_back(t);
+    for (auto& t : masters_->master_tensors()) out.push_back(t);  // (its own masters only)
     for (auto& t : optimizer_->state_tensors(masters_->optimizer_params())) out.push_back(t);
   } else {
-    for (auto& t : optimizer_->state_tensors(params_)) out.push_back(t);
+    std::vector<Param*> updated = params_;  // ZeRO in fp32: the views the optimizer steps
+    if (!owners_.empty())
+      for (size_t k = 0; k < params_.size(); ++k) updated[k] = &zero_views_[k];
+    for (auto& t : optimizer_->state_tensors(updated)) out.push_back(t);
   }
   return out;
 }
@@ -277,6 +284,12 @@ void Trainer::restore_state(const SafetensorsFile& file, const nlohmann::json& s
   }
   optimizer_->set_steps_taken(state.at("optimizer_steps").get<int64_t>());
   scaler_.set_state(state.at("loss_scaler"));
+  // ZeRO-1/2: every rank's copies of the weights others own, frozen ones (LoRA's base, owned by rank
+  // 0) included: the resumed model was drawn from the seed (ZeRO-3 keeps only its own).
+  if (!owners_.empty() && !sharded_weights_)
+    for (size_t k = 0; k < params_.size(); ++k)
+      if (params_[k]->value.has_data())
+        comm_.broadcast(params_[k]->value.raw(), static_cast<int64_t>(params_[k]->value.nbytes()), owners_[k]);
 }
 
 void Trainer::finish() {

@@ -87,7 +87,9 @@ class Trainer {
   // Training-state checkpoints (train/checkpoint.h): every parameter ("param/<name>", in its
   // stored dtype), the FP32 masters, the optimizer's state; and the scalars (optimizer step count,
   // loss scaler). restore_state() puts them back, so the next step() continues bit for bit.
+  // Under --zero on several ranks only this rank's share: sharded_state().
   std::vector<std::pair<std::string, Tensor>> state_tensors();
+  bool sharded_state() const { return !owners_.empty(); }
   nlohmann::json state_json() const;
   void restore_state(const SafetensorsFile& file, const nlohmann::json& state);
 

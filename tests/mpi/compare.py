@@ -6,6 +6,7 @@
   compare.py zero-bytes SHARDED FULL   ZeRO-1: each rank's optimizer (and master) bytes about half of unsharded
   compare.py grad-bytes SHARDED FULL   ZeRO-2: each rank's gradient bytes well below unsharded
   compare.py param-bytes SHARDED FULL  ZeRO-3: each rank's weight bytes well below unsharded
+  compare.py resumed-losses RES FULL   a resumed run's losses equal the uninterrupted run's, bit for bit
   compare.py planned-ranks PLAN RUN    `plan --ranks N --json` equals each rank's measured total, params,
                                        grads and optimizer
 """
@@ -71,6 +72,14 @@ def zero_bytes(sharded, full):
             fail(f"the shards do not add up to the unsharded {category}")
 
 
+def resumed_losses(resumed, full):
+    r, f = json.load(open(resumed)), json.load(open(full))
+    first = r["first_step"] - 1  # 0-based index of the resumed run's first step
+    if r["losses"] != f["losses"][first:]:
+        fail(f"resumed losses {r['losses']} != the uninterrupted run's {f['losses'][first:]}")
+    print(f"steps {first + 1}..{len(f['losses'])}: losses bit-identical to the uninterrupted run")
+
+
 def category_bytes(sharded, full, category, most):
     s, f = json.load(open(sharded)), json.load(open(full))
     unsharded = f["ranks"][0][category]
@@ -103,6 +112,8 @@ if __name__ == "__main__":
         zero_bytes(sys.argv[2], sys.argv[3])
     elif cmd == "grad-bytes":
         category_bytes(sys.argv[2], sys.argv[3], "grads", 0.7)
+    elif cmd == "resumed-losses":
+        resumed_losses(sys.argv[2], sys.argv[3])
     elif cmd == "param-bytes":
         category_bytes(sys.argv[2], sys.argv[3], "params", 0.7)
     elif cmd == "planned-ranks":

@@ -12,6 +12,10 @@
 #      sqrt checkpointing: each recomputation fetches again), bf16 weights bit-identical to --zero 2,
 #      each rank's weights well below unsharded, `frugal plan --ranks 2` exact per rank, and --zero 3
 #      on one process refused.
+#   2d. Training-state checkpoints under --zero 1/2/3 (each rank writes its share): a run resumed from
+#      step 2 ends with the weights and losses of the uninterrupted run, bit for bit (8-bit AdamW, fp32
+#      and bf16; LoRA on a loaded base; BatchNorm's running statistics); a damaged rank file is refused
+#      by name.
 #   3. A rank that fails (a bad data path on rank 1 only) ends the job non-zero with its message.
 #   4. Ranks that start from different weights are refused.
 #
@@ -110,6 +114,29 @@ $PY "$HERE/compare.py" zero-bytes "$T/w3.json" "$T/zz0.json"
 $PY "$HERE/compare.py" planned-ranks "$T/plan3.json" "$T/w3.json"
 if "$FRUGAL" "${TRAIN8[@]}" --zero 3 > /dev/null 2> "$T/one.err"; then echo "FAIL: --zero 3 ran on one process"; exit 1; fi
 grep -q "only rank" "$T/one.err" || { echo "FAIL: no clear message for --zero 3 on one process"; cat "$T/one.err"; exit 1; }
+
+step "2d. sharded checkpoints: resume under --zero 1/2/3 is bit-identical"
+GPT8=(--arch gpt --layers 8 --dim 32 --heads 2 --ctx 16 --vocab 64)
+COMMON=(--data synthetic --lr 1e-2 --warmup 0 --micro-batch 2 --threads 1 --accum 2 --schedule constant)
+# The last case's checkpoint stays for the damaged-file check below.
+for run in "${GPT8[*]} --zero 1 --optimizer adamw8bit" "${GPT8[*]} --zero 2 --precision bf16 --optimizer adamw8bit" \
+           "--model $T/model --lora-rank 2 --zero 2 --precision bf16" "--arch mlp --norm batch --zero 1" \
+           "${GPT8[*]} --zero 3 --optimizer adamw8bit" "${GPT8[*]} --zero 3 --precision bf16 --optimizer adamw8bit"; do
+  read -r -a flags <<< "$run"
+  rm -rf "$T/ck" "$T/cref" "$T/cres"
+  "${MPI[@]}" -np 2 "$FRUGAL" train "${flags[@]}" "${COMMON[@]}" --steps 4 --save "$T/cref" --summary "$T/cref.json" \
+    > /dev/null 2>&1
+  "${MPI[@]}" -np 2 "$FRUGAL" train "${flags[@]}" "${COMMON[@]}" --steps 2 --save "$T/ck" --save-every 2 > /dev/null 2>&1
+  "${MPI[@]}" -np 2 "$FRUGAL" train --resume "$T/ck" --steps 4 --save "$T/cres" --summary "$T/cres.json" > /dev/null 2>&1
+  echo "$run:"
+  $PY "$HERE/compare.py" tensors "$T/cres/model.safetensors" "$T/cref/model.safetensors" 0
+  $PY "$HERE/compare.py" resumed-losses "$T/cres.json" "$T/cref.json"
+done
+printf 'x' | dd of="$T/ck/checkpoints/step-00000002/state.rank-1.safetensors" bs=1 seek=100 conv=notrunc 2> /dev/null
+if "${MPI[@]}" -np 2 "$FRUGAL" train --resume "$T/ck" --steps 4 > /dev/null 2> "$T/ck.err"; then
+  echo "FAIL: a damaged rank file was resumed from"; exit 1
+fi
+grep -q "state.rank-1.safetensors does not match" "$T/ck.err" || { echo "FAIL: the damaged file is not named"; cat "$T/ck.err"; exit 1; }
 
 step "3. a failing rank ends the job"
 set +e
