@@ -1,0 +1,67 @@
+#pragma once
+// Frozen weights in 4 or 8 bits (QLoRA's base, Dettmers et al. 2023; ggml's Q4/Q8 blocks). A matrix
+// (rows x cols, row-major as stored) is cut into blocks of kQuantBlock consecutive values, each with
+// its absmax:
+//   nf4:  one of the 16 NormalFloat levels per value (two per byte: even index in the high nibble), the
+//         value being level * absmax. The absmax values are quantised again (double quantisation):
+//         minus their mean, in blocks of kAbsmaxBlock, with the signed 8-bit dynamic code of
+//         kernels/quantize8.h and an fp32 scale per block. 0.5 + 1/64 + 4/16384 bytes per value.
+//   int8: round(value / absmax * 127) per value, the absmax in fp32. 1 + 4/64 bytes per value.
+// Products against such a matrix dequantise kTileRows stored rows at a time into a caller's fp32
+// tile and multiply with OpenBLAS: no full-size fp32 copy of W ever exists.
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace frugal {
+
+enum class QuantFormat { Nf4, Int8 };
+std::string quant_format_name(QuantFormat format);  // "nf4", "int8"
+
+constexpr int64_t kQuantBlock = 64;     // values per absmax
+constexpr int64_t kAbsmaxBlock = 256;   // nf4: absmax values per fp32 scale of their second quantisation
+constexpr int64_t kTileRows = 256;      // stored rows dequantised per product step
+
+// The 16 NF4 levels, ascending in [-1, 1], derived as in the paper: normal quantiles at 8 (positive)
+// and 7 (negative) evenly spaced probabilities from 0.5 to 0.9677083, normalised by the largest,
+// with an exact 0 (so zero-padded values stay zero).
+const std::array<float, 16>& nf4_levels();
+
+class QuantizedMatrix {
+ public:
+  QuantizedMatrix() = default;
+  // w (rows x cols) fp32, row-major. rows * cols must be a multiple of kQuantBlock. Storage in
+  // `category` (frozen weights: Params).
+  static QuantizedMatrix quantize(const float* w, int64_t rows, int64_t cols, QuantFormat format,
+                                  MemCategory category = MemCategory::Params);
+
+  QuantFormat format() const { return format_; }
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  size_t nbytes() const;  // codes, absmax values and their scales
+  // Stored rows [r0, r1) into out ((r1 - r0) x cols fp32).
+  void dequantize_rows(int64_t r0, int64_t r1, float* out) const;
+  // Block b's absmax as the products use it (after nf4's double quantisation).
+  float block_scale(int64_t b) const;
+
+ private:
+  QuantFormat format_ = QuantFormat::Int8;
+  int64_t rows_ = 0, cols_ = 0;
+  Tensor codes_;         // U8: nf4 two values per byte, int8 one (two's complement)
+  Tensor absmax_;        // int8: F32 per block; nf4: U8 codes of (absmax - absmax_mean_)
+  Tensor absmax_scale_;  // nf4: F32 per kAbsmaxBlock absmax values
+  float absmax_mean_ = 0.0f;
+};
+
+// fp32 floats of the tile quantized_gemm needs for W.
+inline int64_t quantized_gemm_tile_floats(const QuantizedMatrix& w) { return std::min(kTileRows, w.rows()) * w.cols(); }
+
+// C (M x N) = A (M x K) op(W) + beta C, row-major, lda = K, ldc = N. Without transpose W is stored
+// K x N; with it W is stored N x K and op(W) = W^T. `tile`: quantized_gemm_tile_floats(W) floats.
+void quantized_gemm(const float* A, int64_t M, const QuantizedMatrix& W, bool transpose_w, float beta, float* C,
+                    float* tile);
+
+}  // namespace frugal

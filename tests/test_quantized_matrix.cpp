@@ -1,0 +1,132 @@
+// 4- and 8-bit frozen weights (kernels/quantized_matrix.h, issue 19): the NF4 levels are the
+// published ones; every block's quantise-dequantise error is within the bound its format implies;
+// the bytes are the format's; a product against a quantised W, dequantised tile by tile, equals the
+// product against its fully dequantised copy to fp32 rounding.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/gemm.h"
+#include "kernels/quantize8.h"
+#include "kernels/quantized_matrix.h"
+
+using namespace frugal;
+
+namespace {
+// N(0, 1) values with a few outliers (as trained weights have), `n` of them.
+std::vector<float> weights(int64_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> w(static_cast<size_t>(n));
+  for (float& x : w) x = normal(rng);
+  for (int64_t i = 0; i < n; i += 997) w[static_cast<size_t>(i)] *= 12.0f;
+  return w;
+}
+
+std::vector<float> dequantized(const QuantizedMatrix& q) {
+  std::vector<float> out(static_cast<size_t>(q.rows() * q.cols()));
+  q.dequantize_rows(0, q.rows(), out.data());
+  return out;
+}
+}  // namespace
+
+// bitsandbytes' NF4 table (functional.py, the paper's Appendix E), as published.
+TEST(QuantizedMatrix, Nf4LevelsAreThePublishedOnes) {
+  const float published[16] = {-1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
+                               -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
+                               0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
+                               0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f};
+  for (int i = 0; i < 16; ++i) EXPECT_NEAR(nf4_levels()[static_cast<size_t>(i)], published[i], 2e-7) << i;
+}
+
+TEST(QuantizedMatrix, EachBlocksErrorIsWithinItsFormatsBound) {
+  const int64_t rows = 96, cols = 200;  // 300 blocks: two absmax blocks of the double quantisation
+  const int64_t blocks = rows * cols / kQuantBlock;
+  const std::vector<float> w = weights(rows * cols, 3);
+  std::vector<float> absmax(static_cast<size_t>(blocks), 0.0f);
+  for (int64_t i = 0; i < rows * cols; ++i)
+    absmax[static_cast<size_t>(i / kQuantBlock)] = std::max(absmax[static_cast<size_t>(i / kQuantBlock)], std::fabs(w[static_cast<size_t>(i)]));
+  // The largest distance from a value in [-1, 1] to its nearest level: NF4's, and the signed 8-bit
+  // dynamic code's (the absmax values' second quantisation).
+  const auto half_gap = [](const std::vector<float>& levels) {
+    float g = 0.0f;
+    for (size_t i = 0; i + 1 < levels.size(); ++i) g = std::max(g, 0.5f * (levels[i + 1] - levels[i]));
+    return g;
+  };
+  const float nf4_gap = half_gap({nf4_levels().begin(), nf4_levels().end()});
+  const float code8_gap = half_gap(signed_code8().magnitudes());
+  double mean = 0.0;
+  for (float a : absmax) mean += a;
+  mean /= static_cast<double>(blocks);
+  for (QuantFormat format : {QuantFormat::Nf4, QuantFormat::Int8}) {
+    const QuantizedMatrix q = QuantizedMatrix::quantize(w.data(), rows, cols, format);
+    const std::vector<float> back = dequantized(q);
+    for (int64_t b = 0; b < blocks; ++b) {
+      const float a = absmax[static_cast<size_t>(b)];
+      float worst = 0.0f;
+      for (int64_t i = b * kQuantBlock; i < (b + 1) * kQuantBlock; ++i)
+        worst = std::max(worst, std::fabs(w[static_cast<size_t>(i)] - back[static_cast<size_t>(i)]));
+      const float scale_error = std::fabs(q.block_scale(b) - a);
+      if (format == QuantFormat::Int8) {  // half a step of absmax / 127; the scale is exact
+        EXPECT_EQ(scale_error, 0.0f);
+        ASSERT_LE(worst, a / 254.0f * (1 + 1e-5f)) << "int8 block " << b;
+        continue;
+      }
+      // nf4: the scale within half a gap of the 8-bit code times its group's largest |absmax - mean|;
+      // each value within half an NF4 gap of the true scale, plus the scale's error (|level| <= 1).
+      const int64_t g0 = b / kAbsmaxBlock * kAbsmaxBlock, g1 = std::min(blocks, g0 + kAbsmaxBlock);
+      double group = 0.0;
+      for (int64_t k = g0; k < g1; ++k) group = std::max(group, std::fabs(absmax[static_cast<size_t>(k)] - mean));
+      ASSERT_LE(scale_error, code8_gap * group * (1 + 1e-5) + 1e-6) << "nf4 block " << b << "'s scale";
+      ASSERT_LE(worst, (a * nf4_gap + scale_error) * (1 + 1e-5f) + 1e-6f) << "nf4 block " << b;
+    }
+  }
+}
+
+TEST(QuantizedMatrix, BytesAreTheFormats) {
+  const int64_t rows = 64, cols = 1024, n = rows * cols;
+  MemoryLedger ledger(/*measure_only=*/true);
+  LedgerScope scope(ledger);
+  const QuantizedMatrix nf4 = QuantizedMatrix::quantize(nullptr, rows, cols, QuantFormat::Nf4);
+  EXPECT_EQ(nf4.nbytes(), static_cast<size_t>(n / 2 + n / 64 + 4 * 4));  // 1024 absmax values: 4 scales
+  const QuantizedMatrix int8 = QuantizedMatrix::quantize(nullptr, rows, cols, QuantFormat::Int8);
+  EXPECT_EQ(int8.nbytes(), static_cast<size_t>(n + 4 * n / 64));
+  EXPECT_EQ(ledger.live()[MemCategory::Params], nf4.nbytes() + int8.nbytes());
+}
+
+TEST(QuantizedMatrix, ProductEqualsTheProductWithItsDequantizedCopy) {
+  // 300 stored rows: two tiles; 36 columns: blocks straddle rows.
+  const int64_t M = 37, rows = 320, cols = 36;
+  const std::vector<float> w = weights(rows * cols, 5);
+  for (QuantFormat format : {QuantFormat::Nf4, QuantFormat::Int8}) {
+    const QuantizedMatrix q = QuantizedMatrix::quantize(w.data(), rows, cols, format);
+    const std::vector<float> full = dequantized(q);
+    std::vector<float> tile(static_cast<size_t>(quantized_gemm_tile_floats(q)));
+    for (bool transpose : {false, true}) {
+      const int64_t K = transpose ? cols : rows, N = transpose ? rows : cols;
+      const std::vector<float> A = weights(M * K, 7);
+      std::vector<float> expected = weights(M * N, 9), got = expected;  // beta = 0.5 keeps half of C
+      gemm(false, transpose, M, N, K, 1.0f, A.data(), K, full.data(), cols, 0.5f, expected.data(), N);
+      quantized_gemm(A.data(), M, q, transpose, 0.5f, got.data(), tile.data());
+      double diff = 0.0, norm = 0.0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        diff += (got[i] - expected[i]) * static_cast<double>(got[i] - expected[i]);
+        norm += expected[i] * static_cast<double>(expected[i]);
+      }
+      EXPECT_LE(std::sqrt(diff / norm), 1e-6) << quant_format_name(format) << (transpose ? " W^T" : " W");
+    }
+  }
+}
+
+TEST(QuantizedMatrix, ABlockSizeThatDoesNotDivideIsRefused) {
+  const std::vector<float> w(30 * 3, 1.0f);
+  try {
+    QuantizedMatrix::quantize(w.data(), 30, 3, QuantFormat::Nf4);
+    FAIL() << "90 values were quantised in blocks of 64";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not a multiple"), std::string::npos) << e.what();
+  }
+}
