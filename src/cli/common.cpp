@@ -105,8 +105,9 @@ void add_lora_flags(CLI::App& app, LoraFlags& f) {
   app.add_option("--lora-targets", f.targets,
                  "modules to adapt (PEFT suffix match): GPT c_attn,c_proj,c_fc (default c_attn); MLP layer indices");
   app.add_option("--adapter", f.adapter, "load a PEFT LoRA adapter directory (its config sets rank, alpha, targets)");
-  app.add_option("--base-precision", f.base_precision, "storage of the adapted frozen weights: fp32 | bf16 | fp16")
-      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))->capture_default_str();
+  app.add_option("--base-precision", f.base_precision,
+                 "storage of the adapted frozen weights: fp32 | bf16 | fp16 | nf4 | int8 (4/8-bit blocks, GPT)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16", "nf4", "int8"}))->capture_default_str();
 }
 
 void add_checkpoint_flags(CLI::App& app, CheckpointFlags& f) {
@@ -220,7 +221,8 @@ void attach_lora(Model& model, const LoraFlags& lora, uint64_t seed, LoraSetting
     settings.targets = lora_targets(lora, model);
     apply_lora(model, settings, seed);
   }
-  store_adapted_weights_as(model, parse_precision(lora.base_precision, "--base-precision"));
+  if (!quantized_base_format(lora.base_precision))  // (nf4/int8: quantised while the model was built)
+    store_adapted_weights_as(model, parse_precision(lora.base_precision, "--base-precision"));
   if (used) *used = settings;
 }
 
@@ -327,18 +329,21 @@ std::unique_ptr<Model> build_model(const ModelFlags& f, const std::string& data,
 std::unique_ptr<Model> build_base_model(const ModelFlags& f, const std::string& data, uint64_t seed, bool with_weights,
                                         const LoraFlags& lora, const StorageFlags& storage) {
   // Every tensor is born in the type it keeps (models/param_storage.h): a half model never exists
-  // in fp32 as a whole, neither drawn nor loaded.
+  // in fp32 as a whole, neither drawn nor loaded; a quantised base is quantised one tensor at a time.
+  const std::optional<QuantFormat> quantized = lora.active() ? quantized_base_format(lora.base_precision) : std::nullopt;
+  std::vector<std::string> adapted;
   std::unique_ptr<Model> model = build_in_storage([&] { return construct_base_model(f, data); }, [&](const Model& m) {
     ParamStorage s;
     s.precision = storage.precision;
     s.master_weights = storage.master_weights;
     s.frozen_base = lora.active();
-    if (lora.active()) s.base = parse_precision(lora.base_precision, "--base-precision");
+    if (lora.active() && !quantized) s.base = parse_precision(lora.base_precision, "--base-precision");
     if (lora.active()) {
       const std::vector<std::string> targets =
           lora.adapter.empty() ? lora_targets(lora, m) : read_adapter_config(lora.adapter, m.arch()).targets;
-      s.adapted = adapted_weight_names(m, targets);
+      s.adapted = adapted = adapted_weight_names(m, targets);
     }
+    s.quantized_base = quantized.has_value();
     // ZeRO (full fine-tuning; LoRA's trainable adapters come later): the trainer's owners, by the same rule.
     if (storage.shard_ranks > 1 && !lora.active()) {
       const std::vector<Param*> params = m.params();
@@ -349,9 +354,16 @@ std::unique_ptr<Model> build_base_model(const ModelFlags& f, const std::string& 
     }
     return s;
   });
-  if (!with_weights) return model;
-  if (!f.model_dir.empty() && !f.weights_from_state) load_weights(*model, f.model_dir);
-  else model->init_weights(seed);
+  if (with_weights && !f.model_dir.empty() && !f.weights_from_state) load_weights(*model, f.model_dir);
+  else if (with_weights) model->init_weights(seed);
+  if (quantized) {
+    const Model& m = *model;
+    quantize_adapted_weights(*model, adapted, *quantized, [&](size_t index, const Tensor& scratch) {
+      if (!with_weights) return;
+      if (!f.model_dir.empty() && !f.weights_from_state) read_weight(m, f.model_dir, m.params()[index]->name, scratch);
+      else m.init_param(index, scratch, seed);
+    });
+  }
   return model;
 }
 

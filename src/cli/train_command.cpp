@@ -109,6 +109,9 @@ std::optional<CheckpointRef> adopt_resume(TrainFlags& f, const Communicator& com
 // Flags that only make sense together, and output locations (checked before a run can waste time).
 void apply_train_flags(TrainFlags& f, bool lead) {
   check(f.save_every == 0 || !f.save_dir.empty(), "--save-every needs --save DIR (checkpoints go to DIR/checkpoints)");
+  check(f.save_dir.empty() || !f.lora.active() || !quantized_base_format(f.lora.base_precision),
+        "--save with --base-precision " + f.lora.base_precision + ": the base stays quantised and is not written as a "
+        "model (nor checkpointed); save the adapter with --save-adapter DIR");
   apply_checkpoint_flags(f.checkpoint, f.options);
   apply_precision_flags(f.precision, f.options);
   f.options.validate();

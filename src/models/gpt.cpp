@@ -167,23 +167,23 @@ void Gpt::set_context(int64_t t) {
 }
 
 void Gpt::init_weights(uint64_t seed) {
+  const std::vector<Param*> ps = params();
+  for (size_t k = 0; k < ps.size(); ++k) init_param(k, ps[k]->value, seed);
+}
+
+void Gpt::init_param(size_t index, const Tensor& into, uint64_t seed) const {
   // GPT-2's initialisation: N(0, 0.02) for weights and embeddings, residual projections scaled by
-  // 1/sqrt(2 n_layer), zero biases, unit LayerNorm gains.
+  // 1/sqrt(2 n_layer), zero biases, unit LayerNorm gains. Each parameter draws its own stream.
   const float residual_std = 0.02f / std::sqrt(2.0f * static_cast<float>(config_.n_layer));
-  uint64_t stream = 0;
-  for (Param* p : params()) {
-    ++stream;
-    const std::string& n = p->name;
-    const bool is_bias = n.ends_with(".bias");
-    const bool is_ln = n.find(".ln_") != std::string::npos || n.starts_with("ln_f.");
-    if (is_ln && !is_bias) {
-      p->value.fill(1.0f);
-    } else if (is_bias) {
-      p->value.fill_zero();
-    } else {
-      const bool residual = n.ends_with("c_proj.weight");
-      init_normal(p->value, seed, stream, residual ? residual_std : 0.02f);
-    }
+  const std::string& n = params().at(index)->name;
+  const bool is_bias = n.ends_with(".bias");
+  const bool is_ln = n.find(".ln_") != std::string::npos || n.starts_with("ln_f.");
+  if (is_ln && !is_bias) {
+    into.fill(1.0f);
+  } else if (is_bias) {
+    into.fill_zero();
+  } else {
+    init_normal(into, seed, index + 1, n.ends_with("c_proj.weight") ? residual_std : 0.02f);
   }
 }
 

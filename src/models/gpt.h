@@ -37,6 +37,7 @@ class Gpt : public Model {
   Shape sample_target_shape() const override { return {context_}; }
   DType target_dtype() const override { return DType::I32; }
   void init_weights(uint64_t seed) override;
+  void init_param(size_t index, const Tensor& into, uint64_t seed) const override;
   std::vector<std::pair<std::string, Linear*>> adaptable_linears() const override;
   std::string peft_key_prefix() const override { return "base_model.model.transformer."; }
   TiedLmHead* lm_head() override { return head_.get(); }

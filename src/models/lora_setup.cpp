@@ -161,9 +161,30 @@ void store_adapted_weights_as(Model& model, DType dtype) {
 }
 
 void merge_lora(Model& model) {
+  // A quantised base keeps its adapter beside it (merging needs the base in full precision).
   for (const auto& [name, linear] : model.adaptable_linears())
-    if (linear->lora()) linear->merge_lora();
+    if (linear->lora() && !linear->quantized_weight()) linear->merge_lora();
   for (Param* p : model.params()) p->trainable = true;  // buffers (running statistics) stay frozen
+}
+
+void quantize_adapted_weights(Model& model, const std::vector<std::string>& adapted, QuantFormat format,
+                              const std::function<void(size_t, const Tensor&)>& fill) {
+  const std::vector<Param*> params = model.params();
+  for (const auto& [name, linear] : model.adaptable_linears()) {
+    Param& w = linear->weight();
+    if (std::find(adapted.begin(), adapted.end(), w.name) == adapted.end()) continue;
+    const size_t index = static_cast<size_t>(std::find(params.begin(), params.end(), &w) - params.begin());
+    const Tensor scratch = Tensor::empty(w.value.shape(), DType::F32, MemCategory::Workspace);  // (rows, cols)
+    if (scratch.has_data()) fill(index, scratch);
+    linear->set_quantized_weight(QuantizedMatrix::quantize(scratch.has_data() ? scratch.f32() : nullptr,
+                                                           w.value.dim(0), w.value.dim(1), format));
+  }
+}
+
+std::optional<QuantFormat> quantized_base_format(const std::string& base_precision) {
+  if (base_precision == "nf4") return QuantFormat::Nf4;
+  if (base_precision == "int8") return QuantFormat::Int8;
+  return std::nullopt;
 }
 
 }  // namespace frugal

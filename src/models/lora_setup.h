@@ -1,8 +1,12 @@
 #pragma once
 // LoRA on a model: which linear layers get adapters, freezing the base, and PEFT adapter
 // directories (adapter_config.json + adapter_model.safetensors) in and out.
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "kernels/quantized_matrix.h"
 
 #include "models/model.h"
 #include "nn/lora.h"
@@ -49,5 +53,13 @@ void store_adapted_weights_as(Model& model, DType dtype);
 // W += (alpha / r) B A for every adapter, in each layer's own layout; the adapters are removed and
 // the base parameters become trainable again (a plain model).
 void merge_lora(Model& model);
+
+// --base-precision nf4|int8: each adapted linear's weight (a placeholder, models/param_storage.h),
+// one at a time: an fp32 scratch of its shape is filled by `fill` (parameter index, scratch; none in
+// measure mode), quantised into the linear, and freed. The fp32 model never exists as a whole.
+void quantize_adapted_weights(Model& model, const std::vector<std::string>& adapted, QuantFormat format,
+                              const std::function<void(size_t, const Tensor&)>& fill);
+// "nf4" / "int8" as a format; nothing for the other --base-precision values.
+std::optional<QuantFormat> quantized_base_format(const std::string& base_precision);
 
 }  // namespace frugal

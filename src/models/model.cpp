@@ -35,4 +35,9 @@ int64_t Model::trainable_parameter_count() const {
   return n;
 }
 
+void Model::init_param(size_t index, const Tensor& into, uint64_t seed) const {
+  (void)index, (void)into, (void)seed;
+  throw Error(arch() + " models draw their weights all at once (--base-precision nf4|int8 is for GPT models)");
+}
+
 }  // namespace frugal

@@ -30,6 +30,9 @@ class Model {
   // tensor of state(), buffers included, so no constructor value is needed: a model may be built
   // with shapes only and its tensors born in their storage type (models/param_storage.h).
   virtual void init_weights(uint64_t seed) = 0;
+  // The values init_weights gives parameter `index` (of params()), written into `into` (fp32, its
+  // shape): --base-precision nf4|int8 draws one weight at a time and quantises it.
+  virtual void init_param(size_t index, const Tensor& into, uint64_t seed) const;
 
   const std::vector<std::unique_ptr<Layer>>& blocks() const { return blocks_; }
   // Parameters the optimizer may update (trainable or frozen), in file order.

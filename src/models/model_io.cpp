@@ -102,7 +102,23 @@ void load_weights(Model& model_ref, const std::string& dir) {
   if (gpt) check_tied_head(file, *model);
 }
 
+void read_weight(const Model& model, const std::string& dir, const std::string& name, const Tensor& into) {
+  const std::string weights_path = dir + "/model.safetensors";
+  const SafetensorsFile file = SafetensorsFile::open(weights_path);
+  for (const std::string& stored : file.names()) {
+    if ((model.arch() == "gpt" ? canonical_gpt_name(stored) : stored) != name) continue;
+    check(file.shape(stored) == into.shape(), weights_path + ": tensor '" + stored + "' has shape " +
+                                                  file.shape(stored).str() + ", expected " + into.shape().str());
+    file.load_into(stored, into);
+    return;
+  }
+  throw Error(weights_path + ": missing tensor '" + name + "'");
+}
+
 void save_model(const Model& model, const std::string& dir) {
+  for (const Param* p : base_state(model))
+    check(!p->value.is_placeholder(), "cannot save the model: " + p->name + " is quantised (--base-precision nf4|int8) "
+                                      "or held by another rank; save the adapter (--save-adapter) instead");
   std::error_code ec;
   fs::create_directories(dir, ec);
   check(!ec && fs::is_directory(dir), "cannot create directory " + dir + ": " + ec.message());

@@ -17,9 +17,13 @@ std::unique_ptr<Model> model_from_config(const nlohmann::json& config);
 std::unique_ptr<Model> load_model(const std::string& dir);
 // The weights half of load_model: dir's model.safetensors into the model's tensors, converted per
 // tensor into whatever type each tensor was built in (models/param_storage.h).
+// Placeholders (models/param_storage.h) are checked for their shape and left as they are.
 void load_weights(Model& model, const std::string& dir);
+// One tensor of dir's model.safetensors (by its model name; a GPT file's prefix allowed) into `into`.
+void read_weight(const Model& model, const std::string& dir, const std::string& name, const Tensor& into);
 
-// Writes config.json and model.safetensors (atomically each) into dir, creating it.
+// Writes config.json and model.safetensors (atomically each) into dir, creating it. Error for a
+// model with a quantised base (its weights are not all there to write).
 void save_model(const Model& model, const std::string& dir);
 
 }  // namespace frugal

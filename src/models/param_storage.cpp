@@ -44,6 +44,10 @@ std::unique_ptr<Model> build_in_storage(const std::function<std::unique_ptr<Mode
       p->value = Tensor::placeholder(p->value.shape(), s.compute_type(*p));
       continue;
     }
+    if (s.quantized_base && std::find(s.adapted.begin(), s.adapted.end(), p->name) != s.adapted.end()) {
+      p->value = Tensor::placeholder(p->value.shape(), DType::F32);  // quantised later, one at a time
+      continue;
+    }
     const auto [dtype, category] = buffer ? std::pair{DType::F32, MemCategory::Params} : s.of(*p);
     p->value = Tensor::zeros(p->value.shape(), dtype, category);
   }

@@ -25,6 +25,9 @@ struct ParamStorage {
   std::vector<std::string> held_elsewhere;
   // ZeRO-1/2: trainable parameters whose FP32 master another rank keeps: born in the compute type.
   std::vector<std::string> master_elsewhere;
+  // --base-precision nf4|int8: the adapted weights stay placeholders here; each is drawn or read and
+  // quantised on its own afterwards (lora_setup.h quantize_adapted_weights).
+  bool quantized_base = false;
 
   // The type and category `p` is born in: a half type where it is stored half; fp32 Params where it
   // stays fp32; fp32 MasterParams for a trainable parameter under a half precision with masters
@@ -33,7 +36,9 @@ struct ParamStorage {
   // The type `p`'s compute copy has (what the layers read): of(p)'s, or the precision for a master.
   DType compute_type(const Param& p) const;
   bool held_here(const Param& p) const;
-  bool plain() const { return precision == DType::F32 && base == DType::F32 && held_elsewhere.empty(); }
+  bool plain() const {
+    return precision == DType::F32 && base == DType::F32 && held_elsewhere.empty() && !quantized_base;
+  }
 };
 
 // Builds the model with `construct` under a shape-only ledger, then gives every tensor of state()

@@ -31,7 +31,7 @@ Tensor Linear::output_like(const Tensor& x, int64_t last, MemCategory category) 
 }
 
 bool Linear::computes_in(DType half) const {
-  return weight_->value.dtype() == half && has_half_gemm(half) && (!lora_ || lora_->computes_in_half());
+  return !quantized_ && weight_->value.dtype() == half && has_half_gemm(half) && (!lora_ || lora_->computes_in_half());
 }
 
 Tensor Linear::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
@@ -44,9 +44,11 @@ Tensor Linear::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   Tensor y = output_like(x, out_, MemCategory::Activations);  // (..., out)
   saved.tensors = {x};
   count_gemm(x.numel() / in_, out_, in_, GemmUnits::F32);
-  const bool folded = lora_ && lora_->folds(rc);
+  const bool folded = folds(rc);
   const Tensor w32 = gemm_weight(folded);
   const Tensor bias = has_bias_ ? widen(bias_.value) : Tensor();  // (out) fp32
+  Tensor tile;  // a quantised weight's dequantised rows
+  if (quantized_) tile = Tensor::empty({quantized_gemm_tile_floats(*quantized_)}, DType::F32, MemCategory::Workspace);
   if (!measuring(x)) {
     const int64_t rows = x.numel() / in_;
     float beta = 0.0f;
@@ -54,14 +56,16 @@ Tensor Linear::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
       broadcast_rows(bias.f32(), y.f32(), rows, out_);
       beta = 1.0f;
     }
-    const float* w = w32.f32();
-    if (rows == 1)  // one row (generation's per-token step): OpenBLAS's GEMV, 1.5-8x its one-row GEMM
-      layout_ == WeightLayout::InOut ? gemv(true, in_, out_, 1.0f, w, out_, x.f32(), beta, y.f32())   // W^T x
-                                     : gemv(false, out_, in_, 1.0f, w, in_, x.f32(), beta, y.f32());  // W x
-    else if (layout_ == WeightLayout::InOut)
-      gemm(false, false, rows, out_, in_, 1.0f, x.f32(), in_, w, out_, beta, y.f32(), out_);
-    else
-      gemm(false, true, rows, out_, in_, 1.0f, x.f32(), in_, w, in_, beta, y.f32(), out_);
+    if (quantized_) {
+      quantized_gemm(x.f32(), rows, *quantized_, layout_ == WeightLayout::OutIn, beta, y.f32(), tile.f32());
+    } else {
+      const float* w = w32.f32();
+      if (rows == 1)  // one row (generation's per-token step): OpenBLAS's GEMV, 1.5-8x its one-row GEMM
+        layout_ == WeightLayout::InOut ? gemv(true, in_, out_, 1.0f, w, out_, x.f32(), beta, y.f32())   // W^T x
+                                       : gemv(false, out_, in_, 1.0f, w, in_, x.f32(), beta, y.f32());  // W x
+      else
+        product(w32, x.f32(), rows, false, beta, y.f32());
+    }
   }
   if (lora_) lora_->forward(x, y, saved, rc, folded);
   return y;
@@ -191,7 +195,7 @@ void Linear::weight_products(const Tensor& x, const Tensor& dy) {
 Tensor Linear::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   if (saved.tensors.at(0).dtype() != DType::F32) return backward_half(dy, saved, rc);
   const int64_t rows = saved.tensors.at(0).numel() / in_;
-  const bool folded = lora_ && lora_->folds(rc);
+  const bool folded = folds(rc);
   count_backward_gemms(rows, rc.input_grad, weight_->trainable, GemmUnits::F32);
   weight_products(saved.tensors.at(0), dy);
   Tensor g;  // (rows, r) = dy B, for an unfolded adapter's part of dx
@@ -204,18 +208,28 @@ Tensor Linear::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   const bool adapter_part = lora_ && !folded;
   if (adapter_part) lora_->input_gradient(g, dx, rc);
   const Tensor w32 = gemm_weight(folded);
-  if (!measuring(dy)) {
-    const float* w = w32.f32();
-    const float beta = adapter_part ? 1.0f : 0.0f;
-    if (layout_ == WeightLayout::InOut)
-      gemm(false, true, rows, in_, out_, 1.0f, dy.f32(), out_, w, out_, beta, dx.f32(), in_);  // dy W^T
-    else
-      gemm(false, false, rows, in_, out_, 1.0f, dy.f32(), out_, w, in_, beta, dx.f32(), in_);  // dy W
-  }
+  Tensor tile;
+  if (quantized_) tile = Tensor::empty({quantized_gemm_tile_floats(*quantized_)}, DType::F32, MemCategory::Workspace);
+  if (measuring(dy)) return dx;
+  const float beta = adapter_part ? 1.0f : 0.0f;
+  if (quantized_) quantized_gemm(dy.f32(), rows, *quantized_, layout_ == WeightLayout::InOut, beta, dx.f32(), tile.f32());
+  else product(w32, dy.f32(), rows, true, beta, dx.f32());
   return dx;
 }
 
+void Linear::product(const Tensor& w32, const float* a, int64_t rows, bool input_gradient, float beta, float* c) const {
+  const float* w = w32.f32();
+  const bool in_out = layout_ == WeightLayout::InOut;
+  if (!input_gradient)
+    in_out ? gemm(false, false, rows, out_, in_, 1.0f, a, in_, w, out_, beta, c, out_)   // x W
+           : gemm(false, true, rows, out_, in_, 1.0f, a, in_, w, in_, beta, c, out_);    // x W^T
+  else
+    in_out ? gemm(false, true, rows, in_, out_, 1.0f, a, out_, w, out_, beta, c, in_)    // dy W^T
+           : gemm(false, false, rows, in_, out_, 1.0f, a, out_, w, in_, beta, c, in_);   // dy W
+}
+
 Tensor Linear::gemm_weight(bool fold_lora) const {
+  if (quantized_) return Tensor();  // (multiplied tile by tile; adapters never fold into it)
   const Tensor w = widen(weight_->value);  // the weight itself when it is fp32, else a workspace copy
   if (!fold_lora) return w;
   // W + scale B A: in place in a widened copy; an fp32 weight gets a workspace copy of its own.
@@ -225,7 +239,17 @@ Tensor Linear::gemm_weight(bool fold_lora) const {
   return folded;
 }
 
+void Linear::set_quantized_weight(QuantizedMatrix weight) {
+  check(owns_weight_, "linear " + name_ + ": a shared weight cannot be quantised");
+  const Shape shape = weight_->value.shape();
+  check(weight.rows() == shape[0] && weight.cols() == shape[1], "linear " + name_ + ": quantised weight of the wrong shape");
+  quantized_ = std::make_unique<QuantizedMatrix>(std::move(weight));
+  weight_->value = Tensor::placeholder(shape, DType::F32);
+  weight_->trainable = false;  // a quantised weight is a frozen base
+}
+
 void Linear::store_frozen_weight_as(DType dtype) {
+  if (quantized_) return;  // already smaller than any half type
   check(!weight_->trainable, "linear " + name_ + ": only a frozen weight may be stored in half precision");
   check(owns_weight_, "linear " + name_ + ": a shared weight keeps its own precision");
   if (dtype == weight_->value.dtype()) return;
@@ -250,6 +274,7 @@ LoraAdapter& Linear::attach_lora(const std::string& key_prefix, const LoraConfig
 
 void Linear::merge_lora() {
   check(lora_ != nullptr, "linear " + name_ + " has no LoRA adapter to merge");
+  check(!quantized_, "linear " + name_ + ": an adapter cannot be merged into a quantised (nf4/int8) base");
   if (weight_->value.has_data()) lora_->merge_into(weight_->value, layout_ == WeightLayout::InOut, 1.0f);
   lora_.reset();
 }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/work_meter.h"
+#include "kernels/quantized_matrix.h"
 #include "nn/layer.h"
 #include "nn/lora.h"
 
@@ -47,6 +48,12 @@ class Linear : public Layer {
   // into an fp32 workspace copy for the GEMM.
   void store_frozen_weight_as(DType dtype);
 
+  // Stores the frozen weight quantised (--base-precision nf4|int8; it must hold W's values, as stored
+  // in this layout): the parameter becomes a placeholder (its shape, no memory) and both products
+  // dequantise W tile by tile (kernels/quantized_matrix.h). An adapter never folds into it.
+  void set_quantized_weight(QuantizedMatrix weight);
+  const QuantizedMatrix* quantized_weight() const { return quantized_.get(); }
+
   // Weight-gradient GEMMs run by all Linear layers (and the tied LM head, nn/lm_head.h) in this
   // process: frozen weights add none.
   static int64_t weight_gradient_gemms() { return weight_gradient_gemms_.load(); }
@@ -68,6 +75,10 @@ class Linear : public Layer {
   Shape release_input(Saved& saved) const;
   // The work meter's counts of backward's products (core/work_meter.h).
   void count_backward_gemms(int64_t rows, bool dx, bool dw, GemmUnits units) const;
+  // y (rows, out) = x W + beta y, or dx (rows, in) = dy W^T + beta dx: the fp32 products, against
+  // the weight as gemm_weight gives it or the quantised one.
+  void product(const Tensor& w32, const float* a, int64_t rows, bool input_gradient, float beta, float* c) const;
+  bool folds(const RunContext& rc) const { return lora_ && !quantized_ && lora_->folds(rc); }
   // The weight the GEMMs multiply by, as fp32: the weight itself, or a workspace copy that is
   // widened from a half-precision frozen weight and/or holds W + scale B A of a folded adapter.
   Tensor gemm_weight(bool fold_lora) const;
@@ -81,6 +92,7 @@ class Linear : public Layer {
   bool has_bias_;
   std::string name_;
   std::unique_ptr<LoraAdapter> lora_;
+  std::unique_ptr<QuantizedMatrix> quantized_;  // --base-precision nf4|int8
   static std::atomic<int64_t> weight_gradient_gemms_;
 };
 

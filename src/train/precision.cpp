@@ -35,6 +35,7 @@ MasterWeights::MasterWeights(const std::vector<Param*>& params, DType dtype, boo
       master.value.copy_from(p->value);
     }
     masters_.push_back(master);
+    if (p->value.is_placeholder()) continue;  // held elsewhere (ZeRO-3) or quantised (nf4/int8 base)
     // The fp32 value is freed here. A frozen base already stored in a half type (--base-precision)
     // stays as it is in that type, or goes through fp32 (exact) to the other one.
     if (p->value.dtype() == dtype) continue;
