@@ -439,6 +439,15 @@ TEST(Cli, LoraExperimentReportsMeasuredNumbers) {
     EXPECT_GT(j["heldout_loss"][k].get<double>(), 0.0) << k;
   EXPECT_NE(j["heldout_loss"]["full_dropout"], j["heldout_loss"]["full"]) << "the dropout runs differ";
   for (const char* k : {"full", "lora"}) EXPECT_GT(j["step_time_s"][k].get<double>(), 0.0) << k;
+  // Quantised bases: their rows, fewer weight bytes, a held-out loss near the fp32 base's (the full-length
+  // figures, nf4 within 2% and int8 within 1%, are in docs/BENCHMARKS.md).
+  const double lora_loss = j["heldout_loss"]["lora"].get<double>();
+  for (const char* k : {"lora_nf4", "lora_int8"}) {
+    EXPECT_LT(j["params_bytes"][k].get<double>(), 0.6 * j["params_bytes"]["lora"].get<double>()) << k;
+    EXPECT_NEAR(j["heldout_loss"][k].get<double>(), lora_loss, 0.05 * lora_loss) << k;
+    EXPECT_GT(j["step_time_s"][k].get<double>(), 0.0) << k;
+  }
+  EXPECT_LT(j["params_bytes"]["lora_nf4"].get<double>(), j["params_bytes"]["lora_int8"].get<double>());
   EXPECT_GT(fs::file_size(dir / "lora.png"), 1000u);
   EXPECT_FALSE(fs::exists(dir / "lora-pretrained"));  // the scratch model is cleaned up
 }

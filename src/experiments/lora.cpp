@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <optional>
 #include <sstream>
 
 #include "core/error.h"
@@ -44,13 +46,25 @@ struct RunResult {
   double loss = 0, step_time = 0;
   int64_t trainable = 0;
   size_t grad_optimizer_bytes = 0;
+  size_t params_bytes = 0;  // the weights' peak while fine-tuning (a quantised base: its quantised bytes)
 };
+
+// A LoRA base quantised in place (the experiment loads its small model whole first; the CLI quantises
+// while loading, models/lora_setup.h).
+void quantize_base(Model& model, QuantFormat format) {
+  for (const auto& [name, linear] : model.adaptable_linears()) {
+    if (!linear->lora()) continue;
+    const Tensor& w = linear->weight().value;
+    linear->set_quantized_weight(QuantizedMatrix::quantize(w.f32(), w.dim(0), w.dim(1), format));
+  }
+}
 
 // Runs in the current ledger, which must be fresh (its peaks are the run's) and outlive `keep`.
 // `dropout`: GPT-2's three dropouts (embedding, attention probabilities, residual branches) while
 // fine-tuning, as a GPT-2 config.json asks for (0.1 in the released models).
 RunResult fine_tune(const std::string& pretrained, const std::string& train_text, const std::string& eval_text,
-                    int64_t rank, int64_t steps, std::unique_ptr<Model>* keep = nullptr, double dropout = 0) {
+                    int64_t rank, int64_t steps, std::unique_ptr<Model>* keep = nullptr, double dropout = 0,
+                    std::optional<QuantFormat> base = std::nullopt) {
   MemoryLedger& ledger = MemoryLedger::current();
   std::unique_ptr<Model> model = load_model(pretrained);
   static_cast<Gpt&>(*model).set_dropout(dropout, dropout, dropout);
@@ -60,7 +74,9 @@ RunResult fine_tune(const std::string& pretrained, const std::string& train_text
     s.config.alpha = 2.0 * static_cast<double>(rank);
     s.targets = {"c_attn", "c_proj", "c_fc"};
     apply_lora(*model, s, 7);
+    if (base) quantize_base(*model, *base);
   }
+  ledger.reset_peaks();  // (the loading's fp32 transient is not fine-tuning's)
   RunResult r;
   r.trainable = model->trainable_parameter_count();
   if (steps > 0) {
@@ -79,6 +95,7 @@ RunResult fine_tune(const std::string& pretrained, const std::string& train_text
     r.step_time = median(times);
   }
   r.grad_optimizer_bytes = ledger.peak()[MemCategory::Grads] + ledger.peak()[MemCategory::Optimizer];
+  r.params_bytes = ledger.peak()[MemCategory::Params];
   r.loss = heldout_loss(*model, eval_text);
   if (keep) *keep = std::move(model);
   return r;
@@ -107,10 +124,12 @@ std::string markdown(const nlohmann::json& r) {
      << r["pretrain_steps"].get<int64_t>() << " steps), then fine-tuned on the first 80% of `" << kHeldOut << "` ("
      << r["finetune_steps"].get<int64_t>() << " steps, micro-batch 16) and evaluated on its last 20%. LoRA adapts "
         "c_attn, attn.c_proj, mlp.c_fc and mlp.c_proj with alpha = 2r.\n\n"
-     << "| run | trainable numbers | gradient + AdamW bytes | step time | held-out loss |\n|---|---:|---:|---:|---:|\n";
+     << "| run | trainable numbers | weights | gradient + AdamW bytes | step time | held-out loss |\n"
+        "|---|---:|---:|---:|---:|---:|\n";
   for (const auto& row : r["runs"]) {
-    std::snprintf(line, sizeof line, "| %s | %s | %s | %s | %.4f |\n", row["name"].get<std::string>().c_str(),
+    std::snprintf(line, sizeof line, "| %s | %s | %s | %s | %s | %.4f |\n", row["name"].get<std::string>().c_str(),
                   format_count(row["trainable"].get<double>()).c_str(),
+                  format_bytes(row.value("params_bytes", 0.0)).c_str(),
                   format_bytes(row["grad_optimizer_bytes"].get<double>()).c_str(),
                   row["step_time_s"].get<double>() > 0 ? format_seconds(row["step_time_s"].get<double>()).c_str() : "-",
                   row["heldout_loss"].get<double>());
@@ -167,8 +186,8 @@ void pretrain(const std::vector<std::string>& files, int64_t steps, const std::s
 
 nlohmann::json run_row(const std::string& name, int64_t rank, const RunResult& result) {
   return {{"name", name}, {"rank", rank}, {"trainable", result.trainable},
-          {"grad_optimizer_bytes", result.grad_optimizer_bytes}, {"step_time_s", result.step_time},
-          {"heldout_loss", result.loss}};
+          {"grad_optimizer_bytes", result.grad_optimizer_bytes}, {"params_bytes", result.params_bytes},
+          {"step_time_s", result.step_time}, {"heldout_loss", result.loss}};
 }
 
 // The numbers of one block's adapted matrices (width 128: c_attn, attn c_proj, c_fc, mlp c_proj)
@@ -200,7 +219,7 @@ nlohmann::json run_lora_experiment(const std::string& out_dir, double steps_scal
   };
   const RunResult base = run(0, 0);
   runs.push_back({{"name", "base (no fine-tuning)"}, {"rank", 0}, {"trainable", 0}, {"grad_optimizer_bytes", 0},
-                  {"step_time_s", 0.0}, {"heldout_loss", base.loss}});
+                  {"params_bytes", base.params_bytes}, {"step_time_s", 0.0}, {"heldout_loss", base.loss}});
   const RunResult full = run(0, finetune_steps);
   runs.push_back(run_row("full fine-tuning", 0, full));
   Series lora_series{"LoRA", {}, {}, false}, base_series{"base", {}, {}, false}, full_series{"full fine-tuning", {}, {}, false};
@@ -225,11 +244,24 @@ nlohmann::json run_lora_experiment(const std::string& out_dir, double steps_scal
   const RunResult full_dropout = run(0, finetune_steps, 0.1), lora_dropout = run(8, finetune_steps, 0.1);
   runs.push_back(run_row("full fine-tuning, dropout 0.1", 0, full_dropout));
   runs.push_back(run_row("LoRA r = 8, dropout 0.1", 8, lora_dropout));
+  // QLoRA's question: the same adapters on a base stored in 4 (nf4) or 8 (int8) bits.
+  std::map<std::string, RunResult> quantized;
+  for (QuantFormat format : {QuantFormat::Nf4, QuantFormat::Int8}) {
+    MemoryLedger ledger;
+    LedgerScope scope(ledger);
+    const RunResult q = fine_tune(pretrained, texts.train_text, texts.eval_text, 8, finetune_steps, nullptr, 0, format);
+    runs.push_back(run_row("LoRA r = 8, " + quant_format_name(format) + " base", 8, q));
+    quantized[quant_format_name(format)] = q;
+  }
   r["runs"] = runs;
   r["trainable_params"] = {{"full", full.trainable}, {"lora", r8.trainable}};
   r["heldout_loss"] = {{"base", base.loss}, {"lora", r8.loss}, {"full", full.loss},
-                       {"full_dropout", full_dropout.loss}, {"lora_dropout", lora_dropout.loss}};
-  r["step_time_s"] = {{"full", full.step_time}, {"lora", r8.step_time}};
+                       {"full_dropout", full_dropout.loss}, {"lora_dropout", lora_dropout.loss},
+                       {"lora_nf4", quantized["nf4"].loss}, {"lora_int8", quantized["int8"].loss}};
+  r["params_bytes"] = {{"lora", r8.params_bytes}, {"lora_nf4", quantized["nf4"].params_bytes},
+                       {"lora_int8", quantized["int8"].params_bytes}};
+  r["step_time_s"] = {{"full", full.step_time}, {"lora", r8.step_time}, {"lora_nf4", quantized["nf4"].step_time},
+                      {"lora_int8", quantized["int8"].step_time}};
   r["grad_optimizer_bytes"] = {{"full", full.grad_optimizer_bytes}, {"lora", r8.grad_optimizer_bytes}};
   r["merge_max_abs_diff"] = merge_diff;
   r["arithmetic"] = adapter_arithmetic();
