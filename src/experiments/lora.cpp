@@ -198,6 +198,21 @@ nlohmann::json adapter_arithmetic() {
           {"adapter_numbers_r8", 8 * ((d + 3 * d) + (d + d) + (d + 4 * d) + (4 * d + d))}};
 }
 
+// QLoRA's question: the same rank-8 adapters on a base stored in 4 (nf4) or 8 (int8) bits; their
+// rows are added to `runs`.
+std::map<std::string, RunResult> quantized_base_runs(const std::string& pretrained, const ExperimentTexts& texts,
+                                                     int64_t steps, nlohmann::json& runs) {
+  std::map<std::string, RunResult> out;
+  for (QuantFormat format : {QuantFormat::Nf4, QuantFormat::Int8}) {
+    MemoryLedger ledger;
+    LedgerScope scope(ledger);
+    const RunResult q = fine_tune(pretrained, texts.train_text, texts.eval_text, 8, steps, nullptr, 0, format);
+    runs.push_back(run_row("LoRA r = 8, " + quant_format_name(format) + " base", 8, q));
+    out[quant_format_name(format)] = q;
+  }
+  return out;
+}
+
 }  // namespace
 
 nlohmann::json run_lora_experiment(const std::string& out_dir, double steps_scale) {
@@ -244,15 +259,7 @@ nlohmann::json run_lora_experiment(const std::string& out_dir, double steps_scal
   const RunResult full_dropout = run(0, finetune_steps, 0.1), lora_dropout = run(8, finetune_steps, 0.1);
   runs.push_back(run_row("full fine-tuning, dropout 0.1", 0, full_dropout));
   runs.push_back(run_row("LoRA r = 8, dropout 0.1", 8, lora_dropout));
-  // QLoRA's question: the same adapters on a base stored in 4 (nf4) or 8 (int8) bits.
-  std::map<std::string, RunResult> quantized;
-  for (QuantFormat format : {QuantFormat::Nf4, QuantFormat::Int8}) {
-    MemoryLedger ledger;
-    LedgerScope scope(ledger);
-    const RunResult q = fine_tune(pretrained, texts.train_text, texts.eval_text, 8, finetune_steps, nullptr, 0, format);
-    runs.push_back(run_row("LoRA r = 8, " + quant_format_name(format) + " base", 8, q));
-    quantized[quant_format_name(format)] = q;
-  }
+  std::map<std::string, RunResult> quantized = quantized_base_runs(pretrained, texts, finetune_steps, runs);
   r["runs"] = runs;
   r["trainable_params"] = {{"full", full.trainable}, {"lora", r8.trainable}};
   r["heldout_loss"] = {{"base", base.loss}, {"lora", r8.loss}, {"full", full.loss},
