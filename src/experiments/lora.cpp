@@ -262,13 +262,15 @@ nlohmann::json run_lora_experiment(const std::string& out_dir, double steps_scal
   std::map<std::string, RunResult> quantized = quantized_base_runs(pretrained, texts, finetune_steps, runs);
   r["runs"] = runs;
   r["trainable_params"] = {{"full", full.trainable}, {"lora", r8.trainable}};
-  r["heldout_loss"] = {{"base", base.loss}, {"lora", r8.loss}, {"full", full.loss},
-                       {"full_dropout", full_dropout.loss}, {"lora_dropout", lora_dropout.loss},
-                       {"lora_nf4", quantized["nf4"].loss}, {"lora_int8", quantized["int8"].loss}};
-  r["params_bytes"] = {{"lora", r8.params_bytes}, {"lora_nf4", quantized["nf4"].params_bytes},
-                       {"lora_int8", quantized["int8"].params_bytes}};
-  r["step_time_s"] = {{"full", full.step_time}, {"lora", r8.step_time}, {"lora_nf4", quantized["nf4"].step_time},
-                      {"lora_int8", quantized["int8"].step_time}};
+  r["heldout_loss"] = {{"base", base.loss}, {"lora", r8.loss}, {"full", full.loss}, {"full_dropout", full_dropout.loss},
+                       {"lora_dropout", lora_dropout.loss}, {"lora_nf4", quantized["nf4"].loss},
+                       {"lora_int8", quantized["int8"].loss}};
+  r["step_time_s"] = {{"full", full.step_time}, {"lora", r8.step_time}};
+  r["params_bytes"] = {{"lora", r8.params_bytes}};
+  for (const auto& [format, q] : quantized) {
+    r["step_time_s"]["lora_" + format] = q.step_time;
+    r["params_bytes"]["lora_" + format] = q.params_bytes;
+  }
   r["grad_optimizer_bytes"] = {{"full", full.grad_optimizer_bytes}, {"lora", r8.grad_optimizer_bytes}};
   r["merge_max_abs_diff"] = merge_diff;
   r["arithmetic"] = adapter_arithmetic();
