@@ -213,6 +213,22 @@ std::map<std::string, RunResult> quantized_base_runs(const std::string& pretrain
   return out;
 }
 
+// The summary numbers of the runs (besides the table's rows).
+void record_results(nlohmann::json& r, const RunResult& base, const RunResult& full, const RunResult& r8,
+                    const std::pair<RunResult, RunResult>& dropout, const std::map<std::string, RunResult>& quantized) {
+  r["trainable_params"] = {{"full", full.trainable}, {"lora", r8.trainable}};
+  r["heldout_loss"] = {{"base", base.loss}, {"lora", r8.loss}, {"full", full.loss},
+                       {"full_dropout", dropout.first.loss}, {"lora_dropout", dropout.second.loss}};
+  r["step_time_s"] = {{"full", full.step_time}, {"lora", r8.step_time}};
+  r["params_bytes"] = {{"lora", r8.params_bytes}};
+  for (const auto& [format, q] : quantized) {
+    r["heldout_loss"]["lora_" + format] = q.loss;
+    r["step_time_s"]["lora_" + format] = q.step_time;
+    r["params_bytes"]["lora_" + format] = q.params_bytes;
+  }
+  r["grad_optimizer_bytes"] = {{"full", full.grad_optimizer_bytes}, {"lora", r8.grad_optimizer_bytes}};
+}
+
 }  // namespace
 
 nlohmann::json run_lora_experiment(const std::string& out_dir, double steps_scale) {
@@ -259,19 +275,9 @@ nlohmann::json run_lora_experiment(const std::string& out_dir, double steps_scal
   const RunResult full_dropout = run(0, finetune_steps, 0.1), lora_dropout = run(8, finetune_steps, 0.1);
   runs.push_back(run_row("full fine-tuning, dropout 0.1", 0, full_dropout));
   runs.push_back(run_row("LoRA r = 8, dropout 0.1", 8, lora_dropout));
-  std::map<std::string, RunResult> quantized = quantized_base_runs(pretrained, texts, finetune_steps, runs);
+  const std::map<std::string, RunResult> quantized = quantized_base_runs(pretrained, texts, finetune_steps, runs);
   r["runs"] = runs;
-  r["trainable_params"] = {{"full", full.trainable}, {"lora", r8.trainable}};
-  r["heldout_loss"] = {{"base", base.loss}, {"lora", r8.loss}, {"full", full.loss}, {"full_dropout", full_dropout.loss},
-                       {"lora_dropout", lora_dropout.loss}, {"lora_nf4", quantized["nf4"].loss},
-                       {"lora_int8", quantized["int8"].loss}};
-  r["step_time_s"] = {{"full", full.step_time}, {"lora", r8.step_time}};
-  r["params_bytes"] = {{"lora", r8.params_bytes}};
-  for (const auto& [format, q] : quantized) {
-    r["step_time_s"]["lora_" + format] = q.step_time;
-    r["params_bytes"]["lora_" + format] = q.params_bytes;
-  }
-  r["grad_optimizer_bytes"] = {{"full", full.grad_optimizer_bytes}, {"lora", r8.grad_optimizer_bytes}};
+  record_results(r, base, full, r8, {full_dropout, lora_dropout}, quantized);
   r["merge_max_abs_diff"] = merge_diff;
   r["arithmetic"] = adapter_arithmetic();
   plot_png(out_dir + "/lora.png", {"Held-out loss after fine-tuning", "LoRA rank r", "loss", false, true},
