@@ -124,6 +124,17 @@ TEST(QuantizedBase, CliQuantisesTheBasePlansItsBytesAndRefusesWhatCannotWork) {
   EXPECT_LT(nf4, int8);
   EXPECT_LT(int8, bf16);
   EXPECT_LT(nf4, 0.4 * fp32);
+  // An adapter trained on an nf4 base, sampled on that base (the adapter kept beside it, unmerged).
+  const std::filesystem::path dir = frugal::testing::scratch("quantized_generate");
+  const std::string base = (dir / "base").string(), adapter = (dir / "adapter").string();
+  CliResult r = run_frugal("train --arch gpt --layers 2 --dim 64 --heads 2 --ctx 32 --steps 2 --save " + base);
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = run_frugal("train --model " + base + " --steps 2 --lora-rank 2 --base-precision nf4 --save-adapter " + adapter);
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = run_frugal("generate --model " + base + " --adapter " + adapter + " --base-precision nf4 --tokens 8");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_GE(r.out.size(), 8u);
+  frugal::testing::expect_one_line_error(run_frugal("generate --model " + base + " --base-precision nf4"), "--adapter");
   frugal::testing::expect_one_line_error(
       run_frugal("train --arch gpt --steps 1 --lora-rank 2 --base-precision nf4 --save /tmp/never"), "--save-adapter");
   frugal::testing::expect_one_line_error(

@@ -19,6 +19,7 @@ namespace frugal::cli {
 namespace {
 struct GenerateFlags {
   std::string model_dir, prompt, adapter, tokenizer;
+  std::string base_precision = "fp32";  // with --adapter: the base's storage (nf4/int8: quantised)
   SampleOptions sample;
   bool no_kv_cache = false, stream = false, timing = false;
   int threads = 0;
@@ -72,11 +73,21 @@ void sample_and_print(Gpt& gpt, const GenerateFlags& f, BpeTokenizer* tokenizer)
 
 void run_generate(GenerateFlags& f) {
   apply_threads(f.threads);
-  std::unique_ptr<Model> model = load_model(f.model_dir);
-  if (!f.adapter.empty()) {
-    load_adapter(*model, f.adapter);
-    merge_lora(*model);  // zero-overhead inference: the adapter folded into the weights
+  check(f.base_precision == "fp32" || !f.adapter.empty(), "--base-precision applies to an adapter's base: add --adapter DIR");
+  std::unique_ptr<Model> model;
+  if (f.base_precision == "fp32") {
+    model = load_model(f.model_dir);
+    if (!f.adapter.empty()) load_adapter(*model, f.adapter);
+  } else {  // the base stored as training stored it (nf4/int8: quantised while loading)
+    ModelFlags base;
+    base.model_dir = f.model_dir;
+    LoraFlags lora;
+    lora.adapter = f.adapter;
+    lora.base_precision = f.base_precision;
+    model = build_model(base, "fortunes", 0, /*with_weights=*/true, lora);
   }
+  // Zero-overhead inference: the adapter folded into the weights (a quantised base keeps it beside).
+  if (!f.adapter.empty()) merge_lora(*model);
   check(model->arch() == "gpt", "frugal generate needs a GPT model, " + f.model_dir + " holds a " + model->arch());
   Gpt& gpt = static_cast<Gpt&>(*model);
   ModelFlags model_flags;
@@ -99,6 +110,9 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--model", flags->model_dir, "model directory")->required();
   cmd->add_option("--prompt", flags->prompt, "text to continue");
   cmd->add_option("--adapter", flags->adapter, "a PEFT LoRA adapter to merge before sampling");
+  cmd->add_option("--base-precision", flags->base_precision,
+                  "with --adapter: the base's storage, fp32 | bf16 | fp16 | nf4 | int8 (as it was fine-tuned)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16", "nf4", "int8"}))->capture_default_str();
   cmd->add_option("--tokenizer", flags->tokenizer, "BPE tokenizer directory (default: the model directory's, else bytes)");
   cmd->add_option("--tokens", flags->sample.tokens, "tokens to generate")->check(CLI::Range(0, 1 << 20))->capture_default_str();
   cmd->add_option("--temperature", flags->sample.temperature, "0: greedy")->check(CLI::NonNegativeNumber)->capture_default_str();
