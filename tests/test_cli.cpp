@@ -408,6 +408,23 @@ TEST(Cli, LoraTrainSaveGradMergeExtract) {
   r = run_frugal("grad --model " + (dir / "tuned").string() + batch + " --out " + (dir / "g2.safetensors").string());
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NEAR(nlohmann::json::parse(r.out)["loss"].get<double>(), adapter_loss, 1e-5 * adapter_loss);
+  // On an nf4 base: the adapter merged into the dequantised weights computes what the adapter on the
+  // quantised base computes; --dtype bf16 writes bf16 tensors (rounding moves the loss a little).
+  r = run_frugal("grad --model " + base + " --adapter " + (dir / "adapter").string() + " --base-precision nf4" + batch +
+                 " --out " + (dir / "g4.safetensors").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  const double nf4_loss = nlohmann::json::parse(r.out)["loss"].get<double>();
+  EXPECT_NE(nf4_loss, adapter_loss);
+  for (const std::string dtype : {"fp32", "bf16"}) {
+    const std::string out = (dir / ("tuned-nf4-" + dtype)).string();
+    r = run_frugal("lora merge --model " + base + " --adapter " + (dir / "adapter").string() +
+                   " --base-precision nf4 --dtype " + dtype + " --out " + out);
+    ASSERT_EQ(r.status, 0) << r.err;
+    r = run_frugal("grad --model " + out + batch + " --out " + (dir / "g5.safetensors").string());
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NEAR(nlohmann::json::parse(r.out)["loss"].get<double>(), nf4_loss, (dtype == "fp32" ? 1e-5 : 1e-2) * nf4_loss);
+    EXPECT_EQ(slurp(fs::path(out) / "model.safetensors").find("\"BF16\"") != std::string::npos, dtype == "bf16");
+  }
   // Extract: the tuned - base delta has rank 2 per module, so a rank-2 extraction reproduces it.
   r = run_frugal("lora extract --base " + base + " --tuned " + (dir / "tuned").string() + " --rank 2 --out " +
              (dir / "extracted").string());

@@ -6,6 +6,7 @@
 #include "cli/common.h"
 #include "core/error.h"
 #include "core/threading.h"
+#include "kernels/convert.h"
 #include "linalg/svd.h"
 #include "models/lora_setup.h"
 #include "models/model_io.h"
@@ -17,6 +18,7 @@ namespace {
 
 struct LoraCommandFlags {
   std::string model_dir, adapter_dir, out_dir;            // merge
+  std::string base_precision = "fp32", dtype = "fp32";    // merge: the base the adapter was trained on, the output
   std::string base_dir, tuned_dir, targets;               // extract
   int64_t rank = 8;
   double alpha = 0;
@@ -26,10 +28,25 @@ struct LoraCommandFlags {
 void run_merge(const LoraCommandFlags& f) {
   apply_threads(f.threads);
   prepare_output_dir(f.out_dir, "--out");
+  const DType out_type = parse_precision(f.dtype, "--dtype");
   std::unique_ptr<Model> model = load_model(f.model_dir);
   const LoraSettings settings = load_adapter(*model, f.adapter_dir);
   const size_t adapters = lora_adapters(*model).size();
+  // An adapter trained on a quantised base learnt the difference from the *dequantised* weights:
+  // those are what it is merged into (W' = deq(q(W)) + scale B A).
+  if (const std::optional<QuantFormat> format = quantized_base_format(f.base_precision)) {
+    for (const auto& [name, linear] : model->adaptable_linears()) {
+      if (!linear->lora()) continue;
+      const Tensor& w = linear->weight().value;
+      QuantizedMatrix::quantize(w.f32(), w.dim(0), w.dim(1), *format).dequantize_rows(0, w.dim(0), w.f32());
+    }
+  } else {
+    check(f.base_precision == "fp32", "--base-precision " + f.base_precision + ": merging takes the base as stored "
+                                      "in the model directory (fp32), or as nf4/int8 quantised it");
+  }
   merge_lora(*model);
+  if (out_type != DType::F32)
+    for (Param* p : model->state()) p->value = round_to(p->value, out_type, MemCategory::Params);
   save_model(*model, f.out_dir);
   if (BpeTokenizer::present(f.model_dir)) BpeTokenizer::copy_files(f.model_dir, f.out_dir);  // keeps its tokenizer
   std::printf("merged %zu LoRA adapters (r = %lld, alpha = %g) into %s\n", adapters,
@@ -100,6 +117,11 @@ void register_lora(CLI::App& app) {
   merge->add_option("--model", flags->model_dir, "base model directory")->required();
   merge->add_option("--adapter", flags->adapter_dir, "PEFT adapter directory")->required();
   merge->add_option("--out", flags->out_dir, "merged model directory")->required();
+  merge->add_option("--base-precision", flags->base_precision,
+                    "the base the adapter was fine-tuned on: fp32 | nf4 | int8 (merged into the dequantised weights)")
+      ->check(CLI::IsMember({"fp32", "nf4", "int8"}))->capture_default_str();
+  merge->add_option("--dtype", flags->dtype, "the merged model's tensors: fp32 | bf16 | fp16")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))->capture_default_str();
   add_threads_flag(*merge, flags->threads);
   merge->callback([flags] { run_merge(*flags); });
   CLI::App* extract = cmd->add_subcommand("extract", "rank-R adapter from tuned - base (truncated SVD per module)");
