@@ -98,27 +98,32 @@ TEST(QuantizedMatrix, BytesAreTheFormats) {
 }
 
 TEST(QuantizedMatrix, ProductEqualsTheProductWithItsDequantizedCopy) {
-  // 300 stored rows: two tiles; 36 columns: blocks straddle rows.
-  const int64_t M = 37, rows = 320, cols = 36;
-  const std::vector<float> w = weights(rows * cols, 5);
-  for (QuantFormat format : {QuantFormat::Nf4, QuantFormat::Int8}) {
-    const QuantizedMatrix q = QuantizedMatrix::quantize(w.data(), rows, cols, format);
-    const std::vector<float> full = dequantized(q);
-    std::vector<float> tile(static_cast<size_t>(quantized_gemm_tile_floats(q)));
-    for (bool transpose : {false, true}) {
-      const int64_t K = transpose ? cols : rows, N = transpose ? rows : cols;
-      const std::vector<float> A = weights(M * K, 7);
-      std::vector<float> expected = weights(M * N, 9), got = expected;  // beta = 0.5 keeps half of C
-      gemm(false, transpose, M, N, K, 1.0f, A.data(), K, full.data(), cols, 0.5f, expected.data(), N);
-      quantized_gemm(A.data(), M, q, transpose, 0.5f, got.data(), tile.data());
-      double diff = 0.0, norm = 0.0;
-      for (size_t i = 0; i < got.size(); ++i) {
-        diff += (got[i] - expected[i]) * static_cast<double>(got[i] - expected[i]);
-        norm += expected[i] * static_cast<double>(expected[i]);
+  // Stored shapes: 320 x 36 (blocks straddle rows; two row tiles), 512 x 192 (three column panels of
+  // 64), 320 x 100 (panels of 64 and 36: blocks cut by a panel's edge).
+  const int64_t M = 37;
+  for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{320, 36}, {512, 192}, {320, 100}}) {
+    const std::vector<float> w = weights(rows * cols, 5);
+    for (QuantFormat format : {QuantFormat::Nf4, QuantFormat::Int8}) {
+      const QuantizedMatrix q = QuantizedMatrix::quantize(w.data(), rows, cols, format);
+      const std::vector<float> full = dequantized(q);
+      std::vector<float> tile(static_cast<size_t>(quantized_gemm_tile_floats(q)));
+      for (bool transpose : {false, true}) {
+        const int64_t K = transpose ? cols : rows, N = transpose ? rows : cols;
+        const std::vector<float> A = weights(M * K, 7);
+        std::vector<float> expected = weights(M * N, 9), got = expected;  // beta = 0.5 keeps half of C
+        gemm(false, transpose, M, N, K, 1.0f, A.data(), K, full.data(), cols, 0.5f, expected.data(), N);
+        quantized_gemm(A.data(), M, q, transpose, 0.5f, got.data(), tile.data());
+        double diff = 0.0, norm = 0.0;
+        for (size_t i = 0; i < got.size(); ++i) {
+          diff += (got[i] - expected[i]) * static_cast<double>(got[i] - expected[i]);
+          norm += expected[i] * static_cast<double>(expected[i]);
+        }
+        EXPECT_LE(std::sqrt(diff / norm), 1e-6) << quant_format_name(format) << " " << rows << "x" << cols
+                                                << (transpose ? " W^T" : " W");
       }
-      EXPECT_LE(std::sqrt(diff / norm), 1e-6) << quant_format_name(format) << (transpose ? " W^T" : " W");
     }
   }
+  EXPECT_EQ(quantized_panel_columns(QuantizedMatrix::quantize(weights(512 * 192, 1).data(), 512, 192, QuantFormat::Int8)), 64);
 }
 
 TEST(QuantizedMatrix, ABlockSizeThatDoesNotDivideIsRefused) {

@@ -140,15 +140,20 @@ float QuantizedMatrix::block_scale(int64_t b) const {
   return signed_code8().value(absmax_.u8()[b]) * absmax_scale_.f32()[b / kAbsmaxBlock] + absmax_mean_;
 }
 
-void QuantizedMatrix::dequantize_rows(int64_t r0, int64_t r1, float* out) const {
-  check(0 <= r0 && r0 <= r1 && r1 <= rows_, "dequantize_rows: rows out of range");
-  const int64_t begin = r0 * cols_, end = r1 * cols_;
+void QuantizedMatrix::dequantize_rows(int64_t r0, int64_t r1, float* out) const { dequantize_panel(r0, r1, 0, cols_, out); }
+
+void QuantizedMatrix::dequantize_panel(int64_t r0, int64_t r1, int64_t c0, int64_t c1, float* out) const {
+  check(0 <= r0 && r0 <= r1 && r1 <= rows_ && 0 <= c0 && c0 <= c1 && c1 <= cols_, "dequantize_panel: out of range");
+  const int64_t width = c1 - c0;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = r0; r < r1; ++r) dequantize_range(r * cols_ + c0, r * cols_ + c1, out + (r - r0) * width);
+}
+
+void QuantizedMatrix::dequantize_range(int64_t begin, int64_t end, float* out) const {
   const uint8_t* codes = codes_.u8();
   const std::array<float, 16>& levels = nf4_levels();
-  // Blocks straddle rows when cols is not a multiple of the block: walk the range block by block.
-  const int64_t first = begin / kQuantBlock, last = (end + kQuantBlock - 1) / kQuantBlock;
-#pragma omp parallel for schedule(static)
-  for (int64_t b = first; b < last; ++b) {
+  // Blocks may straddle rows and panel edges: walk the range block by block.
+  for (int64_t b = begin / kQuantBlock; b * kQuantBlock < end; ++b) {
     const float s = block_scale(b);
     const int64_t lo = std::max(begin, b * kQuantBlock), hi = std::min(end, (b + 1) * kQuantBlock);
     if (format_ == QuantFormat::Int8) {
@@ -162,17 +167,33 @@ void QuantizedMatrix::dequantize_rows(int64_t r0, int64_t r1, float* out) const 
   }
 }
 
+int64_t quantized_panel_columns(const QuantizedMatrix& w) {
+  const int64_t budget = std::min(kTileRows, w.rows()) * w.cols();  // the transposed product's tile
+  return std::min(w.cols(), std::max<int64_t>(kQuantBlock, budget / w.rows() / kQuantBlock * kQuantBlock));
+}
+
+int64_t quantized_gemm_tile_floats(const QuantizedMatrix& w) {
+  return std::max(std::min(kTileRows, w.rows()) * w.cols(), w.rows() * quantized_panel_columns(w));
+}
+
 void quantized_gemm(const float* A, int64_t M, const QuantizedMatrix& W, bool transpose_w, float beta, float* C,
                     float* tile) {
   const int64_t rows = W.rows(), cols = W.cols();
-  for (int64_t r0 = 0; r0 < rows; r0 += kTileRows) {
-    const int64_t r1 = std::min(rows, r0 + kTileRows), n = r1 - r0;
-    W.dequantize_rows(r0, r1, tile);
-    if (transpose_w) {  // W stored N x K: these rows are output columns r0..r1 of C = A W^T
-      gemm(false, true, M, n, cols, 1.0f, A, cols, tile, cols, beta, C + r0, rows);
-    } else {  // W stored K x N: these rows are a slice r0..r1 of the sum over K of C = A W
-      gemm(false, false, M, cols, n, 1.0f, A + r0, rows, tile, cols, r0 == 0 ? beta : 1.0f, C, cols);
+  if (transpose_w) {  // W stored N x K: stored rows r0..r1 are output columns r0..r1 of C = A W^T
+    for (int64_t r0 = 0; r0 < rows; r0 += kTileRows) {
+      const int64_t r1 = std::min(rows, r0 + kTileRows);
+      W.dequantize_rows(r0, r1, tile);
+      gemm(false, true, M, r1 - r0, cols, 1.0f, A, cols, tile, cols, beta, C + r0, rows);
     }
+    return;
+  }
+  // W stored K x N: a panel of all K rows and columns c0..c1 gives C's columns c0..c1 in one product
+  // (tiles along K would pass over all of C once per tile).
+  const int64_t width = quantized_panel_columns(W);
+  for (int64_t c0 = 0; c0 < cols; c0 += width) {
+    const int64_t c1 = std::min(cols, c0 + width);
+    W.dequantize_panel(0, rows, c0, c1, tile);
+    gemm(false, false, M, c1 - c0, rows, 1.0f, A, rows, tile, c1 - c0, beta, C + c0, cols);
   }
 }
 

@@ -7,8 +7,8 @@
 //         minus their mean, in blocks of kAbsmaxBlock, with the signed 8-bit dynamic code of
 //         kernels/quantize8.h and an fp32 scale per block. 0.5 + 1/64 + 4/16384 bytes per value.
 //   int8: round(value / absmax * 127) per value, the absmax in fp32. 1 + 4/64 bytes per value.
-// Products against such a matrix dequantise kTileRows stored rows at a time into a caller's fp32
-// tile and multiply with OpenBLAS: no full-size fp32 copy of W ever exists.
+// Products against such a matrix dequantise a part of W at a time into a caller's fp32
+// tile (rows, or a column panel) and multiply with OpenBLAS: no full-size fp32 copy of W ever exists.
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -42,12 +42,17 @@ class QuantizedMatrix {
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
   size_t nbytes() const;  // codes, absmax values and their scales
-  // Stored rows [r0, r1) into out ((r1 - r0) x cols fp32).
+  // Stored rows [r0, r1) into out ((r1 - r0) x cols fp32); or only columns [c0, c1) of them
+  // (out (r1 - r0) x (c1 - c0)).
   void dequantize_rows(int64_t r0, int64_t r1, float* out) const;
+  void dequantize_panel(int64_t r0, int64_t r1, int64_t c0, int64_t c1, float* out) const;
   // Block b's absmax as the products use it (after nf4's double quantisation).
   float block_scale(int64_t b) const;
 
  private:
+  // Values [begin, end) of the stored order into out (one thread).
+  void dequantize_range(int64_t begin, int64_t end, float* out) const;
+
   QuantFormat format_ = QuantFormat::Int8;
   int64_t rows_ = 0, cols_ = 0;
   Tensor codes_;         // U8: nf4 two values per byte, int8 one (two's complement)
@@ -56,11 +61,13 @@ class QuantizedMatrix {
   float absmax_mean_ = 0.0f;
 };
 
-// fp32 floats of the tile quantized_gemm needs for W.
-inline int64_t quantized_gemm_tile_floats(const QuantizedMatrix& w) { return std::min(kTileRows, w.rows()) * w.cols(); }
-
-// C (M x N) = A (M x K) op(W) + beta C, row-major, lda = K, ldc = N. Without transpose W is stored
-// K x N; with it W is stored N x K and op(W) = W^T. `tile`: quantized_gemm_tile_floats(W) floats.
+// C (M x N) = A (M x K) op(W) + beta C, row-major, lda = K, ldc = N. With transpose W is stored
+// N x K and op(W) = W^T: kTileRows stored rows at a time give that many columns of C. Without it W is
+// stored K x N: a panel of all K rows and quantized_panel_columns(W) columns at a time (a multiple of
+// the block, about as many floats as the other tile) gives that many columns of C.
+// `tile`: quantized_gemm_tile_floats(W) floats.
+int64_t quantized_panel_columns(const QuantizedMatrix& w);
+int64_t quantized_gemm_tile_floats(const QuantizedMatrix& w);
 void quantized_gemm(const float* A, int64_t M, const QuantizedMatrix& W, bool transpose_w, float beta, float* C,
                     float* tile);
 
