@@ -98,10 +98,10 @@ TEST(QuantizedMatrix, BytesAreTheFormats) {
 }
 
 TEST(QuantizedMatrix, ProductEqualsTheProductWithItsDequantizedCopy) {
-  // Stored shapes: 320 x 36 (blocks straddle rows; two row tiles), 512 x 192 (three column panels of
-  // 64), 320 x 100 (panels of 64 and 36: blocks cut by a panel's edge).
+  // Stored shapes: 320 x 36 (blocks straddle rows; two row tiles), 300 x 576 (column panels of 448
+  // and 128), 320 x 300 (panels of 256 and 44: blocks cut by a panel's edge).
   const int64_t M = 37;
-  for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{320, 36}, {512, 192}, {320, 100}}) {
+  for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{320, 36}, {300, 576}, {320, 300}}) {
     const std::vector<float> w = weights(rows * cols, 5);
     for (QuantFormat format : {QuantFormat::Nf4, QuantFormat::Int8}) {
       const QuantizedMatrix q = QuantizedMatrix::quantize(w.data(), rows, cols, format);
@@ -123,7 +123,7 @@ TEST(QuantizedMatrix, ProductEqualsTheProductWithItsDequantizedCopy) {
       }
     }
   }
-  EXPECT_EQ(quantized_panel_columns(QuantizedMatrix::quantize(weights(512 * 192, 1).data(), 512, 192, QuantFormat::Int8)), 64);
+  EXPECT_EQ(quantized_panel_columns(QuantizedMatrix::quantize(weights(300 * 576, 1).data(), 300, 576, QuantFormat::Int8)), 448);
 }
 
 TEST(QuantizedMatrix, ABlockSizeThatDoesNotDivideIsRefused) {

@@ -169,7 +169,7 @@ void QuantizedMatrix::dequantize_range(int64_t begin, int64_t end, float* out) c
 
 int64_t quantized_panel_columns(const QuantizedMatrix& w) {
   const int64_t budget = std::min(kTileRows, w.rows()) * w.cols();  // the transposed product's tile
-  return std::min(w.cols(), std::max<int64_t>(kQuantBlock, budget / w.rows() / kQuantBlock * kQuantBlock));
+  return std::min(w.cols(), std::max<int64_t>(kTileRows, budget / w.rows() / kQuantBlock * kQuantBlock));
 }
 
 int64_t quantized_gemm_tile_floats(const QuantizedMatrix& w) {

@@ -63,8 +63,9 @@ class QuantizedMatrix {
 
 // C (M x N) = A (M x K) op(W) + beta C, row-major, lda = K, ldc = N. With transpose W is stored
 // N x K and op(W) = W^T: kTileRows stored rows at a time give that many columns of C. Without it W is
-// stored K x N: a panel of all K rows and quantized_panel_columns(W) columns at a time (a multiple of
-// the block, about as many floats as the other tile) gives that many columns of C.
+// stored K x N: a panel of all K rows and quantized_panel_columns(W) columns at a time (about as many
+// floats as the other tile, a multiple of the block, at least kTileRows: narrower panels make
+// OpenBLAS's products inefficient) gives that many columns of C.
 // `tile`: quantized_gemm_tile_floats(W) floats.
 int64_t quantized_panel_columns(const QuantizedMatrix& w);
 int64_t quantized_gemm_tile_floats(const QuantizedMatrix& w);
