@@ -473,6 +473,8 @@ TEST(Cli, FlagsThatWouldBeIgnoredAreRefused) {
   expect_one_line_error(run_frugal("train --model " + saved_gpt().string() + " --layers 3 --steps 1"), "--layers");
   expect_one_line_error(run_frugal("train --arch gpt --lora-alpha 4 --steps 1"), "--lora-rank");
   expect_one_line_error(run_frugal("train --arch gpt --base-precision bf16 --steps 1"), "--lora-rank");
+  // A quantised weight takes no gradient: only LoRA's frozen base may be quantised.
+  expect_one_line_error(run_frugal("train --arch gpt --base-precision nf4 --steps 1"), "--lora-rank");
 }
 
 // Issue 15's bad inputs at scale: a chunk setting that cannot work, a context past the model's
