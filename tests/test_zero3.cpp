@@ -51,7 +51,7 @@ class AwayUnlessFetched : public BlockWeights {
     for (Param* p : used(block))
       if (count_[index(p)]++ == 0) p->value = real_[index(p)];
   }
-  void drop(int block) override {
+  void drop(int block) noexcept override {
     for (Param* p : used(block))
       if (--count_[index(p)] == 0) p->value = Tensor::placeholder(p->value.shape(), p->value.dtype());
   }
@@ -202,5 +202,37 @@ TEST(Zero3, RefusedOnOneProcessAndWithFrozenWeights) {
     FAIL() << "--zero 3 with a frozen base was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("frozen"), std::string::npos) << e.what();
+  }
+}
+
+// A model built whole (a library caller, not the CLI): the trainer releases the weights other ranks
+// own into placeholders of the compute type, the type the owners' broadcasts carry; a rank built
+// without a weight it owns is refused rather than left waiting in a broadcast.
+TEST(Zero3, AModelBuiltWholeIsShardedInTheComputeType) {
+  const GptConfig c = four_blocks();
+  RandomTokens data(c.vocab_size, c.n_positions, 5);
+  TrainOptions o;
+  o.zero = 3;
+  o.precision = DType::BF16;
+  const std::unique_ptr<Communicator> rank = planning_communicator(1, 2);
+  {
+    Gpt model(c);
+    model.init_weights(1);
+    Trainer trainer(model, data, o, rank.get());
+    const std::vector<int> owners = zero_owners(model.params(), 2);
+    for (size_t k = 0; k < owners.size(); ++k) {
+      const Tensor& v = model.params()[k]->value;
+      EXPECT_EQ(v.dtype(), DType::BF16) << model.params()[k]->name;
+      EXPECT_EQ(v.is_placeholder(), owners[k] != 1) << model.params()[k]->name;
+    }
+  }
+  Gpt model(c);
+  model.init_weights(1);
+  model.params().back()->value = Tensor::placeholder(model.params().back()->value.shape(), DType::F32);  // rank 1's
+  try {
+    Trainer trainer(model, data, o, rank.get());
+    FAIL() << "a rank without a weight it owns was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("built without it"), std::string::npos) << e.what();
   }
 }

@@ -19,7 +19,7 @@ namespace frugal::cli {
 namespace {
 struct GenerateFlags {
   std::string model_dir, prompt, adapter, tokenizer;
-  std::string base_precision = "fp32";  // with --adapter: the base's storage (nf4/int8: quantised)
+  std::string base_precision = "fp32";  // with --adapter: fp32, or nf4/int8 (quantised, the adapter beside it)
   SampleOptions sample;
   bool no_kv_cache = false, stream = false, timing = false;
   int threads = 0;
@@ -111,8 +111,8 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--prompt", flags->prompt, "text to continue");
   cmd->add_option("--adapter", flags->adapter, "a PEFT LoRA adapter to merge before sampling");
   cmd->add_option("--base-precision", flags->base_precision,
-                  "with --adapter: the base's storage, fp32 | bf16 | fp16 | nf4 | int8 (as it was fine-tuned)")
-      ->check(CLI::IsMember({"fp32", "bf16", "fp16", "nf4", "int8"}))->capture_default_str();
+                  "with --adapter: the base as it was fine-tuned, fp32 | nf4 | int8 (a half base samples as fp32)")
+      ->check(CLI::IsMember({"fp32", "nf4", "int8"}))->capture_default_str();
   cmd->add_option("--tokenizer", flags->tokenizer, "BPE tokenizer directory (default: the model directory's, else bytes)");
   cmd->add_option("--tokens", flags->sample.tokens, "tokens to generate")->check(CLI::Range(0, 1 << 20))->capture_default_str();
   cmd->add_option("--temperature", flags->sample.temperature, "0: greedy")->check(CLI::NonNegativeNumber)->capture_default_str();

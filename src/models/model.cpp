@@ -37,7 +37,8 @@ int64_t Model::trainable_parameter_count() const {
 
 void Model::init_param(size_t index, const Tensor& into, uint64_t seed) const {
   (void)index, (void)into, (void)seed;
-  throw Error(arch() + " models draw their weights all at once (--base-precision nf4|int8 is for GPT models)");
+  throw Error(arch() + " models draw their weights all at once: --base-precision nf4|int8 needs a GPT, or a --model "
+              "directory to read the weights from");
 }
 
 }  // namespace frugal

@@ -62,7 +62,7 @@ class BlockWeights {
  public:
   virtual ~BlockWeights() = default;
   virtual void fetch(int block) = 0;
-  virtual void drop(int block) = 0;
+  virtual void drop(int block) noexcept = 0;  // (runs while errors unwind too)
 };
 
 struct RunContext {

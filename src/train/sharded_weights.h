@@ -14,12 +14,14 @@ namespace frugal {
 
 class ShardedWeights : public BlockWeights {
  public:
-  // `params`: the model's parameters (Model::params order), `owners` parallel to them. A parameter
-  // this rank does not own but still holds memory for (a model built whole) is released here.
-  ShardedWeights(Model& model, const std::vector<Param*>& params, const std::vector<int>& owners, Communicator& comm);
+  // `params`: the model's parameters (Model::params order), `owners` parallel to them; `compute`: the
+  // type the owners' compute copies have (--precision), which is what goes over the wire. A
+  // parameter this rank does not own but still holds memory for (a model built whole) is released.
+  ShardedWeights(Model& model, const std::vector<Param*>& params, const std::vector<int>& owners, DType compute,
+                 Communicator& comm);
 
   void fetch(int block) override;
-  void drop(int block) override;
+  void drop(int block) noexcept override;
 
   // Seconds spent in fetches' broadcasts since the last call (waiting included), then 0.
   double take_fetch_seconds();

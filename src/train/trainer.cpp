@@ -84,7 +84,8 @@ Trainer::Trainer(Model& model, DataSource& data, const TrainOptions& options, Co
   if (options.zero >= 1 && comm_.size() > 1) {
     owners_ = zero_owners(params_, comm_.size());
     // ZeRO-3 first: the weights other ranks own are released before anything else refers to them.
-    if (options.zero == 3) sharded_weights_ = std::make_unique<ShardedWeights>(model, params_, owners_, comm_);
+    if (options.zero == 3)
+      sharded_weights_ = std::make_unique<ShardedWeights>(model, params_, owners_, options.precision, comm_);
     for (size_t k = 0; k < params_.size(); ++k) {
       owned.push_back(owners_[k] == comm_.rank());
       zero_views_.push_back(*params_[k]);
@@ -251,7 +252,8 @@ std::vector<std::pair<std::string, Tensor>> Trainer::state_tensors() {
   // ZeRO: this rank's share, the parameters it owns (the others' values come from their owners).
   std::vector<std::pair<std::string, Tensor>> out;
   for (size_t k = 0; k < params_.size(); ++k)
-    if (owners_.empty() || owners_[k] == comm_.rank()) out.emplace_back("param/" + params_[k]->name, params_[k]->value);
+    if ((owners_.empty() || owners_[k] == comm_.rank()) && !params_[k]->value.is_placeholder())  // (not a quantised base)
+      out.emplace_back("param/" + params_[k]->name, params_[k]->value);
   // A sharded checkpoint has no model file: each rank's running statistics (BatchNorm) go here.
   if (!owners_.empty())
     for (Param* b : model_.state())

@@ -92,6 +92,8 @@ def category_bytes(sharded, full, category, most):
 
 def planned_ranks(plan, run):
     p, r = json.load(open(plan)), json.load(open(run))
+    if len(p["ranks"]) != len(r["ranks"]):
+        fail(f"{len(p['ranks'])} planned ranks, {len(r['ranks'])} measured")
     for planned, measured in zip(p["ranks"], r["ranks"]):
         for key in ("total", "params", "grads", "optimizer"):
             if planned["predicted_memory"][key] != measured[key]:

@@ -124,12 +124,19 @@ for run in "${GPT8[*]} --zero 1 --optimizer adamw8bit" "${GPT8[*]} --zero 2 --pr
            "${GPT8[*]} --zero 3 --optimizer adamw8bit" "${GPT8[*]} --zero 3 --precision bf16 --optimizer adamw8bit"; do
   read -r -a flags <<< "$run"
   rm -rf "$T/ck" "$T/cref" "$T/cres"
+  adapter=""  # a LoRA run: its adapter too (model.safetensors holds only the frozen base)
+  [[ $run == *lora* ]] && adapter=--save-adapter
   "${MPI[@]}" -np 2 "$FRUGAL" train "${flags[@]}" "${COMMON[@]}" --steps 4 --save "$T/cref" --summary "$T/cref.json" \
-    > /dev/null 2>&1
+    ${adapter:+$adapter "$T/cref-adapter"} > /dev/null 2>&1
   "${MPI[@]}" -np 2 "$FRUGAL" train "${flags[@]}" "${COMMON[@]}" --steps 2 --save "$T/ck" --save-every 2 > /dev/null 2>&1
-  "${MPI[@]}" -np 2 "$FRUGAL" train --resume "$T/ck" --steps 4 --save "$T/cres" --summary "$T/cres.json" > /dev/null 2>&1
+  "${MPI[@]}" -np 2 "$FRUGAL" train --resume "$T/ck" --steps 4 --save "$T/cres" --summary "$T/cres.json" \
+    ${adapter:+$adapter "$T/cres-adapter"} > /dev/null 2>&1
   echo "$run:"
   $PY "$HERE/compare.py" tensors "$T/cres/model.safetensors" "$T/cref/model.safetensors" 0
+  if [[ $run == *lora* ]]; then
+    $PY "$HERE/compare.py" tensors "$T/cres-adapter/adapter_model.safetensors" "$T/cref-adapter/adapter_model.safetensors" 0
+    rm -rf "$T/cres-adapter" "$T/cref-adapter"
+  fi
   $PY "$HERE/compare.py" resumed-losses "$T/cres.json" "$T/cref.json"
 done
 printf 'x' | dd of="$T/ck/checkpoints/step-00000002/state.rank-1.safetensors" bs=1 seek=100 conv=notrunc 2> /dev/null
