@@ -104,6 +104,18 @@ std::unique_ptr<Layer> tiny_mlp_block() {
   return randomized(std::move(block), 17);
 }
 
+// The same on a base quantised to nf4 or int8 (8 x 8: one block of 64 values).
+std::unique_ptr<Layer> quantized_lora_linear(WeightLayout layout, QuantFormat format) {
+  auto layer = std::make_unique<Linear>("fc", 8, 8, layout, true);
+  randomize(*layer, 45);
+  layer->bias()->trainable = false;
+  LoraAdapter& adapter = layer->attach_lora("adapter", LoraConfig{.rank = 3, .alpha = 6, .dropout = 0.0}, 46);
+  if (adapter.b().value.has_data()) init_normal(adapter.b().value, 47, 1, 0.5f);
+  const Tensor& w = layer->weight().value;
+  layer->set_quantized_weight(QuantizedMatrix::quantize(w.has_data() ? w.f32() : nullptr, 8, 8, format));
+  return layer;
+}
+
 std::unique_ptr<Layer> batchnorm_with_running_statistics() {
   auto bn = std::make_unique<BatchNorm>("bn", 3);
   if (bn->running_mean().value.has_data())
@@ -145,6 +157,11 @@ const std::vector<LayerRow>& layer_rows() {
        .make = [] { return lora_linear(WeightLayout::InOut, 0.3); }, .input = {4, 6}, .input_seed = 44},
       {.name = "LinearLoraBf16Base", .layer_class = "Linear",
        .make = [] { return lora_linear(WeightLayout::InOut, 0.0, DType::BF16); }, .input = {4, 6}, .input_seed = 44},
+      {.name = "LinearLoraNf4Base", .layer_class = "Linear",
+       .make = [] { return quantized_lora_linear(WeightLayout::InOut, QuantFormat::Nf4); }, .input = {4, 8}, .input_seed = 48},
+      {.name = "LinearLoraInt8BaseOutIn", .layer_class = "Linear",
+       .make = [] { return quantized_lora_linear(WeightLayout::OutIn, QuantFormat::Int8); }, .input = {4, 8},
+       .input_seed = 49},
       {.name = "LayerNorm", .layer_class = "LayerNorm",
        .make = [] { return randomized(std::make_unique<LayerNorm>("ln", 8, 1e-5f), 7); }, .input = {3, 4, 8},
        .input_seed = 8},
