@@ -33,6 +33,7 @@
 #include "nn/layernorm.h"
 #include "nn/linear.h"
 #include "nn/pool2d.h"
+#include "nn/rmsnorm.h"
 #include "nn/sequential.h"
 #include "nn/transformer_block.h"
 #include "train/gradient_snapshot.h"
@@ -162,6 +163,9 @@ const std::vector<LayerRow>& layer_rows() {
       {.name = "LinearLoraInt8BaseOutIn", .layer_class = "Linear",
        .make = [] { return quantized_lora_linear(WeightLayout::OutIn, QuantFormat::Int8); }, .input = {4, 8},
        .input_seed = 49},
+      {.name = "RmsNorm", .layer_class = "RmsNorm",
+       .make = [] { return randomized(std::make_unique<RmsNorm>("norm", 8, 1e-5f), 9); }, .input = {3, 4, 8},
+       .input_seed = 10},
       {.name = "LayerNorm", .layer_class = "LayerNorm",
        .make = [] { return randomized(std::make_unique<LayerNorm>("ln", 8, 1e-5f), 7); }, .input = {3, 4, 8},
        .input_seed = 8},
