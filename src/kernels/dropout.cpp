@@ -24,11 +24,14 @@ constexpr int kLanes = 16;  // draws computed together: 64 elements
 // (vpmuludq); left to the compiler they became 64-bit multiplies (vpmullq, three times the uops).
 #if defined(__AVX512F__)
 // hi and lo halves of the 16 products a * m.
+// (The maskz forms with every lane set: GCC 12 warns about the plain ones' undefined pass-through.)
 inline void mul_wide(__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
-  const __m512i even = _mm512_mul_epu32(a, m);                                          // lanes 0, 2, ..
-  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), _mm512_srli_epi64(m, 32));  // lanes 1, 3, ..
-  hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
-  lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+  constexpr __mmask8 all = 0xFF;
+  const __m512i even = _mm512_maskz_mul_epu32(all, a, m);  // lanes 0, 2, ..
+  const __m512i odd =
+      _mm512_maskz_mul_epu32(all, _mm512_maskz_srli_epi64(all, a, 32), _mm512_maskz_srli_epi64(all, m, 32));  // 1, 3, ..
+  hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_maskz_srli_epi64(all, even, 32), odd);
+  lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_maskz_slli_epi64(all, odd, 32));
 }
 
 void philox_block(uint64_t key, uint64_t hi, uint64_t lo, uint32_t (&out)[4][kLanes]) {
