@@ -2,11 +2,22 @@
 // Models the tests share. One tiny GPT (tests that need another size change a field of it), a maker
 // for any model from its config and a seed, and DESIGN.md's reference workload.
 #include <memory>
+#include <random>
+#include <vector>
 
 #include "models/gpt.h"
 #include "train/gradient_snapshot.h"
 
 namespace frugal::testing {
+
+// n values drawn from N(0, 1) with `seed` (plain vectors, for kernels that take pointers).
+inline std::vector<float> normal_values(int64_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = normal(rng);
+  return v;
+}
 
 // 2 blocks of width 16, 2 heads, context 8, vocabulary 23: a GPT whose every step takes milliseconds.
 inline GptConfig tiny_gpt_config() {

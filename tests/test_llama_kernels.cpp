@@ -4,30 +4,22 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "core/error.h"
+#include "fixtures.h"
 #include "kernels/rope.h"
 
 using namespace frugal;
 
-namespace {
-std::vector<float> normal(int64_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = d(rng);
-  return v;
-}
-}  // namespace
+using frugal::testing::normal_values;
 
 // Against the formula written out in double precision, as transformers' apply_rotary_pos_emb does
 // it: q * cos + rotate_half(q) * sin with cos, sin of [angles, angles].
 TEST(Rope, MatchesRotateHalfWrittenOut) {
   const int64_t B = 2, T = 5, H = 3, d = 8, first = 7;
   const double theta = 10000.0;
-  std::vector<float> x = normal(B * T * H * d, 1);
+  std::vector<float> x = normal_values(B * T * H * d, 1);
   const std::vector<float> original = x;
   rope_apply(x.data(), B, T, H, d, first, rope_inverse_frequencies(d, theta));
   for (int64_t row = 0; row < B * T * H; ++row) {
@@ -48,7 +40,7 @@ TEST(Rope, MatchesRotateHalfWrittenOut) {
 TEST(Rope, ScoresDependOnTheDistanceOnlyAndTheInverseUndoesIt) {
   const int64_t d = 16;
   const std::vector<float> freq = rope_inverse_frequencies(d, 500000.0);
-  const std::vector<float> q0 = normal(d, 2), k0 = normal(d, 3);
+  const std::vector<float> q0 = normal_values(d, 2), k0 = normal_values(d, 3);
   const auto score = [&](int64_t m, int64_t n) {
     std::vector<float> q = q0, k = k0;
     rope_apply(q.data(), 1, 1, 1, d, m, freq);
@@ -60,7 +52,7 @@ TEST(Rope, ScoresDependOnTheDistanceOnlyAndTheInverseUndoesIt) {
   EXPECT_NEAR(score(3, 1), score(12, 10), 1e-4);
   EXPECT_NEAR(score(40, 40), score(0, 0), 1e-4);
   EXPECT_GT(std::fabs(score(3, 1) - score(3, 2)), 1e-3) << "different distances give different scores";
-  std::vector<float> x = normal(2 * 4 * 2 * d, 4);
+  std::vector<float> x = normal_values(2 * 4 * 2 * d, 4);
   const std::vector<float> original = x;
   rope_apply(x.data(), 2, 4, 2, d, 100, freq);
   rope_apply(x.data(), 2, 4, 2, d, 100, freq, /*inverse=*/true);

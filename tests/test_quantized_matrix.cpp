@@ -5,10 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "core/error.h"
+#include "fixtures.h"
 #include "kernels/gemm.h"
 #include "kernels/quantize8.h"
 #include "kernels/quantized_matrix.h"
@@ -18,10 +18,7 @@ using namespace frugal;
 namespace {
 // N(0, 1) values with a few outliers (as trained weights have), `n` of them.
 std::vector<float> weights(int64_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> w(static_cast<size_t>(n));
-  for (float& x : w) x = normal(rng);
+  std::vector<float> w = frugal::testing::normal_values(n, seed);
   for (int64_t i = 0; i < n; i += 997) w[static_cast<size_t>(i)] *= 12.0f;
   return w;
 }

@@ -49,16 +49,6 @@ struct RunResult {
   size_t params_bytes = 0;  // the weights' peak while fine-tuning (a quantised base: its quantised bytes)
 };
 
-// A LoRA base quantised in place (the experiment loads its small model whole first; the CLI quantises
-// while loading, models/lora_setup.h).
-void quantize_base(Model& model, QuantFormat format) {
-  for (const auto& [name, linear] : model.adaptable_linears()) {
-    if (!linear->lora()) continue;
-    const Tensor& w = linear->weight().value;
-    linear->set_quantized_weight(QuantizedMatrix::quantize(w.f32(), w.dim(0), w.dim(1), format));
-  }
-}
-
 // Runs in the current ledger, which must be fresh (its peaks are the run's) and outlive `keep`.
 // `dropout`: GPT-2's three dropouts (embedding, attention probabilities, residual branches) while
 // fine-tuning, as a GPT-2 config.json asks for (0.1 in the released models).
@@ -74,7 +64,8 @@ RunResult fine_tune(const std::string& pretrained, const std::string& train_text
     s.config.alpha = 2.0 * static_cast<double>(rank);
     s.targets = {"c_attn", "c_proj", "c_fc"};
     apply_lora(*model, s, 7);
-    if (base) quantize_base(*model, *base);
+    // (The experiment loads its small model whole; the CLI quantises while loading.)
+    if (base) quantize_adapted_weights(*model, adapted_weight_names(*model, s.targets), *base, {});
   }
   ledger.reset_peaks();  // (the loading's fp32 transient is not fine-tuning's)
   RunResult r;

@@ -21,24 +21,27 @@ void rope_apply(float* x, int64_t B, int64_t T, int64_t heads, int64_t head_dim,
   const int64_t half = head_dim / 2;
   check(static_cast<int64_t>(inverse_frequencies.size()) == half, "rotary embedding: frequencies for another head size");
   const float sign = inverse ? -1.0f : 1.0f;
-#pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < T; ++t) {
-    // The angles of this position (as Hugging Face computes them: the product in fp32).
-    std::vector<float> cos_t(static_cast<size_t>(half)), sin_t(static_cast<size_t>(half));
-    for (int64_t i = 0; i < half; ++i) {
-      const float angle = static_cast<float>(first_position + t) * inverse_frequencies[static_cast<size_t>(i)];
-      cos_t[static_cast<size_t>(i)] = std::cos(angle);
-      sin_t[static_cast<size_t>(i)] = sign * std::sin(angle);
-    }
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t h = 0; h < heads; ++h) {
-        float* v = x + ((b * T + t) * heads + h) * head_dim;
-        for (int64_t i = 0; i < half; ++i) {
-          const float a = v[i], c = v[i + half];
-          v[i] = a * cos_t[static_cast<size_t>(i)] - c * sin_t[static_cast<size_t>(i)];
-          v[i + half] = c * cos_t[static_cast<size_t>(i)] + a * sin_t[static_cast<size_t>(i)];
-        }
+#pragma omp parallel
+  {
+    std::vector<float> cos_t(static_cast<size_t>(half)), sin_t(static_cast<size_t>(half));  // per thread
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < T; ++t) {
+      // The angles of this position (as Hugging Face computes them: the product in fp32).
+      for (int64_t i = 0; i < half; ++i) {
+        const float angle = static_cast<float>(first_position + t) * inverse_frequencies[static_cast<size_t>(i)];
+        cos_t[static_cast<size_t>(i)] = std::cos(angle);
+        sin_t[static_cast<size_t>(i)] = sign * std::sin(angle);
       }
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t h = 0; h < heads; ++h) {
+          float* v = x + ((b * T + t) * heads + h) * head_dim;
+          for (int64_t i = 0; i < half; ++i) {
+            const float a = v[i], c = v[i + half];
+            v[i] = a * cos_t[static_cast<size_t>(i)] - c * sin_t[static_cast<size_t>(i)];
+            v[i + half] = c * cos_t[static_cast<size_t>(i)] + a * sin_t[static_cast<size_t>(i)];
+          }
+        }
+    }
   }
 }
 

@@ -174,8 +174,10 @@ void quantize_adapted_weights(Model& model, const std::vector<std::string>& adap
     Param& w = linear->weight();
     if (std::find(adapted.begin(), adapted.end(), w.name) == adapted.end()) continue;
     const size_t index = static_cast<size_t>(std::find(params.begin(), params.end(), &w) - params.begin());
-    const Tensor scratch = Tensor::empty(w.value.shape(), DType::F32, MemCategory::Workspace);  // (rows, cols)
-    if (scratch.has_data()) fill(index, scratch);
+    // A weight already there in fp32 (a model loaded whole) is quantised from itself.
+    const bool present = !w.value.is_placeholder() && w.value.dtype() == DType::F32;
+    const Tensor scratch = present ? w.value : Tensor::empty(w.value.shape(), DType::F32, MemCategory::Workspace);
+    if (!present && scratch.has_data()) fill(index, scratch);
     linear->set_quantized_weight(QuantizedMatrix::quantize(scratch.has_data() ? scratch.f32() : nullptr,
                                                            w.value.dim(0), w.value.dim(1), format));
   }

@@ -54,9 +54,10 @@ void store_adapted_weights_as(Model& model, DType dtype);
 // the base parameters become trainable again (a plain model).
 void merge_lora(Model& model);
 
-// --base-precision nf4|int8: each adapted linear's weight (a placeholder, models/param_storage.h),
-// one at a time: an fp32 scratch of its shape is filled by `fill` (parameter index, scratch; none in
-// measure mode), quantised into the linear, and freed. The fp32 model never exists as a whole.
+// --base-precision nf4|int8: each adapted linear's weight, one at a time, quantised into the linear.
+// A placeholder (models/param_storage.h) is first filled into an fp32 scratch of its shape by `fill`
+// (parameter index, scratch; not in measure mode) and the scratch freed, so the fp32 model never
+// exists as a whole; a weight already held in fp32 is quantised from itself.
 void quantize_adapted_weights(Model& model, const std::vector<std::string>& adapted, QuantFormat format,
                               const std::function<void(size_t, const Tensor&)>& fill);
 // "nf4" / "int8" as a format; nothing for the other --base-precision values.

@@ -78,9 +78,10 @@ std::vector<int> zero_owners(const std::vector<Param*>& params, int ranks) {
   return owners;
 }
 
-void broadcast_from_owners(const std::vector<Param*>& params, const std::vector<int>& owners, Communicator& comm) {
+void broadcast_from_owners(const std::vector<Param*>& params, const std::vector<int>& owners, Communicator& comm,
+                           bool frozen_too) {
   for (size_t k = 0; k < params.size(); ++k)
-    if (params[k]->trainable && params[k]->value.has_data())
+    if ((params[k]->trainable || frozen_too) && params[k]->value.has_data())
       comm.broadcast(params[k]->value.raw(), static_cast<int64_t>(params[k]->value.nbytes()), owners[k]);
 }
 

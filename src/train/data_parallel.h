@@ -28,7 +28,9 @@ void check_same_parameters(const std::vector<Param*>& params, Communicator& comm
 // ZeRO-1: the rank that owns each parameter (contiguous runs of parameters of about equal numbers
 // per rank). Only the owner keeps optimizer state (and an FP32 master) for it and updates it.
 std::vector<int> zero_owners(const std::vector<Param*>& params, int ranks);
-// After the owners' updates: every parameter's value from its owner to all ranks.
-void broadcast_from_owners(const std::vector<Param*>& params, const std::vector<int>& owners, Communicator& comm);
+// After the owners' updates: every trainable parameter's value from its owner to all ranks;
+// `frozen_too`: the frozen ones as well (owned by rank 0; after a resume that drew them from the seed).
+void broadcast_from_owners(const std::vector<Param*>& params, const std::vector<int>& owners, Communicator& comm,
+                           bool frozen_too = false);
 
 }  // namespace frugal

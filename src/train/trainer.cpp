@@ -288,10 +288,7 @@ void Trainer::restore_state(const SafetensorsFile& file, const nlohmann::json& s
   scaler_.set_state(state.at("loss_scaler"));
   // ZeRO-1/2: every rank's copies of the weights others own, frozen ones (LoRA's base, owned by rank
   // 0) included: the resumed model was drawn from the seed (ZeRO-3 keeps only its own).
-  if (!owners_.empty() && !sharded_weights_)
-    for (size_t k = 0; k < params_.size(); ++k)
-      if (params_[k]->value.has_data())
-        comm_.broadcast(params_[k]->value.raw(), static_cast<int64_t>(params_[k]->value.nbytes()), owners_[k]);
+  if (!owners_.empty() && !sharded_weights_) broadcast_from_owners(params_, owners_, comm_, /*frozen_too=*/true);
 }
 
 void Trainer::finish() {
