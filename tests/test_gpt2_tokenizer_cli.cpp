@@ -116,7 +116,7 @@ TEST(Gpt2Tokenizer, BadModelDirectoriesAreOneLineErrors) {
   expect_one_line_error(run_frugal("train --arch gpt --tokenizer " + tokenizer + " --vocab 1000 --steps 1"),
                         "more than the model's vocab_size 1000");
   expect_one_line_error(run_frugal("train --arch gpt --tokenizer " + dir.string() + " --steps 1"), "no tokenizer files");
-  expect_one_line_error(run_frugal("train --arch mlp --data synthetic --tokenizer " + tokenizer + " --steps 1"), "GPT models");
+  expect_one_line_error(run_frugal("train --arch mlp --data synthetic --tokenizer " + tokenizer + " --steps 1"), "language models");
   fs::create_directories(dir / "pickled");
   write_file_atomic((dir / "pickled" / "config.json").string(),
                     R"({"model_type": "gpt2", "n_layer": 1, "n_head": 2, "n_embd": 8, "n_positions": 16, "vocab_size": 50257})");

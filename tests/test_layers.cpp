@@ -34,6 +34,10 @@
 #include "nn/linear.h"
 #include "nn/pool2d.h"
 #include "nn/rmsnorm.h"
+#include "nn/grouped_attention.h"
+#include "nn/llama_block.h"
+#include "nn/swiglu.h"
+#include "kernels/rope.h"
 #include "nn/sequential.h"
 #include "nn/transformer_block.h"
 #include "train/gradient_snapshot.h"
@@ -142,6 +146,25 @@ std::unique_ptr<Layer> attention_with_dropout(int64_t dim, int64_t heads, float 
   return layer;
 }
 
+// Llama's attention core: 16 wide, 4 query heads of 4 sharing kv_heads key/value heads, rotary
+// frequencies 1 and 0.1 (theta 100: angles at 5 positions that matter).
+std::unique_ptr<Layer> grouped_attention(int64_t kv_heads, AttentionKernel kernel = AttentionKernel::Auto) {
+  auto layer = std::make_unique<GroupedQueryAttention>(16, 4, kv_heads, rope_inverse_frequencies(4, 100.0));
+  layer->attention().set_kernel(kernel);
+  if (kernel == AttentionKernel::Flash) layer->attention().set_tile(2);
+  return layer;
+}
+
+// A Llama decoder layer: 8 wide, 4 heads over 2 key/value heads, a 12-wide SwiGLU MLP.
+std::unique_ptr<Layer> llama_block(bool qwen2_biases, AttentionKernel kernel = AttentionKernel::Auto) {
+  LlamaBlockShape shape{.dim = 8, .heads = 4, .kv_heads = 2, .intermediate = 12, .eps = 1e-5f,
+                        .rope_frequencies = rope_inverse_frequencies(2, 10000.0), .qkv_bias = qwen2_biases};
+  auto block = std::make_unique<LlamaBlock>(0, shape);
+  block->attention().attention().set_kernel(kernel);
+  if (kernel == AttentionKernel::Flash) block->attention().attention().set_tile(2);
+  return randomized(std::move(block), 19, 0.4f);
+}
+
 const std::vector<LayerRow>& layer_rows() {
   static const std::vector<LayerRow> rows = {
       {.name = "LinearInOut", .layer_class = "Linear",
@@ -235,6 +258,32 @@ const std::vector<LayerRow>& layer_rows() {
       {.name = "AttentionFlashDropout", .layer_class = "CausalSelfAttention",
        .make = [] { return flash_attention(8, 2, 2, 0.3f); }, .input = {2, 5, 24}, .input_seed = 10,
        .max_coords = 96},
+      // q (4 heads) | k | v (kv_heads each), heads 4 wide: 16 + 2 x 4 kv_heads columns.
+      {.name = "GroupedQueryAttention", .layer_class = "GroupedQueryAttention",
+       .make = [] { return grouped_attention(2); }, .input = {2, 5, 32}, .input_seed = 31, .max_coords = 96,
+       .composite = true},
+      {.name = "GroupedQueryAttentionOneKvHead", .layer_class = "GroupedQueryAttention",
+       .make = [] { return grouped_attention(1); }, .input = {2, 5, 24}, .input_seed = 32, .max_coords = 96,
+       .composite = true},
+      {.name = "GroupedQueryAttentionMultiHead", .layer_class = "GroupedQueryAttention",
+       .make = [] { return grouped_attention(4); }, .input = {2, 5, 48}, .input_seed = 33, .max_coords = 96,
+       .composite = true},
+      {.name = "GroupedQueryAttentionFlash", .layer_class = "GroupedQueryAttention",
+       .make = [] { return grouped_attention(2, AttentionKernel::Flash); }, .input = {2, 5, 32}, .input_seed = 31,
+       .max_coords = 96, .composite = true},
+      {.name = "SwiGlu", .layer_class = "SwiGlu", .make = [] { return std::make_unique<SwiGlu>(); },
+       .input = {3, 2, 10}, .input_seed = 34, .input_scale = 2.0f, .eps = 1e-3f},
+      {.name = "LlamaBlock", .layer_class = "LlamaBlock", .make = [] { return llama_block(false); },
+       .input = {2, 4, 8}, .input_seed = 35, .max_coords = 24, .fd_tolerance = 2e-2, .composite = true},
+      {.name = "LlamaBlockQwen2Biases", .layer_class = "LlamaBlock", .make = [] { return llama_block(true); },
+       .input = {2, 4, 8}, .input_seed = 36, .max_coords = 24, .fd_tolerance = 2e-2, .composite = true},
+      {.name = "LlamaBlockFlash", .layer_class = "LlamaBlock",
+       .make = [] { return llama_block(false, AttentionKernel::Flash); }, .input = {2, 4, 8}, .input_seed = 35,
+       .max_coords = 24, .fd_tolerance = 2e-2, .composite = true},
+      // The token table alone (Llama: positions enter through the rotary embedding).
+      {.name = "EmbeddingTokensOnly", .layer_class = "Embedding",
+       .make = [] { return randomized(std::make_unique<Embedding>("model.embed_tokens.weight", 11, 4), 12); },
+       .input = {2, 5}, .input_kind = Input::Tokens, .vocab = 11},
       {.name = "Embedding", .layer_class = "Embedding",
        .make = [] { return randomized(std::make_unique<Embedding>(11, 6, 4), 12); }, .input = {2, 5},
        .input_kind = Input::Tokens, .vocab = 11},

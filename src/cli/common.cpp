@@ -12,6 +12,7 @@
 #include "models/cnn.h"
 #include "models/config_json.h"
 #include "models/gpt.h"
+#include "models/llama.h"
 #include "models/mlp.h"
 #include "models/model_io.h"
 #include "models/param_storage.h"
@@ -21,17 +22,21 @@
 namespace frugal::cli {
 
 void add_model_flags(CLI::App& app, ModelFlags& f) {
-  app.add_option("--arch", f.arch, "fresh model architecture")
-      ->check(CLI::IsMember({"gpt", "mlp", "cnn", "linear"}))
+  app.add_option("--arch", f.arch, "fresh model architecture (llama: RMSNorm, rotary positions, SwiGLU, grouped-query attention)")
+      ->check(CLI::IsMember({"gpt", "llama", "mlp", "cnn", "linear"}))
       ->capture_default_str();
   app.add_option("--model", f.model_dir, "load a model directory (config.json + model.safetensors) instead");
   app.add_option("--layers", f.layers, "blocks (gpt: transformer blocks; mlp: linear layers; cnn: conv blocks)")
       ->check(CLI::Range(1, 4096));
   app.add_option("--dim", f.dim, "width (gpt: n_embd; mlp: hidden units; cnn: channels of the first block)")
       ->check(CLI::Range(1, 1 << 16));
-  app.add_option("--heads", f.heads, "attention heads (gpt)")->check(CLI::Range(1, 1024));
-  app.add_option("--ctx", f.ctx, "context length (gpt)")->check(CLI::Range(1, 1 << 20));
-  app.add_option("--vocab", f.vocab, "vocabulary size (gpt; byte-level text needs 256)")->check(CLI::Range(2, 1 << 24));
+  app.add_option("--heads", f.heads, "attention heads (gpt, llama)")->check(CLI::Range(1, 1024));
+  app.add_option("--kv-heads", f.kv_heads, "llama: key/value heads shared by the query heads (default heads / 2)")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--mlp-dim", f.mlp_dim, "llama: the SwiGLU MLP's intermediate size (default 8/3 dim, a multiple of 8)")
+      ->check(CLI::Range(1, 1 << 18));
+  app.add_option("--ctx", f.ctx, "context length (gpt, llama)")->check(CLI::Range(1, 1 << 20));
+  app.add_option("--vocab", f.vocab, "vocabulary size (gpt, llama; byte-level text needs 256)")->check(CLI::Range(2, 1 << 24));
   app.add_flag("--batchnorm", f.batchnorm, "BatchNorm between the MLP's layers (same as --norm batch)");
   app.add_option("--norm", f.norm, "normalisation in the MLP/CNN: none | batch | group | layer")
       ->check(CLI::IsMember({"none", "batch", "group", "layer"}));
@@ -198,6 +203,7 @@ namespace {
 std::vector<std::string> lora_targets(const LoraFlags& lora, const Model& model) {
   if (!lora.targets.empty()) return parse_lora_targets(lora.targets);
   if (model.arch() == "gpt") return {"c_attn"};
+  if (model.arch() == "llama") return {"q_proj", "v_proj"};  // PEFT's default for Llama models
   std::vector<std::string> all;
   for (const auto& [name, linear] : model.adaptable_linears()) all.push_back(name);
   return all;
@@ -229,12 +235,13 @@ void attach_lora(Model& model, const LoraFlags& lora, uint64_t seed, LoraSetting
 // --dropout and the per-site flags over the config's probabilities.
 void apply_dropout_flags(const ModelFlags& f, Model& model) {
   if (f.dropout < 0 && f.embd_dropout < 0 && f.attn_dropout < 0 && f.resid_dropout < 0) return;
-  check(model.arch() == "gpt", "--dropout/--embd-dropout/--attn-dropout/--resid-dropout apply to GPT models only");
-  Gpt& gpt = static_cast<Gpt&>(model);
-  const GptConfig& c = gpt.gpt_config();
-  const auto pick = [&](double site, double config) { return site >= 0 ? site : f.dropout >= 0 ? f.dropout : config; };
-  gpt.set_dropout(pick(f.embd_dropout, c.embd_pdrop), pick(f.attn_dropout, c.attn_pdrop),
-                  pick(f.resid_dropout, c.resid_pdrop));
+  CausalLm* lm = as_causal_lm(model);
+  check(lm, "--dropout/--embd-dropout/--attn-dropout/--resid-dropout apply to GPT models only");
+  const nlohmann::json current = lm->dropout();  // the config's probabilities
+  const auto pick = [&](double site, const char* key) {
+    return site >= 0 ? site : f.dropout >= 0 ? f.dropout : current[key].get<double>();
+  };
+  lm->set_dropout(pick(f.embd_dropout, "embd"), pick(f.attn_dropout, "attn"), pick(f.resid_dropout, "resid"));
 }
 
 // The model of the flags with shapes only: no weights are read or drawn here.
@@ -242,8 +249,9 @@ void apply_dropout_flags(const ModelFlags& f, Model& model) {
 void apply_kernel_flags(const ModelFlags& f, Model& model) {
   apply_dropout_flags(f, model);
   if (f.loss_chunk == 0 && f.attention == "auto" && f.attention_tile == 0) return;
-  check(model.arch() == "gpt", "--loss-chunk/--attention/--attention-tile apply to GPT models only");
-  Gpt& gpt = static_cast<Gpt&>(model);
+  CausalLm* lm = as_causal_lm(model);
+  check(lm, "--loss-chunk/--attention/--attention-tile apply to language models (gpt, llama) only");
+  CausalLm& gpt = *lm;
   if (f.loss_chunk != 0) gpt.lm_head()->set_chunk_rows(f.loss_chunk);
   if (f.attention_tile != 0) gpt.set_attention_tile(f.attention_tile);
   if (f.attention == "flash") gpt.set_attention_kernel(AttentionKernel::Flash);
@@ -254,29 +262,52 @@ void apply_kernel_flags(const ModelFlags& f, Model& model) {
 void check_tokenizer_fits(const ModelFlags& f, const Model& model) {
   const BpeTokenizer* tokenizer = model_tokenizer(f);
   if (!tokenizer) return;
-  check(model.arch() == "gpt", "--tokenizer applies to GPT models, not " + model.arch());
-  const int64_t vocab = static_cast<const Gpt&>(model).gpt_config().vocab_size;
+  check(as_causal_lm(model), "--tokenizer applies to language models (gpt, llama), not " + model.arch());
+  const int64_t vocab = as_causal_lm(model)->vocab_size();
   check(tokenizer->vocab_size() <= vocab, "the tokenizer of " + tokenizer_dir(f) + " has " +
                                               std::to_string(tokenizer->vocab_size()) +
                                               " tokens, more than the model's vocab_size " + std::to_string(vocab));
 }
 
+// A fresh Llama of the flags: SmolLM2's proportions scaled down by default (tied embeddings, two
+// query heads per key/value head, an MLP 8/3 as wide as the model).
+std::unique_ptr<Model> fresh_llama(const ModelFlags& f) {
+  LlamaConfig c;
+  c.num_hidden_layers = or_default(f.layers, 4);
+  c.hidden_size = or_default(f.dim, 128);
+  c.num_attention_heads = or_default(f.heads, 4);
+  c.num_key_value_heads = or_default(f.kv_heads, std::max<int64_t>(1, c.num_attention_heads / 2));
+  c.intermediate_size = or_default(f.mlp_dim, (c.hidden_size * 8 / 3 + 7) / 8 * 8);
+  c.max_position_embeddings = or_default(f.ctx, 64);
+  c.tie_word_embeddings = true;
+  c.rms_norm_eps = 1e-5;
+  const BpeTokenizer* tokenizer = model_tokenizer(f);
+  c.vocab_size = or_default(f.vocab, tokenizer ? tokenizer->vocab_size() : 256);
+  auto model = std::make_unique<Llama>(c);
+  check_tokenizer_fits(f, *model);
+  return model;
+}
+
 std::unique_ptr<Model> construct_architecture(const ModelFlags& f, const std::string& data) {
   std::unique_ptr<Model> model;
   if (!f.model_dir.empty()) {
-    check(f.layers == 0 && f.dim == 0 && f.heads == 0 && f.vocab == 0 && f.norm.empty() && !f.batchnorm,
+    check(f.layers == 0 && f.dim == 0 && f.heads == 0 && f.kv_heads == 0 && f.mlp_dim == 0 && f.vocab == 0 && f.norm.empty() && !f.batchnorm,
           "--model " + f.model_dir + " brings its own architecture: drop --layers/--dim/--heads/--vocab/--norm/--batchnorm");
     model = model_from_config(read_model_config(f.model_dir));
     if (f.ctx > 0) {
-      check(model->arch() == "gpt", "--ctx applies to GPT models only");
-      static_cast<Gpt&>(*model).set_context(f.ctx);
+      check(as_causal_lm(*model), "--ctx applies to language models (gpt, llama) only");
+      as_causal_lm(*model)->set_context(f.ctx);
     }
     check_tokenizer_fits(f, *model);
     return model;
   }
   const bool images = data == "fashion-mnist";
-  check(f.arch == "gpt" || f.tokenizer.empty(), "--tokenizer applies to GPT models, not " + f.arch);
-  if (f.arch == "gpt") {
+  const bool language_model = f.arch == "gpt" || f.arch == "llama";
+  check(language_model || f.tokenizer.empty(), "--tokenizer applies to language models (gpt, llama), not " + f.arch);
+  check(f.arch == "llama" || (f.kv_heads == 0 && f.mlp_dim == 0), "--kv-heads/--mlp-dim apply to --arch llama only");
+  if (f.arch == "llama") {
+    model = fresh_llama(f);
+  } else if (f.arch == "gpt") {
     GptConfig c;
     c.n_layer = or_default(f.layers, 4);
     c.n_embd = or_default(f.dim, 128);
@@ -305,7 +336,8 @@ std::unique_ptr<Model> construct_architecture(const ModelFlags& f, const std::st
     check(f.arch == "linear", "unknown --arch '" + f.arch + "'");
     model = std::make_unique<LinearRegression>(32, 8);
   }
-  check(f.arch == "gpt" || (f.heads == 0 && f.ctx == 0 && f.vocab == 0), "--heads/--ctx/--vocab apply to --arch gpt only");
+  check(language_model || (f.heads == 0 && f.ctx == 0 && f.vocab == 0),
+        "--heads/--ctx/--vocab apply to --arch gpt and llama only");
   check(f.arch == "mlp" || !f.batchnorm, "--batchnorm applies to --arch mlp only (the CNN's --norm defaults to batch)");
   check(f.arch == "mlp" || f.arch == "cnn" || f.norm.empty(), "--norm applies to --arch mlp and cnn only");
   check(!f.batchnorm || f.norm.empty() || f.norm == "batch", "--batchnorm contradicts --norm " + f.norm);

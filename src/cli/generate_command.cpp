@@ -39,7 +39,7 @@ std::vector<int32_t> prompt_tokens(const std::string& prompt, BpeTokenizer* toke
 // The prompt, then each token's text: as it comes with --stream, else all at once at the end.
 // With --timing a line on stderr: the first token's latency (it includes the prompt's forward) and
 // the whole run's new tokens per second.
-void sample_and_print(Gpt& gpt, const GenerateFlags& f, BpeTokenizer* tokenizer) {
+void sample_and_print(CausalLm& gpt, const GenerateFlags& f, BpeTokenizer* tokenizer) {
   std::string out = f.prompt;
   if (f.stream) {
     std::fwrite(out.data(), 1, out.size(), stdout);
@@ -88,13 +88,14 @@ void run_generate(GenerateFlags& f) {
   }
   // Zero-overhead inference: the adapter folded into the weights (a quantised base keeps it beside).
   if (!f.adapter.empty()) merge_lora(*model);
-  check(model->arch() == "gpt", "frugal generate needs a GPT model, " + f.model_dir + " holds a " + model->arch());
-  Gpt& gpt = static_cast<Gpt&>(*model);
+  CausalLm* lm = as_causal_lm(*model);
+  check(lm, "frugal generate needs a language model (gpt, llama), " + f.model_dir + " holds a " + model->arch());
+  CausalLm& gpt = *lm;
   ModelFlags model_flags;
   model_flags.model_dir = f.model_dir;
   model_flags.tokenizer = f.tokenizer;
   BpeTokenizer* tokenizer = model_tokenizer(model_flags);
-  const int64_t vocab = gpt.gpt_config().vocab_size;
+  const int64_t vocab = gpt.vocab_size();
   check(tokenizer || vocab >= 256, "generate: byte-level text needs vocab_size >= 256 (or a --tokenizer)");
   if (tokenizer)
     check(tokenizer->vocab_size() <= vocab, "generate: the tokenizer has " + std::to_string(tokenizer->vocab_size()) +
@@ -106,7 +107,7 @@ void run_generate(GenerateFlags& f) {
 
 void register_generate(CLI::App& app) {
   auto flags = std::make_shared<GenerateFlags>();
-  CLI::App* cmd = app.add_subcommand("generate", "sample text from a GPT model directory");
+  CLI::App* cmd = app.add_subcommand("generate", "sample text from a language model directory (GPT-2, Llama family)");
   cmd->add_option("--model", flags->model_dir, "model directory")->required();
   cmd->add_option("--prompt", flags->prompt, "text to continue");
   cmd->add_option("--adapter", flags->adapter, "a PEFT LoRA adapter to merge before sampling");

@@ -40,7 +40,7 @@ void run_grad(GradFlags& f) {
         f.batch_path + ": a batch needs tensors 'inputs' and 'targets'");
   Batch batch{file.load("inputs", MemCategory::Activations, model->input_dtype()),
               file.load("targets", MemCategory::Activations, model->target_dtype())};
-  if (model->arch() == "gpt" && batch.inputs.ndim() == 2) static_cast<Gpt&>(*model).set_context(batch.inputs.dim(1));
+  if (CausalLm* lm = as_causal_lm(*model); lm && batch.inputs.ndim() == 2) lm->set_context(batch.inputs.dim(1));
   validate_batch(*model, batch);
   // Under mpirun each rank takes its shard of the batch's rows and splits that into --accum micro-batches.
   Communicator& comm = world();

@@ -68,14 +68,14 @@ std::string what_would_fit(const AutopilotRequest& request, const AutopilotInput
     offer("8-bit AdamW (--allow optimizer)", smallest_total(in.model, in.data, in.lora, eight, n, request.precisions.front()));
   }
   const std::unique_ptr<Model> model = build_model(in.model, in.data, in.options.seed, false, in.lora);
-  if (!in.lora.active() && (model->arch() == "gpt" || model->arch() == "mlp")) {
+  if (!in.lora.active() && (as_causal_lm(*model) || model->arch() == "mlp")) {
     LoraFlags lora = in.lora;
     lora.rank = 8;
     offer("LoRA r8 (--lora-rank 8)", smallest_total(in.model, in.data, lora, in.options, n, request.precisions.front()));
   }
-  if (model->arch() == "gpt" && static_cast<const Gpt&>(*model).context() >= 2) {
+  if (as_causal_lm(*model) && as_causal_lm(*model)->context() >= 2) {
     ModelFlags shorter = in.model;
-    shorter.ctx = static_cast<const Gpt&>(*model).context() / 2;
+    shorter.ctx = as_causal_lm(*model)->context() / 2;
     offer("--ctx " + std::to_string(shorter.ctx),
           smallest_total(shorter, in.data, in.lora, in.options, n, request.precisions.front()));
   }

@@ -178,8 +178,8 @@ void build_run(TrainRun& run) {
   run.trainer = std::make_unique<Trainer>(*run.model, *run.data, f.options);
   if (run.resume) restore_training_checkpoint(*run.resume, *run.trainer, run.comm);
   run.first_step = run.resume ? run.resume->steps_done : 0;
-  run.token_model = run.model->arch() == "gpt";
-  run.tokens_per_sample = run.token_model ? static_cast<Gpt&>(*run.model).context() : 1;
+  run.token_model = as_causal_lm(*run.model) != nullptr;
+  run.tokens_per_sample = run.token_model ? as_causal_lm(*run.model)->context() : 1;
 }
 
 void print_header(const TrainRun& run) {
@@ -197,7 +197,7 @@ void print_header(const TrainRun& run) {
                compute["threads"].get<int>(), compute["gemm_f32"].get<std::string>().c_str(),
                compute["gemm_bf16"].get<std::string>().c_str());
   if (model.arch() == "gpt") {
-    const nlohmann::json d = static_cast<const Gpt&>(model).dropout();
+    const nlohmann::json d = as_causal_lm(model)->dropout();
     std::fprintf(stderr, "dropout while training: embedding %g, attention probabilities %g, residual branches %g\n",
                  d["embd"].get<double>(), d["attn"].get<double>(), d["resid"].get<double>());
   }
@@ -286,7 +286,7 @@ nlohmann::json summarize(TrainRun& run) {
   summary["ranks"] = rank_memory(facts.measured, run.comm);
   summary["compute"] = compute_description();
   summary["predicted_step_time_s"] = run.predicted_step_s;  // the cost model's, beside step_time_s
-  if (run.model->arch() == "gpt") summary["dropout"] = static_cast<const Gpt&>(*run.model).dropout();
+  if (run.token_model) summary["dropout"] = as_causal_lm(*run.model)->dropout();
   if (run.memory_limit > 0) summary["memory_limit"] = run.memory_limit;
   return summary;
 }
@@ -311,7 +311,7 @@ void evaluate_and_sample(TrainRun& run, nlohmann::json& summary) {
     SampleOptions sample;
     sample.tokens = f.sample_tokens;
     sample.seed = f.options.seed;
-    Gpt& gpt = static_cast<Gpt&>(*run.model);
+    CausalLm& gpt = *as_causal_lm(*run.model);
     std::string text;
     if (BpeTokenizer* tokenizer = model_tokenizer(f.model)) {  // after <|endoftext|>, as GPT-2 starts a document
       const std::vector<int32_t> start = {tokenizer->end_of_text() >= 0 ? tokenizer->end_of_text() : 0};
@@ -319,7 +319,7 @@ void evaluate_and_sample(TrainRun& run, nlohmann::json& summary) {
     } else {
       text = generate_text(gpt, "\n", sample);
     }
-    const int64_t vocab = gpt.gpt_config().vocab_size;
+    const int64_t vocab = gpt.vocab_size();
     std::printf("\nloss %.3f -> %.3f (a uniform guess over %lld tokens scores ln %lld = %.3f). A sample:\n%s\n",
                 run.records.front().loss, run.records.back().loss, static_cast<long long>(vocab),
                 static_cast<long long>(vocab), std::log(static_cast<double>(vocab)), text.c_str());

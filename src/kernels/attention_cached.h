@@ -6,12 +6,13 @@
 
 namespace frugal {
 
-// qkv: (T, 3D) fp32, the T new positions past..past+T-1 (q, k, v as consecutive D-wide blocks,
-// heads H of width hd = D/H). keys, values: (H, capacity, hd), rows 0..past-1 filled; rows
-// past..past+T-1 are written here (past + T <= capacity). y: (T, D) written.
+// qkv: (T, D + 2 Dkv) fp32, the T new positions past..past+T-1: q (H heads of width hd = D/H), then
+// k and v (Hkv heads each, Dkv = Hkv hd; Hkv = H for GPT-2, fewer under grouped-query attention,
+// where query head h reads key/value head h / (H / Hkv)). keys, values: (Hkv, capacity, hd), rows
+// 0..past-1 filled; rows past..past+T-1 are written here (past + T <= capacity). y: (T, D) written.
 // scratch: attention_cached_scratch(T, past) floats per OpenMP thread.
 void attention_cached_forward(const float* qkv, float* keys, float* values, float* y, int64_t T, int64_t past,
-                              int64_t capacity, int64_t D, int64_t H, float* scratch);
+                              int64_t capacity, int64_t D, int64_t H, int64_t Hkv, float* scratch);
 
 // Floats of one thread's scratch: the (T, past + T) scores of one head.
 inline int64_t attention_cached_scratch(int64_t T, int64_t past) { return T * (past + T); }

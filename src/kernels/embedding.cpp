@@ -12,8 +12,12 @@ void embedding_forward(const int32_t* tokens, const float* wte, const float* wpe
 #pragma omp parallel for schedule(static)
   for (int64_t bt = 0; bt < B * T; ++bt) {
     const float* te = wte + static_cast<int64_t>(tokens[bt]) * D;
-    const float* pe = wpe + (bt % T) * D;
     float* out = y + bt * D;
+    if (!wpe) {
+      std::copy(te, te + D, out);
+      continue;
+    }
+    const float* pe = wpe + (bt % T) * D;
     for (int64_t i = 0; i < D; ++i) out[i] = te[i] + pe[i];
   }
 }
@@ -27,6 +31,7 @@ void embedding_forward_half(DType type, const int32_t* tokens, const uint16_t* w
     for (int64_t bt = 0; bt < B * T; ++bt) {
       float* out = y + bt * D;
       half_to_float(wte + static_cast<int64_t>(tokens[bt]) * D, type, out, D);
+      if (!wpe) continue;
       half_to_float(wpe + (bt % T) * D, type, position.data(), D);
       for (int64_t i = 0; i < D; ++i) out[i] += position[i];
     }
@@ -45,11 +50,10 @@ void embedding_backward(const int32_t* tokens, const float* dy, float* dwte, flo
     for (int64_t bt = 0; bt < B * T; ++bt) {
       const float* g = dy + bt * D;
       float* te = dwte + static_cast<int64_t>(tokens[bt]) * D;
+      for (int64_t i = c0; i < c1; ++i) te[i] += g[i];
+      if (!dwpe) continue;
       float* pe = dwpe + (bt % T) * D;
-      for (int64_t i = c0; i < c1; ++i) {
-        te[i] += g[i];
-        pe[i] += g[i];
-      }
+      for (int64_t i = c0; i < c1; ++i) pe[i] += g[i];
     }
   }
 }

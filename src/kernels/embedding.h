@@ -1,5 +1,5 @@
 #pragma once
-// Token + position embedding (GPT-2).
+// Token + position embedding (GPT-2); token embedding alone (Llama) where wpe / dwpe is null.
 #include <cstdint>
 
 #include "core/dtype.h"

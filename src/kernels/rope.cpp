@@ -16,9 +16,34 @@ std::vector<float> rope_inverse_frequencies(int64_t head_dim, double theta) {
   return out;
 }
 
+std::vector<float> rope_llama3_scaling(const std::vector<float>& inverse_frequencies, double factor,
+                                       double low_freq_factor, double high_freq_factor,
+                                       double original_max_position_embeddings) {
+  check(factor >= 1 && low_freq_factor > 0 && high_freq_factor > low_freq_factor && original_max_position_embeddings > 0,
+        "rope_scaling llama3: needs factor >= 1, 0 < low_freq_factor < high_freq_factor and a positive "
+        "original_max_position_embeddings");
+  const double low_wavelength = original_max_position_embeddings / low_freq_factor;
+  const double high_wavelength = original_max_position_embeddings / high_freq_factor;
+  std::vector<float> out(inverse_frequencies.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    const double f = inverse_frequencies[i], wavelength = 2 * M_PI / f;
+    if (wavelength < high_wavelength) {
+      out[i] = static_cast<float>(f);
+    } else if (wavelength > low_wavelength) {
+      out[i] = static_cast<float>(f / factor);
+    } else {
+      const double smooth = (original_max_position_embeddings / wavelength - low_freq_factor) /
+                            (high_freq_factor - low_freq_factor);
+      out[i] = static_cast<float>((1 - smooth) * f / factor + smooth * f);
+    }
+  }
+  return out;
+}
+
 void rope_apply(float* x, int64_t B, int64_t T, int64_t heads, int64_t head_dim, int64_t first_position,
-                const std::vector<float>& inverse_frequencies, bool inverse) {
+                const std::vector<float>& inverse_frequencies, bool inverse, int64_t row_stride) {
   const int64_t half = head_dim / 2;
+  if (row_stride == 0) row_stride = heads * head_dim;
   check(static_cast<int64_t>(inverse_frequencies.size()) == half, "rotary embedding: frequencies for another head size");
   const float sign = inverse ? -1.0f : 1.0f;
 #pragma omp parallel
@@ -34,7 +59,7 @@ void rope_apply(float* x, int64_t B, int64_t T, int64_t heads, int64_t head_dim,
       }
       for (int64_t b = 0; b < B; ++b)
         for (int64_t h = 0; h < heads; ++h) {
-          float* v = x + ((b * T + t) * heads + h) * head_dim;
+          float* v = x + (b * T + t) * row_stride + h * head_dim;
           for (int64_t i = 0; i < half; ++i) {
             const float a = v[i], c = v[i + half];
             v[i] = a * cos_t[static_cast<size_t>(i)] - c * sin_t[static_cast<size_t>(i)];

@@ -109,30 +109,6 @@ std::vector<std::pair<std::string, Linear*>> Gpt::adaptable_linears() const {
   return out;
 }
 
-nlohmann::json Gpt::kernels(int64_t micro_batch) const {
-  const int64_t rows = head_->chunk_rows_for(micro_batch * context_);
-  nlohmann::json j{{"lm_head",
-                    {{"kernel", "fused with cross-entropy"}, {"chunk_rows", rows},
-                     {"logits_scratch_bytes", rows * config_.vocab_size * 4}}}};
-  const auto& attention = static_cast<const TransformerBlock&>(*blocks_[1]).attention();
-  const int64_t bht = micro_batch * config_.n_head * context_;
-  if (attention.kernel_for(context_, DType::F32) == AttentionKernel::Flash)
-    j["attention"] = {{"kernel", "fused (flash)"}, {"tile", attention.tile()}, {"lse_per_layer_bytes", bht * 4}};
-  else
-    j["attention"] = {{"kernel", "materialising"}, {"probabilities_fp32_per_layer_bytes", bht * context_ * 4}};
-  return j;
-}
-
-void Gpt::set_attention_kernel(AttentionKernel kernel) {
-  for (int64_t i = 0; i < config_.n_layer; ++i)
-    static_cast<TransformerBlock&>(*blocks_[static_cast<size_t>(i) + 1]).set_attention_kernel(kernel);
-}
-
-void Gpt::set_attention_tile(int64_t tile) {
-  for (int64_t i = 0; i < config_.n_layer; ++i)
-    static_cast<TransformerBlock&>(*blocks_[static_cast<size_t>(i) + 1]).set_attention_tile(tile);
-}
-
 KvCache Gpt::make_kv_cache(int64_t capacity) const {
   check(capacity >= 1 && capacity <= config_.n_positions, "kv cache: capacity " + std::to_string(capacity) +
                                                               " must be in 1..n_positions (" +
@@ -141,10 +117,7 @@ KvCache Gpt::make_kv_cache(int64_t capacity) const {
 }
 
 Tensor Gpt::forward_cached(const Tensor& tokens, KvCache& cache, const RunContext& rc) {
-  check(tokens.ndim() == 2 && tokens.dim(0) == 1 && tokens.dim(1) >= 1,
-        "generate: expected token ids (1, T) with T >= 1, got " + tokens.shape().str());
-  check(rc.precision == DType::F32, "generate: the kv cache runs with fp32 activations");
-  check(cache.layers() == config_.n_layer, "kv cache: made for another model");
+  check_cached_input(tokens, cache, rc);
   const int64_t T = tokens.dim(1);
   Tensor h;  // (1, T, D)
   {
@@ -154,16 +127,14 @@ Tensor Gpt::forward_cached(const Tensor& tokens, KvCache& cache, const RunContex
   for (int64_t l = 0; l < config_.n_layer; ++l)
     h = static_cast<TransformerBlock&>(*blocks_[static_cast<size_t>(l) + 1]).forward_cached(h, cache, l, rc);
   cache.advance(T);
-  // Only the last position's logits are asked for: ln_f and the head run on its row alone.
-  const Tensor last = h.view({T, config_.n_embd}).slice_rows(T - 1, T);  // (1, D)
-  Saved discard;
-  return head_->logits(forward_child(*blocks_.back(), last, discard, rc));  // (1, V)
+  return last_logits(h, rc);
 }
 
-void Gpt::set_context(int64_t t) {
-  check(t > 0 && t <= config_.n_positions, "context length " + std::to_string(t) + " must be in 1..n_positions (" +
-                                               std::to_string(config_.n_positions) + ")");
-  context_ = t;
+std::vector<CausalSelfAttention*> Gpt::attentions() const {
+  std::vector<CausalSelfAttention*> out;
+  for (int64_t i = 0; i < config_.n_layer; ++i)
+    out.push_back(&static_cast<TransformerBlock&>(*blocks_[static_cast<size_t>(i) + 1]).attention());
+  return out;
 }
 
 void Gpt::init_weights(uint64_t seed) {

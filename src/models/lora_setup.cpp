@@ -87,9 +87,10 @@ void save_adapter(const Model& model, const LoraSettings& settings, const std::s
     tensors.emplace_back(a->b().name, a->b().value);
   }
   write_safetensors(dir + "/adapter_model.safetensors", tensors, {{"format", "pt"}});
-  const bool conv1d = model.arch() == "gpt";
+  const bool conv1d = model.arch() == "gpt";  // HF GPT-2's Conv1D: (in, out) weights
+  const bool language_model = model.input_dtype() == DType::I32;
   const nlohmann::json config = {{"peft_type", "LORA"},
-                                 {"task_type", conv1d ? "CAUSAL_LM" : "FEATURE_EXTRACTION"},
+                                 {"task_type", language_model ? "CAUSAL_LM" : "FEATURE_EXTRACTION"},
                                  {"r", settings.config.rank},
                                  {"lora_alpha", settings.config.alpha},
                                  {"lora_dropout", settings.config.dropout},

@@ -7,6 +7,7 @@ namespace frugal {
 std::vector<Param*> Model::params() const {
   std::vector<Param*> out;
   for (const auto& block : blocks_) block->collect_params(out);
+  collect_head_params(out);
   return out;
 }
 

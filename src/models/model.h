@@ -58,6 +58,8 @@ class Model {
   virtual nlohmann::json kernels(int64_t micro_batch) const { (void)micro_batch; return nlohmann::json::object(); }
 
  protected:
+  // Parameters of no block, listed after the blocks' (an untied LM head's weight).
+  virtual void collect_head_params(std::vector<Param*>& out) const { (void)out; }
   // Buffers that are saved but never optimized; models with BatchNorm override.
   virtual void collect_buffers(std::vector<Param*>& out) const { (void)out; }
   std::vector<std::unique_ptr<Layer>> blocks_;

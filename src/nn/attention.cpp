@@ -80,15 +80,15 @@ Tensor CausalSelfAttention::backward(const Tensor& dy, Saved& saved, const RunCo
   return backward_materialized(dy, saved, drop);
 }
 
-Tensor CausalSelfAttention::forward_cached(const Tensor& qkv, KvCache& cache, int64_t layer) {
-  check(qkv.ndim() == 3 && qkv.dim(0) == 1 && qkv.dim(2) == 3 * dim_, "attention: expected qkv (1, T, " +
-                                                                          std::to_string(3 * dim_) +
-                                                                          ") for cached generation, got " +
-                                                                          qkv.shape().str());
+Tensor CausalSelfAttention::forward_cached(const Tensor& qkv, KvCache& cache, int64_t layer, int64_t kv_heads) {
+  if (kv_heads == 0) kv_heads = heads_;
+  const int64_t width = dim_ + 2 * kv_heads * (dim_ / heads_);  // q, then k and v of the shared heads
+  check(qkv.ndim() == 3 && qkv.dim(0) == 1 && qkv.dim(2) == width,
+        "attention: expected qkv (1, T, " + std::to_string(width) + ") for cached generation, got " + qkv.shape().str());
   check(qkv.dtype() == DType::F32,
         "attention: cached generation computes in fp32, got a " + dtype_name(qkv.dtype()) + " qkv");
-  const Tensor keys = cache.keys(layer), values = cache.values(layer);  // (H, capacity, hd)
-  check(keys.dim(0) == heads_ && keys.dim(2) * heads_ == dim_,
+  const Tensor keys = cache.keys(layer), values = cache.values(layer);  // (Hkv, capacity, hd)
+  check(keys.dim(0) == kv_heads && keys.dim(2) * heads_ == dim_,
         "attention: the kv cache's heads do not match the layer");
   const int64_t T = qkv.dim(1), past = cache.length();
   check(past + T <= cache.capacity(), "attention: " + std::to_string(past + T) +
@@ -98,7 +98,7 @@ Tensor CausalSelfAttention::forward_cached(const Tensor& qkv, KvCache& cache, in
   Tensor scratch = Tensor::empty({per_thread(attention_cached_scratch(T, past))}, DType::F32, MemCategory::Workspace);
   if (measuring(qkv)) return y;
   attention_cached_forward(qkv.f32(), keys.f32(), values.f32(), y.f32(), T, past, cache.capacity(), dim_, heads_,
-                           scratch.f32());
+                           kv_heads, scratch.f32());
   return y;
 }
 

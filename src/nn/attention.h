@@ -21,14 +21,17 @@ class CausalSelfAttention : public Layer {
   // Generation (kernels/attention_cached.h): qkv (1, T, 3D) fp32 of the positions cache.length() ..
   // cache.length()+T-1; writes their keys and values into `layer`'s part of the cache and returns
   // y (1, T, D) fp32 Activations, each row attending to every cached position up to its own. Saves
-  // nothing (no backward); the caller advances the cache once every layer has run.
-  Tensor forward_cached(const Tensor& qkv, KvCache& cache, int64_t layer);
+  // nothing (no backward); the caller advances the cache once every layer has run. Grouped-query
+  // attention (kv_heads < heads; 0: heads): qkv (1, T, D + 2 Dkv) with k and v of the shared heads,
+  // and a cache of kv_heads heads (kernels/attention_cached.h).
+  Tensor forward_cached(const Tensor& qkv, KvCache& cache, int64_t layer, int64_t kv_heads = 0);
   std::string kind() const override { return "attention"; }
   // Takes half inputs unless forced onto the materialising kernel on a CPU without half GEMM units
   // (kernels/gemm.h has_half_gemm): the fused kernel widens its tiles itself, and Auto's
   // materialising kernel there widens qkv itself, as forward_child would.
   bool computes_in(DType half) const override;
 
+  int64_t heads() const { return heads_; }
   void set_kernel(AttentionKernel kernel) { kernel_ = kernel; }
   AttentionKernel kernel() const { return kernel_; }
   // Query rows and keys per tile of the fused kernel; 1 .. kFlashMaxTile, else a frugal::Error.

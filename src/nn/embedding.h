@@ -1,5 +1,6 @@
 #pragma once
-// GPT-2 input embedding: token ids (B, T) -> wte[id] + wpe[t], (B, T, D).
+// Input embedding: token ids (B, T) -> wte[id] + wpe[t], (B, T, D) (GPT-2); or wte[id] alone, for
+// models whose positions enter elsewhere (Llama's rotary embedding).
 #include "nn/dropout.h"
 #include "nn/layer.h"
 
@@ -8,6 +9,8 @@ namespace frugal {
 class Embedding : public Layer {
  public:
   Embedding(int64_t vocab, int64_t positions, int64_t dim);  // params "wte.weight", "wpe.weight"
+  // The token table alone, named `weight_name` (Llama: "model.embed_tokens.weight"): no positions.
+  Embedding(const std::string& weight_name, int64_t vocab, int64_t dim);
   Tensor forward(const Tensor& tokens, Saved& saved, const RunContext& rc) override;  // saves tokens
   // The same for tokens at positions first_position .. first_position+T-1 (generation with a KV
   // cache feeds the positions after the cached ones): wte[id] + wpe[first_position + t].
@@ -22,7 +25,9 @@ class Embedding : public Layer {
   float dropout() const { return dropout_.p; }
 
  private:
-  int64_t vocab_, positions_, dim_;
+  bool has_positions() const { return positions_ > 0; }
+
+  int64_t vocab_, positions_, dim_;  // positions_ 0: no wpe
   DropoutSpec dropout_{0.0f, DropoutSite::Embedding};
   Param wte_, wpe_;
 };

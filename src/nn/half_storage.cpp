@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/convert.h"
+#include "kernels/elementwise.h"
 
 namespace frugal {
 
@@ -93,6 +94,18 @@ void probe(const Tensor& t, Layer& layer, const RunContext& rc, const char* what
   rc.probe->first = std::string(what) + " " + layer_label(layer) + " in block " + std::to_string(rc.block_index);
 }
 }  // namespace
+
+Tensor residual_add(const Tensor& a, const Tensor& b, const RunContext& rc) {
+  if (is_half(a.dtype()) && b.dtype() == a.dtype()) {  // both stored half: add them as they are
+    Tensor y = Tensor::empty(a.shape(), a.dtype(), MemCategory::Activations);
+    if (!measuring(a)) add_half(a.dtype(), a.u16(), b.u16(), y.u16(), a.numel());
+    return y;
+  }
+  const Tensor a32 = widen_activation(a, rc), b32 = widen_activation(b, rc);
+  Tensor y = Tensor::empty(a.shape(), DType::F32, MemCategory::Activations);
+  if (!measuring(a)) add(a32.f32(), b32.f32(), y.f32(), a.numel());
+  return round_activation(y, rc);
+}
 
 Tensor forward_child(Layer& layer, const Tensor& x, Saved& saved, const RunContext& rc) {
   if (rc.precision == DType::F32) {

@@ -42,6 +42,10 @@ Tensor round_activation(const Tensor& t, const RunContext& rc);
 // other dtypes, measure mode).
 void round_activation_in_place(const Tensor& t, const RunContext& rc);
 
+// a + b (a residual connection) into a new activation tensor in the storage precision: two half
+// tensors added as they are, else in fp32 and rounded.
+Tensor residual_add(const Tensor& a, const Tensor& b, const RunContext& rc);
+
 // The context of one pass over the chain: under mixed precision, a fresh HalfCache. Every pass
 // (the executor's, the planner's block-cost measurement) starts from it.
 RunContext pass_context(const RunContext& rc);

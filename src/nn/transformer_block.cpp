@@ -8,19 +8,6 @@ namespace frugal {
 
 namespace {
 std::string prefix(int index, const char* name) { return "h." + std::to_string(index) + "." + name; }
-
-// a + b into a new activation tensor (in the storage precision).
-Tensor residual_add(const Tensor& a, const Tensor& b, const RunContext& rc) {
-  if (is_half(a.dtype()) && b.dtype() == a.dtype()) {  // both stored half: add them as they are
-    Tensor y = Tensor::empty(a.shape(), a.dtype(), MemCategory::Activations);
-    if (!measuring(a)) add_half(a.dtype(), a.u16(), b.u16(), y.u16(), a.numel());
-    return y;
-  }
-  const Tensor a32 = widen_activation(a, rc), b32 = widen_activation(b, rc);
-  Tensor y = Tensor::empty(a.shape(), DType::F32, MemCategory::Activations);
-  if (!measuring(a)) add(a32.f32(), b32.f32(), y.f32(), a.numel());
-  return round_activation(y, rc);
-}
 }  // namespace
 
 TransformerBlock::TransformerBlock(int index, int64_t dim, int64_t heads, float eps)

@@ -9,7 +9,7 @@
 #include "core/rng.h"
 #include "io/text_corpus.h"
 #include "models/cnn.h"
-#include "models/gpt.h"
+#include "models/causal_lm.h"
 #include "models/mlp.h"
 #include "text/bpe_tokenizer.h"
 #include "text/token_file.h"
@@ -151,17 +151,16 @@ Batch ImageClassification::batch(int64_t step, int64_t batch_size) {
 std::unique_ptr<DataSource> make_data_source(const std::string& spec, const Model& model, uint64_t seed,
                                              BpeTokenizer* tokenizer) {
   const std::string arch = model.arch();
-  if (arch == "gpt") {
-    const auto& gpt = static_cast<const Gpt&>(model);
-    if (spec == "synthetic") return std::make_unique<RandomTokens>(gpt.gpt_config().vocab_size, gpt.context(), seed);
-    check(spec != "fashion-mnist", "--data fashion-mnist needs --arch mlp or cnn, not gpt");
+  if (const CausalLm* lm = as_causal_lm(model)) {
+    if (spec == "synthetic") return std::make_unique<RandomTokens>(lm->vocab_size(), lm->context(), seed);
+    check(spec != "fashion-mnist", "--data fashion-mnist needs --arch mlp or cnn, not " + arch);
     std::unique_ptr<TokenSequence> tokens = language_model_tokens(spec, tokenizer);
-    const int64_t vocab = gpt.gpt_config().vocab_size;
+    const int64_t vocab = lm->vocab_size();
     check(tokens->vocab_bound() <= vocab,
           "--data " + spec + ": its token ids reach " + std::to_string(tokens->vocab_bound() - 1) + " (" +
               (tokenizer ? "the tokenizer's vocabulary" : is_token_file(spec) ? "the token file's vocabulary" : "bytes") +
               "), but the model's vocab_size is " + std::to_string(vocab));
-    return std::make_unique<TokenWindows>(std::move(tokens), gpt.context(), seed, spec == "fortunes" ? "fortunes text" : spec);
+    return std::make_unique<TokenWindows>(std::move(tokens), lm->context(), seed, spec == "fortunes" ? "fortunes text" : spec);
   }
   if (spec == "fashion-mnist") {
     check(arch == "mlp" || arch == "cnn", "--data fashion-mnist needs --arch mlp or cnn, not " + arch);

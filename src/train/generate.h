@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "models/gpt.h"
+#include "models/causal_lm.h"
 
 namespace frugal {
 
@@ -23,12 +23,12 @@ struct SampleOptions {
 // Continues `prompt` (non-empty, every id < vocab_size) by options.tokens tokens and returns only
 // the continuation; on_token, when given, is called with each new id as soon as it is chosen. The
 // context window is the last n_positions tokens (it slides when prompt + continuation exceed them).
-std::vector<int32_t> generate_tokens(Gpt& model, const std::vector<int32_t>& prompt, const SampleOptions& options,
+std::vector<int32_t> generate_tokens(CausalLm& model, const std::vector<int32_t>& prompt, const SampleOptions& options,
                                      const std::function<void(int32_t)>& on_token = {});
 
 // Byte-level text: the prompt's bytes as token ids (an empty prompt starts a new line), the
 // continuation's ids as bytes. Needs vocab_size >= 256.
 std::vector<int32_t> byte_tokens(const std::string& text);
-std::string generate_text(Gpt& model, const std::string& prompt, const SampleOptions& options);
+std::string generate_text(CausalLm& model, const std::string& prompt, const SampleOptions& options);
 
 }  // namespace frugal

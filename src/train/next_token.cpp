@@ -17,20 +17,20 @@ Tensor token_tensor(const std::vector<int32_t>& tokens, size_t begin, size_t end
 }
 }  // namespace
 
-NextTokenLogits::NextTokenLogits(Gpt& model, bool kv_cache, int64_t capacity) : model_(model) {
+NextTokenLogits::NextTokenLogits(CausalLm& model, bool kv_cache, int64_t capacity) : model_(model) {
   rc_.training = false;
   if (kv_cache) cache_.emplace(model.make_kv_cache(capacity));
 }
 
 Tensor NextTokenLogits::next(const std::vector<int32_t>& tokens) {
   check(!tokens.empty(), "generate: no tokens to continue");
-  const size_t window = std::min<size_t>(tokens.size(), static_cast<size_t>(model_.gpt_config().n_positions));
+  const size_t window = std::min<size_t>(tokens.size(), static_cast<size_t>(model_.max_positions()));
   const std::vector<int32_t> last(tokens.end() - static_cast<std::ptrdiff_t>(window), tokens.end());
   return cache_ ? next_cached(last) : next_full(last);
 }
 
 Tensor NextTokenLogits::next_full(const std::vector<int32_t>& window) {
-  const int64_t T = static_cast<int64_t>(window.size()), V = model_.gpt_config().vocab_size;
+  const int64_t T = static_cast<int64_t>(window.size()), V = model_.vocab_size();
   const Tensor logits = forward_only(model_, token_tensor(window, 0, window.size()), rc_);  // (1, T, V)
   return logits.view({T, V}).slice_rows(T - 1, T);                                         // (1, V)
 }

@@ -6,14 +6,14 @@
 //   are computed, the last one's returned).
 //   With a cache the cache holds the keys and values of the window the previous call saw; when the
 //   new window extends it (the sequence grew and the window did not slide), only the new tokens run
-//   (Gpt::forward_cached: the prompt once, then one token per call). Otherwise (the window slid:
+//   (CausalLm::forward_cached: the prompt once, then one token per call). Otherwise (the window slid:
 //   learned absolute positions move every cached key; or the sequence is not an extension) the
 //   cache is cleared and refilled from the whole window, which costs what a call without the cache
 //   costs. docs/DESIGN-NOTES.md "KV-cached generation".
 #include <optional>
 #include <vector>
 
-#include "models/gpt.h"
+#include "models/causal_lm.h"
 
 namespace frugal {
 
@@ -21,7 +21,7 @@ class NextTokenLogits {
  public:
   // capacity: the positions the cache holds (1..n_positions): the longest window the calls will
   // see; a longer one is a frugal::Error. Ignored without a cache.
-  NextTokenLogits(Gpt& model, bool kv_cache, int64_t capacity);
+  NextTokenLogits(CausalLm& model, bool kv_cache, int64_t capacity);
 
   // Logits (1, V) fp32 of the token after `tokens` (non-empty, ids already in the vocabulary).
   Tensor next(const std::vector<int32_t>& tokens);
@@ -32,7 +32,7 @@ class NextTokenLogits {
   Tensor next_cached(const std::vector<int32_t>& window);
   Tensor next_full(const std::vector<int32_t>& window);
 
-  Gpt& model_;
+  CausalLm& model_;
   RunContext rc_;
   std::optional<KvCache> cache_;
   std::vector<int32_t> cached_;  // the tokens whose keys and values the cache holds, positions 0..

@@ -1,0 +1,65 @@
+#include "nn/grouped_attention.h"
+
+#include "core/error.h"
+#include "kernels/convert.h"
+#include "kernels/grouped_heads.h"
+#include "kernels/rope.h"
+#include "nn/half_storage.h"
+
+namespace frugal {
+
+GroupedQueryAttention::GroupedQueryAttention(int64_t dim, int64_t heads, int64_t kv_heads,
+                                             std::vector<float> inverse_frequencies)
+    : dim_(dim), heads_(heads), kv_heads_(kv_heads), head_dim_(heads > 0 ? dim / heads : 0),
+      inverse_frequencies_(std::move(inverse_frequencies)), attn_(dim, heads) {
+  check(kv_heads > 0 && heads % kv_heads == 0, "attention: num_attention_heads " + std::to_string(heads) +
+                                                   " is not divisible by num_key_value_heads " +
+                                                   std::to_string(kv_heads));
+  check(static_cast<int64_t>(inverse_frequencies_.size()) * 2 == head_dim_,
+        "attention: rotary frequencies for another head dimension");
+}
+
+Tensor GroupedQueryAttention::forward(const Tensor& packed, Saved& saved, const RunContext& rc) {
+  check(packed.ndim() == 3 && packed.dim(2) == packed_width(), "grouped attention: expected (B, T, " +
+                                                                   std::to_string(packed_width()) + "), got " +
+                                                                   packed.shape().str());
+  const int64_t B = packed.dim(0), T = packed.dim(1);
+  Tensor qkv = Tensor::empty({B, T, 3 * dim_}, DType::F32, MemCategory::Activations);  // (B, T, 3D)
+  {
+    const Tensor x = widen_activation(packed, rc);  // fp32 (a workspace copy of a half input)
+    if (!measuring(packed)) {
+      expand_kv_heads(x.f32(), qkv.f32(), B * T, heads_, kv_heads_, head_dim_);
+      // q and k are the first 2H heads of each qkv row: one rotation over both.
+      rope_apply(qkv.f32(), B, T, 2 * heads_, head_dim_, 0, inverse_frequencies_, false, 3 * dim_);
+    }
+  }
+  return forward_child(attn_, round_activation(qkv, rc), saved.child(0), rc);
+}
+
+Tensor GroupedQueryAttention::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
+  const Tensor dqkv = widen(backward_child(attn_, dy, saved.child(0), rc));  // (B, T, 3D) fp32, ours to change
+  saved.clear();
+  const int64_t B = dqkv.dim(0), T = dqkv.dim(1);
+  Tensor dpacked = Tensor::empty({B, T, packed_width()}, DType::F32, MemCategory::Workspace);
+  if (measuring(dy)) return dpacked;
+  rope_apply(dqkv.f32(), B, T, 2 * heads_, head_dim_, 0, inverse_frequencies_, /*inverse=*/true, 3 * dim_);
+  reduce_kv_heads(dqkv.f32(), dpacked.f32(), B * T, heads_, kv_heads_, head_dim_);
+  return dpacked;
+}
+
+Tensor GroupedQueryAttention::forward_cached(const Tensor& packed, KvCache& cache, int64_t layer) {
+  check(packed.ndim() == 3 && packed.dim(0) == 1 && packed.dim(2) == packed_width() && packed.dtype() == DType::F32,
+        "grouped attention: expected fp32 (1, T, " + std::to_string(packed_width()) + ") for cached generation, got " +
+            packed.shape().str());
+  const int64_t T = packed.dim(1);
+  Tensor rotated = Tensor::empty(packed.shape(), DType::F32, MemCategory::Workspace);  // (1, T, D + 2 Dkv)
+  if (!measuring(packed)) {
+    std::copy(packed.f32(), packed.f32() + packed.numel(), rotated.f32());
+    // q's H heads and k's Hkv heads are the first columns of each row, at positions past .. past+T-1.
+    rope_apply(rotated.f32(), 1, T, heads_ + kv_heads_, head_dim_, cache.length(), inverse_frequencies_, false,
+               packed_width());
+  }
+  return attn_.forward_cached(rotated, cache, layer, kv_heads_);
+}
+
+}  // namespace frugal
