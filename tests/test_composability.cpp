@@ -1,17 +1,20 @@
-// Composability matrix (issue 15): every option that changes how a step is computed, against every
-// other, on a small GPT (3 blocks, a chain of 5):
+// Composability matrix (issues 15 and 20): every option that changes how a step is computed, against
+// every other, on a small GPT and a small Llama (3 blocks, a chain of 5 each):
 //
+//   architecture   gpt | llama (grouped-query attention, untied head)
 //   precision      fp32 | fp16 (static loss scale 1024) | bf16
 //   base           fp32 | half: the frozen adapted weights stored via --base-precision in the
 //                  precision's half type (bf16 under fp32 precision)
 //   checkpoint     store-all | sqrt | memory-poor | optimal (budget between sqrt and memory-poor)
 //   accum          1 | 3 (the same optimizer batch of 6 sequences)
-//   LoRA           off | on (rank 4 on c_attn, c_proj, c_fc; A and B drawn non-zero)
+//   LoRA           off | on (rank 4 on c_attn, c_proj, c_fc; Llama: all seven projections; A and B
+//                  drawn non-zero)
 //   LoRA dropout   0 | 0.1
 //
 // GPT itself has no dropout: dropout exists only on the LoRA path, and the frozen base is a LoRA
 // notion, so with LoRA off the base and dropout axes collapse (6 LoRA-off + 24 LoRA-on groups of
-// the 4 strategies: 120 cells, the full product of what is meaningful; about 5 s on one core).
+// the 4 strategies: 120 cells per architecture, the full product of what is meaningful; about 5 s
+// each on one core).
 //
 // "Gradients after two steps": each cell runs a Trainer step 0 (an SGD update: continuous in the
 // gradient, unlike Adam's first, sign-like step, which would turn rounding-level differences of
@@ -33,6 +36,7 @@
 #include "core/tensor_init.h"
 #include "fixtures.h"
 #include "models/gpt.h"
+#include "models/llama.h"
 #include "models/lora_setup.h"
 #include "train/accumulate.h"
 #include "train/data.h"
@@ -52,6 +56,7 @@ constexpr uint64_t kDataSeed = 17;
 
 // One group of the matrix: everything but the checkpoint strategy, which the test loops over.
 struct Group {
+  bool llama = false;
   DType precision = DType::F32;
   bool half_base = false;
   int64_t accum = 1;
@@ -68,20 +73,37 @@ GptConfig matrix_gpt() {
   return c;
 }
 
+// The Llama of the matrix: the GPT's width, depth, context and vocabulary; 4 query heads sharing 2
+// key/value heads, an untied head.
+LlamaConfig matrix_llama() {
+  LlamaConfig c;
+  c.num_hidden_layers = 3;
+  c.hidden_size = 32;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.intermediate_size = 48;
+  c.max_position_embeddings = 16;
+  c.vocab_size = 40;
+  return c;
+}
+
 DType base_type(const Group& g) {
   if (!g.half_base) return DType::F32;
   return g.precision == DType::F32 ? DType::BF16 : g.precision;
 }
 
 std::unique_ptr<Model> make_model(const Group& g) {
-  auto model = std::make_unique<Gpt>(matrix_gpt());
+  std::unique_ptr<Model> model;
+  if (g.llama) model = std::make_unique<Llama>(matrix_llama());
+  else model = std::make_unique<Gpt>(matrix_gpt());
   model->init_weights(3);
   if (g.lora) {
     LoraSettings s;
     s.config.rank = 4;
     s.config.alpha = 8;
     s.config.dropout = g.dropout;
-    s.targets = {"c_attn", "c_proj", "c_fc"};
+    if (g.llama) s.targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+    else s.targets = {"c_attn", "c_proj", "c_fc"};
     apply_lora(*model, s, 5);
     // Non-zero B, so every path carries gradient; small (std 0.05), so the adapters perturb the base
     // model mildly and step 1's update does not throw the model into a sharply curved region where
@@ -186,7 +208,7 @@ double expect_planned_equals_measured(const Group& g, const TrainOptions& o) {
 }
 
 std::string group_name(const Group& g) {
-  std::string name = precision_name(g.precision);
+  std::string name = (g.llama ? "llama_" : "") + precision_name(g.precision);
   if (g.half_base) name += "_" + precision_name(base_type(g)) + "base";
   name += "_accum" + std::to_string(g.accum);
   if (g.lora) name += g.dropout > 0 ? "_lora_dropout" : "_lora";
@@ -198,12 +220,13 @@ void PrintTo(const Group& g, std::ostream* os) { *os << group_name(g); }
 
 std::vector<Group> matrix() {
   std::vector<Group> groups;
-  for (DType precision : {DType::F32, DType::F16, DType::BF16})
-    for (int64_t accum : {1, 3}) {
-      groups.push_back({precision, false, accum, false, 0.0});
-      for (bool half_base : {false, true})
-        for (double dropout : {0.0, 0.1}) groups.push_back({precision, half_base, accum, true, dropout});
-    }
+  for (bool llama : {false, true})
+    for (DType precision : {DType::F32, DType::F16, DType::BF16})
+      for (int64_t accum : {1, 3}) {
+        groups.push_back({llama, precision, false, accum, false, 0.0});
+        for (bool half_base : {false, true})
+          for (double dropout : {0.0, 0.1}) groups.push_back({llama, precision, half_base, accum, true, dropout});
+      }
   return groups;
 }
 
@@ -211,7 +234,7 @@ class Composability : public ::testing::TestWithParam<Group> {};
 
 TEST_P(Composability, GradientsAndMemoryMatchReference) {
   const Group g = GetParam();
-  const Group ref_group{DType::F32, false, 1, g.lora, g.dropout};
+  const Group ref_group{g.llama, DType::F32, false, 1, g.lora, g.dropout};
   const StepTwo reference = second_step_gradients(ref_group, options_for(ref_group, "store-all"));
   // Step 0's update matters: a cell that lost it would miss the reference by more than its tolerance.
   const StepTwo no_update = second_step_gradients(ref_group, options_for(ref_group, "store-all"), false);
