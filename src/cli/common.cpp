@@ -108,10 +108,10 @@ void add_lora_flags(CLI::App& app, LoraFlags& f) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--lora-dropout", f.dropout, "dropout on the LoRA path")->check(CLI::Range(0.0, 0.99));
   app.add_option("--lora-targets", f.targets,
-                 "modules to adapt (PEFT suffix match): GPT c_attn,c_proj,c_fc (default c_attn); MLP layer indices");
+                 "modules to adapt (PEFT suffix match): GPT c_attn,c_proj,c_fc (default c_attn); Llama q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj (default q_proj,v_proj); MLP layer indices");
   app.add_option("--adapter", f.adapter, "load a PEFT LoRA adapter directory (its config sets rank, alpha, targets)");
   app.add_option("--base-precision", f.base_precision,
-                 "storage of the adapted frozen weights: fp32 | bf16 | fp16 | nf4 | int8 (4/8-bit blocks, GPT)")
+                 "storage of the adapted frozen weights: fp32 | bf16 | fp16 | nf4 | int8 (4/8-bit blocks)")
       ->check(CLI::IsMember({"fp32", "bf16", "fp16", "nf4", "int8"}))->capture_default_str();
 }
 

@@ -129,7 +129,7 @@ void register_lora(CLI::App& app) {
   extract->add_option("--tuned", flags->tuned_dir, "fine-tuned model directory")->required();
   extract->add_option("--rank", flags->rank, "adapter rank")->required()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   extract->add_option("--alpha", flags->alpha, "lora_alpha of the adapter (default: rank)")->check(CLI::PositiveNumber);
-  extract->add_option("--targets", flags->targets, "modules (default: GPT c_attn,c_proj,c_fc; MLP every layer)");
+  extract->add_option("--targets", flags->targets, "modules (default: GPT c_attn,c_proj,c_fc; Llama and MLP every linear layer)");
   extract->add_option("--out", flags->out_dir, "adapter directory to write")->required();
   add_threads_flag(*extract, flags->threads);
   extract->callback([flags] { run_extract(*flags); });

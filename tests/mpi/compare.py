@@ -9,6 +9,8 @@
   compare.py resumed-losses RES FULL   a resumed run's losses equal the uninterrupted run's, bit for bit
   compare.py planned-ranks PLAN RUN    `plan --ranks N --json` equals each rank's measured total, params,
                                        grads and optimizer
+  compare.py untie-head DIR            a tied Llama directory made untied: its own lm_head.weight (the
+                                       embedding plus noise) and tie_word_embeddings false
 """
 import json
 import os
@@ -102,6 +104,19 @@ def planned_ranks(plan, run):
         print(f"rank {measured['rank']}: planned = measured ({measured['total']} bytes)")
 
 
+def untie_head(model_dir):
+    path = os.path.join(model_dir, "model.safetensors")
+    tensors = safetensors_io.load(path)
+    embed = tensors["model.embed_tokens.weight"]
+    noise = np.random.default_rng(3).normal(0, 0.02, size=embed.shape).astype(np.float32)
+    tensors["lm_head.weight"] = embed + noise
+    safetensors_io.save(path, tensors)
+    config_path = os.path.join(model_dir, "config.json")
+    config = json.load(open(config_path))
+    config["tie_word_embeddings"] = False
+    json.dump(config, open(config_path, "w"))
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "make-batch":
@@ -120,5 +135,7 @@ if __name__ == "__main__":
         category_bytes(sys.argv[2], sys.argv[3], "params", 0.7)
     elif cmd == "planned-ranks":
         planned_ranks(sys.argv[2], sys.argv[3])
+    elif cmd == "untie-head":
+        untie_head(sys.argv[2])
     else:
         fail(f"unknown command {cmd}")

@@ -16,6 +16,8 @@
 #      step 2 ends with the weights and losses of the uninterrupted run, bit for bit (8-bit AdamW, fp32
 #      and bf16; LoRA on a loaded base; BatchNorm's running statistics); a damaged rank file is refused
 #      by name.
+#   2e. A Llama (grouped-query attention, untied head, loaded from a directory): --zero 3 with bf16 and
+#      sqrt checkpointing, 2 ranks x --accum 2 = 1 rank x --accum 4 (losses), fp32 SGD weights too.
 #   3. A rank that fails (a bad data path on rank 1 only) ends the job non-zero with its message.
 #   4. Ranks that start from different weights are refused.
 #
@@ -114,6 +116,19 @@ $PY "$HERE/compare.py" zero-bytes "$T/w3.json" "$T/zz0.json"
 $PY "$HERE/compare.py" planned-ranks "$T/plan3.json" "$T/w3.json"
 if "$FRUGAL" "${TRAIN8[@]}" --zero 3 > /dev/null 2> "$T/one.err"; then echo "FAIL: --zero 3 ran on one process"; exit 1; fi
 grep -q "only rank" "$T/one.err" || { echo "FAIL: no clear message for --zero 3 on one process"; cat "$T/one.err"; exit 1; }
+
+step "2e. a Llama with an untied head under --zero 3"
+"$FRUGAL" train --arch llama --layers 3 --dim 32 --heads 4 --kv-heads 2 --ctx 16 --vocab 64 --data synthetic \
+  --steps 1 --save "$T/llama" > /dev/null 2>&1
+# Untie the head: a config with tie_word_embeddings false and an lm_head.weight of its own.
+$PY "$HERE/compare.py" untie-head "$T/llama"
+LLAMA=(train --model "$T/llama" --data synthetic --ctx 16 --micro-batch 2 --threads 1 --steps 3 --lr 1e-2 --warmup 0)
+"${MPI[@]}" -np 2 "$FRUGAL" "${LLAMA[@]}" --accum 2 --zero 3 --precision bf16 --checkpoint sqrt --summary "$T/l3.json" > /dev/null
+"$FRUGAL" "${LLAMA[@]}" --accum 4 --precision bf16 --checkpoint sqrt --summary "$T/l1.json" > /dev/null 2>&1
+$PY "$HERE/compare.py" losses "$T/l3.json" "$T/l1.json" 1e-5
+"${MPI[@]}" -np 2 "$FRUGAL" "${LLAMA[@]}" --accum 2 --zero 3 --optimizer sgd --save "$T/l3" > /dev/null
+"$FRUGAL" "${LLAMA[@]}" --accum 4 --optimizer sgd --save "$T/l1" > /dev/null 2>&1
+$PY "$HERE/compare.py" tensors "$T/l3/model.safetensors" "$T/l1/model.safetensors" 1e-5
 
 step "2d. sharded checkpoints: resume under --zero 1/2/3 is bit-identical"
 GPT8=(--arch gpt --layers 8 --dim 32 --heads 2 --ctx 16 --vocab 64)
