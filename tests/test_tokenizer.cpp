@@ -19,8 +19,10 @@
 #include "text/documents.h"
 #include "text/pretokenizer.h"
 #include "text/utf8.h"
+#include "tokenizer_inputs.h"
 
 using namespace frugal;
+using frugal::testing::awkward_inputs;
 using frugal::testing::scratch;
 
 namespace {
@@ -40,27 +42,6 @@ std::vector<std::string> pieces(const std::string& text) {
   std::vector<std::string> out;
   pretokenize(text, [&](std::string_view p) { out.emplace_back(p); });
   return out;
-}
-
-bool valid_utf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    const DecodedChar c = decode_utf8(s, i);
-    if (!c.valid) return false;
-    i += c.length;
-  }
-  return true;
-}
-
-// Inputs that exercise every rule of the pre-tokenisation and the byte alphabet.
-std::vector<std::string> awkward_inputs() {
-  return {
-      "Hello world", "emoji 😀👍🏽 👨‍👩‍👧 family", "日本語のテキスト、中文。한국어", "a" + std::string(50, ' ') + "b",
-      "trailing spaces   ", "   leading", "1234567890 3.14159 1,000,000 ½ Ⅻ ² ٣", "!!!???...,,,;;;--- (x) [y] {z}",
-      "'s 't 're 've 'm 'll 'd I'm you're they've he'll she'd it's can't 'S 'T ''s", "line1\r\nline2\r\n\r\nline3",
-      "\t\tindented\tx\t", std::string("a\0b\0\0c", 6), "  \n  \n\n\n x", "a\u00a0b\u3000c\u2003d\u2028e\ufeff f\u0085g",
-      "e\u0301 caf\u00e9 na\u00efve", "हिन्दी العربية עברית", "<|endoftext|> is text here", "$100 @user #tag ~/path.txt",
-      "x\n", "\n", " ", "", "   \t\n", "a  \n  b",
-  };
 }
 
 // The JavaScript reference's ids for each text (node reads them from a JSON file).
@@ -117,16 +98,11 @@ TEST(Tokenizer, PretokenizerCutsLikeGpt2sExpression) {
 // Every fortune (each record on its own) and the awkward inputs: the same ids as the reference.
 TEST(Tokenizer, MatchesTheJavaScriptReference) {
   std::vector<std::string> texts = awkward_inputs();
-  size_t invalid = 0;
-  for (const std::string& path : list_fortune_files()) {
-    const std::string file = read_file(path);
-    for (std::string_view record : split_documents(file, DocumentSplit::Fortunes)) {
-      if (valid_utf8(record)) texts.emplace_back(record);
-      else ++invalid;  // the reference reads text, not bytes: these are checked by the round trip below
-    }
-  }
+  // Records that are not UTF-8 are left out (the reference reads text): the round trip below checks them.
+  const frugal::testing::FortuneRecords fortunes = frugal::testing::fortune_records();
+  texts.insert(texts.end(), fortunes.texts.begin(), fortunes.texts.end());
   EXPECT_GT(texts.size(), size_t{5000});
-  EXPECT_LT(invalid, texts.size() / 100);
+  EXPECT_LT(fortunes.invalid, texts.size() / 100);
   expect_reference_ids(texts);
 }
 
