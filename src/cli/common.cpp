@@ -16,7 +16,8 @@
 #include "models/mlp.h"
 #include "models/model_io.h"
 #include "models/param_storage.h"
-#include "text/bpe_tokenizer.h"
+#include "text/hf_tokenizer.h"
+#include "text/tokenizer.h"
 #include "train/data_parallel.h"
 
 namespace frugal::cli {
@@ -54,26 +55,47 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
   app.add_option("--resid-dropout", f.resid_dropout, "gpt: dropout on each residual branch's output (resid_pdrop)")
       ->check(CLI::Range(0.0, 0.99));
   app.add_option("--tokenizer", f.tokenizer,
-                 "gpt: GPT-2 BPE tokenizer directory (vocab.json + merges.txt or encoder.json + vocab.bpe); "
-                 "default: the --model directory's, else byte-level text");
+                 "tokenizer: a tokenizer.json (Hugging Face, byte-level BPE: GPT-2, Llama 3, Qwen2, SmolLM) or a "
+                 "directory with one or with GPT-2's vocab.json + merges.txt; default: the --model directory's, else "
+                 "byte-level text");
 }
 
 std::string tokenizer_dir(const ModelFlags& f) {
   if (!f.tokenizer.empty()) {
-    check(BpeTokenizer::present(f.tokenizer), "--tokenizer " + f.tokenizer +
-                                                  ": no tokenizer files (expected vocab.json + merges.txt, or "
-                                                  "encoder.json + vocab.bpe)");
+    check(tokenizer_present(f.tokenizer), "--tokenizer " + f.tokenizer +
+                                              ": no tokenizer files (expected tokenizer.json, vocab.json + "
+                                              "merges.txt, or encoder.json + vocab.bpe)");
     return f.tokenizer;
   }
-  return !f.model_dir.empty() && BpeTokenizer::present(f.model_dir) ? f.model_dir : "";
+  return !f.model_dir.empty() && tokenizer_present(f.model_dir) ? f.model_dir : "";
 }
 
-BpeTokenizer* model_tokenizer(const ModelFlags& f) {
-  static std::map<std::string, std::unique_ptr<BpeTokenizer>> loaded;  // plan and train build the model twice
+namespace {
+// A model directory's config.json names its BOS and EOS (Llama 3: 128000, 128001); they win over the
+// tokenizer's own guess, as in Hugging Face (eos_token_id may be a list: its first entry).
+void apply_config_special_ids(const ModelFlags& f, TextTokenizer& tokenizer) {
+  auto* hf = dynamic_cast<HfTokenizer*>(&tokenizer);
+  if (!hf || f.model_dir.empty()) return;
+  const nlohmann::json config = read_model_config(f.model_dir);
+  const auto id = [&](const char* key) -> int32_t {
+    if (!config.contains(key)) return -1;
+    const nlohmann::json& v = config[key].is_array() && !config[key].empty() ? config[key][0] : config[key];
+    return v.is_number_integer() ? v.get<int32_t>() : -1;
+  };
+  if (id("bos_token_id") >= 0) hf->set_bos_id(id("bos_token_id"));
+  if (id("eos_token_id") >= 0) hf->set_eos_id(id("eos_token_id"));
+}
+}  // namespace
+
+TextTokenizer* model_tokenizer(const ModelFlags& f) {
+  static std::map<std::string, std::unique_ptr<TextTokenizer>> loaded;  // plan and train build the model twice
   const std::string dir = tokenizer_dir(f);
   if (dir.empty()) return nullptr;
   auto& slot = loaded[dir];
-  if (!slot) slot = std::make_unique<BpeTokenizer>(BpeTokenizer::load(dir));
+  if (!slot) {
+    slot = load_tokenizer(dir);
+    apply_config_special_ids(f, *slot);
+  }
   return slot.get();
 }
 
@@ -260,7 +282,7 @@ void apply_kernel_flags(const ModelFlags& f, Model& model) {
 
 // A tokenizer is for GPT models, and every id it gives must be a row of the model's embedding.
 void check_tokenizer_fits(const ModelFlags& f, const Model& model) {
-  const BpeTokenizer* tokenizer = model_tokenizer(f);
+  const TextTokenizer* tokenizer = model_tokenizer(f);
   if (!tokenizer) return;
   check(as_causal_lm(model), "--tokenizer applies to language models (gpt, llama), not " + model.arch());
   const int64_t vocab = as_causal_lm(model)->vocab_size();
@@ -281,7 +303,7 @@ std::unique_ptr<Model> fresh_llama(const ModelFlags& f) {
   c.max_position_embeddings = or_default(f.ctx, 64);
   c.tie_word_embeddings = true;
   c.rms_norm_eps = 1e-5;
-  const BpeTokenizer* tokenizer = model_tokenizer(f);
+  const TextTokenizer* tokenizer = model_tokenizer(f);
   c.vocab_size = or_default(f.vocab, tokenizer ? tokenizer->vocab_size() : 256);
   auto model = std::make_unique<Llama>(c);
   check_tokenizer_fits(f, *model);
@@ -313,7 +335,7 @@ std::unique_ptr<Model> construct_architecture(const ModelFlags& f, const std::st
     c.n_embd = or_default(f.dim, 128);
     c.n_head = or_default(f.heads, 4);
     c.n_positions = or_default(f.ctx, 64);
-    const BpeTokenizer* tokenizer = model_tokenizer(f);
+    const TextTokenizer* tokenizer = model_tokenizer(f);
     c.vocab_size = or_default(f.vocab, tokenizer ? tokenizer->vocab_size() : 256);
     model = std::make_unique<Gpt>(c);
     check_tokenizer_fits(f, *model);

@@ -9,7 +9,7 @@
 #include "train/trainer.h"
 
 namespace frugal {
-class BpeTokenizer;
+class TextTokenizer;
 }
 
 namespace frugal::cli {
@@ -24,7 +24,7 @@ struct ModelFlags {
   int64_t loss_chunk = 0;  // GPT: rows per chunk of the fused LM head + loss (0: its default)
   std::string attention = "auto";  // GPT: auto | flash | materialized
   int64_t attention_tile = 0;      // GPT: the fused attention's tile (0: its default)
-  std::string tokenizer;  // GPT: a BPE tokenizer directory (empty: --model's, if it has one; else bytes)
+  std::string tokenizer;  // a tokenizer.json or tokenizer directory (empty: --model's, if it has one; else bytes)
   // GPT dropout while training (< 0: the config's embd_pdrop / attn_pdrop / resid_pdrop); --dropout
   // sets all three, the others one each (and win over --dropout).
   double dropout = -1, embd_dropout = -1, attn_dropout = -1, resid_dropout = -1;
@@ -37,7 +37,7 @@ struct ModelFlags {
 // tokenizer files, else "" (byte-level text). Error for a --tokenizer without tokenizer files.
 std::string tokenizer_dir(const ModelFlags& f);
 // That tokenizer, loaded once per process (nullptr when there is none).
-BpeTokenizer* model_tokenizer(const ModelFlags& f);
+TextTokenizer* model_tokenizer(const ModelFlags& f);
 
 // --precision fp32|fp16|bf16, --master-weights on|off, --loss-scale dynamic|none|VALUE and the
 // dynamic scaler's settings (train, grad, plan).

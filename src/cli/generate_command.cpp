@@ -12,7 +12,7 @@
 #include "models/lora_setup.h"
 #include "models/model_io.h"
 #include "train/generate.h"
-#include "text/bpe_tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace frugal::cli {
 
@@ -25,13 +25,15 @@ struct GenerateFlags {
   int threads = 0;
 };
 
-// The prompt's ids: BPE (an empty prompt starts after <|endoftext|>, as GPT-2 was trained), or bytes.
-std::vector<int32_t> prompt_tokens(const std::string& prompt, BpeTokenizer* tokenizer) {
+// The prompt's ids: the tokenizer's prompt prefix (Llama 3: BOS) and its tokens (an empty prompt
+// without a prefix starts after the document separator, as GPT-2 was trained), or bytes.
+std::vector<int32_t> prompt_tokens(const std::string& prompt, TextTokenizer* tokenizer) {
   if (!tokenizer) return byte_tokens(prompt);
-  std::vector<int32_t> ids = tokenizer->encode(prompt);
+  std::vector<int32_t> ids = tokenizer->prompt_prefix();
+  tokenizer->encode_append(prompt, ids);
   if (ids.empty()) {
-    check(tokenizer->end_of_text() >= 0, "an empty --prompt needs a <|endoftext|> token to start from");
-    ids.push_back(tokenizer->end_of_text());
+    check(tokenizer->document_separator() >= 0, "an empty --prompt needs a <|endoftext|> (EOS) token to start from");
+    ids.push_back(tokenizer->document_separator());
   }
   return ids;
 }
@@ -39,7 +41,7 @@ std::vector<int32_t> prompt_tokens(const std::string& prompt, BpeTokenizer* toke
 // The prompt, then each token's text: as it comes with --stream, else all at once at the end.
 // With --timing a line on stderr: the first token's latency (it includes the prompt's forward) and
 // the whole run's new tokens per second.
-void sample_and_print(CausalLm& gpt, const GenerateFlags& f, BpeTokenizer* tokenizer) {
+void sample_and_print(CausalLm& gpt, const GenerateFlags& f, TextTokenizer* tokenizer) {
   std::string out = f.prompt;
   if (f.stream) {
     std::fwrite(out.data(), 1, out.size(), stdout);
@@ -94,7 +96,7 @@ void run_generate(GenerateFlags& f) {
   ModelFlags model_flags;
   model_flags.model_dir = f.model_dir;
   model_flags.tokenizer = f.tokenizer;
-  BpeTokenizer* tokenizer = model_tokenizer(model_flags);
+  TextTokenizer* tokenizer = model_tokenizer(model_flags);
   const int64_t vocab = gpt.vocab_size();
   check(tokenizer || vocab >= 256, "generate: byte-level text needs vocab_size >= 256 (or a --tokenizer)");
   if (tokenizer)
@@ -114,7 +116,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--base-precision", flags->base_precision,
                   "with --adapter: the base as it was fine-tuned, fp32 | nf4 | int8 (a half base samples as fp32)")
       ->check(CLI::IsMember({"fp32", "nf4", "int8"}))->capture_default_str();
-  cmd->add_option("--tokenizer", flags->tokenizer, "BPE tokenizer directory (default: the model directory's, else bytes)");
+  cmd->add_option("--tokenizer", flags->tokenizer, "tokenizer.json or tokenizer directory (default: the model directory's, else bytes)");
   cmd->add_option("--tokens", flags->sample.tokens, "tokens to generate")->check(CLI::Range(0, 1 << 20))->capture_default_str();
   cmd->add_option("--temperature", flags->sample.temperature, "0: greedy")->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--top-k", flags->sample.top_k, "sample among the k most likely (0: all)")->check(CLI::NonNegativeNumber);

@@ -10,7 +10,7 @@
 #include "linalg/svd.h"
 #include "models/lora_setup.h"
 #include "models/model_io.h"
-#include "text/bpe_tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace frugal::cli {
 
@@ -48,7 +48,7 @@ void run_merge(const LoraCommandFlags& f) {
   if (out_type != DType::F32)
     for (Param* p : model->state()) p->value = round_to(p->value, out_type, MemCategory::Params);
   save_model(*model, f.out_dir);
-  if (BpeTokenizer::present(f.model_dir)) BpeTokenizer::copy_files(f.model_dir, f.out_dir);  // keeps its tokenizer
+  if (tokenizer_present(f.model_dir)) copy_tokenizer_files(f.model_dir, f.out_dir);  // keeps its tokenizer
   std::printf("merged %zu LoRA adapters (r = %lld, alpha = %g) into %s\n", adapters,
               static_cast<long long>(settings.config.rank), settings.config.alpha, f.out_dir.c_str());
 }

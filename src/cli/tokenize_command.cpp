@@ -1,13 +1,13 @@
-// `frugal tokenize --tokenizer DIR INPUT... --out FILE [--format bin|json] [--split MODE]`: GPT-2
-// BPE ids of text files. Documents (fortune records, paragraphs or whole files, --split) are
-// separated by <|endoftext|>. `bin` writes a token file (text/token_file.h), `json` an array of ids.
+// `frugal tokenize --tokenizer PATH INPUT... --out FILE [--format bin|json] [--split MODE]`: BPE ids
+// of text files (GPT-2's files or a tokenizer.json, text/tokenizer.h). Documents (fortune records,
+// paragraphs or whole files, --split) are separated by <|endoftext|> (the tokenizer's EOS). `bin` writes a token file (text/token_file.h), `json` an array of ids.
 #include <chrono>
 #include <cstdio>
 
 #include "cli/common.h"
 #include "core/error.h"
 #include "io/atomic_file.h"
-#include "text/bpe_tokenizer.h"
+#include "text/tokenizer.h"
 #include "text/documents.h"
 #include "text/token_file.h"
 
@@ -43,9 +43,10 @@ class TokenizeProgress {
 void run_tokenize(const TokenizeFlags& f) {
   check(f.format == "bin" || f.format == "json", "--format " + f.format + ": expected bin or json");
   const DocumentSplit split = parse_document_split(f.split);
-  BpeTokenizer tokenizer = BpeTokenizer::load(f.tokenizer);
-  check(tokenizer.end_of_text() >= 0, f.tokenizer + ": the vocabulary has no " + BpeTokenizer::kEndOfText +
-                                          " token to separate documents");
+  const std::unique_ptr<TextTokenizer> loaded = load_tokenizer(f.tokenizer);
+  TextTokenizer& tokenizer = *loaded;
+  check(tokenizer.document_separator() >= 0, f.tokenizer + ": the tokenizer has no <|endoftext|> (EOS) token to "
+                                                 "separate documents");
   std::vector<std::string> texts;
   size_t total = 0;
   for (const std::string& path : f.inputs) total += (texts.emplace_back(read_file(path))).size();
@@ -54,7 +55,7 @@ void run_tokenize(const TokenizeFlags& f) {
   size_t done = 0, documents = 0;
   for (const std::string& text : texts) {
     for (std::string_view doc : split_documents(text, split)) {
-      if (documents++ > 0) ids.push_back(tokenizer.end_of_text());
+      if (documents++ > 0) ids.push_back(tokenizer.document_separator());
       const size_t offset = done + static_cast<size_t>(doc.data() - text.data());
       tokenizer.encode_append(doc, ids, [&](size_t bytes) { progress.update(offset + bytes, ids.size()); });
     }
@@ -69,9 +70,9 @@ void run_tokenize(const TokenizeFlags& f) {
 
 void register_tokenize(CLI::App& app) {
   auto flags = std::make_shared<TokenizeFlags>();
-  CLI::App* cmd = app.add_subcommand("tokenize", "GPT-2 BPE token ids of text files (a token file for --data)");
+  CLI::App* cmd = app.add_subcommand("tokenize", "BPE token ids of text files (a token file for --data)");
   cmd->add_option("inputs", flags->inputs, "text files")->required();
-  cmd->add_option("--tokenizer", flags->tokenizer, "directory with vocab.json + merges.txt (or encoder.json + vocab.bpe)")
+  cmd->add_option("--tokenizer", flags->tokenizer, "a tokenizer.json, or a directory with one or with vocab.json + merges.txt (or encoder.json + vocab.bpe)")
       ->required();
   cmd->add_option("--out", flags->out, "output file")->required();
   cmd->add_option("--format", flags->format, "bin (a token file) or json (an array of ids)")->capture_default_str();

@@ -27,7 +27,7 @@
 #include "train/generate.h"
 #include "train/machine_rates.h"
 #include "train/planner.h"
-#include "text/bpe_tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace frugal::cli {
 
@@ -313,8 +313,10 @@ void evaluate_and_sample(TrainRun& run, nlohmann::json& summary) {
     sample.seed = f.options.seed;
     CausalLm& gpt = *as_causal_lm(*run.model);
     std::string text;
-    if (BpeTokenizer* tokenizer = model_tokenizer(f.model)) {  // after <|endoftext|>, as GPT-2 starts a document
-      const std::vector<int32_t> start = {tokenizer->end_of_text() >= 0 ? tokenizer->end_of_text() : 0};
+    if (TextTokenizer* tokenizer = model_tokenizer(f.model)) {
+      // After the prompt prefix (Llama 3: BOS), else after the separator, as GPT-2 starts a document.
+      std::vector<int32_t> start = tokenizer->prompt_prefix();
+      if (start.empty()) start = {tokenizer->document_separator() >= 0 ? tokenizer->document_separator() : 0};
       text = tokenizer->decode(generate_tokens(gpt, start, sample));
     } else {
       text = generate_text(gpt, "\n", sample);
@@ -331,7 +333,7 @@ void write_outputs(const TrainRun& run, const nlohmann::json& summary) {
   if (!f.save_dir.empty()) {
     save_model(*run.model, f.save_dir);  // the base weights; adapters go to --save-adapter
     const std::string tokenizer = tokenizer_dir(f.model);
-    if (!tokenizer.empty()) BpeTokenizer::copy_files(tokenizer, f.save_dir);  // the model keeps its tokenizer
+    if (!tokenizer.empty()) copy_tokenizer_files(tokenizer, f.save_dir);  // the model keeps its tokenizer
     std::printf("saved model to %s\n", f.save_dir.c_str());
   }
   if (!f.save_adapter_dir.empty()) {

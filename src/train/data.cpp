@@ -11,7 +11,7 @@
 #include "models/cnn.h"
 #include "models/causal_lm.h"
 #include "models/mlp.h"
-#include "text/bpe_tokenizer.h"
+#include "text/tokenizer.h"
 #include "text/token_file.h"
 
 namespace frugal {
@@ -21,7 +21,7 @@ namespace {
 constexpr uint64_t kDataStream = 0xDA7A;
 
 // A text's ids under the tokenizer, with a progress line on stderr for a large text.
-std::vector<int32_t> tokenize_in_memory(const std::string& text, BpeTokenizer& tokenizer, const std::string& name) {
+std::vector<int32_t> tokenize_in_memory(const std::string& text, TextTokenizer& tokenizer, const std::string& name) {
   std::vector<int32_t> ids;
   const bool show = text.size() >= (size_t{16} << 20);
   tokenizer.encode_append(text, ids, [&](size_t done) {
@@ -33,7 +33,7 @@ std::vector<int32_t> tokenize_in_memory(const std::string& text, BpeTokenizer& t
 
 // --data for a language model: a token file (mapped), or a text (fortunes or a path) as bytes or,
 // with a tokenizer, as its ids.
-std::unique_ptr<TokenSequence> language_model_tokens(const std::string& spec, BpeTokenizer* tokenizer) {
+std::unique_ptr<TokenSequence> language_model_tokens(const std::string& spec, TextTokenizer* tokenizer) {
   if (spec != "fortunes" && is_token_file(spec)) return token_file_sequence(spec);
   std::string text = spec == "fortunes" ? load_fortunes_corpus() : load_text_file(spec);
   if (!tokenizer) return byte_sequence(std::move(text));
@@ -149,7 +149,7 @@ Batch ImageClassification::batch(int64_t step, int64_t batch_size) {
 }
 
 std::unique_ptr<DataSource> make_data_source(const std::string& spec, const Model& model, uint64_t seed,
-                                             BpeTokenizer* tokenizer) {
+                                             TextTokenizer* tokenizer) {
   const std::string arch = model.arch();
   if (const CausalLm* lm = as_causal_lm(model)) {
     if (spec == "synthetic") return std::make_unique<RandomTokens>(lm->vocab_size(), lm->context(), seed);

@@ -12,7 +12,7 @@
 
 namespace frugal {
 
-class BpeTokenizer;
+class TextTokenizer;
 
 class DataSource {
  public:
@@ -86,6 +86,6 @@ class ImageClassification : public DataSource {
 // (the demo text), a token file (text/token_file.h, mapped) or a path to a text file: byte-level
 // tokens, or the ids of `tokenizer` when the model has one (tokenised in memory, with a progress line).
 std::unique_ptr<DataSource> make_data_source(const std::string& spec, const Model& model, uint64_t seed,
-                                             BpeTokenizer* tokenizer = nullptr);
+                                             TextTokenizer* tokenizer = nullptr);
 
 }  // namespace frugal
