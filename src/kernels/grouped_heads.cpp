@@ -1,21 +1,22 @@
 #include "kernels/grouped_heads.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace frugal {
 
-void expand_kv_heads(const float* packed, float* qkv, int64_t N, int64_t H, int64_t Hkv, int64_t hd) {
+void expand_kv_heads(const void* packed, void* qkv, int64_t N, int64_t H, int64_t Hkv, int64_t hd,
+                     size_t element_bytes) {
   const int64_t D = H * hd, Dkv = Hkv * hd, group = H / Hkv, in_width = D + 2 * Dkv;
+  const size_t e = element_bytes;
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n) {
-    const float* in = packed + n * in_width;
-    float* out = qkv + n * 3 * D;
-    std::copy(in, in + D, out);
+    const char* in = static_cast<const char*>(packed) + n * in_width * e;
+    char* out = static_cast<char*>(qkv) + n * 3 * D * e;
+    std::memcpy(out, in, D * e);
     for (int64_t part = 1; part <= 2; ++part)  // k, then v
-      for (int64_t h = 0; h < H; ++h) {
-        const float* shared = in + D + (part - 1) * Dkv + (h / group) * hd;
-        std::copy(shared, shared + hd, out + part * D + h * hd);
-      }
+      for (int64_t h = 0; h < H; ++h)
+        std::memcpy(out + (part * D + h * hd) * e, in + (D + (part - 1) * Dkv + (h / group) * hd) * e, hd * e);
   }
 }
 

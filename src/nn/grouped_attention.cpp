@@ -24,20 +24,39 @@ Tensor GroupedQueryAttention::forward(const Tensor& packed, Saved& saved, const 
                                                                    std::to_string(packed_width()) + "), got " +
                                                                    packed.shape().str());
   const int64_t B = packed.dim(0), T = packed.dim(1);
-  Tensor qkv = Tensor::empty({B, T, 3 * dim_}, DType::F32, MemCategory::Activations);  // (B, T, 3D)
-  {
-    const Tensor x = widen_activation(packed, rc);  // fp32 (a workspace copy of a half input)
-    if (!measuring(packed)) {
-      expand_kv_heads(x.f32(), qkv.f32(), B * T, heads_, kv_heads_, head_dim_);
-      // q and k are the first 2H heads of each qkv row: one rotation over both.
-      rope_apply(qkv.f32(), B, T, 2 * heads_, head_dim_, 0, inverse_frequencies_, false, 3 * dim_);
-    }
+  Tensor rotated = Tensor::empty(packed.shape(), DType::F32, MemCategory::Activations);  // (B, T, D + 2 Dkv)
+  Tensor qkv = Tensor::empty({B, T, 3 * dim_}, DType::F32, MemCategory::Activations);   // (B, T, 3D)
+  const Tensor x = widen_activation(packed, rc);  // fp32 (a workspace copy of a half input)
+  if (!measuring(packed)) {
+    std::copy(x.f32(), x.f32() + x.numel(), rotated.f32());
+    // q's H heads and k's Hkv heads are the first columns of each row: one rotation over both.
+    rope_apply(rotated.f32(), B, T, heads_ + kv_heads_, head_dim_, 0, inverse_frequencies_, false, packed_width());
+    expand_kv_heads(rotated.f32(), qkv.f32(), B * T, heads_, kv_heads_, head_dim_);
   }
-  return forward_child(attn_, round_activation(qkv, rc), saved.child(0), rc);
+  Saved& inner = saved.child(0);
+  Tensor y = forward_child(attn_, round_activation(qkv, rc), inner, rc);
+  // The inner attention saved the expanded qkv; keep the rotated projections instead, (D + 2 Dkv)
+  // values a position rather than 3D, and expand them again for backward: a copy, so the same values
+  // (rounded to the half type or not) as the ones saved.
+  saved.tensors = {round_activation(rotated, rc)};
+  inner.tensors.at(0) = Tensor();
+  return y;
 }
 
 Tensor GroupedQueryAttention::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
-  const Tensor dqkv = widen(backward_child(attn_, dy, saved.child(0), rc));  // (B, T, 3D) fp32, ours to change
+  Saved& inner = saved.child(0);
+  {
+    const Tensor rotated = saved.tensors.at(0);  // (B, T, D + 2 Dkv), fp32 or half
+    // The inner attention's saved qkv again: an activation, as it was when saved (a layer computing
+    // in fp32 widens it like any saved half activation).
+    Tensor qkv = Tensor::empty({rotated.dim(0), rotated.dim(1), 3 * dim_}, rotated.dtype(), MemCategory::Activations);
+    if (!measuring(dy))
+      expand_kv_heads(rotated.raw(), qkv.raw(), rotated.dim(0) * rotated.dim(1), heads_, kv_heads_, head_dim_,
+                      dtype_size(rotated.dtype()));
+    inner.tensors.at(0) = qkv;
+    saved.tensors.clear();
+  }
+  const Tensor dqkv = widen(backward_child(attn_, dy, inner, rc));  // (B, T, 3D) fp32, ours to change
   saved.clear();
   const int64_t B = dqkv.dim(0), T = dqkv.dim(1);
   Tensor dpacked = Tensor::empty({B, T, packed_width()}, DType::F32, MemCategory::Workspace);

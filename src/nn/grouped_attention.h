@@ -16,8 +16,9 @@ class GroupedQueryAttention : public Layer {
  public:
   // inverse_frequencies: the rotary embedding's (kernels/rope.h; hd / 2 of them).
   GroupedQueryAttention(int64_t dim, int64_t heads, int64_t kv_heads, std::vector<float> inverse_frequencies);
-  // Positions 0..T-1. Saves what the inner attention saves: its (B, T, 3D) qkv (rotated, shared
-  // heads repeated) and its probabilities or statistics.
+  // Positions 0..T-1. Saves the rotated projections (B, T, D + 2 Dkv) and what the inner attention
+  // saves but its (B, T, 3D) qkv (its probabilities or output and statistics): backward expands the
+  // shared heads into that qkv again.
   Tensor forward(const Tensor& packed, Saved& saved, const RunContext& rc) override;
   Tensor backward(const Tensor& dy, Saved& saved, const RunContext& rc) override;  // -> dpacked fp32
   // Generation: packed (1, T, D + 2 Dkv) fp32 at positions cache.length() .. +T-1 against `layer`'s
