@@ -172,11 +172,10 @@ def forward_logits(params, config, inputs, linear=conv1d):
     return x @ wte.t()                                             # (B, T, V), LM head tied to wte
 
 
-def loss_fn(params, config, inputs, targets, linear=conv1d):
-    """Mean token cross-entropy over targets != -100 (a torch scalar); linear as in forward_logits."""
-    inputs = torch.as_tensor(np.asarray(inputs), dtype=torch.long)
+def mean_cross_entropy(logits, targets):
+    """Mean token cross-entropy of logits (B, T, V) over targets (B, T) != -100 (a torch scalar), the
+    log-sum-exp written out. Shared with llama_reference."""
     targets = torch.as_tensor(np.asarray(targets), dtype=torch.long)
-    logits = forward_logits(params, config, inputs, linear)        # (B, T, V)
     m = logits.max(dim=-1, keepdim=True).values.detach()
     logz = torch.log(torch.exp(logits - m).sum(dim=-1)) + m.squeeze(-1)   # (B, T)
     valid = targets != IGNORE_INDEX
@@ -187,6 +186,12 @@ def loss_fn(params, config, inputs, targets, linear=conv1d):
     target_logit = logits.gather(-1, safe_t.unsqueeze(-1)).squeeze(-1)    # (B, T)
     nll = (logz - target_logit) * valid.to(logits.dtype)
     return nll.sum() / count
+
+
+def loss_fn(params, config, inputs, targets, linear=conv1d):
+    """Mean token cross-entropy over targets != -100 (a torch scalar); linear as in forward_logits."""
+    inputs = torch.as_tensor(np.asarray(inputs), dtype=torch.long)
+    return mean_cross_entropy(forward_logits(params, config, inputs, linear), targets)  # logits (B, T, V)
 
 
 def loss_and_grads(params, config, inputs, targets, linear=conv1d, wrt=None):

@@ -34,6 +34,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_io  # noqa: E402
+from gpt2_reference import mean_cross_entropy  # noqa: E402
 
 IGNORE_INDEX = -100
 SINGLE_FILE = "model.safetensors"
@@ -278,18 +279,7 @@ def forward_logits(params, config, inputs, linear=hf_linear):
 def loss_fn(params, config, inputs, targets, linear=hf_linear):
     """Mean token cross-entropy over targets != -100 (a torch scalar)."""
     inputs = torch.as_tensor(np.asarray(inputs), dtype=torch.long)
-    targets = torch.as_tensor(np.asarray(targets), dtype=torch.long)
-    logits = forward_logits(params, config, inputs, linear)                          # (B, T, V)
-    m = logits.max(dim=-1, keepdim=True).values.detach()
-    logz = torch.log(torch.exp(logits - m).sum(dim=-1)) + m.squeeze(-1)              # (B, T)
-    valid = targets != IGNORE_INDEX
-    count = int(valid.sum())
-    if count == 0:
-        raise ValueError("every target is -100")
-    safe_t = torch.where(valid, targets, torch.zeros_like(targets))
-    target_logit = logits.gather(-1, safe_t.unsqueeze(-1)).squeeze(-1)
-    nll = (logz - target_logit) * valid.to(logits.dtype)
-    return nll.sum() / count
+    return mean_cross_entropy(forward_logits(params, config, inputs, linear), targets)  # logits (B, T, V)
 
 
 def loss_and_grads(params, config, inputs, targets, linear=hf_linear, wrt=None):
