@@ -7,7 +7,6 @@
 #include <cmath>
 
 #include "cli_support.h"
-#include <fstream>
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "models/llama.h"
@@ -161,7 +160,7 @@ TEST(LlamaCli, BadConfigurationsAreOneLineErrors) {
 // 8-bit AdamW; and again on an nf4 base: what `plan` predicts is what `train` measures.
 TEST(LlamaCli, TechniquesComposeAndPlanEqualsMeasured) {
   const fs::path dir = scratch("llama_plan");
-  for (const std::string extra :
+  for (const std::string& extra :
        {std::string("--precision bf16 --checkpoint sqrt --attention flash --optimizer adamw8bit --lora-rank 4 "
                     "--lora-targets ") + kAllProjections,
         std::string("--precision bf16 --checkpoint memory-poor --accum 2 --lora-rank 4 --base-precision nf4 "

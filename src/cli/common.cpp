@@ -273,11 +273,10 @@ void apply_kernel_flags(const ModelFlags& f, Model& model) {
   if (f.loss_chunk == 0 && f.attention == "auto" && f.attention_tile == 0) return;
   CausalLm* lm = as_causal_lm(model);
   check(lm, "--loss-chunk/--attention/--attention-tile apply to language models (gpt, llama) only");
-  CausalLm& gpt = *lm;
-  if (f.loss_chunk != 0) gpt.lm_head()->set_chunk_rows(f.loss_chunk);
-  if (f.attention_tile != 0) gpt.set_attention_tile(f.attention_tile);
-  if (f.attention == "flash") gpt.set_attention_kernel(AttentionKernel::Flash);
-  if (f.attention == "materialized") gpt.set_attention_kernel(AttentionKernel::Materialized);
+  if (f.loss_chunk != 0) lm->lm_head()->set_chunk_rows(f.loss_chunk);
+  if (f.attention_tile != 0) lm->set_attention_tile(f.attention_tile);
+  if (f.attention == "flash") lm->set_attention_kernel(AttentionKernel::Flash);
+  if (f.attention == "materialized") lm->set_attention_kernel(AttentionKernel::Materialized);
 }
 
 // A tokenizer is for GPT models, and every id it gives must be a row of the model's embedding.

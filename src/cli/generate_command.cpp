@@ -8,7 +8,7 @@
 #include "cli/common.h"
 #include "core/error.h"
 #include "core/threading.h"
-#include "models/gpt.h"
+#include "models/causal_lm.h"
 #include "models/lora_setup.h"
 #include "models/model_io.h"
 #include "train/generate.h"
@@ -25,23 +25,18 @@ struct GenerateFlags {
   int threads = 0;
 };
 
-// The prompt's ids: the tokenizer's prompt prefix (Llama 3: BOS) and its tokens (an empty prompt
-// without a prefix starts after the document separator, as GPT-2 was trained), or bytes.
+// The prompt's ids (TextTokenizer::prompt_ids), or bytes.
 std::vector<int32_t> prompt_tokens(const std::string& prompt, TextTokenizer* tokenizer) {
   if (!tokenizer) return byte_tokens(prompt);
-  std::vector<int32_t> ids = tokenizer->prompt_prefix();
-  tokenizer->encode_append(prompt, ids);
-  if (ids.empty()) {
-    check(tokenizer->document_separator() >= 0, "an empty --prompt needs a <|endoftext|> (EOS) token to start from");
-    ids.push_back(tokenizer->document_separator());
-  }
+  std::vector<int32_t> ids = tokenizer->prompt_ids(prompt);
+  check(!ids.empty(), "an empty --prompt needs a <|endoftext|> (EOS) token to start from");
   return ids;
 }
 
 // The prompt, then each token's text: as it comes with --stream, else all at once at the end.
 // With --timing a line on stderr: the first token's latency (it includes the prompt's forward) and
 // the whole run's new tokens per second.
-void sample_and_print(CausalLm& gpt, const GenerateFlags& f, TextTokenizer* tokenizer) {
+void sample_and_print(CausalLm& model, const GenerateFlags& f, TextTokenizer* tokenizer) {
   std::string out = f.prompt;
   if (f.stream) {
     std::fwrite(out.data(), 1, out.size(), stdout);
@@ -51,7 +46,7 @@ void sample_and_print(CausalLm& gpt, const GenerateFlags& f, TextTokenizer* toke
   const Clock::time_point start = Clock::now();
   double first_s = 0;
   const std::vector<int32_t> prompt = prompt_tokens(f.prompt, tokenizer);
-  const std::vector<int32_t> ids = generate_tokens(gpt, prompt, f.sample, [&](int32_t id) {
+  const std::vector<int32_t> ids = generate_tokens(model, prompt, f.sample, [&](int32_t id) {
     if (first_s == 0) first_s = std::chrono::duration<double>(Clock::now() - start).count();
     const std::string text = tokenizer ? tokenizer->token_bytes(id) : std::string(1, static_cast<char>(id & 0xff));
     if (f.stream) {
@@ -92,18 +87,17 @@ void run_generate(GenerateFlags& f) {
   if (!f.adapter.empty()) merge_lora(*model);
   CausalLm* lm = as_causal_lm(*model);
   check(lm, "frugal generate needs a language model (gpt, llama), " + f.model_dir + " holds a " + model->arch());
-  CausalLm& gpt = *lm;
   ModelFlags model_flags;
   model_flags.model_dir = f.model_dir;
   model_flags.tokenizer = f.tokenizer;
   TextTokenizer* tokenizer = model_tokenizer(model_flags);
-  const int64_t vocab = gpt.vocab_size();
+  const int64_t vocab = lm->vocab_size();
   check(tokenizer || vocab >= 256, "generate: byte-level text needs vocab_size >= 256 (or a --tokenizer)");
   if (tokenizer)
     check(tokenizer->vocab_size() <= vocab, "generate: the tokenizer has " + std::to_string(tokenizer->vocab_size()) +
                                                 " tokens, more than the model's vocab_size " + std::to_string(vocab));
   f.sample.kv_cache = !f.no_kv_cache;
-  sample_and_print(gpt, f, tokenizer);
+  sample_and_print(*lm, f, tokenizer);
 }
 }  // namespace
 

@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "core/threading.h"
 #include "io/safetensors.h"
-#include "models/gpt.h"
+#include "models/causal_lm.h"
 #include "train/accumulate.h"
 #include "train/batch.h"
 #include "train/data_parallel.h"

@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "core/units.h"
-#include "models/gpt.h"
+#include "models/causal_lm.h"
 #include "train/precision.h"
 
 namespace frugal::cli {

@@ -1,6 +1,7 @@
 // `frugal tokenize --tokenizer PATH INPUT... --out FILE [--format bin|json] [--split MODE]`: BPE ids
 // of text files (GPT-2's files or a tokenizer.json, text/tokenizer.h). Documents (fortune records,
-// paragraphs or whole files, --split) are separated by <|endoftext|> (the tokenizer's EOS). `bin` writes a token file (text/token_file.h), `json` an array of ids.
+// paragraphs or whole files, --split) are separated by <|endoftext|> (the tokenizer's EOS). `bin`
+// writes a token file (text/token_file.h), `json` an array of ids.
 #include <chrono>
 #include <cstdio>
 

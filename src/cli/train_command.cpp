@@ -15,7 +15,7 @@
 #include "core/units.h"
 #include "io/atomic_file.h"
 #include "io/fashion_mnist.h"
-#include "models/gpt.h"
+#include "models/causal_lm.h"
 #include "models/model_io.h"
 #include "report/memory_table.h"
 #include "report/plot.h"
@@ -311,17 +311,17 @@ void evaluate_and_sample(TrainRun& run, nlohmann::json& summary) {
     SampleOptions sample;
     sample.tokens = f.sample_tokens;
     sample.seed = f.options.seed;
-    CausalLm& gpt = *as_causal_lm(*run.model);
+    CausalLm& lm = *as_causal_lm(*run.model);
     std::string text;
     if (TextTokenizer* tokenizer = model_tokenizer(f.model)) {
-      // After the prompt prefix (Llama 3: BOS), else after the separator, as GPT-2 starts a document.
-      std::vector<int32_t> start = tokenizer->prompt_prefix();
-      if (start.empty()) start = {tokenizer->document_separator() >= 0 ? tokenizer->document_separator() : 0};
-      text = tokenizer->decode(generate_tokens(gpt, start, sample));
+      // From what an empty prompt is: Llama 3's BOS, GPT-2's <|endoftext|> (else token 0).
+      std::vector<int32_t> start = tokenizer->prompt_ids("");
+      if (start.empty()) start = {0};
+      text = tokenizer->decode(generate_tokens(lm, start, sample));
     } else {
-      text = generate_text(gpt, "\n", sample);
+      text = generate_text(lm, "\n", sample);
     }
-    const int64_t vocab = gpt.vocab_size();
+    const int64_t vocab = lm.vocab_size();
     std::printf("\nloss %.3f -> %.3f (a uniform guess over %lld tokens scores ln %lld = %.3f). A sample:\n%s\n",
                 run.records.front().loss, run.records.back().loss, static_cast<long long>(vocab),
                 static_cast<long long>(vocab), std::log(static_cast<double>(vocab)), text.c_str());

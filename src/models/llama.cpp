@@ -65,9 +65,7 @@ KvCache Llama::make_kv_cache(int64_t capacity) const {
 }
 
 Tensor Llama::forward_cached(const Tensor& tokens, KvCache& cache, const RunContext& rc) {
-  check_cached_input(tokens, cache, rc);
-  check(cache.length() + tokens.dim(1) <= config_.max_position_embeddings,
-        "generate: positions beyond max_position_embeddings " + std::to_string(config_.max_position_embeddings));
+  check_cached_input(tokens, cache, rc);  // (the cache holds at most max_position_embeddings positions)
   Tensor h;  // (1, T, D)
   {
     Saved discard;

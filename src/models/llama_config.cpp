@@ -19,6 +19,14 @@ bool bool_or(const nlohmann::json& j, const char* key, bool fallback) {
   return j[key].get<bool>();
 }
 
+// rope_scaling's type ("rope_type", or "type" in older files); "" when there is no rope_scaling.
+std::string rope_scaling_type(const nlohmann::json& j) {
+  if (!j.contains("rope_scaling") || j["rope_scaling"].is_null()) return "";
+  const auto& r = j["rope_scaling"];
+  check(r.is_object(), "config.json: rope_scaling must be an object or null");
+  return r.value("rope_type", r.value("type", std::string()));
+}
+
 // Keys whose non-default values change the architecture in ways frugal does not implement.
 void refuse_unsupported(const nlohmann::json& j) {
   const std::string act = j.value("hidden_act", std::string("silu"));
@@ -27,13 +35,9 @@ void refuse_unsupported(const nlohmann::json& j) {
   if (j.contains("head_dim") && !j["head_dim"].is_null())
     check(require_int(j, "head_dim") == require_int(j, "hidden_size") / require_int(j, "num_attention_heads"),
           "config.json: a head_dim other than hidden_size / num_attention_heads is not supported");
-  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
-    const auto& r = j["rope_scaling"];
-    check(r.is_object(), "config.json: rope_scaling must be an object or null");
-    const std::string type = r.value("rope_type", r.value("type", std::string()));
-    check(type == "llama3" || type == "default",
-          "config.json: rope_scaling type '" + type + "' is not supported (supported: llama3)");
-  }
+  const std::string rope = rope_scaling_type(j);
+  check(rope.empty() || rope == "llama3" || rope == "default",
+        "config.json: rope_scaling type '" + rope + "' is not supported (supported: llama3)");
 }
 }  // namespace
 
@@ -84,9 +88,7 @@ LlamaConfig LlamaConfig::from_json(const nlohmann::json& j) {
   c.mlp_bias = bool_or(j, "mlp_bias", false);
   check(c.model_type == "llama" || (!c.attention_bias && !c.mlp_bias),
         "config.json: attention_bias/mlp_bias are Llama keys; qwen2 has its q/k/v biases always");
-  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null() &&
-      j["rope_scaling"].value("rope_type", j["rope_scaling"].value("type", std::string())) == "llama3")
-    c.rope_scaling = j["rope_scaling"];
+  if (rope_scaling_type(j) == "llama3") c.rope_scaling = j["rope_scaling"];
   c.bos_token_id = j.value("bos_token_id", nlohmann::json());
   c.eos_token_id = j.value("eos_token_id", nlohmann::json());
   c.validate();

@@ -62,15 +62,11 @@ Tensor LlamaBlock::backward_projections(const std::vector<std::pair<Linear*, int
   Tensor sum;  // (B, T, D) fp32
   for (size_t i = 0; i < projections.size(); ++i) {
     auto [linear, child] = projections[i];
-    Tensor dh = backward_child(*linear, parts[i], saved.children[child], rc);
+    const Tensor dh = widen(backward_child(*linear, parts[i], saved.children[child], rc));  // fp32 (ours)
     saved.children[child].clear();
     parts[i] = Tensor();  // this projection's output gradient is no longer needed
-    if (i == 0) {
-      sum = is_half(dh.dtype()) ? widen(dh) : dh;
-    } else if (!measuring(dpacked)) {
-      const Tensor d32 = widen(dh);
-      add_inplace(sum.f32(), d32.f32(), sum.numel());
-    }
+    if (i == 0) sum = dh;
+    else if (!measuring(dpacked)) add_inplace(sum.f32(), dh.f32(), sum.numel());
   }
   round_activation_in_place(sum, rc);  // as one layer's input gradient would be
   return sum;

@@ -17,6 +17,13 @@ bool is_tokenizer_json(const std::string& path) {
 }
 }  // namespace
 
+std::vector<int32_t> TextTokenizer::prompt_ids(std::string_view prompt) {
+  std::vector<int32_t> ids = prompt_prefix();
+  encode_append(prompt, ids);
+  if (ids.empty() && document_separator() >= 0) ids.push_back(document_separator());
+  return ids;
+}
+
 std::unique_ptr<TextTokenizer> load_tokenizer(const std::string& path) {
   if (is_tokenizer_json(path) || HfTokenizer::present(path)) return std::make_unique<HfTokenizer>(HfTokenizer::load(path));
   check(fs::is_directory(path), "tokenizer " + path + " does not exist");

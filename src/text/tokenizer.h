@@ -27,6 +27,9 @@ class TextTokenizer {
   virtual int32_t document_separator() const = 0;
   // What a generation's prompt starts with (Llama 3: BOS, as add_special_tokens=True; GPT-2: nothing).
   virtual std::vector<int32_t> prompt_prefix() const { return {}; }
+  // A prompt's ids: the prefix, then its tokens; an empty result (an empty prompt without a prefix)
+  // becomes the separator alone, as GPT-2 starts a document. Empty only when there is no separator.
+  std::vector<int32_t> prompt_ids(std::string_view prompt);
 };
 
 // `path`'s tokenizer: a tokenizer.json file, or a directory holding tokenizer.json (preferred: the
