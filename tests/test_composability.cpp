@@ -1,7 +1,8 @@
 // Composability matrix (issues 15 and 20): every option that changes how a step is computed, against
 // every other, on a small GPT and a small Llama (3 blocks, a chain of 5 each):
 //
-//   architecture   gpt | llama (grouped-query attention, untied head)
+//   architecture   gpt | llama (Qwen3's variant, a superset of Llama's computation: grouped-query
+//                  attention with per-head q/k norms, heads wider than D / H; untied head)
 //   precision      fp32 | fp16 (static loss scale 1024) | bf16
 //   base           fp32 | half: the frozen adapted weights stored via --base-precision in the
 //                  precision's half type (bf16 under fp32 precision)
@@ -74,9 +75,12 @@ GptConfig matrix_gpt() {
 }
 
 // The Llama of the matrix: the GPT's width, depth, context and vocabulary; 4 query heads sharing 2
-// key/value heads, an untied head.
+// key/value heads, an untied head; as Qwen3, heads of 12 (the attention 48 wide) normalised before
+// the rotation, so the matrix covers every part of the family's block.
 LlamaConfig matrix_llama() {
   LlamaConfig c;
+  c.model_type = "qwen3";
+  c.explicit_head_dim = 12;
   c.num_hidden_layers = 3;
   c.hidden_size = 32;
   c.num_attention_heads = 4;

@@ -149,7 +149,7 @@ std::unique_ptr<Layer> attention_with_dropout(int64_t dim, int64_t heads, float 
 // Llama's attention core: 16 wide, 4 query heads of 4 sharing kv_heads key/value heads, rotary
 // frequencies 1 and 0.1 (theta 100: angles at 5 positions that matter).
 std::unique_ptr<Layer> grouped_attention(int64_t kv_heads, AttentionKernel kernel = AttentionKernel::Auto) {
-  auto layer = std::make_unique<GroupedQueryAttention>(16, 4, kv_heads, rope_inverse_frequencies(4, 100.0));
+  auto layer = std::make_unique<GroupedQueryAttention>(4, kv_heads, 4, rope_inverse_frequencies(4, 100.0));
   layer->attention().set_kernel(kernel);
   if (kernel == AttentionKernel::Flash) layer->attention().set_tile(2);
   return layer;
@@ -159,6 +159,18 @@ std::unique_ptr<Layer> grouped_attention(int64_t kv_heads, AttentionKernel kerne
 std::unique_ptr<Layer> llama_block(bool qwen2_biases, AttentionKernel kernel = AttentionKernel::Auto) {
   LlamaBlockShape shape{.dim = 8, .heads = 4, .kv_heads = 2, .intermediate = 12, .eps = 1e-5f,
                         .rope_frequencies = rope_inverse_frequencies(2, 10000.0), .qkv_bias = qwen2_biases};
+  auto block = std::make_unique<LlamaBlock>(0, shape);
+  block->attention().attention().set_kernel(kernel);
+  if (kernel == AttentionKernel::Flash) block->attention().attention().set_tile(2);
+  return randomized(std::move(block), 19, 0.4f);
+}
+
+// A Qwen3 decoder layer: 8 wide, heads of 4 (attention 16 wide), per-head q/k norms, biases on
+// all four projections.
+std::unique_ptr<Layer> qwen3_block(AttentionKernel kernel) {
+  LlamaBlockShape shape{.dim = 8, .heads = 4, .kv_heads = 2, .intermediate = 12, .head_dim = 4, .eps = 1e-5f,
+                        .rope_frequencies = rope_inverse_frequencies(4, 100.0), .qkv_bias = true, .o_bias = true,
+                        .qk_norm = true};
   auto block = std::make_unique<LlamaBlock>(0, shape);
   block->attention().attention().set_kernel(kernel);
   if (kernel == AttentionKernel::Flash) block->attention().attention().set_tile(2);
@@ -279,6 +291,12 @@ const std::vector<LayerRow>& layer_rows() {
        .input = {2, 4, 8}, .input_seed = 36, .max_coords = 24, .fd_tolerance = 2e-2, .composite = true},
       {.name = "LlamaBlockFlash", .layer_class = "LlamaBlock",
        .make = [] { return llama_block(false, AttentionKernel::Flash); }, .input = {2, 4, 8}, .input_seed = 35,
+       .max_coords = 24, .fd_tolerance = 2e-2, .composite = true},
+      {.name = "LlamaBlockQwen3", .layer_class = "LlamaBlock",
+       .make = [] { return qwen3_block(AttentionKernel::Auto); }, .input = {2, 4, 8}, .input_seed = 37,
+       .max_coords = 24, .fd_tolerance = 2e-2, .composite = true},
+      {.name = "LlamaBlockQwen3Flash", .layer_class = "LlamaBlock",
+       .make = [] { return qwen3_block(AttentionKernel::Flash); }, .input = {2, 4, 8}, .input_seed = 37,
        .max_coords = 24, .fd_tolerance = 2e-2, .composite = true},
       // The token table alone (Llama: positions enter through the rotary embedding).
       {.name = "EmbeddingTokensOnly", .layer_class = "Embedding",

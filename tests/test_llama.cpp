@@ -47,17 +47,28 @@ const char* kAllProjections = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,dow
 
 }  // namespace
 
+// Qwen3's shape in small: heads of 12 (the attention 48 wide in a 32-wide model), per-head q/k norms.
+LlamaConfig small_qwen3() {
+  LlamaConfig c = small_llama();
+  c.model_type = "qwen3";
+  c.explicit_head_dim = 12;
+  return c;
+}
+
 // A prompt of 5 tokens, then one token at a time against the cache: every step's logits equal the
-// last row of a full forward over everything so far (GQA with 2 and 1 key/value heads, and MHA).
+// last row of a full forward over everything so far (GQA with 2 and 1 key/value heads, MHA, and
+// Qwen3's normalised heads of their own width).
 TEST(Llama, KvCachedLogitsEqualTheFullForward) {
-  for (int64_t kv_heads : {2, 1, 4}) {
-    Llama model(small_llama(kv_heads));
+  for (const LlamaConfig& config : {small_llama(2), small_llama(1), small_llama(4), small_qwen3()}) {
+    const int64_t kv_heads = config.num_key_value_heads;
+    Llama model(config);
     model.init_weights(5);
     const std::vector<int32_t> ids = {3, 17, 42, 8, 8, 30, 1, 49, 12, 7};
     RunContext rc;
     rc.training = false;
     KvCache cache = model.make_kv_cache(static_cast<int64_t>(ids.size()));
     EXPECT_EQ(cache.keys(0).dim(0), kv_heads);  // the cache holds the shared heads only
+    EXPECT_EQ(cache.keys(0).dim(2), config.head_dim());
     for (size_t end = 5; end <= ids.size(); ++end) {
       const Tensor cached = model.forward_cached(token_ids(ids, cache.length(), end), cache, rc);  // (1, V)
       model.set_context(static_cast<int64_t>(end));
@@ -65,9 +76,32 @@ TEST(Llama, KvCachedLogitsEqualTheFullForward) {
       const float* last = full.f32() + (end - 1) * 50;
       double worst = 0;
       for (int64_t v = 0; v < 50; ++v) worst = std::max(worst, static_cast<double>(std::fabs(cached.f32()[v] - last[v])));
-      EXPECT_LT(worst, 2e-5) << "kv_heads " << kv_heads << ", position " << end - 1;
+      EXPECT_LT(worst, 2e-5) << config.model_type << ", kv_heads " << kv_heads << ", position " << end - 1;
     }
   }
+}
+
+// Qwen3's tensors by hand: q_proj (H hd, D), k/v_proj (Hkv hd, D), o_proj (D, H hd) and the two
+// per-head norms (hd) after o_proj, in Hugging Face's module order.
+TEST(Llama, Qwen3TensorShapesFollowHeadDim) {
+  const LlamaConfig c = small_qwen3();  // D 32, H 4, Hkv 2, hd 12, F 40, V 50, untied
+  Llama model(c);
+  std::vector<std::pair<std::string, Shape>> layer0;
+  int64_t total = 0;
+  for (Param* p : model.params()) {
+    total += p->value.numel();
+    if (p->name.starts_with("model.layers.0.")) layer0.emplace_back(p->name.substr(15), p->value.shape());
+  }
+  const std::vector<std::pair<std::string, Shape>> expected = {
+      {"input_layernorm.weight", Shape{32}},       {"self_attn.q_proj.weight", Shape{48, 32}},
+      {"self_attn.k_proj.weight", Shape{24, 32}},  {"self_attn.v_proj.weight", Shape{24, 32}},
+      {"self_attn.o_proj.weight", Shape{32, 48}},  {"self_attn.q_norm.weight", Shape{12}},
+      {"self_attn.k_norm.weight", Shape{12}},      {"post_attention_layernorm.weight", Shape{32}},
+      {"mlp.gate_proj.weight", Shape{40, 32}},     {"mlp.up_proj.weight", Shape{40, 32}},
+      {"mlp.down_proj.weight", Shape{32, 40}}};
+  EXPECT_EQ(layer0, expected);
+  const int64_t per_layer = 2 * 32 + 48 * 32 + 2 * 24 * 32 + 32 * 48 + 2 * 12 + 3 * 40 * 32;
+  EXPECT_EQ(total, 50 * 32 + 2 * per_layer + 32 + 50 * 32);  // embedding, layers, final norm, lm_head
 }
 
 TEST(Llama, ConfigRefusalsNameWhatIsSupported) {
@@ -98,13 +132,60 @@ TEST(Llama, ConfigRefusalsNameWhatIsSupported) {
   EXPECT_NE(message(yarn).find("supported: llama3"), std::string::npos) << message(yarn);
   nlohmann::json mistral = small_llama().to_json();
   mistral["model_type"] = "mistral";
-  EXPECT_NE(message(mistral).find("supported: gpt2, llama, qwen2"), std::string::npos) << message(mistral);
+  EXPECT_NE(message(mistral).find("supported: gpt2, llama, qwen2, qwen3"), std::string::npos) << message(mistral);
   nlohmann::json gelu = small_llama().to_json();
   gelu["hidden_act"] = "gelu";
   EXPECT_NE(message(gelu).find("hidden_act"), std::string::npos) << message(gelu);
   nlohmann::json qwen = small_llama().to_json();
   qwen["model_type"] = "qwen2";
   EXPECT_EQ(message(qwen), "(no error)");
+  nlohmann::json qwen3 = small_qwen3().to_json();
+  EXPECT_EQ(qwen3["head_dim"], 12);
+  EXPECT_EQ(qwen3["architectures"][0], "Qwen3ForCausalLM");
+  EXPECT_EQ(message(qwen3), "(no error)");
+  qwen3["mlp_bias"] = true;
+  EXPECT_NE(message(qwen3).find("mlp_bias is a llama key"), std::string::npos) << message(qwen3);
+  nlohmann::json odd_heads = small_qwen3().to_json();
+  odd_heads["head_dim"] = 7;
+  EXPECT_NE(message(odd_heads).find("head dimension 7 must be even"), std::string::npos) << message(odd_heads);
+  nlohmann::json uneven = small_llama().to_json();
+  uneven.erase("head_dim");
+  uneven["hidden_size"] = 30;
+  EXPECT_NE(message(uneven).find("not divisible by num_attention_heads 4 (and no head_dim is given)"), std::string::npos)
+      << message(uneven);
+  uneven["head_dim"] = 8;  // Hugging Face accepts any width with an explicit head_dim
+  EXPECT_EQ(message(uneven), "(no error)");
+}
+
+// Qwen3 from the command line (--head-dim, --qk-norm): trains with LoRA on bf16 with the fused
+// attention, plan = measured; the saved directory is a Hugging Face qwen3 one with the norms' tensors,
+// and generation gives the same text with and without the KV cache.
+TEST(LlamaCli, Qwen3ShapeTrainsSavesAndGenerates) {
+  const fs::path dir = scratch("qwen3_cli");
+  const std::string model = (dir / "model").string();
+  const std::string config = llama_flags(256) + "--head-dim 12 --qk-norm --steps 2 --threads 1 ";
+  const std::string tuned = config + "--precision bf16 --attention flash --checkpoint sqrt --lora-rank 4 --lora-targets " +
+                            kAllProjections;
+  const CliResult plan = run_frugal("plan " + tuned + " --json");
+  ASSERT_EQ(plan.status, 0) << plan.err;
+  const CliResult train = run_frugal("train " + tuned + " --summary " + (dir / "s.json").string());
+  ASSERT_EQ(train.status, 0) << train.err;
+  EXPECT_EQ(nlohmann::json::parse(plan.out)["predicted_memory"], nlohmann::json::parse(slurp(dir / "s.json"))["memory"]);
+
+  ASSERT_EQ(run_frugal("train " + config + "--save " + model).status, 0);
+  const auto saved = nlohmann::json::parse(slurp(fs::path(model) / "config.json"));
+  EXPECT_EQ(saved["model_type"], "qwen3");
+  EXPECT_EQ(saved["head_dim"], 12);
+  const SafetensorsFile file = SafetensorsFile::open(model + "/model.safetensors");
+  EXPECT_TRUE(file.contains("model.layers.1.self_attn.k_norm.weight"));
+  const std::string generate = "generate --model " + model + " --prompt abc --tokens 10 --temperature 0";
+  const CliResult cached = run_frugal(generate);
+  const CliResult uncached = run_frugal(generate + " --no-kv-cache");
+  ASSERT_EQ(cached.status, 0) << cached.err;
+  EXPECT_EQ(cached.out, uncached.out);
+  expect_one_line_error(run_frugal("train --arch gpt --head-dim 8 --data synthetic --steps 1"), "--arch llama only");
+  expect_one_line_error(run_frugal("train --model " + model + " --qk-norm --data synthetic --steps 1"),
+                        "brings its own architecture");
 }
 
 // A directory saved by frugal loads back identical; the same tensors split over two shards with an

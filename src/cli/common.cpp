@@ -36,6 +36,9 @@ void add_model_flags(CLI::App& app, ModelFlags& f) {
       ->check(CLI::Range(1, 1024));
   app.add_option("--mlp-dim", f.mlp_dim, "llama: the SwiGLU MLP's intermediate size (default 8/3 dim, a multiple of 8)")
       ->check(CLI::Range(1, 1 << 18));
+  app.add_option("--head-dim", f.head_dim, "llama: width of each attention head (default dim / heads; Qwen3 sets its own)")
+      ->check(CLI::Range(2, 4096));
+  app.add_flag("--qk-norm", f.qk_norm, "llama: RMSNorm on each query and key head before the rotation (a Qwen3 model)");
   app.add_option("--ctx", f.ctx, "context length (gpt, llama)")->check(CLI::Range(1, 1 << 20));
   app.add_option("--vocab", f.vocab, "vocabulary size (gpt, llama; byte-level text needs 256)")->check(CLI::Range(2, 1 << 24));
   app.add_flag("--batchnorm", f.batchnorm, "BatchNorm between the MLP's layers (same as --norm batch)");
@@ -299,6 +302,8 @@ std::unique_ptr<Model> fresh_llama(const ModelFlags& f) {
   c.num_attention_heads = or_default(f.heads, 4);
   c.num_key_value_heads = or_default(f.kv_heads, std::max<int64_t>(1, c.num_attention_heads / 2));
   c.intermediate_size = or_default(f.mlp_dim, (c.hidden_size * 8 / 3 + 7) / 8 * 8);
+  c.explicit_head_dim = f.head_dim;
+  if (f.qk_norm) c.model_type = "qwen3";
   c.max_position_embeddings = or_default(f.ctx, 64);
   c.tie_word_embeddings = true;
   c.rms_norm_eps = 1e-5;
@@ -312,8 +317,11 @@ std::unique_ptr<Model> fresh_llama(const ModelFlags& f) {
 std::unique_ptr<Model> construct_architecture(const ModelFlags& f, const std::string& data) {
   std::unique_ptr<Model> model;
   if (!f.model_dir.empty()) {
-    check(f.layers == 0 && f.dim == 0 && f.heads == 0 && f.kv_heads == 0 && f.mlp_dim == 0 && f.vocab == 0 && f.norm.empty() && !f.batchnorm,
-          "--model " + f.model_dir + " brings its own architecture: drop --layers/--dim/--heads/--vocab/--norm/--batchnorm");
+    check(f.layers == 0 && f.dim == 0 && f.heads == 0 && f.kv_heads == 0 && f.mlp_dim == 0 && f.head_dim == 0 &&
+              !f.qk_norm && f.vocab == 0 && f.norm.empty() && !f.batchnorm,
+          "--model " + f.model_dir +
+              " brings its own architecture: drop --layers/--dim/--heads/--kv-heads/--mlp-dim/--head-dim/--qk-norm/"
+              "--vocab/--norm/--batchnorm");
     model = model_from_config(read_model_config(f.model_dir));
     if (f.ctx > 0) {
       check(as_causal_lm(*model), "--ctx applies to language models (gpt, llama) only");
@@ -325,7 +333,8 @@ std::unique_ptr<Model> construct_architecture(const ModelFlags& f, const std::st
   const bool images = data == "fashion-mnist";
   const bool language_model = f.arch == "gpt" || f.arch == "llama";
   check(language_model || f.tokenizer.empty(), "--tokenizer applies to language models (gpt, llama), not " + f.arch);
-  check(f.arch == "llama" || (f.kv_heads == 0 && f.mlp_dim == 0), "--kv-heads/--mlp-dim apply to --arch llama only");
+  check(f.arch == "llama" || (f.kv_heads == 0 && f.mlp_dim == 0 && f.head_dim == 0 && !f.qk_norm),
+        "--kv-heads/--mlp-dim/--head-dim/--qk-norm apply to --arch llama only");
   if (f.arch == "llama") {
     model = fresh_llama(f);
   } else if (f.arch == "gpt") {

@@ -22,9 +22,10 @@ Llama::Llama(const LlamaConfig& config, int64_t context) : config_(config) {
   embedding_ = embedding.get();
   blocks_.push_back(std::move(embedding));
   LlamaBlockShape shape{.dim = D, .heads = config_.num_attention_heads, .kv_heads = config_.num_key_value_heads,
-                        .intermediate = config_.intermediate_size, .eps = static_cast<float>(config_.rms_norm_eps),
-                        .rope_frequencies = config_.rope_frequencies(), .qkv_bias = config_.qkv_bias(),
-                        .o_bias = config_.o_bias(), .mlp_bias = config_.mlp_bias};
+                        .intermediate = config_.intermediate_size, .head_dim = config_.head_dim(),
+                        .eps = static_cast<float>(config_.rms_norm_eps), .rope_frequencies = config_.rope_frequencies(),
+                        .qkv_bias = config_.qkv_bias(), .o_bias = config_.o_bias(), .mlp_bias = config_.mlp_bias,
+                        .qk_norm = config_.qk_norm()};
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i)
     blocks_.push_back(std::make_unique<LlamaBlock>(static_cast<int>(i), shape));
   blocks_.push_back(std::make_unique<RmsNorm>("model.norm", D, shape.eps));

@@ -32,23 +32,27 @@ void refuse_unsupported(const nlohmann::json& j) {
   const std::string act = j.value("hidden_act", std::string("silu"));
   check(act == "silu", "config.json: hidden_act '" + act + "' is not supported (Llama's SwiGLU uses silu)");
   check(!bool_or(j, "use_sliding_window", false), "config.json: use_sliding_window is not supported");
-  if (j.contains("head_dim") && !j["head_dim"].is_null())
-    check(require_int(j, "head_dim") == require_int(j, "hidden_size") / require_int(j, "num_attention_heads"),
-          "config.json: a head_dim other than hidden_size / num_attention_heads is not supported");
   const std::string rope = rope_scaling_type(j);
   check(rope.empty() || rope == "llama3" || rope == "default",
         "config.json: rope_scaling type '" + rope + "' is not supported (supported: llama3)");
+}
+
+std::string architecture_of(const std::string& model_type) {
+  if (model_type == "qwen2") return "Qwen2ForCausalLM";
+  if (model_type == "qwen3") return "Qwen3ForCausalLM";
+  return "LlamaForCausalLM";
 }
 }  // namespace
 
 nlohmann::json LlamaConfig::to_json() const {
   nlohmann::json j = {{"model_type", model_type},
-                      {"architectures", {model_type == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM"}},
+                      {"architectures", {architecture_of(model_type)}},
                       {"hidden_size", hidden_size},
                       {"intermediate_size", intermediate_size},
                       {"num_hidden_layers", num_hidden_layers},
                       {"num_attention_heads", num_attention_heads},
                       {"num_key_value_heads", num_key_value_heads},
+                      {"head_dim", head_dim()},
                       {"vocab_size", vocab_size},
                       {"max_position_embeddings", max_position_embeddings},
                       {"rms_norm_eps", rms_norm_eps},
@@ -58,10 +62,8 @@ nlohmann::json LlamaConfig::to_json() const {
                       {"hidden_act", "silu"},
                       {"bos_token_id", bos_token_id},
                       {"eos_token_id", eos_token_id}};
-  if (model_type == "llama") {
-    j["attention_bias"] = attention_bias;
-    j["mlp_bias"] = mlp_bias;
-  }
+  if (model_type != "qwen2") j["attention_bias"] = attention_bias;
+  if (model_type == "llama") j["mlp_bias"] = mlp_bias;
   return j;
 }
 
@@ -69,8 +71,8 @@ LlamaConfig LlamaConfig::from_json(const nlohmann::json& j) {
   check(j.is_object(), "config.json: expected a JSON object");
   LlamaConfig c;
   c.model_type = j.value("model_type", std::string());
-  check(c.model_type == "llama" || c.model_type == "qwen2",
-        "config.json: model_type '" + c.model_type + "' is not a Llama-family model (supported: llama, qwen2)");
+  check(c.model_type == "llama" || c.model_type == "qwen2" || c.model_type == "qwen3",
+        "config.json: model_type '" + c.model_type + "' is not a Llama-family model (supported: llama, qwen2, qwen3)");
   refuse_unsupported(j);
   c.hidden_size = require_int(j, "hidden_size");
   c.intermediate_size = require_int(j, "intermediate_size");
@@ -79,6 +81,7 @@ LlamaConfig LlamaConfig::from_json(const nlohmann::json& j) {
   c.num_key_value_heads = j.contains("num_key_value_heads") && !j["num_key_value_heads"].is_null()
                               ? require_int(j, "num_key_value_heads")
                               : c.num_attention_heads;  // absent: multi-head attention
+  if (j.contains("head_dim") && !j["head_dim"].is_null()) c.explicit_head_dim = require_int(j, "head_dim");
   c.vocab_size = require_int(j, "vocab_size");
   c.max_position_embeddings = require_int(j, "max_position_embeddings");
   c.rms_norm_eps = number_or(j, "rms_norm_eps", 1e-6);
@@ -86,8 +89,9 @@ LlamaConfig LlamaConfig::from_json(const nlohmann::json& j) {
   c.tie_word_embeddings = bool_or(j, "tie_word_embeddings", false);
   c.attention_bias = bool_or(j, "attention_bias", false);
   c.mlp_bias = bool_or(j, "mlp_bias", false);
-  check(c.model_type == "llama" || (!c.attention_bias && !c.mlp_bias),
-        "config.json: attention_bias/mlp_bias are Llama keys; qwen2 has its q/k/v biases always");
+  check(c.model_type != "qwen2" || (!c.attention_bias && !c.mlp_bias),
+        "config.json: attention_bias/mlp_bias are not qwen2 keys (qwen2 has its q/k/v biases always)");
+  check(c.model_type == "llama" || !c.mlp_bias, "config.json: mlp_bias is a llama key, not " + c.model_type + "'s");
   if (rope_scaling_type(j) == "llama3") c.rope_scaling = j["rope_scaling"];
   c.bos_token_id = j.value("bos_token_id", nlohmann::json());
   c.eos_token_id = j.value("eos_token_id", nlohmann::json());
@@ -107,14 +111,16 @@ void LlamaConfig::validate() const {
   positive(num_key_value_heads, "num_key_value_heads", 1024);
   positive(vocab_size, "vocab_size", 1 << 24);
   positive(max_position_embeddings, "max_position_embeddings", 1 << 22);
-  check(hidden_size % num_attention_heads == 0, "Llama config: hidden_size " + std::to_string(hidden_size) +
-                                                    " is not divisible by num_attention_heads " +
-                                                    std::to_string(num_attention_heads));
+  check(explicit_head_dim > 0 || hidden_size % num_attention_heads == 0,
+        "Llama config: hidden_size " + std::to_string(hidden_size) + " is not divisible by num_attention_heads " +
+            std::to_string(num_attention_heads) + " (and no head_dim is given)");
+  check(explicit_head_dim >= 0 && explicit_head_dim <= (1 << 12),
+        "Llama config: head_dim = " + std::to_string(explicit_head_dim) + " is out of range (1..4096)");
   check(num_attention_heads % num_key_value_heads == 0,
         "Llama config: num_attention_heads " + std::to_string(num_attention_heads) +
             " is not divisible by num_key_value_heads " + std::to_string(num_key_value_heads) +
             " (grouped-query attention shares each key/value head among a whole number of query heads)");
-  check(head_dim() % 2 == 0, "Llama config: the head dimension " + std::to_string(head_dim()) +
+  check(head_dim() > 0 && head_dim() % 2 == 0, "Llama config: the head dimension " + std::to_string(head_dim()) +
                                  " must be even (rotary embeddings rotate pairs)");
   check(rms_norm_eps > 0, "Llama config: rms_norm_eps must be positive");
   check(rope_theta > 1, "Llama config: rope_theta must be above 1");

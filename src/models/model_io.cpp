@@ -25,8 +25,8 @@ std::unique_ptr<Model> model_from_config(const nlohmann::json& config) {
   try {
     if (!config.contains("frugal_arch")) {
       const std::string type = config.value("model_type", std::string("gpt2"));
-      if (type == "llama" || type == "qwen2") return std::make_unique<Llama>(LlamaConfig::from_json(config));
-      check(type == "gpt2", "config.json: model_type '" + type + "' is not supported (supported: gpt2, llama, qwen2)");
+      if (type == "llama" || type == "qwen2" || type == "qwen3") return std::make_unique<Llama>(LlamaConfig::from_json(config));
+      check(type == "gpt2", "config.json: model_type '" + type + "' is not supported (supported: gpt2, llama, qwen2, qwen3)");
       return std::make_unique<Gpt>(GptConfig::from_json(config));
     }
     check(config["frugal_arch"].is_string(), "config.json: 'frugal_arch' must be a string");

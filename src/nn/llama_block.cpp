@@ -12,12 +12,15 @@ std::string prefix(int index, const char* name) { return "model.layers." + std::
 }  // namespace
 
 LlamaBlock::LlamaBlock(int index, const LlamaBlockShape& s)
-    : input_norm_(prefix(index, "input_layernorm"), s.dim, s.eps),
-      q_proj_(prefix(index, "self_attn.q_proj"), s.dim, s.dim, WeightLayout::OutIn, s.qkv_bias),
-      k_proj_(prefix(index, "self_attn.k_proj"), s.dim, s.kv_heads * (s.dim / s.heads), WeightLayout::OutIn, s.qkv_bias),
-      v_proj_(prefix(index, "self_attn.v_proj"), s.dim, s.kv_heads * (s.dim / s.heads), WeightLayout::OutIn, s.qkv_bias),
-      attn_(s.dim, s.heads, s.kv_heads, s.rope_frequencies),
-      o_proj_(prefix(index, "self_attn.o_proj"), s.dim, s.dim, WeightLayout::OutIn, s.o_bias),
+    : head_dim_(s.head_width()),
+      input_norm_(prefix(index, "input_layernorm"), s.dim, s.eps),
+      q_proj_(prefix(index, "self_attn.q_proj"), s.dim, s.heads * head_dim_, WeightLayout::OutIn, s.qkv_bias),
+      k_proj_(prefix(index, "self_attn.k_proj"), s.dim, s.kv_heads * head_dim_, WeightLayout::OutIn, s.qkv_bias),
+      v_proj_(prefix(index, "self_attn.v_proj"), s.dim, s.kv_heads * head_dim_, WeightLayout::OutIn, s.qkv_bias),
+      q_norm_(s.qk_norm ? std::make_unique<RmsNorm>(prefix(index, "self_attn.q_norm"), head_dim_, s.eps) : nullptr),
+      k_norm_(s.qk_norm ? std::make_unique<RmsNorm>(prefix(index, "self_attn.k_norm"), head_dim_, s.eps) : nullptr),
+      attn_(s.heads, s.kv_heads, head_dim_, s.rope_frequencies),
+      o_proj_(prefix(index, "self_attn.o_proj"), s.heads * head_dim_, s.dim, WeightLayout::OutIn, s.o_bias),
       post_attention_norm_(prefix(index, "post_attention_layernorm"), s.dim, s.eps),
       gate_proj_(prefix(index, "mlp.gate_proj"), s.dim, s.intermediate, WeightLayout::OutIn, s.mlp_bias),
       up_proj_(prefix(index, "mlp.up_proj"), s.dim, s.intermediate, WeightLayout::OutIn, s.mlp_bias),
@@ -33,16 +36,31 @@ Tensor LlamaBlock::forward_cached(const Tensor& x, KvCache& cache, int64_t layer
                      [&](const Tensor& packed, Saved&) { return attn_.forward_cached(packed, cache, layer); });
 }
 
+std::vector<LlamaBlock::Projection> LlamaBlock::attention_projections() {
+  return {{&q_proj_, kQ, q_norm_.get(), kQNorm}, {&k_proj_, kK, k_norm_.get(), kKNorm}, {&v_proj_, kV}};
+}
+
+Tensor LlamaBlock::forward_projection(const Projection& p, const Tensor& h, Saved& saved, const RunContext& rc) {
+  Tensor y = forward_child(*p.linear, h, saved.children[p.child], rc);  // (B, T, heads hd)
+  if (!p.head_norm) return y;
+  const Shape shape = y.shape();
+  // Each head's hd values normalised on their own: (B, T, heads, hd) rows.
+  y = forward_child(*p.head_norm, y.view({shape[0], shape[1], shape[2] / head_dim_, head_dim_}),
+                    saved.children[p.norm_child], rc);
+  return y.view(shape);
+}
+
 Tensor LlamaBlock::run_forward(const Tensor& x, Saved& saved, const RunContext& rc, const Attend& attend) {
   saved.children.resize(kNumChildren);
   auto& s = saved.children;
   Tensor x2;  // (B, T, D)
   {
     const Tensor h = forward_child(input_norm_, x, s[kNorm1], rc);  // (B, T, D)
-    Tensor a = concat_last({forward_child(q_proj_, h, s[kQ], rc), forward_child(k_proj_, h, s[kK], rc),
-                            forward_child(v_proj_, h, s[kV], rc)},
-                           MemCategory::Activations);  // (B, T, D + 2 Dkv)
-    a = attend(a, s[kAttn]);                            // (B, T, D)
+    std::vector<Tensor> projected;
+    for (const Projection& p : attention_projections()) projected.push_back(forward_projection(p, h, saved, rc));
+    Tensor a = concat_last(projected, MemCategory::Activations);  // (B, T, A + 2 Dkv)
+    projected.clear();
+    a = attend(a, s[kAttn]);  // (B, T, A)
     a = forward_child(o_proj_, a, s[kO], rc);
     x2 = residual_add(x, a, rc);
   }
@@ -54,16 +72,23 @@ Tensor LlamaBlock::run_forward(const Tensor& x, Saved& saved, const RunContext& 
   return residual_add(x2, m, rc);
 }
 
-Tensor LlamaBlock::backward_projections(const std::vector<std::pair<Linear*, int>>& projections, const Tensor& dpacked,
+Tensor LlamaBlock::backward_projections(const std::vector<Projection>& projections, const Tensor& dpacked,
                                         Saved& saved, const RunContext& rc) {
   std::vector<int64_t> widths;
-  for (const auto& [linear, child] : projections) widths.push_back(linear->out_features());
+  for (const Projection& p : projections) widths.push_back(p.linear->out_features());
   std::vector<Tensor> parts = split_last(dpacked, widths, MemCategory::Workspace);
   Tensor sum;  // (B, T, D) fp32
   for (size_t i = 0; i < projections.size(); ++i) {
-    auto [linear, child] = projections[i];
-    const Tensor dh = widen(backward_child(*linear, parts[i], saved.children[child], rc));  // fp32 (ours)
-    saved.children[child].clear();
+    const Projection& p = projections[i];
+    if (p.head_norm) {  // through the per-head norm first: (B, T, heads, hd) rows
+      const Shape shape = parts[i].shape();
+      parts[i] = backward_child(*p.head_norm, parts[i].view({shape[0], shape[1], shape[2] / head_dim_, head_dim_}),
+                                saved.children[p.norm_child], rc)
+                     .view(shape);
+      saved.children[p.norm_child].clear();
+    }
+    const Tensor dh = widen(backward_child(*p.linear, parts[i], saved.children[p.child], rc));  // fp32 (ours)
+    saved.children[p.child].clear();
     parts[i] = Tensor();  // this projection's output gradient is no longer needed
     if (i == 0) sum = dh;
     else if (!measuring(dpacked)) add_inplace(sum.f32(), dh.f32(), sum.numel());
@@ -91,9 +116,9 @@ Tensor LlamaBlock::backward(const Tensor& dy, Saved& saved, const RunContext& rc
     if (!measuring(dy)) add_inplace(dx2.f32(), dy32.f32(), dy.numel());
   }
   round_activation_in_place(dx2, rc);
-  Tensor g = step(o_proj_, kO, dx2);  // (B, T, D)
-  g = step(attn_, kAttn, g);           // (B, T, D + 2 Dkv)
-  g = backward_projections({{&q_proj_, kQ}, {&k_proj_, kK}, {&v_proj_, kV}}, g, saved, rc);  // (B, T, D)
+  Tensor g = step(o_proj_, kO, dx2);  // (B, T, A)
+  g = step(attn_, kAttn, g);           // (B, T, A + 2 Dkv)
+  g = backward_projections(attention_projections(), g, saved, rc);  // (B, T, D)
   Tensor dx = step(input_norm_, kNorm1, g);
   if (!measuring(dy)) add_inplace(dx.f32(), dx2.f32(), dx.numel());
   return dx;
@@ -102,6 +127,10 @@ Tensor LlamaBlock::backward(const Tensor& dy, Saved& saved, const RunContext& rc
 void LlamaBlock::collect_params(std::vector<Param*>& out) {
   input_norm_.collect_params(out);
   for (Linear* linear : {&q_proj_, &k_proj_, &v_proj_, &o_proj_}) linear->collect_params(out);
+  if (q_norm_) {  // Hugging Face's module order: after o_proj
+    q_norm_->collect_params(out);
+    k_norm_->collect_params(out);
+  }
   post_attention_norm_.collect_params(out);
   for (Linear* linear : {&gate_proj_, &up_proj_, &down_proj_}) linear->collect_params(out);
 }

@@ -1,13 +1,14 @@
-"""Float64 PyTorch reference of the Llama family (Hugging Face `llama` and `qwen2`), written op by op
-from the published definitions (Touvron et al. 2023 / Llama 3; transformers' modeling_llama and
-modeling_qwen2), without transformers.
+"""Float64 PyTorch reference of the Llama family (Hugging Face `llama`, `qwen2` and `qwen3`), written op
+by op from the published definitions (Touvron et al. 2023 / Llama 3; transformers' modeling_llama,
+modeling_qwen2 and modeling_qwen3), without transformers.
 
 Tensor names and layouts are Hugging Face's: nn.Linear weights are [out, in] and y = x @ W^T + b.
 
     x   = embed_tokens[inputs]
     per layer i:
         a = RMSNorm(x; input_layernorm)
-        q, k, v = q_proj(a), k_proj(a), v_proj(a)        heads H (q), Hkv (k, v), head_dim d = D / H
+        q, k, v = q_proj(a), k_proj(a), v_proj(a)        heads H (q), Hkv (k, v), d = head_dim (D / H if absent)
+        qwen3: q, k = RMSNorm(q; q_norm), RMSNorm(k; k_norm)  per head, over its d values
         q, k = rope(q), rope(k)                           rotate_half layout: pairs (j, j + d/2)
         query head h attends with key/value head h // (H / Hkv), causal, scores / sqrt(d)
         x = x + o_proj(attention)
@@ -16,8 +17,8 @@ Tensor names and layouts are Hugging Face's: nn.Linear weights are [out, in] and
     RMSNorm(x; w) = x / sqrt(mean(x^2) + eps) * w
     loss = mean cross-entropy over targets != -100
 
-Biases: llama with attention_bias on q, k, v and o; llama with mlp_bias on gate, up and down; qwen2
-always on q, k, v (never o). Rotary frequencies inv_freq_j = theta^(-2j/d), j < d/2, optionally
+Biases: llama and qwen3 with attention_bias on q, k, v and o; llama with mlp_bias on gate, up and
+down; qwen2 always on q, k, v (never o). Rotary frequencies inv_freq_j = theta^(-2j/d), j < d/2, optionally
 rescaled by rope_scaling {"rope_type": "llama3", ...} (Llama 3.1); the angle of position p is p * inv_freq_j
 (everything here in float64; HF computes the angles in float32).
 
@@ -52,8 +53,8 @@ def read_config(model_dir):
 
 def parse_config(raw):
     model_type = raw.get("model_type")
-    if model_type not in ("llama", "qwen2"):
-        raise ValueError(f"model_type {model_type!r} is not llama or qwen2")
+    if model_type not in ("llama", "qwen2", "qwen3"):
+        raise ValueError(f"model_type {model_type!r} is not llama, qwen2 or qwen3")
     if raw.get("hidden_act", "silu") != "silu":
         raise ValueError("the reference implements hidden_act silu only")
     c = {
@@ -71,15 +72,20 @@ def parse_config(raw):
     }
     kv = raw.get("num_key_value_heads")
     c["num_key_value_heads"] = int(kv) if kv is not None else c["num_attention_heads"]
+    hd = raw.get("head_dim")
+    c["head_dim"] = int(hd) if hd is not None else c["hidden_size"] // c["num_attention_heads"]
+    c["qk_norm"] = model_type == "qwen3"
     attention_bias = bool(raw.get("attention_bias", False))
     mlp_bias = bool(raw.get("mlp_bias", False))
     if model_type == "qwen2":
         c["qkv_bias"], c["o_bias"], c["mlp_bias"] = True, False, False
+    elif model_type == "qwen3":
+        c["qkv_bias"], c["o_bias"], c["mlp_bias"] = attention_bias, attention_bias, False
     else:
         c["qkv_bias"], c["o_bias"], c["mlp_bias"] = attention_bias, attention_bias, mlp_bias
-    D, H, Hkv = c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"]
-    if D % H != 0 or H % Hkv != 0 or (D // H) % 2 != 0:
-        raise ValueError(f"hidden_size {D}, heads {H}, kv heads {Hkv}: not a valid Llama shape")
+    H, Hkv, hd = c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"]
+    if H % Hkv != 0 or hd % 2 != 0:
+        raise ValueError(f"heads {H}, kv heads {Hkv}, head_dim {hd}: not a valid Llama shape")
     rs = c["rope_scaling"]
     if rs is not None and rs.get("rope_type", rs.get("type")) not in ("llama3", "default"):
         raise ValueError(f"rope_scaling {rs!r} is not supported by the reference")
@@ -87,7 +93,7 @@ def parse_config(raw):
 
 
 def head_dim(config):
-    return config["hidden_size"] // config["num_attention_heads"]
+    return config["head_dim"]
 
 
 def param_shapes(config):
@@ -106,6 +112,9 @@ def param_shapes(config):
         shapes[p + "self_attn.o_proj.weight"] = (D, Dq)
         if config["o_bias"]:
             shapes[p + "self_attn.o_proj.bias"] = (D,)
+        if config["qk_norm"]:
+            shapes[p + "self_attn.q_norm.weight"] = (hd,)
+            shapes[p + "self_attn.k_norm.weight"] = (hd,)
         shapes[p + "post_attention_layernorm.weight"] = (D,)
         for proj, (out_dim, in_dim) in (("gate_proj", (F, D)), ("up_proj", (F, D)), ("down_proj", (D, F))):
             shapes[p + f"mlp.{proj}.weight"] = (out_dim, in_dim)
@@ -240,6 +249,10 @@ def self_attention(x, params, prefix, config, inv_freq, linear):
     q = linear(x, params, prefix + "self_attn.q_proj").reshape(B, T, H, hd).transpose(1, 2)     # (B, H, T, d)
     k = linear(x, params, prefix + "self_attn.k_proj").reshape(B, T, Hkv, hd).transpose(1, 2)   # (B, Hkv, T, d)
     v = linear(x, params, prefix + "self_attn.v_proj").reshape(B, T, Hkv, hd).transpose(1, 2)
+    if config["qk_norm"]:
+        eps = config["rms_norm_eps"]
+        q = rms_norm(q, params[prefix + "self_attn.q_norm.weight"], eps)
+        k = rms_norm(k, params[prefix + "self_attn.k_norm.weight"], eps)
     q, k = rope(q, inv_freq), rope(k, inv_freq)
     group = torch.arange(H) // (H // Hkv)             # the key/value head of each query head
     k, v = k[:, group], v[:, group]                   # (B, H, T, d)

@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 """Llama-family parity: frugal's loss and every gradient against a float64 PyTorch reference
-(llama_reference.py) on small random Hugging Face `llama` / `qwen2` model directories.
+(llama_reference.py) on small random Hugging Face `llama` / `qwen2` / `qwen3` model directories.
 
     /usr/bin/python3 tests/parity/test_llama_parity.py --frugal build/frugal
     /usr/bin/python3 tests/parity/test_llama_parity.py --self-check      # checks the reference itself
 
-Every model: 2 layers, hidden 32, 4 heads (head_dim 8), intermediate 48, vocab 67, max_position_embeddings
+Every model: 2 layers, hidden 32, 4 heads (head_dim 8 unless a case sets it), intermediate 48, vocab 67, max_position_embeddings
 32; weights N(0, 0.2), biases N(0, 0.2), RMSNorm gains 1 + N(0, 0.2); a batch of 2-3 rows of 10-16
 tokens with about a quarter of the targets -100. Cases:
 
@@ -19,6 +19,9 @@ tokens with about a quarter of the targets -100. Cases:
   mha         llama, num_key_value_heads == num_attention_heads, rms_norm_eps 0.05 (large enough that
               the loss depends on where eps is)
   mlp-bias    llama, mlp_bias (gate, up, down biases)
+  head-dim    llama, head_dim 16 (the attention 64 wide in a 32-wide model: q_proj (64, 32), o_proj (32, 64))
+  qwen3       qwen3: q_norm / k_norm on each head before the rotation, head_dim 12, tied, rope_theta 1e6
+  qwen3-bias  qwen3 with attention_bias (q, k, v and o), head_dim 8, untied, 1 key/value head
   sharded     the untied weights split over model-0000{1,2}-of-00002.safetensors with
               model.safetensors.index.json; the untied case's loss and gradients
 
@@ -69,7 +72,8 @@ class Case(NamedTuple):
 def config_of(**over):
     c = dict(BASE)
     c.update(over)
-    c["architectures"] = ["Qwen2ForCausalLM" if c["model_type"] == "qwen2" else "LlamaForCausalLM"]
+    c["architectures"] = [{"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}.get(c["model_type"],
+                                                                                     "LlamaForCausalLM")]
     return c
 
 
@@ -81,6 +85,11 @@ CASES = [
     Case("bias+rope3", config_of(attention_bias=True, rope_theta=500000.0, rope_scaling=LLAMA3_SCALING), (2, 16)),
     Case("mha", config_of(num_key_value_heads=4, rms_norm_eps=0.05), (3, 12)),
     Case("mlp-bias", config_of(mlp_bias=True), (2, 14)),
+    Case("head-dim", config_of(head_dim=16), (2, 12)),
+    Case("qwen3", config_of(model_type="qwen3", head_dim=12, tie_word_embeddings=True, rope_theta=1000000.0,
+                            rms_norm_eps=1e-6), (3, 12)),
+    Case("qwen3-bias", config_of(model_type="qwen3", head_dim=8, num_key_value_heads=1, attention_bias=True),
+         (2, 14)),
     Case("sharded", config_of(), (3, 16), layout="sharded", same_as="untied"),
 ]
 
@@ -264,8 +273,8 @@ def builtin_loss(params, config, inputs, targets):
     inputs = torch.as_tensor(inputs, dtype=torch.long)
     targets = torch.as_tensor(targets, dtype=torch.long)
     B, T = inputs.shape
-    D, H, Hkv = config["hidden_size"], config["num_attention_heads"], config["num_key_value_heads"]
-    hd, eps = D // H, config["rms_norm_eps"]
+    H, Hkv = config["num_attention_heads"], config["num_key_value_heads"]
+    hd, eps = config["head_dim"], config["rms_norm_eps"]
     inv_freq = builtin_frequencies(config)
 
     def norm(x, w):
@@ -282,10 +291,12 @@ def builtin_loss(params, config, inputs, targets):
         q = lin(a, p + "self_attn.q_proj").view(B, T, H, hd).permute(0, 2, 1, 3)
         k = lin(a, p + "self_attn.k_proj").view(B, T, Hkv, hd).permute(0, 2, 1, 3)
         v = lin(a, p + "self_attn.v_proj").view(B, T, Hkv, hd).permute(0, 2, 1, 3)
+        if config["qk_norm"]:
+            q, k = norm(q, params[p + "self_attn.q_norm.weight"]), norm(k, params[p + "self_attn.k_norm.weight"])
         q, k = builtin_rope(q, inv_freq), builtin_rope(k, inv_freq)
         k, v = k.repeat_interleave(H // Hkv, dim=1), v.repeat_interleave(H // Hkv, dim=1)
         att = F.softmax(torch.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(hd) + mask, dim=-1)
-        y = torch.einsum("bhqk,bhkd->bhqd", att, v).permute(0, 2, 1, 3).reshape(B, T, D)
+        y = torch.einsum("bhqk,bhkd->bhqd", att, v).permute(0, 2, 1, 3).reshape(B, T, H * hd)
         x = x + lin(y, p + "self_attn.o_proj")
         m = norm(x, params[p + "post_attention_layernorm.weight"])
         x = x + lin(F.silu(lin(m, p + "mlp.gate_proj")) * lin(m, p + "mlp.up_proj"), p + "mlp.down_proj")
