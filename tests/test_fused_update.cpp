@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "fixtures.h"
+#include "kernels/convert.h"
 #include "models/gpt.h"
 #include "models/lora_setup.h"
 #include "train/planner.h"
@@ -45,7 +46,10 @@ std::vector<std::vector<float>> train(const TrainOptions& options, bool lora = f
   for (int64_t s = 0; s < options.steps; ++s) trainer.step(s);
   trainer.finish();
   std::vector<std::vector<float>> out;
-  for (Param* p : model.params()) out.emplace_back(p->value.f32(), p->value.f32() + p->value.numel());
+  for (Param* p : model.params()) {
+    const Tensor value = widen(p->value);  // (a frozen LoRA base stays bf16 after finish())
+    out.emplace_back(value.f32(), value.f32() + value.numel());
+  }
   return out;
 }
 }  // namespace

@@ -278,6 +278,36 @@ TEST(MixedPrecision, OverflowingStepsNeverReachTheMasterWeights) {
   for (Param* p : model.params()) EXPECT_EQ(p->value.dtype(), DType::F32);
 }
 
+// After training under bf16 with LoRA, finish() puts the adapters' fp32 masters back and leaves the
+// frozen base in the type it trained in: widening it would add nothing but memory (the model's
+// weights twice over), so the live parameter bytes do not grow.
+TEST(MixedPrecision, FinishRestoresTrainableFp32AndKeepsTheFrozenBase) {
+  MemoryLedger ledger;
+  LedgerScope scope(ledger);
+  Gpt model(test_gpt());
+  model.init_weights(1);
+  LoraSettings s;
+  s.config.rank = 4;
+  s.targets = {"c_attn", "c_fc"};
+  apply_lora(model, s, 5);
+  RandomTokens data(40, 16, 2);
+  TrainOptions o;
+  o.micro_batch = 2;
+  o.precision = DType::BF16;
+  Trainer trainer(model, data, o);
+  trainer.step(0);
+  const size_t params_before = ledger.live()[MemCategory::Params] + ledger.live()[MemCategory::MasterParams];
+  trainer.finish();
+  int trainable = 0, frozen = 0;
+  for (Param* p : model.params()) {
+    EXPECT_EQ(p->value.dtype(), p->trainable ? DType::F32 : DType::BF16) << p->name;
+    (p->trainable ? trainable : frozen) += 1;
+  }
+  EXPECT_GT(trainable, 0);
+  EXPECT_GT(frozen, 0);
+  EXPECT_LE(ledger.live()[MemCategory::Params] + ledger.live()[MemCategory::MasterParams], params_before);
+}
+
 TEST(MixedPrecision, UpdatesLostWithoutMasterWeights) {
   // Weights of 1.0 and an SGD step of 1e-4: below half an fp16 ulp at 1.0 (2^-11 = 4.9e-4), so the
   // fp16 weight does not move; the fp32 master keeps the update.

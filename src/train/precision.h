@@ -36,8 +36,9 @@ class MasterWeights {
   void begin_step(Optimizer& optimizer);
   void update_param(Optimizer& optimizer, size_t k, float lr);
 
-  // Puts fp32 values back into the parameters (the masters, or the widened half weights) and drops
-  // the masters: for saving, evaluating and sampling after training.
+  // Puts fp32 values back into the trainable parameters (the masters, or the widened half weights)
+  // and drops the masters: for saving, evaluating and sampling after training. Frozen weights keep
+  // their storage type, as under --base-precision.
   void restore_fp32();
 
   // Of the last step's non-zero fp32 updates, the fraction that rounding to the half weight erased
