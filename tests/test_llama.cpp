@@ -188,6 +188,28 @@ TEST(LlamaCli, Qwen3ShapeTrainsSavesAndGenerates) {
                         "brings its own architecture");
 }
 
+// Qwen3-0.6B's config.json as released (transformers 4.51): `frugal plan` sizes it without weights,
+// and its fp32 parameters are the model card's 596,049,920 numbers (0.44B outside the embedding),
+// gradients as many, AdamW's two moments twice that.
+TEST(LlamaCli, Qwen3ReleasedConfigPlansItsPublishedSize) {
+  const fs::path dir = scratch("qwen3_06b") / "Qwen3-0.6B";
+  fs::create_directories(dir);
+  std::ofstream(dir / "config.json") << R"({"architectures": ["Qwen3ForCausalLM"], "attention_bias": false,
+    "attention_dropout": 0.0, "bos_token_id": 151643, "eos_token_id": 151645, "head_dim": 128, "hidden_act": "silu",
+    "hidden_size": 1024, "initializer_range": 0.02, "intermediate_size": 3072, "max_position_embeddings": 40960,
+    "max_window_layers": 28, "model_type": "qwen3", "num_attention_heads": 16, "num_hidden_layers": 28,
+    "num_key_value_heads": 8, "rms_norm_eps": 1e-06, "rope_scaling": null, "rope_theta": 1000000,
+    "sliding_window": null, "tie_word_embeddings": true, "torch_dtype": "bfloat16", "transformers_version": "4.51.0",
+    "use_cache": true, "use_sliding_window": false, "vocab_size": 151936})";
+  const CliResult plan = run_frugal("plan --model " + dir.string() + " --data synthetic --ctx 64 --micro-batch 1 --json");
+  ASSERT_EQ(plan.status, 0) << plan.err;
+  const auto memory = nlohmann::json::parse(plan.out)["predicted_memory"];
+  constexpr int64_t kNumbers = 596'049'920;
+  EXPECT_EQ(memory["params"], 4 * kNumbers);
+  EXPECT_EQ(memory["grads"], 4 * kNumbers);
+  EXPECT_EQ(memory["optimizer"], 8 * kNumbers);
+}
+
 // A directory saved by frugal loads back identical; the same tensors split over two shards with an
 // index load too; a shard the index names but the directory lacks is a one-line error naming it.
 TEST(Llama, ShardedCheckpointsLoadAndMissingShardsAreNamed) {
