@@ -1,26 +1,29 @@
 #!/usr/bin/env bash
-# SmolLM2-135M's shape (issue 20): Llama, 30 layers, dim 576, 9 heads, 3 key/value heads, SwiGLU 1536,
-# vocabulary 49,152 (tied head), context 2048, micro-batch 1, random tokens, fresh weights; bf16, sqrt
-# checkpointing, LoRA r = 8 on all seven projections (q, k, v, o, gate, up, down), AdamW lr 3e-4 on A and B.
+# A Llama-family model beside PyTorch, by default SmolLM2-135M's shape (issue 20): 30 layers, dim 576, 9
+# heads, 3 key/value heads, SwiGLU 1536, vocabulary 49,152 (tied head), context 2048, micro-batch 1, random
+# tokens, fresh weights; bf16, sqrt checkpointing, LoRA r = 8 on all seven projections (q, k, v, o, gate, up,
+# down), AdamW lr 3e-4 on A and B. Qwen3-0.6B's shape: LAYERS=28 DIM=1024 HEADS=16 KV_HEADS=8 HEAD_DIM=128
+# QK_NORM=1 MLP_DIM=3072 VOCAB=151936.
 # Runs `frugal plan --json` once, then alternates ROUNDS rounds of `frugal train` and PyTorch 1.13
 # (bench/pytorch_llama_reference.py, the same model and configuration in its terms: CPU autocast bf16, a
 # bf16 frozen base, torch.utils.checkpoint segments of ceil(sqrt 30) = 6 blocks). Prints a markdown table:
 # planned vs measured ledger bytes (exits 1 unless equal, every category, every round), peak RSS, median
 # step times and tokens/s for both programs, and the frugal / PyTorch ratios (medians over rounds).
 #
-#   bash bench/smollm2_lora.sh [OUT]   (OUT defaults to out/bench-smollm2)
+#   bash bench/llama_lora.sh [OUT]   (OUT defaults to out/bench-llama)
 #
 # Time: one round (STEPS=2) takes about 2 minutes on the 2-core Xeon when it is otherwise idle (frugal
 # 30-34 s, PyTorch 88-101 s) and 5.5 minutes with a compiler busy beside it, so the defaults take 4-11 minutes.
 #
 # Environment: FRUGAL (build/frugal), ROUNDS (2), STEPS (2; the first step is not timed), THREADS (2),
-# and the shape LAYERS (30), DIM (576), HEADS (9), KV_HEADS (3), MLP_DIM (1536), VOCAB (49152), CTX (2048),
-# e.g. LAYERS=2 DIM=64 HEADS=4 KV_HEADS=2 MLP_DIM=128 VOCAB=256 CTX=64 for a quick check of the script.
+# and the shape LAYERS (30), DIM (576), HEADS (9), KV_HEADS (3), HEAD_DIM (0: DIM / HEADS), QK_NORM (0; 1:
+# Qwen3's per-head q/k norms), MLP_DIM (1536), VOCAB (49152), CTX (2048), e.g. LAYERS=2 DIM=64 HEADS=4
+# KV_HEADS=2 MLP_DIM=128 VOCAB=256 CTX=64 for a quick check of the script.
 # Both programs run with OPENBLAS_CORETYPE unset. Files: OUT/plan.json, OUT/{frugal,pytorch}.runI.{json,log},
-# OUT/commands.txt, OUT/smollm2_lora.md (the table).
+# OUT/commands.txt, OUT/llama_lora.md (the table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:-out/bench-smollm2}
+OUT=${1:-out/bench-llama}
 FRUGAL=${FRUGAL:-build/frugal}
 source bench/machine.sh
 ROUNDS=${ROUNDS:-2}
@@ -30,6 +33,8 @@ LAYERS=${LAYERS:-30}
 DIM=${DIM:-576}
 HEADS=${HEADS:-9}
 KV_HEADS=${KV_HEADS:-3}
+HEAD_DIM=${HEAD_DIM:-0}
+QK_NORM=${QK_NORM:-0}
 MLP_DIM=${MLP_DIM:-1536}
 VOCAB=${VOCAB:-49152}
 CTX=${CTX:-2048}
@@ -37,24 +42,27 @@ PY=/usr/bin/python3
 TARGETS=q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
 
 if [[ ! -x "$FRUGAL" ]]; then
-  echo "smollm2_lora: frugal binary '$FRUGAL' not found (build it first, or set FRUGAL=)" >&2
+  echo "llama_lora: frugal binary '$FRUGAL' not found (build it first, or set FRUGAL=)" >&2
   exit 1
 fi
 if ((STEPS < 2)); then
-  echo "smollm2_lora: STEPS must be at least 2 (the first step is not timed)" >&2
+  echo "llama_lora: STEPS must be at least 2 (the first step is not timed)" >&2
   exit 1
 fi
 mkdir -p "$OUT"
 rm -f "$OUT"/plan.json "$OUT"/{frugal,pytorch}.run*.{json,log}
 (unset OPENBLAS_CORETYPE; print_machine "$FRUGAL")
 
+HEAD_FLAGS=()  # the same for both programs
+((HEAD_DIM > 0)) && HEAD_FLAGS+=(--head-dim "$HEAD_DIM")
+((QK_NORM)) && HEAD_FLAGS+=(--qk-norm)
 SHAPE=(--arch llama --layers "$LAYERS" --dim "$DIM" --heads "$HEADS" --kv-heads "$KV_HEADS" --mlp-dim "$MLP_DIM"
-  --vocab "$VOCAB" --ctx "$CTX")
+  --vocab "$VOCAB" --ctx "$CTX" "${HEAD_FLAGS[@]}")
 FLAGS=("${SHAPE[@]}" --data synthetic --micro-batch 1 --precision bf16 --checkpoint sqrt --lora-rank 8
   --lora-targets "$TARGETS" --optimizer adamw --lr 3e-4 --warmup 0 --schedule constant --clip-grad-norm 0
   --weight-decay 0 --steps "$STEPS" --threads "$THREADS")
 PT=(bench/pytorch_llama_reference.py --layers "$LAYERS" --dim "$DIM" --heads "$HEADS" --kv-heads "$KV_HEADS"
-  --mlp-dim "$MLP_DIM" --vocab "$VOCAB" --ctx "$CTX" --batch 1 --precision bf16 --checkpoint sqrt --lora-rank 8
+  --mlp-dim "$MLP_DIM" --vocab "$VOCAB" --ctx "$CTX" "${HEAD_FLAGS[@]}" --batch 1 --precision bf16 --checkpoint sqrt --lora-rank 8
   --lora-targets "$TARGETS" --base-precision bf16 --lr 3e-4 --steps "$STEPS" --threads "$THREADS")
 
 : > "$OUT/commands.txt"
@@ -91,7 +99,7 @@ run() {
     printf "%s %.1f %.2f\n", tag, w, o }' >> "$OUT/load.txt"
   echo "== $tag: $(tail -n 1 "$OUT/load.txt" | awk '{printf "%s s, other processes %s cores", $2, $3}')" >&2
   if ((rc != 0)); then
-    echo "smollm2_lora: $tag failed (log: $log):" >&2
+    echo "llama_lora: $tag failed (log: $log):" >&2
     tail -n 5 "$log" >&2
     return 1
   fi
@@ -106,10 +114,11 @@ for ((i = 1; i <= ROUNDS; i++)); do
     --json "$OUT/pytorch.run$i.json" || status=1
 done
 
-"$PY" - "$OUT" "$ROUNDS" "$STEPS" "$THREADS" "$LAYERS" "$DIM" "$HEADS" "$KV_HEADS" "$MLP_DIM" "$VOCAB" "$CTX" <<'PY' || status=1
+"$PY" - "$OUT" "$ROUNDS" "$STEPS" "$THREADS" "$LAYERS" "$DIM" "$HEADS" "$KV_HEADS" "$MLP_DIM" "$VOCAB" "$CTX" \
+  "${HEAD_FLAGS[*]}" <<'PY' || status=1
 import json, os, statistics, sys
 
-out, rounds, steps, threads, layers, dim, heads, kv, mlp, vocab, ctx = sys.argv[1:]
+out, rounds, steps, threads, layers, dim, heads, kv, mlp, vocab, ctx, head_flags = sys.argv[1:]
 rounds = int(rounds)
 MiB = 2**20
 mib = lambda b: f"{b / MiB:.1f} MiB"
@@ -124,7 +133,7 @@ plan = load(f"{out}/plan.json")
 fr = [load(f"{out}/frugal.run{i}.json") for i in range(1, rounds + 1)]
 pt = [load(f"{out}/pytorch.run{i}.json") for i in range(1, rounds + 1)]
 ok = plan is not None and all(r is not None for r in fr + pt)
-md = [f"Llama {layers} x {dim}, {heads} heads / {kv} kv heads, MLP {mlp}, vocab {vocab}, ctx {ctx}, micro-batch 1, "
+md = [f"Llama {layers} x {dim}, {heads} heads / {kv} kv heads{' (' + head_flags + ')' if head_flags else ''}, MLP {mlp}, vocab {vocab}, ctx {ctx}, micro-batch 1, "
       f"bf16, sqrt checkpointing, LoRA r8 on q,k,v,o,gate,up,down, AdamW; {threads} threads, {rounds} alternating "
       f"rounds of {steps} steps (step time: median of the steps after the first; the programs' columns: medians over "
       f"the rounds)", ""]
@@ -191,7 +200,7 @@ with open(f"{out}/commands.txt") as f:
         commands.setdefault(tag.split(".run")[0], cmd.strip())
 md += ["Commands (round 1):", "", "```"] + [commands[t] for t in ("plan", "frugal", "pytorch") if t in commands] + ["```", ""]
 text = "\n".join(md)
-with open(f"{out}/smollm2_lora.md", "w") as f:
+with open(f"{out}/llama_lora.md", "w") as f:
     f.write(text)
 print(text, end="")
 print(f"checks (runs succeeded, plan == measured in every category and round, same trainable numbers): "

@@ -12,6 +12,8 @@ attention, as transformers ran it on PyTorch 1.13, which has no scaled_dot_produ
 fp32, rotary embeddings with rotate_half on q and k, grouped-query attention by repeating each key/value
 head heads / kv-heads times, the causal (T, T) scores materialised with the softmax in fp32, the SwiGLU
 MLP down(silu(gate(x)) * up(x)), no biases, and the loss as cross-entropy over all (T, V) logits.
+--head-dim sets each head's width (default dim / heads) and --qk-norm adds Qwen3's RMSNorm on each query
+and key head before the rotation (Hugging Face's Qwen3ForCausalLM: q_norm / k_norm over head_dim values).
 --precision bf16 runs forward under CPU autocast bf16 (weights stay fp32 unless --base-precision bf16;
 GEMM inputs are cast to bf16). --checkpoint sqrt recomputes about sqrt(layers) segments of about
 sqrt(layers) blocks (non-reentrant torch.utils.checkpoint). --lora-rank R adds PEFT-style LoRA to the
@@ -68,15 +70,17 @@ class Block(nn.Module):
     """One Llama decoder layer: pre-RMSNorm grouped-query self-attention with rotary positions and a
     SwiGLU MLP, each with a residual."""
 
-    def __init__(self, dim, heads, kv_heads, mlp_dim, eps):
+    def __init__(self, dim, heads, kv_heads, mlp_dim, eps, head_dim, qk_norm):
         super().__init__()
-        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, dim // heads
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
         hd = self.head_dim
         self.input_layernorm = RMSNorm(dim, eps)
         self.q_proj = Linear(dim, heads * hd, bias=False)
         self.k_proj = Linear(dim, kv_heads * hd, bias=False)
         self.v_proj = Linear(dim, kv_heads * hd, bias=False)
         self.o_proj = Linear(heads * hd, dim, bias=False)
+        self.q_norm = RMSNorm(hd, eps) if qk_norm else None
+        self.k_norm = RMSNorm(hd, eps) if qk_norm else None
         self.post_attention_layernorm = RMSNorm(dim, eps)
         self.gate_proj = Linear(dim, mlp_dim, bias=False)
         self.up_proj = Linear(dim, mlp_dim, bias=False)
@@ -89,6 +93,8 @@ class Block(nn.Module):
         q = self.q_proj(h).view(B, T, H, hd).transpose(1, 2)                # (B, H, T, hd)
         k = self.k_proj(h).view(B, T, KV, hd).transpose(1, 2)               # (B, KV, T, hd)
         v = self.v_proj(h).view(B, T, KV, hd).transpose(1, 2)
+        if self.q_norm is not None:  # Qwen3: each head normalised over its hd values
+            q, k = self.q_norm(q), self.k_norm(k)
         c, s = cos[:T].to(q.dtype), sin[:T].to(q.dtype)                     # (T, hd)
         q = q * c + rotate_half(q) * s
         k = k * c + rotate_half(k) * s
@@ -98,7 +104,7 @@ class Block(nn.Module):
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))            # (B, H, T, T)
         att = att.masked_fill(~mask[:T, :T], float("-inf"))
         att = F.softmax(att, dim=-1, dtype=torch.float32).to(q.dtype)
-        y = (att @ v).transpose(1, 2).reshape(B, T, H * hd)                 # (B, T, D)
+        y = (att @ v).transpose(1, 2).reshape(B, T, H * hd)                 # (B, T, H hd)
         x = x + self.o_proj(y)
         h = self.post_attention_layernorm(x)
         x = x + self.down_proj(F.silu(self.gate_proj(h)) * self.up_proj(h))
@@ -106,13 +112,13 @@ class Block(nn.Module):
 
 
 class Llama(nn.Module):
-    def __init__(self, layers, dim, heads, kv_heads, mlp_dim, ctx, vocab, eps, theta):
+    def __init__(self, layers, dim, heads, kv_heads, mlp_dim, ctx, vocab, eps, theta, head_dim=0, qk_norm=False):
         super().__init__()
+        hd = head_dim or dim // heads
         self.embed_tokens = nn.Embedding(vocab, dim)
-        self.layers = nn.ModuleList([Block(dim, heads, kv_heads, mlp_dim, eps) for _ in range(layers)])
+        self.layers = nn.ModuleList([Block(dim, heads, kv_heads, mlp_dim, eps, hd, qk_norm) for _ in range(layers)])
         self.norm = RMSNorm(dim, eps)
         self.segments = None  # list of (start, end) block ranges to checkpoint, or None
-        hd = dim // heads
         inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
         freqs = torch.outer(torch.arange(ctx, dtype=torch.float32), inv_freq)  # (T, hd/2)
         emb = torch.cat((freqs, freqs), dim=-1)                                # (T, hd)
@@ -156,11 +162,14 @@ def main():
     ap.add_argument("--vocab", type=int, default=49152)
     ap.add_argument("--rms-norm-eps", type=float, default=1e-5)
     ap.add_argument("--rope-theta", type=float, default=10000.0)
+    ap.add_argument("--head-dim", type=int, default=0, help="each head's width (0: dim / heads)")
+    ap.add_argument("--qk-norm", action="store_true", help="Qwen3's per-head RMSNorm on q and k")
     add_run_args(ap, 1, ",".join(LORA_TARGETS), LORA_TARGETS)
     args = ap.parse_args()
     lora_targets = check_run_args(ap, args, LORA_TARGETS)
-    if args.dim % args.heads != 0 or (args.dim // args.heads) % 2 != 0:
-        ap.error("--dim must be divisible by --heads, with an even head size (rotary pairs)")
+    head_dim = args.head_dim or args.dim // args.heads
+    if (not args.head_dim and args.dim % args.heads != 0) or head_dim % 2 != 0:
+        ap.error("--dim must be divisible by --heads (or --head-dim given), with an even head size (rotary pairs)")
     if args.heads % args.kv_heads != 0:
         ap.error("--heads must be divisible by --kv-heads")
 
@@ -169,7 +178,7 @@ def main():
     baseline_rss = current_rss_bytes()
 
     model = Llama(args.layers, args.dim, args.heads, args.kv_heads, args.mlp_dim, args.ctx, args.vocab,
-                  args.rms_norm_eps, args.rope_theta)
+                  args.rms_norm_eps, args.rope_theta, head_dim, args.qk_norm)
     if args.lora_rank:
         add_lora(model, [getattr(b, n) for b in model.layers for n in lora_targets], args.lora_rank)
     if args.base_precision == "bf16":
@@ -180,7 +189,7 @@ def main():
     result["baseline_rss_bytes"] = baseline_rss
     result["config"] = {
         "arch": "llama", "layers": args.layers, "dim": args.dim, "heads": args.heads,
-        "kv_heads": args.kv_heads, "mlp_dim": args.mlp_dim, "ctx": args.ctx, "vocab": args.vocab,
+        "kv_heads": args.kv_heads, "head_dim": head_dim, "qk_norm": args.qk_norm, "mlp_dim": args.mlp_dim, "ctx": args.ctx, "vocab": args.vocab,
         "rms_norm_eps": args.rms_norm_eps, "rope_theta": args.rope_theta, "tied_embeddings": True,
         "batch": args.batch, "lr": args.lr, "weight_decay": 0.0, "optimizer": "adamw",
         "precision": args.precision, "checkpoint": args.checkpoint,
