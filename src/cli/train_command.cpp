@@ -109,9 +109,13 @@ std::optional<CheckpointRef> adopt_resume(TrainFlags& f, const Communicator& com
 // Flags that only make sense together, and output locations (checked before a run can waste time).
 void apply_train_flags(TrainFlags& f, bool lead) {
   check(f.save_every == 0 || !f.save_dir.empty(), "--save-every needs --save DIR (checkpoints go to DIR/checkpoints)");
-  check(f.save_dir.empty() || !f.lora.active() || !quantized_base_format(f.lora.base_precision),
+  const bool quantized = f.lora.active() && quantized_base_format(f.lora.base_precision);
+  check(f.save_dir.empty() || !quantized || f.save_every > 0,
         "--save with --base-precision " + f.lora.base_precision + ": the base stays quantised and is not written as a "
-        "model (nor checkpointed); save the adapter with --save-adapter DIR");
+        "model; save the adapter with --save-adapter DIR (--save DIR --save-every N writes training checkpoints)");
+  check(!quantized || f.save_every == 0 || f.options.zero == 0,
+        "--save-every with --base-precision " + f.lora.base_precision + " and --zero: not supported (a quantised "
+        "base's checkpoint rebuilds the base on --resume, the sharded one the whole model from its state files)");
   apply_checkpoint_flags(f.checkpoint, f.options);
   apply_precision_flags(f.precision, f.options);
   f.options.validate();
@@ -330,7 +334,10 @@ void evaluate_and_sample(TrainRun& run, nlohmann::json& summary) {
 
 void write_outputs(const TrainRun& run, const nlohmann::json& summary) {
   const TrainFlags& f = run.flags;
-  if (!f.save_dir.empty()) {
+  if (!f.save_dir.empty() && f.lora.active() && quantized_base_format(f.lora.base_precision)) {
+    std::printf("training checkpoints in %s/checkpoints (the quantised base is not written as a model)\n",
+                f.save_dir.c_str());
+  } else if (!f.save_dir.empty()) {
     save_model(*run.model, f.save_dir);  // the base weights; adapters go to --save-adapter
     const std::string tokenizer = tokenizer_dir(f.model);
     if (!tokenizer.empty()) copy_tokenizer_files(tokenizer, f.save_dir);  // the model keeps its tokenizer

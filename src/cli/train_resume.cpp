@@ -4,6 +4,7 @@
 
 #include "cli/train_flags.h"
 #include "core/error.h"
+#include "train/quantized_base_record.h"
 
 namespace frugal::cli {
 
@@ -113,6 +114,13 @@ std::string adopt_checkpoint_config(TrainFlags& f, const CheckpointRef& checkpoi
   if (!f.given.count("--steps")) {
     f.options.steps = saved.at("--steps").get<int64_t>();
     taken += " --steps " + std::to_string(f.options.steps);
+  }
+  if (checkpoint.trainer.contains("quantized_base")) {
+    // No model file: the run's own model flags stay (taken above), its frozen base is rebuilt from
+    // the directory it came from, unchanged, or from the seed, and quantised again; the state file
+    // holds everything else.
+    f.model.model_dir = verify_quantized_base(checkpoint.trainer.at("quantized_base"), checkpoint.dir);
+    return taken;
   }
   // The architecture and weights come from the checkpoint's model directory (and its state file);
   // what the directory does not hold stays: the training context (a fresh GPT's n_positions, or

@@ -1,7 +1,5 @@
 #include "train/checkpoint.h"
 
-#include <zlib.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -10,8 +8,10 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/file_fingerprint.h"
 #include "io/safetensors.h"
 #include "models/model_io.h"
+#include "train/quantized_base_record.h"
 
 namespace frugal {
 
@@ -27,38 +27,25 @@ std::string step_name(int64_t steps_done) {
   return name;
 }
 
-// Size and CRC-32 of a file, for trainer.json, read in 1 MiB pieces (a checkpoint may be large).
-nlohmann::json fingerprint(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  check(in.good(), "cannot open " + path);
-  std::vector<char> piece(1 << 20);
-  uLong crc = crc32(0L, Z_NULL, 0);
-  uint64_t bytes = 0;
-  while (in) {
-    in.read(piece.data(), static_cast<std::streamsize>(piece.size()));
-    const std::streamsize n = in.gcount();
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(piece.data()), static_cast<uInt>(n));
-    bytes += static_cast<uint64_t>(n);
-  }
-  check(in.eof(), "cannot read " + path);
-  return {{"bytes", bytes}, {"crc32", static_cast<uint64_t>(crc)}};
-}
-
-
 // Why the checkpoint in dir cannot be used, or "" if it is complete.
 std::string damage(const fs::path& dir, nlohmann::json& trainer) {
   const fs::path meta = dir / "trainer.json";
   if (!fs::exists(meta)) return "no trainer.json";
   try {
     trainer = nlohmann::json::parse(read_file(meta.string()));
-    const bool sharded = trainer.value("sharded", false);
-    for (const char* file : kFiles)
-      if (!trainer.at("files").contains(file) && (!sharded || std::string(file) == "config.json"))
-        return std::string("trainer.json records no ") + file;
+    // A sharded checkpoint keeps its weights in the ranks' state files; a run on a quantised base
+    // writes none (the base is rebuilt from its source).
+    const bool no_model = trainer.value("sharded", false) || trainer.contains("quantized_base");
+    const bool no_state = trainer.value("sharded", false);
+    for (const char* file : kFiles) {
+      const std::string name = file;
+      const bool optional = (name == "model.safetensors" && no_model) || (name == "state.safetensors" && no_state);
+      if (!trainer.at("files").contains(file) && !optional) return "trainer.json records no " + name;
+    }
     for (const auto& [file, recorded] : trainer.at("files").items()) {
       const fs::path path = dir / file;
       if (!fs::exists(path)) return "no " + file;
-      if (fingerprint(path.string()) != recorded) return file + " does not match its recorded size and CRC-32";
+      if (file_fingerprint(path.string()) != recorded) return file + " does not match its recorded size and CRC-32";
     }
     trainer.at("steps_done").get<int64_t>();
   } catch (const nlohmann::json::exception& e) {
@@ -91,7 +78,7 @@ void barrier(Communicator& comm) {
 nlohmann::json write_rank_states(const fs::path& partial, Trainer& trainer, Communicator& comm) {
   const std::string mine = state_file_name(comm.rank(), comm.size(), true);
   write_safetensors((partial / mine).string(), trainer.state_tensors());
-  const nlohmann::json print = fingerprint((partial / mine).string());
+  const nlohmann::json print = file_fingerprint((partial / mine).string());
   std::vector<int64_t> all(static_cast<size_t>(comm.size()) * 2, 0);
   all[static_cast<size_t>(comm.rank()) * 2] = print.at("bytes").get<int64_t>();
   all[static_cast<size_t>(comm.rank()) * 2 + 1] = print.at("crc32").get<int64_t>();
@@ -101,6 +88,13 @@ nlohmann::json write_rank_states(const fs::path& partial, Trainer& trainer, Comm
     files[state_file_name(r, comm.size(), true)] = {{"bytes", static_cast<uint64_t>(all[static_cast<size_t>(r) * 2])},
                                                      {"crc32", static_cast<uint64_t>(all[static_cast<size_t>(r) * 2 + 1])}};
   return files;
+}
+
+// A LoRA base quantised to nf4/int8: its weights are placeholders, held by the adapted layers.
+bool has_quantized_base(const Model& model) {
+  for (const Param* p : model.state())
+    if (p->value.is_placeholder()) return true;
+  return false;
 }
 }  // namespace
 
@@ -127,16 +121,21 @@ void write_training_checkpoint(const std::string& root, int64_t steps_done, cons
     meta["files"] = write_rank_states(partial, trainer, comm);
     meta["sharded"] = true;
     if (comm.rank() == 0) write_file_atomic((partial / "config.json").string(), model.config().dump(2) + "\n");
+  } else if (has_quantized_base(model)) {  // the base is rebuilt from its source on --resume
+    write_file_atomic((partial / "config.json").string(), model.config().dump(2) + "\n");
+    write_safetensors((partial / "state.safetensors").string(), trainer.state_tensors());  // all but the base
+    meta["files"]["state.safetensors"] = file_fingerprint((partial / "state.safetensors").string());
+    meta["quantized_base"] = record_quantized_base(run_config.value("--model", std::string()));
   } else {
     save_model(model, partial.string());  // config.json + model.safetensors, each fsync'd
     write_safetensors((partial / "state.safetensors").string(), trainer.state_tensors());
-    for (const char* file : {"model.safetensors", "state.safetensors"}) meta["files"][file] = fingerprint((partial / file).string());
+    for (const char* file : {"model.safetensors", "state.safetensors"}) meta["files"][file] = file_fingerprint((partial / file).string());
   }
   if (comm.rank() == 0) {
     meta["format"] = "frugal-training-checkpoint-1";
     meta["steps_done"] = steps_done;
     meta["run"] = run_config;
-    meta["files"]["config.json"] = fingerprint((partial / "config.json").string());
+    meta["files"]["config.json"] = file_fingerprint((partial / "config.json").string());
     write_file_atomic((partial / "trainer.json").string(), meta.dump(2) + "\n");
     fs::remove_all(final_dir);
     fs::rename(partial, final_dir);

@@ -10,6 +10,9 @@
 // is no model.safetensors (the weights are in those files; a resumed run builds the model from
 // config.json and the seed, then every rank loads its file). Such a checkpoint resumes with the same
 // ranks and --zero.
+// A run whose LoRA base is quantised (nf4/int8) writes no model.safetensors either: trainer.json's
+// "quantized_base" names where the base came from (train/quantized_base_record.h), and --resume
+// rebuilds it from there.
 // Written into a hidden ".step-00000005.partial" directory (every file fsync'd) and renamed into place,
 // so a crash leaves either a complete checkpoint or an ignored partial one. The RNG is counter-based
 // and the data a pure function of (seed, step): the step count is the whole RNG and data position.

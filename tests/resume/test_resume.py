@@ -7,6 +7,10 @@
    fused into the backward pass.
 2. A newer checkpoint with a half-written file is skipped: --resume takes the previous complete one.
 3. --resume refuses flags that contradict the checkpoint.
+4. LoRA on a quantised base (QLoRA: --base-precision nf4 on a fresh Llama, int8 on a --model directory
+   given by a relative path): the checkpoint holds no weights file; --resume (from another working
+   directory) rebuilds the base and continues with the straight run's losses and adapter, bit for bit.
+   A base that changed since, or is gone, is refused with one line naming it.
 
     python3 tests/resume/test_resume.py --frugal build/frugal
 """
@@ -42,6 +46,54 @@ def kill_during_step(cmd, step):
     if proc.returncode != -signal.SIGKILL:
         fail(f"the run was not killed mid-training (exit {proc.returncode}):\n{seen}")
     return seen
+
+
+def qlora_resume(frugal, tmp):
+    """Section 4 of the module docstring."""
+    frugal = os.path.abspath(frugal)  # (runs from other working directories)
+    llama = ["--arch", "llama", "--layers", "2", "--dim", "32", "--heads", "4", "--ctx", "16"]
+    r = run([frugal, "train"] + llama + ["--data", "synthetic", "--steps", "1", "--threads", "1", "--save", "base"],
+            cwd=tmp)
+    if r.returncode != 0:
+        fail(r.stderr)
+    lora = ["--data", "synthetic", "--steps", "4", "--lr", "1e-2", "--threads", "1", "--lora-rank", "4",
+            "--lora-targets", "q_proj,v_proj,down_proj"]
+    for name, source in (("nf4 fresh", llama + ["--base-precision", "nf4"]),
+                         ("int8 --model", ["--model", "base", "--base-precision", "int8"])):
+        tag = name.replace(" ", "_").replace("-", "")
+        straight = run([frugal, "train"] + source + lora + ["--save-every", "2", "--save", f"{tag}_run",
+                        "--summary", f"{tag}.json", "--save-adapter", f"{tag}_adapter"], cwd=tmp)
+        if straight.returncode != 0:
+            fail(f"{name}: {straight.stderr}")
+        step2 = os.path.join(tmp, f"{tag}_run", "checkpoints", "step-00000002")
+        if sorted(os.listdir(step2)) != ["config.json", "state.safetensors", "trainer.json"]:
+            fail(f"{name}: the checkpoint holds {sorted(os.listdir(step2))}")
+        resumed = run([frugal, "train", "--resume", step2, "--threads", "1", "--summary", os.path.join(tmp, f"{tag}.resumed.json"),
+                       "--save-adapter", os.path.join(tmp, f"{tag}_adapter_resumed")], cwd="/")
+        if resumed.returncode != 0:
+            fail(f"{name}: {resumed.stderr}")
+        want = json.load(open(os.path.join(tmp, f"{tag}.json")))["losses"][2:]
+        got = json.load(open(os.path.join(tmp, f"{tag}.resumed.json")))
+        if got["first_step"] != 3 or got["losses"] != want:
+            fail(f"{name}: resumed losses {got['losses']} != straight {want}")
+        a = open(os.path.join(tmp, f"{tag}_adapter", "adapter_model.safetensors"), "rb").read()
+        b = open(os.path.join(tmp, f"{tag}_adapter_resumed", "adapter_model.safetensors"), "rb").read()
+        if a != b:
+            fail(f"{name}: the resumed adapter differs from the straight run's")
+        print(f"QLoRA {name}: resumed from step 2: losses and adapter bit-identical")
+    # The base changes (trained again with another seed), then disappears: both refused by name.
+    r = run([frugal, "train"] + llama + ["--data", "synthetic", "--steps", "1", "--seed", "9", "--threads", "1",
+                                         "--save", "base"], cwd=tmp)
+    if r.returncode != 0:
+        fail(r.stderr)
+    step2 = os.path.join(tmp, "int8_model_run", "checkpoints", "step-00000002")
+    for why in ("model.safetensors has changed", "no longer exists"):
+        r = run([frugal, "train", "--resume", step2, "--threads", "1"])
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        if r.returncode == 0 or len(lines) != 1 or why not in lines[0]:
+            fail(f"a base that {why} was not refused in one line: exit {r.returncode}\n{r.stderr}")
+        shutil.rmtree(os.path.join(tmp, "base"), ignore_errors=True)
+    print("QLoRA: a changed or missing base is refused")
 
 
 def main():
@@ -109,6 +161,9 @@ def main():
             if r.returncode == 0 or not lines or flag[0] not in lines[-1] or "contradicts" not in lines[-1]:
                 fail(f"{flag} was not refused clearly: exit {r.returncode}\n{r.stderr}")
         print("contradicting flags are refused")
+
+        # 4. QLoRA: the base is rebuilt on --resume, and must be the same.
+        qlora_resume(frugal, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("resume: all checks passed")
