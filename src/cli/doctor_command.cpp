@@ -38,7 +38,8 @@ nlohmann::json diagnose() {
   j["gemm"] = {{"f32", gemm_kernel(DType::F32)}, {"bf16", gemm_kernel(DType::BF16)}, {"f16", gemm_kernel(DType::F16)}};
   // The cost model's rates measured afresh (and cached for train and plan), and bf16 at 1024^3 the
   // way the layers multiply it (widened where the half units do not serve it).
-  const MachineRates rates = measure_machine_rates();
+  MachineRates rates = measure_machine_rates();
+  rates.busy_cores = busy_cores_now();
   store_machine_rates(rates);
   j["measured"] = {{"gemm_f32_gflops", rates.gemm_f32_gflops.back()},
                    {"gemm_bf16_gflops", has_half_gemm(DType::BF16) ? rates.gemm_half_gflops.back()

@@ -161,7 +161,7 @@ nlohmann::json to_json(const MachineRates& r) {
           {"bandwidth_gbs", r.bandwidth_gbs},       {"sizes", MachineRates::kSizes},
           {"adamw_ns_per_param", r.adamw_ns_per_param}, {"adamw8bit_ns_per_param", r.adamw8bit_ns_per_param},
           {"sgd_ns_per_param", r.sgd_ns_per_param},
-          {"clip_ns_per_param", r.clip_ns_per_param}};
+          {"clip_ns_per_param", r.clip_ns_per_param},   {"busy_cores", r.busy_cores}};
 }
 
 bool from_json(const nlohmann::json& j, MachineRates& r) {
@@ -174,6 +174,7 @@ bool from_json(const nlohmann::json& j, MachineRates& r) {
     r.adamw8bit_ns_per_param = j.at("adamw8bit_ns_per_param").get<double>();
     r.sgd_ns_per_param = j.at("sgd_ns_per_param").get<double>();
     r.clip_ns_per_param = j.at("clip_ns_per_param").get<double>();
+    r.busy_cores = j.value("busy_cores", 0.0);  // (older caches did not record it)
     return r.bandwidth_gbs > 0 && std::all_of(r.gemm_f32_gflops.begin(), r.gemm_f32_gflops.end(), [](double v) { return v > 0; });
   } catch (const nlohmann::json::exception&) {
     return false;
@@ -195,14 +196,22 @@ void store_machine_rates(const MachineRates& rates) {
   }
 }
 
+bool reuse_cached_rates(double cached_busy, double busy_now) {
+  return cached_busy < kBusyCoresForRates || busy_now >= kBusyCoresForRates;
+}
+
 MachineRates machine_rates() {
   static const MachineRates rates = [] {
     MachineRates r;
     const std::string path = machine_rates_cache_path();
     const nlohmann::json cache = path.empty() ? nlohmann::json::object() : read_cache(path);
     const auto it = cache.find(machine_rates_key());
-    if (it != cache.end() && from_json(*it, r)) return r;
+    const bool usable = it != cache.end() && from_json(*it, r);
+    if (usable && r.busy_cores < kBusyCoresForRates) return r;  // (no 30 ms load sample needed)
+    const double busy = busy_cores_now();
+    if (usable && reuse_cached_rates(r.busy_cores, busy)) return r;
     r = measure_machine_rates();
+    r.busy_cores = busy;
     store_machine_rates(r);
     return r;
   }();

@@ -19,7 +19,16 @@ struct MachineRates {
   // An optimizer step's cost per fp32 parameter, as the trainer runs it (finite check, update, zeroed
   // gradient), and global-norm clipping's: compute-bound loops, not copies.
   double adamw_ns_per_param = 0, adamw8bit_ns_per_param = 0, sgd_ns_per_param = 0, clip_ns_per_param = 0;
+  // Cores other processes kept busy just before the measurement (core/cpu.h busy_cores_now): rates
+  // taken on a busy machine are kept only until one is measured on a quiet one.
+  double busy_cores = 0;
 };
+
+// Other processes' load (in cores) from which a measurement counts as taken on a busy machine.
+constexpr double kBusyCoresForRates = 0.5;
+// Whether rates measured with cached_busy cores busy serve a run that sees busy_now: yes, unless
+// they were taken on a busy machine and this one is quiet now.
+bool reuse_cached_rates(double cached_busy, double busy_now);
 
 // GFLOP/s of an (n x n) x (n x n) product of `dtype` as frugal's layers run it: bf16/fp16 on the
 // half units where kernels/gemm.h has_half_gemm, else widened to fp32 (the widening timed too).
@@ -34,7 +43,9 @@ MachineRates measure_machine_rates();
 // What the rates depend on: CPU, threads, the kernel of each dtype.
 std::string machine_rates_key();
 // The rates for this machine: from the cache file (machine_rates_cache_path()) when it holds this
-// key, else measured and written there (atomically; a cache that cannot be written is skipped).
+// key, else measured and written there (atomically; a cache that cannot be written is skipped). A
+// cached entry measured on a busy machine is measured again when the machine is quiet now (a test
+// suite or a compiler beside the first run once made the cost model predict 22 s for a 17 s step).
 MachineRates machine_rates();
 // $XDG_CACHE_HOME/frugal/machine_rates.json, else ~/.cache/frugal/machine_rates.json ("" if neither).
 std::string machine_rates_cache_path();
