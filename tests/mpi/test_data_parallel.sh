@@ -18,6 +18,9 @@
 #      by name.
 #   2e. A Llama (grouped-query attention, untied head, loaded from a directory): --zero 3 with bf16 and
 #      sqrt checkpointing, 2 ranks x --accum 2 = 1 rank x --accum 4 (losses), fp32 SGD weights too.
+#   2f. LoRA on an nf4 base (QLoRA) over 2 ranks: a run resumed from its step-2 checkpoint (which holds no
+#      weights: the base is rebuilt from --model and quantised again on every rank) ends with the
+#      adapter and losses of the uninterrupted run, bit for bit.
 #   3. A rank that fails (a bad data path on rank 1 only) ends the job non-zero with its message.
 #   4. Ranks that start from different weights are refused.
 #
@@ -159,6 +162,17 @@ if "${MPI[@]}" -np 2 "$FRUGAL" train --resume "$T/ck" --steps 4 > /dev/null 2> "
   echo "FAIL: a damaged rank file was resumed from"; exit 1
 fi
 grep -q "state.rank-1.safetensors does not match" "$T/ck.err" || { echo "FAIL: the damaged file is not named"; cat "$T/ck.err"; exit 1; }
+
+step "2f. QLoRA checkpoints over 2 ranks: the nf4 base rebuilt on every rank, resumed bit for bit"
+QLORA=(train --model "$T/model" --lora-rank 2 --base-precision nf4 --data synthetic --lr 1e-2 --warmup 0
+       --micro-batch 2 --threads 1 --schedule constant)
+rm -rf "$T/q"*
+"${MPI[@]}" -np 2 "$FRUGAL" "${QLORA[@]}" --steps 4 --summary "$T/qref.json" --save-adapter "$T/qref-adapter" > /dev/null
+"${MPI[@]}" -np 2 "$FRUGAL" "${QLORA[@]}" --steps 4 --save "$T/qck" --save-every 2 > /dev/null
+"${MPI[@]}" -np 2 "$FRUGAL" train --resume "$T/qck/checkpoints/step-00000002" --summary "$T/qres.json" \
+  --save-adapter "$T/qres-adapter" > /dev/null
+$PY "$HERE/compare.py" tensors "$T/qres-adapter/adapter_model.safetensors" "$T/qref-adapter/adapter_model.safetensors" 0
+$PY "$HERE/compare.py" resumed-losses "$T/qres.json" "$T/qref.json"
 
 step "3. a failing rank ends the job"
 set +e
