@@ -148,6 +148,10 @@ TEST(Llama, ConfigRefusalsNameWhatIsSupported) {
   nlohmann::json odd_heads = small_qwen3().to_json();
   odd_heads["head_dim"] = 7;
   EXPECT_NE(message(odd_heads).find("head dimension 7 must be even"), std::string::npos) << message(odd_heads);
+  odd_heads["head_dim"] = 0;  // not "absent": Hugging Face would fail on it too
+  EXPECT_NE(message(odd_heads).find("head_dim = 0 must be positive"), std::string::npos) << message(odd_heads);
+  odd_heads["head_dim"] = "12";
+  EXPECT_NE(message(odd_heads).find("head_dim"), std::string::npos) << message(odd_heads);
   nlohmann::json uneven = small_llama().to_json();
   uneven.erase("head_dim");
   uneven["hidden_size"] = 30;

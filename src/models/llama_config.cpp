@@ -81,7 +81,10 @@ LlamaConfig LlamaConfig::from_json(const nlohmann::json& j) {
   c.num_key_value_heads = j.contains("num_key_value_heads") && !j["num_key_value_heads"].is_null()
                               ? require_int(j, "num_key_value_heads")
                               : c.num_attention_heads;  // absent: multi-head attention
-  if (j.contains("head_dim") && !j["head_dim"].is_null()) c.explicit_head_dim = require_int(j, "head_dim");
+  if (j.contains("head_dim") && !j["head_dim"].is_null()) {
+    c.explicit_head_dim = require_int(j, "head_dim");
+    check(c.explicit_head_dim > 0, "config.json: head_dim = " + std::to_string(c.explicit_head_dim) + " must be positive");
+  }
   c.vocab_size = require_int(j, "vocab_size");
   c.max_position_embeddings = require_int(j, "max_position_embeddings");
   c.rms_norm_eps = number_or(j, "rms_norm_eps", 1e-6);
