@@ -14,6 +14,7 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 
 def current_rss_bytes():
@@ -64,6 +65,30 @@ def sqrt_segments(n):
         return []
     size = max(1, math.ceil(math.sqrt(n)))
     return [(s, min(n, s + size)) for s in range(0, n, size)]
+
+
+def run_blocks(blocks, x, segments, *extra):
+    """x through every block (block(x, *extra)); with segments, each (start, end) range recomputed in
+    backward (non-reentrant torch.utils.checkpoint) instead of keeping its activations."""
+    def run_range(x, start, end):
+        for block in blocks[start:end]:
+            x = block(x, *extra)
+        return x
+    if segments is None:
+        return run_range(x, 0, len(blocks))
+    for start, end in segments:
+        x = checkpoint(run_range, x, start, end, use_reentrant=False)
+    return x
+
+
+def tied_head_loss(x, weight, targets):
+    """Mean cross-entropy of the logits x @ weight^T (B, T, V) over targets != -100, the logits widened
+    to fp32 as the loss reads them. A bf16 table outside autocast is cast to x's dtype first."""
+    B, T = targets.shape
+    if weight.dtype != x.dtype and not torch.is_autocast_cpu_enabled():
+        weight = weight.to(x.dtype)
+    logits = x @ weight.t()                                             # (B, T, V)
+    return F.cross_entropy(logits.reshape(B * T, -1).float(), targets.reshape(-1), ignore_index=-100)
 
 
 def add_lora(model, linears, rank):

@@ -38,10 +38,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from torch.utils.checkpoint import checkpoint  # noqa: E402
 
 from pytorch_common import (Linear, add_lora, add_run_args, check_run_args, current_rss_bytes,  # noqa: E402
-                            sqrt_segments, store_base_in_bf16, train_and_measure, write_result)
+                            run_blocks, sqrt_segments, store_base_in_bf16, tied_head_loss, train_and_measure,
+                            write_result)
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -130,25 +130,9 @@ class Llama(nn.Module):
                 nn.init.normal_(p, 0.0, 0.02)
 
     def forward(self, idx, targets):
-        B, T = idx.shape
         x = self.embed_tokens(idx).float()  # a bf16 base stores the table in bf16, not the residual stream
-        if self.segments is None:
-            for block in self.layers:
-                x = block(x, self.cos, self.sin, self.mask)
-        else:
-            for start, end in self.segments:
-                x = checkpoint(self._run_blocks, x, start, end, use_reentrant=False)
-        x = self.norm(x)
-        w = self.embed_tokens.weight
-        if w.dtype != x.dtype and not torch.is_autocast_cpu_enabled():
-            w = w.to(x.dtype)
-        logits = x @ w.t()                                                  # (B, T, V), tied head
-        return F.cross_entropy(logits.reshape(B * T, -1).float(), targets.reshape(-1), ignore_index=-100)
-
-    def _run_blocks(self, x, start, end):
-        for block in self.layers[start:end]:
-            x = block(x, self.cos, self.sin, self.mask)
-        return x
+        x = run_blocks(self.layers, x, self.segments, self.cos, self.sin, self.mask)
+        return tied_head_loss(self.norm(x), self.embed_tokens.weight, targets)
 
 
 def main():

@@ -28,10 +28,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from torch.utils.checkpoint import checkpoint  # noqa: E402
 
 from pytorch_common import (Linear, add_lora, add_run_args, check_run_args, current_rss_bytes,  # noqa: E402
-                            sqrt_segments, store_base_in_bf16, train_and_measure, write_result)
+                            run_blocks, sqrt_segments, store_base_in_bf16, tied_head_loss, train_and_measure,
+                            write_result)
 
 
 # PEFT target suffix -> this script's module names (GPT-2 calls both projections c_proj).
@@ -85,23 +85,8 @@ class GPT(nn.Module):
         B, T = idx.shape
         x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))   # (B, T, D)
         x = x.float()  # a bf16 base (--base-precision) stores the tables in bf16, not the residual stream
-        if self.segments is None:
-            for block in self.h:
-                x = block(x)
-        else:
-            for start, end in self.segments:
-                x = checkpoint(self._run_blocks, x, start, end, use_reentrant=False)
-        x = self.ln_f(x)
-        w = self.wte.weight
-        if w.dtype != x.dtype and not torch.is_autocast_cpu_enabled():
-            w = w.to(x.dtype)
-        logits = x @ w.t()                                                  # (B, T, V), tied head
-        return F.cross_entropy(logits.reshape(B * T, -1).float(), targets.reshape(-1), ignore_index=-100)
-
-    def _run_blocks(self, x, start, end):
-        for block in self.h[start:end]:
-            x = block(x)
-        return x
+        x = run_blocks(self.h, x, self.segments)
+        return tied_head_loss(self.ln_f(x), self.wte.weight, targets)
 
 
 def main():

@@ -106,10 +106,13 @@ std::optional<CheckpointRef> adopt_resume(TrainFlags& f, const Communicator& com
   return resume;
 }
 
+// LoRA on a base quantised to nf4/int8: no model to --save, checkpoints without weights.
+bool quantized_base(const TrainFlags& f) { return f.lora.active() && quantized_base_format(f.lora.base_precision); }
+
 // Flags that only make sense together, and output locations (checked before a run can waste time).
 void apply_train_flags(TrainFlags& f, bool lead) {
   check(f.save_every == 0 || !f.save_dir.empty(), "--save-every needs --save DIR (checkpoints go to DIR/checkpoints)");
-  const bool quantized = f.lora.active() && quantized_base_format(f.lora.base_precision);
+  const bool quantized = quantized_base(f);
   check(f.save_dir.empty() || !quantized || f.save_every > 0,
         "--save with --base-precision " + f.lora.base_precision + ": the base stays quantised and is not written as a "
         "model; save the adapter with --save-adapter DIR (--save DIR --save-every N writes training checkpoints)");
@@ -334,7 +337,7 @@ void evaluate_and_sample(TrainRun& run, nlohmann::json& summary) {
 
 void write_outputs(const TrainRun& run, const nlohmann::json& summary) {
   const TrainFlags& f = run.flags;
-  if (!f.save_dir.empty() && f.lora.active() && quantized_base_format(f.lora.base_precision)) {
+  if (!f.save_dir.empty() && quantized_base(f)) {
     std::printf("training checkpoints in %s/checkpoints (the quantised base is not written as a model)\n",
                 f.save_dir.c_str());
   } else if (!f.save_dir.empty()) {

@@ -33,11 +33,11 @@ class GroupedQueryAttention : public Layer {
   CausalSelfAttention& attention() { return attn_; }
   const CausalSelfAttention& attention() const { return attn_; }
   int64_t kv_heads() const { return kv_heads_; }
-  int64_t width() const { return width_; }  // A = H hd: q's width and the output's
   int64_t packed_width() const { return width_ + 2 * kv_heads_ * head_dim_; }
 
  private:
-  int64_t heads_, kv_heads_, head_dim_, width_;
+  int64_t heads_, kv_heads_, head_dim_;
+  int64_t width_;  // A = H hd: q's width and the output's
   std::vector<float> inverse_frequencies_;
   CausalSelfAttention attn_;
 };

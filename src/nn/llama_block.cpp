@@ -41,13 +41,10 @@ std::vector<LlamaBlock::Projection> LlamaBlock::attention_projections() {
 }
 
 Tensor LlamaBlock::forward_projection(const Projection& p, const Tensor& h, Saved& saved, const RunContext& rc) {
-  Tensor y = forward_child(*p.linear, h, saved.children[p.child], rc);  // (B, T, heads hd)
+  const Tensor y = forward_child(*p.linear, h, saved.children[p.child], rc);  // (B, T, heads hd)
   if (!p.head_norm) return y;
-  const Shape shape = y.shape();
-  // Each head's hd values normalised on their own: (B, T, heads, hd) rows.
-  y = forward_child(*p.head_norm, y.view({shape[0], shape[1], shape[2] / head_dim_, head_dim_}),
-                    saved.children[p.norm_child], rc);
-  return y.view(shape);
+  // Each head's hd values normalised on their own.
+  return forward_child(*p.head_norm, head_rows(y), saved.children[p.norm_child], rc).view(y.shape());
 }
 
 Tensor LlamaBlock::run_forward(const Tensor& x, Saved& saved, const RunContext& rc, const Attend& attend) {
@@ -80,11 +77,9 @@ Tensor LlamaBlock::backward_projections(const std::vector<Projection>& projectio
   Tensor sum;  // (B, T, D) fp32
   for (size_t i = 0; i < projections.size(); ++i) {
     const Projection& p = projections[i];
-    if (p.head_norm) {  // through the per-head norm first: (B, T, heads, hd) rows
-      const Shape shape = parts[i].shape();
-      parts[i] = backward_child(*p.head_norm, parts[i].view({shape[0], shape[1], shape[2] / head_dim_, head_dim_}),
-                                saved.children[p.norm_child], rc)
-                     .view(shape);
+    if (p.head_norm) {  // through the per-head norm first
+      const Tensor dnormed = backward_child(*p.head_norm, head_rows(parts[i]), saved.children[p.norm_child], rc);
+      parts[i] = dnormed.view(parts[i].shape());
       saved.children[p.norm_child].clear();
     }
     const Tensor dh = widen(backward_child(*p.linear, parts[i], saved.children[p.child], rc));  // fp32 (ours)

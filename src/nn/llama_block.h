@@ -56,6 +56,8 @@ class LlamaBlock : public Layer {
     int norm_child = -1;
   };
   Tensor forward_projection(const Projection& p, const Tensor& h, Saved& saved, const RunContext& rc);
+  // (B, T, heads hd) seen as (B, T, heads, hd): the rows a per-head norm normalises.
+  Tensor head_rows(const Tensor& t) const { return t.view({t.dim(0), t.dim(1), t.dim(2) / head_dim_, head_dim_}); }
   // dL/dh of a normalised input h that fed several projections: their input gradients summed (fp32).
   Tensor backward_projections(const std::vector<Projection>& projections, const Tensor& dpacked, Saved& saved,
                               const RunContext& rc);
