@@ -4,13 +4,14 @@
 # modified). Prints libFuzzer's final statistics (number of executions); a crash stops it with the
 # input saved as build-fuzz/crash-*.
 #
-#   bash scripts/fuzz.sh [SECONDS] [TARGET...]     targets: safetensors config (default both)
+#   bash scripts/fuzz.sh [SECONDS] [TARGET...]     targets: safetensors config tokenizer_json gpt2_vocab
+#                                                  token_file (default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-600}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(safetensors config)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(safetensors config tokenizer_json gpt2_vocab token_file)
 bash scripts/setup.sh
 if ! command -v clang++ > /dev/null; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo

@@ -1,5 +1,7 @@
 // The tokens a tokenizer.json adds around a text (its post_processor's template) and the BOS/EOS
 // tokens (tokenizer_config.json's names, else the template's).
+#include <cstdint>
+
 #include <nlohmann/json.hpp>
 
 #include "text/hf_json.h"
@@ -28,7 +30,12 @@ void read_template(const json& j, std::vector<int32_t>& prefix, std::vector<int3
     const json& special = j.value("special_tokens", json::object());
     if (!special.contains(name) || !special[name].contains("ids") || !special[name]["ids"].is_array())
       throw Error(source + ": the template names " + name + ", which its special_tokens do not define");
-    for (const json& id : special[name]["ids"]) (after ? suffix : prefix).push_back(id.get<int32_t>());
+    for (const json& id : special[name]["ids"]) {
+      // (get<int32_t> of 1e300 is undefined behaviour, and -1 would pass checked_id as "none")
+      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
+        throw Error(source + ": the template's " + name + " has id " + shown(id.dump()) + ", not a token id");
+      (after ? suffix : prefix).push_back(id.get<int32_t>());
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 // Reading tokenizer.json (and tokenizer_config.json beside it) into an HfTokenizer: every part is
 // checked to be one frugal implements, so a tokenizer that would encode differently from Hugging
 // Face's is refused at load time rather than producing other ids.
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -34,11 +35,19 @@ void check_model_kind(const json& model, const std::string& source) {
     throw unsupported_tokenizer(source, "BPE with dropout (random encodings)");
 }
 
+// Ids index a table (text/bpe_model.h): a file of n tokens may use ids below n + 2^20, so a stray
+// huge id is refused rather than allocating gigabytes (found by fuzz/fuzz_tokenizer_json.cpp).
+int64_t id_limit(size_t tokens) {
+  return std::min(static_cast<int64_t>(tokens) + (int64_t{1} << 20), (int64_t{1} << 31) - 1);
+}
+
 void read_vocab(const json& vocab, BpeModel& model, const std::string& source) {
   if (!vocab.is_object() || vocab.empty()) throw Error(source + ": model.vocab is not a JSON object of token -> id");
+  const int64_t limit = id_limit(vocab.size());
   for (const auto& [text, id] : vocab.items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= (int64_t{1} << 31) - 1)
-      throw Error(source + ": token " + shown(text) + " has id " + id.dump() + ", not a number from 0 to 2^31-2");
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= limit)
+      throw Error(source + ": token " + shown(text) + " has id " + id.dump() + ", not a number from 0 to " +
+                  std::to_string(limit - 1) + " (the vocabulary's size + 2^20)");
     // A token outside the byte alphabet (a special token written as itself) decodes to its UTF-8,
     // as Hugging Face's ByteLevel decoder does, and is never made by BPE.
     std::optional<std::string> bytes = alphabet_to_bytes(text);
@@ -89,10 +98,12 @@ bool read_normalizer(const json& j, const std::string& source) {
   throw unsupported_tokenizer(source, "normalizer " + type + " (frugal implements NFC)");
 }
 
-AddedToken read_added(const json& j, const std::string& source) {
-  if (!member(j, "id").is_number_integer() || !member(j, "content").is_string() || j["id"].get<int64_t>() < 0 ||
-      j["id"].get<int64_t>() >= (int64_t{1} << 31) - 1)
+AddedToken read_added(const json& j, const std::string& source, int64_t limit) {
+  if (!member(j, "id").is_number_integer() || !member(j, "content").is_string())
     throw Error(source + ": added_tokens entry " + shown(j.dump()) + " lacks an id or a content");
+  if (j["id"].get<int64_t>() < 0 || j["id"].get<int64_t>() >= limit)
+    throw Error(source + ": added token " + shown(j["content"].get<std::string>()) + " has id " + j["id"].dump() +
+                ", not a number from 0 to " + std::to_string(limit - 1) + " (the number of tokens + 2^20)");
   const auto flag = [&](const char* key, bool fallback) { return member(j, key).is_boolean() ? j[key].get<bool>() : fallback; };
   AddedToken t{j["content"].get<std::string>(), j["id"].get<int32_t>()};
   t.special = flag("special", false);
@@ -156,8 +167,9 @@ void HfTokenizer::read_model(const json& model, const std::string& source) {
 void HfTokenizer::read_added_tokens(const json& list, const std::string& source) {
   if (list.is_null()) return;
   if (!list.is_array()) throw Error(source + ": added_tokens is not a list");
+  const int64_t limit = id_limit(static_cast<size_t>(model_.token_count()) + list.size());
   for (const json& entry : list) {
-    AddedToken t = read_added(entry, source);
+    AddedToken t = read_added(entry, source, limit);
     const std::string* existing = model_.token(t.id);
     if (existing && *existing != t.content && alphabet_to_bytes(t.content) != *existing)
       throw Error(source + ": added token " + shown(t.content) + " has id " + std::to_string(t.id) + ", which is " +

@@ -45,7 +45,7 @@ void read_exactly(int fd, void* out, size_t bytes, off_t offset, const std::stri
 }  // namespace
 
 void write_token_file(const std::string& path, std::span<const int32_t> ids, int64_t vocab_size) {
-  check(vocab_size > 0 && vocab_size <= (int64_t{1} << 32), "token file: vocabulary size " + std::to_string(vocab_size));
+  check(vocab_size > 0 && vocab_size <= (int64_t{1} << 31), "token file: vocabulary size " + std::to_string(vocab_size));
   const uint32_t width = vocab_size <= 65536 ? 2 : 4;
   std::string header(kTokenFileMagic, sizeof kTokenFileMagic);
   put<uint32_t>(header, kTokenFileVersion);
@@ -107,7 +107,8 @@ void TokenFile::open_checked() {
   width_ = static_cast<int>(get<uint32_t>(h + 12));
   check(width_ == 2 || width_ == 4, me + "bytes per id " + std::to_string(width_) + " (must be 2 or 4)");
   const uint64_t count = get<uint64_t>(h + 16), vocab = get<uint64_t>(h + 24);
-  check(vocab >= 1 && vocab <= (uint64_t{1} << 32) && (width_ == 4 || vocab <= 65536), me + "bad vocabulary size " + std::to_string(vocab));
+  // Ids are read as int32: a vocabulary past 2^31 would let ids through that copy() turns negative.
+  check(vocab >= 1 && vocab <= (uint64_t{1} << 31) && (width_ == 4 || vocab <= 65536), me + "bad vocabulary size " + std::to_string(vocab));
   check(count <= (file_bytes - kTokenFileHeaderBytes) / static_cast<uint64_t>(width_) &&
             file_bytes == kTokenFileHeaderBytes + count * static_cast<uint64_t>(width_),
         me + std::to_string(file_bytes) + " bytes, but its header promises " + std::to_string(count) + " ids of " +
