@@ -13,7 +13,8 @@ shift || true
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=(safetensors config tokenizer_json gpt2_vocab token_file)
 bash scripts/setup.sh
-if ! command -v clang++ > /dev/null; then
+# (clang may be there without the OpenMP runtime it needs to build frugal)
+if ! command -v clang++ > /dev/null || ! dpkg -s libomp-dev > /dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
   $SUDO apt-get install -y -q clang libomp-dev
 fi

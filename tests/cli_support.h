@@ -12,6 +12,11 @@
 
 namespace frugal::testing {
 
+// The documented fixed overhead of a process beyond its ledger's bytes (README "Memory budget",
+// docs/BENCHMARKS.md "Process overhead beyond the ledger"): code, libraries, thread stacks, OpenBLAS's
+// and oneDNN's buffers. bench/process_overhead.sh measured at most 66 MiB (a 50,257-wide LM head).
+constexpr int64_t kProcessOverheadBytes = int64_t{96} << 20;
+
 struct CliResult {
   int status;  // exit status; 128 + signal when killed
   std::string out, err;

@@ -22,6 +22,7 @@ namespace {
 
 struct DoctorFlags {
   bool json = false;
+  bool measure_rates = false;
   int threads = 0;
 };
 
@@ -95,9 +96,16 @@ void register_doctor(CLI::App& app) {
   auto flags = std::make_shared<DoctorFlags>();
   CLI::App* cmd = app.add_subcommand("doctor", "the CPU, the GEMM kernels per dtype, measured speeds, warnings");
   cmd->add_flag("--json", flags->json, "print JSON");
+  cmd->add_flag("--measure-rates", flags->measure_rates,
+                "only measure the cost model's rates and print them as one line of JSON (how train and plan "
+                "measure them in a child process; nothing is cached)");
   add_threads_flag(*cmd, flags->threads);
   cmd->callback([flags] {
     apply_threads(flags->threads);
+    if (flags->measure_rates) {
+      std::printf("%s\n", machine_rates_json(measure_machine_rates()).dump().c_str());
+      return;
+    }
     const nlohmann::json j = diagnose();
     if (flags->json) std::printf("%s\n", j.dump(2).c_str());
     else print_text(j);

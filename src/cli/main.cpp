@@ -6,6 +6,7 @@
 
 #include "cli/common.h"
 #include "cli/memory_flags.h"
+#include "cli/rates_process.h"
 #include "cli/startup.h"
 #include "comm/communicator.h"
 #include "core/error.h"
@@ -68,6 +69,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   frugal::init_distributed(argc, argv);
+  // Rates measured in this process would count in the peak RSS a budget bounds; under MPI each rank
+  // would start a child, so ranks measure in process (a distributed run plans per rank anyway).
+  if (frugal::world().size() == 1) frugal::cli::measure_rates_in_child_processes();
   frugal::cli::record_command_line(argc, argv);  // plan --memory-budget prints the train command
   const int code = run(argc, argv);
   // A failing rank ends the whole job: the others may be waiting for it in a collective.

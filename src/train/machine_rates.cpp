@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "core/cpu.h"
@@ -156,7 +155,9 @@ nlohmann::json read_cache(const std::string& path) {
   }
 }
 
-nlohmann::json to_json(const MachineRates& r) {
+}  // namespace
+
+nlohmann::json machine_rates_json(const MachineRates& r) {
   return {{"gemm_f32_gflops", r.gemm_f32_gflops}, {"gemm_half_gflops", r.gemm_half_gflops},
           {"bandwidth_gbs", r.bandwidth_gbs},       {"sizes", MachineRates::kSizes},
           {"adamw_ns_per_param", r.adamw_ns_per_param}, {"adamw8bit_ns_per_param", r.adamw8bit_ns_per_param},
@@ -164,7 +165,7 @@ nlohmann::json to_json(const MachineRates& r) {
           {"clip_ns_per_param", r.clip_ns_per_param},   {"busy_cores", r.busy_cores}};
 }
 
-bool from_json(const nlohmann::json& j, MachineRates& r) {
+bool machine_rates_from_json(const nlohmann::json& j, MachineRates& r) {
   try {
     if (j.at("sizes").get<std::array<int, 3>>() != MachineRates::kSizes) return false;
     r.gemm_f32_gflops = j.at("gemm_f32_gflops").get<std::array<double, 3>>();
@@ -181,15 +182,13 @@ bool from_json(const nlohmann::json& j, MachineRates& r) {
   }
 }
 
-}  // namespace
-
 void store_machine_rates(const MachineRates& rates) {
   const std::string path = machine_rates_cache_path();
   if (path.empty()) return;
   try {
     std::filesystem::create_directories(std::filesystem::path(path).parent_path());
     nlohmann::json cache = read_cache(path);
-    cache[machine_rates_key()] = to_json(rates);
+    cache[machine_rates_key()] = machine_rates_json(rates);
     write_file_atomic(path, cache.dump(2) + "\n");
   } catch (const std::exception&) {
     // A cache that cannot be written costs the next run two seconds, nothing more.
@@ -200,17 +199,26 @@ bool reuse_cached_rates(double cached_busy, double busy_now) {
   return cached_busy < kBusyCoresForRates || busy_now >= kBusyCoresForRates;
 }
 
+namespace {
+std::function<MachineRates()>& rates_measurer() {
+  static std::function<MachineRates()> measure = measure_machine_rates;
+  return measure;
+}
+}  // namespace
+
+void set_rates_measurer(std::function<MachineRates()> measure) { rates_measurer() = std::move(measure); }
+
 MachineRates machine_rates() {
   static const MachineRates rates = [] {
     MachineRates r;
     const std::string path = machine_rates_cache_path();
     const nlohmann::json cache = path.empty() ? nlohmann::json::object() : read_cache(path);
     const auto it = cache.find(machine_rates_key());
-    const bool usable = it != cache.end() && from_json(*it, r);
+    const bool usable = it != cache.end() && machine_rates_from_json(*it, r);
     if (usable && r.busy_cores < kBusyCoresForRates) return r;  // (no 30 ms load sample needed)
     const double busy = busy_cores_now();
     if (usable && reuse_cached_rates(r.busy_cores, busy)) return r;
-    r = measure_machine_rates();
+    r = rates_measurer()();
     r.busy_cores = busy;
     store_machine_rates(r);
     return r;

@@ -5,6 +5,8 @@
 // `frugal doctor` shows them. Cached per machine (CPU, threads, kernels) in the user's cache
 // directory, so a run measures them once.
 #include <array>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/dtype.h"
@@ -39,6 +41,15 @@ double measure_bandwidth_gbs(double seconds);  // a parallel copy of 64 MiB
 void measure_optimizer_costs(MachineRates& rates);
 
 MachineRates measure_machine_rates();
+
+// How machine_rates() measures when the cache cannot serve it: measure_machine_rates() in this
+// process unless replaced. The CLI measures in a child process (cli/rates_process.h): the buffers a
+// measurement touches (about 150 MiB) must not count in a run's peak RSS, which --memory-budget bounds.
+void set_rates_measurer(std::function<MachineRates()> measure);
+
+// The rates as the cache stores them, and back (false for an entry that is incomplete or of other sizes).
+nlohmann::json machine_rates_json(const MachineRates& rates);
+bool machine_rates_from_json(const nlohmann::json& j, MachineRates& rates);
 
 // What the rates depend on: CPU, threads, the kernel of each dtype.
 std::string machine_rates_key();
