@@ -126,6 +126,22 @@ void apply_precision_flags(const PrecisionFlags& f, TrainOptions& options) {
   options.loss_scale.set_mode(f.loss_scale);
 }
 
+void check_settings_apply(const TrainOptions& o, const Model& model) {
+  check(o.optimizer == "adamw8bit" || o.optimizer_block == TrainOptions{}.optimizer_block,
+        "--optimizer-block sets adamw8bit's quantisation blocks, and this run's optimizer is " + o.optimizer +
+            ": add --optimizer adamw8bit, or drop --optimizer-block");
+  check(o.bn_stats == "micro" || model.has_batchnorm(), "--bn-stats " + o.bn_stats + " sets how BatchNorm's running "
+        "statistics update, and this " + model.arch() + " model has no BatchNorm: drop --bn-stats");
+  const LossScaleOptions defaults;
+  const LossScaleOptions& s = o.loss_scale;
+  const bool dynamic = s.mode == "dynamic" || (s.mode == "auto" && o.precision == DType::F16);
+  const bool tuned = s.growth_interval != defaults.growth_interval || s.growth != defaults.growth ||
+                     s.backoff != defaults.backoff || (s.mode != "static" && s.value != defaults.value);
+  check(dynamic || !tuned, "--loss-scale-init/-interval/-growth/-backoff tune the dynamic loss scale, and this run's "
+        "is " + std::string(s.mode == "static" ? "fixed" : "off") + " (--precision " + precision_name(o.precision) +
+        (s.mode == "auto" ? ", whose default is no scaling" : "") + "): add --loss-scale dynamic, or drop them");
+}
+
 void add_lora_flags(CLI::App& app, LoraFlags& f) {
   app.add_option("--lora-rank", f.rank, "LoRA rank r (0: off): train only A (r x in) and B (out x r)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
@@ -280,6 +296,10 @@ void apply_kernel_flags(const ModelFlags& f, Model& model) {
   if (f.attention_tile != 0) lm->set_attention_tile(f.attention_tile);
   if (f.attention == "flash") lm->set_attention_kernel(AttentionKernel::Flash);
   if (f.attention == "materialized") lm->set_attention_kernel(AttentionKernel::Materialized);
+  check(f.attention_tile == 0 || lm->uses_fused_attention(),
+        "--attention-tile sets the fused attention's tile, but this model's attention at context " +
+            std::to_string(lm->context()) + " materialises (auto does up to 384 positions): add --attention flash, or "
+            "drop --attention-tile");
 }
 
 // A tokenizer is for GPT models, and every id it gives must be a row of the model's embedding.
@@ -309,7 +329,9 @@ std::unique_ptr<Model> fresh_llama(const ModelFlags& f) {
   c.rms_norm_eps = 1e-5;
   const TextTokenizer* tokenizer = model_tokenizer(f);
   c.vocab_size = or_default(f.vocab, tokenizer ? tokenizer->vocab_size() : 256);
-  auto model = std::make_unique<Llama>(c);
+  // A fresh model trains on every position it was given (--ctx): Llama's own default of at most
+  // 2048 is for loaded configs, whose max_position_embeddings is no request of the user's.
+  auto model = std::make_unique<Llama>(c, c.max_position_embeddings);
   check_tokenizer_fits(f, *model);
   return model;
 }

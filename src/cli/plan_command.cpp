@@ -114,8 +114,12 @@ void run_plan(PlanFlags& f) {
   for (int r = 0; r < f.ranks; ++r) {
     const std::unique_ptr<Communicator> rank = planning_communicator(r, f.ranks);
     per_rank.push_back(plan_training_memory(
-        [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora, nullptr,
-                                 storage_flags(f.options, rank.get())); },
+        [&] {
+          std::unique_ptr<Model> model = build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora,
+                                                     nullptr, storage_flags(f.options, rank.get()));
+          check_settings_apply(f.options, *model);
+          return model;
+        },
         f.options, rank.get()));
   }
   const MemoryPlan& plan = *std::max_element(per_rank.begin(), per_rank.end(), [](const MemoryPlan& a, const MemoryPlan& b) {
@@ -128,7 +132,8 @@ void run_plan(PlanFlags& f) {
                      {"predicted_step_time_s", time.total()},
                      {"forward_calls", plan.forward_calls},
                      {"layer_count", plan.layer_count},
-                     {"kernels", plan.kernels}};
+                     {"kernels", plan.kernels},
+                     {"run", plan.run}};
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }

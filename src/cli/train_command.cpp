@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "cli/common.h"
+#include "cli/rates_process.h"
 #include "cli/startup.h"
 #include "cli/train_flags.h"
 #include "comm/communicator.h"
@@ -27,6 +28,7 @@
 #include "train/generate.h"
 #include "train/machine_rates.h"
 #include "train/planner.h"
+#include "train/run_description.h"
 #include "text/tokenizer.h"
 
 namespace frugal::cli {
@@ -161,8 +163,12 @@ void build_run(TrainRun& run) {
   // This rank's plan (its shards under --zero), with collectives that move nothing.
   const std::unique_ptr<Communicator> planned_rank = planning_communicator(run.comm.rank(), run.comm.size());
   run.plan = plan_training_memory(
-      [&] { return build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora, nullptr,
-                               storage_flags(f.options, planned_rank.get())); },
+      [&] {
+        std::unique_ptr<Model> model = build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora,
+                                                   nullptr, storage_flags(f.options, planned_rank.get()));
+        check_settings_apply(f.options, *model);
+        return model;
+      },
       f.options, planned_rank.get());
   run.predicted_step_s = predict_step_time(run.plan.work, machine_rates()).total();
   if (run.memory_limit > 0) {  // a run that cannot fit never starts
@@ -292,7 +298,13 @@ nlohmann::json summarize(TrainRun& run) {
   summary["communication_s"] = median(comm_times);  // per step: gradient collectives and ZeRO-3 fetches, waiting included
   summary["ranks"] = rank_memory(facts.measured, run.comm);
   summary["compute"] = compute_description();
+  summary["run"] = describe_run(*run.model, run.flags.options);  // what ran, read from the model and options
   summary["predicted_step_time_s"] = run.predicted_step_s;  // the cost model's, beside step_time_s
+  // What measuring the cost model's rates cost, when this run had to (in a child process: its RSS is
+  // not in peak_rss_bytes); null when the cache served them.
+  const std::optional<RatesMeasurement> rates = last_rates_measurement();
+  summary["rates_measurement"] = rates ? nlohmann::json{{"seconds", rates->seconds}, {"peak_rss_bytes", rates->peak_rss_bytes}}
+                                       : nlohmann::json(nullptr);
   if (run.token_model) summary["dropout"] = as_causal_lm(*run.model)->dropout();
   if (run.memory_limit > 0) summary["memory_limit"] = run.memory_limit;
   return summary;

@@ -19,6 +19,10 @@ void CausalLm::set_attention_tile(int64_t tile) {
   for (CausalSelfAttention* a : attentions()) a->set_tile(tile);
 }
 
+bool CausalLm::uses_fused_attention() const {
+  return attentions().at(0)->kernel_for(context_, DType::F32) == AttentionKernel::Flash;
+}
+
 void CausalLm::set_dropout(double embd, double attn, double resid) {
   check(embd == 0 && attn == 0 && resid == 0, "dropout (--dropout/--embd-dropout/--attn-dropout/--resid-dropout) "
                                               "applies to GPT models only, not " + arch());

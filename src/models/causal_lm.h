@@ -27,6 +27,7 @@ class CausalLm : public Model {
   // Every block's attention kernel and fused-kernel tile (nn/attention.h); Auto by default.
   void set_attention_kernel(AttentionKernel kernel);
   void set_attention_tile(int64_t tile);
+  bool uses_fused_attention() const;  // at context(): the fused (flash) kernel, which has a tile
   // Dropout while training (embedding, attention probabilities, residual branches). Models
   // without dropout refuse anything but zeros.
   virtual void set_dropout(double embd, double attn, double resid);

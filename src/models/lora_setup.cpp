@@ -55,9 +55,11 @@ void apply_lora(Model& model, const LoraSettings& settings, uint64_t seed) {
 
 std::vector<std::string> adapted_weight_names(const Model& model, const std::vector<std::string>& targets) {
   std::vector<std::string> out;
-  for (const auto& [name, linear] : model.adaptable_linears())
+  for (const auto& entry : model.adaptable_linears()) {
+    const std::string& name = entry.first;  // (a structured binding cannot be captured before C++20 in clang 14)
     if (std::any_of(targets.begin(), targets.end(), [&](const std::string& t) { return matches(name, t); }))
-      out.push_back(linear->weight().name);
+      out.push_back(entry.second->weight().name);
+  }
   return out;
 }
 

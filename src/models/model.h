@@ -43,6 +43,8 @@ class Model {
   Param& find_state(const std::string& name) const;
   int64_t parameter_count() const;
   int64_t trainable_parameter_count() const;
+  // Whether it holds BatchNorm running statistics (its only buffers): what --bn-stats acts on.
+  bool has_batchnorm() const { return state().size() > params().size(); }
   // --bn-stats batch: applies the running-statistics update merged over the step's micro-batches.
   virtual void apply_deferred_statistics() {}
   // Linear layers LoRA may adapt, by module name ("h.0.attn.c_attn", "layers.2"), and the prefix

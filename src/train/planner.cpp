@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "train/run_description.h"
+
 namespace frugal {
 
 namespace {
@@ -42,6 +44,7 @@ MemoryPlan plan_training_memory(const ModelFactory& make_model, const TrainOptio
   plan.work.clipped = options.clip_grad_norm > 0;
   plan.work.master_bytes = static_cast<double>(ledger.peak()[MemCategory::MasterParams]);
   plan.kernels = model->kernels(options.micro_batch);
+  plan.run = describe_run(*model, options);
   plan.peak = ledger.peak();
   plan.at_peak = ledger.at_peak();
   return plan;

@@ -20,6 +20,7 @@ struct MemoryPlan {
   int64_t forward_calls = 0;  // block forward evaluations per optimizer step
   int64_t layer_count = 0;    // blocks in the chain
   nlohmann::json kernels;     // Model::kernels: what the big scratch and activations are made of
+  nlohmann::json run;         // describe_run (train/run_description.h): what was planned, read from the model
   StepWork work;              // of the last planned step (with state allocated): the cost model's input
 };
 

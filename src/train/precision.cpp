@@ -141,6 +141,8 @@ void LossScaleOptions::set_mode(const std::string& text) {
   const double number = std::strtod(text.c_str(), &end);
   check(end != text.c_str() && *end == '\0' && std::isfinite(number) && number > 0,
         "--loss-scale must be dynamic, none or a positive number, not '" + text + "'");
+  check(value == LossScaleOptions{}.value, "--loss-scale " + text + " is a fixed scale: --loss-scale-init sets the "
+                                          "dynamic scale's start; drop one of them");
   mode = "static";
   value = number;
 }

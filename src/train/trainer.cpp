@@ -79,6 +79,9 @@ Trainer::Trainer(Model& model, DataSource& data, const TrainOptions& options, Co
     : model_(model), data_(data), options_(options), params_(model.params()),
       scaler_(options.loss_scale, options.precision), comm_(comm ? *comm : world()) {
   options_.validate();
+  check(options.zero == 0 || comm_.size() > 1,
+        "--zero " + std::to_string(options.zero) + " shards training state across the ranks of an mpirun job, and this "
+        "process is the only rank: start it with mpirun -np N (frugal plan: --ranks N), or use --zero 0");
   if (options.zero == 3) check_zero3();
   std::vector<bool> owned;
   if (options.zero >= 1 && comm_.size() > 1) {
@@ -107,8 +110,6 @@ Trainer::Trainer(Model& model, DataSource& data, const TrainOptions& options, Co
 Trainer::~Trainer() = default;
 
 void Trainer::check_zero3() const {
-  check(comm_.size() > 1, "--zero 3 shards the weights across the ranks of an mpirun job, and this process is the "
-                          "only rank: start it with mpirun -np N (frugal plan: --ranks N), or use --zero 0");
   for (const Param* p : params_)
     check(p->trainable, "--zero 3 shards the weights of full fine-tuning; " + p->name +
                             " is frozen (LoRA: the trainable state is already small; use --zero 2 or 0)");
