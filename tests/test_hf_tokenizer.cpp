@@ -110,8 +110,8 @@ TEST_P(HfTokenizerReal, MatchesTheJavaScriptReference) {
   expect_reference_ids(real(GetParam()), real_file(GetParam()), all_inputs());
 }
 
-// decode(encode(x)) == x: the whole corpus, invalid UTF-8, random bytes. Times a cold encode of the
-// corpus (a fresh tokenizer: every piece new to its cache).
+// decode(encode(x)) == x: the whole corpus, invalid UTF-8, random bytes. Prints the time of a cold
+// encode of the corpus (a fresh tokenizer: every piece new to its cache).
 TEST_P(HfTokenizerReal, RoundTripIsExactAndFast) {
   HfTokenizer fresh = HfTokenizer::load(real_file(GetParam()));
   const std::string corpus = load_fortunes_corpus();
@@ -120,7 +120,7 @@ TEST_P(HfTokenizerReal, RoundTripIsExactAndFast) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("%s: the fortunes corpus (%.1f MB) in %zu tokens, %.2f s\n", GetParam().c_str(), corpus.size() / 1e6,
               ids.size(), seconds);
-  EXPECT_LT(seconds, 20.0);  // about a second on one core (docs/TOKENIZERS.md); generous for sanitizers
+  // (No bound on `seconds`: speed is a benchmark, bench/tokenizer_speed.sh, docs/BENCHMARKS.md "Tokenizer".)
   EXPECT_LT(ids.size(), corpus.size() / 3);  // merged, not left as bytes
   std::string normalized;
   ASSERT_TRUE(fresh.decode(ids) == (fresh.normalizes_nfc() && nfc_normalize(corpus, normalized) ? normalized : corpus));
@@ -425,19 +425,19 @@ TEST(HfTokenizer, BrokenFilesGiveOneLineErrors) {
   }
 }
 
-// Megabyte runs without a break (letters, spaces, newlines, digits, punctuation) encode in
-// reasonable time through PCRE2 and BPE and decode back; encode_append reports its progress.
+// Megabyte runs without a break (letters, spaces, newlines, digits, punctuation) encode through
+// PCRE2 and BPE and decode back; encode_append reports its progress. A quadratic loop would take
+// hours here and fail at CTest's timeout; the times (seconds, about n^1.3 from 128 KiB to 2 MiB on
+// the EPYC) are a benchmark's business, not an assertion: a loaded machine must not fail it.
 TEST(HfTokenizer, LongRunsDoNotHangAndProgressIsReported) {
   HfTokenizer& t = real("llama3_1");
   for (const std::string unit : {"abcdefghijklmnopqrstuvwxyz", " ", "\n", " \n", "1234567890", "!?", "\u00e9\u4e2d"}) {
     std::string text;
     while (text.size() < (size_t{2} << 20)) text += unit;
     text += "x";
-    const auto start = std::chrono::steady_clock::now();
     std::vector<int32_t> ids;
     std::vector<size_t> reports;
     t.encode_append(text, ids, [&](size_t done) { reports.push_back(done); });
-    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 30.0) << json(unit).dump();
     ASSERT_EQ(t.decode(ids), text) << json(unit).dump();
     EXPECT_TRUE(std::is_sorted(reports.begin(), reports.end()));
     EXPECT_LE(reports.empty() ? 0 : reports.back(), text.size());

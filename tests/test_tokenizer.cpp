@@ -190,14 +190,13 @@ TEST(Tokenizer, BrokenFilesGiveOneLineErrors) {
   }
 }
 
-// A piece of 2 MB without a break (one letter run) encodes in time linear-logarithmic in its length
-// (GPT-2's loop is quadratic: hours) and decodes back.
+// A piece of 2 MB without a break (one letter run) encodes (GPT-2's quadratic loop would take
+// hours: CTest's timeout fails it; the seconds it takes are no assertion, a loaded machine must not
+// fail it) and decodes back.
 TEST(Tokenizer, LongPiecesDoNotHang) {
   std::string word;
   while (word.size() < (size_t{2} << 20)) word += "abcdefghijklmnopqrstuvwxyz";
-  const auto start = std::chrono::steady_clock::now();
   const std::vector<int32_t> ids = gpt2().encode(word);
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 30.0);
   EXPECT_EQ(gpt2().decode(ids), word);
   EXPECT_LT(ids.size(), word.size() * 3 / 4) << ids.size();  // merged, not left as bytes
 }
