@@ -408,7 +408,7 @@ TEST(HfTokenizer, BrokenFilesGiveOneLineErrors) {
   j = tiny_tokenizer();
   j["post_processor"] = {{"type", "TemplateProcessing"}, {"single", {{{"SpecialToken", {{"id", "<s>"}}}}}},
                          {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {"one"}}}}}}};
-  expect_load_error(j, "unexpected contents");
+  expect_load_error(j, "has id '\"one\"', not a token id");
   // Files: none, a directory without tokenizer.json, a config naming a token the tokenizer lacks.
   EXPECT_THROW(HfTokenizer::load("/nonexistent/tokenizer.json"), Error);
   try {
