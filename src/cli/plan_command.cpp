@@ -5,6 +5,7 @@
 
 #include "cli/common.h"
 #include "cli/memory_flags.h"
+#include "cli/rates_process.h"
 #include "core/error.h"
 #include "core/threading.h"
 #include "core/units.h"
@@ -63,6 +64,7 @@ void run_autopilot_plan(PlanFlags& f) {
   const AutopilotResult result = run_autopilot(request, in);
   const Candidate& chosen = *result.chosen();
   const std::string command = train_command_line(chosen, f.memory.budget);
+  report_rates_measurement();
   if (f.json) {
     nlohmann::json j{{"memory_budget", request.budget_bytes}, {"batch_size", request.batch_size},
                      {"configurations", result.candidates.size()}, {"fitting", result.fitting},
@@ -126,6 +128,7 @@ void run_plan(PlanFlags& f) {
     return a.peak.total < b.peak.total;
   });
   const StepTimePrediction time = predict_step_time(plan.work, machine_rates());
+  report_rates_measurement();
   if (f.ranks > 1) return print_rank_plans(f, per_rank);
   if (f.json) {
     nlohmann::json j{{"predicted_memory", memory_json(plan.peak)},

@@ -89,8 +89,15 @@ MachineRates measure_rates_in_child_process() {
   check(!j.is_discarded() && machine_rates_from_json(j, rates),
         "frugal doctor --measure-rates printed no rates: " + line);
   measurement() = RatesMeasurement{seconds, static_cast<int64_t>(usage.ru_maxrss) * 1024};
-  std::fprintf(stderr, "measured this machine's rates for the cost model in a child process (%.1f s, peak RSS %.0f MiB)\n", seconds, static_cast<double>(measurement()->peak_rss_bytes) / (1 << 20));
   return rates;
+}
+
+void report_rates_measurement() {
+  static bool reported = false;
+  if (reported || !measurement()) return;
+  reported = true;
+  std::fprintf(stderr, "measured this machine's rates for the cost model in a child process (%.1f s, peak RSS %.0f MiB)\n",
+               measurement()->seconds, static_cast<double>(measurement()->peak_rss_bytes) / (1 << 20));
 }
 
 void measure_rates_in_child_processes() { set_rates_measurer(measure_rates_in_child_process); }

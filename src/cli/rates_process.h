@@ -27,4 +27,9 @@ MachineRates measure_rates_in_child_process();
 // The child measurement this process made, if any (for the run summary's "rates_measurement").
 std::optional<RatesMeasurement> last_rates_measurement();
 
+// Prints what the child measurement cost to stderr, once, if there was one. Commands call it with
+// their first report (train's header, plan's output), not when measuring: a run refused later (a
+// missing shard, a plan over --memory-limit) still ends in one line, its error.
+void report_rates_measurement();
+
 }  // namespace frugal::cli

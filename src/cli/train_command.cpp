@@ -148,6 +148,7 @@ size_t choose_configuration(TrainFlags& f, const Communicator& comm) {
   const AutopilotResult result = run_autopilot(autopilot_request(m, in), in);
   const Candidate& chosen = *result.chosen();
   apply_candidate(chosen, f.options, f.checkpoint, f.precision);
+  report_rates_measurement();
   std::fprintf(stderr, "memory budget %s: %s (predicted %s, %s per step; %lld of %zu configurations fit)\n",
                m.budget.c_str(), chosen.describe().c_str(), format_bytes(static_cast<double>(chosen.plan.peak.total)).c_str(),
                format_seconds(chosen.step_seconds).c_str(), static_cast<long long>(result.fitting), result.candidates.size());
@@ -200,6 +201,7 @@ void print_header(const TrainRun& run) {
   const Model& model = *run.model;
   const std::string zero = o.zero && run.comm.size() > 1 ? ", ZeRO-" + std::to_string(o.zero) : "";
   const std::string fused = o.fused_update ? ", updates fused into the backward pass" : "";
+  report_rates_measurement();
   std::fprintf(stderr, "frugal train: %s, %s parameters (%s trainable), %zu blocks, data: %s, batch %lld x %lld micro-batches x %d ranks, %s%s%s\n",
                model.arch().c_str(), format_count(static_cast<double>(model.parameter_count())).c_str(),
                format_count(static_cast<double>(model.trainable_parameter_count())).c_str(), model.blocks().size(),
