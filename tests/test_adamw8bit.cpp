@@ -4,6 +4,7 @@
 // state bytes by arithmetic, planned = measured, at most 0.27x AdamW's.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "fixtures.h"
 #include "kernels/quantize8.h"
 #include "models/gpt.h"
+#include "tolerances.h"
 #include "train/adamw8bit.h"
 #include "train/planner.h"
 #include "train/trainer.h"
@@ -73,7 +75,9 @@ TEST(DynamicCode8, QuantiseFindsTheNearestLevel) {
     const DynamicCode8& code = is_signed ? signed_code8() : unsigned_code8();
     for (float x : probe_values(is_signed)) {
       const double got = std::fabs(static_cast<double>(x) - code.value(code.quantize(x)));
-      // Within one float ulp of the nearest: a midpoint rounded to float may decide a tie.
+      // Within one float ulp of the nearest: the quantiser decides at midpoints rounded to float, at
+      // most half an ulp from the true ones, so a value between the two is at most twice that (one
+      // ulp) farther from the level it gets than from the nearest.
       ASSERT_LE(got, nearest_level_distance(code, x) + std::nextafter(std::fabs(x), 2.0f) - std::fabs(x))
           << (is_signed ? "signed " : "unsigned ") << x;
     }
@@ -83,7 +87,8 @@ TEST(DynamicCode8, QuantiseFindsTheNearestLevel) {
 }
 
 // Block-wise round trip: each value's error is at most half the gap between the two levels around
-// it, times its block's absmax; the largest magnitude of a block comes back exactly.
+// it, times its block's absmax, plus the float arithmetic (below); the largest magnitude of a block
+// comes back exactly.
 TEST(DynamicCode8, BlockwiseErrorWithinTheCodesBound) {
   for (bool is_signed : {true, false}) {
     const DynamicCode8& code = is_signed ? signed_code8() : unsigned_code8();
@@ -100,7 +105,11 @@ TEST(DynamicCode8, BlockwiseErrorWithinTheCodesBound) {
       const float scale = absmax[i / block], r = std::fabs(x[i]) / scale;
       const size_t above = std::lower_bound(m.begin(), m.end(), r) - m.begin();
       const double gap = above == 0 ? 0.0 : m[std::min(above, m.size() - 1)] - m[above - 1];
-      ASSERT_LE(std::fabs(back[i] - x[i]), (0.5 * gap + 1e-7) * scale) << i;
+      // The quantiser sees r = x (1 / absmax), two roundings (2 u of r), and decides at float
+      // midpoints (u of r); the level times absmax rounds once (u of it, <= r + gap); the test's
+      // float subtraction (u of the difference). To first order:
+      const double u = frugal::testing::kFp32Unit;
+      ASSERT_LE(std::fabs(back[i] - x[i]), (0.5 * gap + u * (4 * r + gap)) * scale) << i;
       if (std::fabs(x[i]) == scale) {
         EXPECT_EQ(back[i], x[i]) << i;
       }
@@ -109,7 +118,18 @@ TEST(DynamicCode8, BlockwiseErrorWithinTheCodesBound) {
 }
 
 // With zero state the first step is AdamW's exactly; later steps stay close (the moments carry the
-// code's rounding).
+// code's rounding): within what the code's quantisation errors explain.
+//
+// The model. Between steps the moments are stored in the 8-bit codes, each value off by an error Q,
+// |Q| <= h (half the gap around it, times its block's absmax). An error left in m after step k reaches
+// every later step t through m's recursion, b1^(t-k) Q, and moves that step's update by
+// d update / d m = lr / (bias1_t (sqrt(vhat_t) + eps)) times it; in v likewise b2^(t-k) Q times
+// lr |mhat_t| / (2 bias2_t sqrt(vhat_t) (sqrt(vhat_t) + eps)^2). So each weight's drift is, to first
+// order, a sum of the errors times coefficients c (weight decay only shrinks it). Rounding to the
+// nearest level at positions that move every step, the errors are taken as independent with mean
+// zero: then E|drift_i| <= sd_i = sqrt(sum c^2 h^2) (any distribution on [-h, h]), and the sum over
+// the weights has expectation <= sum_i sd_i and standard deviation <= sqrt(sum_i sd_i^2). The bound
+// is 5 of those above the expectation's. (fp32 rounding, ~1e-7 of the update, is far below.)
 TEST(AdamW8bit, FollowsAdamW) {
   const int64_t n = 3000;
   auto make = [&](const std::string& name) {
@@ -124,7 +144,17 @@ TEST(AdamW8bit, FollowsAdamW) {
   AdamW full(o);
   AdamW8bit eight(o);
   std::vector<Param*> pa{&a}, pb{&b};
-  for (int t = 0; t < 50; ++t) {
+  const int steps = 50;
+  const double lr = 1e-3, b1 = o.beta1, b2 = o.beta2, eps = o.eps;
+  // The model's inputs per step (index t for step t + 1), from AdamW's moments in double: the half
+  // gaps h of m and v, and the two derivatives of the update.
+  const auto half_gap = [](const std::vector<float>& levels, double r) {  // r in [0, 1]
+    const auto above = static_cast<size_t>(std::lower_bound(levels.begin(), levels.end(), r) - levels.begin());
+    return above == 0 || above == levels.size() ? 0.0 : 0.5 * (double{levels[above]} - levels[above - 1]);
+  };
+  std::vector<double> m(n, 0.0), v(n, 0.0);
+  std::vector<std::vector<double>> hm(steps, std::vector<double>(n)), hv = hm, dm = hm, dv = hm;
+  for (int t = 0; t < steps; ++t) {
     for (int64_t i = 0; i < n; ++i)  // gradients of magnitudes 1e-3 .. 7e-3, changing sign
       a.grad.f32()[i] = b.grad.f32()[i] =
           std::cos(0.37f * static_cast<float>(i * (t + 1))) * (1.0f + static_cast<float>(i % 7)) * 1e-3f;
@@ -133,6 +163,39 @@ TEST(AdamW8bit, FollowsAdamW) {
     if (t == 0) {
       for (int64_t i = 0; i < n; ++i) ASSERT_EQ(a.value.f32()[i], b.value.f32()[i]) << i;
     }
+    const double bias1 = 1 - std::pow(b1, t + 1), bias2 = 1 - std::pow(b2, t + 1);
+    for (int64_t i = 0; i < n; ++i) {
+      const double g = a.grad.f32()[i];
+      m[i] = b1 * m[i] + (1 - b1) * g;
+      v[i] = b2 * v[i] + (1 - b2) * g * g;
+      const double root = std::sqrt(v[i] / bias2);
+      dm[t][i] = lr / (bias1 * (root + eps));
+      dv[t][i] = lr * std::fabs(m[i] / bias1) / (2 * bias2 * root * (root + eps) * (root + eps));
+    }
+    for (int64_t begin = 0; begin < n; begin += kAdamW8bitBlock) {
+      const int64_t end = std::min(n, begin + kAdamW8bitBlock);
+      double m_top = 0, v_top = 0;
+      for (int64_t i = begin; i < end; ++i) {
+        m_top = std::max(m_top, std::fabs(m[i]));
+        v_top = std::max(v_top, v[i]);
+      }
+      for (int64_t i = begin; i < end; ++i) {
+        hm[t][i] = m_top * half_gap(signed_code8().magnitudes(), std::fabs(m[i]) / m_top);
+        hv[t][i] = v_top * half_gap(unsigned_code8().magnitudes(), v[i] / v_top);
+      }
+    }
+  }
+  double expected = 0, variance = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    // c for the error stored after step k: b sum_{t > k} b^(t - k - 1) d_t, summed from the last step back.
+    double sm = 0, sv = 0, var = 0;
+    for (int k = steps - 1; k >= 1; --k) {
+      sm = dm[k][i] + b1 * sm;
+      sv = dv[k][i] + b2 * sv;
+      var += std::pow(b1 * sm * hm[k - 1][i], 2) + std::pow(b2 * sv * hv[k - 1][i], 2);
+    }
+    expected += std::sqrt(var);
+    variance += var;
   }
   double moved = 0, differ = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -140,7 +203,8 @@ TEST(AdamW8bit, FollowsAdamW) {
     moved += std::fabs(a.value.f32()[i] - start);
     differ += std::fabs(a.value.f32()[i] - b.value.f32()[i]);
   }
-  EXPECT_LT(differ, 0.05 * moved) << "8-bit updates drift from AdamW's";
+  EXPECT_LT(differ, expected + 5 * std::sqrt(variance))
+      << "8-bit updates drift from AdamW's: " << differ / moved << " of the distance moved";
 }
 
 // State: one byte per number and moment plus one fp32 absmax per block of 256 and moment; the plan
@@ -174,5 +238,7 @@ TEST(AdamW8bit, StateBytesPlannedEqualMeasuredAndAQuarterOfAdamW) {
   const size_t adamw = plan_training_memory(reference, options).peak[MemCategory::Optimizer];
   options.optimizer = "adamw8bit";
   const size_t eight = plan_training_memory(reference, options).peak[MemCategory::Optimizer];
+  // Byte arithmetic, no rounding: (2 + 2 x 4 / 256) / 8 = 0.254 per number, a partial block adding at
+  // most 8 bytes per tensor; 0.27 is the documented claim.
   EXPECT_LE(static_cast<double>(eight), 0.27 * static_cast<double>(adamw));
 }

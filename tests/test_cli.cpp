@@ -5,8 +5,17 @@
 #include <cmath>
 
 #include "cli_support.h"
+#include "gradcheck.h"
 #include "io/safetensors.h"
+#include "kernels/cross_entropy.h"
+#include "models/gpt.h"
+#include "models/mlp.h"
+#include "nn/linear.h"
+#include "nn/sequential.h"
+#include "tolerances.h"
+#include "train/data.h"
 #include "train/gradient_snapshot.h"
+#include "train/trainer.h"
 
 #include <cstdlib>
 #include <filesystem>
@@ -46,20 +55,23 @@ void copy_model(const fs::path& from, const fs::path& to) {
 
 // A batch file written by hand (the parity scripts write them with numpy): inputs and targets of
 // shape (B, T), values (i * 7) % 256, of the given safetensors dtype ("I32" or "F32"); `first_input`
-// replaces the first input value.
+// replaces the first input value. With `only_sample` >= 0 the file holds that sample alone (shape
+// (1, T)), its values those it has in the B-sample batch.
 void write_token_batch(const fs::path& path, int B, int T, const std::string& input_dtype = "I32",
-                       int32_t first_input = 0) {
-  const std::string shape = "[" + std::to_string(B) + "," + std::to_string(T) + "]";
+                       int32_t first_input = 0, int only_sample = -1) {
+  const int rows = only_sample >= 0 ? 1 : B;
+  const std::string shape = "[" + std::to_string(rows) + "," + std::to_string(T) + "]";
   std::string header = "{\"inputs\":{\"dtype\":\"" + input_dtype + "\",\"shape\":" + shape +
-                       ",\"data_offsets\":[0," + std::to_string(4 * B * T) + "]},\"targets\":{\"dtype\":\"I32\","
-                       "\"shape\":" + shape + ",\"data_offsets\":[" + std::to_string(4 * B * T) + "," +
-                       std::to_string(8 * B * T) + "]}}";
+                       ",\"data_offsets\":[0," + std::to_string(4 * rows * T) + "]},\"targets\":{\"dtype\":\"I32\","
+                       "\"shape\":" + shape + ",\"data_offsets\":[" + std::to_string(4 * rows * T) + "," +
+                       std::to_string(8 * rows * T) + "]}}";
   while (header.size() % 8) header += ' ';
   std::ofstream out(path, std::ios::binary);
   const uint64_t n = header.size();
   out.write(reinterpret_cast<const char*>(&n), 8);
   out << header;
   for (int i = 0; i < 2 * B * T; ++i) {
+    if (only_sample >= 0 && (i % (B * T)) / T != only_sample) continue;
     const int32_t v = i == 0 && first_input ? first_input : (i * 7) % 256;
     if (i < B * T && input_dtype == "F32") {
       const float f = static_cast<float>(v);
@@ -69,6 +81,30 @@ void write_token_batch(const fs::path& path, int B, int T, const std::string& in
     }
   }
 }
+
+// Every tensor of a safetensors file (a gradient file, a model), widened to double.
+frugal::GradientSnapshot read_tensors(const fs::path& path) {
+  const frugal::SafetensorsFile f = frugal::SafetensorsFile::open(path.string());
+  frugal::GradientSnapshot g;
+  for (const std::string& name : f.names()) {
+    const frugal::Tensor t = f.load(name, frugal::MemCategory::Workspace, frugal::DType::F32);
+    g[name].assign(t.f32(), t.f32() + t.numel());
+  }
+  return g;
+}
+
+frugal::GptConfig gpt_config_of(const fs::path& model_dir) {
+  return frugal::GptConfig::from_json(nlohmann::json::parse(slurp(model_dir / "config.json")));
+}
+
+// A GPT's loss is a mean of positive per-token terms, each a chain of fp32 sums: two evaluations in
+// other orders (micro-batches, another kernel's blocking, other weights' values) are each within
+// gamma_n of the exact one, relative to the loss, n the reductions on the longest path
+// (gradcheck.h's gpt_reduction_terms; an adapter of rank r adds its products).
+double loss_relative(const frugal::GptConfig& c, double rows, double lora_rank = 0) {
+  return 2 * frugal::testing::gamma_n(frugal::testing::gpt_reduction_terms(c, rows, lora_rank));
+}
+
 }  // namespace
 
 TEST(Cli, UnknownFlagIsOneLineError) { expect_one_line_error(run_frugal("train --no-such-flag"), "no-such-flag"); }
@@ -158,7 +194,7 @@ TEST(Cli, GradWritesEveryParameterAndGenerateRuns) {
                           " --out " + (dir / "g.safetensors").string());
   ASSERT_EQ(r.status, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
-  EXPECT_GT(j["loss"].get<double>(), 0.0);
+  EXPECT_GT(j["loss"].get<double>(), 0.0);  // cross-entropy, -log p with p < 1: positive (not a tolerance)
   const std::string grads = slurp(dir / "g.safetensors");
   for (const char* name : {"wte.weight", "wpe.weight", "h.0.attn.c_attn.weight", "h.0.mlp.c_proj.bias", "ln_f.bias"})
     EXPECT_NE(grads.find(std::string("\"") + name + "\""), std::string::npos) << name;
@@ -170,24 +206,37 @@ TEST(Cli, GradWritesEveryParameterAndGenerateRuns) {
 TEST(Cli, GradAndTrainInHalfPrecision) {
   const fs::path dir = scratch("grad-half");
   write_token_batch(dir / "batch.safetensors", 2, 8);
-  auto grads_in = [&](const std::string& precision) {
+  auto grads_in = [&](const std::string& precision, const fs::path& batch) {
     const fs::path out = dir / (precision + ".safetensors");
-    const Result r = run_frugal("grad --model " + saved_gpt().string() + " --batch " + (dir / "batch.safetensors").string() +
+    const Result r = run_frugal("grad --model " + saved_gpt().string() + " --batch " + batch.string() +
                                 " --out " + out.string() + " --precision " + precision);
     EXPECT_EQ(r.status, 0) << r.err;
-    const frugal::SafetensorsFile f = frugal::SafetensorsFile::open(out.string());
-    std::map<std::string, std::vector<double>> g;
-    for (const std::string& name : f.names()) {
-      const frugal::Tensor t = f.load(name, frugal::MemCategory::Workspace, frugal::DType::F32);
-      g[name].assign(t.f32(), t.f32() + t.numel());
-    }
-    return g;
+    return read_tensors(out);
   };
-  const auto fp32 = grads_in("fp32");
-  for (const auto& [precision, tolerance] : {std::pair<std::string, double>{"fp16", 3e-2}, {"bf16", 6e-2}}) {
-    const auto half = grads_in(precision);
+  const auto fp32 = grads_in("fp32", dir / "batch.safetensors");
+  // The first-order bound of tests/test_mixed_precision.cpp: each half rounding on the longest path
+  // moves the gradient by at most u of the magnitudes it passes through, fp32's reductions by gamma_n:
+  // within (R u + 2 gamma_n) sum_s |g_s| elementwise. g_s: each sample's own gradient (its loss
+  // averages its 8 tokens, the batch's 16: halved).
+  frugal::GradientSnapshot magnitude;
+  for (int sample = 0; sample < 2; ++sample) {
+    write_token_batch(dir / "sample.safetensors", 2, 8, "I32", 0, sample);
+    for (const auto& [name, g] : grads_in("fp32", dir / "sample.safetensors")) {
+      magnitude[name].resize(g.size(), 0.0);
+      for (size_t i = 0; i < g.size(); ++i) magnitude[name][i] += std::fabs(g[i]) / 2;
+    }
+  }
+  const frugal::GptConfig config = gpt_config_of(saved_gpt());
+  for (const auto& [precision, unit] : {std::pair<std::string, double>{"fp16", frugal::testing::kFp16Unit},
+                                        {"bf16", frugal::testing::kBf16Unit}}) {
+    const auto half = grads_in(precision, dir / "batch.safetensors");
     ASSERT_EQ(half.size(), fp32.size());
-    for (const auto& [name, ref] : fp32) EXPECT_LE(frugal::relative_difference(half.at(name), ref), tolerance) << precision << " " << name;
+    const double relative = frugal::testing::gpt_half_roundings(config) * unit + loss_relative(config, 2 * 8);
+    for (const auto& [name, ref] : fp32) {
+      const frugal::testing::SumOrderCheck c =
+          frugal::testing::against_magnitude_bound({{name, half.at(name)}}, {{name, ref}}, {{name, magnitude.at(name)}}, relative);
+      EXPECT_LE(c.difference, c.bound) << precision << " " << name;
+    }
   }
   const Result t = run_frugal("train --arch gpt --layers 2 --dim 32 --heads 2 --ctx 16 --data synthetic --steps 3 "
                               "--micro-batch 4 --precision fp16 --summary " + (dir / "s.json").string());
@@ -241,7 +290,7 @@ TEST(Cli, TrainWritesTheSummaryOfTheDesign) {
   EXPECT_EQ(s["forward_calls"], s["layer_count"]);
   for (const char* key : {"params", "master_params", "grads", "optimizer", "activations", "workspace", "total"})
     EXPECT_TRUE(s["memory"].contains(key)) << key;
-  EXPECT_GT(s["peak_rss_bytes"].get<int64_t>(), 0);
+  EXPECT_GT(s["peak_rss_bytes"].get<int64_t>(), 0);  // measured at all (getrusage), not a tolerance
   std::ifstream metrics(dir / "m.jsonl");
   int lines = 0;
   for (std::string line; std::getline(metrics, line); ++lines) EXPECT_TRUE(nlohmann::json::parse(line).contains("loss"));
@@ -255,6 +304,9 @@ TEST(Cli, CnnReachesEightyFivePercentOnFashionMnist) {
                           (dir / "s.json").string());
   ASSERT_EQ(r.status, 0) << r.err;
   const auto s = nlohmann::json::parse(slurp(dir / "s.json"));
+  // A learning claim (issue: 85% on Fashion-MNIST), not a rounding bound: measured 0.871 on every
+  // kernel (their rounding moves the 300 steps' weights by ~1e-6, a prediction rarely); over the 10000
+  // test images the sampling standard error is sqrt(0.87 x 0.13 / 10000) = 0.0034: 0.85 is 6 of them below.
   EXPECT_GE(s["eval_accuracy"].get<double>(), 0.85);
 }
 
@@ -281,11 +333,70 @@ TEST(Cli, GradAccumExperimentReportsMeasuredNumbers) {
   const Result r = run_frugal("experiment grad-accum --out " + dir.string());
   ASSERT_EQ(r.status, 0) << r.err;
   const auto j = nlohmann::json::parse(slurp(dir / "grad-accum.json"));
-  EXPECT_LE(j["linear_mse"]["max_rel_grad_diff"].get<double>(), 1e-5);
+  // The bounds of tests/test_accumulation.cpp for the experiment's own models and batches
+  // (src/experiments/grad_accum.cpp, rebuilt here): two summation orders of one batch gradient, 2 gamma_n
+  // times the largest condition ||sum_s |g_s| || / ||g|| over the tensors (the JSON holds the largest
+  // difference over tensors and K).
+  using frugal::testing::per_sample_magnitudes;
+  const auto sum_order_bound = [](const frugal::ModelMaker& make, const frugal::Batch& batch, double n) {
+    const frugal::GradientSnapshot full = frugal::accumulated_gradients(make, batch, 1);
+    return 2 * frugal::testing::gamma_n(n) *
+           frugal::testing::against_magnitude_bound(full, full, per_sample_magnitudes(make, batch), 1.0).bound;
+  };
+  const frugal::ModelMaker linear = [] {
+    auto m = std::make_unique<frugal::LinearRegression>(16, 4);
+    m->init_weights(2);
+    return std::unique_ptr<frugal::Model>(std::move(m));
+  };
+  // n: forward K = 16 (+ the bias), the loss's 4 outputs, the 64 rows summed.
+  const double linear_bound = sum_order_bound(linear, frugal::SyntheticRegression(16, 4, 3).batch(0, 64), 17 + 4 + 64);
+  EXPECT_LE(j["linear_mse"]["max_rel_grad_diff"].get<double>(), linear_bound);
+  // BatchNorm normalises each micro-batch with its own statistics: O(1 / sqrt(q)) of a standard
+  // deviation off for q samples, far above the rounding bounds here (~1e-5).
   EXPECT_GT(j["batchnorm"]["max_rel_grad_diff"].get<double>(), 1e-2);
-  EXPECT_LE(j["batchnorm"]["running_stats_rel_diff"].get<double>(), 1e-6);
+  {
+    frugal::MlpConfig mc;
+    mc.in_features = 16, mc.hidden = 32, mc.out_features = 4, mc.n_layers = 3, mc.norm = "batch";
+    frugal::Mlp model(mc);
+    model.init_weights(1);
+    frugal::SyntheticRegression data(16, 4, 5);
+    const frugal::Batch batch = frugal::SyntheticRegression(16, 4, 5).batch(0, 64);
+    frugal::TrainOptions o;
+    o.steps = 1;
+    o.micro_batch = 64;
+    o.bn_stats = "micro";
+    frugal::Trainer(model, data, o).step(0);  // the experiment's full-batch run
+    std::vector<float> full;
+    for (const char* name : {"layers.0.bn.running_mean", "layers.0.bn.running_var"}) {
+      const frugal::Param& buffer = model.find_state(name);
+      full.insert(full.end(), buffer.value.f32(), buffer.value.f32() + buffer.value.numel());
+    }
+    frugal::Mlp fresh(mc);
+    fresh.init_weights(1);
+    auto& first =
+        static_cast<frugal::Linear&>(*static_cast<frugal::Sequential&>(*fresh.blocks()[0]).layers()[0]);
+    // (gradcheck.h: the first Linear's outputs over fewer rows, carried by the momentum, and the
+    // statistics' own rounding; tests/test_accumulation.cpp checks the same mode in process.)
+    const double bound = frugal::testing::running_statistics_bound(first, batch.inputs, full);
+    EXPECT_LE(j["batchnorm"]["running_stats_rel_diff"].get<double>(), bound);
+  }
+  // The naive weights N / (K n_k) are far from 1 on this ragged batch (micro-batches count 2 to 3
+  // times as many tokens as others): a difference of that order, far above the bound below (~1e-4).
   EXPECT_GT(j["ragged_tokens"]["naive_rel_diff"].get<double>(), 1e-2);
-  EXPECT_LE(j["ragged_tokens"]["exact_rel_diff"].get<double>(), 1e-5);
+  {
+    frugal::GptConfig c;
+    c.n_layer = 2, c.n_head = 2, c.n_embd = 32, c.n_positions = 32, c.vocab_size = 64;
+    const frugal::ModelMaker gpt = [c] {
+      auto m = std::make_unique<frugal::Gpt>(c);
+      m->init_weights(6);
+      return std::unique_ptr<frugal::Model>(std::move(m));
+    };
+    frugal::Batch batch = frugal::RandomTokens(64, 32, 7).batch(0, 8);
+    for (int64_t s = 0; s < 8; ++s)
+      for (int64_t t = 0; t < 3 * s; ++t) batch.targets.i32()[s * 32 + t] = frugal::kIgnoreIndex;
+    const double bound = sum_order_bound(gpt, batch, frugal::testing::gpt_reduction_terms(c, 8 * 32));
+    EXPECT_LE(j["ragged_tokens"]["exact_rel_diff"].get<double>(), bound);
+  }
   const std::string md = slurp(dir / "grad-accum.md");
   EXPECT_NE(md.find("BatchNorm"), std::string::npos);
   EXPECT_GT(fs::file_size(dir / "grad-accum.png"), 1000u);
@@ -297,15 +408,21 @@ TEST(Cli, MixedPrecisionExperimentReportsMeasuredNumbers) {
   const Result r = run_frugal("experiment mixed-precision --steps-scale 0.05 --out " + dir.string());
   ASSERT_EQ(r.status, 0) << r.err;
   const auto j = nlohmann::json::parse(slurp(dir / "mixed-precision.json"));
+  // Ledger bytes (exact, the same on every kernel): half activations and compute copies against an
+  // fp32 master, gradients and AdamW state kept fp32: 0.68-0.70 of fp32's total here.
   for (const char* p : {"fp16", "bf16"})
     EXPECT_LT(j["memory_total"][p].get<double>(), 0.8 * j["memory_total"]["fp32"].get<double>()) << p;
   for (const char* p : {"fp32", "fp16", "bf16", "fp16_no_master"}) {
     const double loss = j["final_loss"][p].get<double>();
+    // A learning claim: 20 steps take every run from ln 256 to about 4.0 (measured 4.01-4.02, every
+    // kernel: precision moves it by ~0.01); 5.0 says each learned, half a nat below the uniform guess.
     EXPECT_TRUE(std::isfinite(loss) && loss < 5.0) << p;  // below the uniform guess ln 256 = 5.545
   }
   // From an initial scale of 2^16 an overflow now and then is the scaler doing its job (skip, halve);
   // what must not happen is skipping as a habit.
   EXPECT_LE(j["skipped_steps"].get<int64_t>(), 2);
+  // A separation, not a tolerance: 17% of the gradients are below fp16's normal range, 0.015% stay
+  // below its smallest subnormal once scaled by 2^16 (measured).
   EXPECT_GT(j["underflow"]["below_2^-14"].get<double>(), j["underflow"]["below_2^-24_scaled_65536"].get<double>());
   EXPECT_EQ(j["lost_updates"]["per_step"].size(), 20u);
   for (const char* png : {"mixed-precision-loss.png", "mixed-precision-lost-updates.png", "mixed-precision-gradients.png"})
@@ -320,9 +437,17 @@ TEST(Cli, AccumulationMatchesTheFullBatchWithSmallerActivations) {
   ASSERT_EQ(run_frugal(model + "--micro-batch 2 --accum 4 --summary " + (dir / "acc.json").string()).status, 0);
   const auto full = nlohmann::json::parse(slurp(dir / "full.json"));
   const auto acc = nlohmann::json::parse(slurp(dir / "acc.json"));
-  for (int s = 0; s < 5; ++s)
-    EXPECT_NEAR(acc["losses"][s].get<double>(), full["losses"][s].get<double>(), 1e-5 * full["losses"][s].get<double>());
-  const double ratio = full["memory"]["activations"].get<double>() / acc["memory"]["activations"].get<double>();
+  // As tests/test_accumulation.cpp's TrainingMatchesFullBatchWithSmallerActivations: each step's loss
+  // is the same forward sum in two orders (loss_relative), at weights the earlier steps' gradients
+  // (within that bound of each other) moved apart: to first order one more such bound per step.
+  const double relative = loss_relative(frugal::GptConfig::from_json(full["run"]["config"]), 8 * 16);
+  for (int s = 0; s < 5; ++s) {
+    EXPECT_NEAR(acc["losses"][s].get<double>(), full["losses"][s].get<double>(),
+                (s + 1) * relative * full["losses"][s].get<double>());
+  }
+  // Ledger bytes (exact): micro-batch 2 instead of 8 keeps a quarter of the per-sample activations;
+  // the whole batch's token ids (8 x 16 x 2 int32) stay, so the ratio is a little under 4.
+  const double ratio = full["memory"]["activations"].get<double>() / acc["memory"]["activations"].get<double>();  // 3.98
   EXPECT_GT(ratio, 3.5);
   EXPECT_EQ(acc["forward_calls"].get<int64_t>(), 4 * full["forward_calls"].get<int64_t>());
 }
@@ -341,12 +466,13 @@ TEST(Cli, CheckpointExperimentReportsMeasuredNumbers) {
   ASSERT_EQ(at32.size(), 3u);
   EXPECT_EQ(at32["store-all"]["forward_calls"], 32);
   EXPECT_EQ(at32["memory-poor"]["forward_calls"], 32 * 33 / 2);
+  // Counts, exact: sqrt checkpointing runs each block once forward and at most once more to recompute.
   EXPECT_LE(at32["sqrt"]["forward_calls"].get<int64_t>(), 64);
   EXPECT_LT(at32["memory-poor"]["activation_bytes"].get<int64_t>(), at32["sqrt"]["activation_bytes"].get<int64_t>());
   EXPECT_LT(at32["sqrt"]["activation_bytes"].get<int64_t>(), at32["store-all"]["activation_bytes"].get<int64_t>());
   for (const char* s : {"store-all", "sqrt", "memory-poor"}) EXPECT_TRUE(j["fitted_exponent"].contains(s)) << s;
   for (const char* png : {"checkpoint-memory.png", "checkpoint-forwards.png", "checkpoint-timeline.png"})
-    EXPECT_GT(fs::file_size(dir / png), 1000u) << png;
+    EXPECT_GT(fs::file_size(dir / png), 1000u) << png;  // a plot, not an empty file (not a tolerance)
 }
 
 TEST(Cli, CheckpointStrategiesGiveTheSameGradientsThroughGrad) {
@@ -407,14 +533,19 @@ TEST(Cli, LoraTrainSaveGradMergeExtract) {
   ASSERT_EQ(r.status, 0) << r.err;
   r = run_frugal("grad --model " + (dir / "tuned").string() + batch + " --out " + (dir / "g2.safetensors").string());
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_NEAR(nlohmann::json::parse(r.out)["loss"].get<double>(), adapter_loss, 1e-5 * adapter_loss);
+  // The same loss in other orders: W + s B A folded first (one more rounding per weight) against x W
+  // + s (x A^T) B^T: loss_relative with the adapter's terms (rank 2), 2 x 8 rows.
+  const double relative = loss_relative(gpt_config_of(saved_gpt()), 2 * 8, 2);
+  EXPECT_NEAR(nlohmann::json::parse(r.out)["loss"].get<double>(), adapter_loss, relative * adapter_loss);
   // On an nf4 base: the adapter merged into the dequantised weights computes what the adapter on the
   // quantised base computes; --dtype bf16 writes bf16 tensors (rounding moves the loss a little).
   r = run_frugal("grad --model " + base + " --adapter " + (dir / "adapter").string() + " --base-precision nf4" + batch +
                  " --out " + (dir / "g4.safetensors").string());
   ASSERT_EQ(r.status, 0) << r.err;
   const double nf4_loss = nlohmann::json::parse(r.out)["loss"].get<double>();
+  // (nf4 moves each weight by up to half a gap between its 16 levels: far more than any rounding)
   EXPECT_NE(nf4_loss, adapter_loss);
+  double weight_sensitivity = 0;  // sum_i |dL/dw_i| |w_i| over the fp32 merged model
   for (const std::string dtype : {"fp32", "bf16"}) {
     const std::string out = (dir / ("tuned-nf4-" + dtype)).string();
     r = run_frugal("lora merge --model " + base + " --adapter " + (dir / "adapter").string() +
@@ -422,7 +553,17 @@ TEST(Cli, LoraTrainSaveGradMergeExtract) {
     ASSERT_EQ(r.status, 0) << r.err;
     r = run_frugal("grad --model " + out + batch + " --out " + (dir / "g5.safetensors").string());
     ASSERT_EQ(r.status, 0) << r.err;
-    EXPECT_NEAR(nlohmann::json::parse(r.out)["loss"].get<double>(), nf4_loss, (dtype == "fp32" ? 1e-5 : 1e-2) * nf4_loss);
+    if (dtype == "fp32") {
+      const frugal::GradientSnapshot g = read_tensors(dir / "g5.safetensors"), w = read_tensors(fs::path(out) / "model.safetensors");
+      for (const auto& [name, grad] : g)
+        for (size_t i = 0; i < grad.size(); ++i) weight_sensitivity += std::fabs(grad[i] * w.at(name)[i]);
+    }
+    // fp32: the dequantised weights (level x absmax, the product the quantised GEMM forms too) with
+    // s B A folded in, against the quantised layers adding the adapter: loss_relative, as above.
+    // bf16: every tensor also rounded to bf16, each weight moved by at most 2^-8 of itself, which to
+    // first order moves the loss by at most 2^-8 sum_i |dL/dw_i| |w_i| (the fp32 model's gradient).
+    const double bound = relative * nf4_loss + (dtype == "fp32" ? 0.0 : frugal::testing::kBf16Unit * weight_sensitivity);
+    EXPECT_NEAR(nlohmann::json::parse(r.out)["loss"].get<double>(), nf4_loss, bound);
     EXPECT_EQ(slurp(fs::path(out) / "model.safetensors").find("\"BF16\"") != std::string::npos, dtype == "bf16");
   }
   // Extract: the tuned - base delta has rank 2 per module, so a rank-2 extraction reproduces it.
@@ -433,7 +574,36 @@ TEST(Cli, LoraTrainSaveGradMergeExtract) {
   r = run_frugal("grad --model " + base + " --adapter " + (dir / "extracted").string() + batch + " --out " +
              (dir / "g3.safetensors").string());
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_NEAR(nlohmann::json::parse(r.out)["loss"].get<double>(), adapter_loss, 1e-4 * adapter_loss);
+  // The extracted adapter's s B'A' against the trained s B A, per adapted matrix: the delta it is
+  // taken from, tuned - base, is s B A plus E, |E| <= u |tuned| (the merge's rounding) + u |delta| (the
+  // subtraction) + gamma_3 s |B||A| (the fold's sums); the best rank-2 approximation of s B A + E is
+  // within 2 ||E||_F of s B A (Eckart-Young; LAPACK's SVD runs in double); the factors are rounded to
+  // float (5 u of sum_r S_r <= sqrt(2) ||delta||_F). To first order the loss moves by at most
+  // sum ||dL/dW||_F ||s B'A' - s B A||_F (the tuned model's gradient), plus both passes' loss_relative.
+  double extraction = 0;
+  {
+    const frugal::GradientSnapshot w0 = read_tensors(saved_gpt() / "model.safetensors"),
+                                   w1 = read_tensors(dir / "tuned" / "model.safetensors"),
+                                   g = read_tensors(dir / "g2.safetensors"),
+                                   adapter = read_tensors(dir / "adapter" / "adapter_model.safetensors");
+    const double u = frugal::testing::kFp32Unit, s = 4.0 / 2.0;  // --lora-alpha 4, rank 2
+    const auto norm = [](const std::vector<double>& v) {
+      double q = 0;
+      for (double x : v) q += x * x;
+      return std::sqrt(q);
+    };
+    for (const std::string m : {"h.0.attn.c_attn", "h.0.attn.c_proj", "h.0.mlp.c_fc", "h.0.mlp.c_proj"}) {
+      const std::vector<double>& before = w0.at(m + ".weight");
+      const std::vector<double>& after = w1.at(m + ".weight");
+      std::vector<double> delta(before.size());
+      for (size_t i = 0; i < delta.size(); ++i) delta[i] = after[i] - before[i];
+      const std::string peft = "base_model.model.transformer." + m;
+      const double e = u * norm(after) + u * norm(delta) +
+                       frugal::testing::gamma_n(3) * s * norm(adapter.at(peft + ".lora_B.weight")) * norm(adapter.at(peft + ".lora_A.weight"));
+      extraction += norm(g.at(m + ".weight")) * (2 * e + 5 * std::sqrt(2.0) * u * norm(delta));
+    }
+  }
+  EXPECT_NEAR(nlohmann::json::parse(r.out)["loss"].get<double>(), adapter_loss, relative * adapter_loss + extraction);
   // Bad input.
   expect_one_line_error(run_frugal("train --model " + base + " --data synthetic --steps 1 --lora-rank 17"), "rank");
   expect_one_line_error(run_frugal("train --model " + base + " --data synthetic --steps 1 --lora-rank 2 --lora-targets q_proj"),
@@ -449,15 +619,25 @@ TEST(Cli, LoraExperimentReportsMeasuredNumbers) {
   const Result r = run_frugal("experiment lora --steps-scale 0.05 --out " + dir.string());
   ASSERT_EQ(r.status, 0) << r.err;
   const auto j = nlohmann::json::parse(slurp(dir / "lora.json"));
+  // Exact counts and ledger bytes: adapters of rank 8 on four matrices per block hold 2 r n numbers
+  // where the matrices hold n^2 (README's arithmetic), under a tenth of the model here.
   EXPECT_LT(j["trainable_params"]["lora"].get<int64_t>(), j["trainable_params"]["full"].get<int64_t>() / 10);
   EXPECT_LT(j["grad_optimizer_bytes"]["lora"].get<int64_t>(), j["grad_optimizer_bytes"]["full"].get<int64_t>() / 10);
-  EXPECT_LE(j["merge_max_abs_diff"].get<double>(), 1e-4);
+  // An identity, so no tolerance: the adapter's forward without dropout folds W + s B A into a copy
+  // of W (nn/lora.h folds(), lora_fold) as merge_lora folds it into W, and both then run the same
+  // product on the same numbers (0 on every kernel; it was checked against 1e-4).
+  EXPECT_EQ(j["merge_max_abs_diff"].get<double>(), 0.0);
   for (const char* k : {"base", "lora", "full", "full_dropout", "lora_dropout"})
     EXPECT_GT(j["heldout_loss"][k].get<double>(), 0.0) << k;
   EXPECT_NE(j["heldout_loss"]["full_dropout"], j["heldout_loss"]["full"]) << "the dropout runs differ";
   for (const char* k : {"full", "lora"}) EXPECT_GT(j["step_time_s"][k].get<double>(), 0.0) << k;
   // Quantised bases: their rows, fewer weight bytes, a held-out loss near the fp32 base's (the full-length
   // figures, nf4 within 2% and int8 within 1%, are in docs/BENCHMARKS.md).
+  // A model-quality claim, not rounding: int8 moves each base weight by at most absmax / 254 of its
+  // row, nf4 by half a gap between its 16 levels; after fine-tuning that costs 0.95% (nf4) and 0.25%
+  // (int8) of the held-out loss here, every kernel alike (their rounding moves it by ~1e-6); 5% is the
+  // ceiling for this 5%-length run. Bytes: exact ledger figures (1 byte or half a byte + block scales
+  // per adapted weight instead of 4; embeddings, norms and adapters stay fp32): 0.36 and 0.24 of fp32.
   const double lora_loss = j["heldout_loss"]["lora"].get<double>();
   for (const char* k : {"lora_nf4", "lora_int8"}) {
     EXPECT_LT(j["params_bytes"][k].get<double>(), 0.6 * j["params_bytes"]["lora"].get<double>()) << k;

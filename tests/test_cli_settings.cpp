@@ -47,6 +47,8 @@ TEST(CliSettings, ModelShapeFlagsReachThePlannedModel) {
     EXPECT_EQ(j["run"]["context"].get<int64_t>(), ctx);
     EXPECT_EQ(j["run"]["config"]["max_position_embeddings"].get<int64_t>(), ctx);
     const int64_t activations = j["predicted_memory"]["activations"].get<int64_t>();
+    // Planned bytes (exact, no rounding): every per-token activation doubles with T (attention's
+    // T^2 terms more), so 1.5x separates growth from a context capped at 2048 (1x).
     EXPECT_GT(activations, previous + previous / 2) << "--ctx " << ctx;  // about doubles with T
     previous = activations;
   }
@@ -73,6 +75,7 @@ TEST(CliSettings, TrainingFlagsReachTheTrainer) {
   EXPECT_EQ(t["accum"], 3);
   EXPECT_EQ(t["optimizer"], "adamw8bit");
   EXPECT_EQ(t["optimizer_block"], 64);
+  // The options' floats, written to JSON as doubles and read back: exact (FLOAT_EQ's 4 ulp unused).
   EXPECT_FLOAT_EQ(t["lr"].get<float>(), 0.004f);
   EXPECT_FLOAT_EQ(t["weight_decay"].get<float>(), 0.25f);
   EXPECT_EQ(t["clip_grad_norm"], 0.5);

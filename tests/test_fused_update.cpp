@@ -96,8 +96,10 @@ TEST(FusedUpdate, GradientPeakIsTheLargestBlocksPlusTheTiedEmbedding) {
     trainer.step(0);
     trainer.step(1);
   }
+  // Byte counts, exact: no rounding enters. At most one block's gradients and the embedding's live at once.
   EXPECT_LE(ledger.peak()[MemCategory::Grads], largest_block + embedding);
-  EXPECT_LT(ledger.peak()[MemCategory::Grads], all / 2);  // not the whole model's (4 blocks)
+  // Not the whole model's: one of 4 blocks plus the embedding is 3776 of 13648 numbers (0.28) here.
+  EXPECT_LT(ledger.peak()[MemCategory::Grads], all / 2);
   const MemoryPlan plan = plan_training_memory([&] { return std::unique_ptr<Model>(std::make_unique<Gpt>(c)); }, o);
   EXPECT_EQ(plan.peak.bytes, ledger.peak().bytes);
 }

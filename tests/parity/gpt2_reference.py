@@ -151,8 +151,8 @@ def mlp(x, params, prefix, linear):
     return linear(h, params, prefix + "mlp.c_proj")   # (B, T, D)
 
 
-def forward_logits(params, config, inputs, linear=conv1d):
-    """inputs: int tensor (B, T) -> logits (B, T, V).
+def final_hidden(params, config, inputs, linear=conv1d):
+    """inputs: int tensor (B, T) -> the final layer norm's output (B, T, D), what the head multiplies.
 
     linear(x, params, module) gives the output of each Conv1D module (attn.c_attn, attn.c_proj,
     mlp.c_fc, mlp.c_proj of every block), so that an adapter can add its path there.
@@ -161,15 +161,23 @@ def forward_logits(params, config, inputs, linear=conv1d):
     if T > config["n_positions"]:
         raise ValueError(f"sequence length {T} exceeds n_positions {config['n_positions']}")
     eps = config["layer_norm_epsilon"]
-    wte = params["wte.weight"]                                     # (V, D)
-    x = wte[inputs] + params["wpe.weight"][torch.arange(T)]        # (B, T, D)
+    x = params["wte.weight"][inputs] + params["wpe.weight"][torch.arange(T)]   # (B, T, D)
     for i in range(config["n_layer"]):
         p = f"h.{i}."
         x = x + causal_self_attention(layer_norm(x, params[p + "ln_1.weight"], params[p + "ln_1.bias"], eps),
                                       params, p, config["n_head"], linear)
         x = x + mlp(layer_norm(x, params[p + "ln_2.weight"], params[p + "ln_2.bias"], eps), params, p, linear)
-    x = layer_norm(x, params["ln_f.weight"], params["ln_f.bias"], eps)
-    return x @ wte.t()                                             # (B, T, V), LM head tied to wte
+    return layer_norm(x, params["ln_f.weight"], params["ln_f.bias"], eps)
+
+
+def head_weight(params, config):
+    """The LM head's weight (V, D): tied to wte."""
+    return params["wte.weight"]
+
+
+def forward_logits(params, config, inputs, linear=conv1d):
+    """inputs: int tensor (B, T) -> logits (B, T, V); linear as in final_hidden."""
+    return final_hidden(params, config, inputs, linear) @ head_weight(params, config).t()
 
 
 def mean_cross_entropy(logits, targets):

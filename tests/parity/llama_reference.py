@@ -271,8 +271,8 @@ def swiglu_mlp(x, params, prefix, linear):
                   params, prefix + "mlp.down_proj")
 
 
-def forward_logits(params, config, inputs, linear=hf_linear):
-    """inputs: int tensor (B, T) -> logits (B, T, V)."""
+def final_hidden(params, config, inputs, linear=hf_linear):
+    """inputs: int tensor (B, T) -> the final RMSNorm's output (B, T, D), what the head multiplies."""
     B, T = inputs.shape
     if T > config["max_position_embeddings"]:
         raise ValueError(f"sequence length {T} exceeds max_position_embeddings {config['max_position_embeddings']}")
@@ -284,9 +284,17 @@ def forward_logits(params, config, inputs, linear=hf_linear):
         x = x + self_attention(rms_norm(x, params[p + "input_layernorm.weight"], eps), params, p, config,
                                inv_freq, linear)
         x = x + swiglu_mlp(rms_norm(x, params[p + "post_attention_layernorm.weight"], eps), params, p, linear)
-    x = rms_norm(x, params["model.norm.weight"], eps)
-    head = params["model.embed_tokens.weight"] if config["tie_word_embeddings"] else params["lm_head.weight"]
-    return x @ head.t()
+    return rms_norm(x, params["model.norm.weight"], eps)
+
+
+def head_weight(params, config):
+    """The LM head's weight (V, D): the embedding when tied, else lm_head.weight."""
+    return params["model.embed_tokens.weight"] if config["tie_word_embeddings"] else params["lm_head.weight"]
+
+
+def forward_logits(params, config, inputs, linear=hf_linear):
+    """inputs: int tensor (B, T) -> logits (B, T, V)."""
+    return final_hidden(params, config, inputs, linear) @ head_weight(params, config).t()
 
 
 def loss_fn(params, config, inputs, targets, linear=hf_linear):
