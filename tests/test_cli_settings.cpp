@@ -75,9 +75,9 @@ TEST(CliSettings, TrainingFlagsReachTheTrainer) {
   EXPECT_EQ(t["accum"], 3);
   EXPECT_EQ(t["optimizer"], "adamw8bit");
   EXPECT_EQ(t["optimizer_block"], 64);
-  // The options' floats, written to JSON as doubles and read back: exact (FLOAT_EQ's 4 ulp unused).
-  EXPECT_FLOAT_EQ(t["lr"].get<float>(), 0.004f);
-  EXPECT_FLOAT_EQ(t["weight_decay"].get<float>(), 0.25f);
+  // The options' floats as the user wrote them (the shortest decimal of the float), exactly.
+  EXPECT_EQ(t["lr"].get<double>(), 0.004);
+  EXPECT_EQ(t["weight_decay"].get<double>(), 0.25);
   EXPECT_EQ(t["clip_grad_norm"], 0.5);
   EXPECT_EQ(t["warmup"], 7);
   EXPECT_EQ(t["schedule"], "constant");

@@ -1,5 +1,7 @@
 #include "train/run_description.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <vector>
@@ -31,6 +33,17 @@ nlohmann::json describe_lora(const Model& model) {
   return lora;
 }
 
+// A float setting as the user wrote it: the shortest decimal that reads back as the same float
+// (--lr 2e-3 is stored as the float 0.0020000000949949026; the record says 0.002).
+double shortest_decimal(float value) {
+  char text[32];
+  for (int digits = 1; digits <= 9; ++digits) {
+    std::snprintf(text, sizeof text, "%.*g", digits, static_cast<double>(value));
+    if (std::strtof(text, nullptr) == value) break;
+  }
+  return std::strtod(text, nullptr);
+}
+
 nlohmann::json describe_loss_scale(const TrainOptions& o) {
   const LossScaleOptions& s = o.loss_scale;
   const std::string mode = s.mode == "auto" ? (o.precision == DType::F16 ? "dynamic" : "none") : s.mode;
@@ -47,7 +60,7 @@ nlohmann::json describe_run(const Model& model, const TrainOptions& o) {
   if (const CausalLm* lm = as_causal_lm(model)) run["context"] = lm->context();
   run["lora"] = describe_lora(model);
   nlohmann::json training{{"micro_batch", o.micro_batch}, {"accum", o.accum},       {"optimizer", o.optimizer},
-                          {"lr", o.lr},                   {"weight_decay", o.weight_decay},
+                          {"lr", shortest_decimal(o.lr)}, {"weight_decay", shortest_decimal(o.weight_decay)},
                           {"clip_grad_norm", o.clip_grad_norm}, {"warmup", o.warmup}, {"schedule", o.schedule},
                           {"seed", o.seed},               {"checkpoint", o.checkpoint},
                           {"activation_budget", o.activation_budget}, {"zero", o.zero},
