@@ -210,6 +210,28 @@ TEST(MemoryAutopilot, AllowOptimizerChoosesEightBitAdamWWhenOnlyItFits) {
                         "8-bit AdamW (--allow optimizer)");
 }
 
+// --optimizer-block with --allow optimizer sizes the adamw8bit candidates' blocks. Where the
+// autopilot chooses AdamW (a budget both fit) the block has nothing to size: the printed command drops
+// it and runs, and train with the budget trains (both were refused as "--optimizer-block without
+// adamw8bit" after the search).
+TEST(MemoryAutopilot, OptimizerBlockGoesWithTheEightBitCandidatesOnly) {
+  const std::string model = "--arch gpt --layers 2 --dim 64 --heads 2 --ctx 8 --vocab 256 --data synthetic";
+  const std::string budget = std::to_string(4 * smallest_feasible(model, 4));
+  const CliResult r = run_frugal("plan " + model + " --batch-size 4 --memory-budget " + budget +
+                                 " --allow optimizer --optimizer-block 64 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["chosen"]["optimizer"], "adamw");
+  const std::string command = j["command"];
+  EXPECT_EQ(command.find("--optimizer-block"), std::string::npos) << command;
+  const std::string flags = command.substr(command.find(" train ") + 7);
+  const CliResult printed = run_frugal("train " + flags + " --steps 1");
+  EXPECT_EQ(printed.status, 0) << command << ": " << printed.err;
+  const CliResult t = run_frugal("train " + model + " --steps 1 --batch-size 4 --memory-budget " + budget +
+                                 " --allow optimizer --optimizer-block 64");
+  EXPECT_EQ(t.status, 0) << t.err;
+}
+
 TEST(MemoryAutopilot, BadRequestsAreRefusedWithOneLine) {
   const int64_t smallest = smallest_feasible(kGpt, 8);
   expect_one_line_error(run_frugal("plan " + kGpt + " --batch-size 8 --memory-budget " + std::to_string(smallest / 2)),

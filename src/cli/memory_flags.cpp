@@ -98,7 +98,7 @@ void add_memory_flags(CLI::App& app, MemoryFlags& f, bool with_limit) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   app.add_option("--allow", f.allow,
                  "what --memory-budget may change beyond micro-batch and checkpointing: precision, optimizer "
-                 "(AdamW or adamw8bit), or both (comma-separated)");
+                 "(AdamW or adamw8bit; --optimizer-block then sizes adamw8bit's blocks), or both (comma-separated)");
   if (with_limit)
     app.add_option("--memory-limit", f.limit,
                    "stop with an error before any allocation would take live bytes past SIZE (default with "
@@ -160,6 +160,9 @@ void apply_candidate(const Candidate& chosen, TrainOptions& options, CheckpointF
       chosen.options.activation_budget > 0 ? std::to_string(chosen.options.activation_budget) : "";
   precision.precision = precision_name(chosen.options.precision);
   options.optimizer = chosen.options.optimizer;
+  // --optimizer-block with --allow optimizer applies to the adamw8bit candidates; another choice
+  // has no blocks to size.
+  if (options.optimizer != "adamw8bit") options.optimizer_block = TrainOptions{}.optimizer_block;
   apply_checkpoint_flags(checkpoint, options);
   apply_precision_flags(precision, options);
   options.validate();
@@ -180,7 +183,8 @@ std::string train_command_line(const Candidate& chosen, const std::string& budge
     const std::string& a = args[i];
     const std::string name = a.substr(0, a.find('='));
     if (a == "--json") continue;
-    if (replaced.count(name)) {
+    const bool unused_block = name == "--optimizer-block" && chosen.options.optimizer != "adamw8bit";
+    if (replaced.count(name) || unused_block) {
       if (a.find('=') == std::string::npos) ++i;  // its value
       continue;
     }
