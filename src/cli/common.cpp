@@ -126,22 +126,6 @@ void apply_precision_flags(const PrecisionFlags& f, TrainOptions& options) {
   options.loss_scale.set_mode(f.loss_scale);
 }
 
-void check_settings_apply(const TrainOptions& o, const Model& model) {
-  check(o.optimizer == "adamw8bit" || o.optimizer_block == TrainOptions{}.optimizer_block,
-        "--optimizer-block sets adamw8bit's quantisation blocks, and this run's optimizer is " + o.optimizer +
-            ": add --optimizer adamw8bit, or drop --optimizer-block");
-  check(o.bn_stats == "micro" || model.has_batchnorm(), "--bn-stats " + o.bn_stats + " sets how BatchNorm's running "
-        "statistics update, and this " + model.arch() + " model has no BatchNorm: drop --bn-stats");
-  const LossScaleOptions defaults;
-  const LossScaleOptions& s = o.loss_scale;
-  const bool dynamic = s.mode == "dynamic" || (s.mode == "auto" && o.precision == DType::F16);
-  const bool tuned = s.growth_interval != defaults.growth_interval || s.growth != defaults.growth ||
-                     s.backoff != defaults.backoff || (s.mode != "static" && s.value != defaults.value);
-  check(dynamic || !tuned, "--loss-scale-init/-interval/-growth/-backoff tune the dynamic loss scale, and this run's "
-        "is " + std::string(s.mode == "static" ? "fixed" : "off") + " (--precision " + precision_name(o.precision) +
-        (s.mode == "auto" ? ", whose default is no scaling" : "") + "): add --loss-scale dynamic, or drop them");
-}
-
 void add_lora_flags(CLI::App& app, LoraFlags& f) {
   app.add_option("--lora-rank", f.rank, "LoRA rank r (0: off): train only A (r x in) and B (out x r)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));

@@ -79,12 +79,6 @@ struct CheckpointFlags {
   std::string strategy = "store-all";
   std::string activation_budget;
 };
-// Settings that this run's model and options would leave unused (--optimizer-block without
-// adamw8bit, --bn-stats batch without BatchNorm, the dynamic loss scale's knobs where the scale is
-// not dynamic): refused with one line, never silently dropped. Called on the options a run ends with
-// (after --memory-budget chose), with its model.
-void check_settings_apply(const TrainOptions& options, const Model& model);
-
 void add_checkpoint_flags(CLI::App& app, CheckpointFlags& flags);
 void apply_checkpoint_flags(const CheckpointFlags& flags, TrainOptions& options);
 

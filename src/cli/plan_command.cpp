@@ -14,6 +14,7 @@
 #include "train/machine_rates.h"
 #include "train/planner.h"
 #include "train/precision.h"
+#include "train/run_description.h"
 
 namespace frugal::cli {
 

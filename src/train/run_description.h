@@ -19,4 +19,10 @@ namespace frugal {
 // dynamic, value when fixed}}}.
 nlohmann::json describe_run(const Model& model, const TrainOptions& options);
 
+// Settings that this run's model and options would leave unused (--optimizer-block without
+// adamw8bit, --bn-stats batch without BatchNorm, the dynamic loss scale's knobs where the scale is
+// not dynamic): refused with one line (an Error naming the flag), never silently dropped. Called on
+// the options a run ends with (after --memory-budget chose), with its model.
+void check_settings_apply(const TrainOptions& options, const Model& model);
+
 }  // namespace frugal
