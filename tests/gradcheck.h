@@ -146,16 +146,23 @@ inline SumOrderCheck against_sum_order_bound(const GradientSnapshot& a, const Gr
   return against_magnitude_bound(a, b, magnitude, 2 * gamma_n(n));
 }
 
-// n for a GPT (tied head, no adapters): the reductions whose order another blocking may change, on
-// the longest path. Forward K = E (c_attn, attn.c_proj, c_fc) and 4E (mlp.c_proj) in each block,
-// E in the head; backward the dx products, K = 3E, E, 4E, E per block and V in the head; then the
-// `rows` tokens summed into a weight gradient. (Layer norms, attention and the loss work per row or
-// per head, the same operations whatever the micro-batch.) An adapter of rank r on every adaptable
-// layer adds r + 2 (its products and scale) to each of those 4 products, forward and backward.
+// n for a GPT's forward (tied head): the reductions whose order another blocking may change, on the
+// longest path, K = E (c_attn, attn.c_proj, c_fc) and 4E (mlp.c_proj) in each block, E in the head.
+// An adapter of rank r on every adaptable layer adds r + 2 (its products and scale) to each of those
+// 4 products. (Layer norms, attention and the loss work per row or per head, the same operations
+// whatever the micro-batch.)
+inline double gpt_forward_terms(const GptConfig& c, double lora_rank = 0) {
+  const double E = static_cast<double>(c.n_embd), L = static_cast<double>(c.n_layer);
+  const double adapter = lora_rank > 0 ? 4 * (lora_rank + 2) : 0;
+  return L * (7 * E + adapter) + E;
+}
+
+// n for a GPT's gradient: the forward's, then the backward's dx products, K = 3E, E, 4E, E per block
+// (and the adapters') and V in the head, then the `rows` tokens summed into a weight gradient.
 inline double gpt_reduction_terms(const GptConfig& c, double rows, double lora_rank = 0) {
   const double E = static_cast<double>(c.n_embd), L = static_cast<double>(c.n_layer);
   const double adapter = lora_rank > 0 ? 4 * (lora_rank + 2) : 0;
-  return L * (7 * E + adapter) + E + L * (9 * E + adapter) + static_cast<double>(c.vocab_size) + rows;
+  return gpt_forward_terms(c, lora_rank) + L * (9 * E + adapter) + static_cast<double>(c.vocab_size) + rows;
 }
 
 

@@ -225,11 +225,9 @@ TEST(Lora, MergedModelEqualsAdapterAndUnmergeRestores) {
   EXPECT_TRUE(lora_adapters(model).empty());
   const double merged = loss_of(model, batch);
   // Both compute x (W + s B A): the adapter folds it into a copy, the merge into W. The forward's
-  // products, to first order, each within 2 gamma_K of their magnitudes (gpt_reduction_terms' forward
-  // part, adapters included); the loss, a mean of positive terms, amplifies nothing.
-  const GptConfig c = tiny_gpt_config();
-  const double forward_terms = c.n_layer * (7 * c.n_embd + 4 * (r + 2)) + c.n_embd;
-  EXPECT_NEAR(merged, with_adapter, 2 * gamma_n(forward_terms) * with_adapter);
+  // products, to first order, each within 2 gamma_K of their magnitudes (gradcheck.h's gpt_forward_terms,
+  // adapters included); the loss, a mean of positive terms, amplifies nothing.
+  EXPECT_NEAR(merged, with_adapter, 2 * gamma_n(gpt_forward_terms(tiny_gpt_config(), r)) * with_adapter);
 }
 
 TEST(Lora, AdapterFilesRoundTrip) {

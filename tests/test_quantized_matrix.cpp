@@ -26,16 +26,7 @@ std::vector<float> weights(int64_t n, uint64_t seed) {
   return w;
 }
 
-// The standard normal quantile, by bisection on erfc (as kernels/quantized_matrix.cpp derives the
-// levels), and its density.
-double normal_quantile(double p) {
-  double lo = -10.0, hi = 10.0;
-  for (int i = 0; i < 200; ++i) {
-    const double mid = 0.5 * (lo + hi);
-    (0.5 * std::erfc(-mid / std::sqrt(2.0)) < p ? lo : hi) = mid;
-  }
-  return 0.5 * (lo + hi);
-}
+// The standard normal density (its quantile: kernels/quantized_matrix.h's normal_quantile).
 double normal_density(double x) { return std::exp(-0.5 * x * x) / std::sqrt(2.0 * M_PI); }
 
 std::vector<float> dequantized(const QuantizedMatrix& q) {

@@ -13,8 +13,6 @@
 
 namespace frugal {
 
-namespace {
-// The standard normal quantile, by bisection on erfc in double precision (only for the 16 levels).
 double normal_quantile(double p) {
   double lo = -10.0, hi = 10.0;
   for (int i = 0; i < 200; ++i) {
@@ -23,6 +21,8 @@ double normal_quantile(double p) {
   }
   return 0.5 * (lo + hi);
 }
+
+namespace {
 
 std::array<float, 16> derive_nf4_levels() {
   constexpr double kOffset = 0.9677083;  // the paper's: the outermost quantile, (1 - 1/(2*15) + 1 - 1/(2*16)) / 2

@@ -25,6 +25,10 @@ constexpr int64_t kQuantBlock = 64;     // values per absmax
 constexpr int64_t kAbsmaxBlock = 256;   // nf4: absmax values per fp32 scale of their second quantisation
 constexpr int64_t kTileRows = 256;      // stored rows dequantised per product step
 
+// The standard normal quantile, by bisection on erfc in double precision (the NF4 levels are its
+// values; only for those 16, it is not fast).
+double normal_quantile(double p);
+
 // The 16 NF4 levels, ascending in [-1, 1], derived as in the paper: normal quantiles at 8 (positive)
 // and 7 (negative) evenly spaced probabilities from 0.5 to 0.9677083, normalised by the largest,
 // with an exact 0 (so zero-padded values stay zero).
