@@ -8,6 +8,8 @@ PACKAGES=(
   libopenblas-openmp-dev liblapacke-dev   # GEMM (OpenMP variant) and LAPACK
   libdnnl-dev                             # bf16 GEMMs on the CPU's bf16 units (oneDNN)
   libcli11-dev nlohmann-json3-dev zlib1g-dev libstb-dev
+  libyaml-cpp-dev                         # --config RUN.yaml
+  pybind11-dev python3-dev python3-pytest # the Python module (build/python) and its tests
   libgtest-dev libbenchmark-dev
   gnuplot-nox                             # plots (PNG via its pngcairo/png terminal)
   openmpi-bin libopenmpi-dev              # data-parallel training under mpirun (optional at build time)

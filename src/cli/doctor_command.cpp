@@ -7,8 +7,10 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "cli/common.h"
-#include "cli/startup.h"
+#include "cli/commands.h"
+#include "run/run_spec.h"
+#include "run/spec_options.h"
+#include "run/process_setup.h"
 #include "core/cpu.h"
 #include "core/threading.h"
 #include "kernels/blas_kernel.h"
@@ -99,7 +101,7 @@ void register_doctor(CLI::App& app) {
   cmd->add_flag("--measure-rates", flags->measure_rates,
                 "only measure the cost model's rates and print them as one line of JSON (how train and plan "
                 "measure them in a child process; nothing is cached)");
-  add_threads_flag(*cmd, flags->threads);
+  add_threads_option(*cmd, flags->threads);
   cmd->callback([flags] {
     apply_threads(flags->threads);
     if (flags->measure_rates) {

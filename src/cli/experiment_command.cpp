@@ -2,7 +2,9 @@
 // markdown report and PNG plots in DIR).
 #include <cstdio>
 
-#include "cli/common.h"
+#include "cli/commands.h"
+#include "run/run_spec.h"
+#include "run/spec_options.h"
 #include "core/error.h"
 #include "core/threading.h"
 #include "experiments/checkpoint.h"
@@ -50,7 +52,7 @@ void register_experiment(CLI::App& app) {
       ->required()
       ->check(CLI::IsMember({"grad-accum", "checkpoint", "lora", "mixed-precision", "all"}));
   cmd->add_option("--out", flags->out_dir, "output directory")->capture_default_str();
-  add_threads_flag(*cmd, flags->threads);
+  add_threads_option(*cmd, flags->threads);
   cmd->add_option("--max-blocks", flags->max_blocks, "checkpoint: the deepest MLP chain (32..4096; exponents are fitted over 16..min(256, this))")
       ->check(CLI::Range(32, 4096))->capture_default_str();
   cmd->add_option("--steps-scale", flags->steps_scale, "lora, mixed-precision: scale every training run's steps (quick runs: 0.1)")

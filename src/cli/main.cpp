@@ -4,10 +4,9 @@
 #include <exception>
 #include <nlohmann/json.hpp>
 
-#include "cli/common.h"
-#include "cli/memory_flags.h"
-#include "cli/rates_process.h"
-#include "cli/startup.h"
+#include "cli/commands.h"
+#include "run/process_setup.h"
+#include "run/rates_process.h"
 #include "comm/communicator.h"
 #include "core/error.h"
 
@@ -63,7 +62,7 @@ int run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   try {
-    frugal::cli::prepare_process(argv);  // the BLAS kernel and OpenMP's wait policy (may restart frugal)
+    frugal::prepare_process(argv);  // the BLAS kernel and OpenMP's wait policy (may restart frugal)
   } catch (const frugal::Error& e) {
     std::fprintf(stderr, "frugal: error: %s\n", e.what());
     return 2;
@@ -71,7 +70,7 @@ int main(int argc, char** argv) {
   frugal::init_distributed(argc, argv);
   // Rates measured in this process would count in the peak RSS a budget bounds; under MPI each rank
   // would start a child, so ranks measure in process (a distributed run plans per rank anyway).
-  if (frugal::world().size() == 1) frugal::cli::measure_rates_in_child_processes();
+  if (frugal::world().size() == 1) frugal::measure_rates_in_child_processes();
   frugal::cli::record_command_line(argc, argv);  // plan --memory-budget prints the train command
   const int code = run(argc, argv);
   // A failing rank ends the whole job: the others may be waiting for it in a collective.

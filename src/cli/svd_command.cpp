@@ -8,7 +8,9 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "cli/common.h"
+#include "cli/commands.h"
+#include "run/run_spec.h"
+#include "run/spec_options.h"
 #include "core/error.h"
 #include "core/threading.h"
 #include "io/atomic_file.h"
@@ -186,7 +188,7 @@ void register_svd(CLI::App& app) {
       ->delimiter(',');
   cmd->add_option("--out", flags->out_dir, "output directory: rank_<k>.png, svd.json, spectrum.png, energy.png")
       ->capture_default_str();
-  add_threads_flag(*cmd, flags->threads);
+  add_threads_option(*cmd, flags->threads);
   cmd->callback([flags] { run_svd(*flags); });
 }
 

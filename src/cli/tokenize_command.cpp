@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cstdio>
 
-#include "cli/common.h"
+#include "cli/commands.h"
+#include "run/run_spec.h"
+#include "run/spec_options.h"
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "text/tokenizer.h"

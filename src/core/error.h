@@ -1,15 +1,12 @@
 #pragma once
-// One exception type for every user-facing failure. The CLI catches it and prints
-// "frugal: error: <message>" on one line with a non-zero exit status.
-#include <stdexcept>
+// One exception type for every user-facing failure (include/frugal/error.h: the public API throws
+// it too). The CLI catches it and prints "frugal: error: <message>" on one line with a non-zero exit
+// status.
 #include <string>
 
-namespace frugal {
+#include "frugal/error.h"
 
-class Error : public std::runtime_error {
- public:
-  explicit Error(const std::string& message) : std::runtime_error(message) {}
-};
+namespace frugal {
 
 // Throws Error(message) unless cond holds. For checks on user input and invariants alike.
 inline void check(bool cond, const std::string& message) {

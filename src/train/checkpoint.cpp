@@ -125,7 +125,7 @@ void write_training_checkpoint(const std::string& root, int64_t steps_done, cons
     write_file_atomic((partial / "config.json").string(), model.config().dump(2) + "\n");
     write_safetensors((partial / "state.safetensors").string(), trainer.state_tensors());  // all but the base
     meta["files"]["state.safetensors"] = file_fingerprint((partial / "state.safetensors").string());
-    meta["quantized_base"] = record_quantized_base(run_config.value("--model", std::string()));
+    meta["quantized_base"] = record_quantized_base(run_config.value("model", std::string()));
   } else {
     save_model(model, partial.string());  // config.json + model.safetensors, each fsync'd
     write_safetensors((partial / "state.safetensors").string(), trainer.state_tensors());

@@ -1,4 +1,4 @@
-#include "cli/memory_flags.h"
+#include "run/autopilot_spec.h"
 
 #include <algorithm>
 #include <sstream>
@@ -8,14 +8,9 @@
 #include "models/causal_lm.h"
 #include "train/precision.h"
 
-namespace frugal::cli {
+namespace frugal {
 
 namespace {
-
-std::vector<std::string>& recorded_command_line() {
-  static std::vector<std::string> args;
-  return args;
-}
 
 std::vector<std::string> split_list(const std::string& text) {
   std::vector<std::string> items;
@@ -26,14 +21,14 @@ std::vector<std::string> split_list(const std::string& text) {
 }
 
 // The model a configuration of these flags trains, shapes only (its precision decides the weights' storage).
-ConfiguredModelFactory shapes_of(const ModelFlags& model, const std::string& data, const LoraFlags& lora) {
+ConfiguredModelFactory shapes_of(const ModelSpec& model, const std::string& data, const LoraSpec& lora) {
   return [&model, &data, &lora](const TrainOptions& o) {
-    return build_model(model, data, o.seed, /*with_weights=*/false, lora, nullptr, storage_flags(o));
+    return build_model(model, data, o.seed, /*with_weights=*/false, lora, nullptr, storage_spec(o));
   };
 }
 
 // The least memory a run of these flags can take: micro-batch 1, memory-poor checkpointing.
-size_t smallest_total(const ModelFlags& model, const std::string& data, const LoraFlags& lora, TrainOptions o,
+size_t smallest_total(const ModelSpec& model, const std::string& data, const LoraSpec& lora, TrainOptions o,
                       int64_t batch_size, DType precision) {
   o.micro_batch = 1;
   o.accum = batch_size;
@@ -69,12 +64,12 @@ std::string what_would_fit(const AutopilotRequest& request, const AutopilotInput
   }
   const std::unique_ptr<Model> model = build_model(in.model, in.data, in.options.seed, false, in.lora);
   if (!in.lora.active() && (as_causal_lm(*model) || model->arch() == "mlp")) {
-    LoraFlags lora = in.lora;
+    LoraSpec lora = in.lora;
     lora.rank = 8;
     offer("LoRA r8 (--lora-rank 8)", smallest_total(in.model, in.data, lora, in.options, n, request.precisions.front()));
   }
   if (as_causal_lm(*model) && as_causal_lm(*model)->context() >= 2) {
-    ModelFlags shorter = in.model;
+    ModelSpec shorter = in.model;
     shorter.ctx = as_causal_lm(*model)->context() / 2;
     offer("--ctx " + std::to_string(shorter.ctx),
           smallest_total(shorter, in.data, in.lora, in.options, n, request.precisions.front()));
@@ -90,29 +85,14 @@ std::string what_would_fit(const AutopilotRequest& request, const AutopilotInput
 
 }  // namespace
 
-void add_memory_flags(CLI::App& app, MemoryFlags& f, bool with_limit) {
-  app.add_option("--memory-budget", f.budget,
-                 "choose micro-batch, accumulation and checkpointing (and with --allow precision the precision) "
-                 "that fit this many bytes, fastest first (e.g. 1GiB); needs --batch-size");
-  app.add_option("--batch-size", f.batch_size, "samples per optimizer step, for --memory-budget")
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
-  app.add_option("--allow", f.allow,
-                 "what --memory-budget may change beyond micro-batch and checkpointing: precision, optimizer "
-                 "(AdamW or adamw8bit; --optimizer-block then sizes adamw8bit's blocks), or both (comma-separated)");
-  if (with_limit)
-    app.add_option("--memory-limit", f.limit,
-                   "stop with an error before any allocation would take live bytes past SIZE (default with "
-                   "--memory-budget: the budget)");
-}
-
-bool wants_autopilot(const MemoryFlags& f) {
+bool wants_autopilot(const MemorySpec& f) {
   if (!f.budget.empty()) return true;
   check(f.batch_size == 0 && f.allow.empty(),
         "--batch-size and --allow go with --memory-budget (without it: --micro-batch and --accum)");
   return false;
 }
 
-AutopilotRequest autopilot_request(const MemoryFlags& f, const AutopilotInputs& in) {
+AutopilotRequest autopilot_request(const MemorySpec& f, const AutopilotInputs& in) {
   check(f.batch_size > 0, "--memory-budget needs --batch-size N (the samples of one optimizer step)");
   check(!in.given.count("--accum"), "--accum is chosen by --memory-budget (--batch-size / micro-batch); drop it");
   AutopilotRequest r;
@@ -151,8 +131,8 @@ AutopilotResult run_autopilot(const AutopilotRequest& request, const AutopilotIn
               (help.empty() ? std::string() : "; it would take " + help));
 }
 
-void apply_candidate(const Candidate& chosen, TrainOptions& options, CheckpointFlags& checkpoint,
-                     PrecisionFlags& precision) {
+void apply_candidate(const Candidate& chosen, TrainOptions& options, CheckpointSpec& checkpoint,
+                     PrecisionSpec& precision) {
   options.micro_batch = chosen.options.micro_batch;
   options.accum = chosen.options.accum;
   checkpoint.strategy = chosen.options.checkpoint;
@@ -163,21 +143,16 @@ void apply_candidate(const Candidate& chosen, TrainOptions& options, CheckpointF
   // --optimizer-block with --allow optimizer applies to the adamw8bit candidates; another choice
   // has no blocks to size.
   if (options.optimizer != "adamw8bit") options.optimizer_block = TrainOptions{}.optimizer_block;
-  apply_checkpoint_flags(checkpoint, options);
-  apply_precision_flags(precision, options);
+  apply_checkpoint_spec(checkpoint, options);
+  apply_precision_spec(precision, options);
   options.validate();
 }
 
-void record_command_line(int argc, char** argv) {
-  recorded_command_line().assign(argv, argv + argc);
-}
-
-std::string train_command_line(const Candidate& chosen, const std::string& budget) {
+std::string train_command_line(const Candidate& chosen, const std::string& budget, const std::vector<std::string>& args) {
   // The flags the autopilot decides (and plan's own) are replaced; the others are kept as given.
   static const std::set<std::string> replaced = {"--memory-budget", "--batch-size", "--allow",     "--micro-batch",
                                                  "--accum",         "--checkpoint", "--precision", "--activation-budget",
                                                  "--memory-limit",  "--optimizer"};
-  const std::vector<std::string>& args = recorded_command_line();
   std::vector<std::string> kept = {"frugal", "train"};
   for (size_t i = 2; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -214,4 +189,4 @@ std::string train_command_line(const Candidate& chosen, const std::string& budge
   return line;
 }
 
-}  // namespace frugal::cli
+}  // namespace frugal

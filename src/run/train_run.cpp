@@ -1,15 +1,12 @@
-// `frugal train`: train or fine-tune; with no flags, the built-in demo (a small GPT on the text
-// of Debian's fortunes package, then a few generated lines).
+// A training run of a spec: `frugal train`, frugal::train() and Python's frugal.train().
 #include <cmath>
 #include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
 
-#include "cli/common.h"
-#include "cli/rates_process.h"
-#include "cli/startup.h"
-#include "cli/train_flags.h"
+#include "run/train_run.h"
+
 #include "comm/communicator.h"
 #include "core/error.h"
 #include "core/threading.h"
@@ -29,9 +26,14 @@
 #include "train/machine_rates.h"
 #include "train/planner.h"
 #include "train/run_description.h"
+#include "run/autopilot_spec.h"
+#include "run/model_builder.h"
+#include "run/process_setup.h"
+#include "run/rates_process.h"
+#include "run/run_record.h"
 #include "text/tokenizer.h"
 
-namespace frugal::cli {
+namespace frugal {
 
 namespace {
 
@@ -69,10 +71,10 @@ void write_plots(const std::string& dir, const std::vector<StepRecord>& steps, c
 // One `frugal train` run: its flags, what it builds, and what the loop records. Under mpirun every
 // rank trains; rank 0 (the lead) alone prints progress and writes outputs.
 struct TrainRun {
-  TrainRun(TrainFlags& f, Communicator& c, MemoryLedger& l, std::optional<CheckpointRef> r)
-      : flags(f), comm(c), ledger(l), resume(std::move(r)) {}
+  TrainRun(RunSpec& f, Communicator& c, MemoryLedger& l, std::optional<CheckpointRef> r)
+      : spec(f), comm(c), ledger(l), resume(std::move(r)) {}
 
-  TrainFlags& flags;
+  RunSpec& spec;
   Communicator& comm;
   MemoryLedger& ledger;
   std::optional<CheckpointRef> resume;
@@ -90,15 +92,16 @@ struct TrainRun {
   MemorySnapshot measured;              // the ledger's peaks over training (before the masters go back)
   size_t memory_limit = 0;              // --memory-limit (or --memory-budget) in bytes; 0: none
   double predicted_step_s = 0;          // the cost model's, for the summary
+  bool stopped = false;                 // the step callback ended the run before --steps
 
   bool lead() const { return comm.rank() == 0; }
 };
 
 // --resume: the configuration comes from the checkpoint (flags given here must agree with it).
-std::optional<CheckpointRef> adopt_resume(TrainFlags& f, const Communicator& comm) {
-  if (f.resume.empty()) return std::nullopt;
-  CheckpointRef resume = latest_checkpoint(f.resume);
-  const std::string taken = adopt_checkpoint_config(f, resume, comm.size());
+std::optional<CheckpointRef> adopt_resume(RunSpec& f, const Communicator& comm) {
+  if (f.output.resume.empty()) return std::nullopt;
+  CheckpointRef resume = latest_checkpoint(f.output.resume);
+  const std::string taken = adopt_checkpoint_settings(f, resume, comm.size());
   if (comm.rank() == 0)
     std::fprintf(stderr, "frugal train: resuming from %s after step %lld; from the checkpoint:%s\n", resume.dir.c_str(),
                  static_cast<long long>(resume.steps_done), taken.c_str());
@@ -109,38 +112,36 @@ std::optional<CheckpointRef> adopt_resume(TrainFlags& f, const Communicator& com
 }
 
 // LoRA on a base quantised to nf4/int8: no model to --save, checkpoints without weights.
-bool quantized_base(const TrainFlags& f) { return f.lora.active() && quantized_base_format(f.lora.base_precision); }
+bool quantized_base(const RunSpec& f) { return f.lora.active() && quantized_base_format(f.lora.base_precision); }
 
 // Flags that only make sense together, and output locations (checked before a run can waste time).
-void apply_train_flags(TrainFlags& f, bool lead) {
-  check(f.save_every == 0 || !f.save_dir.empty(), "--save-every needs --save DIR (checkpoints go to DIR/checkpoints)");
+void apply_train_flags(RunSpec& f, bool lead) {
+  check(f.output.save_every == 0 || !f.output.save_dir.empty(), "--save-every needs --save DIR (checkpoints go to DIR/checkpoints)");
   const bool quantized = quantized_base(f);
-  check(f.save_dir.empty() || !quantized || f.save_every > 0,
+  check(f.output.save_dir.empty() || !quantized || f.output.save_every > 0,
         "--save with --base-precision " + f.lora.base_precision + ": the base stays quantised and is not written as a "
         "model; save the adapter with --save-adapter DIR (--save DIR --save-every N writes training checkpoints)");
-  check(!quantized || f.save_every == 0 || f.options.zero == 0,
+  check(!quantized || f.output.save_every == 0 || f.options.zero == 0,
         "--save-every with --base-precision " + f.lora.base_precision + " and --zero: not supported (a quantised "
         "base's checkpoint rebuilds the base on --resume, the sharded one the whole model from its state files)");
-  apply_checkpoint_flags(f.checkpoint, f.options);
-  apply_precision_flags(f.precision, f.options);
-  f.options.validate();
-  check(f.save_adapter_dir.empty() || f.lora.active(), "--save-adapter needs LoRA (--lora-rank R or --adapter DIR)");
+  resolve_spec(f, Command::Train);
+  check(f.output.save_adapter_dir.empty() || f.lora.active(), "--save-adapter needs LoRA (--lora-rank R or --adapter DIR)");
   if (!lead) return;
-  check_output_file(f.summary_path, "--summary");
-  check_output_file(f.metrics_path, "--metrics");
-  prepare_output_dir(f.save_dir, "--save");
-  prepare_output_dir(f.plots_dir, "--plots");
-  prepare_output_dir(f.save_adapter_dir, "--save-adapter");
+  check_output_file(f.output.summary_path, "--summary");
+  check_output_file(f.output.metrics_path, "--metrics");
+  prepare_output_dir(f.output.save_dir, "--save");
+  prepare_output_dir(f.output.plots_dir, "--plots");
+  prepare_output_dir(f.output.save_adapter_dir, "--save-adapter");
 }
 
 // --memory-budget: the fastest configuration that fits, applied to the flags; --memory-limit (the
 // budget by default). Returns the limit in bytes (0: none).
-size_t choose_configuration(TrainFlags& f, const Communicator& comm) {
-  const MemoryFlags& m = f.memory;
+size_t choose_configuration(RunSpec& f, const Communicator& comm) {
+  const MemorySpec& m = f.memory;
   const size_t limit = m.limit.empty() ? 0 : parse_size(m.limit);
   check(m.limit.empty() || limit > 0, "--memory-limit must be positive");
   if (!wants_autopilot(m)) return limit;
-  check(f.resume.empty(), "--memory-budget with --resume: the checkpoint fixes the configuration (--memory-limit "
+  check(f.output.resume.empty(), "--memory-budget with --resume: the checkpoint fixes the configuration (--memory-limit "
                           "still applies)");
   check(comm.size() == 1, "--memory-budget under mpirun is not supported: run `frugal plan --memory-budget` and pass "
                           "its flags");
@@ -157,7 +158,7 @@ size_t choose_configuration(TrainFlags& f, const Communicator& comm) {
 
 // The prediction first (before anything is allocated), then the model, its data and the trainer.
 void build_run(TrainRun& run) {
-  TrainFlags& f = run.flags;
+  RunSpec& f = run.spec;
   // Named explicitly, so the flags a checkpoint records keep it: a resumed run's --model is the
   // checkpoint, which holds no tokenizer files.
   if (f.model.tokenizer.empty()) f.model.tokenizer = tokenizer_dir(f.model);
@@ -166,7 +167,7 @@ void build_run(TrainRun& run) {
   run.plan = plan_training_memory(
       [&] {
         std::unique_ptr<Model> model = build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora,
-                                                   nullptr, storage_flags(f.options, planned_rank.get()));
+                                                   nullptr, storage_spec(f.options, planned_rank.get()));
         check_settings_apply(f.options, *model);
         return model;
       },
@@ -187,7 +188,7 @@ void build_run(TrainRun& run) {
     run.ledger.force_allocation_at(spec.substr(0, colon), parse_size(spec.substr(colon + 1)));
   }
   run.model = build_model(f.model, f.data, f.options.seed, /*with_weights=*/true, f.lora, &run.lora,
-                          storage_flags(f.options, &run.comm));
+                          storage_spec(f.options, &run.comm));
   run.data = make_data_source(f.data, *run.model, f.options.seed, model_tokenizer(f.model));
   run.trainer = std::make_unique<Trainer>(*run.model, *run.data, f.options);
   if (run.resume) restore_training_checkpoint(*run.resume, *run.trainer, run.comm);
@@ -197,7 +198,7 @@ void build_run(TrainRun& run) {
 }
 
 void print_header(const TrainRun& run) {
-  const TrainOptions& o = run.flags.options;
+  const TrainOptions& o = run.spec.options;
   const Model& model = *run.model;
   const std::string zero = o.zero && run.comm.size() > 1 ? ", ZeRO-" + std::to_string(o.zero) : "";
   const std::string fused = o.fused_update ? ", updates fused into the backward pass" : "";
@@ -222,30 +223,38 @@ void print_header(const TrainRun& run) {
 }
 
 // The optimizer steps, with the progress line, --metrics lines, the memory timeline of one
-// steady-state step (--plots) and training-state checkpoints (--save-every).
-void run_steps(TrainRun& run) {
-  const TrainFlags& f = run.flags;
+// steady-state step (--plots) and training-state checkpoints (--save-every). `on_step` (when set)
+// gets each step's metrics and may stop the run after that step: then a checkpoint is written there
+// too (with --save-every), so the run can be resumed from where it stopped.
+void run_steps(TrainRun& run, const StepCallback& on_step) {
+  const RunSpec& f = run.spec;
   std::unique_ptr<AtomicFileWriter> metrics;
-  if (run.lead() && !f.metrics_path.empty()) metrics = std::make_unique<AtomicFileWriter>(f.metrics_path);
+  if (run.lead() && !f.output.metrics_path.empty()) metrics = std::make_unique<AtomicFileWriter>(f.output.metrics_path);
   Progress progress(f.options.steps, run.token_model, f.options.batch_size() * run.comm.size() * run.tokens_per_sample);
-  const nlohmann::json config = run_config(f, run.comm.size());
+  const nlohmann::json config = checkpoint_record(f, run.comm.size());
   const int64_t bytes_before = run.comm.bytes_communicated();
   const int64_t timeline_step = run.first_step + (f.options.steps - run.first_step > 1 ? 1 : 0);  // state allocated
   for (int64_t s = run.first_step; s < f.options.steps; ++s) {
-    const bool timed = !f.plots_dir.empty() && s == timeline_step;
+    const bool timed = !f.output.plots_dir.empty() && s == timeline_step;
     if (timed) run.ledger.start_timeline();
     run.records.push_back(run.trainer->step(s));
     if (timed) {
       run.ledger.stop_timeline();
       run.timeline = run.ledger.timeline();
     }
+    const nlohmann::json step = step_metrics(run.records.back(), run.ledger);
     if (run.lead()) progress.update(run.records.back(), run.ledger);
-    if (metrics) metrics->write(step_metrics(run.records.back(), run.ledger).dump() + "\n");
-    if (f.save_every > 0 && (s + 1) % f.save_every == 0)  // (every rank: under --zero each writes its share)
-      write_training_checkpoint(f.save_dir, s + 1, *run.model, *run.trainer, config, f.keep, run.comm);
+    if (metrics) metrics->write(step.dump() + "\n");
+    int64_t stop = on_step && !on_step(step) ? 1 : 0;
+    if (run.comm.size() > 1) run.comm.allreduce_sum(&stop, 1);  // every rank stops at the same step
+    run.stopped = stop > 0 && s + 1 < f.options.steps;
+    const bool due = f.output.save_every > 0 && (s + 1) % f.output.save_every == 0;
+    if (due || (run.stopped && f.output.save_every > 0))  // (every rank: under --zero each writes its share)
+      write_training_checkpoint(f.output.save_dir, s + 1, *run.model, *run.trainer, config, f.output.keep, run.comm);
+    if (run.stopped) break;
   }
   run.bytes_per_step = static_cast<double>(run.comm.bytes_communicated() - bytes_before) /
-                       static_cast<double>(f.options.steps - run.first_step);
+                       static_cast<double>(run.records.size());
   if (run.lead()) progress.finish();
   if (metrics) metrics->commit();
 }
@@ -277,7 +286,7 @@ nlohmann::json summarize(TrainRun& run) {
   RunFacts facts;
   facts.steps = run.records;
   facts.token_model = run.token_model;
-  facts.samples_per_step = run.flags.options.batch_size() * run.comm.size();
+  facts.samples_per_step = run.spec.options.batch_size() * run.comm.size();
   facts.tokens_per_sample = run.tokens_per_sample;
   facts.total_params = run.model->parameter_count();
   facts.trainable_params = run.model->trainable_parameter_count();
@@ -290,9 +299,10 @@ nlohmann::json summarize(TrainRun& run) {
   facts.final_loss_scale = run.trainer->loss_scale();
   nlohmann::json summary = make_summary(facts);
   summary["world_size"] = run.comm.size();
+  summary["stopped_early"] = run.stopped;  // the step callback ended it before --steps
   summary["first_step"] = run.first_step + 1;  // losses[0] is this step's (1-based; > 1 after --resume)
-  summary["zero"] = run.flags.options.zero;
-  summary["fused_update"] = run.flags.options.fused_update;
+  summary["zero"] = run.spec.options.zero;
+  summary["fused_update"] = run.spec.options.fused_update;
   summary["communicated_bytes_per_step"] = run.bytes_per_step;
   std::vector<double> comm_times;
   for (const StepRecord& r : run.records)
@@ -300,7 +310,8 @@ nlohmann::json summarize(TrainRun& run) {
   summary["communication_s"] = median(comm_times);  // per step: gradient collectives and ZeRO-3 fetches, waiting included
   summary["ranks"] = rank_memory(facts.measured, run.comm);
   summary["compute"] = compute_description();
-  summary["run"] = describe_run(*run.model, run.flags.options);  // what ran, read from the model and options
+  summary["run"] = describe_run(*run.model, run.spec.options);  // what ran, read from the model and options
+  summary["run"]["settings"] = run_settings(run.spec);  // and the settings that replay it (--config SUMMARY)
   summary["predicted_step_time_s"] = run.predicted_step_s;  // the cost model's, beside step_time_s
   // What measuring the cost model's rates cost, when this run had to (in a child process: its RSS is
   // not in peak_rss_bytes); null when the cache served them.
@@ -314,23 +325,23 @@ nlohmann::json summarize(TrainRun& run) {
 
 // Whether rank 0 needs the trained model after training: to evaluate, sample or save it.
 bool uses_trained_model(const TrainRun& run) {
-  const TrainFlags& f = run.flags;
-  return f.data == "fashion-mnist" || (run.token_model && f.data != "synthetic" && f.sample_tokens > 0) ||
-         !f.save_dir.empty() || !f.save_adapter_dir.empty();
+  const RunSpec& f = run.spec;
+  return f.data == "fashion-mnist" || (run.token_model && f.data != "synthetic" && f.output.sample_tokens > 0) ||
+         !f.output.save_dir.empty() || !f.output.save_adapter_dir.empty();
 }
 
 // Test accuracy (Fashion-MNIST) and a sample of generated text (GPT on text), into the summary.
 void evaluate_and_sample(TrainRun& run, nlohmann::json& summary) {
-  const TrainFlags& f = run.flags;
+  const RunSpec& f = run.spec;
   if (f.data == "fashion-mnist") {
     const ImageDataset test = load_fashion_mnist(kFashionMnistDir, /*train=*/false);
     const double accuracy = classification_accuracy(*run.model, test, run.model->arch() == "mlp");
     summary["eval_accuracy"] = accuracy;
     std::printf("test accuracy (10000 Fashion-MNIST test images): %.2f%%\n", 100.0 * accuracy);
   }
-  if (run.token_model && f.data != "synthetic" && f.sample_tokens > 0) {
+  if (run.token_model && f.data != "synthetic" && f.output.sample_tokens > 0) {
     SampleOptions sample;
-    sample.tokens = f.sample_tokens;
+    sample.tokens = f.output.sample_tokens;
     sample.seed = f.options.seed;
     CausalLm& lm = *as_causal_lm(*run.model);
     std::string text;
@@ -350,25 +361,27 @@ void evaluate_and_sample(TrainRun& run, nlohmann::json& summary) {
 }
 
 void write_outputs(const TrainRun& run, const nlohmann::json& summary) {
-  const TrainFlags& f = run.flags;
-  if (!f.save_dir.empty() && quantized_base(f)) {
+  const RunSpec& f = run.spec;
+  if (!f.output.save_dir.empty() && quantized_base(f)) {
     std::printf("training checkpoints in %s/checkpoints (the quantised base is not written as a model)\n",
-                f.save_dir.c_str());
-  } else if (!f.save_dir.empty()) {
-    save_model(*run.model, f.save_dir);  // the base weights; adapters go to --save-adapter
+                f.output.save_dir.c_str());
+  } else if (!f.output.save_dir.empty()) {
+    save_model(*run.model, f.output.save_dir);  // the base weights; adapters go to --save-adapter
     const std::string tokenizer = tokenizer_dir(f.model);
-    if (!tokenizer.empty()) copy_tokenizer_files(tokenizer, f.save_dir);  // the model keeps its tokenizer
-    std::printf("saved model to %s\n", f.save_dir.c_str());
+    if (!tokenizer.empty()) copy_tokenizer_files(tokenizer, f.output.save_dir);  // the model keeps its tokenizer
+    std::printf("saved model to %s\n", f.output.save_dir.c_str());
   }
-  if (!f.save_adapter_dir.empty()) {
-    save_adapter(*run.model, run.lora, f.save_adapter_dir);
-    std::printf("saved LoRA adapter (PEFT format) to %s\n", f.save_adapter_dir.c_str());
+  if (!f.output.save_adapter_dir.empty()) {
+    save_adapter(*run.model, run.lora, f.output.save_adapter_dir);
+    std::printf("saved LoRA adapter (PEFT format) to %s\n", f.output.save_adapter_dir.c_str());
   }
-  if (!f.plots_dir.empty()) write_plots(f.plots_dir, run.records, run.timeline, f.options.checkpoint);
-  if (!f.summary_path.empty()) write_file_atomic(f.summary_path, summary.dump(2) + "\n");
+  if (!f.output.plots_dir.empty()) write_plots(f.output.plots_dir, run.records, run.timeline, f.options.checkpoint);
+  if (!f.output.summary_path.empty()) write_file_atomic(f.output.summary_path, summary.dump(2) + "\n");
 }
 
-void run_train(TrainFlags& f) {
+}  // namespace
+
+nlohmann::json train_run(RunSpec& f, const StepCallback& on_step) {
   Communicator& comm = world();
   std::optional<CheckpointRef> resume = adopt_resume(f, comm);
   apply_train_flags(f, comm.rank() == 0);
@@ -379,58 +392,22 @@ void run_train(TrainFlags& f) {
   run.memory_limit = choose_configuration(f, comm);
   build_run(run);
   if (run.lead()) print_header(run);
-  run_steps(run);
+  run_steps(run, on_step);
   ledger.set_limit(0);  // the limit covers training, which the plan predicts; not evaluation or sampling
   nlohmann::json summary = summarize(run);
   if (uses_trained_model(run)) run.trainer->gather_model(0);  // (ZeRO-3: the weights are spread over the ranks)
-  if (!run.lead()) return;
+  if (!run.lead()) return summary;
   print_memory_report(run.plan.peak, run.measured, ledger.cached_bytes());
   print_kernels(run.plan.kernels);
-  std::printf("\nfinal loss %.4f after %lld steps; median step %s (predicted %s), %s %s/s\n",
-              summary["final_loss"].get<double>(), static_cast<long long>(f.options.steps),
+  std::printf("\nfinal loss %.4f after %lld steps%s; median step %s (predicted %s), %s %s/s\n",
+              summary["final_loss"].get<double>(), static_cast<long long>(run.first_step + run.records.size()),
+              run.stopped ? " (stopped by the step callback)" : "",
               format_seconds(summary["step_time_s"].get<double>()).c_str(), format_seconds(run.predicted_step_s).c_str(),
               format_count(summary[run.token_model ? "tokens_per_s" : "samples_per_s"].get<double>()).c_str(),
               run.token_model ? "tokens" : "samples");
   evaluate_and_sample(run, summary);
   write_outputs(run, summary);
+  return summary;
 }
 
-}  // namespace
-
-void register_train(CLI::App& app) {
-  auto flags = std::make_shared<TrainFlags>();
-  flags->options.steps = 1200;  // the demo: about a minute on 2 cores
-  flags->options.micro_batch = 16;
-  flags->options.lr = 2e-3f;
-  flags->options.warmup = 50;
-  CLI::App* cmd = app.add_subcommand("train", "train or fine-tune a model (no flags: the built-in demo)");
-  add_model_flags(*cmd, flags->model);
-  add_training_flags(*cmd, flags->options, flags->threads);
-  add_checkpoint_flags(*cmd, flags->checkpoint);
-  add_lora_flags(*cmd, flags->lora);
-  cmd->add_option("--save-adapter", flags->save_adapter_dir, "write the trained LoRA adapter as a PEFT directory");
-  add_precision_flags(*cmd, flags->precision);
-  cmd->add_option("--data", flags->data, "synthetic | fashion-mnist | fortunes | PATH (a text file, byte tokens)")
-      ->capture_default_str();
-  cmd->add_option("--save", flags->save_dir, "write the trained model directory");
-  cmd->add_option("--summary", flags->summary_path, "write the run summary (JSON)");
-  cmd->add_option("--metrics", flags->metrics_path, "write one JSON line per step");
-  cmd->add_option("--plots", flags->plots_dir, "write loss and memory-timeline PNGs into this directory");
-  cmd->add_option("--sample-tokens", flags->sample_tokens, "bytes to generate after training a GPT on text (0: none)")
-      ->capture_default_str();
-  cmd->add_option("--save-every", flags->save_every,
-                  "write a training-state checkpoint every N steps into --save DIR/checkpoints (0: never)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))->capture_default_str();
-  cmd->add_option("--keep", flags->keep, "training-state checkpoints kept (the newest)")
-      ->check(CLI::Range(1, 1 << 20))->capture_default_str();
-  add_memory_flags(*cmd, flags->memory, /*with_limit=*/true);
-  cmd->add_option("--resume", flags->resume,
-                  "continue from the newest complete checkpoint in DIR (a --save directory, its checkpoints/, or one step-N)");
-  cmd->callback([flags, cmd] {
-    for (const CLI::Option* opt : cmd->get_options())
-      if (opt->count() > 0) flags->given.insert(opt->get_name());
-    run_train(*flags);
-  });
-}
-
-}  // namespace frugal::cli
+}  // namespace frugal

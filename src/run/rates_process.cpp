@@ -1,4 +1,4 @@
-#include "cli/rates_process.h"
+#include "run/rates_process.h"
 
 #include <spawn.h>
 #include <sys/resource.h>
@@ -18,7 +18,7 @@
 
 extern char** environ;
 
-namespace frugal::cli {
+namespace frugal {
 
 namespace {
 
@@ -104,4 +104,4 @@ void measure_rates_in_child_processes() { set_rates_measurer(measure_rates_in_ch
 
 std::optional<RatesMeasurement> last_rates_measurement() { return measurement(); }
 
-}  // namespace frugal::cli
+}  // namespace frugal

@@ -9,7 +9,7 @@
 
 #include "train/machine_rates.h"
 
-namespace frugal::cli {
+namespace frugal {
 
 struct RatesMeasurement {
   double seconds = 0;          // wall time of the child
@@ -32,4 +32,4 @@ std::optional<RatesMeasurement> last_rates_measurement();
 // missing shard, a plan over --memory-limit) still ends in one line, its error.
 void report_rates_measurement();
 
-}  // namespace frugal::cli
+}  // namespace frugal

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-namespace frugal::cli {
+namespace frugal {
 
 // Applies plan_blas_kernel (kernels/blas_kernel.h) and plan_wait_policy (core/threading.h): returns
 // when this process runs with the right kernel and policy, re-executes it otherwise; Error for an
@@ -22,4 +22,4 @@ std::string blas_kernel_origin();
 // serves each dtype in this process.
 nlohmann::json compute_description();
 
-}  // namespace frugal::cli
+}  // namespace frugal

@@ -1,4 +1,4 @@
-#include "cli/startup.h"
+#include "run/process_setup.h"
 
 #include <unistd.h>
 
@@ -12,7 +12,7 @@
 #include "kernels/blas_kernel.h"
 #include "kernels/gemm.h"
 
-namespace frugal::cli {
+namespace frugal {
 
 namespace {
 
@@ -93,4 +93,4 @@ std::string blas_kernel_origin() {
   return env("OPENBLAS_CORETYPE").empty() ? "OpenBLAS" : "user (OPENBLAS_CORETYPE)";
 }
 
-}  // namespace frugal::cli
+}  // namespace frugal

@@ -1,11 +1,14 @@
-// `frugal plan`: predicts training memory by category for a configuration without running it.
+// A plan of a spec: `frugal plan`, frugal::plan() and Python's frugal.plan().
 #include <algorithm>
 #include <cstdio>
 #include <set>
 
-#include "cli/common.h"
-#include "cli/memory_flags.h"
-#include "cli/rates_process.h"
+#include "run/plan_run.h"
+
+#include "run/autopilot_spec.h"
+#include "run/model_builder.h"
+#include "run/rates_process.h"
+#include "run/run_record.h"
 #include "core/error.h"
 #include "core/threading.h"
 #include "core/units.h"
@@ -16,23 +19,9 @@
 #include "train/precision.h"
 #include "train/run_description.h"
 
-namespace frugal::cli {
+namespace frugal {
 
 namespace {
-struct PlanFlags {
-  ModelFlags model;
-  PrecisionFlags precision;
-  CheckpointFlags checkpoint;
-  LoraFlags lora;
-  TrainOptions options;
-  int threads = 0;
-  std::string data = "fortunes";
-  bool json = false;
-  int ranks = 1;  // plan each rank of an mpirun job of this many (their shards under --zero)
-  MemoryFlags memory;
-  std::set<std::string> given;  // flags given on the command line
-};
-
 // One row per configuration: what it is, its predicted memory and step time.
 void print_candidates(const AutopilotResult& result, size_t rows) {
   std::printf("  %-12s %-6s %-20s %-9s %14s %14s\n", "micro-batch", "accum", "checkpoint", "precision", "memory",
@@ -59,22 +48,19 @@ nlohmann::json candidate_json(const Candidate& c) {
 }
 
 // --memory-budget: the configurations that fit, fastest first, and the command that runs the chosen one.
-void run_autopilot_plan(PlanFlags& f) {
+nlohmann::json autopilot_plan(RunSpec& f, bool print) {
   const AutopilotInputs in{f.model, f.data, f.lora, f.options, f.given};
   const AutopilotRequest request = autopilot_request(f.memory, in);
   const AutopilotResult result = run_autopilot(request, in);
   const Candidate& chosen = *result.chosen();
-  const std::string command = train_command_line(chosen, f.memory.budget);
-  report_rates_measurement();
-  if (f.json) {
-    nlohmann::json j{{"memory_budget", request.budget_bytes}, {"batch_size", request.batch_size},
-                     {"configurations", result.candidates.size()}, {"fitting", result.fitting},
-                     {"search_seconds", result.search_seconds}, {"chosen", candidate_json(chosen)},
-                     {"command", command}};
-    for (const Candidate& c : result.candidates) j["candidates"].push_back(candidate_json(c));
-    std::printf("%s\n", j.dump(2).c_str());
-    return;
-  }
+  const std::string command = train_command_line(chosen, f.memory.budget, f.command_line);
+  if (print) report_rates_measurement();
+  nlohmann::json j{{"memory_budget", request.budget_bytes}, {"batch_size", request.batch_size},
+                   {"configurations", result.candidates.size()}, {"fitting", result.fitting},
+                   {"search_seconds", result.search_seconds}, {"chosen", candidate_json(chosen)},
+                   {"command", command}};
+  for (const Candidate& c : result.candidates) j["candidates"].push_back(candidate_json(c));
+  if (!print || f.plan.json) return j;
   std::printf("memory budget %s, batch %lld samples per step: %zu configurations planned in %s, %lld fit\n",
               format_bytes(static_cast<double>(request.budget_bytes)).c_str(), static_cast<long long>(request.batch_size),
               result.candidates.size(), format_seconds(result.search_seconds).c_str(),
@@ -85,18 +71,16 @@ void run_autopilot_plan(PlanFlags& f) {
               format_bytes(static_cast<double>(request.budget_bytes)).c_str(), format_seconds(chosen.step_seconds).c_str());
   print_memory_table({"predicted"}, {chosen.plan.peak});
   std::printf("run it:\n  %s\n", command.c_str());
+  return j;
 }
 
 // --ranks N: each rank's predicted peaks (memory only: the step time of a job is not modelled).
-void print_rank_plans(const PlanFlags& f, const std::vector<MemoryPlan>& per_rank) {
-  if (f.json) {
-    nlohmann::json j{{"world_size", f.ranks}, {"zero", f.options.zero}};
-    for (size_t r = 0; r < per_rank.size(); ++r)
-      j["ranks"].push_back({{"rank", r}, {"predicted_memory", memory_json(per_rank[r].peak)}});
-    std::printf("%s\n", j.dump(2).c_str());
-    return;
-  }
-  std::printf("predicted memory per rank of %d (--zero %d), --checkpoint %s, --precision %s\n", f.ranks,
+nlohmann::json rank_plans(const RunSpec& f, const std::vector<MemoryPlan>& per_rank, bool print) {
+  nlohmann::json j{{"world_size", f.plan.ranks}, {"zero", f.options.zero}};
+  for (size_t r = 0; r < per_rank.size(); ++r)
+    j["ranks"].push_back({{"rank", r}, {"predicted_memory", memory_json(per_rank[r].peak)}});
+  if (!print || f.plan.json) return j;
+  std::printf("predicted memory per rank of %d (--zero %d), --checkpoint %s, --precision %s\n", f.plan.ranks,
               f.options.zero, f.options.checkpoint.c_str(), precision_name(f.options.precision).c_str());
   std::vector<std::string> names;
   std::vector<MemorySnapshot> peaks;
@@ -105,21 +89,23 @@ void print_rank_plans(const PlanFlags& f, const std::vector<MemoryPlan>& per_ran
     peaks.push_back(per_rank[r].peak);
   }
   print_memory_table(names, peaks);
+  return j;
 }
 
-void run_plan(PlanFlags& f) {
-  apply_checkpoint_flags(f.checkpoint, f.options);
-  apply_precision_flags(f.precision, f.options);
+}  // namespace
+
+nlohmann::json plan_run(RunSpec& f, bool print) {
+  resolve_spec(f, Command::Plan);
   apply_threads(f.threads);  // per-thread scratch is part of the workspace
-  if (wants_autopilot(f.memory)) return run_autopilot_plan(f);
+  if (wants_autopilot(f.memory)) return autopilot_plan(f, print);
   // Every rank of the job; the one with the largest total is the plan that must fit.
   std::vector<MemoryPlan> per_rank;
-  for (int r = 0; r < f.ranks; ++r) {
-    const std::unique_ptr<Communicator> rank = planning_communicator(r, f.ranks);
+  for (int r = 0; r < f.plan.ranks; ++r) {
+    const std::unique_ptr<Communicator> rank = planning_communicator(r, f.plan.ranks);
     per_rank.push_back(plan_training_memory(
         [&] {
           std::unique_ptr<Model> model = build_model(f.model, f.data, f.options.seed, /*with_weights=*/false, f.lora,
-                                                     nullptr, storage_flags(f.options, rank.get()));
+                                                     nullptr, storage_spec(f.options, rank.get()));
           check_settings_apply(f.options, *model);
           return model;
         },
@@ -129,18 +115,16 @@ void run_plan(PlanFlags& f) {
     return a.peak.total < b.peak.total;
   });
   const StepTimePrediction time = predict_step_time(plan.work, machine_rates());
-  report_rates_measurement();
-  if (f.ranks > 1) return print_rank_plans(f, per_rank);
-  if (f.json) {
-    nlohmann::json j{{"predicted_memory", memory_json(plan.peak)},
-                     {"predicted_step_time_s", time.total()},
-                     {"forward_calls", plan.forward_calls},
-                     {"layer_count", plan.layer_count},
-                     {"kernels", plan.kernels},
-                     {"run", plan.run}};
-    std::printf("%s\n", j.dump(2).c_str());
-    return;
-  }
+  if (print) report_rates_measurement();
+  if (f.plan.ranks > 1) return rank_plans(f, per_rank, print);
+  nlohmann::json j{{"predicted_memory", memory_json(plan.peak)},
+                   {"predicted_step_time_s", time.total()},
+                   {"forward_calls", plan.forward_calls},
+                   {"layer_count", plan.layer_count},
+                   {"kernels", plan.kernels},
+                   {"run", plan.run}};
+  j["run"]["settings"] = run_settings(f);  // (--config PLAN.json trains what was planned)
+  if (!print || f.plan.json) return j;
   std::printf("predicted memory, --checkpoint %s, --precision %s\n", f.options.checkpoint.c_str(),
               precision_name(f.options.precision).c_str());
   print_memory_table({"predicted"}, {plan.peak});
@@ -151,29 +135,7 @@ void run_plan(PlanFlags& f) {
               format_seconds(time.total()).c_str(), format_seconds(time.gemm_s).c_str(),
               format_seconds(time.memory_s).c_str(), format_seconds(time.optimizer_s).c_str(),
               format_seconds(time.overhead_s).c_str());
-}
-}  // namespace
-
-void register_plan(CLI::App& app) {
-  auto flags = std::make_shared<PlanFlags>();
-  flags->options.micro_batch = 16;
-  CLI::App* cmd = app.add_subcommand("plan", "predict training memory by category without running");
-  add_model_flags(*cmd, flags->model);
-  add_training_flags(*cmd, flags->options, flags->threads);
-  add_checkpoint_flags(*cmd, flags->checkpoint);
-  add_lora_flags(*cmd, flags->lora);
-  add_precision_flags(*cmd, flags->precision);
-  cmd->add_option("--data", flags->data, "as for train (decides the MLP's input and output sizes)");
-  cmd->add_flag("--json", flags->json, "print JSON instead of a table");
-  cmd->add_option("--ranks", flags->ranks, "plan every rank of an mpirun job of this many ranks (with --zero: each one's shards)")
-      ->check(CLI::Range(1, 4096))
-      ->capture_default_str();
-  add_memory_flags(*cmd, flags->memory, /*with_limit=*/false);
-  cmd->callback([flags, cmd] {
-    for (const CLI::Option* opt : cmd->get_options())
-      if (opt->count() > 0) flags->given.insert(opt->get_name());
-    run_plan(*flags);
-  });
+  return j;
 }
 
-}  // namespace frugal::cli
+}  // namespace frugal

@@ -1,0 +1,86 @@
+#include "run/run_spec.h"
+
+#include <filesystem>
+
+#include "core/cpu.h"
+#include "core/error.h"
+#include "core/threading.h"
+#include "core/units.h"
+
+namespace frugal {
+
+const char* command_name(Command command) {
+  switch (command) {
+    case Command::Train: return "train";
+    case Command::Plan: return "plan";
+    case Command::Grad: return "grad";
+    case Command::Generate: return "generate";
+  }
+  return "?";
+}
+
+RunSpec default_spec(Command command) {
+  RunSpec s;
+  if (command == Command::Train) {  // the demo: about a minute on 2 cores
+    s.options.steps = 1200;
+    s.options.micro_batch = 16;
+    s.options.lr = 2e-3f;
+    s.options.warmup = 50;
+  }
+  if (command == Command::Plan) s.options.micro_batch = 16;
+  if (command == Command::Grad) s.data = "";
+  return s;
+}
+
+void apply_checkpoint_spec(const CheckpointSpec& f, TrainOptions& options) {
+  options.checkpoint = f.strategy;
+  options.activation_budget = f.activation_budget.empty() ? 0 : static_cast<int64_t>(parse_size(f.activation_budget));
+  check(f.activation_budget.empty() || options.activation_budget > 0, "--activation-budget must be positive");
+}
+
+void apply_precision_spec(const PrecisionSpec& f, TrainOptions& options) {
+  options.precision = parse_precision(f.precision);
+  options.master_weights = f.master_weights == "on";
+  options.loss_scale = f.scaler;
+  options.loss_scale.set_mode(f.loss_scale);
+}
+
+void resolve_spec(RunSpec& s, Command command) {
+  if (command == Command::Generate) {
+    check(!s.model.model_dir.empty(), "frugal generate needs --model DIR");
+    check(s.lora.base_precision == "fp32" || !s.lora.adapter.empty(),
+          "--base-precision applies to an adapter's base: add --adapter DIR");
+    s.generate.sample.seed = s.options.seed;
+    s.generate.sample.kv_cache = !s.generate.no_kv_cache;
+    return;
+  }
+  if (command == Command::Grad) check(!s.model.model_dir.empty(), "frugal grad needs --model DIR");
+  apply_checkpoint_spec(s.checkpoint, s.options);
+  apply_precision_spec(s.precision, s.options);
+  if (command == Command::Train || command == Command::Grad) s.options.validate();
+}
+
+void check_output_file(const std::string& path, const std::string& flag) {
+  if (path.empty()) return;
+  namespace fs = std::filesystem;
+  const fs::path parent = fs::path(path).parent_path();
+  check(parent.empty() || fs::is_directory(parent), flag + " " + path + ": directory " + parent.string() + " does not exist");
+  check(!fs::is_directory(path), flag + " " + path + " is a directory");
+}
+
+void prepare_output_dir(const std::string& dir, const std::string& flag) {
+  if (dir.empty()) return;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  check(!ec && std::filesystem::is_directory(dir), flag + " " + dir + ": cannot create directory (" + ec.message() + ")");
+}
+
+void apply_threads(int threads) {
+  const int cpus = logical_cpus();
+  check(threads <= cpus, "--threads " + std::to_string(threads) + " exceeds the " + std::to_string(cpus) +
+                             " CPUs this process may run on (more threads than CPUs wait for each other at every "
+                             "barrier); use --threads " + std::to_string(physical_cores()) + " (one per core) or fewer");
+  set_num_threads(threads > 0 ? threads : default_threads());
+}
+
+}  // namespace frugal
