@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/threading.h"
 #include "core/units.h"
+#include "models/lora_setup.h"
 
 namespace frugal {
 
@@ -45,6 +46,25 @@ void apply_precision_spec(const PrecisionSpec& f, TrainOptions& options) {
   options.loss_scale.set_mode(f.loss_scale);
 }
 
+namespace {
+
+// What train writes, against the rest of the spec: LoRA on a base quantised to nf4/int8 has no
+// model to --save, and checkpoints without weights.
+void check_train_outputs(const RunSpec& f) {
+  const OutputSpec& o = f.output;
+  check(o.save_every == 0 || !o.save_dir.empty(), "--save-every needs --save DIR (checkpoints go to DIR/checkpoints)");
+  const bool quantized = f.lora.active() && quantized_base_format(f.lora.base_precision);
+  check(o.save_dir.empty() || !quantized || o.save_every > 0,
+        "--save with --base-precision " + f.lora.base_precision + ": the base stays quantised and is not written as a "
+        "model; save the adapter with --save-adapter DIR (--save DIR --save-every N writes training checkpoints)");
+  check(!quantized || o.save_every == 0 || f.options.zero == 0,
+        "--save-every with --base-precision " + f.lora.base_precision + " and --zero: not supported (a quantised "
+        "base's checkpoint rebuilds the base on --resume, the sharded one the whole model from its state files)");
+  check(o.save_adapter_dir.empty() || f.lora.active(), "--save-adapter needs LoRA (--lora-rank R or --adapter DIR)");
+}
+
+}  // namespace
+
 void resolve_spec(RunSpec& s, Command command) {
   if (command == Command::Generate) {
     check(!s.model.model_dir.empty(), "frugal generate needs --model DIR");
@@ -55,6 +75,7 @@ void resolve_spec(RunSpec& s, Command command) {
     return;
   }
   if (command == Command::Grad) check(!s.model.model_dir.empty(), "frugal grad needs --model DIR");
+  if (command == Command::Train) check_train_outputs(s);
   apply_checkpoint_spec(s.checkpoint, s.options);
   apply_precision_spec(s.precision, s.options);
   if (command == Command::Train || command == Command::Grad) s.options.validate();

@@ -125,8 +125,11 @@ struct RunSpec {
 RunSpec default_spec(Command command);
 
 // The one validation of a spec's combinations that need no model: the checkpoint and precision
-// strings parsed into the options, TrainOptions::validate, and each command's own rules. Returns
-// the spec ready to build (outputs are checked by check_outputs).
+// strings parsed into the options, TrainOptions::validate, and each command's own rules (train's
+// outputs against LoRA and ZeRO, grad's and generate's --model). The combinations that need the
+// model are checked where it is built (run/model_builder.h: a loaded model's own architecture, LoRA
+// settings; train/run_description.h check_settings_apply: settings the model would leave unused).
+// Output locations are checked by check_output_file and prepare_output_dir.
 void resolve_spec(RunSpec& spec, Command command);
 
 // Output locations are checked before a run starts, so a typo does not cost a finished run:

@@ -114,18 +114,9 @@ std::optional<CheckpointRef> adopt_resume(RunSpec& f, const Communicator& comm) 
 // LoRA on a base quantised to nf4/int8: no model to --save, checkpoints without weights.
 bool quantized_base(const RunSpec& f) { return f.lora.active() && quantized_base_format(f.lora.base_precision); }
 
-// Flags that only make sense together, and output locations (checked before a run can waste time).
+// The spec resolved, and output locations (checked before a run can waste time).
 void apply_train_flags(RunSpec& f, bool lead) {
-  check(f.output.save_every == 0 || !f.output.save_dir.empty(), "--save-every needs --save DIR (checkpoints go to DIR/checkpoints)");
-  const bool quantized = quantized_base(f);
-  check(f.output.save_dir.empty() || !quantized || f.output.save_every > 0,
-        "--save with --base-precision " + f.lora.base_precision + ": the base stays quantised and is not written as a "
-        "model; save the adapter with --save-adapter DIR (--save DIR --save-every N writes training checkpoints)");
-  check(!quantized || f.output.save_every == 0 || f.options.zero == 0,
-        "--save-every with --base-precision " + f.lora.base_precision + " and --zero: not supported (a quantised "
-        "base's checkpoint rebuilds the base on --resume, the sharded one the whole model from its state files)");
   resolve_spec(f, Command::Train);
-  check(f.output.save_adapter_dir.empty() || f.lora.active(), "--save-adapter needs LoRA (--lora-rank R or --adapter DIR)");
   if (!lead) return;
   check_output_file(f.output.summary_path, "--summary");
   check_output_file(f.output.metrics_path, "--metrics");
