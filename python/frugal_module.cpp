@@ -14,6 +14,7 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -23,11 +24,29 @@ namespace py = pybind11;
 
 namespace {
 
+// One run at a time per process: frugal's thread count, its tokenizer cache and the machine rates
+// are process-wide. Taken with the GIL released, so a second thread waits without blocking Python;
+// recursive, so a step callback may call frugal.plan.
+std::recursive_mutex& run_lock() {
+  static std::recursive_mutex lock;
+  return lock;
+}
+
 // A Python value as a setting: str, os.PathLike, bool, int, float, list/tuple, dict, None.
 nlohmann::json to_json(const py::handle& value, const std::string& where) {
   if (value.is_none()) return nullptr;
   if (py::isinstance<py::bool_>(value)) return value.cast<bool>();
-  if (py::isinstance<py::int_>(value)) return value.cast<int64_t>();
+  if (py::isinstance<py::int_>(value)) {
+    try {
+      return value.cast<int64_t>();
+    } catch (const py::cast_error&) {  // above int64: a seed may take all 64 bits
+      try {
+        return value.cast<uint64_t>();
+      } catch (const py::cast_error&) {
+        throw frugal::Error(where + ": " + std::string(py::str(value)) + " does not fit in 64 bits");
+      }
+    }
+  }
   if (py::isinstance<py::float_>(value)) return value.cast<double>();
   if (py::isinstance<py::str>(value)) return value.cast<std::string>();
   if (py::hasattr(value, "__fspath__")) return py::module_::import("os").attr("fspath")(value).cast<std::string>();
@@ -94,7 +113,9 @@ py::dict train(const py::object& spec, const py::object& on_step) {
       bool keep_going = true;
       if (!on_step.is_none()) {
         const py::object answer = on_step(to_python(step));
-        keep_going = answer.is_none() || answer.cast<bool>();
+        const int truth = answer.is_none() ? 1 : PyObject_IsTrue(answer.ptr());
+        if (truth < 0) throw py::error_already_set();
+        keep_going = truth == 1;
       }
       // Ctrl-C during the step (or the callback): Python's handler raises KeyboardInterrupt here.
       if (PyErr_CheckSignals() != 0) throw py::error_already_set();
@@ -102,11 +123,16 @@ py::dict train(const py::object& spec, const py::object& on_step) {
     } catch (py::error_already_set& e) {
       raised.emplace(std::move(e));
       return false;
+    } catch (const std::exception& e) {  // (a conversion of the metrics: stop cleanly all the same)
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+      raised.emplace();
+      return false;
     }
   };
   nlohmann::json summary;
   {
     py::gil_scoped_release free;
+    const std::lock_guard<std::recursive_mutex> one_run(run_lock());
     summary = frugal::train(settings, callback);
   }
   if (raised) throw *raised;
@@ -118,6 +144,7 @@ py::dict plan(const py::object& spec, const py::kwargs& settings) {
   nlohmann::json result;
   {
     py::gil_scoped_release free;
+    const std::lock_guard<std::recursive_mutex> one_run(run_lock());
     result = frugal::plan(j);
   }
   return to_python(result);
@@ -129,6 +156,7 @@ py::str generate(const py::object& spec, const py::kwargs& settings) {
   std::string text;
   {
     py::gil_scoped_release free;
+    const std::lock_guard<std::recursive_mutex> one_run(run_lock());
     text = frugal::generate(j);
   }
   return py::reinterpret_steal<py::str>(PyUnicode_DecodeUTF8(text.data(), static_cast<py::ssize_t>(text.size()), "replace"));
@@ -139,6 +167,7 @@ py::array_t<int32_t> tokenize(const py::object& tokenizer, const std::string& te
   std::vector<int32_t> ids;
   {
     py::gil_scoped_release free;
+    const std::lock_guard<std::recursive_mutex> one_run(run_lock());
     ids = frugal::tokenize(path, text);
   }
   py::array_t<int32_t> out(static_cast<py::ssize_t>(ids.size()));
@@ -153,6 +182,7 @@ py::dict grad(const py::object& spec, const py::dict& batch) {
   frugal::Gradients gradients;
   {
     py::gil_scoped_release free;
+    const std::lock_guard<std::recursive_mutex> one_run(run_lock());
     gradients = frugal::grad(j, arrays);
   }
   py::dict out;

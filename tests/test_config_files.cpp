@@ -83,6 +83,37 @@ TEST(ConfigFiles, CheckpointRecordReplays) {
   EXPECT_EQ(read_json(dir / "first.json")["losses"], read_json(dir / "replay.json")["losses"]);
 }
 
+TEST(ConfigFiles, ACheckpointRecordFromBeforeTheConfigFilesReplays) {
+  // Records written before the config files: "--" keys, and the values meaning "not set" (0 sizes,
+  // -1 dropout, empty text) that no flag accepts.
+  const auto dir = scratch("config_legacy_record");
+  write(dir / "trainer.json", R"({"run": {"--arch": "gpt", "--layers": 1, "--dim": 32, "--heads": 2, "--ctx": 16,
+    "--vocab": 0, "--kv-heads": 0, "--norm": "", "--dropout": -1, "--attn-dropout": -1, "--model": "",
+    "--micro-batch": 4, "--seed": 7, "--steps": 3, "--precision": "fp32", "world_size": 1}})");
+  train("--config " + (dir / "trainer.json").string() + " --sample-tokens 0", dir / "legacy.json");
+  train(kTinyFlags, dir / "flags.json");
+  EXPECT_EQ(read_json(dir / "legacy.json")["losses"], read_json(dir / "flags.json")["losses"]);
+  // A summary from before the records held settings: nothing to replay, said so.
+  write(dir / "old-summary.json", R"({"final_loss": 1.0, "run": {"arch": "gpt", "training": {}}})");
+  expect_one_line_error(run_frugal("train --config " + (dir / "old-summary.json").string()),
+                        "its \"run\" record has no settings");
+}
+
+TEST(ConfigFiles, PlanPrintsACommandThatStandsForTheFile) {
+  const auto dir = scratch("config_plan_command");
+  write(dir / "budget.yaml", "layers: 2\ndim: 64\nheads: 4\nctx: 32\nbatch-size: 8\nmemory-budget: 64MiB\njson: true\n");
+  const CliResult r = run_frugal("plan --config " + (dir / "budget.yaml").string() + " --seed 3");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string command = nlohmann::json::parse(r.out)["command"].get<std::string>();
+  for (const char* kept : {"--layers 2", "--dim 64", "--heads 4", "--ctx 32", "--seed 3", "--memory-limit 64MiB"})
+    EXPECT_NE(command.find(kept), std::string::npos) << kept << " missing in: " << command;
+  for (const char* dropped : {"--config", "--json", "--batch-size", "--memory-budget"})
+    EXPECT_EQ(command.find(dropped), std::string::npos) << dropped << " left in: " << command;
+  // And the command trains (one step of it).
+  const CliResult trained = run_frugal(command.substr(std::string("frugal ").size()) + " --steps 1 --sample-tokens 0");
+  EXPECT_EQ(trained.status, 0) << trained.err;
+}
+
 TEST(ConfigFiles, BadFilesAndKeysAreOneLineErrors) {
   const auto dir = scratch("config_errors");
   const auto with = [&](const std::string& name, const std::string& text) {
@@ -93,6 +124,7 @@ TEST(ConfigFiles, BadFilesAndKeysAreOneLineErrors) {
   expect_one_line_error(with("unknown.yaml", "lora-rnak: 8\n"), "unknown key 'lora-rnak' for frugal train; did you mean 'lora-rank'?");
   expect_one_line_error(with("elsewhere.yaml", "prompt: hello\n"), "'prompt' for frugal train (a key of frugal generate)");
   expect_one_line_error(with("twice.yaml", "lora_rank: 8\nlora-rank: 4\n"), "both set lora-rank");
+  expect_one_line_error(with("flat-and-nested.yaml", "lora:\n  rank: 8\nlora-rank: 4\n"), "'lora-rank' is set twice (flat and nested)");
   expect_one_line_error(with("range.yaml", "lora-rank: -1\n"), "lora-rank: --lora-rank: Value -1 not in range");
   expect_one_line_error(with("choice.yaml", "precision: fp8\n"), "precision: --precision: fp8 not in {fp32,fp16,bf16}");
   expect_one_line_error(with("flag.yaml", "qk-norm: yes\n"), "qk-norm: expected true or false");

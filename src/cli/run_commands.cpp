@@ -25,8 +25,8 @@ void register_run(CLI::App& app, Command command, const std::string& help, void 
   CLI::App* cmd = app.add_subcommand(command_name(command), help);
   add_spec_options(*cmd, *spec, command);
   cmd->callback([spec, cmd, run] {
-    finish_spec(*cmd, *spec);
     spec->command_line = recorded_command_line();
+    finish_spec(*cmd, *spec);
     run(*spec);
   });
 }
@@ -40,6 +40,7 @@ void run_plan(RunSpec& spec) {
 
 // Prints {"loss": x} and writes every trainable parameter's gradient under its name.
 void run_grad(RunSpec& spec) {
+  check(!spec.model.model_dir.empty(), "frugal grad needs --model DIR");
   check(!spec.grad.batch_path.empty(), "frugal grad needs --batch FILE (a safetensors file with 'inputs' and 'targets')");
   check(!spec.grad.out_path.empty(), "frugal grad needs --out FILE (where the gradients go)");
   if (world().rank() == 0) check_output_file(spec.grad.out_path, "--out");

@@ -158,6 +158,10 @@ std::string train_command_line(const Candidate& chosen, const std::string& budge
     const std::string& a = args[i];
     const std::string name = a.substr(0, a.find('='));
     if (a == "--json") continue;
+    if (name == "--ranks") {  // (plan's own)
+      if (a.find('=') == std::string::npos) ++i;
+      continue;
+    }
     const bool unused_block = name == "--optimizer-block" && chosen.options.optimizer != "adamw8bit";
     if (replaced.count(name) || unused_block) {
       if (a.find('=') == std::string::npos) ++i;  // its value

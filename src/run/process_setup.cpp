@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include "core/error.h"
 #include "core/threading.h"
@@ -77,6 +78,23 @@ void prepare_process(char** argv) {
                        "giving up (set OPENBLAS_CORETYPE and OMP_WAIT_POLICY yourself to skip this)");
   ::setenv("FRUGAL_RESTARTS", std::to_string(restarts).c_str(), 1);
   restart(argv);
+}
+
+void check_library_process() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const std::string running = running_openblas_core();
+    const bool correct = openblas_sgemm_is_correct();
+    const KernelPlan plan = plan_blas_kernel(this_cpu(), running, env("OPENBLAS_CORETYPE"), false, correct);
+    if (!plan.warning.empty()) std::fprintf(stderr, "%s\n", plan.warning.c_str());
+    if (plan.restart_with.empty()) return;
+    check(correct, "OpenBLAS's " + running + " kernel fails frugal's SGEMM check on this CPU: set "
+                   "OPENBLAS_CORETYPE=" + plan.restart_with + " before this process starts");
+    std::fprintf(stderr,
+                 "frugal: warning: OpenBLAS runs its %s kernel; the frugal tool runs %s on this CPU (faster): set "
+                 "OPENBLAS_CORETYPE=%s before this process starts for the same kernel\n",
+                 running.c_str(), plan.restart_with.c_str(), plan.restart_with.c_str());
+  });
 }
 
 nlohmann::json compute_description() {

@@ -14,6 +14,12 @@ namespace frugal {
 // picked NAME; FRUGAL_TEST_WRONG_KERNEL=NAME as if kernel NAME failed the SGEMM check.
 void prepare_process(char** argv);
 
+// The same check for a process frugal did not start (the C++ API's and Python's): it cannot
+// re-execute its host, so a running kernel that fails the SGEMM check is an Error naming the
+// OPENBLAS_CORETYPE to set before the process starts, and one the tool would replace with a faster
+// kernel is a warning on stderr saying the same. Once per process; the public API calls it first.
+void check_library_process();
+
 // How the running kernel was chosen, for `frugal doctor` and run headers: "OpenBLAS", "user"
 // (OPENBLAS_CORETYPE) or "frugal" (and what it replaced).
 std::string blas_kernel_origin();

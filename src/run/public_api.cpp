@@ -9,6 +9,7 @@
 #include "run/grad_run.h"
 #include "run/model_builder.h"
 #include "run/plan_run.h"
+#include "run/process_setup.h"
 #include "run/spec_settings.h"
 #include "run/train_run.h"
 #include "text/tokenizer.h"
@@ -83,16 +84,19 @@ Array host_array(const Tensor& t) {
 }  // namespace
 
 nlohmann::json plan(const nlohmann::json& spec) {
+  check_library_process();
   RunSpec s = spec_from_settings(spec, Command::Plan);
   return plan_run(s, /*print=*/false);
 }
 
 nlohmann::json train(const nlohmann::json& spec, const StepCallback& on_step) {
+  check_library_process();
   RunSpec s = spec_from_settings(spec, Command::Train);
   return train_run(s, on_step);
 }
 
 std::string generate(const nlohmann::json& spec, const std::function<void(const std::string&)>& on_text) {
+  check_library_process();
   RunSpec s = spec_from_settings(spec, Command::Generate);
   return generate_run(s, on_text);
 }
@@ -107,6 +111,7 @@ std::vector<int32_t> tokenize(const std::string& tokenizer, const std::string& t
 }
 
 Gradients grad(const nlohmann::json& spec, const std::map<std::string, Array>& batch) {
+  check_library_process();
   RunSpec s = spec_from_settings(spec, Command::Grad);
   Gradients out;
   grad_run(

@@ -109,6 +109,12 @@ bool unset(const RunFlag& flag, const nlohmann::json& value) {
   return sentinel.count(flag.name) && value == flag.get(defaults);
 }
 
+bool unset_setting(const std::string& key, const nlohmann::json& value) {
+  for (const RunFlag& flag : run_flags())
+    if (key == flag.name + 2) return unset(flag, value);
+  return false;
+}
+
 nlohmann::json run_settings(const RunSpec& f) {
   nlohmann::json j = nlohmann::json::object();
   for (const RunFlag& flag : run_flags()) {

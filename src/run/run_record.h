@@ -14,6 +14,10 @@ namespace frugal {
 
 nlohmann::json run_settings(const RunSpec& spec);
 
+// Whether a recorded setting holds the value that means "not set" (a size of 0, dropout -1, an empty
+// path): records leave those out, and reading one written before they did drops them.
+bool unset_setting(const std::string& key, const nlohmann::json& value);
+
 // run_settings plus "world_size": what a training-state checkpoint records.
 nlohmann::json checkpoint_record(const RunSpec& spec, int world_size);
 

@@ -197,7 +197,7 @@ void add_spec_options(CLI::App& app, RunSpec& s, Command command) {
     app.add_option("--batch", s.grad.batch_path, "safetensors file with 'inputs' and 'targets'");
     app.add_option("--out", s.grad.out_path, "where to write the gradients (safetensors)");
     app.add_option("--accum", s.options.accum, "split the batch into K equal micro-batches and accumulate")
-        ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+        ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
     add_threads_option(app, s.threads);
     return;
   }

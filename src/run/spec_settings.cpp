@@ -3,11 +3,14 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "core/error.h"
+#include "run/run_record.h"
 #include "run/spec_options.h"
 
 namespace frugal {
@@ -57,8 +60,15 @@ nlohmann::json settings_of(const nlohmann::json& document, const std::string& pa
   if (!document.contains("run") || !document["run"].is_object()) return document;
   const nlohmann::json& run = document["run"];
   if (run.contains("settings")) return run["settings"];  // a summary or `plan --json`
-  nlohmann::json settings = run;  // a training-state checkpoint's trainer state
-  settings.erase("world_size");
+  check(run.contains("world_size"), "--config " + path + ": its \"run\" record has no settings (a summary "
+                                    "written before frugal recorded them): nothing to replay");
+  // A training-state checkpoint's trainer state ("--arch" keys before the config files, and the values
+  // meaning "not set" that records now leave out).
+  nlohmann::json settings = nlohmann::json::object();
+  for (const auto& [key, value] : run.items()) {
+    const std::string name = key.rfind("--", 0) == 0 ? key.substr(2) : key;
+    if (name != "world_size" && !unset_setting(name, value)) settings[name] = value;
+  }
   return settings;
 }
 
@@ -130,9 +140,10 @@ std::string option_text(const CLI::Option& opt, const std::string& key, const nl
     return value.get<bool>() ? "true" : "false";
   }
   if (type == "INT" || type == "UINT") {
-    check(value.is_number_integer() || (value.is_number_float() && value.get<double>() == static_cast<double>(
-                                                                        static_cast<int64_t>(value.get<double>()))),
-          key + ": expected an integer" + got);
+    // (an integral float such as YAML's 1e6 is an integer too, within int64's range)
+    const bool integral_float = value.is_number_float() && std::fabs(value.get<double>()) < 9.2e18 &&
+                                value.get<double>() == std::floor(value.get<double>());
+    check(value.is_number_integer() || integral_float, key + ": expected an integer" + got);
     return value.is_number_integer() ? value.dump() : std::to_string(static_cast<int64_t>(value.get<double>()));
   }
   if (type == "FLOAT") {
@@ -153,17 +164,37 @@ std::string option_text(const CLI::Option& opt, const std::string& key, const nl
 }
 
 // The nested form flat: {"lora": {"rank": 8}} is {"lora-rank": 8}.
-nlohmann::json flattened(const nlohmann::json& settings, const std::string& prefix = "") {
+nlohmann::json flattened(const nlohmann::json& settings, const std::string& source, const std::string& prefix = "") {
   nlohmann::json flat = nlohmann::json::object();
   for (const auto& [key, value] : settings.items()) {
     if (!value.is_object()) {
+      check(!flat.contains(prefix + key), source + ": '" + prefix + key + "' is set twice (flat and nested)");
       flat[prefix + key] = value;
       continue;
     }
-    const nlohmann::json inside = flattened(value, prefix + key + "-");
-    for (const auto& [inner, item] : inside.items()) flat[inner] = item;
+    const nlohmann::json inside = flattened(value, source, prefix + key + "-");
+    for (const auto& [inner, item] : inside.items()) {
+      check(!flat.contains(inner) && !settings.contains(inner), source + ": '" + inner + "' is set twice (flat and nested)");
+      flat[inner] = item;
+    }
   }
   return flat;
+}
+
+// Settings (flat) as the flags that set them, after `args`; keys in `skip` (given otherwise) left out.
+void append_as_flags(std::vector<std::string>& args, const nlohmann::json& flat, const CLI::App& app,
+                     const std::set<std::string>& skip) {
+  for (const auto& [key, value] : flat.items()) {
+    const std::string name = "--" + normalized_key(key);
+    const CLI::Option* opt = app.get_option_no_throw(name);
+    if (!opt || skip.count(name)) continue;
+    if (opt->get_expected_max() == 0) {
+      if (value.get<bool>()) args.push_back(name);
+      continue;
+    }
+    args.push_back(name);
+    args.push_back(option_text(*opt, normalized_key(key), value));
+  }
 }
 
 }  // namespace
@@ -191,7 +222,7 @@ nlohmann::json read_settings_file(const std::string& path) {
 void apply_settings(CLI::App& app, const nlohmann::json& nested, const std::string& source) {
   check(nested.is_object(), source + ": expected a mapping of settings (key: value), got a " +
                                 std::string(nested.type_name()));
-  const nlohmann::json settings = flattened(nested);
+  const nlohmann::json settings = flattened(nested, source);
   std::map<std::string, std::string> spelled;  // normalized key -> as written
   for (const auto& [written, value] : settings.items()) {
     const std::string key = normalized_key(written);
@@ -218,7 +249,24 @@ void apply_settings(CLI::App& app, const nlohmann::json& nested, const std::stri
 }
 
 void finish_spec(CLI::App& app, RunSpec& spec) {
-  if (!spec.config.empty()) apply_settings(app, read_settings_file(spec.config), spec.config);
+  if (!spec.config.empty()) {
+    std::set<std::string> on_line;  // (what the file must not override, nor repeat in the command line)
+    for (const CLI::Option* opt : app.get_options())
+      if (opt->count() > 0) on_line.insert(opt->get_name());
+    const nlohmann::json file = flattened(read_settings_file(spec.config), spec.config);
+    apply_settings(app, file, spec.config);
+    // The command line the file and the flags stand for: the file's keys as flags in place of --config.
+    if (!spec.command_line.empty()) {
+      std::vector<std::string> args;
+      for (size_t i = 0; i < spec.command_line.size(); ++i) {
+        const std::string& a = spec.command_line[i];
+        if (a == "--config") ++i;  // and its value
+        else if (a.rfind("--config=", 0) != 0) args.push_back(a);
+      }
+      append_as_flags(args, file, app, on_line);
+      spec.command_line = args;
+    }
+  }
   spec.given.clear();
   for (const CLI::Option* opt : app.get_options())
     if (opt->count() > 0) spec.given.insert(opt->get_name());
@@ -230,20 +278,10 @@ RunSpec spec_from_settings(const nlohmann::json& settings, Command command) {
   add_spec_options(app, spec, command);
   app.parse(std::vector<std::string>{});
   apply_settings(app, settings, "spec");
-  finish_spec(app, spec);
   // The command line these settings stand for (plan --memory-budget prints it back).
   spec.command_line = {"frugal", command_name(command)};
-  const nlohmann::json flat = flattened(settings);
-  for (const auto& [key, value] : flat.items()) {
-    const std::string name = "--" + normalized_key(key);
-    const CLI::Option* opt = app.get_option(name);
-    if (opt->get_expected_max() == 0) {
-      if (value.get<bool>()) spec.command_line.push_back(name);
-      continue;
-    }
-    spec.command_line.push_back(name);
-    spec.command_line.push_back(option_text(*opt, normalized_key(key), value));
-  }
+  append_as_flags(spec.command_line, flattened(settings, "spec"), app, {});
+  finish_spec(app, spec);
   return spec;
 }
 

@@ -24,7 +24,8 @@ nlohmann::json read_settings_file(const std::string& path);
 void apply_settings(CLI::App& app, const nlohmann::json& settings, const std::string& source);
 
 // After the command line is parsed: --config's file applied under it, `given` filled with every key
-// the user set, `command_line` (unless already set) standing for them.
+// the user set, and `command_line` (when set: the arguments as given) rewritten with the file's keys
+// as flags in place of --config FILE, so the command plan --memory-budget prints runs without it.
 void finish_spec(CLI::App& app, RunSpec& spec);
 
 // A spec of `command` from settings alone (the API's and Python's dicts), through the same options.

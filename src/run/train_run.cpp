@@ -237,7 +237,8 @@ void run_steps(TrainRun& run, const StepCallback& on_step) {
     if (run.lead()) progress.update(run.records.back(), run.ledger);
     if (metrics) metrics->write(step.dump() + "\n");
     int64_t stop = on_step && !on_step(step) ? 1 : 0;
-    if (run.comm.size() > 1) run.comm.allreduce_sum(&stop, 1);  // every rank stops at the same step
+    // Every rank stops at the same step (each rank of an API run has its callback; the CLI's have none).
+    if (on_step && run.comm.size() > 1) run.comm.allreduce_sum(&stop, 1);
     run.stopped = stop > 0 && s + 1 < f.options.steps;
     const bool due = f.output.save_every > 0 && (s + 1) % f.output.save_every == 0;
     if (due || (run.stopped && f.output.save_every > 0))  // (every rank: under --zero each writes its share)

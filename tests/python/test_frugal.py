@@ -179,6 +179,20 @@ def test_a_step_callback_stops_the_run_cleanly(tmp_path):
     assert resumed["losses"] == straight["losses"][3:]
 
 
+def test_a_callback_that_raises_stops_the_run_and_its_exception_propagates(tmp_path):
+    spec = {"layers": 1, "dim": 32, "heads": 2, "ctx": 16, "micro-batch": 4, "steps": 6, "sample-tokens": 0,
+            "threads": 1, "save": str(tmp_path / "run"), "save-every": 100}
+
+    def fail_at_two(m):
+        if m["step"] == 2:
+            raise ValueError("stop here")
+        return 1  # any truthy value goes on
+
+    with pytest.raises(ValueError, match="stop here"):
+        frugal.train(spec, on_step=fail_at_two)
+    assert (tmp_path / "run" / "checkpoints" / "step-00000002" / "trainer.json").is_file()
+
+
 def test_ctrl_c_stops_after_the_current_step(tmp_path):
     spec = {"layers": 1, "dim": 32, "heads": 2, "ctx": 16, "micro-batch": 4, "steps": 50, "sample-tokens": 0,
             "threads": 1, "save": str(tmp_path / "run"), "save-every": 100}
@@ -225,6 +239,7 @@ def test_the_gil_is_released_while_steps_run():
     ({"lora_rank": 8, "lora-rank": 4}, "both set lora-rank"),
     ({"precision": "fp8"}, "spec: precision: --precision: fp8 not in {fp32,fp16,bf16}"),
     ({"model": object()}, "spec key 'model': a object is not a setting value"),
+    ({"seed": 2 ** 70}, "spec key 'seed': 1180591620717411303424 does not fit in 64 bits"),
     ({"lora-alpha": 16, "steps": 1}, "--lora-alpha/--lora-dropout/--lora-targets need --lora-rank R"),
     ({"model": "/nonexistent/model", "steps": 1}, "/nonexistent/model"),
 ])
