@@ -104,6 +104,15 @@ frugal::Array to_array(const py::handle& value, const std::string& name) {
   return out;
 }
 
+// `call()` with the GIL released and this process's run lock held: frugal's computing part of every
+// function below.
+template <typename Call>
+auto without_gil(Call call) {
+  py::gil_scoped_release free;
+  const std::lock_guard<std::recursive_mutex> one_run(run_lock());
+  return call();
+}
+
 py::dict train(const py::object& spec, const py::object& on_step) {
   const nlohmann::json settings = spec_of(spec, py::kwargs());
   std::optional<py::error_already_set> raised;  // Ctrl-C, or the callback's own exception
@@ -129,47 +138,26 @@ py::dict train(const py::object& spec, const py::object& on_step) {
       return false;
     }
   };
-  nlohmann::json summary;
-  {
-    py::gil_scoped_release free;
-    const std::lock_guard<std::recursive_mutex> one_run(run_lock());
-    summary = frugal::train(settings, callback);
-  }
+  const nlohmann::json summary = without_gil([&] { return frugal::train(settings, callback); });
   if (raised) throw *raised;
   return to_python(summary);
 }
 
 py::dict plan(const py::object& spec, const py::kwargs& settings) {
   const nlohmann::json j = spec_of(spec, settings);
-  nlohmann::json result;
-  {
-    py::gil_scoped_release free;
-    const std::lock_guard<std::recursive_mutex> one_run(run_lock());
-    result = frugal::plan(j);
-  }
-  return to_python(result);
+  return to_python(without_gil([&] { return frugal::plan(j); }));
 }
 
 // A byte-level model may end a text inside a UTF-8 sequence: invalid bytes become U+FFFD.
 py::str generate(const py::object& spec, const py::kwargs& settings) {
   const nlohmann::json j = spec_of(spec, settings);
-  std::string text;
-  {
-    py::gil_scoped_release free;
-    const std::lock_guard<std::recursive_mutex> one_run(run_lock());
-    text = frugal::generate(j);
-  }
+  const std::string text = without_gil([&] { return frugal::generate(j); });
   return py::reinterpret_steal<py::str>(PyUnicode_DecodeUTF8(text.data(), static_cast<py::ssize_t>(text.size()), "replace"));
 }
 
 py::array_t<int32_t> tokenize(const py::object& tokenizer, const std::string& text) {
   const std::string path = tokenizer.is_none() ? std::string() : to_json(tokenizer, "tokenizer").get<std::string>();
-  std::vector<int32_t> ids;
-  {
-    py::gil_scoped_release free;
-    const std::lock_guard<std::recursive_mutex> one_run(run_lock());
-    ids = frugal::tokenize(path, text);
-  }
+  const std::vector<int32_t> ids = without_gil([&] { return frugal::tokenize(path, text); });
   py::array_t<int32_t> out(static_cast<py::ssize_t>(ids.size()));
   std::memcpy(out.mutable_data(), ids.data(), ids.size() * sizeof(int32_t));
   return out;
@@ -179,12 +167,7 @@ py::dict grad(const py::object& spec, const py::dict& batch) {
   const nlohmann::json j = spec_of(spec, py::kwargs());
   std::map<std::string, frugal::Array> arrays;
   for (const auto& [key, value] : batch) arrays[key.cast<std::string>()] = to_array(value, key.cast<std::string>());
-  frugal::Gradients gradients;
-  {
-    py::gil_scoped_release free;
-    const std::lock_guard<std::recursive_mutex> one_run(run_lock());
-    gradients = frugal::grad(j, arrays);
-  }
+  const frugal::Gradients gradients = without_gil([&] { return frugal::grad(j, arrays); });
   py::dict out;
   out["loss"] = gradients.loss;
   for (const auto& [name, array] : gradients.tensors) {

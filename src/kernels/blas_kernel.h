@@ -2,7 +2,7 @@
 // OpenBLAS's kernels and which one suits a CPU. Debian's OpenBLAS is built with DYNAMIC_ARCH: it
 // picks a "core type" when the library loads, from its own CPU tables, or from OPENBLAS_CORETYPE.
 // Its tables (0.3.21) do not know the newest CPUs and fall back to Prescott (SSE3) kernels, a
-// 6x slower SGEMM on a Sapphire Rapids Xeon. These are the rules frugal uses instead (cli/startup.h
+// 6x slower SGEMM on a Sapphire Rapids Xeon. These are the rules frugal uses instead (run/process_setup.h
 // applies them before the library's choice is final).
 #include <string>
 #include <vector>
@@ -28,7 +28,7 @@ std::string fallback_openblas_core(const std::string& core);
 // The kernel the loaded OpenBLAS runs (openblas_get_corename).
 std::string running_openblas_core();
 
-// What frugal does about the running kernel at start-up (cli/startup.h applies it; tests feed
+// What frugal does about the running kernel at start-up (run/process_setup.h applies it; tests feed
 // other CPUs and kernels).
 struct KernelPlan {
   std::string restart_with;  // set OPENBLAS_CORETYPE to this and start again; "" keeps the running kernel

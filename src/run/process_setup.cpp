@@ -26,7 +26,7 @@ std::string env(const char* name) {
   return v ? v : "";
 }
 
-// The threads this run will use (cli/common.h apply_threads): --threads N, else default_threads().
+// The threads this run will use (run/run_spec.h apply_threads): --threads N, else default_threads().
 int threads_requested(char** argv) {
   for (char** a = argv + 1; *a; ++a) {
     const std::string arg = *a;

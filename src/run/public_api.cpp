@@ -1,6 +1,7 @@
 // include/frugal/frugal.h: the public API is the run layer's functions behind a spec of settings.
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
 #include "frugal/frugal.h"
@@ -25,13 +26,23 @@ size_t element_size(const std::string& dtype) {
   throw Error("batch: dtype '" + dtype + "' is not one of F32, F64, I32, I64");
 }
 
-// Element i of a host array as a double (exact for every int32 and float).
-double element(const Array& a, size_t i) {
-  const uint8_t* p = a.bytes.data() + i * element_size(a.dtype);
-  if (a.dtype == "F32") return *reinterpret_cast<const float*>(p);
-  if (a.dtype == "F64") return *reinterpret_cast<const double*>(p);
-  if (a.dtype == "I32") return *reinterpret_cast<const int32_t*>(p);
-  return static_cast<double>(*reinterpret_cast<const int64_t*>(p));
+template <typename T>
+void widen_all(const Array& a, std::vector<double>& out) {
+  for (size_t i = 0; i < out.size(); ++i) {
+    T v;
+    std::memcpy(&v, a.bytes.data() + i * sizeof(T), sizeof(T));  // (bytes of a vector: no alignment promised)
+    out[i] = static_cast<double>(v);
+  }
+}
+
+// A host array's elements as doubles (exact for every int32 and float), its dtype read once.
+std::vector<double> as_doubles(const Array& a, int64_t count) {
+  std::vector<double> out(static_cast<size_t>(count));
+  if (a.dtype == "F32") widen_all<float>(a, out);
+  else if (a.dtype == "F64") widen_all<double>(a, out);
+  else if (a.dtype == "I32") widen_all<int32_t>(a, out);
+  else widen_all<int64_t>(a, out);
+  return out;
 }
 
 // The batch array `name` as a tensor of the model's type (token ids I32, features F32).
@@ -57,8 +68,9 @@ Tensor batch_tensor(const std::map<std::string, Array>& batch, const std::string
     default: shape = Shape{a.shape[0], a.shape[1], a.shape[2], a.shape[3]}; break;
   }
   Tensor t = Tensor::empty(shape, want, MemCategory::Activations);
+  const std::vector<double> values = as_doubles(a, count);
   for (int64_t i = 0; i < count; ++i) {
-    const double v = element(a, static_cast<size_t>(i));
+    const double v = values[static_cast<size_t>(i)];
     if (want == DType::I32) {
       check(v == std::floor(v) && std::fabs(v) <= 2147483647.0,
             "batch: '" + name + "' holds " + std::to_string(v) + ", not a token id (this model takes integers)");

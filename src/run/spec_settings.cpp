@@ -94,8 +94,6 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
-bool other_name_is(const CLI::App& app, Command command) { return app.get_name() == command_name(command); }
-
 // "unknown key 'lora-rnak' (did you mean 'lora-rank'?)", or which command has it.
 std::string unknown_key_message(const CLI::App& app, const std::string& key) {
   std::string nearest;
@@ -108,7 +106,7 @@ std::string unknown_key_message(const CLI::App& app, const std::string& key) {
   }
   std::string elsewhere;
   for (Command other : {Command::Train, Command::Plan, Command::Grad, Command::Generate}) {
-    if (other_name_is(app, other)) continue;
+    if (app.get_name() == command_name(other)) continue;
     CLI::App probe;
     RunSpec spec = default_spec(other);
     add_spec_options(probe, spec, other);

@@ -43,7 +43,7 @@ void measure_optimizer_costs(MachineRates& rates);
 MachineRates measure_machine_rates();
 
 // How machine_rates() measures when the cache cannot serve it: measure_machine_rates() in this
-// process unless replaced. The CLI measures in a child process (cli/rates_process.h): the buffers a
+// process unless replaced. The CLI measures in a child process (run/rates_process.h): the buffers a
 // measurement touches (about 150 MiB) must not count in a run's peak RSS, which --memory-budget bounds.
 void set_rates_measurer(std::function<MachineRates()> measure);
 
