@@ -70,6 +70,11 @@ struct Dims {
   int64_t B, T, D, H, hd, tile;
   float scale;
   const DropoutKey* dropout = nullptr;  // attention-probability dropout, or none
+  const int32_t* positions = nullptr;   // (B, T) positions within examples, or none (one per row)
+
+  // The first key query i of item b sees: its example's first token. Never decreases along a row,
+  // so a query tile's first row sees the tile's earliest key.
+  int64_t start(int64_t b, int64_t i) const { return positions ? i - positions[b * T + i] : 0; }
 };
 
 // Query row i's probabilities against keys [j0, j0 + c) of pair bh (contiguous), through the mask of
@@ -94,19 +99,21 @@ void transpose(const float* src, int64_t rows, int64_t cols, int64_t lds, int64_
     for (int64_t r = 0; r < rows; ++r) dst[c * ldd + r] = src[r * lds + c];
 }
 
-// One query row's online-softmax step over a key tile: s (c) holds the scaled scores, of which the
-// first `valid` are visible. Turns s into exp(s - m_new) (0 where masked), updates the running max
-// m and sum l, and rescales the row's output accumulator o (hd) to the new max.
-void online_softmax_row(float* s, int64_t valid, int64_t c, bool first, float& m, float& l, float* o, int64_t hd) {
-  float mx = s[0];
-  for (int64_t j = 1; j < valid; ++j) mx = s[j] > mx ? s[j] : mx;
+// One query row's online-softmax step over a key tile: s (c) holds the scaled scores, of which
+// [lo, hi) are visible (lo < hi). Turns s into exp(s - m_new) (0 where masked), updates the running
+// max m and sum l, and rescales the row's output accumulator o (hd) to the new max.
+void online_softmax_row(float* s, int64_t lo, int64_t hi, int64_t c, bool first, float& m, float& l, float* o,
+                        int64_t hd) {
+  float mx = s[lo];
+  for (int64_t j = lo + 1; j < hi; ++j) mx = s[j] > mx ? s[j] : mx;
   const float m_new = first ? mx : std::max(m, mx);
   float sum = 0.0f;
-  for (int64_t j = 0; j < valid; ++j) {
+  for (int64_t j = lo; j < hi; ++j) {
     s[j] = expf(s[j] - m_new);
     sum += s[j];
   }
-  std::fill(s + valid, s + c, 0.0f);
+  std::fill(s, s + lo, 0.0f);
+  std::fill(s + hi, s + c, 0.0f);
   if (first) {
     l = sum;
   } else {
@@ -126,15 +133,16 @@ struct ForwardScratch {
       : s(base), o(s + t * t), m(o + t * hd), l(m + t), q(l + t), k(q + t * hd), v(k + t * hd), kt(v + t * hd) {}
 };
 
-// Query rows [i0, i0 + n) of one head against every key tile up to the diagonal (tiles above it
-// skipped, the diagonal one masked); writes y's rows and lse[i0 ..].
+// Query rows [i0, i0 + n) of one head against every key tile from the one holding the first row's
+// example start up to the diagonal (tiles above it, and tiles wholly before every row's example,
+// skipped; the others masked where needed); writes y's rows and lse[i0 ..].
 void forward_query_tile(const Dims& d, int64_t bh, const HeadRows& q, const HeadRows& k, const HeadRows& v,
                         const HeadOut& y, float* lse, int64_t i0, ForwardScratch w) {
-  const int64_t n = std::min(d.tile, d.T - i0), hd = d.hd;
+  const int64_t n = std::min(d.tile, d.T - i0), hd = d.hd, b = bh / d.H;
   int64_t ldq, ldk, ldv;
   const float* qt = q.load(i0, n, w.q, ldq);  // (n, hd)
   std::fill(w.o, w.o + n * hd, 0.0f);
-  for (int64_t j0 = 0; j0 < i0 + n; j0 += d.tile) {
+  for (int64_t j0 = d.start(b, i0) / d.tile * d.tile; j0 < i0 + n; j0 += d.tile) {
     const int64_t c = std::min(d.tile, i0 + n - j0);  // keys past the tile's last query are never visible
     const float* kt = k.load(j0, c, w.k, ldk);      // (c, hd)
     const float* vt = v.load(j0, c, w.v, ldv);      // (c, hd)
@@ -142,7 +150,13 @@ void forward_query_tile(const Dims& d, int64_t bh, const HeadRows& q, const Head
     transpose(kt, c, hd, ldk, c, w.kt);                                        // (hd, c)
     gemm(false, false, n, c, hd, d.scale, qt, ldq, w.kt, c, 0.0f, w.s, c);  // S = scale Q K^T (n, c)
     for (int64_t r = 0; r < n; ++r) {
-      online_softmax_row(w.s + r * c, visible(i0 + r, j0, c), c, j0 == 0, w.m[r], w.l[r], w.o + r * hd, hd);
+      const int64_t start = d.start(b, i0 + r), lo = std::max<int64_t>(0, start - j0);
+      const int64_t hi = visible(i0 + r, j0, c);
+      if (lo >= hi) {  // keys of an earlier example only: nothing for this row
+        std::fill(w.s + r * c, w.s + (r + 1) * c, 0.0f);
+        continue;
+      }
+      online_softmax_row(w.s + r * c, lo, hi, c, start >= j0, w.m[r], w.l[r], w.o + r * hd, hd);
       // Dropout after the row sum: O = sum of dropped P V over the undropped normaliser l.
       if (d.dropout) drop_row(d, bh, i0 + r, j0, c, w.s + r * c);
     }
@@ -212,12 +226,16 @@ void prepare_head(const Dims& d, const HeadViews& h, BackwardScratch w) {
 // while A-transposed products took its packing path (a quarter of the backward for P^T dY alone).
 // K's tile is transposed once per key tile, q and dy once per head.
 
-// pt (n): key j's scaled scores against queries i0 .. i0 + n - 1, turned into the probabilities
-// exp(s - lse), 0 for the queries before j (masked).
-void recompute_probabilities(float* pt, int64_t j, int64_t i0, int64_t n, const float* lse) {
+// pt (n): key j's scaled scores against queries i0 .. i0 + n - 1 of item b, turned into the
+// probabilities exp(s - lse), 0 for the queries before j and those of a later example (masked).
+void recompute_probabilities(const Dims& d, int64_t b, float* pt, int64_t j, int64_t i0, int64_t n, const float* lse) {
   const int64_t first = std::clamp<int64_t>(j - i0, 0, n);
+  int64_t last = n;  // queries from `last` on start their example after key j
+  if (d.positions)
+    while (last > first && d.start(b, i0 + last - 1) > j) --last;
   std::fill(pt, pt + first, 0.0f);
-  for (int64_t r = first; r < n; ++r) pt[r] = expf(pt[r] - lse[r]);
+  for (int64_t r = first; r < last; ++r) pt[r] = expf(pt[r] - lse[r]);
+  std::fill(pt + last, pt + n, 0.0f);
 }
 
 // dst (n) holds key j's row of dP^T; becomes dS^T = P^T * (dP^T - dot) * scale (0 where P is).
@@ -246,7 +264,7 @@ void backward_tile(const Dims& d, int64_t bh, const HeadViews& h, const float* l
   const float* dyt = h.dy.load(i0, n, w.dy, lddy);  // (n, hd)
   float *pt = w.p, *dst = w.ds;
   gemm(false, false, c, n, hd, d.scale, kt, ldk, w.qt + i0 * hd, n, 0.0f, pt, n);  // S^T = scale K Q^T (c, n)
-  for (int64_t t = 0; t < c; ++t) recompute_probabilities(pt + t * n, j0 + t, i0, n, lse + i0);
+  for (int64_t t = 0; t < c; ++t) recompute_probabilities(d, bh / d.H, pt + t * n, j0 + t, i0, n, lse + i0);
   if (d.dropout) dropout_tile(d, bh, i0, n, j0, c, pt, w);
   gemm(false, false, c, hd, n, 1.0f, d.dropout ? w.pd : pt, n, dyt, lddy, 1.0f, w.dv, hd);  // dV += P^T dY (c, hd)
   gemm(false, false, c, n, hd, 1.0f, vt, ldv, w.dyt + i0 * hd, n, 0.0f, dst, n);   // dP^T = V dY^T (c, n)
@@ -258,7 +276,8 @@ void backward_tile(const Dims& d, int64_t bh, const HeadViews& h, const float* l
   gemm(false, false, hd, n, c, 1.0f, w.kt, c, dst, n, 1.0f, w.dqt + i0 * hd, n);  // dQ^T += K^T dS^T (hd, n)
 }
 
-// One (batch, head) pair: key tiles in order, and for each the query tiles on and below the diagonal.
+// One (batch, head) pair: key tiles in order, and for each the query tiles on and below the diagonal
+// up to the last one whose first row's example starts within or before the key tile.
 void backward_head(const Dims& d, int64_t bh, const HeadViews& h, const float* lse, BackwardScratch w) {
   prepare_head(d, h, w);
   std::fill(w.dqt, w.dqt + d.T * d.hd, 0.0f);
@@ -270,7 +289,8 @@ void backward_head(const Dims& d, int64_t bh, const HeadViews& h, const float* l
     transpose(kt, c, d.hd, ldk, c, w.kt);         // (hd, c)
     std::fill(w.dk, w.dk + c * d.hd, 0.0f);
     std::fill(w.dv, w.dv + c * d.hd, 0.0f);
-    for (int64_t i0 = j0; i0 < d.T; i0 += d.tile) backward_tile(d, bh, h, lse, i0, j0, c, kt, ldk, vt, ldv, w);
+    for (int64_t i0 = j0; i0 < d.T && d.start(bh / d.H, i0) < j0 + c; i0 += d.tile)
+      backward_tile(d, bh, h, lse, i0, j0, c, kt, ldk, vt, ldv, w);
     h.dk.store(j0, c, w.dk);
     h.dv.store(j0, c, w.dv);
   }
@@ -295,9 +315,11 @@ int64_t flash_attention_backward_scratch(int64_t T, int64_t hd, int64_t tile, bo
 }
 
 void flash_attention_forward(DType type, const void* qkv, void* y, float* lse, int64_t B, int64_t T, int64_t D,
-                             int64_t H, int64_t tile, float* scratch, const DropoutKey* dropout) {
+                             int64_t H, int64_t tile, float* scratch, const DropoutKey* dropout,
+                             const int32_t* positions) {
   Dims d = dims_of(B, T, D, H, tile);
   d.dropout = dropout;
+  d.positions = positions;
   const int64_t tiles = (T + d.tile - 1) / d.tile, per_thread = flash_attention_forward_scratch(T, d.hd, tile);
   // Every (batch, head, query tile) on its own: dynamic, as the tiles further down cost more; the
   // longest first.
@@ -316,9 +338,10 @@ void flash_attention_forward(DType type, const void* qkv, void* y, float* lse, i
 
 void flash_attention_backward(DType type, const void* qkv, const void* y, const float* lse, const void* dy,
                               void* dqkv, int64_t B, int64_t T, int64_t D, int64_t H, int64_t tile, float* scratch,
-                              const DropoutKey* dropout) {
+                              const DropoutKey* dropout, const int32_t* positions) {
   Dims d = dims_of(B, T, D, H, tile);
   d.dropout = dropout;
+  d.positions = positions;
   const int64_t per_thread = flash_attention_backward_scratch(T, d.hd, tile, dropout != nullptr);
   // Dynamic: a thread that another process holds up leaves its next pairs to the others.
 #pragma omp parallel for schedule(dynamic)

@@ -33,11 +33,16 @@ int64_t flash_attention_backward_scratch(int64_t T, int64_t hd, int64_t tile, bo
 // scratch: per_thread(flash_attention_*_scratch(T, D / H, tile)) floats.
 // `dropout` (or none): attention-probability dropout, the mask of element (b, h, i, j) that of
 // ((b * H + h) * T + i) * T + j in the numbering key.first starts (regenerated per tile in backward).
+// `positions` (or none: one sequence per row): (B, T) each token's position within its example, 0 at
+// an example's first token (packing). Query i then sees keys [i - positions[i], i] only: attention
+// never crosses an example's start, and key tiles wholly outside a query tile's examples are skipped,
+// so a row of packed examples costs about what the examples cost alone.
 void flash_attention_forward(DType type, const void* qkv, void* y, float* lse, int64_t B, int64_t T, int64_t D,
-                             int64_t H, int64_t tile, float* scratch, const DropoutKey* dropout = nullptr);
+                             int64_t H, int64_t tile, float* scratch, const DropoutKey* dropout = nullptr,
+                             const int32_t* positions = nullptr);
 // y: the forward's output (for the per-row dot products rowsum(dY * Y)); dqkv (B, T, 3D) written.
 void flash_attention_backward(DType type, const void* qkv, const void* y, const float* lse, const void* dy,
                               void* dqkv, int64_t B, int64_t T, int64_t D, int64_t H, int64_t tile, float* scratch,
-                              const DropoutKey* dropout = nullptr);
+                              const DropoutKey* dropout = nullptr, const int32_t* positions = nullptr);
 
 }  // namespace frugal

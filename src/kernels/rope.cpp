@@ -40,8 +40,34 @@ std::vector<float> rope_llama3_scaling(const std::vector<float>& inverse_frequen
   return out;
 }
 
+namespace {
+// The angles of position `pos` (as Hugging Face computes them: the product in fp32) into cos_t and
+// sin_t (head_dim / 2 each), sin negated for the inverse rotation.
+void angles(int64_t pos, const std::vector<float>& inverse_frequencies, float sign, float* cos_t, float* sin_t) {
+  for (size_t i = 0; i < inverse_frequencies.size(); ++i) {
+    const float angle = static_cast<float>(pos) * inverse_frequencies[i];
+    cos_t[i] = std::cos(angle);
+    sin_t[i] = sign * std::sin(angle);
+  }
+}
+
+// One row's `heads` heads rotated by those angles.
+void rotate_row(float* row, int64_t heads, int64_t head_dim, const float* cos_t, const float* sin_t) {
+  const int64_t half = head_dim / 2;
+  for (int64_t h = 0; h < heads; ++h) {
+    float* v = row + h * head_dim;
+    for (int64_t i = 0; i < half; ++i) {
+      const float a = v[i], c = v[i + half];
+      v[i] = a * cos_t[i] - c * sin_t[i];
+      v[i + half] = c * cos_t[i] + a * sin_t[i];
+    }
+  }
+}
+}  // namespace
+
 void rope_apply(float* x, int64_t B, int64_t T, int64_t heads, int64_t head_dim, int64_t first_position,
-                const std::vector<float>& inverse_frequencies, bool inverse, int64_t row_stride) {
+                const std::vector<float>& inverse_frequencies, bool inverse, int64_t row_stride,
+                const int32_t* positions) {
   const int64_t half = head_dim / 2;
   if (row_stride == 0) row_stride = heads * head_dim;
   check(static_cast<int64_t>(inverse_frequencies.size()) == half, "rotary embedding: frequencies for another head size");
@@ -49,23 +75,18 @@ void rope_apply(float* x, int64_t B, int64_t T, int64_t heads, int64_t head_dim,
 #pragma omp parallel
   {
     std::vector<float> cos_t(static_cast<size_t>(half)), sin_t(static_cast<size_t>(half));  // per thread
+    if (positions) {  // each row at its own position
 #pragma omp for schedule(static)
-    for (int64_t t = 0; t < T; ++t) {
-      // The angles of this position (as Hugging Face computes them: the product in fp32).
-      for (int64_t i = 0; i < half; ++i) {
-        const float angle = static_cast<float>(first_position + t) * inverse_frequencies[static_cast<size_t>(i)];
-        cos_t[static_cast<size_t>(i)] = std::cos(angle);
-        sin_t[static_cast<size_t>(i)] = sign * std::sin(angle);
+      for (int64_t bt = 0; bt < B * T; ++bt) {
+        angles(first_position + positions[bt], inverse_frequencies, sign, cos_t.data(), sin_t.data());
+        rotate_row(x + bt * row_stride, heads, head_dim, cos_t.data(), sin_t.data());
       }
-      for (int64_t b = 0; b < B; ++b)
-        for (int64_t h = 0; h < heads; ++h) {
-          float* v = x + (b * T + t) * row_stride + h * head_dim;
-          for (int64_t i = 0; i < half; ++i) {
-            const float a = v[i], c = v[i + half];
-            v[i] = a * cos_t[static_cast<size_t>(i)] - c * sin_t[static_cast<size_t>(i)];
-            v[i + half] = c * cos_t[static_cast<size_t>(i)] + a * sin_t[static_cast<size_t>(i)];
-          }
-        }
+    } else {  // row t of every item at first_position + t: the angles once per t
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < T; ++t) {
+        angles(first_position + t, inverse_frequencies, sign, cos_t.data(), sin_t.data());
+        for (int64_t b = 0; b < B; ++b) rotate_row(x + (b * T + t) * row_stride, heads, head_dim, cos_t.data(), sin_t.data());
+      }
     }
   }
 }

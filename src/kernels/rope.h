@@ -23,7 +23,10 @@ std::vector<float> rope_llama3_scaling(const std::vector<float>& inverse_frequen
 // x (B, T, heads, head_dim) in place: row (b, t) sits at position first_position + t. inverse: the
 // rotation by minus the angle (dL/dx from dL/dx'). row_stride: floats from row (b, t) to the next
 // (0: heads * head_dim), so the heads may be the first columns of a wider row (q and k inside qkv).
+// positions (or null): (B, T), row (b, t) at first_position + positions[b * T + t] instead (packed
+// examples, each restarting at 0).
 void rope_apply(float* x, int64_t B, int64_t T, int64_t heads, int64_t head_dim, int64_t first_position,
-                const std::vector<float>& inverse_frequencies, bool inverse = false, int64_t row_stride = 0);
+                const std::vector<float>& inverse_frequencies, bool inverse = false, int64_t row_stride = 0,
+                const int32_t* positions = nullptr);
 
 }  // namespace frugal

@@ -41,10 +41,14 @@ AttentionKernel CausalSelfAttention::kernel_for(int64_t T, DType dtype) const {
   return T <= kMaterializedMaxT ? AttentionKernel::Materialized : AttentionKernel::Flash;
 }
 
-void CausalSelfAttention::count_products(int64_t B, int64_t T, DType type, bool backward) const {
+AttentionKernel CausalSelfAttention::kernel_in(const RunContext& rc, int64_t T, DType dtype) const {
+  if (rc.positions && kernel_ == AttentionKernel::Auto) return AttentionKernel::Flash;  // only it masks examples
+  return kernel_for(T, dtype);
+}
+
+void CausalSelfAttention::count_products(int64_t B, int64_t T, DType type, bool backward, bool flash) const {
   // Per (batch, head): Q K^T and P V forward; backward dP, dV, dQ, dK, and the fused kernel also
   // recomputes Q K^T. The fused kernel skips the tiles above the diagonal (about half).
-  const bool flash = kernel_for(T, type) == AttentionKernel::Flash;
   const int64_t products = backward ? (flash ? 5 : 4) : 2;
   const int64_t count = B * heads_ * products, hd = dim_ / heads_;
   const int64_t keys = flash ? (T + tile_) / 2 : T;
@@ -55,12 +59,23 @@ void CausalSelfAttention::count_products(int64_t B, int64_t T, DType type, bool 
 Tensor CausalSelfAttention::forward(const Tensor& qkv, Saved& saved, const RunContext& rc) {
   check(qkv.ndim() == 3 && qkv.dim(2) == 3 * dim_, "attention: expected qkv (B, T, " + std::to_string(3 * dim_) +
                                                        "), got " + qkv.shape().str());
-  count_products(qkv.dim(0), qkv.dim(1), qkv.dtype(), /*backward=*/false);
+  const bool flash = kernel_in(rc, qkv.dim(1), qkv.dtype()) == AttentionKernel::Flash;
+  count_products(qkv.dim(0), qkv.dim(1), qkv.dtype(), /*backward=*/false, flash);
   DropoutKey key;
   const DropoutKey* drop = dropout_key(rc, qkv.dim(1), key);
-  if (kernel_for(qkv.dim(1), qkv.dtype()) == AttentionKernel::Flash) return forward_flash(qkv, saved, drop);
+  if (flash)
+    return forward_flash(qkv, saved, drop, example_positions(rc, qkv));
+  check(!rc.positions, "attention: rows that hold several examples (packing) need the fused kernel, not --attention "
+                       "materialized");
   if (is_half(qkv.dtype()) && !has_half_gemm(qkv.dtype())) return forward_widened(qkv, saved, rc, drop);
   return forward_materialized(qkv, saved, drop);
+}
+
+const int32_t* CausalSelfAttention::example_positions(const RunContext& rc, const Tensor& qkv) {
+  if (!rc.positions) return nullptr;
+  check(rc.positions->ndim() == 2 && rc.positions->dim(0) == qkv.dim(0) && rc.positions->dim(1) == qkv.dim(1),
+        "attention: positions " + rc.positions->shape().str() + " do not match qkv " + qkv.shape().str());
+  return rc.positions->has_data() ? rc.positions->i32() : nullptr;
 }
 
 const DropoutKey* CausalSelfAttention::dropout_key(const RunContext& rc, int64_t T, DropoutKey& key) const {
@@ -70,11 +85,12 @@ const DropoutKey* CausalSelfAttention::dropout_key(const RunContext& rc, int64_t
 }
 
 Tensor CausalSelfAttention::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
-  count_products(saved.tensors.at(0).dim(0), saved.tensors.at(0).dim(1), saved.tensors.at(0).dtype(), /*backward=*/true);
+  const Tensor& qkv = saved.tensors.at(0);
+  count_products(qkv.dim(0), qkv.dim(1), qkv.dtype(), /*backward=*/true, !saved.stats.empty());
   DropoutKey key;
   const DropoutKey* drop = dropout_key(rc, saved.tensors.at(0).dim(1), key);
   // Only the fused kernel keeps statistics (the log-sum-exps).
-  if (!saved.stats.empty()) return backward_flash(dy, saved, drop);
+  if (!saved.stats.empty()) return backward_flash(dy, saved, drop, example_positions(rc, saved.tensors.at(0)));
   const DType type = saved.tensors.at(0).dtype();
   if (is_half(type) && !has_half_gemm(type)) return backward_widened(dy, saved, rc, drop);
   return backward_materialized(dy, saved, drop);
@@ -102,7 +118,8 @@ Tensor CausalSelfAttention::forward_cached(const Tensor& qkv, KvCache& cache, in
   return y;
 }
 
-Tensor CausalSelfAttention::forward_flash(const Tensor& qkv, Saved& saved, const DropoutKey* drop) {
+Tensor CausalSelfAttention::forward_flash(const Tensor& qkv, Saved& saved, const DropoutKey* drop,
+                                          const int32_t* positions) {
   const int64_t B = qkv.dim(0), T = qkv.dim(1);
   Tensor y = Tensor::empty({B, T, dim_}, qkv.dtype(), MemCategory::Activations);         // (B, T, D)
   Tensor lse = Tensor::empty({B, heads_, T}, DType::F32, MemCategory::Activations);      // (B, H, T)
@@ -113,11 +130,13 @@ Tensor CausalSelfAttention::forward_flash(const Tensor& qkv, Saved& saved, const
   saved.tensors = {qkv, y};
   saved.stats = {lse};
   if (measuring(qkv)) return y;
-  flash_attention_forward(qkv.dtype(), qkv.raw(), y.raw(), lse.f32(), B, T, dim_, heads_, tile_, scratch.f32(), drop);
+  flash_attention_forward(qkv.dtype(), qkv.raw(), y.raw(), lse.f32(), B, T, dim_, heads_, tile_, scratch.f32(), drop,
+                          positions);
   return y;
 }
 
-Tensor CausalSelfAttention::backward_flash(const Tensor& dy, Saved& saved, const DropoutKey* drop) {
+Tensor CausalSelfAttention::backward_flash(const Tensor& dy, Saved& saved, const DropoutKey* drop,
+                                           const int32_t* positions) {
   const Tensor& qkv = saved.tensors.at(0);
   const Tensor& y = saved.tensors.at(1);
   const Tensor& lse = saved.stats.at(0);
@@ -134,7 +153,7 @@ Tensor CausalSelfAttention::backward_flash(const Tensor& dy, Saved& saved, const
                                  DType::F32, MemCategory::Workspace);
   if (measuring(dy)) return dqkv;
   flash_attention_backward(type, qkv.raw(), y.raw(), lse.f32(), dy_in.raw(), dqkv.raw(), B, T, dim_, heads_, tile_,
-                           scratch.f32(), drop);
+                           scratch.f32(), drop, positions);
   return dqkv;
 }
 

@@ -45,11 +45,15 @@ class CausalSelfAttention : public Layer {
   float dropout() const { return dropout_.p; }
 
  private:
-  void count_products(int64_t B, int64_t T, DType type, bool backward) const;  // core/work_meter.h
+  // The kernel a pass with `rc` runs: the fused one whenever rows hold several examples (Auto).
+  AttentionKernel kernel_in(const RunContext& rc, int64_t T, DType dtype) const;
+  void count_products(int64_t B, int64_t T, DType type, bool backward, bool flash) const;  // core/work_meter.h
   // The pass's dropout key for (B, H, T, T) probabilities of T positions into `key`; null when off.
   const DropoutKey* dropout_key(const RunContext& rc, int64_t T, DropoutKey& key) const;
-  Tensor forward_flash(const Tensor& qkv, Saved& saved, const DropoutKey* drop);
-  Tensor backward_flash(const Tensor& dy, Saved& saved, const DropoutKey* drop);
+  // The pass's example positions (RunContext::positions) for qkv's rows, null when none (or measuring).
+  static const int32_t* example_positions(const RunContext& rc, const Tensor& qkv);
+  Tensor forward_flash(const Tensor& qkv, Saved& saved, const DropoutKey* drop, const int32_t* positions);
+  Tensor backward_flash(const Tensor& dy, Saved& saved, const DropoutKey* drop, const int32_t* positions);
   Tensor forward_widened(const Tensor& qkv, Saved& saved, const RunContext& rc, const DropoutKey* drop);
   Tensor backward_widened(const Tensor& dy, Saved& saved, const RunContext& rc, const DropoutKey* drop);
   Tensor forward_materialized(const Tensor& qkv, Saved& saved, const DropoutKey* drop);

@@ -15,6 +15,8 @@ class Embedding : public Layer {
   // The same for tokens at positions first_position .. first_position+T-1 (generation with a KV
   // cache feeds the positions after the cached ones): wte[id] + wpe[first_position + t].
   Tensor forward_at(const Tensor& tokens, int64_t first_position, Saved& saved);
+  // The same for packed examples: wte[id] + wpe[positions[b, t]] (RunContext::positions).
+  Tensor forward_packed(const Tensor& tokens, const Tensor& positions, Saved& saved);
   Tensor backward(const Tensor& dy, Saved& saved, const RunContext& rc) override;     // returns undefined
   void collect_params(std::vector<Param*>& out) override;
   std::string kind() const override { return "embedding"; }
@@ -27,6 +29,7 @@ class Embedding : public Layer {
  private:
   bool has_positions() const { return positions_ > 0; }
 
+  void check_ids(const Tensor& tokens) const;  // every id in 0..vocab-1, else an Error naming it
   int64_t vocab_, positions_, dim_;  // positions_ 0: no wpe
   DropoutSpec dropout_{0.0f, DropoutSite::Embedding};
   Param wte_, wpe_;

@@ -20,6 +20,17 @@ GroupedQueryAttention::GroupedQueryAttention(int64_t heads, int64_t kv_heads, in
         "attention: rotary frequencies for another head dimension");
 }
 
+namespace {
+// The pass's example positions (RunContext::positions) for (B, T) rows; null when none or measuring.
+const int32_t* example_positions(const RunContext& rc, int64_t B, int64_t T) {
+  if (!rc.positions || !rc.positions->has_data()) return nullptr;
+  check(rc.positions->numel() == B * T, "grouped attention: positions " + rc.positions->shape().str() +
+                                            " do not match the (" + std::to_string(B) + ", " + std::to_string(T) +
+                                            ") rows");
+  return rc.positions->i32();
+}
+}  // namespace
+
 Tensor GroupedQueryAttention::forward(const Tensor& packed, Saved& saved, const RunContext& rc) {
   check(packed.ndim() == 3 && packed.dim(2) == packed_width(), "grouped attention: expected (B, T, " +
                                                                    std::to_string(packed_width()) + "), got " +
@@ -31,7 +42,8 @@ Tensor GroupedQueryAttention::forward(const Tensor& packed, Saved& saved, const 
   if (!measuring(packed)) {
     std::copy(x.f32(), x.f32() + x.numel(), rotated.f32());
     // q's H heads and k's Hkv heads are the first columns of each row: one rotation over both.
-    rope_apply(rotated.f32(), B, T, heads_ + kv_heads_, head_dim_, 0, inverse_frequencies_, false, packed_width());
+    rope_apply(rotated.f32(), B, T, heads_ + kv_heads_, head_dim_, 0, inverse_frequencies_, false, packed_width(),
+               example_positions(rc, B, T));
     expand_kv_heads(rotated.f32(), qkv.f32(), B * T, heads_, kv_heads_, head_dim_);
   }
   Saved& inner = saved.child(0);
@@ -62,7 +74,8 @@ Tensor GroupedQueryAttention::backward(const Tensor& dy, Saved& saved, const Run
   const int64_t B = dqkv.dim(0), T = dqkv.dim(1);
   Tensor dpacked = Tensor::empty({B, T, packed_width()}, DType::F32, MemCategory::Workspace);
   if (measuring(dy)) return dpacked;
-  rope_apply(dqkv.f32(), B, T, 2 * heads_, head_dim_, 0, inverse_frequencies_, /*inverse=*/true, 3 * width_);
+  rope_apply(dqkv.f32(), B, T, 2 * heads_, head_dim_, 0, inverse_frequencies_, /*inverse=*/true, 3 * width_,
+             example_positions(rc, B, T));
   reduce_kv_heads(dqkv.f32(), dpacked.f32(), B * T, heads_, kv_heads_, head_dim_);
   return dpacked;
 }

@@ -91,6 +91,9 @@ struct RunContext {
   // parameter gradients are final then, and it updates and frees them).
   const std::function<void(int block)>* after_backward = nullptr;
   BlockWeights* block_weights = nullptr;  // ZeRO-3: the weights other ranks hold
+  // Token models: i32 (B, T), each token's position within its example (Batch::positions), for the
+  // pass's embedding, rotary positions and attention; null: token t of every row at position t.
+  const Tensor* positions = nullptr;
 };
 
 inline bool measuring(const Tensor& t) { return t.measured(); }

@@ -16,6 +16,38 @@ Shape with_batch(const Shape& sample, int64_t batch) {
 }
 }  // namespace
 
+Batch Batch::slice(int64_t begin, int64_t end) const {
+  if (example_starts.empty()) {
+    Batch b{inputs.slice_rows(begin, end), targets.slice_rows(begin, end)};
+    if (positions.defined()) b.positions = positions.slice_rows(begin, end);
+    return b;
+  }
+  check(0 <= begin && begin <= end && end < static_cast<int64_t>(example_starts.size()), "batch: slice out of range");
+  const int64_t first = example_starts[static_cast<size_t>(begin)], last = example_starts[static_cast<size_t>(end)];
+  const int64_t n = inputs.dim(1);
+  // Tokens [first, last) of the (1, N) row, as a (1, last - first) view.
+  auto tokens = [&](const Tensor& t) { return t.view({n}).slice_rows(first, last).view({1, last - first}); };
+  Batch b{tokens(inputs), tokens(targets)};
+  if (positions.defined()) b.positions = tokens(positions);
+  for (int64_t e = begin; e <= end; ++e) b.example_starts.push_back(example_starts[static_cast<size_t>(e)] - first);
+  return b;
+}
+
+void validate_positions(const Tensor& positions) {
+  check(positions.ndim() == 2 && positions.dtype() == DType::I32,
+        "batch 'positions': expected int32 (B, T), got " + dtype_name(positions.dtype()) + " " + positions.shape().str());
+  if (!positions.has_data()) return;
+  const int64_t B = positions.dim(0), T = positions.dim(1);
+  const int32_t* p = positions.i32();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      const int32_t v = p[b * T + t];
+      check(v == 0 || (t > 0 && v == p[b * T + t - 1] + 1),
+            "batch 'positions': row " + std::to_string(b) + " token " + std::to_string(t) + " has position " +
+                std::to_string(v) + " (each is 0, starting an example, or the previous one + 1)");
+    }
+}
+
 Batch allocate_batch(const Model& model, int64_t batch_size) {
   return {Tensor::empty(with_batch(model.sample_input_shape(), batch_size), model.input_dtype(), MemCategory::Activations),
           Tensor::empty(with_batch(model.sample_target_shape(), batch_size), model.target_dtype(),
@@ -40,6 +72,11 @@ void validate_batch(const Model& model, const Batch& batch) {
   expect(batch.targets, model.sample_target_shape(), model.target_dtype(), "targets");
   check(batch.inputs.dim(0) == batch.targets.dim(0), "batch: inputs and targets hold different numbers of samples");
   check(batch.size() > 0, "batch: no samples");
+  if (batch.positions.defined()) {
+    check(model.input_dtype() == DType::I32 && batch.positions.shape() == batch.inputs.shape(),
+          "batch 'positions': expected the inputs' shape " + batch.inputs.shape().str() + " (token models only)");
+    validate_positions(batch.positions);
+  }
 }
 
 }  // namespace frugal

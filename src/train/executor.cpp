@@ -35,6 +35,7 @@ class Pass {
         normalizer_(normalizer), rc_(pass_context(run)), ledger_(MemoryLedger::current()), inputs_(n_ + 1), saved_(n_),
         has_saved_(n_, false), forwarded_(n_, false), backwarded_(n_, false) {
     inputs_[0] = batch.inputs;
+    if (batch.positions.defined()) rc_.positions = &batch_.positions;
   }
 
   void run(const ScheduleOp& op) {
@@ -145,7 +146,9 @@ Tensor forward_only(Model& model, const Tensor& inputs, const RunContext& rc) {
   return widen_activation(h, rc);
 }
 
-double loss_only(Model& model, const Batch& batch, double normalizer, const RunContext& rc) {
+double loss_only(Model& model, const Batch& batch, double normalizer, const RunContext& run) {
+  RunContext rc = run;
+  if (batch.positions.defined()) rc.positions = &batch.positions;
   TiedLmHead* head = model.lm_head();
   if (!head) {
     Tensor discarded_grad;
