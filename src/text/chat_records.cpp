@@ -65,8 +65,9 @@ class Collector {
   ChatRecords finish() {
     const std::string& path = records_.path;
     check(non_blank_ > 0, path + ": no examples (the file is empty)");
-    check(!records_.examples.empty(), path + ": no examples: all " + std::to_string(non_blank_) +
-                                          " non-blank lines were refused (first: " + records_.bad_reasons.front() + ")");
+    if (records_.examples.empty())  // (with skip_bad: without it the first refusal was thrown)
+      throw Error(path + ": no examples: all " + std::to_string(non_blank_) + " non-blank lines were refused (first: " +
+                  records_.bad_reasons.front() + ")");
     return std::move(records_);
   }
 
