@@ -131,6 +131,10 @@ TEST(ChatRecords, OverrideForcesTheFormat) {
             "data.jsonl:1: a text record in a chat file (format set by --data-format)");
   EXPECT_EQ(error_of(R"({"answer":"x"})", forced(ChatFormat::PromptCompletion)),
             "data.jsonl:1: missing key \"prompt\"");
+  EXPECT_EQ(error_of(R"({"answer":"x"})", forced(ChatFormat::Chat)), "data.jsonl:1: missing key \"messages\"");
+  EXPECT_EQ(error_of(R"({"answer":"x"})", forced(ChatFormat::ShareGpt)), "data.jsonl:1: missing key \"conversations\"");
+  EXPECT_EQ(error_of(R"({"answer":"x"})", forced(ChatFormat::Alpaca)), "data.jsonl:1: missing key \"instruction\"");
+  EXPECT_EQ(error_of(R"({"answer":"x"})", forced(ChatFormat::Text)), "data.jsonl:1: missing key \"text\"");
 }
 
 // Every kind of refusal: the exact message, one line, with the file and line.

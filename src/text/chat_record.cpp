@@ -64,7 +64,9 @@ std::vector<ChatMessage> take_turns(json& record, ChatFormat format) {
   const char* list_key = format_key(format);
   const char* role_key = sharegpt ? "from" : "role";
   const char* content_key = sharegpt ? "value" : "content";
-  json& list = record[list_key];
+  const auto found = record.find(list_key);
+  if (found == record.end()) throw Error("missing key \"" + std::string(list_key) + "\"");
+  json& list = *found;
   check(list.is_array(), "\"" + std::string(list_key) + "\" is " + json_kind(list) + ", expected a list of messages");
   check(!list.empty(), "empty \"" + std::string(list_key) + "\" list");
   std::vector<ChatMessage> messages;
