@@ -279,7 +279,7 @@ TEST(ChatRecords, MixedFormatFileIsRefusedAtTheFirstStranger) {
                             "{\"instruction\":\"i\",\"output\":\"o\"}\n"
                             "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}\n";
   EXPECT_EQ(error_of(jsonl),
-            "data.jsonl:3: a alpaca record in a sharegpt file (format detected from line 1; --data-format overrides)");
+            "data.jsonl:3: an alpaca record in a sharegpt file (format detected from line 1; --data-format overrides)");
   ChatReadOptions skip;
   skip.skip_bad = true;
   const ChatRecords r = parse_chat_records(jsonl, "data.jsonl", skip);

@@ -18,6 +18,8 @@ namespace {
 
 constexpr size_t kReasonsKept = 10;
 
+std::string with_article(const std::string& format) { return (format == "alpaca" ? "an " : "a ") + format; }
+
 bool blank(std::string_view line) { return line.find_first_not_of(" \t\r") == std::string_view::npos; }
 
 // A parser message made fit for one line of an error: control bytes as '?', at most 200 bytes (the
@@ -83,7 +85,7 @@ class Collector {
     const ChatFormat own = record_format(record);
     if (records_.format == ChatFormat::Auto) detect(record, own, number);
     if (!has_format_key(record, records_.format) && own != ChatFormat::Auto)
-      throw Error("a " + std::string(chat_format_name(own)) + " record in a " + chat_format_name(records_.format) +
+      throw Error(with_article(chat_format_name(own)) + " record in " + with_article(chat_format_name(records_.format)) +
                   " file (" + format_origin() + ")");
     ChatExample example = record_example(record, records_.format, options_.require_assistant);
     example.line = number;
