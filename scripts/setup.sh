@@ -14,6 +14,7 @@ PACKAGES=(
   gnuplot-nox                             # plots (PNG via its pngcairo/png terminal)
   openmpi-bin libopenmpi-dev              # data-parallel training under mpirun (optional at build time)
   fortunes fortunes-min                   # demo text
+  iso-codes                               # country codes: the chat fine-tuning demo data (scripts/chat_demo_data.py)
   dataset-fashion-mnist                   # Fashion-MNIST IDX files
   python3 python3-numpy python3-torch     # parity tests and the PyTorch reference benchmark only
   libicu-dev                              # Unicode categories for GPT-2's pre-tokenisation
