@@ -5,13 +5,13 @@
 # input saved as build-fuzz/crash-*.
 #
 #   bash scripts/fuzz.sh [SECONDS] [TARGET...]     targets: safetensors config tokenizer_json gpt2_vocab
-#                                                  token_file chat_jsonl (default all)
+#                                                  token_file chat_jsonl chat_template (default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-600}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(safetensors config tokenizer_json gpt2_vocab token_file chat_jsonl)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(safetensors config tokenizer_json gpt2_vocab token_file chat_jsonl chat_template)
 bash scripts/setup.sh
 # (clang may be there without the OpenMP runtime it needs to build frugal)
 if ! command -v clang++ > /dev/null || ! dpkg -s libomp-dev > /dev/null 2>&1; then

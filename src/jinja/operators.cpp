@@ -12,26 +12,28 @@ namespace {
 
 bool numeric(const Value& v) { return v.is<int64_t>() || v.is<double>(); }
 
-int64_t checked(Renderer& r, bool overflow, int64_t v) {
+void check_overflow(Renderer& r, bool overflow) {
   if (overflow) r.fail("integer overflow (frugal's integers are 64-bit)");
-  return v;
 }
 
 int64_t int_power(Renderer& r, int64_t base, int64_t exp) {
   int64_t result = 1;
   while (exp > 0) {
-    if (exp & 1) result = checked(r, __builtin_mul_overflow(result, base, &result), result);
+    if (exp & 1) check_overflow(r, __builtin_mul_overflow(result, base, &result));
     exp >>= 1;
-    if (exp > 0) base = checked(r, __builtin_mul_overflow(base, base, &base), base);
+    if (exp > 0) check_overflow(r, __builtin_mul_overflow(base, base, &base));
   }
   return result;
 }
 
 Value int_op(Renderer& r, const std::string& op, int64_t a, int64_t b) {
   int64_t out = 0;
-  if (op == "+") return Value(checked(r, __builtin_add_overflow(a, b, &out), out));
-  if (op == "-") return Value(checked(r, __builtin_sub_overflow(a, b, &out), out));
-  if (op == "*") return Value(checked(r, __builtin_mul_overflow(a, b, &out), out));
+  if (op == "+" || op == "-" || op == "*") {
+    check_overflow(r, op == "+"   ? __builtin_add_overflow(a, b, &out)
+                      : op == "-" ? __builtin_sub_overflow(a, b, &out)
+                                  : __builtin_mul_overflow(a, b, &out));
+    return Value(out);
+  }
   if (op == "/") {
     if (b == 0) r.fail("division by zero");
     return Value(static_cast<double>(a) / static_cast<double>(b));

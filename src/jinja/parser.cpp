@@ -86,7 +86,7 @@ Body Parser::body(std::initializer_list<std::string_view> enders, std::string* e
     const Token& t = peek();
     if (t.type == Token::Type::End) {
       if (enders.size() == 0) return out;
-      fail("syntax error: the template ends before {% " + std::string(*enders.begin()) + " %}");
+      fail("syntax error: the template ends before {% " + std::string(*(enders.end() - 1)) + " %}");
     }
     if (t.type == Token::Type::Text) {
       out.push_back(make_stmt(Stmt::Kind::Text, t.line));

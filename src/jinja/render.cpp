@@ -96,7 +96,8 @@ Rendered Renderer::run(const Program& program, std::shared_ptr<Scope> globals,
   Rendered r;
   r.content = out.prov.empty() ? std::vector<int32_t>(out.bytes.size(), -1) : std::move(out.prov);
   r.text = std::move(out.bytes);
-  r.turn = std::move(turn_);
+  r.turn.reserve(r.text.size());
+  for (const auto& [end, turn] : turn_runs_) r.turn.resize(end, turn);
   return r;
 }
 
@@ -107,7 +108,11 @@ void Renderer::emit(const Text& t) {
     fail("the output exceeds the limit of " + std::to_string(limits_.max_output_bytes) + " bytes");
   step(static_cast<int64_t>(t.bytes.size()) / 64);
   sink.append(t);
-  if (sinks_.size() == 1) turn_.resize(sink.size(), current_turn_);
+  if (sinks_.size() > 1) return;
+  if (!turn_runs_.empty() && turn_runs_.back().second == current_turn_)
+    turn_runs_.back().first = sink.size();
+  else
+    turn_runs_.emplace_back(sink.size(), current_turn_);
 }
 
 void Renderer::print(const Value& v) {

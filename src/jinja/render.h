@@ -72,7 +72,7 @@ class Renderer {
   int calls_ = 0;                // nested macro calls
   int nesting_ = 0;              // nested evaluation (guards the stack)
   std::vector<TextBuilder> sinks_;  // sinks_[0]: the output; the others: captures
-  std::vector<int32_t> turn_;
+  std::vector<std::pair<size_t, int32_t>> turn_runs_;  // (end byte, turn) of the output, expanded at the end
   int32_t current_turn_ = -1;
   std::unordered_map<const Dict*, int32_t> messages_;
   std::vector<std::shared_ptr<Namespace>> namespaces_;  // all of this render's (cycles are broken at the end)
