@@ -77,6 +77,16 @@ const std::vector<RunFlag>& run_flags() {
        [](RunSpec& f, const nlohmann::json& v) { f.precision.scaler.growth = v.get<double>(); }},
       {"--loss-scale-backoff", [](const RunSpec& f) { return nlohmann::json(f.precision.scaler.backoff); },
        [](RunSpec& f, const nlohmann::json& v) { f.precision.scaler.backoff = v.get<double>(); }},
+      field("--data-format", &RunSpec::chat, &ChatSpec::data_format),
+      field("--chat-template", &RunSpec::chat, &ChatSpec::chat_template),
+      field("--chat-template-kwargs", &RunSpec::chat, &ChatSpec::template_kwargs),
+      field("--train-on", &RunSpec::chat, &ChatSpec::train_on),
+      field("--packing", &RunSpec::chat, &ChatSpec::packing),
+      field("--truncate", &RunSpec::chat, &ChatSpec::truncate),
+      field("--skip-bad-examples", &RunSpec::chat, &ChatSpec::skip_bad),
+      field("--eval-data", &RunSpec::chat, &ChatSpec::eval_data),
+      field("--eval-fraction", &RunSpec::chat, &ChatSpec::eval_fraction),
+      field("--eval-every", &RunSpec::chat, &ChatSpec::eval_every),
       field("--lora-rank", &RunSpec::lora, &LoraSpec::rank),
       field("--lora-alpha", &RunSpec::lora, &LoraSpec::alpha),
       field("--lora-dropout", &RunSpec::lora, &LoraSpec::dropout),
@@ -104,7 +114,7 @@ bool unset(const RunFlag& flag, const nlohmann::json& value) {
       "--model",   "--layers",  "--dim",       "--heads",        "--kv-heads",        "--mlp-dim",
       "--head-dim", "--ctx",    "--vocab",     "--norm",         "--tokenizer",       "--dropout",
       "--embd-dropout", "--attn-dropout", "--resid-dropout", "--activation-budget", "--loss-scale",
-      "--lora-targets", "--adapter"};
+      "--lora-targets", "--adapter", "--chat-template", "--chat-template-kwargs", "--train-on", "--eval-data"};
   static const RunSpec defaults = default_spec(Command::Train);
   return sentinel.count(flag.name) && value == flag.get(defaults);
 }

@@ -7,6 +7,9 @@
 #include "core/threading.h"
 #include "core/units.h"
 #include "models/lora_setup.h"
+#include "text/chat_examples.h"
+#include "text/chat_records.h"
+#include "train/chat_data.h"
 
 namespace frugal {
 
@@ -63,7 +66,37 @@ void check_train_outputs(const RunSpec& f) {
   check(o.save_adapter_dir.empty() || f.lora.active(), "--save-adapter needs LoRA (--lora-rank R or --adapter DIR)");
 }
 
+// Chat data's settings: what a sample is (packed rows or one example each), and the settings that
+// mean nothing without chat data refused rather than ignored.
+void check_chat_spec(RunSpec& s, Command command) {
+  const ChatSpec& c = s.chat;
+  const bool chat = is_chat_data(s.data, c);
+  using Rows = TrainOptions::SampleRows;
+  s.options.sample_rows = !chat ? Rows::Windows : c.packing ? Rows::PackedExamples : Rows::RaggedExamples;
+  parse_chat_format(c.data_format);
+  parse_train_on(c.train_on);
+  parse_truncate(c.truncate);
+  const bool evaluating = !c.eval_data.empty() || c.eval_fraction > 0;
+  check(c.eval_data.empty() || c.eval_fraction == 0, "--eval-data and --eval-fraction: give one of them");
+  check(c.eval_fraction >= 0 && c.eval_fraction < 1, "--eval-fraction must be in [0, 1)");
+  check(evaluating || (c.eval_every == 0 && !c.save_best), "--eval-every and --save-best need --eval-data or --eval-fraction");
+  check(!c.save_best || command != Command::Train || !s.output.save_dir.empty(), "--save-best needs --save DIR");
+  check(!evaluating || s.options.zero < 3, "evaluation while training with --zero 3 is not supported (each rank holds "
+                                           "a share of the weights); evaluate the saved model instead");
+  if (chat) return;
+  for (const auto& [given, key] : {std::pair{c.packing, "--packing"}, std::pair{!c.chat_template.empty(), "--chat-template"},
+                                   std::pair{!c.train_on.empty(), "--train-on"}, std::pair{evaluating, "--eval-data"},
+                                   std::pair{!c.template_kwargs.empty(), "--chat-template-kwargs"}})
+    check(!given, std::string(key) + " needs chat data: --data FILE.jsonl (or --data-format)");
+}
+
 }  // namespace
+
+bool is_chat_data(const std::string& data, const ChatSpec& chat) {
+  const std::string ext = ".jsonl";
+  return chat.data_format != "auto" ||
+         (data.size() > ext.size() && data.compare(data.size() - ext.size(), ext.size(), ext) == 0);
+}
 
 void resolve_spec(RunSpec& s, Command command) {
   if (command == Command::Generate) {
@@ -78,6 +111,7 @@ void resolve_spec(RunSpec& s, Command command) {
   if (command == Command::Train) check_train_outputs(s);
   apply_checkpoint_spec(s.checkpoint, s.options);
   apply_precision_spec(s.precision, s.options);
+  check_chat_spec(s, command);
   if (command == Command::Train || command == Command::Grad) s.options.validate();
 }
 

@@ -101,6 +101,25 @@ struct GenerateSpec {
   bool no_kv_cache = false, stream = false, timing = false;
 };
 
+// Instruction / chat data (--data FILE.jsonl; text/chat_records.h, text/chat_examples.h,
+// train/chat_data.h) and evaluation while training.
+struct ChatSpec {
+  std::string data_format = "auto";  // auto | chat | sharegpt | prompt-completion | alpaca | text
+  std::string chat_template;         // --chat-template FILE (default: the model's)
+  std::string template_kwargs;       // --chat-template-kwargs JSON object
+  std::string train_on;              // assistant | completion | all ("": the format's default)
+  bool packing = false;
+  std::string truncate = "right";    // right | left | drop
+  bool skip_bad = false;             // --skip-bad-examples
+  std::string eval_data;             // --eval-data FILE.jsonl
+  double eval_fraction = 0;          // --eval-fraction F: held out of --data instead
+  int64_t eval_every = 0;            // steps between evaluations (0: at the end only, when there is eval data)
+  bool save_best = false;            // keep the model with the lowest eval loss in --save DIR/best
+};
+
+// True when `data` is chat data: a .jsonl file, or any file with --data-format other than auto.
+bool is_chat_data(const std::string& data, const ChatSpec& chat);
+
 struct RunSpec {
   ModelSpec model;
   PrecisionSpec precision;
@@ -114,6 +133,7 @@ struct RunSpec {
   PlanOutputSpec plan;
   GradSpec grad;
   GenerateSpec generate;
+  ChatSpec chat;
   std::string config;           // --config FILE it was read from ("" when none)
   std::set<std::string> given;  // keys set by the user (command line, config file or spec dict), as "--key"
   // The command line as given ("frugal", "train", flags...; a spec dict's stands for one): plan

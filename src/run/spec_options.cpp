@@ -136,7 +136,9 @@ void add_memory_options(CLI::App& app, MemorySpec& f, bool with_limit) {
 
 void add_train_outputs(CLI::App& app, RunSpec& s) {
   app.add_option("--save-adapter", s.output.save_adapter_dir, "write the trained LoRA adapter as a PEFT directory");
-  app.add_option("--data", s.data, "synthetic | fashion-mnist | fortunes | PATH (a text file, byte tokens)")
+  app.add_option("--data", s.data,
+                 "synthetic | fashion-mnist | fortunes | PATH (a text file, byte tokens) | FILE.jsonl (chat or "
+                 "instruction examples, rendered with the model's chat template)")
       ->capture_default_str();
   app.add_option("--save", s.output.save_dir, "write the trained model directory");
   app.add_option("--summary", s.output.summary_path, "write the run summary (JSON)");
@@ -152,6 +154,34 @@ void add_train_outputs(CLI::App& app, RunSpec& s) {
   add_memory_options(app, s.memory, /*with_limit=*/true);
   app.add_option("--resume", s.output.resume,
                  "continue from the newest complete checkpoint in DIR (a --save directory, its checkpoints/, or one step-N)");
+}
+
+// Chat data (--data FILE.jsonl). `evaluation`: train's evaluation while training too.
+void add_chat_options(CLI::App& app, ChatSpec& c, bool evaluation) {
+  app.add_option("--data-format", c.data_format,
+                 "JSONL records: auto (from the first record's keys) | chat | sharegpt | prompt-completion | alpaca | text")
+      ->check(CLI::IsMember({"auto", "chat", "sharegpt", "prompt-completion", "alpaca", "text"}))
+      ->capture_default_str();
+  app.add_option("--chat-template", c.chat_template, "a Jinja chat template file instead of the model's");
+  app.add_option("--chat-template-kwargs", c.template_kwargs,
+                 "extra template variables as a JSON object, e.g. '{\"enable_thinking\": false}'");
+  app.add_option("--train-on", c.train_on,
+                 "tokens the loss trains on: assistant (every assistant turn) | completion (the last one) | all "
+                 "(default: assistant for chats, completion for prompt-completion and Alpaca, all for text)")
+      ->check(CLI::IsMember({"assistant", "completion", "all"}));
+  app.add_flag("--packing", c.packing,
+               "fill each row of --ctx tokens with whole examples (attention stays within each one)");
+  app.add_option("--truncate", c.truncate, "examples longer than --ctx: right | left (keep the end) | drop")
+      ->check(CLI::IsMember({"right", "left", "drop"}))
+      ->capture_default_str();
+  app.add_flag("--skip-bad-examples", c.skip_bad, "skip and count malformed JSONL lines instead of stopping");
+  if (!evaluation) return;
+  app.add_option("--eval-data", c.eval_data, "held-out JSONL examples: eval loss, perplexity and token accuracy");
+  app.add_option("--eval-fraction", c.eval_fraction, "hold this fraction of --data's examples out for evaluation")
+      ->check(CLI::Range(0.0, 0.99));
+  app.add_option("--eval-every", c.eval_every, "evaluate every N steps (0: after the last step only)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  app.add_flag("--save-best", c.save_best, "keep the model with the lowest eval loss in --save DIR/best");
 }
 
 void add_generate_options(CLI::App& app, RunSpec& s) {
@@ -195,6 +225,8 @@ void add_spec_options(CLI::App& app, RunSpec& s, Command command) {
     add_lora_options(app, s.lora);
     add_precision_options(app, s.precision);
     app.add_option("--batch", s.grad.batch_path, "safetensors file with 'inputs' and 'targets'");
+    app.add_option("--data", s.data, "chat data instead of --batch: every example of FILE.jsonl in one step");
+    add_chat_options(app, s.chat, /*evaluation=*/false);
     app.add_option("--out", s.grad.out_path, "where to write the gradients (safetensors)");
     app.add_option("--accum", s.options.accum, "split the batch into K equal micro-batches and accumulate")
         ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
@@ -206,6 +238,7 @@ void add_spec_options(CLI::App& app, RunSpec& s, Command command) {
   add_checkpoint_options(app, s.checkpoint);
   add_lora_options(app, s.lora);
   add_precision_options(app, s.precision);
+  add_chat_options(app, s.chat, /*evaluation=*/command == Command::Train);
   if (command == Command::Train) {
     add_train_outputs(app, s);
     return;

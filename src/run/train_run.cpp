@@ -27,6 +27,8 @@
 #include "train/planner.h"
 #include "train/run_description.h"
 #include "run/autopilot_spec.h"
+#include "run/chat_data_run.h"
+#include "train/chat_eval.h"
 #include "run/model_builder.h"
 #include "run/process_setup.h"
 #include "run/rates_process.h"
@@ -93,6 +95,9 @@ struct TrainRun {
   size_t memory_limit = 0;              // --memory-limit (or --memory-budget) in bytes; 0: none
   double predicted_step_s = 0;          // the cost model's, for the summary
   bool stopped = false;                 // the step callback ended the run before --steps
+  std::optional<ChatDataSet> chat;      // --data FILE.jsonl: its examples and counts
+  std::vector<nlohmann::json> evals;    // each evaluation: step, loss, perplexity, accuracy
+  double best_eval_loss = INFINITY;     // --save-best keeps the model that scored it
 
   bool lead() const { return comm.rank() == 0; }
 };
@@ -180,7 +185,14 @@ void build_run(TrainRun& run) {
   }
   run.model = build_model(f.model, f.data, f.options.seed, /*with_weights=*/true, f.lora, &run.lora,
                           storage_spec(f.options, &run.comm));
-  run.data = make_data_source(f.data, *run.model, f.options.seed, model_tokenizer(f.model));
+  if (is_chat_data(f.data, f.chat)) {
+    const int64_t context = as_causal_lm(*run.model)->context();
+    run.chat = load_chat_data(f, context, run.lead());
+    run.data = std::make_unique<ChatBatches>(std::move(run.chat->train), context, f.chat.packing, f.options.seed,
+                                             "chat examples from " + f.data);
+  } else {
+    run.data = make_data_source(f.data, *run.model, f.options.seed, model_tokenizer(f.model));
+  }
   run.trainer = std::make_unique<Trainer>(*run.model, *run.data, f.options);
   if (run.resume) restore_training_checkpoint(*run.resume, *run.trainer, run.comm);
   run.first_step = run.resume ? run.resume->steps_done : 0;
@@ -213,6 +225,31 @@ void print_header(const TrainRun& run) {
                format_bytes(static_cast<double>(run.plan.peak[MemCategory::Activations])).c_str());
 }
 
+// Evaluation on the held-out chat examples after step s (1-based `done`): printed, in --metrics, kept
+// for the summary; with --save-best a new lowest loss writes a training-state checkpoint of that step
+// into --save DIR/best (the previous best removed), which `--model` and `--resume` read.
+void evaluate_held_out(TrainRun& run, int64_t done, AtomicFileWriter* metrics, const nlohmann::json& config) {
+  const RunSpec& f = run.spec;
+  const EvalMetrics m = evaluate_examples(*run.model, run.chat->eval, f.options.run_context(done));
+  const nlohmann::json record{{"step", done}, {"eval_loss", m.loss}, {"eval_perplexity", m.perplexity},
+                              {"eval_accuracy", m.accuracy}, {"eval_tokens", m.tokens}};
+  run.evals.push_back(record);
+  if (run.lead()) {
+    std::fprintf(stderr, "eval after step %lld: loss %.4f, perplexity %.3f, token accuracy %.2f%% (%lld tokens)\n",
+                 static_cast<long long>(done), m.loss, m.perplexity, 100 * m.accuracy, static_cast<long long>(m.tokens));
+    if (metrics) metrics->write(record.dump() + "\n");
+  }
+  if (!f.chat.save_best || m.loss >= run.best_eval_loss) return;  // (every rank: the same numbers)
+  run.best_eval_loss = m.loss;
+  write_training_checkpoint(f.output.save_dir + "/best", done, *run.model, *run.trainer, config, /*keep=*/1, run.comm);
+}
+
+bool evaluation_due(const TrainRun& run, int64_t done) {
+  if (!run.chat || run.chat->eval.empty()) return false;
+  const int64_t every = run.spec.chat.eval_every;
+  return done == run.spec.options.steps || (every > 0 && done % every == 0);
+}
+
 // The optimizer steps, with the progress line, --metrics lines, the memory timeline of one
 // steady-state step (--plots) and training-state checkpoints (--save-every). `on_step` (when set)
 // gets each step's metrics and may stop the run after that step: then a checkpoint is written there
@@ -236,6 +273,7 @@ void run_steps(TrainRun& run, const StepCallback& on_step) {
     const nlohmann::json step = step_metrics(run.records.back(), run.ledger);
     if (run.lead()) progress.update(run.records.back(), run.ledger);
     if (metrics) metrics->write(step.dump() + "\n");
+    if (evaluation_due(run, s + 1)) evaluate_held_out(run, s + 1, metrics.get(), config);
     int64_t stop = on_step && !on_step(step) ? 1 : 0;
     // Every rank stops at the same step (each rank of an API run has its callback; the CLI's have none).
     if (on_step && run.comm.size() > 1) run.comm.allreduce_sum(&stop, 1);
@@ -312,13 +350,22 @@ nlohmann::json summarize(TrainRun& run) {
                                        : nlohmann::json(nullptr);
   if (run.token_model) summary["dropout"] = as_causal_lm(*run.model)->dropout();
   if (run.memory_limit > 0) summary["memory_limit"] = run.memory_limit;
+  if (run.chat) {
+    summary["chat_data"] = run.chat->describe();
+    summary["chat_data"]["packing"] = run.spec.chat.packing;
+    if (run.spec.chat.packing)
+      summary["chat_data"]["padding_fraction"] = static_cast<ChatBatches&>(*run.data).padding_fraction();
+    summary["evals"] = run.evals;
+    if (!run.evals.empty()) summary["eval_loss"] = run.evals.back()["eval_loss"];
+    if (run.spec.chat.save_best && std::isfinite(run.best_eval_loss)) summary["best_eval_loss"] = run.best_eval_loss;
+  }
   return summary;
 }
 
 // Whether rank 0 needs the trained model after training: to evaluate, sample or save it.
 bool uses_trained_model(const TrainRun& run) {
   const RunSpec& f = run.spec;
-  return f.data == "fashion-mnist" || (run.token_model && f.data != "synthetic" && f.output.sample_tokens > 0) ||
+  return f.data == "fashion-mnist" || (run.token_model && f.data != "synthetic" && !run.chat && f.output.sample_tokens > 0) ||
          !f.output.save_dir.empty() || !f.output.save_adapter_dir.empty();
 }
 
@@ -331,7 +378,7 @@ void evaluate_and_sample(TrainRun& run, nlohmann::json& summary) {
     summary["eval_accuracy"] = accuracy;
     std::printf("test accuracy (10000 Fashion-MNIST test images): %.2f%%\n", 100.0 * accuracy);
   }
-  if (run.token_model && f.data != "synthetic" && f.output.sample_tokens > 0) {
+  if (run.token_model && f.data != "synthetic" && !run.chat && f.output.sample_tokens > 0) {  // (chat: frugal chat)
     SampleOptions sample;
     sample.tokens = f.output.sample_tokens;
     sample.seed = f.options.seed;

@@ -2,6 +2,10 @@
 
 #include <algorithm>
 
+#include "core/error.h"
+#include "models/causal_lm.h"
+#include "nn/attention.h"
+#include "train/chat_data.h"
 #include "train/run_description.h"
 
 namespace frugal {
@@ -24,8 +28,16 @@ MemoryPlan plan_training_memory(const ModelFactory& make_model, const TrainOptio
   MemoryLedger ledger(/*measure_only=*/true);
   LedgerScope scope(ledger);
   std::unique_ptr<Model> model = make_model();
-  ShapeOnlyData data(*model);
-  Trainer trainer(*model, data, options, rank);
+  std::unique_ptr<DataSource> data = std::make_unique<ShapeOnlyData>(*model);
+  if (options.sample_rows != TrainOptions::SampleRows::Windows) {
+    CausalLm* lm = as_causal_lm(*model);
+    check(lm != nullptr, "chat examples need a language model, not " + model->arch());
+    // Examples in rows run the fused kernel (the only one that masks them): the plan reports it.
+    if (lm->attentions().at(0)->kernel() == AttentionKernel::Auto) lm->set_attention_kernel(AttentionKernel::Flash);
+    data = std::make_unique<ChatBatchShapes>(lm->context(),
+                                             options.sample_rows == TrainOptions::SampleRows::PackedExamples);
+  }
+  Trainer trainer(*model, *data, options, rank);
   MemoryPlan plan;
   // Two steps (or one for a one-step run): the second runs with gradients and optimizer state
   // already allocated, which is where the total peaks in a real run.

@@ -47,6 +47,11 @@ struct TrainOptions {
   // and those gradients freed at once (gradient memory: about one block's). Needs every gradient
   // of a step in one pass: no accumulation, no global-norm clipping, no loss scaling, one process.
   bool fused_update = false;
+  // What a sample is: a window of the context's tokens, or chat examples (train/chat_data.h) packed
+  // into rows of the context or one per sample at its own length (ragged). The planner measures the
+  // batches these shapes give (the longest ragged one: every example as long as the context).
+  enum class SampleRows { Windows, PackedExamples, RaggedExamples };
+  SampleRows sample_rows = SampleRows::Windows;
 
   int64_t batch_size() const { return micro_batch * accum; }
   void validate() const;
