@@ -19,6 +19,8 @@ void CausalLm::set_attention_tile(int64_t tile) {
   for (CausalSelfAttention* a : attentions()) a->set_tile(tile);
 }
 
+AttentionKernel CausalLm::attention_kernel() const { return attentions().at(0)->kernel(); }
+
 bool CausalLm::uses_fused_attention() const {
   return attentions().at(0)->kernel_for(context_, DType::F32) == AttentionKernel::Flash;
 }

@@ -26,6 +26,7 @@ class CausalLm : public Model {
 
   // Every block's attention kernel and fused-kernel tile (nn/attention.h); Auto by default.
   void set_attention_kernel(AttentionKernel kernel);
+  AttentionKernel attention_kernel() const;  // as set (Auto unless --attention chose one)
   void set_attention_tile(int64_t tile);
   bool uses_fused_attention() const;  // at context(): the fused (flash) kernel, which has a tile
   // Dropout while training (embedding, attention probabilities, residual branches). Models

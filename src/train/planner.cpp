@@ -33,7 +33,7 @@ MemoryPlan plan_training_memory(const ModelFactory& make_model, const TrainOptio
     CausalLm* lm = as_causal_lm(*model);
     check(lm != nullptr, "chat examples need a language model, not " + model->arch());
     // Examples in rows run the fused kernel (the only one that masks them): the plan reports it.
-    if (lm->attentions().at(0)->kernel() == AttentionKernel::Auto) lm->set_attention_kernel(AttentionKernel::Flash);
+    if (lm->attention_kernel() == AttentionKernel::Auto) lm->set_attention_kernel(AttentionKernel::Flash);
     data = std::make_unique<ChatBatchShapes>(lm->context(),
                                              options.sample_rows == TrainOptions::SampleRows::PackedExamples);
   }
