@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "run/chat_data_run.h"
 #include "run/generate_run.h"
 #include "run/grad_run.h"
 #include "run/plan_run.h"
@@ -41,13 +42,17 @@ void run_plan(RunSpec& spec) {
 // Prints {"loss": x} and writes every trainable parameter's gradient under its name.
 void run_grad(RunSpec& spec) {
   check(!spec.model.model_dir.empty(), "frugal grad needs --model DIR");
-  check(!spec.grad.batch_path.empty(), "frugal grad needs --batch FILE (a safetensors file with 'inputs' and 'targets')");
+  const bool chat = is_chat_data(spec.data, spec.chat);
+  check(spec.grad.batch_path.empty() != spec.data.empty(),
+        "frugal grad needs one of --batch FILE (a safetensors file with 'inputs' and 'targets') and --data FILE.jsonl");
+  check(spec.data.empty() || chat, "frugal grad --data takes chat data (FILE.jsonl, or --data-format)");
   check(!spec.grad.out_path.empty(), "frugal grad needs --out FILE (where the gradients go)");
   if (world().rank() == 0) check_output_file(spec.grad.out_path, "--out");
   const std::string& path = spec.grad.batch_path;
   grad_run(
       spec,
       [&](const Model& model) {
+        if (chat) return whole_file_batch(spec, model);
         const SafetensorsFile file = SafetensorsFile::open(path);
         check(file.contains("inputs") && file.contains("targets"), path + ": a batch needs tensors 'inputs' and 'targets'");
         return Batch{file.load("inputs", MemCategory::Activations, model.input_dtype()),

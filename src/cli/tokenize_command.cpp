@@ -13,6 +13,7 @@
 #include "text/tokenizer.h"
 #include "text/documents.h"
 #include "text/token_file.h"
+#include "run/chat_data_run.h"
 
 namespace frugal::cli {
 
@@ -20,6 +21,8 @@ namespace {
 struct TokenizeFlags {
   std::string tokenizer, out, format = "bin", split = "auto";
   std::vector<std::string> inputs;
+  bool chat = false;
+  RunSpec spec;  // --chat: the template, format and --train-on settings (its ChatSpec)
 };
 
 // Progress on stderr about once a second while a large input is read.
@@ -43,8 +46,30 @@ class TokenizeProgress {
   bool shown_ = false;
 };
 
-void run_tokenize(const TokenizeFlags& f) {
+// --chat: per example of each JSONL input {"text", "ids", "mask"}, as training renders, tokenizes and
+// masks it (mask[i] = 1: token i is a target the loss trains on).
+void run_tokenize_chat(TokenizeFlags& f) {
+  check(f.format == "json", "tokenize --chat writes --format json (the texts, ids and masks of the examples)");
+  f.spec.model.tokenizer = f.tokenizer;
+  nlohmann::json out = nlohmann::json::array();
+  int64_t tokens = 0, trained = 0;
+  for (const std::string& path : f.inputs) {
+    ChatFormat format = ChatFormat::Auto;
+    for (const TokenizedExample& e : tokenize_chat_file(f.spec, path, format)) {
+      out.push_back({{"text", e.text}, {"ids", e.ids}, {"mask", e.mask}});
+      tokens += static_cast<int64_t>(e.ids.size());
+      trained += e.trained();
+    }
+    std::fprintf(stderr, "tokenize: %s: %s format\n", path.c_str(), chat_format_name(format));
+  }
+  write_file_atomic(f.out, out.dump() + "\n");
+  std::printf("%zu examples -> %lld tokens, %lld trained, in %s\n", out.size(), static_cast<long long>(tokens),
+              static_cast<long long>(trained), f.out.c_str());
+}
+
+void run_tokenize(TokenizeFlags& f) {
   check(f.format == "bin" || f.format == "json", "--format " + f.format + ": expected bin or json");
+  if (f.chat) return run_tokenize_chat(f);
   const DocumentSplit split = parse_document_split(f.split);
   const std::unique_ptr<TextTokenizer> loaded = load_tokenizer(f.tokenizer);
   TextTokenizer& tokenizer = *loaded;
@@ -81,6 +106,17 @@ void register_tokenize(CLI::App& app) {
   cmd->add_option("--format", flags->format, "bin (a token file) or json (an array of ids)")->capture_default_str();
   cmd->add_option("--split", flags->split, "documents: auto (fortune records if any), fortunes, paragraphs, none")
       ->capture_default_str();
+  cmd->add_flag("--chat", flags->chat,
+                "the inputs are chat/instruction JSONL: write each example's rendered text, ids and trained-token "
+                "mask (--format json)");
+  cmd->add_option("--data-format", flags->spec.chat.data_format, "--chat: auto | chat | sharegpt | prompt-completion | "
+                                                               "alpaca | text")
+      ->check(CLI::IsMember({"auto", "chat", "sharegpt", "prompt-completion", "alpaca", "text"}));
+  cmd->add_option("--chat-template", flags->spec.chat.chat_template, "--chat: a Jinja chat template file instead of "
+                                                                     "the tokenizer_config.json's");
+  cmd->add_option("--chat-template-kwargs", flags->spec.chat.template_kwargs, "--chat: extra template variables (JSON object)");
+  cmd->add_option("--train-on", flags->spec.chat.train_on, "--chat: assistant | completion | all")
+      ->check(CLI::IsMember({"assistant", "completion", "all"}));
   cmd->callback([flags] { run_tokenize(*flags); });
 }
 

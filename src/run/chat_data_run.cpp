@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "models/causal_lm.h"
 #include "run/model_builder.h"
 #include "text/tokenizer.h"
 
@@ -108,6 +109,15 @@ ChatDataSet load_chat_data(const RunSpec& spec, int64_t context, bool print) {
   check(!set.train.empty(), spec.data + ": no example left to train on (see the counts above)");
   check(held.empty() || !set.eval.empty(), "evaluation: no held-out example fits the context");
   return set;
+}
+
+Batch whole_file_batch(const RunSpec& spec, const Model& model) {
+  const CausalLm* lm = as_causal_lm(model);
+  check(lm != nullptr, "chat data needs a language model, not " + model.arch());
+  const int64_t context = lm->context();
+  ChatDataSet set = load_chat_data(spec, context, /*print=*/true);
+  ChatBatches batches(std::move(set.train), context, spec.chat.packing, 0, spec.data, /*shuffle=*/false);
+  return batches.batch(0, batches.samples_in_epoch(0));
 }
 
 std::vector<TokenizedExample> tokenize_chat_file(const RunSpec& spec, const std::string& path, ChatFormat& format) {

@@ -26,6 +26,11 @@ struct ChatDataSet {
 // positions with the spec's tokenizer. `print`: a line per file on stderr (format, counts).
 ChatDataSet load_chat_data(const RunSpec& spec, int64_t context, bool print);
 
+// `frugal grad --data FILE.jsonl`: every example of the file in one batch, in file order: packed rows
+// of the context with --packing, else one example per sample (ragged).
+// The context is the model's.
+Batch whole_file_batch(const RunSpec& spec, const Model& model);
+
 // The examples of one JSONL file tokenized and masked, nothing fitted or dropped (`frugal tokenize
 // --chat`): with the spec's tokenizer, template and --train-on.
 std::vector<TokenizedExample> tokenize_chat_file(const RunSpec& spec, const std::string& path, ChatFormat& format);

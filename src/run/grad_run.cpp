@@ -20,7 +20,9 @@ void grad_run(RunSpec& f, const BatchLoader& load_batch, const GradientConsumer&
   LedgerScope scope(ledger);
   std::unique_ptr<Model> model = build_model(f.model, "", 0, /*with_weights=*/true, f.lora);
   Batch batch = load_batch(*model);
-  if (CausalLm* lm = as_causal_lm(*model); lm && batch.inputs.ndim() == 2) lm->set_context(batch.inputs.dim(1));
+  // (a batch of examples keeps the model's context: its rows may hold several)
+  if (CausalLm* lm = as_causal_lm(*model); lm && batch.inputs.ndim() == 2 && !batch.positions.defined())
+    lm->set_context(batch.inputs.dim(1));
   validate_batch(*model, batch);
   // Under mpirun each rank takes its shard of the batch's rows and splits that into --accum micro-batches.
   Communicator& comm = world();

@@ -34,7 +34,9 @@ std::string template_source(const ordered_json& config, const std::string& where
   throw Error(where + ": chat_template lists no template named \"default\" (pass --chat-template FILE)");
 }
 
-ordered_json read_config(const std::string& dir) {
+// The tokenizer_config.json beside the tokenizer files (`dir`, or a tokenizer.json file in it).
+ordered_json read_config(std::string dir) {
+  if (std::filesystem::is_regular_file(dir)) dir = std::filesystem::path(dir).parent_path().string();
   const std::string path = (std::filesystem::path(dir) / "tokenizer_config.json").string();
   if (dir.empty() || !std::filesystem::exists(path)) return ordered_json::object();
   try {

@@ -1,5 +1,7 @@
 #include "train/batch.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "kernels/cross_entropy.h"
 
@@ -68,9 +70,18 @@ void validate_batch(const Model& model, const Batch& batch) {
           std::string("batch '") + what + "': expected " + dtype_name(dtype) + " " + want.str() + " (first dimension " +
               "any), got " + (t.defined() ? dtype_name(t.dtype()) + " " + t.shape().str() : "nothing"));
   };
-  expect(batch.inputs, model.sample_input_shape(), model.input_dtype(), "inputs");
-  expect(batch.targets, model.sample_target_shape(), model.target_dtype(), "targets");
+  if (batch.positions.defined()) {  // examples in rows: any row length (ragged: one row of all of them)
+    check(batch.inputs.ndim() == 2 && batch.inputs.dtype() == DType::I32 && batch.targets.shape() == batch.inputs.shape(),
+          "batch: examples need int32 (rows, T) inputs and targets of one shape, got " + batch.inputs.shape().str() +
+              " and " + batch.targets.shape().str());
+  } else {
+    expect(batch.inputs, model.sample_input_shape(), model.input_dtype(), "inputs");
+    expect(batch.targets, model.sample_target_shape(), model.target_dtype(), "targets");
+  }
   check(batch.inputs.dim(0) == batch.targets.dim(0), "batch: inputs and targets hold different numbers of samples");
+  check(batch.example_starts.empty() || (batch.example_starts.front() == 0 && batch.example_starts.back() == batch.inputs.numel() &&
+                                         std::is_sorted(batch.example_starts.begin(), batch.example_starts.end())),
+        "batch: example starts do not divide the row");
   check(batch.size() > 0, "batch: no samples");
   if (batch.positions.defined()) {
     check(model.input_dtype() == DType::I32 && batch.positions.shape() == batch.inputs.shape(),

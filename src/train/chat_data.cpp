@@ -70,9 +70,9 @@ std::vector<ChatSequence> fit_examples(std::vector<TokenizedExample> examples, i
 }
 
 ChatBatches::ChatBatches(std::vector<ChatSequence> examples, int64_t context, bool packing, uint64_t seed,
-                         std::string description)
+                         std::string description, bool shuffle)
     : examples_(std::move(examples)), context_(context), packing_(packing), seed_(seed),
-      description_(std::move(description)) {
+      description_(std::move(description)), shuffle_(shuffle) {
   check(!examples_.empty(), "chat data: no example left to train on (see the counts above)");
   for (const ChatSequence& e : examples_)
     check(slots(e) >= 1 && slots(e) <= context_, "chat data: an example does not fit the context");
@@ -83,7 +83,7 @@ const std::vector<int64_t>& ChatBatches::order(int64_t epoch) {
     const int64_t n = static_cast<int64_t>(examples_.size());
     order_.resize(static_cast<size_t>(n));
     std::iota(order_.begin(), order_.end(), 0);
-    for (int64_t i = n - 1; i > 0; --i) {  // Fisher-Yates with counter-based draws
+    for (int64_t i = n - 1; shuffle_ && i > 0; --i) {  // Fisher-Yates with counter-based draws
       const uint64_t j = philox4x32(seed_, rng_stream(kChatStream, 1, static_cast<uint64_t>(epoch)), static_cast<uint64_t>(i))[0] %
                          static_cast<uint64_t>(i + 1);
       std::swap(order_[static_cast<size_t>(i)], order_[j]);

@@ -45,8 +45,9 @@ std::vector<ChatSequence> fit_examples(std::vector<TokenizedExample> examples, i
 
 class ChatBatches : public DataSource {
  public:
+  // shuffle false: every epoch in the examples' own order (`frugal grad` over a whole file).
   ChatBatches(std::vector<ChatSequence> examples, int64_t context, bool packing, uint64_t seed,
-              std::string description);
+              std::string description, bool shuffle = true);
   Batch batch(int64_t step, int64_t batch_size) override;
   std::string describe() const override { return description_; }
   // Samples in one epoch: examples, or packed rows (their number depends on the epoch's order).
@@ -66,6 +67,7 @@ class ChatBatches : public DataSource {
   bool packing_;
   uint64_t seed_;
   std::string description_;
+  bool shuffle_;
   int64_t order_epoch_ = -1, rows_epoch_ = -1;
   std::vector<int64_t> order_;
   std::vector<std::vector<int64_t>> rows_;
