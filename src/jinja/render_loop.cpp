@@ -83,9 +83,9 @@ Value Renderer::call_macro(const Callable& c, const CallArgs& args) {
   if (calls_ >= limits_.max_depth) fail("macro calls nested deeper than " + std::to_string(limits_.max_depth));
   if (args.positional.size() > m.params.size())
     fail("macro '" + m.name + "' takes at most " + std::to_string(m.params.size()) + " arguments");
-  for (const auto& [k, v] : args.keyword)
-    if (std::none_of(m.params.begin(), m.params.end(), [&](const auto& p) { return p.first == k; }))
-      fail("macro '" + m.name + "' has no parameter '" + k + "'");
+  for (const auto& kv : args.keyword)
+    if (std::none_of(m.params.begin(), m.params.end(), [&](const auto& p) { return p.first == kv.first; }))
+      fail("macro '" + m.name + "' has no parameter '" + kv.first + "'");
   auto scope = std::make_shared<Scope>();
   scope->parent = closure;
   std::vector<size_t> defaults;

@@ -7,14 +7,8 @@ namespace frugal::jinja {
 
 namespace {
 
-bool same_object(const Value& a, const Value& b) {
-  if (a.get().index() != b.get().index()) return false;
-  if (a.list() || a.dict() || a.text() || a.ns() || a.callable() || a.loop()) {
-    if (a.text()) return a.as<TextPtr>()->get() == b.as<TextPtr>()->get() || a.text()->bytes == b.text()->bytes;
-    return equal(a, b);
-  }
-  return equal(a, b);
-}
+// Python's `is`: containers by identity (as equal() compares them), the rest by type and value.
+bool same_object(const Value& a, const Value& b) { return a.get().index() == b.get().index() && equal(a, b); }
 
 bool compare_test(Renderer& r, const std::string& n, const Value& v, const Value& other) {
   if (n == "equalto" || n == "eq" || n == "==") return equal(v, other);
