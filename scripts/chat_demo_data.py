@@ -4,7 +4,9 @@ of countries, answered in one fixed sentence, as chat JSONL (docs/CHAT-DATA.md).
 
     python3 scripts/chat_demo_data.py OUT_DIR [--eval-fraction 0.1] [--seed 0]
 
-writes OUT_DIR/train.jsonl and OUT_DIR/eval.jsonl. The eval file holds countries the train file never
+writes OUT_DIR/train.jsonl, OUT_DIR/eval.jsonl and OUT_DIR/facts.txt (plain text about every country,
+held-out ones included: what a base model would have read before instruction tuning). The eval file
+holds countries the train file never
 mentions, so it measures whether the model learned the answer format and the codes' pattern rather than
 one country's line. Per country: its alpha-2, alpha-3 and numeric code asked in one of several
 phrasings (a third of them after a system prompt), and a two-turn chat asking alpha-2 then alpha-3.
@@ -99,6 +101,26 @@ def write_jsonl_atomic(path, records):
             os.remove(tmp)
 
 
+def facts_text(countries):
+    """Plain text about every country (held-out ones included): what a base model would have read."""
+    lines = []
+    for c in countries:
+        lines.append(f"{c['name']} has the ISO 3166-1 codes {c['alpha_2']}, {c['alpha_3']} and {c['numeric']}.")
+        lines.append(f"{c['alpha_2']} and {c['alpha_3']} stand for {c['name']}.")
+    return "\n".join(lines) + "\n"
+
+
+def write_text_atomic(path, text):
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir")
@@ -120,6 +142,9 @@ def main():
         path = os.path.join(args.out_dir, f"{split}.jsonl")
         write_jsonl_atomic(path, examples)
         print(f"chat_demo_data: {path}: {len(examples)} examples about {len(splits[split])} countries")
+    facts = os.path.join(args.out_dir, "facts.txt")
+    write_text_atomic(facts, facts_text(sorted(countries, key=lambda c: c["alpha_2"])))
+    print(f"chat_demo_data: {facts}: two lines of plain text about each of the {len(countries)} countries")
 
 
 if __name__ == "__main__":

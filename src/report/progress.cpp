@@ -28,11 +28,20 @@ void Progress::update(const StepRecord& r, const MemoryLedger& ledger) {
   if (r.loss_scale != 1.0f || skipped_ > 0)
     std::snprintf(scaling, sizeof scaling, " | scale %g, %lld skipped", static_cast<double>(r.loss_scale),
                   static_cast<long long>(skipped_));
-  std::fprintf(stderr, "%sstep %lld/%lld [%s] loss %.4f | %s %s/s | lr %.2e | mem %s (peak %s)%s%s",
+  std::fprintf(stderr, "%sstep %lld/%lld [%s] loss %.4f%s | %s %s/s | lr %.2e | mem %s (peak %s)%s%s",
                tty_ ? "\r\033[K" : "", static_cast<long long>(done), static_cast<long long>(total_), bar.c_str(),
-               r.loss, format_count(smoothed_rate_).c_str(), tokens_ ? "tok" : "samples", r.lr,
+               r.loss, eval_.c_str(), format_count(smoothed_rate_).c_str(), tokens_ ? "tok" : "samples", r.lr,
                format_bytes(static_cast<double>(ledger.live().total)).c_str(),
                format_bytes(static_cast<double>(ledger.peak().total)).c_str(), scaling, tty_ ? "" : "\n");
+  std::fflush(stderr);
+}
+
+void Progress::set_eval(int64_t step, double loss, double perplexity, double accuracy) {
+  char text[96];
+  std::snprintf(text, sizeof text, " (eval %.4f)", loss);
+  eval_ = text;
+  std::fprintf(stderr, "%seval after step %lld: loss %.4f, perplexity %.3f, token accuracy %.2f%%\n",
+               tty_ ? "\r\033[K" : "", static_cast<long long>(step), loss, perplexity, 100 * accuracy);
   std::fflush(stderr);
 }
 

@@ -27,7 +27,9 @@ TextTokenizer& chat_tokenizer(const RunSpec& spec) {
   return *tokenizer;
 }
 
-FileExamples read_file_examples(const RunSpec& spec, const std::string& path) {
+// A file's examples read, rendered, tokenized and masked; with --skip-bad-examples the lines the reader
+// or the template refuse are counted instead. `keep_text`: the rendered texts too (`frugal tokenize`).
+FileExamples read_file_examples(const RunSpec& spec, const std::string& path, bool keep_text) {
   const ChatSpec& c = spec.chat;
   const TrainOn asked = parse_train_on(c.train_on);
   ChatReadOptions read;
@@ -42,7 +44,7 @@ FileExamples read_file_examples(const RunSpec& spec, const std::string& path) {
   for (const ChatExample& e : records.examples) {
     try {
       out.examples.push_back(tokenize_example(e, records.format, on, rendering, tokenizer, path));
-      out.examples.back().text.clear();  // kept only by `frugal tokenize`
+      if (!keep_text) out.examples.back().text.clear();
     } catch (const Error&) {
       if (!c.skip_bad) throw;
       ++out.bad_skipped;
@@ -77,7 +79,7 @@ nlohmann::json ChatDataSet::describe() const {
 ChatDataSet load_chat_data(const RunSpec& spec, int64_t context, bool print) {
   const ChatSpec& c = spec.chat;
   const Truncate truncate = parse_truncate(c.truncate);
-  FileExamples train = read_file_examples(spec, spec.data);
+  FileExamples train = read_file_examples(spec, spec.data, /*keep_text=*/false);
   ChatDataSet set;
   set.format = train.format;
   set.train_on = resolve_train_on(parse_train_on(c.train_on), train.format);
@@ -92,7 +94,7 @@ ChatDataSet load_chat_data(const RunSpec& spec, int64_t context, bool print) {
     check(!held.empty(), "--eval-fraction " + std::to_string(c.eval_fraction) + " holds out no example of " +
                              std::to_string(train.examples.size()) + ": pass a larger fraction");
   } else if (!c.eval_data.empty()) {
-    FileExamples eval = read_file_examples(spec, c.eval_data);
+    FileExamples eval = read_file_examples(spec, c.eval_data, /*keep_text=*/false);
     held = std::move(eval.examples);
     set.bad_skipped += eval.bad_skipped;
   }
@@ -121,19 +123,9 @@ Batch whole_file_batch(const RunSpec& spec, const Model& model) {
 }
 
 std::vector<TokenizedExample> tokenize_chat_file(const RunSpec& spec, const std::string& path, ChatFormat& format) {
-  const ChatSpec& c = spec.chat;
-  const TrainOn asked = parse_train_on(c.train_on);
-  ChatReadOptions read;
-  read.format = parse_chat_format(c.data_format);
-  read.skip_bad = c.skip_bad;
-  const ChatRecords records = read_chat_records(path, read);
-  TextTokenizer& tokenizer = chat_tokenizer(spec);
-  const ChatRendering rendering = load_chat_rendering(tokenizer_dir(spec.model), c.chat_template, c.template_kwargs, tokenizer);
-  format = records.format;
-  std::vector<TokenizedExample> out;
-  for (const ChatExample& e : records.examples)
-    out.push_back(tokenize_example(e, records.format, resolve_train_on(asked, records.format), rendering, tokenizer, path));
-  return out;
+  FileExamples file = read_file_examples(spec, path, /*keep_text=*/true);
+  format = file.format;
+  return std::move(file.examples);
 }
 
 }  // namespace frugal

@@ -26,6 +26,8 @@ RunFlag field(const char* name, T RunSpec::*group, auto member) {
           }};
 }
 
+// Longer than 60 lines because it is one table: a line per run-defining flag, in the order --help
+// lists them, is easier to check against spec_options.cpp than a table split over functions.
 const std::vector<RunFlag>& run_flags() {
   static const std::vector<RunFlag> flags = {
       field("--arch", &RunSpec::model, &ModelSpec::arch),

@@ -228,15 +228,15 @@ void print_header(const TrainRun& run) {
 // Evaluation on the held-out chat examples after step s (1-based `done`): printed, in --metrics, kept
 // for the summary; with --save-best a new lowest loss writes a training-state checkpoint of that step
 // into --save DIR/best (the previous best removed), which `--model` and `--resume` read.
-void evaluate_held_out(TrainRun& run, int64_t done, AtomicFileWriter* metrics, const nlohmann::json& config) {
+void evaluate_held_out(TrainRun& run, int64_t done, AtomicFileWriter* metrics, const nlohmann::json& config,
+                       Progress& progress) {
   const RunSpec& f = run.spec;
   const EvalMetrics m = evaluate_examples(*run.model, run.chat->eval, f.options.run_context(done));
   const nlohmann::json record{{"step", done}, {"eval_loss", m.loss}, {"eval_perplexity", m.perplexity},
                               {"eval_accuracy", m.accuracy}, {"eval_tokens", m.tokens}};
   run.evals.push_back(record);
   if (run.lead()) {
-    std::fprintf(stderr, "eval after step %lld: loss %.4f, perplexity %.3f, token accuracy %.2f%% (%lld tokens)\n",
-                 static_cast<long long>(done), m.loss, m.perplexity, 100 * m.accuracy, static_cast<long long>(m.tokens));
+    progress.set_eval(done, m.loss, m.perplexity, m.accuracy);
     if (metrics) metrics->write(record.dump() + "\n");
   }
   if (!f.chat.save_best || m.loss >= run.best_eval_loss) return;  // (every rank: the same numbers)
@@ -273,7 +273,7 @@ void run_steps(TrainRun& run, const StepCallback& on_step) {
     const nlohmann::json step = step_metrics(run.records.back(), run.ledger);
     if (run.lead()) progress.update(run.records.back(), run.ledger);
     if (metrics) metrics->write(step.dump() + "\n");
-    if (evaluation_due(run, s + 1)) evaluate_held_out(run, s + 1, metrics.get(), config);
+    if (evaluation_due(run, s + 1)) evaluate_held_out(run, s + 1, metrics.get(), config, progress);
     int64_t stop = on_step && !on_step(step) ? 1 : 0;
     // Every rank stops at the same step (each rank of an API run has its callback; the CLI's have none).
     if (on_step && run.comm.size() > 1) run.comm.allreduce_sum(&stop, 1);
