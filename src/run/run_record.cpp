@@ -26,6 +26,7 @@ RunFlag field(const char* name, T RunSpec::*group, auto member) {
           }};
 }
 
+// Longer than 60 lines because it is one table, a row per recorded flag.
 const std::vector<RunFlag>& run_flags() {
   static const std::vector<RunFlag> flags = {
       field("--arch", &RunSpec::model, &ModelSpec::arch),
