@@ -37,14 +37,22 @@ inline std::filesystem::path scratch(const std::string& name) {
   return dir;
 }
 
-// `env_settings` as env(1) takes them: "VAR=value", "-u VAR".
-inline CliResult run_frugal(const std::string& args, const std::string& env_settings = "") {
+// `env_settings` as env(1) takes them: "VAR=value", "-u VAR". Standard input: `stdin_path`.
+inline CliResult run_frugal(const std::string& args, const std::string& env_settings = "",
+                            const std::string& stdin_path = "/dev/null") {
   const std::filesystem::path dir = scratch("io");
   const std::string cmd = "env " + env_settings + " OMP_NUM_THREADS=1 " + FRUGAL_BINARY + " " + args + " > " +
-                          (dir / "out").string() + " 2> " + (dir / "err").string() + " < /dev/null";
+                          (dir / "out").string() + " 2> " + (dir / "err").string() + " < " + stdin_path;
   const int raw = std::system(cmd.c_str());
   // The shell reports a child killed by a signal as exit status 128 + signal.
   return {WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw), slurp(dir / "out"), slurp(dir / "err")};
+}
+
+// frugal with `input` piped to its standard input (`frugal chat`).
+inline CliResult run_frugal_input(const std::string& args, const std::string& input) {
+  const std::filesystem::path path = scratch("io") / "in";
+  std::ofstream(path, std::ios::binary) << input;
+  return run_frugal(args, "", path.string());
 }
 
 // A non-zero exit without a crash, and one non-empty line naming the problem.

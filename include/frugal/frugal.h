@@ -31,8 +31,9 @@ using StepCallback = std::function<bool(const nlohmann::json& step)>;
 nlohmann::json train(const nlohmann::json& spec, const StepCallback& on_step = {});
 
 // The prompt and its continuation, as `frugal generate` prints them ("model", "prompt", "tokens",
-// "temperature", "top-k", "seed", "adapter", ...). `on_text`, when given, receives the prompt and
-// then each new token's text as soon as it is chosen.
+// "temperature", "top-k", "top-p", "seed", "adapter", ...; with "messages": a JSON file of a
+// conversation, the reply alone). `on_text`, when given, receives the prompt and then each new
+// token's text as soon as it is chosen.
 std::string generate(const nlohmann::json& spec, const std::function<void(const std::string&)>& on_text = {});
 
 // The token ids of `text` under a tokenizer (a tokenizer.json, or a directory with one or with

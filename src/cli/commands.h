@@ -5,17 +5,24 @@
 #include <string>
 #include <vector>
 
+#include "run/run_spec.h"
+
 namespace frugal::cli {
 
 void register_train(CLI::App& app);
 void register_grad(CLI::App& app);
 void register_generate(CLI::App& app);
+void register_chat(CLI::App& app);
 void register_plan(CLI::App& app);
 void register_experiment(CLI::App& app);
 void register_lora(CLI::App& app);
 void register_svd(CLI::App& app);
 void register_doctor(CLI::App& app);
 void register_tokenize(CLI::App& app);
+
+// The subcommand of a described run (train, plan, grad, generate, chat) with its options bound to a
+// spec, and `run` called after parsing with the spec finished (--config applied under the flags).
+void register_run(CLI::App& app, Command command, const std::string& help, void (*run)(RunSpec&));
 
 // The command line frugal was started with (main records it; plan --memory-budget prints it back).
 void record_command_line(int argc, char** argv);

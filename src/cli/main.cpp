@@ -27,6 +27,7 @@ int run(int argc, char** argv) {
   frugal::cli::register_train(app);
   frugal::cli::register_grad(app);
   frugal::cli::register_generate(app);
+  frugal::cli::register_chat(app);
   frugal::cli::register_plan(app);
   frugal::cli::register_experiment(app);
   frugal::cli::register_lora(app);

@@ -1,4 +1,4 @@
-// `frugal train | plan | grad | generate`: each maps its flags (and --config FILE) onto a run spec
+// `frugal train | plan | grad | generate` (and register_run, which `frugal chat` shares): each maps its flags (and --config FILE) onto a run spec
 // and hands it to the library (src/run/).
 #include <cstdio>
 #include <memory>
@@ -17,10 +17,6 @@
 
 namespace frugal::cli {
 
-namespace {
-
-// The subcommand with its options bound to a spec, and the function run after parsing with the
-// spec finished (--config applied under the flags).
 void register_run(CLI::App& app, Command command, const std::string& help, void (*run)(RunSpec&)) {
   auto spec = std::make_shared<RunSpec>(default_spec(command));
   CLI::App* cmd = app.add_subcommand(command_name(command), help);
@@ -31,6 +27,8 @@ void register_run(CLI::App& app, Command command, const std::string& help, void 
     run(*spec);
   });
 }
+
+namespace {
 
 void run_train(RunSpec& spec) { train_run(spec); }
 

@@ -1,6 +1,7 @@
 // Text from a spec's language model: `frugal generate`, frugal::generate() and Python's
 // frugal.generate(). BPE tokens when the model has a tokenizer, else bytes; a KV cache unless
-// --no-kv-cache.
+// --no-kv-cache. With --messages the prompt is a conversation in the model's chat template, and the
+// text is the reply alone.
 #include "run/generate_run.h"
 
 #include <chrono>
@@ -8,41 +9,35 @@
 #include <vector>
 
 #include "core/error.h"
-#include "models/causal_lm.h"
-#include "models/lora_setup.h"
-#include "models/model_io.h"
-#include "run/model_builder.h"
+#include "run/chat_prompt.h"
+#include "run/generation_model.h"
+#include "text/chat_messages.h"
 #include "text/tokenizer.h"
 
 namespace frugal {
 
 namespace {
 
+// What generation starts from: the ids, the text printed before the new tokens, and where it stops.
+struct Prompt {
+  std::vector<int32_t> ids;
+  std::string echo;  // --prompt's text; nothing for --messages (the reply alone is printed)
+  std::vector<int32_t> stop_tokens;
+};
+
 // The prompt's ids (TextTokenizer::prompt_ids), or bytes.
-std::vector<int32_t> prompt_tokens(const std::string& prompt, TextTokenizer* tokenizer) {
-  if (!tokenizer) return byte_tokens(prompt);
+Prompt text_prompt(const std::string& prompt, TextTokenizer* tokenizer) {
+  if (!tokenizer) return {byte_tokens(prompt), prompt, {}};
   std::vector<int32_t> ids = tokenizer->prompt_ids(prompt);
   check(!ids.empty(), "an empty --prompt needs a <|endoftext|> (EOS) token to start from");
-  return ids;
+  return {std::move(ids), prompt, {}};
 }
 
-// The model as --model, --adapter and --base-precision say: an adapter merged into the weights for
-// zero-overhead inference (a quantised base keeps it beside).
-std::unique_ptr<Model> generation_model(const RunSpec& f) {
-  std::unique_ptr<Model> model;
-  if (f.lora.base_precision == "fp32") {
-    model = load_model(f.model.model_dir);
-    if (!f.lora.adapter.empty()) load_adapter(*model, f.lora.adapter);
-  } else {  // the base stored as training stored it (nf4/int8: quantised while loading)
-    ModelSpec base;
-    base.model_dir = f.model.model_dir;
-    LoraSpec lora;
-    lora.adapter = f.lora.adapter;
-    lora.base_precision = f.lora.base_precision;
-    model = build_model(base, "fortunes", 0, /*with_weights=*/true, lora);
-  }
-  if (!f.lora.adapter.empty()) merge_lora(*model);
-  return model;
+// --messages FILE.json in the chat template, ending at an end-of-turn token.
+Prompt messages_prompt(const RunSpec& f, TextTokenizer* tokenizer) {
+  const std::vector<ChatMessage> messages = read_chat_messages(f.generate.messages);
+  const ChatRendering rendering = generation_rendering(f, tokenizer, "generate --messages");
+  return {chat_prompt_ids(rendering, messages, *tokenizer), "", end_of_turn_ids(rendering, *tokenizer, f.model.model_dir)};
 }
 
 }  // namespace
@@ -50,30 +45,21 @@ std::unique_ptr<Model> generation_model(const RunSpec& f) {
 std::string generate_run(RunSpec& f, const TextCallback& on_text) {
   resolve_spec(f, Command::Generate);
   apply_threads(f.threads);
-  std::unique_ptr<Model> model = generation_model(f);
-  CausalLm* lm = as_causal_lm(*model);
-  check(lm, "frugal generate needs a language model (gpt, llama), " + f.model.model_dir + " holds a " + model->arch());
-  ModelSpec tokenizer_spec;
-  tokenizer_spec.model_dir = f.model.model_dir;
-  tokenizer_spec.tokenizer = f.model.tokenizer;
-  TextTokenizer* tokenizer = model_tokenizer(tokenizer_spec);
-  const int64_t vocab = lm->vocab_size();
-  check(tokenizer || vocab >= 256, "generate: byte-level text needs vocab_size >= 256 (or a --tokenizer)");
-  if (tokenizer)
-    check(tokenizer->vocab_size() <= vocab, "generate: the tokenizer has " + std::to_string(tokenizer->vocab_size()) +
-                                                " tokens, more than the model's vocab_size " + std::to_string(vocab));
-  const std::string& prompt = f.generate.prompt;
-  std::string out = prompt;
-  if (on_text) on_text(prompt);
+  GenerationModel g = load_generation_model(f, "generate");
+  const Prompt prompt =
+      f.generate.messages.empty() ? text_prompt(f.generate.prompt, g.tokenizer) : messages_prompt(f, g.tokenizer);
+  SampleOptions sample = f.generate.sample;
+  sample.stop_tokens = prompt.stop_tokens;
+  std::string out = prompt.echo;
+  if (on_text) on_text(prompt.echo);
   // With --timing a line on stderr: the first token's latency (it includes the prompt's forward) and
   // the whole run's new tokens per second.
   using Clock = std::chrono::steady_clock;
   const Clock::time_point start = Clock::now();
   double first_s = 0;
-  const std::vector<int32_t> prompt_ids = prompt_tokens(prompt, tokenizer);
-  const std::vector<int32_t> ids = generate_tokens(*lm, prompt_ids, f.generate.sample, [&](int32_t id) {
+  const std::vector<int32_t> ids = generate_tokens(*g.lm, prompt.ids, sample, [&](int32_t id) {
     if (first_s == 0) first_s = std::chrono::duration<double>(Clock::now() - start).count();
-    const std::string text = tokenizer ? tokenizer->token_bytes(id) : std::string(1, static_cast<char>(id & 0xff));
+    const std::string text = g.tokenizer ? g.tokenizer->token_bytes(id) : std::string(1, static_cast<char>(id & 0xff));
     out += text;
     if (on_text) on_text(text);
   });
@@ -82,8 +68,8 @@ std::string generate_run(RunSpec& f, const TextCallback& on_text) {
     std::fprintf(stderr,
                  "generate: %zu prompt tokens, %zu new tokens in %.3f s (%.2f tokens/s), first after %.3f s, "
                  "kv cache %s\n",
-                 prompt_ids.size(), ids.size(), total_s, total_s > 0 ? ids.size() / total_s : 0.0, first_s,
-                 f.generate.sample.kv_cache ? "on" : "off");
+                 prompt.ids.size(), ids.size(), total_s, total_s > 0 ? ids.size() / total_s : 0.0, first_s,
+                 sample.kv_cache ? "on" : "off");
   return out;
 }
 

@@ -19,6 +19,7 @@ const char* command_name(Command command) {
     case Command::Plan: return "plan";
     case Command::Grad: return "grad";
     case Command::Generate: return "generate";
+    case Command::Chat: return "chat";
   }
   return "?";
 }
@@ -33,6 +34,7 @@ RunSpec default_spec(Command command) {
   }
   if (command == Command::Plan) s.options.micro_batch = 16;
   if (command == Command::Grad) s.data = "";
+  if (command == Command::Chat) s.generate.sample.tokens = 512;  // a reply's limit (it usually ends at end-of-turn)
   return s;
 }
 
@@ -99,12 +101,18 @@ bool is_chat_data(const std::string& data, const ChatSpec& chat) {
 }
 
 void resolve_spec(RunSpec& s, Command command) {
-  if (command == Command::Generate) {
-    check(!s.model.model_dir.empty(), "frugal generate needs --model DIR");
+  if (command == Command::Generate || command == Command::Chat) {
+    check(!s.model.model_dir.empty(), std::string("frugal ") + command_name(command) + " needs --model DIR");
     check(s.lora.base_precision == "fp32" || !s.lora.adapter.empty(),
           "--base-precision applies to an adapter's base: add --adapter DIR");
+    check(s.generate.messages.empty() || (s.generate.prompt.empty() && !s.given.count("--prompt")),
+          "--messages and --prompt: give one of them (the messages render the prompt)");
+    const bool templated = command == Command::Chat || !s.generate.messages.empty();
+    check(templated || (s.chat.chat_template.empty() && s.chat.template_kwargs.empty()),
+          "--chat-template and --chat-template-kwargs need --messages FILE.json (or frugal chat)");
     s.generate.sample.seed = s.options.seed;
     s.generate.sample.kv_cache = !s.generate.no_kv_cache;
+    check_sample_options(s.generate.sample);
     return;
   }
   if (command == Command::Grad) check(!s.model.model_dir.empty(), "frugal grad needs --model DIR");

@@ -1,5 +1,5 @@
 #pragma once
-// A run described once: everything the flags of `frugal train|plan|grad|generate`, a --config file
+// A run described once: everything the flags of `frugal train|plan|grad|generate|chat`, a --config file
 // or a Python spec dict say (DESIGN.md "Command-line contract"). They all fill this struct through
 // one table of keys (run/spec_options.h), and the library builds the run from it (run/model_builder.h,
 // run/train_run.h, ...): nothing above this layer decides what a model is.
@@ -15,7 +15,7 @@
 namespace frugal {
 
 // The commands that run a described run; each reads the keys it has (run/spec_options.cpp).
-enum class Command { Train, Plan, Grad, Generate };
+enum class Command { Train, Plan, Grad, Generate, Chat };
 const char* command_name(Command command);
 
 struct ModelSpec {
@@ -93,10 +93,12 @@ struct GradSpec {
   std::string batch_path, out_path;
 };
 
-// `generate`'s own (the model, adapter, base precision and tokenizer are the model and LoRA specs';
-// its --seed is options.seed).
+// `generate`'s and `chat`'s own (the model, adapter, base precision and tokenizer are the model and
+// LoRA specs'; the seed is options.seed; --chat-template and --chat-template-kwargs are ChatSpec's).
 struct GenerateSpec {
   std::string prompt;
+  std::string messages;  // --messages FILE.json: a chat rendered with the template instead of --prompt
+  std::string system;    // chat's --system TEXT: the first message of every conversation
   SampleOptions sample;
   bool no_kv_cache = false, stream = false, timing = false;
 };

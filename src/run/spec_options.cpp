@@ -184,18 +184,34 @@ void add_chat_options(CLI::App& app, ChatSpec& c, bool evaluation) {
   app.add_flag("--save-best", c.save_best, "keep the model with the lowest eval loss in --save DIR/best");
 }
 
-void add_generate_options(CLI::App& app, RunSpec& s) {
+// generate's and chat's: the model, the sampling, and the chat template (generate: with --messages).
+void add_generate_options(CLI::App& app, RunSpec& s, Command command) {
   app.add_option("--model", s.model.model_dir, "model directory");
-  app.add_option("--prompt", s.generate.prompt, "text to continue");
+  if (command == Command::Generate) {
+    app.add_option("--prompt", s.generate.prompt, "text to continue");
+    app.add_option("--messages", s.generate.messages,
+                   "a JSON list of {\"role\", \"content\"} messages (or {\"messages\": [...]}) rendered with the chat "
+                   "template as the prompt; prints only the reply, which ends at the end-of-turn token");
+  } else {
+    app.add_option("--system", s.generate.system, "a system message that starts the conversation");
+  }
+  app.add_option("--chat-template", s.chat.chat_template, "a Jinja chat template file instead of the model's");
+  app.add_option("--chat-template-kwargs", s.chat.template_kwargs,
+                 "extra template variables as a JSON object, e.g. '{\"enable_thinking\": false}'");
   app.add_option("--adapter", s.lora.adapter, "a PEFT LoRA adapter to merge before sampling");
   app.add_option("--base-precision", s.lora.base_precision,
                  "with --adapter: the base as it was fine-tuned, fp32 | nf4 | int8 (a half base samples as fp32)")
       ->check(CLI::IsMember({"fp32", "nf4", "int8"}))->capture_default_str();
   app.add_option("--tokenizer", s.model.tokenizer, "tokenizer.json or tokenizer directory (default: the model directory's, else bytes)");
-  app.add_option("--tokens", s.generate.sample.tokens, "tokens to generate")->check(CLI::Range(0, 1 << 20))->capture_default_str();
+  app.add_option("--tokens", s.generate.sample.tokens,
+                 command == Command::Chat ? "the most tokens of a reply" : "tokens to generate")->check(CLI::Range(0, 1 << 20))->capture_default_str();
   app.add_option("--temperature", s.generate.sample.temperature, "0: greedy")->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--top-k", s.generate.sample.top_k, "sample among the k most likely (0: all)")->check(CLI::NonNegativeNumber);
+  app.add_option("--top-p", s.generate.sample.top_p,
+                 "sample among the most likely tokens whose probabilities sum to P, 0 < P <= 1 (after --top-k; 1: off)")
+      ->capture_default_str();
   app.add_option("--seed", s.options.seed, "sampling seed");
+  if (command == Command::Chat) return;
   app.add_flag("--no-kv-cache", s.generate.no_kv_cache,
                "re-run the whole context for every token (the path before the KV cache, for comparison)");
   app.add_flag("--stream", s.generate.stream, "print each token as soon as it is generated");
@@ -214,8 +230,8 @@ void add_spec_options(CLI::App& app, RunSpec& s, Command command) {
   app.add_option("--config", s.config,
                  "read settings from a YAML or JSON file (keys: these flags' names, e.g. lora-rank: 8; a summary or "
                  "checkpoint's \"run\" record replays that run); flags given here win over the file");
-  if (command == Command::Generate) {
-    add_generate_options(app, s);
+  if (command == Command::Generate || command == Command::Chat) {
+    add_generate_options(app, s, command);
     add_threads_option(app, s.threads);
     return;
   }

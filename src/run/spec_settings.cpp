@@ -105,7 +105,7 @@ std::string unknown_key_message(const CLI::App& app, const std::string& key) {
     if (d < best) best = d, nearest = name.substr(2);
   }
   std::string elsewhere;
-  for (Command other : {Command::Train, Command::Plan, Command::Grad, Command::Generate}) {
+  for (Command other : {Command::Train, Command::Plan, Command::Grad, Command::Generate, Command::Chat}) {
     if (app.get_name() == command_name(other)) continue;
     CLI::App probe;
     RunSpec spec = default_spec(other);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "core/error.h"
 #include "train/next_token.h"
@@ -9,11 +10,18 @@
 
 namespace frugal {
 
-namespace {
-void check_request(const CausalLm& model, const std::vector<int32_t>& prompt, const SampleOptions& options) {
+void check_sample_options(const SampleOptions& options) {
   check(options.temperature >= 0 && std::isfinite(options.temperature), "--temperature must be >= 0");
   check(options.tokens >= 0, "--tokens must be >= 0");
   check(options.top_k >= 0, "--top-k must be >= 0");
+  char got[32];
+  std::snprintf(got, sizeof got, "%g", static_cast<double>(options.top_p));
+  check(options.top_p > 0 && options.top_p <= 1, std::string("--top-p must be in (0, 1] (1: off), got ") + got);
+}
+
+namespace {
+void check_request(const CausalLm& model, const std::vector<int32_t>& prompt, const SampleOptions& options) {
+  check_sample_options(options);
   check(!prompt.empty(), "generate: the prompt has no tokens");
   for (int32_t id : prompt)
     check(id >= 0 && id < model.vocab_size(), "generate: prompt token id " + std::to_string(id) +
@@ -36,9 +44,10 @@ std::vector<int32_t> generate_tokens(CausalLm& model, const std::vector<int32_t>
     int32_t id = 0;
     {
       const Tensor logits = next.next(tokens);  // (1, V), released before on_token
-      id = sample_token(logits.f32(), model.vocab_size(), options.temperature, options.top_k, options.seed,
-                        static_cast<uint64_t>(n), probs);
+      id = sample_token(logits.f32(), model.vocab_size(), options.temperature, options.top_k, options.top_p,
+                        options.seed, static_cast<uint64_t>(n), probs);
     }
+    if (std::find(options.stop_tokens.begin(), options.stop_tokens.end(), id) != options.stop_tokens.end()) break;
     tokens.push_back(id);
     out.push_back(id);
     if (on_token) on_token(id);

@@ -160,6 +160,13 @@ def test_generate_and_tokenize(cli, tiny_gpt):
     printed = cli("generate", *flags(settings)).stdout
     assert frugal.generate(settings) + "\n" == printed
     assert frugal.generate(model=tiny_gpt, prompt="The ", tokens=12, temperature=0, threads=1) + "\n" == printed
+    # Nucleus sampling through the same key table: the same draws as the command line's --top-p.
+    sampled = dict(settings, temperature=1.5, seed=4)
+    nucleus = dict(sampled, **{"top-p": 0.3})
+    assert frugal.generate(nucleus) + "\n" == cli("generate", *flags(nucleus)).stdout
+    assert frugal.generate(nucleus) != frugal.generate(sampled)
+    with pytest.raises(frugal.Error, match="--top-p"):
+        frugal.generate(dict(settings, top_p=0))
     ids = frugal.tokenize(text="héllo")
     assert ids.dtype == np.int32 and list(ids) == list("héllo".encode())
 
