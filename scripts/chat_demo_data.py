@@ -102,12 +102,9 @@ def write_jsonl_atomic(path, records):
 
 
 def facts_text(countries):
-    """Plain text about every country (held-out ones included): what a base model would have read."""
-    lines = []
-    for c in countries:
-        lines.append(f"{c['name']} has the ISO 3166-1 codes {c['alpha_2']}, {c['alpha_3']} and {c['numeric']}.")
-        lines.append(f"{c['alpha_2']} and {c['alpha_3']} stand for {c['name']}.")
-    return "\n".join(lines) + "\n"
+    """Plain text about every country (held-out ones included): what a base model would have read
+    before instruction tuning, in the words the answers use."""
+    return "".join(" ".join(answer(kind, c) for kind in QUESTIONS) + "\n" for c in countries)
 
 
 def write_text_atomic(path, text):
@@ -144,7 +141,7 @@ def main():
         print(f"chat_demo_data: {path}: {len(examples)} examples about {len(splits[split])} countries")
     facts = os.path.join(args.out_dir, "facts.txt")
     write_text_atomic(facts, facts_text(sorted(countries, key=lambda c: c["alpha_2"])))
-    print(f"chat_demo_data: {facts}: two lines of plain text about each of the {len(countries)} countries")
+    print(f"chat_demo_data: {facts}: a line of plain text about each of the {len(countries)} countries")
 
 
 if __name__ == "__main__":
