@@ -216,7 +216,9 @@ TEST(ChatTrain, BadExamplesStopOrAreCounted) {
     const json counts = json::parse(read_file((dir / "s.json").string()))["chat_data"]["train"];
     EXPECT_EQ(counts[key], expected) << truncate;
     // Cut on the right, the long question leaves no answer: skipped, never trained on its prompt.
-    if (std::string(truncate) == "right") EXPECT_EQ(counts["skipped_without_trained_tokens"], 1);
+    if (std::string(truncate) == "right") {
+      EXPECT_EQ(counts["skipped_without_trained_tokens"], 1);
+    }
   }
   // Cut on the left, the long answer keeps its end (and the end-of-turn token): trained, not skipped.
   write_file_atomic((dir / "late.jsonl").string(), good + answer_late);

@@ -32,7 +32,8 @@ std::string js_number(double v) {
   if (k <= n && n <= 21) return sign + digits + std::string(static_cast<size_t>(n - k), '0');
   if (0 < n && n <= 21) return sign + digits.substr(0, static_cast<size_t>(n)) + "." + digits.substr(static_cast<size_t>(n));
   if (-6 < n && n <= 0) return sign + "0." + std::string(static_cast<size_t>(-n), '0') + digits;
-  const std::string exp = (n - 1 >= 0 ? "+" : "-") + std::to_string(std::abs(n - 1));
+  std::string exp = n - 1 >= 0 ? "+" : "-";  // (appended, not "+" + to_string(): GCC 12's -Wrestrict misfires)
+  exp += std::to_string(std::abs(n - 1));
   return sign + digits.substr(0, 1) + (k > 1 ? "." + digits.substr(1) : "") + "e" + exp;
 }
 

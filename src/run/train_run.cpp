@@ -1,4 +1,5 @@
 // A training run of a spec: `frugal train`, frugal::train() and Python's frugal.train().
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstdio>
@@ -198,6 +199,10 @@ void build_run(TrainRun& run) {
   run.first_step = run.resume ? run.resume->steps_done : 0;
   run.token_model = as_causal_lm(*run.model) != nullptr;
   run.tokens_per_sample = run.token_model ? as_causal_lm(*run.model)->context() : 1;
+  if (run.chat && !f.chat.packing) {  // a sample is one example: its mean number of predictions
+    const FitCounts& n = run.chat->train_counts;
+    run.tokens_per_sample = std::max<int64_t>(1, (n.tokens - n.examples) / std::max<int64_t>(1, n.examples));
+  }
 }
 
 void print_header(const TrainRun& run) {
