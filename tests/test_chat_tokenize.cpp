@@ -230,6 +230,23 @@ TEST(ChatTokenize, TrainOnChoosesTheTurns) {
   EXPECT_EQ("<|begin_of_text|>" + all.second, all.first);  // every token but the first
 }
 
+// An error the template raises names the example's FILE:LINE (and the template's own message).
+TEST(ChatTokenize, TemplateErrorsNameTheExample) {
+  const fs::path work = scratch("chat_tokenize_raise");
+  write_file_atomic((work / "t.jinja").string(),
+                    "{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('no system prompts') }}"
+                    "{% endif %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+                    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}");
+  const json ok{{"messages", json::array({{{"role", "user"}, {"content", "q"}}, {{"role", "assistant"}, {"content", "a"}}})}};
+  json bad = ok;
+  bad["messages"].insert(bad["messages"].begin(), json{{"role", "system"}, {"content", "s"}});
+  write_file_atomic((work / "c.jsonl").string(), ok.dump() + "\n" + bad.dump() + "\n");
+  expect_one_line_error(run_frugal("tokenize --chat --format json --tokenizer " + tokenizer_dir("tokenizer-qwen3") + " " +
+                                   (work / "c.jsonl").string() + " --out " + (work / "c.json").string() +
+                                   " --chat-template " + (work / "t.jinja").string()),
+                        "c.jsonl:2: the chat template: ");
+}
+
 // A model without a chat template (GPT-2's tokenizer config has none): prompt-completion and Alpaca
 // records are concatenated, the completion and EOS trained; a multi-turn chat needs --chat-template.
 TEST(ChatTokenize, WithoutATemplatePromptAndCompletionAreConcatenated) {

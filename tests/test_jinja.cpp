@@ -148,6 +148,8 @@ TEST(JinjaFeatures, Slicing) {
   // Code points, not bytes or UTF-16 units.
   EXPECT_EQ(render("{{ 'a😀b'[1] }}|{{ 'a😀b'[::-1] }}|{{ 'héllo'[1:3] }}|{{ '日本語'|length }}"), "😀|b😀a|él|3");
   EXPECT_NE(error_of("{{ 'abc'[::0] }}").find("step cannot be zero"), std::string::npos);
+  // Steps near the ends of int64 (a stepped index past them would wrap around into another item).
+  EXPECT_EQ(render("{{ [1, 2, 3][1::9223372036854775807] }}|{{ [1, 2, 3][::-9223372036854775807] }}"), "[2]|[3]");
 }
 
 TEST(JinjaFeatures, Loops) {

@@ -193,7 +193,12 @@ std::vector<int64_t> slice_indices(int64_t n, const Value& start_v, const Value&
   const int64_t start = step > 0 ? clamp(start_v, 0, 0, n) : clamp(start_v, n - 1, -1, n - 1);
   const int64_t stop = step > 0 ? clamp(stop_v, n, 0, n) : clamp(stop_v, -1, -1, n - 1);
   std::vector<int64_t> out;
-  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.push_back(i);
+  // The count first (no i += step past the ends of int64: a step of 2^63 - 1 would wrap around).
+  const uint64_t span = step > 0 ? (stop > start ? static_cast<uint64_t>(stop - start) : 0)
+                                 : (start > stop ? static_cast<uint64_t>(start - stop) : 0);
+  const uint64_t stride = step > 0 ? static_cast<uint64_t>(step) : 0 - static_cast<uint64_t>(step);
+  const uint64_t count = span == 0 ? 0 : (span - 1) / stride + 1;
+  for (uint64_t k = 0; k < count; ++k) out.push_back(start + static_cast<int64_t>(k) * step);
   return out;
 }
 

@@ -18,7 +18,9 @@ void grad_run(RunSpec& f, const BatchLoader& load_batch, const GradientConsumer&
   apply_threads(f.threads);
   MemoryLedger ledger;
   LedgerScope scope(ledger);
-  std::unique_ptr<Model> model = build_model(f.model, "", 0, /*with_weights=*/true, f.lora);
+  const bool examples = is_chat_data(f.data, f.chat);
+  std::unique_ptr<Model> model = build_model(f.model, examples ? f.data : "", 0, /*with_weights=*/true, f.lora);
+  use_fused_attention_for_examples(*model, examples);
   Batch batch = load_batch(*model);
   // (a batch of examples keeps the model's context: its rows may hold several)
   if (CausalLm* lm = as_causal_lm(*model); lm && batch.inputs.ndim() == 2 && !batch.positions.defined())

@@ -108,8 +108,12 @@ void apply_dropout_flags(const ModelSpec& f, Model& model) {
 
 // The model of the flags with shapes only: no weights are read or drawn here.
 // Kernel settings of a GPT (chunk and tile sizes), checked here so a bad value is a one-line error.
-void apply_kernel_flags(const ModelSpec& f, Model& model) {
+// Chat examples (`examples`) run the fused attention kernel, the only one that masks them from each
+// other: Auto becomes Flash, so the schedule, the plan and the report all see the kernel that runs.
+void apply_kernel_flags(const ModelSpec& f, Model& model, bool examples) {
   apply_dropout_flags(f, model);
+  if (examples && f.attention == "auto")
+    if (CausalLm* lm = as_causal_lm(model)) lm->set_attention_kernel(AttentionKernel::Flash);
   if (f.loss_chunk == 0 && f.attention == "auto" && f.attention_tile == 0) return;
   CausalLm* lm = as_causal_lm(model);
   check(lm, "--loss-chunk/--attention/--attention-tile apply to language models (gpt, llama) only");
@@ -219,10 +223,15 @@ std::unique_ptr<Model> construct_architecture(const ModelSpec& f, const std::str
 
 std::unique_ptr<Model> construct_base_model(const ModelSpec& f, const std::string& data) {
   std::unique_ptr<Model> model = construct_architecture(f, data);
-  apply_kernel_flags(f, *model);
+  apply_kernel_flags(f, *model, is_chat_data(data, ChatSpec{}));  // (a .jsonl file)
   return model;
 }
 }  // namespace
+
+void use_fused_attention_for_examples(Model& model, bool examples) {
+  CausalLm* lm = as_causal_lm(model);
+  if (examples && lm && lm->attention_kernel() == AttentionKernel::Auto) lm->set_attention_kernel(AttentionKernel::Flash);
+}
 
 std::unique_ptr<Model> build_model(const ModelSpec& f, const std::string& data, uint64_t seed, bool with_weights,
                                    const LoraSpec& lora, LoraSettings* lora_used, const StorageSpec& storage) {

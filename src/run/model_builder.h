@@ -25,6 +25,11 @@ TextTokenizer* model_tokenizer(const ModelSpec& spec);
 std::unique_ptr<Model> build_base_model(const ModelSpec& spec, const std::string& data, uint64_t seed,
                                         bool with_weights, const LoraSpec& lora = {}, const StorageSpec& storage = {});
 
+// Chat examples (`examples`) run the fused attention kernel, the only one that masks them from each
+// other: a language model's Auto kernel becomes Flash, so its schedule and report see what runs.
+// (A .jsonl --data does this in build_model already; --data-format makes any file chat data.)
+void use_fused_attention_for_examples(Model& model, bool examples);
+
 // build_base_model, then with LoRA the adapters attached (or loaded) and the base frozen;
 // `lora_used` receives the settings when it is not null.
 std::unique_ptr<Model> build_model(const ModelSpec& spec, const std::string& data, uint64_t seed,

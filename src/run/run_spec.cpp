@@ -69,7 +69,8 @@ void check_train_outputs(const RunSpec& f) {
 }
 
 // Chat data's settings: what a sample is (packed rows or one example each), and the settings that
-// mean nothing without chat data refused rather than ignored.
+// would change what is trained on refused without chat data (--truncate and --skip-bad-examples,
+// which change nothing there, are left alone).
 void check_chat_spec(RunSpec& s, Command command) {
   const ChatSpec& c = s.chat;
   const bool chat = is_chat_data(s.data, c);

@@ -187,6 +187,7 @@ void build_run(TrainRun& run) {
   run.model = build_model(f.model, f.data, f.options.seed, /*with_weights=*/true, f.lora, &run.lora,
                           storage_spec(f.options, &run.comm));
   if (is_chat_data(f.data, f.chat)) {
+    use_fused_attention_for_examples(*run.model, true);
     const int64_t context = as_causal_lm(*run.model)->context();
     run.chat = load_chat_data(f, context, run.lead());
     run.data = std::make_unique<ChatBatches>(std::move(run.chat->train), context, f.chat.packing, f.options.seed,
@@ -244,8 +245,13 @@ void evaluate_held_out(TrainRun& run, int64_t done, AtomicFileWriter* metrics, c
     progress.set_eval(done, m.loss, m.perplexity, m.accuracy);
     if (metrics) metrics->write(record.dump() + "\n");
   }
-  if (!f.chat.save_best || m.loss >= run.best_eval_loss) return;  // (every rank: the same numbers)
-  run.best_eval_loss = m.loss;
+  if (!f.chat.save_best) return;
+  // Rank 0's loss decides for every rank (their sums may differ in the last bits, and a sharded
+  // checkpoint needs all of them); a NaN is never the best.
+  double loss = run.lead() ? m.loss : 0.0;
+  run.comm.allreduce_sum(&loss, 1);
+  if (!(loss < run.best_eval_loss)) return;
+  run.best_eval_loss = loss;
   write_training_checkpoint(f.output.save_dir + "/best", done, *run.model, *run.trainer, config, /*keep=*/1, run.comm);
 }
 

@@ -167,8 +167,15 @@ TokenizedExample tokenize_example(const ChatExample& example, ChatFormat format,
     out.text = example.text + rendering.eos_token;
     spans.push_back({0, out.text.size()});
   } else {
-    auto rendered = rendering.chat_template ? render_with_spans(example, on, rendering, fail)
-                                            : concatenate(example, on, rendering, fail);
+    std::pair<std::string, std::vector<Span>> rendered;
+    try {
+      rendered = rendering.chat_template ? render_with_spans(example, on, rendering, fail)
+                                         : concatenate(example, on, rendering, fail);
+    } catch (const Error& e) {  // the template's own errors (raise_exception, limits) name the example too
+      const std::string where = source + ":" + std::to_string(example.line) + ": ";
+      if (std::string(e.what()).rfind(where, 0) == 0) throw;
+      fail(std::string("the chat template: ") + e.what());
+    }
     out.text = std::move(rendered.first);
     spans = std::move(rendered.second);
   }

@@ -27,6 +27,21 @@ int64_t correct_rows(const Tensor& logits, const int32_t* targets, int64_t rows)
   return correct;
 }
 
+// Sum over the rows with a target of logsumexp(row) - row[target].
+double summed_cross_entropy(const Tensor& logits, const int32_t* targets, int64_t rows) {
+  const int64_t V = logits.dim(-1);
+  double sum = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    if (targets[r] == kIgnoreIndex) continue;
+    const float* row = logits.f32() + r * V;
+    const double max = *std::max_element(row, row + V);
+    double z = 0;
+    for (int64_t v = 0; v < V; ++v) z += std::exp(static_cast<double>(row[v]) - max);
+    sum += max + std::log(z) - row[targets[r]];
+  }
+  return sum;
+}
+
 // One example: (summed loss, correct tokens) of its trained targets.
 std::pair<double, int64_t> score(Model& model, const ChatSequence& e, const RunContext& rc) {
   const int64_t n = static_cast<int64_t>(e.ids.size()) - 1;
@@ -37,10 +52,9 @@ std::pair<double, int64_t> score(Model& model, const ChatSequence& e, const RunC
     targets.i32()[t] = e.mask[static_cast<size_t>(t + 1)] ? e.ids[static_cast<size_t>(t + 1)] : kIgnoreIndex;
   }
   TiedLmHead* head = model.lm_head();
-  if (!head) {  // a model whose chain ends in logits
+  if (!head) {  // a model whose chain ends in logits: the loss from them, in double
     const Tensor logits = forward_only(model, inputs, rc);  // (1, n, V)
-    const double loss = loss_only(model, Batch{inputs, targets}, 1.0, rc);
-    return {loss, correct_rows(logits, targets.i32(), n)};
+    return {summed_cross_entropy(logits, targets.i32(), n), correct_rows(logits, targets.i32(), n)};
   }
   Tensor h = inputs;
   for (const auto& block : model.blocks()) {
