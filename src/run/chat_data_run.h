@@ -31,8 +31,8 @@ ChatDataSet load_chat_data(const RunSpec& spec, int64_t context, bool print);
 // The context is the model's.
 Batch whole_file_batch(const RunSpec& spec, const Model& model);
 
-// The examples of one JSONL file tokenized and masked, nothing fitted or dropped (`frugal tokenize
-// --chat`): with the spec's tokenizer, template and --train-on.
+// The examples of one JSONL file tokenized and masked, nothing fitted to the context (`frugal tokenize
+// --chat`): with the spec's tokenizer, template, --train-on and --skip-bad-examples.
 std::vector<TokenizedExample> tokenize_chat_file(const RunSpec& spec, const std::string& path, ChatFormat& format);
 
 }  // namespace frugal

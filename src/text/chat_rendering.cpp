@@ -4,21 +4,13 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "text/chat_examples.h"
+#include "text/hf_json.h"
 
 namespace frugal {
 
 namespace {
 
 using ordered_json = nlohmann::ordered_json;
-
-// tokenizer_config.json's bos_token/eos_token: a string, an object with "content", or null ("").
-std::string special_token_text(const ordered_json& config, const char* key) {
-  if (!config.contains(key)) return {};
-  const ordered_json& v = config[key];
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
-  return {};
-}
 
 // chat_template: a string, or a list of {"name", "template"} of which "default" is the one
 // apply_chat_template uses without a name.

@@ -25,4 +25,15 @@ inline std::string type_of(const nlohmann::json& j) {
   return j.is_object() && j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : shown(j.dump());
 }
 
+// tokenizer_config.json's bos_token/eos_token: a string, an object with "content", or null ("").
+// (A template: the tokenizer reads the config as json, the chat template's globals as ordered_json.)
+template <typename Json>
+std::string special_token_text(const Json& config, const char* key) {
+  if (!config.contains(key)) return {};
+  const Json& v = config[key];
+  if (v.is_string()) return v.template get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].template get<std::string>();
+  return {};
+}
+
 }  // namespace frugal

@@ -39,15 +39,6 @@ void read_template(const json& j, std::vector<int32_t>& prefix, std::vector<int3
   }
 }
 
-// tokenizer_config.json's bos_token/eos_token: a string, an object with "content", or null.
-std::string token_name(const json& config, const char* key) {
-  if (!config.contains(key)) return {};
-  const json& v = config[key];
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
-  return {};
-}
-
 }  // namespace
 
 void HfTokenizer::read_post_processor(const json& j, const std::string& source) {
@@ -74,7 +65,7 @@ void HfTokenizer::read_special_names(std::string_view config_json, const std::st
       throw Error(where + " is not valid JSON (" + e.what() + ")");
     }
     for (const auto& [key, id] : {std::pair{"bos_token", &bos_id_}, std::pair{"eos_token", &eos_id_}}) {
-      const std::string name = config.is_object() ? token_name(config, key) : "";
+      const std::string name = config.is_object() ? special_token_text(config, key) : "";
       if (name.empty()) continue;
       *id = token_id(name);
       check(*id >= 0, where + ": its " + key + " '" + name + "' is not a token of the tokenizer");
