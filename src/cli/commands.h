@@ -16,6 +16,7 @@ void register_chat(CLI::App& app);
 void register_plan(CLI::App& app);
 void register_experiment(CLI::App& app);
 void register_lora(CLI::App& app);
+void register_export(CLI::App& app);
 void register_svd(CLI::App& app);
 void register_doctor(CLI::App& app);
 void register_tokenize(CLI::App& app);

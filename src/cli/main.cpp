@@ -31,6 +31,7 @@ int run(int argc, char** argv) {
   frugal::cli::register_plan(app);
   frugal::cli::register_experiment(app);
   frugal::cli::register_lora(app);
+  frugal::cli::register_export(app);
   frugal::cli::register_svd(app);
   frugal::cli::register_doctor(app);
   frugal::cli::register_tokenize(app);

@@ -140,6 +140,9 @@ class GgufWriter {
   std::vector<Entry> tensors_;
 };
 
+// True when `path` is a file that starts with GGUF's magic (a directory never is).
+bool is_gguf_file(const std::string& path);
+
 // q8_0 of n values (n a multiple of 32) into 34 * n / 32 bytes, and back.
 void quantize_q8_0(const float* x, int64_t n, uint8_t* out);
 void dequantize_q8_0(const uint8_t* blocks, int64_t n, float* out);

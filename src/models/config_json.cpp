@@ -4,6 +4,8 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/gguf.h"
+#include "models/gguf_model.h"
 
 namespace frugal {
 
@@ -14,6 +16,7 @@ int64_t require_int(const nlohmann::json& j, const char* key) {
 }
 
 nlohmann::json read_model_config(const std::string& dir) {
+  if (is_gguf_file(dir)) return config_from_gguf(GgufFile::open(dir));
   check(std::filesystem::is_directory(dir), "model directory " + dir + " not found");
   const std::string path = dir + "/config.json";
   check(std::filesystem::exists(path), "model directory " + dir + " has no config.json");

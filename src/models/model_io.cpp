@@ -10,6 +10,7 @@
 #include "io/safetensors.h"
 #include "models/cnn.h"
 #include "models/config_json.h"
+#include "models/gguf_model.h"
 #include "models/gpt.h"
 #include "models/llama.h"
 #include "models/lora_setup.h"
@@ -95,6 +96,7 @@ std::unique_ptr<Model> load_model(const std::string& dir) {
 }
 
 void load_weights(Model& model, const std::string& dir) {
+  if (is_gguf_file(dir)) return load_gguf_weights(model, dir);
   const WeightFiles files = WeightFiles::open(dir);
   std::map<std::string, std::string> file_names;  // model name -> name in the file
   for (const std::string& name : files.names()) {
@@ -120,6 +122,7 @@ void load_weights(Model& model, const std::string& dir) {
 }
 
 void read_weight(const Model& model, const std::string& dir, const std::string& name, const Tensor& into) {
+  if (is_gguf_file(dir)) return read_gguf_weight(model, dir, name, into);
   const WeightFiles files = WeightFiles::open(dir);
   for (const std::string& stored : files.names()) {
     if (canonical_name(model, stored) != name) continue;

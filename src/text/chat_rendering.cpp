@@ -3,6 +3,8 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/gguf.h"
+#include "text/gguf_vocab.h"
 #include "text/chat_examples.h"
 #include "text/hf_json.h"
 
@@ -26,8 +28,13 @@ std::string template_source(const ordered_json& config, const std::string& where
   throw Error(where + ": chat_template lists no template named \"default\" (pass --chat-template FILE)");
 }
 
-// The tokenizer_config.json beside the tokenizer files (`dir`, or a tokenizer.json file in it).
+// The tokenizer_config.json beside the tokenizer files (`dir`, or a tokenizer.json file in it; a GGUF
+// file's, rebuilt from its metadata).
 ordered_json read_config(std::string dir) {
+  if (is_gguf_file(dir)) {
+    const std::string config = tokenizer_files_from_gguf(GgufFile::open(dir)).config_json;
+    return config.empty() ? ordered_json::object() : ordered_json::parse(config);
+  }
   if (std::filesystem::is_regular_file(dir)) dir = std::filesystem::path(dir).parent_path().string();
   const std::string path = (std::filesystem::path(dir) / "tokenizer_config.json").string();
   if (dir.empty() || !std::filesystem::exists(path)) return ordered_json::object();

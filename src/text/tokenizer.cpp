@@ -4,7 +4,9 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/gguf.h"
 #include "text/bpe_tokenizer.h"
+#include "text/gguf_vocab.h"
 #include "text/hf_tokenizer.h"
 
 namespace frugal {
@@ -25,6 +27,10 @@ std::vector<int32_t> TextTokenizer::prompt_ids(std::string_view prompt) {
 }
 
 std::unique_ptr<TextTokenizer> load_tokenizer(const std::string& path) {
+  if (is_gguf_file(path)) {  // rebuilt from its metadata as Hugging Face's two files
+    const TokenizerFiles files = tokenizer_files_from_gguf(GgufFile::open(path));
+    return std::make_unique<HfTokenizer>(HfTokenizer::from_json(files.tokenizer_json, path, files.config_json));
+  }
   if (is_tokenizer_json(path) || HfTokenizer::present(path)) return std::make_unique<HfTokenizer>(HfTokenizer::load(path));
   check(fs::is_directory(path), "tokenizer " + path + " does not exist");
   check(BpeTokenizer::present(path), path + ": no tokenizer files (expected tokenizer.json, vocab.json + merges.txt, "
@@ -33,10 +39,17 @@ std::unique_ptr<TextTokenizer> load_tokenizer(const std::string& path) {
 }
 
 bool tokenizer_present(const std::string& path) {
+  if (is_gguf_file(path)) return gguf_has_tokenizer(GgufFile::open(path));
   return is_tokenizer_json(path) || HfTokenizer::present(path) || BpeTokenizer::present(path);
 }
 
 void copy_tokenizer_files(const std::string& from, const std::string& to) {
+  if (is_gguf_file(from)) {  // a GGUF's tokenizer leaves as the files Hugging Face reads
+    const TokenizerFiles files = tokenizer_files_from_gguf(GgufFile::open(from));
+    write_file_atomic((fs::path(to) / HfTokenizer::kFileName).string(), files.tokenizer_json);
+    write_file_atomic((fs::path(to) / "tokenizer_config.json").string(), files.config_json);
+    return;
+  }
   // A tokenizer.json named directly: it and the tokenizer_config.json beside it.
   const fs::path dir = is_tokenizer_json(from) ? fs::path(from).parent_path() : fs::path(from);
   if (!HfTokenizer::present(dir.string())) return BpeTokenizer::copy_files(from, to);

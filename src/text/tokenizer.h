@@ -32,13 +32,15 @@ class TextTokenizer {
   std::vector<int32_t> prompt_ids(std::string_view prompt);
 };
 
-// `path`'s tokenizer: a tokenizer.json file, or a directory holding tokenizer.json (preferred: the
-// format every model family ships) or GPT-2's pair of files. Error naming what is missing.
+// `path`'s tokenizer: a tokenizer.json file, a directory holding tokenizer.json (preferred: the
+// format every model family ships) or GPT-2's pair of files, or a GGUF file (its tokenizer metadata,
+// text/gguf_vocab.h). Error naming what is missing.
 std::unique_ptr<TextTokenizer> load_tokenizer(const std::string& path);
 // True when load_tokenizer(path) finds tokenizer files there.
 bool tokenizer_present(const std::string& path);
 // Copies the tokenizer files of directory `from` into `to` (atomically each): tokenizer.json and
-// tokenizer_config.json, or GPT-2's pair; nothing to copy is an Error.
+// tokenizer_config.json, or GPT-2's pair (a GGUF's tokenizer: written as tokenizer.json and
+// tokenizer_config.json); nothing to copy is an Error.
 void copy_tokenizer_files(const std::string& from, const std::string& to);
 
 }  // namespace frugal

@@ -4,6 +4,7 @@
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <vector>
 
 #include "core/error.h"
 #include "io/file_fingerprint.h"
@@ -19,12 +20,16 @@ bool is_base_file(const fs::path& p) {
   return name == "config.json" || name == "model.safetensors.index.json" || p.extension() == ".safetensors";
 }
 
+// `dir` may be a single file too: a GGUF model.
 nlohmann::json base_files(const fs::path& dir, bool cached) {
   static std::mutex mutex;
   static std::map<std::tuple<std::string, uintmax_t, fs::file_time_type>, nlohmann::json> known;
   nlohmann::json files = nlohmann::json::object();
-  for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
-    if (!e.is_regular_file() || !is_base_file(e.path())) continue;
+  std::vector<fs::directory_entry> entries;
+  if (fs::is_regular_file(dir)) entries.emplace_back(dir);
+  else entries.assign(fs::directory_iterator(dir), fs::directory_iterator());
+  for (const fs::directory_entry& e : entries) {
+    if (!e.is_regular_file() || (!is_base_file(e.path()) && e.path() != dir)) continue;
     const std::string path = e.path().string();
     const auto key = std::make_tuple(path, e.file_size(), e.last_write_time());
     std::lock_guard<std::mutex> lock(mutex);
@@ -47,8 +52,8 @@ std::string verify_quantized_base(const nlohmann::json& record, const std::strin
   try {
     const std::string dir = record.at("model_dir").get<std::string>();
     if (dir.empty()) return dir;  // a fresh model: its flags and seed are in the run's configuration
-    check(fs::is_directory(dir), where + " loaded from " + dir + ", which no longer exists (the base is not stored "
-                                         "in the checkpoint)");
+    check(fs::exists(dir), where + " loaded from " + dir + ", which no longer exists (the base is not stored "
+                                   "in the checkpoint)");
     const nlohmann::json now = base_files(dir, /*cached=*/false);
     for (const auto& [name, recorded] : record.at("files").items()) {
       check(now.contains(name), where + " loaded from " + dir + ", which no longer holds " + name);

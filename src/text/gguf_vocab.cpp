@@ -1,0 +1,244 @@
+#include "text/gguf_vocab.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "text/bpe_tokenizer.h"
+#include "text/hf_json.h"
+#include "text/hf_tokenizer.h"
+
+namespace frugal {
+
+namespace fs = std::filesystem;
+// (Not ordered_json: its lookups are linear, and vocabularies hold 150,000 keys.)
+using ordered_json = nlohmann::json;
+
+namespace {
+
+// llama.cpp's token types (llama_token_type).
+enum TokenType : int32_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
+
+// The pre-tokenizers llama.cpp implements for byte-level BPE that frugal's tokenizer.json reader
+// implements too, as their tokenizer.json files write them. Llama 3 and Qwen2 split with these
+// regular expressions (they differ in \p{N}{1,3} against \p{N}); GPT-2 splits inside ByteLevel.
+constexpr const char* kLlama3Split =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|"
+    "\\s+(?!\\S)|\\s+";
+constexpr const char* kQwen2Split =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|"
+    "\\s+(?!\\S)|\\s+";
+
+ordered_json byte_level(bool use_regex) {
+  return {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", use_regex}};
+}
+
+ordered_json split_then_bytes(const char* regex) {
+  return {{"type", "Sequence"},
+          {"pretokenizers",
+           {{{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}},
+            byte_level(false)}}};
+}
+
+// llama.cpp's name for a tokenizer.json's pre-tokenizer; "" when llama.cpp has none for it.
+std::string pre_name(const ordered_json& tokenizer) {
+  const ordered_json pre = tokenizer.value("pre_tokenizer", ordered_json());
+  if (!pre.is_object()) return "";
+  if (pre.value("type", "") == "ByteLevel" && pre.value("use_regex", true)) return "gpt-2";
+  if (pre.value("type", "") != "Sequence" || !pre.contains("pretokenizers") || pre["pretokenizers"].size() != 2)
+    return "";
+  const ordered_json& split = pre["pretokenizers"][0];
+  const ordered_json& bytes = pre["pretokenizers"][1];
+  if (split.value("type", "") != "Split" || bytes.value("type", "") != "ByteLevel" || bytes.value("use_regex", true))
+    return "";
+  const std::string regex = split.contains("pattern") ? split["pattern"].value("Regex", "") : "";
+  if (regex == kLlama3Split) return "llama-bpe";
+  if (regex == kQwen2Split) return "qwen2";
+  return "";
+}
+
+ordered_json parse_json(const std::string& text, const std::string& where) {
+  try {
+    ordered_json j = ordered_json::parse(text);
+    check(j.is_object(), where + ": not a JSON object");
+    return j;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(where + ": not valid JSON (" + e.what() + ")");
+  }
+}
+
+// GPT-2's vocab.json + merges.txt as the tokenizer.json GPT-2 ships: the same vocabulary and merges,
+// ByteLevel splitting, <|endoftext|> a special added token.
+std::string gpt2_pair_as_tokenizer_json(const std::string& dir) {
+  const bool hf = fs::exists(fs::path(dir) / "vocab.json");
+  const std::string vocab_path = (fs::path(dir) / (hf ? "vocab.json" : "encoder.json")).string();
+  const std::string merges_path = (fs::path(dir) / (hf ? "merges.txt" : "vocab.bpe")).string();
+  ordered_json vocab = parse_json(read_file(vocab_path), vocab_path);
+  ordered_json merges = ordered_json::array();
+  const std::string text = read_file(merges_path);
+  size_t begin = 0;
+  while (begin < text.size()) {
+    size_t end = text.find('\n', begin);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(begin, end - begin);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty() && !line.starts_with("#version")) merges.push_back(line);
+    begin = end + 1;
+  }
+  ordered_json added = ordered_json::array();
+  if (vocab.contains("<|endoftext|>"))
+    added.push_back({{"id", vocab["<|endoftext|>"]}, {"content", "<|endoftext|>"}, {"special", true}});
+  ordered_json j = {{"added_tokens", added}, {"normalizer", nullptr}, {"pre_tokenizer", byte_level(true)},
+                    {"post_processor", nullptr}, {"decoder", byte_level(true)},
+                    {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}}};
+  return j.dump();
+}
+
+}  // namespace
+
+bool gguf_has_tokenizer(const GgufFile& file) { return file.has("tokenizer.ggml.tokens"); }
+
+TokenizerFiles read_tokenizer_files(const std::string& path) {
+  if (is_gguf_file(path)) return tokenizer_files_from_gguf(GgufFile::open(path));
+  fs::path dir = path;
+  if (fs::is_regular_file(dir) && dir.filename() == HfTokenizer::kFileName) dir = dir.parent_path();
+  TokenizerFiles files;
+  if (fs::is_regular_file(dir / HfTokenizer::kFileName)) {
+    files.tokenizer_json = read_file((dir / HfTokenizer::kFileName).string());
+  } else {
+    check(BpeTokenizer::present(dir.string()), path + ": no tokenizer files (expected tokenizer.json, vocab.json + "
+                                                      "merges.txt, or encoder.json + vocab.bpe)");
+    files.tokenizer_json = gpt2_pair_as_tokenizer_json(dir.string());
+  }
+  if (fs::is_regular_file(dir / "tokenizer_config.json")) files.config_json = read_file((dir / "tokenizer_config.json").string());
+  return files;
+}
+
+TokenizerFiles tokenizer_files_from_gguf(const GgufFile& file) {
+  const std::string& where = file.path();
+  check(gguf_has_tokenizer(file), where + ": no tokenizer (tokenizer.ggml.tokens is missing)");
+  const std::string model = file.has("tokenizer.ggml.model") ? file.get_string("tokenizer.ggml.model") : "";
+  check(model == "gpt2", where + ": tokenizer.ggml.model '" + model + "' is not supported (supported: gpt2, the "
+                                 "byte-level BPE of GPT-2, Llama 3 and Qwen)");
+  const std::string pre = file.has("tokenizer.ggml.pre") ? file.get_string("tokenizer.ggml.pre") : "";
+  ordered_json pre_tokenizer, normalizer = nullptr;
+  bool ignore_merges = false;
+  if (pre == "gpt-2") {
+    pre_tokenizer = byte_level(true);
+  } else if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") {
+    pre_tokenizer = split_then_bytes(kLlama3Split);
+    ignore_merges = true;  // as llama.cpp and Llama 3's tokenizer.json
+  } else if (pre == "qwen2") {
+    pre_tokenizer = split_then_bytes(kQwen2Split);
+    normalizer = {{"type", "NFC"}};  // Qwen's tokenizer.json normalises to NFC first
+  } else {
+    throw Error(where + ": tokenizer.ggml.pre '" + pre + "' is not supported (supported: gpt-2, llama-bpe, qwen2)");
+  }
+  const std::vector<std::string>& tokens = file.get_strings("tokenizer.ggml.tokens");
+  std::vector<int64_t> types(tokens.size(), kNormal);
+  if (file.has("tokenizer.ggml.token_type")) {
+    types = file.get_ints("tokenizer.ggml.token_type");
+    check(types.size() == tokens.size(), where + ": tokenizer.ggml.token_type has " + std::to_string(types.size()) +
+                                             " entries for " + std::to_string(tokens.size()) + " tokens");
+  }
+  ordered_json vocab = ordered_json::object(), added = ordered_json::array();
+  for (size_t id = 0; id < tokens.size(); ++id) {
+    const int64_t type = types[id];
+    if (type == kUnused) continue;
+    if (type == kControl || type == kUserDefined) {
+      added.push_back({{"id", id}, {"content", tokens[id]}, {"single_word", false}, {"lstrip", false},
+                       {"rstrip", false}, {"normalized", false}, {"special", type == kControl}});
+    } else {
+      check(type == kNormal || type == kUnknown || type == kByte,
+            where + ": token " + std::to_string(id) + " has token type " + std::to_string(type) + ", which llama.cpp "
+                                                                                             "does not define");
+      check(vocab.emplace(tokens[id], id).second, where + ": token text of id " + std::to_string(id) + " appears twice");
+    }
+  }
+  ordered_json merges = ordered_json::array();
+  check(file.has("tokenizer.ggml.merges"), where + ": tokenizer.ggml.merges is missing (byte-level BPE needs it)");
+  for (const std::string& m : file.get_strings("tokenizer.ggml.merges")) merges.push_back(m);
+  const auto token_text = [&](const char* key) -> ordered_json {
+    if (!file.has(key)) return nullptr;
+    const int64_t id = file.get_int(key);
+    check(id >= 0 && id < static_cast<int64_t>(tokens.size()), where + ": " + key + " " + std::to_string(id) +
+                                                                   " is not a token id");
+    return tokens[static_cast<size_t>(id)];
+  };
+  const ordered_json bos = token_text("tokenizer.ggml.bos_token_id");
+  const bool add_bos = file.has("tokenizer.ggml.add_bos_token") ? file.get_bool("tokenizer.ggml.add_bos_token")
+                                                                 : pre != "gpt-2" && pre != "qwen2" && !bos.is_null();
+  ordered_json post = nullptr;
+  if (add_bos && !bos.is_null()) {
+    const int64_t bos_id = file.get_int("tokenizer.ggml.bos_token_id");
+    post = {{"type", "TemplateProcessing"},
+            {"single", {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+            {"pair", {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+                      {{"SpecialToken", {{"id", bos}, {"type_id", 1}}}}, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+            {"special_tokens", {{bos.get<std::string>(), {{"id", bos}, {"ids", {bos_id}}, {"tokens", {bos}}}}}}};
+  }
+  ordered_json tokenizer = {{"version", "1.0"},
+                            {"added_tokens", added},
+                            {"normalizer", normalizer},
+                            {"pre_tokenizer", pre_tokenizer},
+                            {"post_processor", post},
+                            {"decoder", byte_level(true)},
+                            {"model", {{"type", "BPE"}, {"ignore_merges", ignore_merges}, {"vocab", vocab}, {"merges", merges}}}};
+  ordered_json config = {{"bos_token", bos}, {"eos_token", token_text("tokenizer.ggml.eos_token_id")},
+                         {"add_bos_token", add_bos}};
+  if (file.has("tokenizer.ggml.padding_token_id")) config["pad_token"] = token_text("tokenizer.ggml.padding_token_id");
+  if (file.has("tokenizer.chat_template")) config["chat_template"] = file.get_string("tokenizer.chat_template");
+  return {tokenizer.dump(), config.dump()};
+}
+
+void write_tokenizer_metadata(const TokenizerFiles& files, const HfTokenizer& tokenizer, int64_t rows, GgufWriter& out) {
+  const ordered_json j = parse_json(files.tokenizer_json, "tokenizer.json");
+  const std::string pre = pre_name(j);
+  check(!pre.empty(), "GGUF export: the tokenizer's pre-tokenizer is none llama.cpp implements for byte-level BPE "
+                      "(GPT-2's ByteLevel, Llama 3's or Qwen2's Split): llama.cpp would tokenize differently");
+  std::vector<std::string> tokens(static_cast<size_t>(rows));
+  std::vector<int64_t> types(static_cast<size_t>(rows), kUnused);
+  const auto place = [&](int64_t id, const std::string& text, int32_t type) {
+    check(id >= 0 && id < rows, "GGUF export: token id " + std::to_string(id) + " is outside the model's " +
+                                    std::to_string(rows) + " embedding rows");
+    tokens[static_cast<size_t>(id)] = text;
+    types[static_cast<size_t>(id)] = type;
+  };
+  check(j.contains("model") && j["model"].contains("vocab") && j["model"]["vocab"].is_object(),
+        "GGUF export: tokenizer.json has no model.vocab");
+  for (const auto& [text, id] : j["model"]["vocab"].items()) place(id.get<int64_t>(), text, kNormal);
+  for (const ordered_json& a : j.value("added_tokens", ordered_json::array()))
+    place(a.at("id").get<int64_t>(), a.at("content").get<std::string>(), a.value("special", false) ? kControl : kUserDefined);
+  for (int64_t id = 0; id < rows; ++id)
+    if (types[static_cast<size_t>(id)] == kUnused) tokens[static_cast<size_t>(id)] = "[PAD" + std::to_string(id) + "]";
+  std::vector<std::string> merges;
+  for (const ordered_json& m : j["model"].value("merges", ordered_json::array()))
+    merges.push_back(m.is_string() ? m.get<std::string>() : m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
+  out.set("tokenizer.ggml.model", GgufValue::of_string("gpt2"));
+  out.set("tokenizer.ggml.pre", GgufValue::of_string(pre));
+  out.set("tokenizer.ggml.tokens", GgufValue::of_strings(std::move(tokens)));
+  out.set("tokenizer.ggml.token_type", GgufValue::of_i32s(std::move(types)));
+  out.set("tokenizer.ggml.merges", GgufValue::of_strings(std::move(merges)));
+  if (tokenizer.bos_id() >= 0) out.set("tokenizer.ggml.bos_token_id", GgufValue::of_u32(static_cast<uint32_t>(tokenizer.bos_id())));
+  if (tokenizer.eos_id() >= 0) out.set("tokenizer.ggml.eos_token_id", GgufValue::of_u32(static_cast<uint32_t>(tokenizer.eos_id())));
+  const ordered_json config = files.config_json.empty() ? ordered_json::object()
+                                                        : parse_json(files.config_json, "tokenizer_config.json");
+  const std::string pad = special_token_text(config, "pad_token");
+  if (!pad.empty() && tokenizer.token_id(pad) >= 0)
+    out.set("tokenizer.ggml.padding_token_id", GgufValue::of_u32(static_cast<uint32_t>(tokenizer.token_id(pad))));
+  out.set("tokenizer.ggml.add_bos_token", GgufValue::of_bool(tokenizer.adds_bos()));
+  out.set("tokenizer.ggml.add_eos_token", GgufValue::of_bool(false));
+  if (config.contains("chat_template")) {
+    const ordered_json& t = config["chat_template"];
+    if (t.is_string()) {
+      out.set("tokenizer.chat_template", GgufValue::of_string(t.get<std::string>()));
+    } else if (t.is_array()) {
+      for (const ordered_json& named : t)
+        if (named.is_object() && named.value("name", "") == "default" && named.contains("template") && named["template"].is_string())
+          out.set("tokenizer.chat_template", GgufValue::of_string(named["template"].get<std::string>()));
+    }
+  }
+}
+
+}  // namespace frugal
