@@ -565,6 +565,12 @@ const std::vector<BadCase>& bad_cases() {
        "an array of 1152921504606846976 i32 values"},
       {"nested array", [](std::string& b, const Layout& at) { poke<uint32_t>(b, at.list_element, 9); },
        "'general.nam2' is an array of arrays"},
+      {"control bytes in a key",
+       [](std::string& b, const Layout& at) {
+         b[at.list_key + 8 + 7] = '\n';
+         poke<uint32_t>(b, at.list_element, 9);
+       },
+       "metadata key 'general\\x0anam2' is an array of arrays"},
       {"unknown array element kind", [](std::string& b, const Layout& at) { poke<uint32_t>(b, at.list_element, 13); },
        "unknown value type 13"},
       {"unknown value kind", [](std::string& b, const Layout& at) { poke<uint32_t>(b, at.align_type, 99); },

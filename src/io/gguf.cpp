@@ -10,6 +10,7 @@
 #include <bit>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -116,6 +117,25 @@ Shape make_shape(const std::vector<int64_t>& d) {
   }
 }
 
+// A key or tensor name for a message: in quotes, on one line (control bytes escaped: a name may
+// hold any bytes), and cut short if long.
+std::string printable(const std::string& name) {
+  constexpr size_t kMaxShown = 200;
+  std::string out = "'";
+  for (size_t i = 0; i < name.size() && i < kMaxShown; ++i) {
+    const auto ch = static_cast<unsigned char>(name[i]);
+    if (ch >= 0x20 && ch != 0x7f) {
+      out += static_cast<char>(ch);
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", ch);
+      out += hex;
+    }
+  }
+  if (name.size() > kMaxShown) out += "...";
+  return out + "'";
+}
+
 uint64_t pad_to(uint64_t n, uint64_t alignment) { return (n + alignment - 1) / alignment * alignment; }
 
 // Reads the header with every access bounds-checked against the mapping. `context` names what is
@@ -171,12 +191,13 @@ int64_t read_integer(Cursor& c, GgufKind k, const std::string& where, const std:
     case GgufKind::I64: return c.read<int64_t>();
     case GgufKind::Bool: {
       const uint8_t b = c.read<uint8_t>();
-      check(b <= 1, where + "metadata key '" + key + "' holds a bool of value " + std::to_string(b) + " (0 or 1)");
+      check(b <= 1,
+            where + "metadata key " + printable(key) + " holds a bool of value " + std::to_string(b) + " (0 or 1)");
       return b;
     }
     default: {  // U64
       const uint64_t v = c.read<uint64_t>();
-      check(v <= kInt64Max, where + "metadata key '" + key + "' holds the u64 " + std::to_string(v) +
+      check(v <= kInt64Max, where + "metadata key " + printable(key) + " holds the u64 " + std::to_string(v) +
                                 ", above the largest value frugal reads (2^63 - 1)");
       return static_cast<int64_t>(v);
     }
@@ -190,13 +211,13 @@ double read_float(Cursor& c, GgufKind k) {
 // A value kind as stored (a u32), refused unless gguf defines it.
 GgufKind read_kind(Cursor& c, const std::string& where, const std::string& key) {
   const uint32_t k = c.read<uint32_t>();
-  check(k < kKindCount, where + "metadata key '" + key + "' has an unknown value type " + std::to_string(k));
+  check(k < kKindCount, where + "metadata key " + printable(key) + " has an unknown value type " + std::to_string(k));
   return static_cast<GgufKind>(k);
 }
 
 void read_array(Cursor& c, GgufValue& v, const std::string& where, const std::string& key) {
   v.element = read_kind(c, where, key);
-  check(v.element != GgufKind::Array, where + "metadata key '" + key + "' is an array of arrays (not supported)");
+  check(v.element != GgufKind::Array, where + "metadata key " + printable(key) + " is an array of arrays (not supported)");
   const uint64_t count = c.read<uint64_t>();
   // Every element needs at least its size (a string its 8-byte length): a count the rest of the
   // file cannot hold is refused before anything is allocated for it.
@@ -246,8 +267,8 @@ GgufTensor read_tensor_info(Cursor& c, const std::string& where, uint64_t index)
   c.set_context("tensor info " + std::to_string(index));
   GgufTensor t;
   t.name = c.read_string();
-  const std::string tw = where + "tensor '" + t.name + "' ";
-  c.set_context("tensor '" + t.name + "'");
+  const std::string tw = where + "tensor " + printable(t.name) + " ";
+  c.set_context("tensor " + printable(t.name));
   const uint32_t n_dims = c.read<uint32_t>();
   check(n_dims >= 1 && n_dims <= kMaxDims, tw + "has " + std::to_string(n_dims) + " dimensions (1 to 4 are read)");
   std::vector<int64_t> dims(n_dims);
@@ -279,7 +300,7 @@ void check_no_overlap(const std::vector<GgufTensor>& tensors, const std::string&
     const GgufTensor& prev = tensors[order[i - 1]];
     const GgufTensor& t = tensors[order[i]];
     if (t.offset < prev.offset + prev.bytes)  // (no overflow: both lie within the file, checked before)
-      throw Error(where + "tensors '" + prev.name + "' and '" + t.name + "' overlap in the data section");
+      throw Error(where + "tensors " + printable(prev.name) + " and " + printable(t.name) + " overlap in the data section");
   }
 }
 
@@ -416,8 +437,8 @@ GgufFile GgufFile::open(const std::string& path) {
   for (uint64_t i = 0; i < n_kv; ++i) {
     c.set_context("metadata entry " + std::to_string(i));
     std::string key = c.read_string();
-    check(f.key_index_.count(key) == 0, where + "duplicate metadata key '" + key + "'");
-    c.set_context("metadata key '" + key + "'");
+    check(f.key_index_.count(key) == 0, where + "duplicate metadata key " + printable(key));
+    c.set_context("metadata key " + printable(key));
     GgufValue v = read_value(c, where, key);
     f.key_index_[key] = f.metadata_.size();
     f.metadata_.emplace_back(std::move(key), std::move(v));
@@ -426,8 +447,8 @@ GgufFile GgufFile::open(const std::string& path) {
 
   for (uint64_t i = 0; i < n_tensors; ++i) {
     GgufTensor t = read_tensor_info(c, where, i);
-    check(f.tensor_index_.count(t.name) == 0, where + "duplicate tensor name '" + t.name + "'");
-    check(t.offset % alignment == 0, where + "tensor '" + t.name + "' has offset " + std::to_string(t.offset) +
+    check(f.tensor_index_.count(t.name) == 0, where + "duplicate tensor name " + printable(t.name));
+    check(t.offset % alignment == 0, where + "tensor " + printable(t.name) + " has offset " + std::to_string(t.offset) +
                                          ", not a multiple of the alignment " + std::to_string(alignment));
     f.tensor_index_[t.name] = f.tensors_.size();
     f.tensors_.push_back(std::move(t));
@@ -438,7 +459,7 @@ GgufFile GgufFile::open(const std::string& path) {
   const uint64_t data_size = data_start <= file_size ? file_size - data_start : 0;
   for (const GgufTensor& t : f.tensors_) {
     check(data_start <= file_size && t.offset <= data_size && t.bytes <= data_size - t.offset,
-          where + "tensor '" + t.name + "' data (" + std::to_string(t.bytes) + " bytes at offset " +
+          where + "tensor " + printable(t.name) + " data (" + std::to_string(t.bytes) + " bytes at offset " +
               std::to_string(t.offset) + " of the data section) runs past the end of the file (" +
               std::to_string(data_size) + " bytes of data)");
   }
@@ -449,7 +470,7 @@ GgufFile GgufFile::open(const std::string& path) {
 
 const GgufValue& GgufFile::value(const std::string& key) const {
   auto it = key_index_.find(key);
-  check(it != key_index_.end(), path_ + ": no metadata key '" + key + "'");
+  check(it != key_index_.end(), path_ + ": no metadata key " + printable(key));
   return metadata_[it->second].second;
 }
 
@@ -463,7 +484,7 @@ std::string kind_phrase(const GgufValue& v) {
 // The value of `key` when `ok` says its kind fits, else an Error naming what it is.
 const GgufValue& typed(const GgufFile& f, const std::string& key, bool (*ok)(const GgufValue&), const char* want) {
   const GgufValue& v = f.value(key);
-  check(ok(v), f.path() + ": metadata key '" + key + "' is " + kind_phrase(v) + ", not " + want);
+  check(ok(v), f.path() + ": metadata key " + printable(key) + " is " + kind_phrase(v) + ", not " + want);
   return v;
 }
 
@@ -514,7 +535,7 @@ std::vector<double> GgufFile::get_numbers(const std::string& key) const {
 
 const GgufTensor& GgufFile::tensor(const std::string& name) const {
   auto it = tensor_index_.find(name);
-  check(it != tensor_index_.end(), path_ + ": no tensor '" + name + "'");
+  check(it != tensor_index_.end(), path_ + ": no tensor " + printable(name));
   return tensors_[it->second];
 }
 
@@ -567,7 +588,7 @@ void release_pages(const uint8_t* begin, size_t bytes) {
 
 void GgufFile::load_into(const std::string& name, const Tensor& dst) const {
   const GgufTensor& t = tensor(name);
-  const std::string tw = path_ + ": tensor '" + name + "' ";
+  const std::string tw = path_ + ": tensor " + printable(name) + " ";
   check(dst.shape() == t.shape, tw + "has shape " + t.shape.str() + ", expected " + dst.shape().str());
   const DType out = dst.dtype();
   check(out == DType::F32 || out == DType::F16 || out == DType::BF16,
@@ -653,7 +674,7 @@ struct Bytes {
 
 void put_integer(Bytes& b, GgufKind k, int64_t v, const std::string& key) {
   const auto [lo, hi] = integer_range(k);
-  check(v >= lo && v <= hi, "GGUF writer: metadata key '" + key + "': " + std::to_string(v) + " does not fit a " +
+  check(v >= lo && v <= hi, "GGUF writer: metadata key " + printable(key) + ": " + std::to_string(v) + " does not fit a " +
                                 kind_name(k));
   switch (scalar_size(k)) {
     case 1: b.put(static_cast<uint8_t>(v)); return;
@@ -671,13 +692,14 @@ void put_float(Bytes& b, GgufKind k, double v) {
 }
 
 void put_value(Bytes& b, const std::string& key, const GgufValue& v) {
-  check(static_cast<uint32_t>(v.kind) < kKindCount, "GGUF writer: metadata key '" + key + "' has an unknown kind");
+  check(static_cast<uint32_t>(v.kind) < kKindCount,
+        "GGUF writer: metadata key " + printable(key) + " has an unknown kind");
   b.put(static_cast<uint32_t>(v.kind));
   if (v.kind == GgufKind::String) {
     b.put_string(v.text);
   } else if (v.kind == GgufKind::Array) {
     check(static_cast<uint32_t>(v.element) < kKindCount && v.element != GgufKind::Array,
-          "GGUF writer: metadata key '" + key + "' is an array of arrays or of an unknown kind");
+          "GGUF writer: metadata key " + printable(key) + " is an array of arrays or of an unknown kind");
     b.put(static_cast<uint32_t>(v.element));
     if (v.element == GgufKind::String) {
       b.put<uint64_t>(v.texts.size());
@@ -746,13 +768,13 @@ void pad_sink(const ByteSink& sink, uint64_t written, uint64_t alignment) {
 }  // namespace
 
 void GgufWriter::set(const std::string& key, GgufValue value) {
-  for (const auto& kv : metadata_) check(kv.first != key, "GGUF writer: duplicate metadata key '" + key + "'");
+  for (const auto& kv : metadata_) check(kv.first != key, "GGUF writer: duplicate metadata key " + printable(key));
   metadata_.emplace_back(key, std::move(value));
 }
 
 void GgufWriter::add_tensor(const std::string& name, const Tensor& value, GgmlType type, const Shape& shape) {
-  const std::string tw = "GGUF writer: tensor '" + name + "' ";
-  for (const Entry& e : tensors_) check(e.name != name, "GGUF writer: duplicate tensor '" + name + "'");
+  const std::string tw = "GGUF writer: tensor " + printable(name) + " ";
+  for (const Entry& e : tensors_) check(e.name != name, "GGUF writer: duplicate tensor " + printable(name));
   check(name.size() <= kMaxNameBytes, tw + "has a name of " + std::to_string(name.size()) +
                                           " bytes; llama.cpp reads at most 63");
   check(value.defined() && value.has_data(), tw + "holds no data");
@@ -796,7 +818,7 @@ void GgufWriter::write(const std::string& path) const {
       try {
         write_tensor_data(e.value, e.type, sink);
       } catch (const Error& err) {  // (quantize_q8_0's non-finite values: say which tensor)
-        throw Error("cannot write " + path + ": tensor '" + e.name + "': " + err.what());
+        throw Error("cannot write " + path + ": tensor " + printable(e.name) + ": " + err.what());
       }
       pad_sink(sink, stored_bytes_of(e.type, e.shape.numel()), alignment);
     }
