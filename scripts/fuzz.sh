@@ -4,14 +4,14 @@
 # modified). Prints libFuzzer's final statistics (number of executions); a crash stops it with the
 # input saved as build-fuzz/crash-*.
 #
-#   bash scripts/fuzz.sh [SECONDS] [TARGET...]     targets: safetensors config tokenizer_json gpt2_vocab
+#   bash scripts/fuzz.sh [SECONDS] [TARGET...]     targets: safetensors gguf config tokenizer_json gpt2_vocab
 #                                                  token_file chat_jsonl chat_template (default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-600}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(safetensors config tokenizer_json gpt2_vocab token_file chat_jsonl chat_template)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(safetensors gguf config tokenizer_json gpt2_vocab token_file chat_jsonl chat_template)
 bash scripts/setup.sh
 # (clang may be there without the OpenMP runtime it needs to build frugal)
 if ! command -v clang++ > /dev/null || ! dpkg -s libomp-dev > /dev/null 2>&1; then

@@ -122,7 +122,8 @@ class GgufWriter {
   // `value` (F32, F16 or BF16, holding data; kept by reference until write) stored as `type`:
   // F32, F16, BF16 (rounded to nearest even) or Q8_0 (rows of a multiple of 32 values; per block
   // d = absmax / 127 in fp16, q = round(x / d), as llama.cpp's quantize_row_q8_0_ref). `shape` is
-  // the row-major shape written (numel equal to value's). Error on a duplicate name.
+  // the row-major shape written (numel equal to value's). Error on a duplicate name, a name of 64
+  // bytes or more (llama.cpp's limit), a zero dimension, and a tensor without data.
   void add_tensor(const std::string& name, const Tensor& value, GgmlType type, const Shape& shape);
   void add_tensor(const std::string& name, const Tensor& value, GgmlType type) {
     add_tensor(name, value, type, value.shape());
@@ -143,7 +144,8 @@ class GgufWriter {
 // True when `path` is a file that starts with GGUF's magic (a directory never is).
 bool is_gguf_file(const std::string& path);
 
-// q8_0 of n values (n a multiple of 32) into 34 * n / 32 bytes, and back.
+// q8_0 of n values (n a multiple of 32) into 34 * n / 32 bytes, and back. quantize_q8_0 refuses
+// (Error) a NaN or an infinity: the block's scale would be meaningless.
 void quantize_q8_0(const float* x, int64_t n, uint8_t* out);
 void dequantize_q8_0(const uint8_t* blocks, int64_t n, float* out);
 
