@@ -165,7 +165,7 @@ class Cursor {
   }
   std::string read_string() {
     const uint64_t n = read<uint64_t>();
-    need(n, "a string of " + std::to_string(n) + " bytes");  // before allocating
+    if (n > remaining()) past_end("a string of " + std::to_string(n) + " bytes");  // before allocating
     std::string s(reinterpret_cast<const char*>(bytes_ + pos_), n);
     pos_ += n;
     return s;
@@ -191,14 +191,14 @@ int64_t read_integer(Cursor& c, GgufKind k, const std::string& where, const std:
     case GgufKind::I64: return c.read<int64_t>();
     case GgufKind::Bool: {
       const uint8_t b = c.read<uint8_t>();
-      check(b <= 1,
-            where + "metadata key " + printable(key) + " holds a bool of value " + std::to_string(b) + " (0 or 1)");
+      if (b > 1) throw Error(where + "metadata key " + printable(key) + " holds a bool of value " + std::to_string(b) + " (0 or 1)");
       return b;
     }
     default: {  // U64
       const uint64_t v = c.read<uint64_t>();
-      check(v <= kInt64Max, where + "metadata key " + printable(key) + " holds the u64 " + std::to_string(v) +
-                                ", above the largest value frugal reads (2^63 - 1)");
+      if (v > kInt64Max)  // (per array element: the message is built only on failure)
+        throw Error(where + "metadata key " + printable(key) + " holds the u64 " + std::to_string(v) +
+                    ", above the largest value frugal reads (2^63 - 1)");
       return static_cast<int64_t>(v);
     }
   }
@@ -626,9 +626,11 @@ void quantize_q8_0(const float* x, int64_t n, uint8_t* out) {
     const float* xb = x + b * kQ8Block;
     float amax = 0.0f;
     for (int64_t j = 0; j < kQ8Block; ++j) {
-      // (a NaN or inf would make the scale meaningless and its int8 conversion undefined)
-      check(std::isfinite(xb[j]), "quantize_q8_0: non-finite value " + std::to_string(xb[j]) + " at index " +
-                                      std::to_string(b * kQ8Block + j));
+      // (a NaN or inf would make the scale meaningless and its int8 conversion undefined; the message is
+      // built only then: this loop runs over every weight)
+      if (!std::isfinite(xb[j]))
+        throw Error("quantize_q8_0: non-finite value " + std::to_string(xb[j]) + " at index " +
+                    std::to_string(b * kQ8Block + j));
       amax = std::max(amax, std::fabs(xb[j]));
     }
     // As ggml's quantize_row_q8_0_ref: the scale in fp32 for the quantisation, stored as fp16.
@@ -674,8 +676,8 @@ struct Bytes {
 
 void put_integer(Bytes& b, GgufKind k, int64_t v, const std::string& key) {
   const auto [lo, hi] = integer_range(k);
-  check(v >= lo && v <= hi, "GGUF writer: metadata key " + printable(key) + ": " + std::to_string(v) + " does not fit a " +
-                                kind_name(k));
+  if (v < lo || v > hi)  // (per array element: the message is built only on failure)
+    throw Error("GGUF writer: metadata key " + printable(key) + ": " + std::to_string(v) + " does not fit a " + kind_name(k));
   switch (scalar_size(k)) {
     case 1: b.put(static_cast<uint8_t>(v)); return;
     case 2: b.put(static_cast<uint16_t>(v)); return;
