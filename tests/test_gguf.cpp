@@ -634,6 +634,28 @@ TEST(GgufMalformed, TheBaseFileIsValid) {
   EXPECT_EQ(f.get_int("big"), 5);
   EXPECT_EQ(load(f, "w0", DType::F32).f32()[63], 31.5f);
   EXPECT_EQ(load(f, "w1", DType::F32).f32()[0], -16.0f);
+  // Version 2 has version 3's layout and is read too.
+  std::string v2 = base_file(at);
+  poke<uint32_t>(v2, at.version, 2);
+  write_bytes(p, v2);
+  EXPECT_EQ(GgufFile::open(p.string()).version(), 2u);
+}
+
+// A general.alignment set by the caller is the one the writer pads to.
+TEST(GgufRoundTrip, WriterHonoursGeneralAlignment) {
+  const fs::path p = temp_dir() / "a.gguf";
+  GgufWriter w;
+  w.set("general.alignment", GgufValue::of_u32(64));
+  w.add_tensor("a", f32_tensor({3}, 0.0f), GgmlType::F32);
+  w.add_tensor("b", f32_tensor({5}, 0.0f), GgmlType::F16);
+  w.write(p.string());
+  const GgufFile f = GgufFile::open(p.string());
+  EXPECT_EQ(f.tensor("b").offset, 64u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(f.data("a")) % 64, 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(f.data("b")) % 64, 0u);
+  GgufWriter bad;
+  bad.set("general.alignment", GgufValue::of_u32(24));
+  EXPECT_THROW(bad.write((p.parent_path() / "bad.gguf").string()), Error);
 }
 
 TEST(GgufMalformed, EachIsRefusedInOneLineNamingFileAndProblem) {

@@ -19,7 +19,6 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "io/atomic_file.h"
-#include "kernels/convert.h"
 
 namespace frugal {
 
@@ -136,6 +135,23 @@ std::string printable(const std::string& name) {
   return out + "'";
 }
 
+// fp16/bf16 <-> fp32 over arrays with core/half.h's scalar conversions (io sits beside kernels in
+// the layer order, so kernels/convert.h's vectorised ones are out of reach; F16C's scalar
+// instruction is fast enough beside file reads).
+void widen_halves(const uint16_t* src, DType type, float* dst, int64_t n) {
+  if (type == DType::F16)
+    for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(src[i]);
+  else
+    for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
+}
+
+void round_to_halves(const float* src, DType type, uint16_t* dst, int64_t n) {
+  if (type == DType::F16)
+    for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_f16(src[i]);
+  else
+    for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+}
+
 uint64_t pad_to(uint64_t n, uint64_t alignment) { return (n + alignment - 1) / alignment * alignment; }
 
 // Reads the header with every access bounds-checked against the mapping. `context` names what is
@@ -217,7 +233,8 @@ GgufKind read_kind(Cursor& c, const std::string& where, const std::string& key) 
 
 void read_array(Cursor& c, GgufValue& v, const std::string& where, const std::string& key) {
   v.element = read_kind(c, where, key);
-  check(v.element != GgufKind::Array, where + "metadata key " + printable(key) + " is an array of arrays (not supported)");
+  check(v.element != GgufKind::Array,
+        where + "metadata key " + printable(key) + " is an array of arrays (not supported)");
   const uint64_t count = c.read<uint64_t>();
   // Every element needs at least its size (a string its 8-byte length): a count the rest of the
   // file cannot hold is refused before anything is allocated for it.
@@ -300,7 +317,8 @@ void check_no_overlap(const std::vector<GgufTensor>& tensors, const std::string&
     const GgufTensor& prev = tensors[order[i - 1]];
     const GgufTensor& t = tensors[order[i]];
     if (t.offset < prev.offset + prev.bytes)  // (no overflow: both lie within the file, checked before)
-      throw Error(where + "tensors " + printable(prev.name) + " and " + printable(t.name) + " overlap in the data section");
+      throw Error(where + "tensors " + printable(prev.name) + " and " + printable(t.name) +
+                  " overlap in the data section");
   }
 }
 
@@ -557,7 +575,7 @@ void widen_chunk(const uint8_t* src, uint32_t type, int64_t first, int64_t n, fl
     case GgmlType::BF16: {
       std::array<uint16_t, kChunk> half;
       std::memcpy(half.data(), src + 2 * first, static_cast<size_t>(n) * 2);
-      half_to_float(half.data(), type == static_cast<uint32_t>(GgmlType::F16) ? DType::F16 : DType::BF16, out, n);
+      widen_halves(half.data(), type == static_cast<uint32_t>(GgmlType::F16) ? DType::F16 : DType::BF16, out, n);
       return;
     }
     case GgmlType::Q8_0:
@@ -611,7 +629,7 @@ void GgufFile::load_into(const std::string& name, const Tensor& dst) const {
       } else {
         std::array<float, kChunk> buf;
         widen_chunk(src, t.type, first, m, buf.data());
-        float_to_half(buf.data(), out, half_out + first, m);
+        round_to_halves(buf.data(), out, half_out + first, m);
       }
     }
   }
@@ -735,24 +753,24 @@ void write_tensor_data(const Tensor& value, GgmlType type, const ByteSink& sink)
     return;
   }
   std::vector<float> f32(kChunk);
-  std::vector<uint8_t> out(kChunk * 4);  // room for any stored type's chunk
-  static_assert(kChunk / kQ8Block * kQ8BlockBytes <= kChunk * 4);
+  std::vector<uint16_t> halves(kChunk);
+  std::vector<uint8_t> blocks(kChunk / kQ8Block * kQ8BlockBytes);
   for (int64_t first = 0; first < n; first += kChunk) {
     const int64_t m = std::min(kChunk, n - first);
     const float* x = src == DType::F32 ? value.f32() + first : f32.data();
-    if (src != DType::F32) half_to_float(value.u16() + first, src, f32.data(), m);
+    if (src != DType::F32) widen_halves(value.u16() + first, src, f32.data(), m);
     switch (type) {
       case GgmlType::F32:
         sink(x, static_cast<size_t>(m) * 4);
         break;
       case GgmlType::F16:
       case GgmlType::BF16:
-        float_to_half(x, type == GgmlType::F16 ? DType::F16 : DType::BF16, reinterpret_cast<uint16_t*>(out.data()), m);
-        sink(out.data(), static_cast<size_t>(m) * 2);
+        round_to_halves(x, type == GgmlType::F16 ? DType::F16 : DType::BF16, halves.data(), m);
+        sink(halves.data(), static_cast<size_t>(m) * 2);
         break;
       case GgmlType::Q8_0:
-        quantize_q8_0(x, m, out.data());
-        sink(out.data(), static_cast<size_t>(m / kQ8Block * static_cast<int64_t>(kQ8BlockBytes)));
+        quantize_q8_0(x, m, blocks.data());
+        sink(blocks.data(), static_cast<size_t>(m / kQ8Block * static_cast<int64_t>(kQ8BlockBytes)));
         break;
     }
   }
