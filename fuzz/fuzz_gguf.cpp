@@ -1,7 +1,9 @@
 // libFuzzer target: arbitrary bytes as a GGUF file. Opening validates everything (magic, version,
 // counts, string lengths, value kinds, duplicates, alignment, dimensions, types, offsets, overlaps,
 // sizes); every typed getter is then asked for every key, and every tensor that opens is loaded
-// as fp32 and as bf16. Any input must end in success or a one-line frugal::Error, never a crash, a
+// as fp32 and as bf16. Then what frugal makes of a model file: the config.json of its architecture
+// (models/gguf_model.h) and its tokenizer rebuilt as tokenizer.json + tokenizer_config.json
+// (text/gguf_vocab.h), loaded by the tokenizer reader and asked to encode a text. Any input must end in success or a one-line frugal::Error, never a crash, a
 // sanitizer report or a hang.   scripts/fuzz.sh runs it.
 #include <unistd.h>
 
@@ -13,6 +15,9 @@
 
 #include "core/error.h"
 #include "io/gguf.h"
+#include "models/gguf_model.h"
+#include "text/gguf_vocab.h"
+#include "text/hf_tokenizer.h"
 
 namespace {
 std::string scratch_path() {
@@ -68,6 +73,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         file.load_into(t.name, out);
       }
     }
+    expect_error_or_success([&] { frugal::config_from_gguf(file); });
+    expect_error_or_success([&] {
+      const frugal::TokenizerFiles files = frugal::tokenizer_files_from_gguf(file);
+      frugal::HfTokenizer tokenizer = frugal::HfTokenizer::from_json(files.tokenizer_json, path, files.config_json);
+      tokenizer.encode("Hello, world! 123 <|endoftext|>");
+    });
   });
   return 0;
 }
