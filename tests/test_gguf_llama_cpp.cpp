@@ -261,7 +261,9 @@ Request request_for(const std::string& gguf, const std::vector<int32_t>& prompt,
 
 // The f32 file: logits within 1e-3 of frugal's, the same greedy tokens, the same tokenization.
 void expect_agreement(const FrugalRun& ours, const LlamaCppRun& theirs, const std::string& what) {
-  EXPECT_LE(relative_difference(ours.logits, theirs.logits), 1e-3) << what;
+  const double d = relative_difference(ours.logits, theirs.logits);
+  EXPECT_LE(d, 1e-3) << what;
+  std::printf("%s: llama.cpp vs frugal, max |difference| / max |logit| = %.3e (bound 1e-3)\n", what.c_str(), d);
   EXPECT_EQ(ours.generated, theirs.generated) << what;
   const json& t = theirs.info["tokenize"];
   ASSERT_EQ(t.size(), ours.tokenized.size()) << what;
@@ -335,7 +337,9 @@ TEST_P(GgufLlamaCpp, LoraFineTuneMergedAndAdapterAgree) {
   Request with_adapter = request_for(base, prompt, c);
   with_adapter.lora = lora;
   const LlamaCppRun applied = llama_cpp(with_adapter, c.name + "_adapter");
-  EXPECT_LE(relative_difference(theirs.logits, applied.logits), 1e-3) << "adapter GGUF on the base vs the merged GGUF";
+  const double d = relative_difference(theirs.logits, applied.logits);
+  EXPECT_LE(d, 1e-3) << "adapter GGUF on the base vs the merged GGUF";
+  std::printf("%s: llama.cpp base + adapter GGUF vs merged GGUF %.3e (bound 1e-3)\n", c.name.c_str(), d);
   EXPECT_EQ(theirs.generated, applied.generated);
 }
 

@@ -114,6 +114,11 @@ TEST(GgufRoundTrip, F32ExportImportIsBitIdenticalWithTheSameLossAndGradients) {
     ASSERT_EQ(from_gguf.status, 0) << from_gguf.err;
     EXPECT_EQ(json::parse(from_dir.out)["loss"], json::parse(from_gguf.out)["loss"]);
     EXPECT_EQ(read_file(grads_dir), read_file(grads_gguf));  // the same bytes: names, shapes, values
+    const std::string greedy = " --prompt 'The capital of' --temperature 0 --tokens 8";
+    const CliResult text_dir = run_frugal("generate --model " + dir.string() + greedy);
+    const CliResult text_gguf = run_frugal("generate --model " + gguf + greedy);
+    ASSERT_EQ(text_gguf.status, 0) << text_gguf.err;
+    EXPECT_EQ(text_dir.out, text_gguf.out);
   }
 }
 

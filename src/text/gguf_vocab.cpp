@@ -95,6 +95,30 @@ std::string gpt2_pair_as_tokenizer_json(const std::string& dir) {
   return j.dump();
 }
 
+// What tokenizer.json holds for llama.cpp's pre-tokenizer `pre`: the splitting, the normaliser, and
+// whether BPE first looks a whole piece up (Llama 3's ignore_merges, as llama.cpp sets it too).
+struct Splitting {
+  ordered_json pre_tokenizer, normalizer;
+  bool ignore_merges = false;
+};
+
+Splitting splitting_of(const std::string& pre, const std::string& where) {
+  if (pre == "gpt-2") return {byte_level(true), nullptr, false};
+  if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") return {split_then_bytes(kLlama3Split), nullptr, true};
+  if (pre == "qwen2") return {split_then_bytes(kQwen2Split), {{"type", "NFC"}}, false};  // Qwen's NFC first
+  throw Error(where + ": tokenizer.ggml.pre '" + pre + "' is not supported (supported: gpt-2, llama-bpe, qwen2)");
+}
+
+// The post-processor that puts BOS before a text (Hugging Face's TemplateProcessing, as Llama 3's).
+ordered_json bos_template(const std::string& bos, int64_t bos_id) {
+  const ordered_json token = {{"SpecialToken", {{"id", bos}, {"type_id", 0}}}};
+  return {{"type", "TemplateProcessing"},
+          {"single", {token, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+          {"pair", {token, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, {{"SpecialToken", {{"id", bos}, {"type_id", 1}}}},
+                    {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+          {"special_tokens", {{bos, {{"id", bos}, {"ids", {bos_id}}, {"tokens", {bos}}}}}}};
+}
+
 }  // namespace
 
 bool gguf_has_tokenizer(const GgufFile& file) { return file.has("tokenizer.ggml.tokens"); }
@@ -122,19 +146,7 @@ TokenizerFiles tokenizer_files_from_gguf(const GgufFile& file) {
   check(model == "gpt2", where + ": tokenizer.ggml.model '" + model + "' is not supported (supported: gpt2, the "
                                  "byte-level BPE of GPT-2, Llama 3 and Qwen)");
   const std::string pre = file.has("tokenizer.ggml.pre") ? file.get_string("tokenizer.ggml.pre") : "";
-  ordered_json pre_tokenizer, normalizer = nullptr;
-  bool ignore_merges = false;
-  if (pre == "gpt-2") {
-    pre_tokenizer = byte_level(true);
-  } else if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") {
-    pre_tokenizer = split_then_bytes(kLlama3Split);
-    ignore_merges = true;  // as llama.cpp and Llama 3's tokenizer.json
-  } else if (pre == "qwen2") {
-    pre_tokenizer = split_then_bytes(kQwen2Split);
-    normalizer = {{"type", "NFC"}};  // Qwen's tokenizer.json normalises to NFC first
-  } else {
-    throw Error(where + ": tokenizer.ggml.pre '" + pre + "' is not supported (supported: gpt-2, llama-bpe, qwen2)");
-  }
+  const Splitting splitting = splitting_of(pre, where);
   const std::vector<std::string>& tokens = file.get_strings("tokenizer.ggml.tokens");
   std::vector<int64_t> types(tokens.size(), kNormal);
   if (file.has("tokenizer.ggml.token_type")) {
@@ -169,22 +181,17 @@ TokenizerFiles tokenizer_files_from_gguf(const GgufFile& file) {
   const ordered_json bos = token_text("tokenizer.ggml.bos_token_id");
   const bool add_bos = file.has("tokenizer.ggml.add_bos_token") ? file.get_bool("tokenizer.ggml.add_bos_token")
                                                                  : pre != "gpt-2" && pre != "qwen2" && !bos.is_null();
-  ordered_json post = nullptr;
-  if (add_bos && !bos.is_null()) {
-    const int64_t bos_id = file.get_int("tokenizer.ggml.bos_token_id");
-    post = {{"type", "TemplateProcessing"},
-            {"single", {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-            {"pair", {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
-                      {{"SpecialToken", {{"id", bos}, {"type_id", 1}}}}, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
-            {"special_tokens", {{bos.get<std::string>(), {{"id", bos}, {"ids", {bos_id}}, {"tokens", {bos}}}}}}};
-  }
+  const ordered_json post = add_bos && !bos.is_null()
+                                ? bos_template(bos.get<std::string>(), file.get_int("tokenizer.ggml.bos_token_id"))
+                                : ordered_json(nullptr);
   ordered_json tokenizer = {{"version", "1.0"},
                             {"added_tokens", added},
-                            {"normalizer", normalizer},
-                            {"pre_tokenizer", pre_tokenizer},
+                            {"normalizer", splitting.normalizer},
+                            {"pre_tokenizer", splitting.pre_tokenizer},
                             {"post_processor", post},
                             {"decoder", byte_level(true)},
-                            {"model", {{"type", "BPE"}, {"ignore_merges", ignore_merges}, {"vocab", vocab}, {"merges", merges}}}};
+                            {"model", {{"type", "BPE"}, {"ignore_merges", splitting.ignore_merges}, {"vocab", vocab},
+                                       {"merges", merges}}}};
   ordered_json config = {{"bos_token", bos}, {"eos_token", token_text("tokenizer.ggml.eos_token_id")},
                          {"add_bos_token", add_bos}};
   if (file.has("tokenizer.ggml.padding_token_id")) config["pad_token"] = token_text("tokenizer.ggml.padding_token_id");

@@ -30,7 +30,9 @@
 //    "chat_template": "..."|null,
 //    "tokenize": [{"text": ..., "ids": [...], "ids_special": [...]}, ...],
 //    "logits_positions": P,          // present with logits_of: P = logits_of.length
-//    "generated": [ids...]}          // present with generate: exactly "tokens" ids
+//    "generated": [ids...],          // present with generate: exactly "tokens" ids
+//    "generated_text": "..."}        // and their text: model.detokenize(ids, true) (llama_detokenize
+//                                    // with special tokens rendered)
 // On any error (missing file, load failure, bad request): one line on stderr, exit status 1; the
 // line ends with llama.cpp's error log lines, e.g. "[llama.cpp: ... missing tensor '...']".
 // (A few malformed files make llama.cpp hit a GGML_ASSERT, e.g. a missing
@@ -257,6 +259,7 @@ async function main() {
                 }
             }
             out.generated = generated;
+            out.generated_text = model.detokenize(generated, true);  // control tokens' text included
         }
         out.n_vocab = nVocab;
         await context.dispose();
