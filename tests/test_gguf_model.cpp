@@ -211,6 +211,10 @@ TEST(GgufBadInput, ModelFilesFrugalCannotTakeAreRefusedInOneLine) {
       {"rope_scaling_type", "rope scaling 'yarn' is not supported",
        [](Contents& c) { set_meta(c, "llama.rope.scaling.type", GgufValue::of_string("yarn")); }},
       {"partial_rope", "partial rotary", [](Contents& c) { set_meta(c, "llama.rope.dimension_count", GgufValue::of_u32(4)); }},
+      {"not_utf8", "invalid UTF-8", [](Contents& c) {
+         for (auto& [k, v] : c.metadata)
+           if (k == "tokenizer.ggml.tokens") v.texts[300] = "\xb5\xff";
+       }},
       {"token_type", "token type 9", [](Contents& c) {
          for (auto& [k, v] : c.metadata)
            if (k == "tokenizer.ggml.token_type") v.integers[5] = 9;

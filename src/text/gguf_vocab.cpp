@@ -139,7 +139,9 @@ TokenizerFiles read_tokenizer_files(const std::string& path) {
   return files;
 }
 
-TokenizerFiles tokenizer_files_from_gguf(const GgufFile& file) {
+namespace {
+
+TokenizerFiles rebuild_from_gguf(const GgufFile& file) {
   const std::string& where = file.path();
   check(gguf_has_tokenizer(file), where + ": no tokenizer (tokenizer.ggml.tokens is missing)");
   const std::string model = file.has("tokenizer.ggml.model") ? file.get_string("tokenizer.ggml.model") : "";
@@ -199,7 +201,7 @@ TokenizerFiles tokenizer_files_from_gguf(const GgufFile& file) {
   return {tokenizer.dump(), config.dump()};
 }
 
-void write_tokenizer_metadata(const TokenizerFiles& files, const HfTokenizer& tokenizer, int64_t rows, GgufWriter& out) {
+void add_metadata(const TokenizerFiles& files, const HfTokenizer& tokenizer, int64_t rows, GgufWriter& out) {
   const ordered_json j = parse_json(files.tokenizer_json, "tokenizer.json");
   const std::string pre = pre_name(j);
   check(!pre.empty(), "GGUF export: the tokenizer's pre-tokenizer is none llama.cpp implements for byte-level BPE "
@@ -245,6 +247,26 @@ void write_tokenizer_metadata(const TokenizerFiles& files, const HfTokenizer& to
         if (named.is_object() && named.value("name", "") == "default" && named.contains("template") && named["template"].is_string())
           out.set("tokenizer.chat_template", GgufValue::of_string(named["template"].get<std::string>()));
     }
+  }
+}
+
+}  // namespace
+
+// nlohmann's exceptions (text that is not UTF-8 in a token, a merge or a template; a value of another
+// type in tokenizer.json) become frugal's one-line errors naming the file.
+TokenizerFiles tokenizer_files_from_gguf(const GgufFile& file) {
+  try {
+    return rebuild_from_gguf(file);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(file.path() + ": the tokenizer metadata cannot be read as Hugging Face's files (" + e.what() + ")");
+  }
+}
+
+void write_tokenizer_metadata(const TokenizerFiles& files, const HfTokenizer& tokenizer, int64_t rows, GgufWriter& out) {
+  try {
+    add_metadata(files, tokenizer, rows, out);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("GGUF export: the tokenizer's tokenizer.json has an unexpected value (") + e.what() + ")");
   }
 }
 
