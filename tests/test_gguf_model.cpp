@@ -234,7 +234,55 @@ TEST(GgufBadInput, ModelFilesFrugalCannotTakeAreRefusedInOneLine) {
   const std::string magic = (dir.parent_path() / "magic.gguf").string();
   write_file_atomic(magic, "GGUX" + bytes.substr(4));
   expect_one_line_error(run_frugal("generate --model " + magic + " --prompt hi --tokens 1"), magic);
-  // An adapter-only export without an adapter, and --dtype q8_0 for an adapter.
+  // Models llama.cpp's graphs cannot hold, and tokenizers it would split otherwise, are not exported.
+  LlamaConfig qwen3 = small_llama("qwen3");
+  qwen3.attention_bias = true;
+  const fs::path biased = saved("qwen3_o_bias", std::make_unique<Llama>(qwen3, 64));
+  expect_one_line_error(run_frugal("export --model " + biased.string() + " --format gguf --out " + good + ".b.gguf"),
+                        "no attention output bias");
+  const fs::path prefixed = scratch("gguf_model") / "prefix_space_tokenizer";
+  fs::create_directories(prefixed);
+  json tokenizer = json::parse(read_file(kGpt2Tokenizer + "/tokenizer.json"));
+  tokenizer["pre_tokenizer"]["add_prefix_space"] = true;
+  write_file_atomic((prefixed / "tokenizer.json").string(), tokenizer.dump());
+  expect_one_line_error(run_frugal("export --model " + dir.string() + " --tokenizer " + prefixed.string() +
+                                   " --format gguf --out " + good + ".p.gguf"),
+                        "llama.cpp would tokenize differently");
+  // An adapter-only export without an adapter.
   expect_one_line_error(run_frugal("export --model " + good + " --adapter-only --format gguf --out " + good + ".a.gguf"),
                         "--adapter-only needs --adapter");
+}
+
+// llama3 rope scaling from a file llama.cpp's converter wrote (rope_freqs.weight without frugal's key):
+// the converter's defaults when they reproduce the factors (then config.json's very numbers), else
+// fitted to the smooth band (the same frequencies, within the fit's check).
+TEST(GgufImport, Llama3RopeScalingFromRopeFreqsAlone) {
+  REQUIRE_TOKENIZER();
+  struct Scaled {
+    std::string name;
+    int64_t dim;
+    double theta, low, high, original;
+    bool exact;  // the converter's defaults: config.json comes back as it was
+  };
+  for (const Scaled& s : {Scaled{"defaults", 64, 500000, 1, 4, 8192, true}, Scaled{"fitted", 128, 10000, 1, 2, 64, false}}) {
+    SCOPED_TRACE(s.name);
+    LlamaConfig c = small_llama("llama");
+    c.hidden_size = s.dim;
+    c.rope_theta = s.theta;
+    c.rope_scaling = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", s.low},
+                      {"high_freq_factor", s.high}, {"original_max_position_embeddings", s.original}};
+    const fs::path dir = saved("rope_" + s.name, std::make_unique<Llama>(c, 64));
+    const std::string gguf = export_to(dir, "rope_" + s.name + ".gguf");
+    const std::string converted = rewritten(gguf, "rope_" + s.name + "_converted", [](Contents& contents) {
+      std::erase_if(contents.metadata, [](const auto& kv) { return kv.first == "frugal.rope_scaling"; });
+    });
+    const std::unique_ptr<Model> model = load_model(converted);
+    const LlamaConfig& back = static_cast<const Llama&>(*model).llama_config();
+    if (s.exact) {
+      EXPECT_EQ(back.rope_scaling, c.rope_scaling);
+    }
+    const std::vector<float> want = c.rope_frequencies(), got = back.rope_frequencies();
+    ASSERT_EQ(want.size(), got.size());
+    for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i] / want[i], 1.0, 1e-5) << i;
+  }
 }

@@ -201,6 +201,12 @@ void write_architecture_metadata(const Model& model, GgufWriter& out, uint32_t f
     return;
   }
   const LlamaConfig& c = *llama_config_of(model);
+  // What llama.cpp's qwen2/qwen3 graphs cannot hold (its loader would refuse the tensor).
+  check(c.model_type == "llama" || c.rope_scaling.is_null(),
+        "GGUF export: llama.cpp reads llama3 rope scaling (rope_freqs.weight) for the llama architecture only, not " +
+            c.model_type);
+  check(c.model_type != "qwen3" || !c.attention_bias,
+        "GGUF export: llama.cpp's qwen3 has no attention output bias (attention_bias is true in this model)");
   out.set(a + "context_length", u32(c.max_position_embeddings));
   out.set(a + "embedding_length", u32(c.hidden_size));
   out.set(a + "feed_forward_length", u32(c.intermediate_size));
@@ -219,6 +225,14 @@ void write_architecture_metadata(const Model& model, GgufWriter& out, uint32_t f
 }
 
 namespace {
+
+// The shortest decimal that rounds to the same f32 as v: the number a config.json had before it was
+// stored as f32, so an export and import changes nothing.
+double shortest_decimal(double v) {
+  char text[32];
+  const auto [end, ec] = std::to_chars(text, text + sizeof(text), static_cast<float>(v));
+  return ec == std::errc() ? std::strtod(std::string(text, end).c_str(), nullptr) : v;
+}
 
 // Hugging Face's llama3 rope_scaling from rope_freqs.weight's factors r_i (factor for the lowest
 // frequencies, 1 for the highest, 1 / ((1 - s) / factor + s) between, s linear in 1 / wavelength).
@@ -240,7 +254,8 @@ nlohmann::json llama3_scaling_from_factors(const std::string& where, const std::
   const auto& [x0, s0] = band.front();
   const auto& [x1, s1] = band.back();
   const double a = (s1 - s0) / (x1 - x0), b = a * x0 - s0;  // s = a x - b
-  const double low = b * original / a, high = low + original / a;
+  // (the shortest decimal of their f32 value: 0.99999993 was 1 before the factors' rounding)
+  const double low = shortest_decimal(b * original / a), high = shortest_decimal(low + original / a);
   nlohmann::json scaling = {{"rope_type", "llama3"}, {"factor", factor}, {"low_freq_factor", low},
                             {"high_freq_factor", high}, {"original_max_position_embeddings", original}};
   const std::vector<float> scaled = rope_llama3_scaling(f, factor, low, high, original);
@@ -249,14 +264,11 @@ nlohmann::json llama3_scaling_from_factors(const std::string& where, const std::
   return scaling;
 }
 
-// GGUF holds these numbers as f32 (1e-5 arrives as 9.99999975e-06): the shortest decimal that rounds to
-// the same f32 is the number config.json had (1e-05), so an export and import changes nothing.
+// A config number GGUF holds as f32 (1e-5 arrives as 9.99999975e-06): as a double, config.json's own
+// value (1e-05).
 double config_number(const GgufFile& file, const std::string& key) {
   const double v = file.get_number(key);
-  if (file.value(key).kind != GgufKind::F32) return v;
-  char text[32];
-  const auto [end, ec] = std::to_chars(text, text + sizeof(text), static_cast<float>(v));
-  return ec == std::errc() ? std::strtod(std::string(text, end).c_str(), nullptr) : v;
+  return file.value(key).kind == GgufKind::F32 ? shortest_decimal(v) : v;
 }
 
 int64_t int_or(const GgufFile& file, const std::string& key, int64_t fallback) {
@@ -265,6 +277,8 @@ int64_t int_or(const GgufFile& file, const std::string& key, int64_t fallback) {
 
 nlohmann::json gpt2_config(const GgufFile& file) {
   const int64_t embd = file.get_int("gpt2.embedding_length");
+  check(embd > 0 && embd <= (int64_t{1} << 20), file.path() + ": gpt2.embedding_length " + std::to_string(embd) +
+                                                    " is out of range");
   check(int_or(file, "gpt2.feed_forward_length", 4 * embd) == 4 * embd,
         file.path() + ": gpt2.feed_forward_length is not 4 x embedding_length, which GPT-2 models need");
   GptConfig c;
@@ -275,11 +289,60 @@ nlohmann::json gpt2_config(const GgufFile& file) {
   c.vocab_size = file.tensor("token_embd.weight").shape[0];
   c.layer_norm_epsilon = file.has("gpt2.attention.layer_norm_epsilon")
                              ? config_number(file, "gpt2.attention.layer_norm_epsilon") : 1e-5;
-  c.validate();
+  try {
+    c.validate();
+  } catch (const Error& e) {
+    throw Error(file.path() + ": " + e.what());
+  }
   return c.to_json();
 }
 
-nlohmann::json llama_config(const GgufFile& file, const std::string& arch) {
+// llama3 rope scaling from rope_freqs.weight (after the config's shapes were validated: the tensor's
+// length is checked against a sane head dimension): frugal's own key when the file has it, checked
+// against the tensor; else the parameters llama.cpp's converter defaults to, when they reproduce the
+// tensor; else fitted to it.
+nlohmann::json rope_scaling_of(const GgufFile& file, const LlamaConfig& c) {
+  const GgufTensor& t = file.tensor("rope_freqs.weight");
+  check(t.shape.ndim() == 1 && t.shape[0] == c.head_dim() / 2,
+        file.path() + ": rope_freqs.weight has shape " + t.shape.str() + ", expected (" + std::to_string(c.head_dim() / 2) + ")");
+  MemoryLedger scratch;
+  LedgerScope scope(scratch);
+  Tensor values = Tensor::empty(t.shape, DType::F32, MemCategory::Workspace);
+  file.load_into(t.name, values);
+  const std::vector<double> factors(values.f32(), values.f32() + values.numel());
+  const auto reproduces = [&](const nlohmann::json& scaling) {
+    LlamaConfig scaled = c;
+    scaled.rope_scaling = scaling;
+    const std::vector<float> expected = llama3_factors(scaled);
+    for (size_t i = 0; i < factors.size(); ++i)
+      if (!(std::abs(expected[i] / factors[i] - 1) < 1e-5)) return false;
+    return true;
+  };
+  const double original = static_cast<double>(int_or(file, c.model_type + ".rope.scaling.original_context_length", 8192));
+  if (file.has("frugal.rope_scaling")) {
+    nlohmann::json scaling;
+    try {
+      scaling = nlohmann::json::parse(file.get_string("frugal.rope_scaling"));
+    } catch (const nlohmann::json::exception&) {
+      throw Error(file.path() + ": frugal.rope_scaling is not valid JSON");
+    }
+    const auto number = [&](const char* key) { return scaling.contains(key) && scaling[key].is_number(); };
+    check(scaling.is_object() && scaling.value("rope_type", nlohmann::json()) == "llama3" && number("factor") &&
+              number("low_freq_factor") && number("high_freq_factor") && number("original_max_position_embeddings"),
+          file.path() + ": frugal.rope_scaling is not a llama3 rope_scaling object");
+    check(reproduces(scaling), file.path() + ": rope_freqs.weight disagrees with frugal.rope_scaling");
+    return scaling;
+  }
+  double factor = 1;
+  for (double v : factors) factor = std::max(factor, v);
+  const nlohmann::json defaults = {{"rope_type", "llama3"}, {"factor", factor}, {"low_freq_factor", 1.0},
+                                   {"high_freq_factor", 4.0}, {"original_max_position_embeddings", original}};
+  if (reproduces(defaults)) return defaults;
+  return llama3_scaling_from_factors(file.path(), factors, c.head_dim(), c.rope_theta, original);
+}
+
+// The shapes of a Llama-family GGUF as a LlamaConfig (not yet its rope scaling or token ids).
+LlamaConfig llama_shapes(const GgufFile& file, const std::string& arch) {
   const std::string a = arch + ".";
   LlamaConfig c;
   c.model_type = arch;
@@ -290,12 +353,13 @@ nlohmann::json llama_config(const GgufFile& file, const std::string& arch) {
   c.num_key_value_heads = int_or(file, a + "attention.head_count_kv", c.num_attention_heads);
   check(c.num_attention_heads > 0, file.path() + ": " + a + "attention.head_count must be positive");
   const int64_t head_dim = int_or(file, a + "attention.key_length", c.hidden_size / c.num_attention_heads);
+  check(head_dim > 0, file.path() + ": " + a + "attention.key_length must be positive");
   check(int_or(file, a + "attention.value_length", head_dim) == head_dim,
         file.path() + ": " + a + "attention.value_length differs from key_length, which frugal's attention needs equal");
   check(int_or(file, a + "rope.dimension_count", head_dim) == head_dim,
         file.path() + ": " + a + "rope.dimension_count is not the head dimension (partial rotary embeddings are not "
                                  "supported)");
-  if (head_dim != c.hidden_size / c.num_attention_heads || arch == "qwen3") c.explicit_head_dim = head_dim;
+  if (head_dim != c.hidden_size / c.num_attention_heads) c.explicit_head_dim = head_dim;
   c.vocab_size = file.tensor("token_embd.weight").shape[0];
   c.max_position_embeddings = file.get_int(a + "context_length");
   c.rms_norm_eps = config_number(file, a + "attention.layer_norm_rms_epsilon");
@@ -308,34 +372,25 @@ nlohmann::json llama_config(const GgufFile& file, const std::string& arch) {
     check(type == "none", file.path() + ": rope scaling '" + type + "' is not supported (supported: llama3's, "
                                                                      "through rope_freqs.weight)");
   }
-  if (file.contains("rope_freqs.weight")) {
-    const GgufTensor& t = file.tensor("rope_freqs.weight");
-    MemoryLedger scratch;
-    LedgerScope scope(scratch);
-    Tensor values = Tensor::empty(t.shape, DType::F32, MemCategory::Workspace);
-    file.load_into(t.name, values);
-    const std::vector<double> factors(values.f32(), values.f32() + values.numel());
-    if (file.has("frugal.rope_scaling")) {
-      try {
-        c.rope_scaling = nlohmann::json::parse(file.get_string("frugal.rope_scaling"));
-      } catch (const nlohmann::json::exception&) {
-        throw Error(file.path() + ": frugal.rope_scaling is not valid JSON");
-      }
-      // The factors llama.cpp uses must be the ones frugal computes from these parameters.
-      const std::vector<float> expected = llama3_factors(c);
-      check(expected.size() == factors.size(), file.path() + ": rope_freqs.weight has the wrong length for the head dimension");
-      for (size_t i = 0; i < factors.size(); ++i)
-        check(std::abs(expected[i] / factors[i] - 1) < 1e-5,
-              file.path() + ": rope_freqs.weight disagrees with frugal.rope_scaling at value " + std::to_string(i));
-    } else {
-      c.rope_scaling = llama3_scaling_from_factors(file.path(), factors, head_dim, c.rope_theta,
-                                                   static_cast<double>(int_or(file, a + "rope.scaling.original_context_length", 8192)));
-    }
+  return c;
+}
+
+nlohmann::json llama_config(const GgufFile& file, const std::string& arch) {
+  LlamaConfig c = llama_shapes(file, arch);
+  try {
+    c.validate();  // before anything is sized by these numbers
+  } catch (const Error& e) {
+    throw Error(file.path() + ": " + e.what());
   }
+  if (file.contains("rope_freqs.weight")) c.rope_scaling = rope_scaling_of(file, c);
   if (file.has("tokenizer.ggml.bos_token_id")) c.bos_token_id = file.get_int("tokenizer.ggml.bos_token_id");
   if (file.has("tokenizer.ggml.eos_token_id")) c.eos_token_id = file.get_int("tokenizer.ggml.eos_token_id");
   nlohmann::json j = c.to_json();
-  LlamaConfig::from_json(j);  // validates, with config.json's messages
+  try {
+    LlamaConfig::from_json(j);  // validates the whole config, with config.json's messages
+  } catch (const Error& e) {
+    throw Error(file.path() + ": " + e.what());
+  }
   return j;
 }
 

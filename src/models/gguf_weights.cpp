@@ -1,6 +1,10 @@
 // GGUF tensors into a model's tensors (models/gguf_model.h): names and layouts from the table there.
 #include <cstring>
+#include <filesystem>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
 
 #include "core/error.h"
 #include "kernels/convert.h"
@@ -38,7 +42,7 @@ void read_into(const GgufFile& file, const GgufTensorPlace& place, const Tensor&
 // A GPT-2 file may store the tied head; it must equal the embedding.
 void check_tied_output(const GgufFile& file, const Model& model) {
   if (!file.contains("output.weight")) return;
-  const Tensor& wte = model.params()[0]->value;
+  const Tensor& wte = model.find_state("wte.weight").value;
   check(file.tensor("output.weight").shape == file.tensor("token_embd.weight").shape,
         file.path() + ": output.weight has another shape than token_embd.weight, but GPT-2 ties them");
   if (!wte.has_data()) return;
@@ -48,6 +52,23 @@ void check_tied_output(const GgufFile& file, const Model& model) {
   file.load_into("output.weight", head);
   check(std::memcmp(head.raw(), wte.raw(), head.nbytes()) == 0,
         file.path() + ": output.weight differs from token_embd.weight, but GPT-2 models tie them");
+}
+
+// The file read_gguf_weight reads from, opened once for all of a model's weights (a quantised base
+// reads them one at a time; opening maps and validates the whole header, vocabulary included).
+std::shared_ptr<const GgufFile> open_cached(const std::string& path) {
+  static std::mutex mutex;
+  static std::tuple<std::string, uintmax_t, std::filesystem::file_time_type> key;
+  static std::shared_ptr<const GgufFile> file;
+  std::error_code size_error, time_error;
+  const auto now = std::make_tuple(path, std::filesystem::file_size(path, size_error),
+                                   std::filesystem::last_write_time(path, time_error));
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!file || now != key || size_error || time_error) {
+    file = std::make_shared<const GgufFile>(GgufFile::open(path));
+    key = now;
+  }
+  return file;
 }
 
 }  // namespace
@@ -72,7 +93,8 @@ void load_gguf_weights(Model& model, const std::string& path) {
 }
 
 void read_gguf_weight(const Model& model, const std::string& path, const std::string& name, const Tensor& into) {
-  const GgufFile file = GgufFile::open(path);
+  const std::shared_ptr<const GgufFile> opened = open_cached(path);
+  const GgufFile& file = *opened;
   const GgufTensorPlace place = gguf_place(model, name);
   check(file.contains(place.name), path + ": missing tensor '" + place.name + "' (" + name + ")");
   read_into(file, place, into);

@@ -192,4 +192,12 @@ std::optional<QuantFormat> quantized_base_format(const std::string& base_precisi
   return std::nullopt;
 }
 
+void dequantize_adapted_weights(Model& model, QuantFormat format) {
+  for (const auto& [name, linear] : model.adaptable_linears()) {
+    if (!linear->lora()) continue;
+    const Tensor& w = linear->weight().value;
+    QuantizedMatrix::quantize(w.f32(), w.dim(0), w.dim(1), format).dequantize_rows(0, w.dim(0), w.f32());
+  }
+}
+
 }  // namespace frugal

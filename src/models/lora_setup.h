@@ -62,5 +62,8 @@ void quantize_adapted_weights(Model& model, const std::vector<std::string>& adap
                               const std::function<void(size_t, const Tensor&)>& fill);
 // "nf4" / "int8" as a format; nothing for the other --base-precision values.
 std::optional<QuantFormat> quantized_base_format(const std::string& base_precision);
+// Each adapted weight (fp32) replaced by deq(q(W)): an adapter trained on a quantised base learnt the
+// difference from those weights, so `lora merge` and the GGUF export merge it into them.
+void dequantize_adapted_weights(Model& model, QuantFormat format);
 
 }  // namespace frugal

@@ -6,7 +6,6 @@
 #include "core/error.h"
 #include "core/threading.h"
 #include "io/gguf.h"
-#include "kernels/quantized_matrix.h"
 #include "models/causal_lm.h"
 #include "models/gguf_model.h"
 #include "models/lora_setup.h"
@@ -51,11 +50,7 @@ std::unique_ptr<Model> merged_model(const ExportSpec& f) {
   }
   load_adapter(*model, f.adapter);
   if (const std::optional<QuantFormat> format = quantized_base_format(f.base_precision)) {
-    for (const auto& [name, linear] : model->adaptable_linears()) {
-      if (!linear->lora()) continue;
-      const Tensor& w = linear->weight().value;
-      QuantizedMatrix::quantize(w.f32(), w.dim(0), w.dim(1), *format).dequantize_rows(0, w.dim(0), w.f32());
-    }
+    dequantize_adapted_weights(*model, *format);
   } else {
     check(f.base_precision == "fp32", "--base-precision " + f.base_precision + ": expected fp32, nf4 or int8");
   }
@@ -115,6 +110,8 @@ void write_model(const ExportSpec& f) {
 // (q/k rows permuted for Llama as W's are; GPT-2's Conv1D weights are (out, in) there, as PEFT's B A).
 void write_adapter(const ExportSpec& f) {
   check(!f.adapter.empty(), "--adapter-only needs --adapter DIR");
+  check(f.base_precision == "fp32", "--adapter-only writes the adapter as it is; --base-precision applies to a merge "
+                                    "(llama.cpp applies the adapter to whatever base file it loads)");
   check(f.dtype == "f32" || f.dtype == "f16" || f.dtype == "bf16",
         "--adapter-only: --dtype " + f.dtype + " (adapters are written as f32, f16 or bf16)");
   const OutputType type = output_type(f.dtype);

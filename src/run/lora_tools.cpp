@@ -25,11 +25,7 @@ void lora_merge(const LoraToolSpec& f) {
   // An adapter trained on a quantised base learnt the difference from the *dequantised* weights:
   // those are what it is merged into (W' = deq(q(W)) + scale B A).
   if (const std::optional<QuantFormat> format = quantized_base_format(f.base_precision)) {
-    for (const auto& [name, linear] : model->adaptable_linears()) {
-      if (!linear->lora()) continue;
-      const Tensor& w = linear->weight().value;
-      QuantizedMatrix::quantize(w.f32(), w.dim(0), w.dim(1), *format).dequantize_rows(0, w.dim(0), w.f32());
-    }
+    dequantize_adapted_weights(*model, *format);
   } else {
     check(f.base_precision == "fp32", "--base-precision " + f.base_precision + ": merging takes the base as stored "
                                       "in the model directory (fp32), or as nf4/int8 quantised it");

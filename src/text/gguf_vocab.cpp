@@ -1,6 +1,8 @@
 #include "text/gguf_vocab.h"
 
 #include <filesystem>
+#include <string_view>
+#include <unordered_set>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -41,21 +43,39 @@ ordered_json split_then_bytes(const char* regex) {
             byte_level(false)}}};
 }
 
-// llama.cpp's name for a tokenizer.json's pre-tokenizer; "" when llama.cpp has none for it.
-std::string pre_name(const ordered_json& tokenizer) {
-  const ordered_json pre = tokenizer.value("pre_tokenizer", ordered_json());
+// The splitting a tokenizer.json's pre-tokenizer does, if llama.cpp has it: "gpt-2", "llama-bpe",
+// "qwen2"; "" otherwise.
+std::string splitting_name(const ordered_json& pre) {
   if (!pre.is_object()) return "";
-  if (pre.value("type", "") == "ByteLevel" && pre.value("use_regex", true)) return "gpt-2";
+  if (pre.value("type", "") == "ByteLevel")
+    return pre.value("use_regex", true) && !pre.value("add_prefix_space", false) ? "gpt-2" : "";
   if (pre.value("type", "") != "Sequence" || !pre.contains("pretokenizers") || pre["pretokenizers"].size() != 2)
     return "";
   const ordered_json& split = pre["pretokenizers"][0];
   const ordered_json& bytes = pre["pretokenizers"][1];
-  if (split.value("type", "") != "Split" || bytes.value("type", "") != "ByteLevel" || bytes.value("use_regex", true))
+  if (split.value("type", "") != "Split" || bytes.value("type", "") != "ByteLevel" || bytes.value("use_regex", true) ||
+      bytes.value("add_prefix_space", false) || split.value("invert", false))
     return "";
   const std::string regex = split.contains("pattern") ? split["pattern"].value("Regex", "") : "";
   if (regex == kLlama3Split) return "llama-bpe";
   if (regex == kQwen2Split) return "qwen2";
   return "";
+}
+
+// llama.cpp's name for a tokenizer.json's pre-tokenizer when llama.cpp tokenizes as it does: the same
+// splitting, the normaliser (NFC for Qwen's, none for the others; llama.cpp applies none), whole
+// pieces looked up first exactly for Llama 3's (ignore_merges), and added tokens without lstrip,
+// rstrip or single_word (llama.cpp matches them as plain text). "" otherwise.
+std::string pre_name(const ordered_json& tokenizer) {
+  const std::string name = splitting_name(tokenizer.value("pre_tokenizer", ordered_json()));
+  const ordered_json normalizer = tokenizer.value("normalizer", ordered_json());
+  const bool nfc = normalizer.is_object() && normalizer.value("type", "") == "NFC";
+  if (name.empty() || (!normalizer.is_null() && !nfc) || (nfc && name != "qwen2")) return "";
+  const ordered_json model = tokenizer.value("model", ordered_json::object());
+  if (model.is_object() && model.value("ignore_merges", false) != (name == "llama-bpe")) return "";
+  for (const ordered_json& a : tokenizer.value("added_tokens", ordered_json::array()))
+    if (a.value("lstrip", false) || a.value("rstrip", false) || a.value("single_word", false)) return "";
+  return name;
 }
 
 ordered_json parse_json(const std::string& text, const std::string& where) {
@@ -164,10 +184,12 @@ TokenizerFiles rebuild_from_gguf(const GgufFile& file) {
       added.push_back({{"id", id}, {"content", tokens[id]}, {"single_word", false}, {"lstrip", false},
                        {"rstrip", false}, {"normalized", false}, {"special", type == kControl}});
     } else {
-      check(type == kNormal || type == kUnknown || type == kByte,
-            where + ": token " + std::to_string(id) + " has token type " + std::to_string(type) + ", which llama.cpp "
-                                                                                             "does not define");
-      check(vocab.emplace(tokens[id], id).second, where + ": token text of id " + std::to_string(id) + " appears twice");
+      // (per token: the messages are built only on failure)
+      if (type != kNormal && type != kUnknown && type != kByte)
+        throw Error(where + ": token " + std::to_string(id) + " has token type " + std::to_string(type) +
+                    " (frugal reads 1 to 6, 0 undefined)");
+      if (!vocab.emplace(tokens[id], id).second)
+        throw Error(where + ": token text of id " + std::to_string(id) + " appears twice");
     }
   }
   ordered_json merges = ordered_json::array();
@@ -204,13 +226,15 @@ TokenizerFiles rebuild_from_gguf(const GgufFile& file) {
 void add_metadata(const TokenizerFiles& files, const HfTokenizer& tokenizer, int64_t rows, GgufWriter& out) {
   const ordered_json j = parse_json(files.tokenizer_json, "tokenizer.json");
   const std::string pre = pre_name(j);
-  check(!pre.empty(), "GGUF export: the tokenizer's pre-tokenizer is none llama.cpp implements for byte-level BPE "
-                      "(GPT-2's ByteLevel, Llama 3's or Qwen2's Split): llama.cpp would tokenize differently");
+  check(!pre.empty(), "GGUF export: llama.cpp would tokenize differently: the tokenizer's pre-tokenizer, normalizer, "
+                      "ignore_merges or added tokens' lstrip/rstrip/single_word are none of GPT-2's, Llama 3's or "
+                      "Qwen2's");
   std::vector<std::string> tokens(static_cast<size_t>(rows));
   std::vector<int64_t> types(static_cast<size_t>(rows), kUnused);
   const auto place = [&](int64_t id, const std::string& text, int32_t type) {
-    check(id >= 0 && id < rows, "GGUF export: token id " + std::to_string(id) + " is outside the model's " +
-                                    std::to_string(rows) + " embedding rows");
+    if (id < 0 || id >= rows)  // (per token: the message is built only on failure)
+      throw Error("GGUF export: token id " + std::to_string(id) + " is outside the model's " + std::to_string(rows) +
+                  " embedding rows");
     tokens[static_cast<size_t>(id)] = text;
     types[static_cast<size_t>(id)] = type;
   };
@@ -221,6 +245,11 @@ void add_metadata(const TokenizerFiles& files, const HfTokenizer& tokenizer, int
     place(a.at("id").get<int64_t>(), a.at("content").get<std::string>(), a.value("special", false) ? kControl : kUserDefined);
   for (int64_t id = 0; id < rows; ++id)
     if (types[static_cast<size_t>(id)] == kUnused) tokens[static_cast<size_t>(id)] = "[PAD" + std::to_string(id) + "]";
+  std::unordered_set<std::string_view> seen;  // llama.cpp aborts on two ids with one text
+  for (size_t id = 0; id < tokens.size(); ++id)
+    if (!seen.insert(tokens[id]).second)
+      throw Error("GGUF export: token " + std::to_string(id) + " has the text of another token ('" +
+                  tokens[id].substr(0, 64) + "'), which llama.cpp cannot load");
   std::vector<std::string> merges;
   for (const ordered_json& m : j["model"].value("merges", ordered_json::array()))
     merges.push_back(m.is_string() ? m.get<std::string>() : m.at(0).get<std::string>() + " " + m.at(1).get<std::string>());
