@@ -161,15 +161,10 @@ TokenizerFiles read_tokenizer_files(const std::string& path) {
 
 namespace {
 
-TokenizerFiles rebuild_from_gguf(const GgufFile& file) {
+// tokenizer.json's model.vocab (normal, unknown and byte tokens) and added_tokens (control tokens
+// special, user-defined ones not) from the token list and its types; unused ids are left out.
+std::pair<ordered_json, ordered_json> vocabulary_of(const GgufFile& file, const std::vector<std::string>& tokens) {
   const std::string& where = file.path();
-  check(gguf_has_tokenizer(file), where + ": no tokenizer (tokenizer.ggml.tokens is missing)");
-  const std::string model = file.has("tokenizer.ggml.model") ? file.get_string("tokenizer.ggml.model") : "";
-  check(model == "gpt2", where + ": tokenizer.ggml.model '" + model + "' is not supported (supported: gpt2, the "
-                                 "byte-level BPE of GPT-2, Llama 3 and Qwen)");
-  const std::string pre = file.has("tokenizer.ggml.pre") ? file.get_string("tokenizer.ggml.pre") : "";
-  const Splitting splitting = splitting_of(pre, where);
-  const std::vector<std::string>& tokens = file.get_strings("tokenizer.ggml.tokens");
   std::vector<int64_t> types(tokens.size(), kNormal);
   if (file.has("tokenizer.ggml.token_type")) {
     types = file.get_ints("tokenizer.ggml.token_type");
@@ -192,6 +187,19 @@ TokenizerFiles rebuild_from_gguf(const GgufFile& file) {
         throw Error(where + ": token text of id " + std::to_string(id) + " appears twice");
     }
   }
+  return {vocab, added};
+}
+
+TokenizerFiles rebuild_from_gguf(const GgufFile& file) {
+  const std::string& where = file.path();
+  check(gguf_has_tokenizer(file), where + ": no tokenizer (tokenizer.ggml.tokens is missing)");
+  const std::string model = file.has("tokenizer.ggml.model") ? file.get_string("tokenizer.ggml.model") : "";
+  check(model == "gpt2", where + ": tokenizer.ggml.model '" + model + "' is not supported (supported: gpt2, the "
+                                 "byte-level BPE of GPT-2, Llama 3 and Qwen)");
+  const std::string pre = file.has("tokenizer.ggml.pre") ? file.get_string("tokenizer.ggml.pre") : "";
+  const Splitting splitting = splitting_of(pre, where);
+  const std::vector<std::string>& tokens = file.get_strings("tokenizer.ggml.tokens");
+  const auto [vocab, added] = vocabulary_of(file, tokens);
   ordered_json merges = ordered_json::array();
   check(file.has("tokenizer.ggml.merges"), where + ": tokenizer.ggml.merges is missing (byte-level BPE needs it)");
   for (const std::string& m : file.get_strings("tokenizer.ggml.merges")) merges.push_back(m);
