@@ -66,14 +66,7 @@ void add_tokenizer(const ExportSpec& f, const Model& model, GgufWriter& out) {
                                    "--tokenizer DIR");
   const TokenizerFiles files = read_tokenizer_files(source);
   HfTokenizer tokenizer = HfTokenizer::from_json(files.tokenizer_json, source, files.config_json);
-  const nlohmann::json config = model.config();
-  const auto id = [&](const char* key) -> int32_t {
-    if (!config.contains(key)) return -1;
-    const nlohmann::json& v = config[key].is_array() && !config[key].empty() ? config[key][0] : config[key];
-    return v.is_number_integer() ? v.get<int32_t>() : -1;
-  };
-  if (id("bos_token_id") >= 0) tokenizer.set_bos_id(id("bos_token_id"));
-  if (id("eos_token_id") >= 0) tokenizer.set_eos_id(id("eos_token_id"));
+  tokenizer.apply_model_config(model.config());
   const int64_t rows = as_causal_lm(model)->vocab_size();
   check(tokenizer.vocab_size() <= rows, "GGUF export: the tokenizer has " + std::to_string(tokenizer.vocab_size()) +
                                             " tokens, more than the model's " + std::to_string(rows) + " embedding rows");

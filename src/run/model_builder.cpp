@@ -31,18 +31,10 @@ std::string tokenizer_dir(const ModelSpec& f) {
 
 namespace {
 // A model directory's config.json names its BOS and EOS (Llama 3: 128000, 128001); they win over the
-// tokenizer's own guess, as in Hugging Face (eos_token_id may be a list: its first entry).
+// tokenizer's own guess, as in Hugging Face.
 void apply_config_special_ids(const ModelSpec& f, TextTokenizer& tokenizer) {
   auto* hf = dynamic_cast<HfTokenizer*>(&tokenizer);
-  if (!hf || f.model_dir.empty()) return;
-  const nlohmann::json config = read_model_config(f.model_dir);
-  const auto id = [&](const char* key) -> int32_t {
-    if (!config.contains(key)) return -1;
-    const nlohmann::json& v = config[key].is_array() && !config[key].empty() ? config[key][0] : config[key];
-    return v.is_number_integer() ? v.get<int32_t>() : -1;
-  };
-  if (id("bos_token_id") >= 0) hf->set_bos_id(id("bos_token_id"));
-  if (id("eos_token_id") >= 0) hf->set_eos_id(id("eos_token_id"));
+  if (hf && !f.model_dir.empty()) hf->apply_model_config(read_model_config(f.model_dir));
 }
 }  // namespace
 

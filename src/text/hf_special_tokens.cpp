@@ -76,4 +76,14 @@ void HfTokenizer::read_special_names(std::string_view config_json, const std::st
   if (eos_id_ < 0) eos_id_ = token_id("<|endoftext|>");  // GPT-2's and Qwen2's end of text, named by no file
 }
 
+void HfTokenizer::apply_model_config(const nlohmann::json& config) {
+  const auto id = [&](const char* key) -> int32_t {
+    if (!config.is_object() || !config.contains(key)) return -1;
+    const nlohmann::json& v = config[key].is_array() && !config[key].empty() ? config[key][0] : config[key];
+    return v.is_number_integer() ? v.get<int32_t>() : -1;
+  };
+  if (id("bos_token_id") >= 0) set_bos_id(id("bos_token_id"));
+  if (id("eos_token_id") >= 0) set_eos_id(id("eos_token_id"));
+}
+
 }  // namespace frugal

@@ -69,6 +69,9 @@ class HfTokenizer : public TextTokenizer {
   int32_t eos_id() const { return eos_id_; }
   void set_bos_id(int32_t id);
   void set_eos_id(int32_t id);
+  // A model's config.json's bos_token_id / eos_token_id (eos may be a list: its first entry) over the
+  // tokenizer's own, as Hugging Face does (Llama 3: 128000, 128001).
+  void apply_model_config(const nlohmann::json& config);
   // The ids the post-processor puts before / after a single text (TemplateProcessing), and whether
   // that includes BOS (Llama 3: yes; GPT-2, Qwen2: no).
   const std::vector<int32_t>& template_prefix() const { return template_prefix_; }
