@@ -24,6 +24,7 @@
 #include "models/llama.h"
 #include "models/lora_setup.h"
 #include "models/model_io.h"
+#include "text/hf_tokenizer.h"
 #include "text/tokenizer.h"
 #include "train/generate.h"
 
@@ -271,6 +272,21 @@ void expect_agreement(const FrugalRun& ours, const LlamaCppRun& theirs, const st
   EXPECT_EQ(t.back()["ids_special"].get<std::vector<int32_t>>(), ours.tokenized.back()) << what << " (special token)";
 }
 
+// llama.cpp reads the model's BOS, EOS, whether a prompt starts with BOS, and its chat template (none
+// for GPT-2) as the model directory's tokenizer files and config.json name them.
+void expect_same_specials(const fs::path& dir, const LlamaCppRun& theirs, const std::string& what) {
+  std::unique_ptr<TextTokenizer> loaded = load_tokenizer(dir.string());
+  auto& ours = dynamic_cast<HfTokenizer&>(*loaded);
+  ours.apply_model_config(json::parse(read_file((dir / "config.json").string())));
+  EXPECT_EQ(theirs.info["eos"], ours.eos_id()) << what;
+  if (ours.bos_id() >= 0) {  // (none: llama.cpp falls back to a default of its own)
+    EXPECT_EQ(theirs.info["bos"], ours.bos_id()) << what;
+  }
+  EXPECT_EQ(theirs.info["add_bos"], ours.adds_bos()) << what;
+  const json config = json::parse(read_file((dir / "tokenizer_config.json").string()));
+  EXPECT_EQ(theirs.info["chat_template"], config.value("chat_template", json())) << what;
+}
+
 class GgufLlamaCpp : public ::testing::TestWithParam<std::string> {};
 
 }  // namespace
@@ -296,6 +312,7 @@ TEST_P(GgufLlamaCpp, FreshModelAgreesWithLlamaCpp) {
     const FrugalRun from_gguf = run_frugal_model(gguf, positions, c);
     if (std::string(dtype) == "f32") {
       expect_agreement(from_dir, theirs, c.name + " f32");
+      expect_same_specials(dir, theirs, c.name);
       EXPECT_EQ(from_gguf.tokenized, from_dir.tokenized);
       EXPECT_EQ(from_gguf.logits, from_dir.logits) << "the f32 file read back must hold the same weights";
       continue;
