@@ -1,14 +1,9 @@
 #include "io/gguf.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <bit>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -19,6 +14,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "io/atomic_file.h"
+#include "io/mapped_file.h"
 
 namespace frugal {
 
@@ -392,43 +388,10 @@ GgufValue GgufValue::of_f32s(std::vector<double> xs) {
 
 // ---- reading ----
 
-struct GgufFile::Mapping {
-  void* addr = nullptr;
-  size_t size = 0;
-  ~Mapping() {
-    if (addr) ::munmap(addr, size);
-  }
-  const uint8_t* bytes() const { return static_cast<const uint8_t*>(addr); }
-
-  // The whole file, read-only (as SafetensorsFile's). An empty file maps nothing (mmap refuses a
-  // length of 0) and is then refused as too short by the caller.
-  static std::shared_ptr<Mapping> of(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    check(fd >= 0, "cannot open " + path + ": " + std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(fd);
-      throw Error(path + ": not a regular file");
-    }
-    auto map = std::make_shared<Mapping>();
-    map->size = static_cast<size_t>(st.st_size);
-    if (map->size == 0) {
-      ::close(fd);
-      return map;
-    }
-    void* addr = ::mmap(nullptr, map->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    const int map_errno = errno;
-    ::close(fd);  // the mapping keeps the file alive
-    check(addr != MAP_FAILED, "cannot map " + path + ": " + std::strerror(map_errno));
-    map->addr = addr;
-    return map;
-  }
-};
-
 GgufFile GgufFile::open(const std::string& path) {
   const std::string where = path + ": ";
-  std::shared_ptr<Mapping> map = Mapping::of(path);
-  const uint64_t file_size = map->size;
+  std::shared_ptr<const MappedFile> map = MappedFile::open(path);
+  const uint64_t file_size = map->size();
   check(file_size >= sizeof(kMagic) && std::memcmp(map->bytes(), kMagic, sizeof(kMagic)) == 0,
         where + "not a GGUF file (it does not start with \"GGUF\")");
   Cursor c(map->bytes(), file_size, where);
@@ -592,15 +555,6 @@ DType dtype_of(uint32_t type) {
   }
 }
 
-void release_pages(const uint8_t* begin, size_t bytes) {
-  // As SafetensorsFile: the pages of a tensor already copied out would otherwise stay in the
-  // process's RSS until the file is closed. The mapping is private and read-only, so dropped pages
-  // are read again from the file if touched.
-  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  const auto from = reinterpret_cast<uintptr_t>(begin) & ~(page - 1);
-  const auto to = reinterpret_cast<uintptr_t>(begin) + bytes;
-  if (to > from) ::madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
-}
 
 }  // namespace
 
@@ -633,7 +587,7 @@ void GgufFile::load_into(const std::string& name, const Tensor& dst) const {
       }
     }
   }
-  release_pages(src, static_cast<size_t>(t.bytes));
+  map_->release(src, static_cast<size_t>(t.bytes));
 }
 
 // ---- q8_0 ----

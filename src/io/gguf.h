@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/mapped_file.h"
 
 namespace frugal {
 
@@ -101,10 +102,9 @@ class GgufFile {
   void load_into(const std::string& name, const Tensor& dst) const;
 
  private:
-  struct Mapping;
   std::string path_;
   uint32_t version_ = 3;
-  std::shared_ptr<const Mapping> map_;
+  std::shared_ptr<const MappedFile> map_;
   const uint8_t* data_ = nullptr;  // start of the data section
   std::vector<std::pair<std::string, GgufValue>> metadata_;
   std::map<std::string, size_t> key_index_;

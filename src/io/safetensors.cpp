@@ -1,13 +1,8 @@
 #include "io/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
-#include <cerrno>
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -16,6 +11,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "io/atomic_file.h"
+#include "io/mapped_file.h"
 
 namespace frugal {
 
@@ -160,46 +156,13 @@ void sort_and_check_overlap(std::vector<SafeTensor>& tensors, const std::string&
 
 }  // namespace
 
-struct SafetensorsFile::Mapping {
-  void* addr = nullptr;
-  size_t size = 0;
-  ~Mapping() {
-    if (addr) ::munmap(addr, size);
-  }
-  const uint8_t* bytes() const { return static_cast<const uint8_t*>(addr); }
-
-  // The whole file, read-only. Error unless it is a regular file of at least 8 bytes.
-  static std::shared_ptr<Mapping> of(const std::string& path) {
-    const std::string where = path + ": ";
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    check(fd >= 0, "cannot open " + path + ": " + std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(fd);
-      throw Error(where + "not a regular file");
-    }
-    const uint64_t file_size = static_cast<uint64_t>(st.st_size);
-    if (file_size < 8) {
-      ::close(fd);
-      throw Error(where + "not a safetensors file (" + std::to_string(file_size) +
-                  " bytes, shorter than the 8-byte header length)");
-    }
-    auto map = std::make_shared<Mapping>();
-    void* addr = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    const int map_errno = errno;
-    ::close(fd);  // the mapping keeps the file alive
-    check(addr != MAP_FAILED, "cannot map " + path + ": " + std::strerror(map_errno));
-    map->addr = addr;
-    map->size = file_size;
-    return map;
-  }
-};
-
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
   const std::string where = path + ": ";
-  std::shared_ptr<Mapping> map = Mapping::of(path);
+  std::shared_ptr<const MappedFile> map = MappedFile::open(path);
   const uint8_t* bytes = map->bytes();
-  const uint64_t file_size = map->size;
+  const uint64_t file_size = map->size();
+  check(file_size >= 8, where + "not a safetensors file (" + std::to_string(file_size) +
+                            " bytes, shorter than the 8-byte header length)");
   uint64_t header_len;
   std::memcpy(&header_len, bytes, 8);
   check(header_len <= file_size - 8, where + "header length " + std::to_string(header_len) +
@@ -295,17 +258,7 @@ void SafetensorsFile::load_into(const std::string& name, const Tensor& out) cons
       dst[i] = out_type == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
     }
   }
-  release_pages(src, t.end - t.begin);
-}
-
-void SafetensorsFile::release_pages(const uint8_t* begin, size_t bytes) const {
-  // The mapping's pages of a tensor already copied out would stay in the process's RSS until the
-  // file is closed: loading GPT-2 small held its whole 475 MiB fp32 file beside the weights. The
-  // mapping is private and read-only, so dropped pages are read again from the file if touched.
-  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  const auto from = reinterpret_cast<uintptr_t>(begin) & ~(page - 1);
-  const auto to = reinterpret_cast<uintptr_t>(begin) + bytes;
-  if (to > from) ::madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
+  map_->release(src, t.end - t.begin);
 }
 
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,

@@ -17,6 +17,7 @@
 #include "core/dtype.h"
 #include "core/ledger.h"
 #include "core/tensor.h"
+#include "io/mapped_file.h"
 
 namespace frugal {
 
@@ -56,11 +57,8 @@ class SafetensorsFile {
   void load_into(const std::string& name, const Tensor& dst) const;
 
  private:
-  struct Mapping;
-  // Drops the mapping's pages of [begin, begin + bytes) from the process (a tensor copied out).
-  void release_pages(const uint8_t* begin, size_t bytes) const;
   std::string path_;
-  std::shared_ptr<const Mapping> map_;
+  std::shared_ptr<const MappedFile> map_;
   const uint8_t* data_ = nullptr;  // start of the data section
   uint64_t data_size_ = 0;
   std::vector<SafeTensor> tensors_;  // sorted by begin
