@@ -1,7 +1,7 @@
 // 4- and 8-bit frozen weights (kernels/quantized_matrix.h, issue 19): the NF4 levels are the
 // published ones; every block's quantise-dequantise error is within the bound its format implies;
 // the bytes are the format's; a product against a quantised W, dequantised tile by tile, equals the
-// product against its fully dequantised copy to fp32 rounding.
+// product against its fully dequantised copy to fp32 rounding, on the half units its bf16-rounded copy.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "fixtures.h"
+#include "kernels/convert.h"
 #include "kernels/gemm.h"
 #include "kernels/quantize8.h"
 #include "kernels/quantized_matrix.h"
@@ -16,6 +17,7 @@
 
 using namespace frugal;
 using frugal::testing::gamma_n;
+using frugal::testing::kBf16Unit;
 using frugal::testing::kFp32Unit;
 
 namespace {
@@ -32,6 +34,45 @@ double normal_density(double x) { return std::exp(-0.5 * x * x) / std::sqrt(2.0 
 std::vector<float> dequantized(const QuantizedMatrix& q) {
   std::vector<float> out(static_cast<size_t>(q.rows() * q.cols()));
   q.dequantize_rows(0, q.rows(), out.data());
+  return out;
+}
+
+// For C = A op(W) + beta C0 (A M x K, W stored as `w` with `cols` columns): sqrt(sum over C of
+// (|A| |op(W)| + |beta C0|)^2 / sum of C^2), how much larger the summed magnitudes are than the
+// result. gamma_{K+1} times it bounds the norm-wise relative error of any fp32 summation order.
+double magnitude_ratio(const std::vector<float>& A, const std::vector<float>& w, int64_t cols, bool transpose, int64_t M,
+                       int64_t N, int64_t K, float beta, const std::vector<float>& c0, const std::vector<float>& c) {
+  double magnitude_sq = 0.0, norm = 0.0;
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double m = std::fabs(double{beta} * c0[static_cast<size_t>(i * N + j)]);
+      for (int64_t k = 0; k < K; ++k)
+        m += std::fabs(double{A[static_cast<size_t>(i * K + k)]} *
+                       w[static_cast<size_t>(transpose ? j * cols + k : k * cols + j)]);
+      magnitude_sq += m * m;
+      norm += double{c[static_cast<size_t>(i * N + j)]} * c[static_cast<size_t>(i * N + j)];
+    }
+  return std::sqrt(magnitude_sq / norm);
+}
+
+double relative_difference(const std::vector<float>& got, const std::vector<float>& expected) {
+  double diff = 0.0, norm = 0.0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    diff += (got[i] - expected[i]) * static_cast<double>(got[i] - expected[i]);
+    norm += expected[i] * static_cast<double>(expected[i]);
+  }
+  return std::sqrt(diff / norm);
+}
+
+std::vector<uint16_t> to_bf16(const std::vector<float>& x) {
+  std::vector<uint16_t> out(x.size());
+  float_to_half(x.data(), DType::BF16, out.data(), static_cast<int64_t>(x.size()));
+  return out;
+}
+
+std::vector<float> from_bf16(const std::vector<uint16_t>& x) {
+  std::vector<float> out(x.size());
+  half_to_float(x.data(), DType::BF16, out.data(), static_cast<int64_t>(x.size()));
   return out;
 }
 }  // namespace
@@ -139,33 +180,76 @@ TEST(QuantizedMatrix, ProductEqualsTheProductWithItsDequantizedCopy) {
       for (bool transpose : {false, true}) {
         const int64_t K = transpose ? cols : rows, N = transpose ? rows : cols;
         const std::vector<float> A = weights(M * K, 7);
-        std::vector<float> expected = weights(M * N, 9), got = expected;  // beta = 0.5 keeps half of C
+        const std::vector<float> c0 = weights(M * N, 9);  // beta = 0.5 keeps half of C
+        std::vector<float> expected = c0, got = c0;
         // Two fp32 products of the same values, blocked differently (tiles or panels against one
         // GEMM): each within gamma_{K+1} of the magnitudes |A| |W| + 0.5 |C| (K products and C's
         // term; the scale 0.5 is exact), in any order, on any kernel.
-        double magnitude_sq = 0.0;
-        for (int64_t i = 0; i < M; ++i)
-          for (int64_t j = 0; j < N; ++j) {
-            double m = 0.5 * std::fabs(double{expected[static_cast<size_t>(i * N + j)]});
-            for (int64_t k = 0; k < K; ++k)
-              m += std::fabs(double{A[static_cast<size_t>(i * K + k)]} *
-                             full[static_cast<size_t>(transpose ? j * cols + k : k * cols + j)]);
-            magnitude_sq += m * m;
-          }
         gemm(false, transpose, M, N, K, 1.0f, A.data(), K, full.data(), cols, 0.5f, expected.data(), N);
         quantized_gemm(A.data(), M, q, transpose, 0.5f, got.data(), tile.data());
-        double diff = 0.0, norm = 0.0;
-        for (size_t i = 0; i < got.size(); ++i) {
-          diff += (got[i] - expected[i]) * static_cast<double>(got[i] - expected[i]);
-          norm += expected[i] * static_cast<double>(expected[i]);
-        }
-        const double bound = 2 * gamma_n(static_cast<double>(K + 1)) * std::sqrt(magnitude_sq / norm);
-        EXPECT_LE(std::sqrt(diff / norm), bound) << quant_format_name(format) << " " << rows << "x" << cols
-                                                 << (transpose ? " W^T" : " W");
+        const double bound = 2 * gamma_n(static_cast<double>(K + 1)) *
+                              magnitude_ratio(A, full, cols, transpose, M, N, K, 0.5f, c0, expected);
+        EXPECT_LE(relative_difference(got, expected), bound) << quant_format_name(format) << " " << rows << "x" << cols
+                                                             << (transpose ? " W^T" : " W");
       }
     }
   }
   EXPECT_EQ(quantized_panel_columns(QuantizedMatrix::quantize(weights(300 * 576, 1).data(), 300, 576, QuantFormat::Int8)), 448);
+  EXPECT_EQ(quantized_panel_columns(QuantizedMatrix::quantize(weights(1040 * 1100, 1).data(), 1040, 1100, QuantFormat::Int8),
+                                    kHalfTileRows),
+            1024);
+}
+
+// Issue 36: on the half units the tiles are dequantised to bf16 (never a full fp32 tile) and go
+// straight into the bf16 GEMM; the result is the product with W's dequantised values rounded to bf16.
+TEST(QuantizedMatrix, HalfProductEqualsTheProductWithItsBf16DequantizedCopy) {
+  if (!has_half_gemm(DType::BF16)) GTEST_SKIP() << "no bf16 units in use here (kernels/gemm.h has_half_gemm)";
+  // The shapes above in one tile each, and 1040 x 1100: row tiles of 1024 and 16, panels of 1024 and
+  // 76 columns (blocks straddle rows and panel edges).
+  const int64_t M = 37;
+  for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{320, 36}, {300, 576}, {320, 300}, {1040, 1100}}) {
+    const std::vector<float> w = weights(rows * cols, 5);
+    for (QuantFormat format : {QuantFormat::Nf4, QuantFormat::Int8}) {
+      SCOPED_TRACE(quant_format_name(format) + " " + std::to_string(rows) + "x" + std::to_string(cols));
+      const QuantizedMatrix q = QuantizedMatrix::quantize(w.data(), rows, cols, format);
+      const std::vector<uint16_t> full_half = to_bf16(dequantized(q));
+      // A panel (blocks cut at both edges) is the fp32 dequantisation rounded once, bit for bit.
+      const int64_t r0 = 3, c0 = 5, width = cols - c0;
+      std::vector<uint16_t> panel(static_cast<size_t>((rows - r0) * width));
+      q.dequantize_panel_half(r0, rows, c0, cols, DType::BF16, panel.data());
+      for (int64_t r = r0; r < rows; ++r)
+        for (int64_t c = c0; c < cols; ++c)
+          ASSERT_EQ(panel[static_cast<size_t>((r - r0) * width + c - c0)], full_half[static_cast<size_t>(r * cols + c)]);
+      const std::vector<float> w_half = from_bf16(full_half);
+      std::vector<uint16_t> tile(static_cast<size_t>(quantized_gemm_half_tile_values(q)));
+      for (bool transpose : {false, true}) {
+        SCOPED_TRACE(transpose ? "W^T" : "W");
+        const int64_t K = transpose ? cols : rows, N = transpose ? rows : cols;
+        const std::vector<uint16_t> A_half = to_bf16(weights(M * K, 7));
+        const std::vector<float> A = from_bf16(A_half);
+        // fp32 sums of exact products (bf16 x bf16 fits fp32) in two orders: within 2 gamma_{K+1}.
+        const std::vector<float> c_start = weights(M * N, 9);
+        std::vector<float> expected = c_start, got = c_start;
+        gemm(false, transpose, M, N, K, 1.0f, A.data(), K, w_half.data(), cols, 0.5f, expected.data(), N);
+        quantized_gemm_half(DType::BF16, A_half.data(), M, q, transpose, 0.5f, got.data(), tile.data());
+        const double sums = 2 * gamma_n(static_cast<double>(K + 1)) *
+                            magnitude_ratio(A, w_half, cols, transpose, M, N, K, 0.5f, c_start, expected);
+        EXPECT_LE(relative_difference(got, expected), sums);
+        // In bf16 with a bias: the same sums (C's term now the bias) plus one rounding to nearest.
+        const std::vector<float> bias = weights(N, 11);
+        std::vector<float> expected_out(static_cast<size_t>(M * N)), broadcast(static_cast<size_t>(M * N));
+        for (int64_t i = 0; i < M * N; ++i) broadcast[static_cast<size_t>(i)] = bias[static_cast<size_t>(i % N)];
+        expected_out = broadcast;
+        gemm(false, transpose, M, N, K, 1.0f, A.data(), K, w_half.data(), cols, 1.0f, expected_out.data(), N);
+        std::vector<uint16_t> out(static_cast<size_t>(M * N));
+        quantized_gemm_half_out(DType::BF16, A_half.data(), M, q, transpose, bias.data(), out.data(), tile.data());
+        const double rounded = 0.5 * kBf16Unit + 2 * gamma_n(static_cast<double>(K + 1)) *
+                                                     magnitude_ratio(A, w_half, cols, transpose, M, N, K, 1.0f,
+                                                                     broadcast, expected_out);
+        EXPECT_LE(relative_difference(from_bf16(out), expected_out), rounded);
+      }
+    }
+  }
 }
 
 TEST(QuantizedMatrix, ABlockSizeThatDoesNotDivideIsRefused) {

@@ -8,6 +8,7 @@
 #endif
 
 #include "core/error.h"
+#include "kernels/convert.h"
 #include "kernels/gemm.h"
 #include "kernels/quantize8.h"
 
@@ -149,6 +150,27 @@ void QuantizedMatrix::dequantize_panel(int64_t r0, int64_t r1, int64_t c0, int64
   for (int64_t r = r0; r < r1; ++r) dequantize_range(r * cols_ + c0, r * cols_ + c1, out + (r - r0) * width);
 }
 
+void QuantizedMatrix::dequantize_panel_half(int64_t r0, int64_t r1, int64_t c0, int64_t c1, DType half,
+                                            uint16_t* out) const {
+  check(0 <= r0 && r0 <= r1 && r1 <= rows_ && 0 <= c0 && c0 <= c1 && c1 <= cols_, "dequantize_panel_half: out of range");
+  check(is_half(half), "dequantize_panel_half: the tile's type must be fp16 or bf16");
+  // Chunks end on multiples of kChunk in the stored order, so whole blocks take the fast path.
+  constexpr int64_t kChunk = 4 * kQuantBlock;
+  const int64_t width = c1 - c0;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = r0; r < r1; ++r) {
+    float buffer[kChunk];
+    const int64_t begin = r * cols_ + c0, end = r * cols_ + c1;
+    uint16_t* row = out + (r - r0) * width;
+    for (int64_t lo = begin; lo < end;) {
+      const int64_t hi = std::min(end, (lo / kChunk + 1) * kChunk);
+      dequantize_range(lo, hi, buffer);
+      float_to_half(buffer, half, row + (lo - begin), hi - lo);
+      lo = hi;
+    }
+  }
+}
+
 void QuantizedMatrix::dequantize_range(int64_t begin, int64_t end, float* out) const {
   const uint8_t* codes = codes_.u8();
   const std::array<float, 16>& levels = nf4_levels();
@@ -167,14 +189,20 @@ void QuantizedMatrix::dequantize_range(int64_t begin, int64_t end, float* out) c
   }
 }
 
-int64_t quantized_panel_columns(const QuantizedMatrix& w) {
-  const int64_t budget = std::min(kTileRows, w.rows()) * w.cols();  // the transposed product's tile
-  return std::min(w.cols(), std::max<int64_t>(kTileRows, budget / w.rows() / kQuantBlock * kQuantBlock));
+int64_t quantized_panel_columns(const QuantizedMatrix& w, int64_t tile_rows) {
+  const int64_t budget = std::min(tile_rows, w.rows()) * w.cols();  // the transposed product's tile
+  return std::min(w.cols(), std::max<int64_t>(tile_rows, budget / w.rows() / kQuantBlock * kQuantBlock));
 }
 
-int64_t quantized_gemm_tile_floats(const QuantizedMatrix& w) {
-  return std::max(std::min(kTileRows, w.rows()) * w.cols(), w.rows() * quantized_panel_columns(w));
+namespace {
+int64_t tile_values(const QuantizedMatrix& w, int64_t tile_rows) {
+  return std::max(std::min(tile_rows, w.rows()) * w.cols(), w.rows() * quantized_panel_columns(w, tile_rows));
 }
+}  // namespace
+
+int64_t quantized_gemm_tile_floats(const QuantizedMatrix& w) { return tile_values(w, kTileRows); }
+
+int64_t quantized_gemm_half_tile_values(const QuantizedMatrix& w) { return tile_values(w, kHalfTileRows); }
 
 void quantized_gemm(const float* A, int64_t M, const QuantizedMatrix& W, bool transpose_w, float beta, float* C,
                     float* tile) {
@@ -195,6 +223,51 @@ void quantized_gemm(const float* A, int64_t M, const QuantizedMatrix& W, bool tr
     W.dequantize_panel(0, rows, c0, c1, tile);
     gemm(false, false, M, c1 - c0, rows, 1.0f, A, rows, tile, c1 - c0, beta, C + c0, cols);
   }
+}
+
+namespace {
+
+// The tiles of a product against W, in `half`: calls product(tile, first, last) with C's columns
+// [first, last) for each, whose operand is that tile as stored (transpose_w: tile rows x K, each row
+// a column of C; otherwise K x (last - first)).
+template <typename Product>
+void for_each_half_tile(const QuantizedMatrix& W, bool transpose_w, DType half, uint16_t* tile, Product product) {
+  const int64_t rows = W.rows(), cols = W.cols();
+  if (transpose_w) {
+    for (int64_t r0 = 0; r0 < rows; r0 += kHalfTileRows) {
+      const int64_t r1 = std::min(rows, r0 + kHalfTileRows);
+      W.dequantize_panel_half(r0, r1, 0, cols, half, tile);
+      product(tile, r0, r1);
+    }
+    return;
+  }
+  const int64_t width = quantized_panel_columns(W, kHalfTileRows);
+  for (int64_t c0 = 0; c0 < cols; c0 += width) {
+    const int64_t c1 = std::min(cols, c0 + width);
+    W.dequantize_panel_half(0, rows, c0, c1, half, tile);
+    product(tile, c0, c1);
+  }
+}
+
+}  // namespace
+
+void quantized_gemm_half(DType half, const uint16_t* A, int64_t M, const QuantizedMatrix& W, bool transpose_w, float beta,
+                         float* C, uint16_t* tile) {
+  const int64_t N = transpose_w ? W.rows() : W.cols(), K = transpose_w ? W.cols() : W.rows();
+  for_each_half_tile(W, transpose_w, half, tile, [&](const uint16_t* t, int64_t first, int64_t last) {
+    const int64_t ldt = transpose_w ? K : last - first;
+    gemm_half(half, false, transpose_w, M, last - first, K, 1.0f, A, K, t, ldt, beta, C + first, N);
+  });
+}
+
+void quantized_gemm_half_out(DType half, const uint16_t* A, int64_t M, const QuantizedMatrix& W, bool transpose_w,
+                             const float* bias, uint16_t* C, uint16_t* tile) {
+  const int64_t N = transpose_w ? W.rows() : W.cols(), K = transpose_w ? W.cols() : W.rows();
+  for_each_half_tile(W, transpose_w, half, tile, [&](const uint16_t* t, int64_t first, int64_t last) {
+    const int64_t ldt = transpose_w ? K : last - first;
+    gemm_half_out(half, false, transpose_w, M, last - first, K, 1.0f, A, K, t, ldt, bias ? bias + first : nullptr,
+                  C + first, N);
+  });
 }
 
 }  // namespace frugal

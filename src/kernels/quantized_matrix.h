@@ -7,8 +7,9 @@
 //         minus their mean, in blocks of kAbsmaxBlock, with the signed 8-bit dynamic code of
 //         kernels/quantize8.h and an fp32 scale per block. 0.5 + 1/64 + 4/16384 bytes per value.
 //   int8: round(value / absmax * 127) per value, the absmax in fp32. 1 + 4/64 bytes per value.
-// Products against such a matrix dequantise a part of W at a time into a caller's fp32
-// tile (rows, or a column panel) and multiply with OpenBLAS: no full-size fp32 copy of W ever exists.
+// Products against such a matrix dequantise a part of W at a time into a caller's tile (rows, or a
+// column panel) and multiply it: fp32 tiles with OpenBLAS, or bf16/fp16 tiles on the CPU's half
+// units (kernels/gemm.h gemm_half) for half inputs. No full-size copy of W ever exists.
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -23,7 +24,11 @@ std::string quant_format_name(QuantFormat format);  // "nf4", "int8"
 
 constexpr int64_t kQuantBlock = 64;     // values per absmax
 constexpr int64_t kAbsmaxBlock = 256;   // nf4: absmax values per fp32 scale of their second quantisation
-constexpr int64_t kTileRows = 256;      // stored rows dequantised per product step
+constexpr int64_t kTileRows = 256;      // stored rows dequantised per product step (fp32 tiles)
+// ... bf16/fp16 tiles: oneDNN's bf16 products against 256-column tiles ran at 0.75-0.85x of the same
+// product against a whole bf16 W (Llama-8B and GPT-2 XL shapes, 1024 rows, AMD EPYC Zen 5); against
+// 1024-column tiles at 0.9-1.0x (bench/quantized_gemm).
+constexpr int64_t kHalfTileRows = 1024;
 
 // The standard normal quantile, by bisection on erfc in double precision (the NF4 levels are its
 // values; only for those 16, it is not fast).
@@ -50,6 +55,9 @@ class QuantizedMatrix {
   // (out (r1 - r0) x (c1 - c0)).
   void dequantize_rows(int64_t r0, int64_t r1, float* out) const;
   void dequantize_panel(int64_t r0, int64_t r1, int64_t c0, int64_t c1, float* out) const;
+  // The same panel rounded to `half` (F16 or BF16): through fp32 a few blocks at a time in a small
+  // buffer of each thread's, never a full fp32 tile.
+  void dequantize_panel_half(int64_t r0, int64_t r1, int64_t c0, int64_t c1, DType half, uint16_t* out) const;
   // Block b's absmax as the products use it (after nf4's double quantisation).
   float block_scale(int64_t b) const;
 
@@ -71,9 +79,19 @@ class QuantizedMatrix {
 // floats as the other tile, a multiple of the block, at least kTileRows: narrower panels make
 // OpenBLAS's products inefficient) gives that many columns of C.
 // `tile`: quantized_gemm_tile_floats(W) floats.
-int64_t quantized_panel_columns(const QuantizedMatrix& w);
+int64_t quantized_panel_columns(const QuantizedMatrix& w, int64_t tile_rows = kTileRows);
 int64_t quantized_gemm_tile_floats(const QuantizedMatrix& w);
 void quantized_gemm(const float* A, int64_t M, const QuantizedMatrix& W, bool transpose_w, float beta, float* C,
                     float* tile);
+// The same products on the half units (has_half_gemm(half)): A (M x K) and the dequantised tiles
+// (kHalfTileRows rows, or panels as wide) in `half`, fp32 sums. `tile`: quantized_gemm_half_tile_values(W)
+// values of `half`.
+int64_t quantized_gemm_half_tile_values(const QuantizedMatrix& w);
+void quantized_gemm_half(DType half, const uint16_t* A, int64_t M, const QuantizedMatrix& W, bool transpose_w, float beta,
+                         float* C, uint16_t* tile);
+// ... with C (M x N) in `half`, rounded from the fp32 sums plus bias (N, fp32, or null): a layer's
+// output straight in the storage type.
+void quantized_gemm_half_out(DType half, const uint16_t* A, int64_t M, const QuantizedMatrix& W, bool transpose_w,
+                             const float* bias, uint16_t* C, uint16_t* tile);
 
 }  // namespace frugal

@@ -31,7 +31,14 @@ Tensor Linear::output_like(const Tensor& x, int64_t last, MemCategory category) 
 }
 
 bool Linear::computes_in(DType half) const {
-  return !quantized_ && weight_->value.dtype() == half && has_half_gemm(half) && (!lora_ || lora_->computes_in_half());
+  if (!has_half_gemm(half) || (lora_ && !lora_->computes_in_half())) return false;
+  return quantized_ || weight_->value.dtype() == half;  // a quantised weight's tiles are dequantised to `half`
+}
+
+Tensor Linear::quantized_tile(DType dtype) const {
+  if (!quantized_) return Tensor();
+  const int64_t values = dtype == DType::F32 ? quantized_gemm_tile_floats(*quantized_) : quantized_gemm_half_tile_values(*quantized_);
+  return Tensor::empty({values}, dtype, MemCategory::Workspace);
 }
 
 Tensor Linear::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
@@ -47,8 +54,7 @@ Tensor Linear::forward(const Tensor& x, Saved& saved, const RunContext& rc) {
   const bool folded = folds(rc);
   const Tensor w32 = gemm_weight(folded);
   const Tensor bias = has_bias_ ? widen(bias_.value) : Tensor();  // (out) fp32
-  Tensor tile;  // a quantised weight's dequantised rows
-  if (quantized_) tile = Tensor::empty({quantized_gemm_tile_floats(*quantized_)}, DType::F32, MemCategory::Workspace);
+  const Tensor tile = quantized_tile(DType::F32);  // a quantised weight's dequantised rows
   if (!measuring(x)) {
     const int64_t rows = x.numel() / in_;
     float beta = 0.0f;
@@ -77,8 +83,14 @@ Tensor Linear::forward_half(const Tensor& x, Saved& saved) {
   saved.tensors = {x};  // (..., in) half: stored as it is
   const Tensor bias = has_bias_ ? widen(bias_.value) : Tensor();
   count_gemm(x.numel() / in_, out_, in_, GemmUnits::Half);
+  const Tensor tile = quantized_tile(x.dtype());
   if (measuring(x)) return y;
   const bool in_out = layout_ == WeightLayout::InOut;
+  if (quantized_) {
+    quantized_gemm_half_out(x.dtype(), x.u16(), x.numel() / in_, *quantized_, !in_out, has_bias_ ? bias.f32() : nullptr,
+                            y.u16(), tile.u16());
+    return y;
+  }
   gemm_half_out(x.dtype(), false, !in_out, x.numel() / in_, out_, in_, 1.0f, x.u16(), in_, weight_->value.u16(),
                 in_out ? out_ : in_, has_bias_ ? bias.f32() : nullptr, y.u16(), out_);
   return y;
@@ -92,10 +104,15 @@ Tensor Linear::forward_half_lora(const Tensor& x, Saved& saved) {
   const int64_t rows = x.numel() / in_;
   const bool in_out = layout_ == WeightLayout::InOut;
   count_gemm(rows, out_, in_, GemmUnits::Half);
+  const Tensor tile = quantized_tile(x.dtype());
   if (!measuring(x)) {
     if (has_bias_) broadcast_rows(bias.f32(), y.f32(), rows, out_);
-    gemm_half(x.dtype(), false, !in_out, rows, out_, in_, 1.0f, x.u16(), in_, weight_->value.u16(), in_out ? out_ : in_,
-              has_bias_ ? 1.0f : 0.0f, y.f32(), out_);
+    const float beta = has_bias_ ? 1.0f : 0.0f;
+    if (quantized_)
+      quantized_gemm_half(x.dtype(), x.u16(), rows, *quantized_, !in_out, beta, y.f32(), tile.u16());
+    else
+      gemm_half(x.dtype(), false, !in_out, rows, out_, in_, 1.0f, x.u16(), in_, weight_->value.u16(), in_out ? out_ : in_,
+                beta, y.f32(), out_);
   }
   lora_->forward_half(x, y, saved);
   return y;
@@ -121,7 +138,8 @@ Tensor Linear::backward_half(const Tensor& dy, Saved& saved, const RunContext& r
   // With an adapter dx stays fp32 until the adapter has added its part (backward_child rounds it).
   const Tensor dx = Tensor::empty(x_shape, lora_ ? DType::F32 : half, MemCategory::Workspace);  // (..., in)
   if (lora_) lora_->input_gradient(g, dx, rc);  // the adapter's part first, the base's added to it
-  if (!measuring(dy)) input_gradient_half(half, rows, dy_half, dx, lora_ ? 1.0f : 0.0f);
+  const Tensor tile = quantized_tile(half);
+  if (!measuring(dy)) input_gradient_half(half, rows, dy_half, dx, lora_ ? 1.0f : 0.0f, tile);
   return dx;
 }
 
@@ -155,9 +173,16 @@ void Linear::weight_products_half(const Tensor& x, const Tensor& dy_half) {
   }
 }
 
-void Linear::input_gradient_half(DType half, int64_t rows, const Tensor& dy_half, const Tensor& dx, float beta) const {
-  const uint16_t *w = weight_->value.u16(), *g = dy_half.u16();
+void Linear::input_gradient_half(DType half, int64_t rows, const Tensor& dy_half, const Tensor& dx, float beta,
+                                 const Tensor& tile) const {
+  const uint16_t* g = dy_half.u16();
   const bool in_out = layout_ == WeightLayout::InOut;
+  if (quantized_) {  // stored (in, out): dy W^T, its rows are dx's columns; stored (out, in): dy W by panels
+    if (dx.dtype() == DType::F32) quantized_gemm_half(half, g, rows, *quantized_, in_out, beta, dx.f32(), tile.u16());
+    else quantized_gemm_half_out(half, g, rows, *quantized_, in_out, nullptr, dx.u16(), tile.u16());
+    return;
+  }
+  const uint16_t* w = weight_->value.u16();
   if (dx.dtype() == DType::F32) {
     if (in_out) gemm_half(half, false, true, rows, in_, out_, 1.0f, g, out_, w, out_, beta, dx.f32(), in_);  // dy W^T
     else gemm_half(half, false, false, rows, in_, out_, 1.0f, g, out_, w, in_, beta, dx.f32(), in_);        // dy W
@@ -208,8 +233,7 @@ Tensor Linear::backward(const Tensor& dy, Saved& saved, const RunContext& rc) {
   const bool adapter_part = lora_ && !folded;
   if (adapter_part) lora_->input_gradient(g, dx, rc);
   const Tensor w32 = gemm_weight(folded);
-  Tensor tile;
-  if (quantized_) tile = Tensor::empty({quantized_gemm_tile_floats(*quantized_)}, DType::F32, MemCategory::Workspace);
+  const Tensor tile = quantized_tile(DType::F32);
   if (measuring(dy)) return dx;
   const float beta = adapter_part ? 1.0f : 0.0f;
   if (quantized_) quantized_gemm(dy.f32(), rows, *quantized_, layout_ == WeightLayout::InOut, beta, dx.f32(), tile.f32());

@@ -26,9 +26,10 @@ class Linear : public Layer {
   Tensor backward(const Tensor& dy, Saved& saved, const RunContext& rc) override;  // saved: x
   void collect_params(std::vector<Param*>& out) override;
   std::string kind() const override { return "linear"; }
-  // With bf16 units (kernels/gemm.h has_half_gemm) and the weight stored in `half`: x and W go into
-  // the GEMMs as they are, accumulated in fp32; an adapter's products too, unless it has dropout
-  // (its masks are drawn on fp32 inputs).
+  // With bf16 units (kernels/gemm.h has_half_gemm) and the weight stored in `half` or quantised: x
+  // and W (a quantised one tile by tile, dequantised to `half`) go into the GEMMs as they are,
+  // accumulated in fp32; an adapter's products too, unless it has dropout (its masks are drawn on
+  // fp32 inputs).
   bool computes_in(DType half) const override;
 
   int64_t in_features() const { return in_; }
@@ -69,8 +70,13 @@ class Linear : public Layer {
   // Backward's products: dW += x^T dy and db += 1^T dy (fp32, or half inputs on the half units) ...
   void weight_products(const Tensor& x, const Tensor& dy);
   void weight_products_half(const Tensor& x, const Tensor& dy_half);
-  // ... and dx (half, or fp32 holding an adapter's part) = dy W^T + beta dx on the half units.
-  void input_gradient_half(DType half, int64_t rows, const Tensor& dy_half, const Tensor& dx, float beta) const;
+  // ... and dx (half, or fp32 holding an adapter's part) = dy W^T + beta dx on the half units (a
+  // quantised weight through `tile`, from quantized_tile).
+  void input_gradient_half(DType half, int64_t rows, const Tensor& dy_half, const Tensor& dx, float beta,
+                           const Tensor& tile) const;
+  // A quantised weight's dequantisation tile in `dtype` (Workspace; the measuring ledger sees it too),
+  // or an empty tensor for a plain weight.
+  Tensor quantized_tile(DType dtype) const;
   // Drops the saved input x (its last use is behind) and returns its shape.
   Shape release_input(Saved& saved) const;
   // The work meter's counts of backward's products (core/work_meter.h).
