@@ -137,24 +137,26 @@ TEST(ChatTrain, PackedLoraFineTunePlansWhatItMeasuresAndLearns) {
   const std::string flags = "--model " + tiny_chat_model() + " --lora-rank 16 --lora-alpha 16 --lora-targets " +
                             "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj --lr 3e-2 " +
                             "--data " + (dir / "train.jsonl").string() + " --eval-data " + (dir / "eval.jsonl").string() +
-                            " --packing --micro-batch 2 --steps 24 --eval-every 8 --save-best --save " +
+                            " --packing --micro-batch 2 --steps 48 --eval-every 8 --save-best --save " +
                             (dir / "out").string() + " --summary " + (dir / "s.json").string();
   const CliResult r = run_frugal("train " + flags);
   ASSERT_EQ(r.status, 0) << r.err;
   const json s = json::parse(read_file((dir / "s.json").string()));
   EXPECT_EQ(s["predicted_memory"], s["memory"]);
-  ASSERT_EQ(s["evals"].size(), 3u);
+  ASSERT_EQ(s["evals"].size(), 6u);
   // (the random base's head starts near uniform over 151,669 tokens: the loss moves slowly, the
-  // accuracy fast)
-  EXPECT_LT(s["evals"][2]["eval_loss"].get<double>(), s["evals"][0]["eval_loss"].get<double>() - 0.1) << s["evals"];
-  EXPECT_GT(s["evals"][2]["eval_accuracy"].get<double>(), s["evals"][0]["eval_accuracy"].get<double>() + 0.1);
+  // accuracy fast. When it starts moving depends on the base's draw: of four seeds' bases, one had
+  // not begun by step 24; by step 48 all four were 0.16-0.29 below the first eval, 0.15-0.48 more
+  // accurate.)
+  EXPECT_LT(s["evals"][5]["eval_loss"].get<double>(), s["evals"][0]["eval_loss"].get<double>() - 0.1) << s["evals"];
+  EXPECT_GT(s["evals"][5]["eval_accuracy"].get<double>(), s["evals"][0]["eval_accuracy"].get<double>() + 0.1);
   EXPECT_EQ(s["chat_data"]["format"], "chat");
   EXPECT_EQ(s["chat_data"]["train_on"], "assistant");
   EXPECT_EQ(s["chat_data"]["train"]["examples"], 896);
   EXPECT_EQ(s["chat_data"]["eval"]["examples"], 100);
   EXPECT_LT(s["chat_data"]["padding_fraction"].get<double>(), 0.5);
   EXPECT_TRUE(fs::exists(dir / "out" / "best" / "checkpoints")) << r.err;
-  EXPECT_NE(r.err.find("eval after step 24: loss"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("eval after step 48: loss"), std::string::npos) << r.err;
 }
 
 // --eval-fraction holds a share of --data's examples out by (seed, index), evaluated after the last step.

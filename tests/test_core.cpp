@@ -1,13 +1,17 @@
-// Core: ledger accounting, measure mode, tensor views, RNG determinism, half conversions.
+// Core: ledger accounting, measure mode, tensor views, RNG determinism and normal draws, half conversions.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "core/half.h"
 #include "core/ledger.h"
+#include "core/normal_draw.h"
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "core/tensor_init.h"
 
 using namespace frugal;
 
@@ -120,6 +124,54 @@ TEST(Rng, CounterBasedIsPureAndUniform) {
   // sqrt(2 / n) (Var z^2 = 2). Within 5 of them: a correct generator fails with probability 6e-7.
   EXPECT_NEAR(mean, 0.0, 5 / std::sqrt(double{n}));
   EXPECT_NEAR(var, 1.0, 5 * std::sqrt(2.0 / n));
+}
+
+// Weight initialisation's draws (core/normal_draw.h, issue 36): element i depends on (seed, stream, i)
+// only, however the range is cut; N(0, 1) by its moments and its distribution function; init_normal
+// gives the same values in fp32 and, rounded once, in bf16.
+TEST(Rng, NormalDrawsArePureAndNormal) {
+  const int64_t n = 200001;  // odd: the last pair's sine unused
+  std::vector<float> whole(static_cast<size_t>(n)), part(1000);
+  draw_normal(7, 3, 0, n, 1.0f, whole.data());
+  draw_normal(7, 3, 12345, 1000, 1.0f, part.data());  // starts on a sine (odd index)
+  for (int64_t i = 0; i < 1000; ++i) ASSERT_EQ(part[static_cast<size_t>(i)], whole[static_cast<size_t>(12345 + i)]);
+  std::vector<float> other(4);
+  draw_normal(8, 3, 0, 4, 1.0f, other.data());
+  EXPECT_NE(other[0], whole[0]);
+  draw_normal(7, 4, 0, 4, 1.0f, other.data());
+  EXPECT_NE(other[0], whole[0]);
+  double mean = 0, var = 0, largest = 0;
+  for (float z : whole) {
+    mean += z;
+    var += double{z} * z;
+    largest = std::max(largest, std::fabs(double{z}));
+  }
+  mean /= n;
+  var = var / n - mean * mean;
+  // As above: within 5 standard errors. The radius is at most sqrt(-2 ln 2^-24) (u1 >= 2^-24).
+  EXPECT_NEAR(mean, 0.0, 5 / std::sqrt(double{n}));
+  EXPECT_NEAR(var, 1.0, 5 * std::sqrt(2.0 / n));
+  EXPECT_LE(largest, std::sqrt(-2.0 * std::log(0x1p-24)) + 1e-5);
+  // Kolmogorov-Smirnov against Phi: a correct generator exceeds 1.95 / sqrt(n) with probability 0.1%
+  // (plus Phi's and the draws' fp32 error, far below 1 / sqrt(n)).
+  std::sort(whole.begin(), whole.end());
+  double ks = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double phi = 0.5 * std::erfc(-whole[static_cast<size_t>(i)] / std::sqrt(2.0));
+    ks = std::max({ks, std::fabs(phi - static_cast<double>(i) / n), std::fabs(phi - static_cast<double>(i + 1) / n)});
+  }
+  EXPECT_LE(ks, 1.95 / std::sqrt(double{n}));
+
+  const Tensor f32 = Tensor::empty({3, 3001}, DType::F32, MemCategory::Workspace);
+  const Tensor bf16 = Tensor::empty({3, 3001}, DType::BF16, MemCategory::Workspace);
+  init_normal(f32, 5, 9, 0.02f);
+  init_normal(bf16, 5, 9, 0.02f);
+  std::vector<float> drawn(9003);
+  draw_normal(5, 9, 0, 9003, 0.02f, drawn.data());
+  for (int64_t i = 0; i < 9003; ++i) {
+    ASSERT_EQ(f32.f32()[i], drawn[static_cast<size_t>(i)]);
+    ASSERT_EQ(bf16.u16()[i], f32_to_bf16(drawn[static_cast<size_t>(i)]));
+  }
 }
 
 TEST(Half, RoundTripsSpecialValues) {

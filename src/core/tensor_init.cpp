@@ -1,6 +1,9 @@
 #include "core/tensor_init.h"
 
+#include <algorithm>
+
 #include "core/half.h"
+#include "core/normal_draw.h"
 #include "core/rng.h"
 
 namespace frugal {
@@ -26,7 +29,23 @@ void fill_elements(const Tensor& t, Value value) {
 
 void init_normal(const Tensor& t, uint64_t seed, uint64_t stream, float std) {
   if (!t.has_data()) return;
-  fill_elements(t, [&](int64_t i) { return std * rng_normal(seed, stream, static_cast<uint64_t>(i)); });
+  // Chunks of draws (core/normal_draw.h), each thread its own; a half tensor's through a small fp32
+  // buffer, rounded per element as before.
+  constexpr int64_t kChunk = 4096;
+  const int64_t n = t.numel();
+  const DType dtype = t.dtype();
+#pragma omp parallel for schedule(static)
+  for (int64_t begin = 0; begin < n; begin += kChunk) {
+    const int64_t count = std::min(kChunk, n - begin);
+    if (dtype == DType::F32) {
+      draw_normal(seed, stream, begin, count, std, t.f32() + begin);
+      continue;
+    }
+    float drawn[kChunk];
+    draw_normal(seed, stream, begin, count, std, drawn);
+    uint16_t* p = t.u16() + begin;
+    for (int64_t i = 0; i < count; ++i) p[i] = dtype == DType::F16 ? f32_to_f16(drawn[i]) : f32_to_bf16(drawn[i]);
+  }
 }
 
 void init_uniform(const Tensor& t, uint64_t seed, uint64_t stream, float bound) {

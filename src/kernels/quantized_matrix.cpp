@@ -37,12 +37,30 @@ std::array<float, 16> derive_nf4_levels() {
   return levels;
 }
 
-// The nearest level's index to x in [-1, 1] (midpoints between neighbours decide).
-uint8_t nearest_nf4(float x) {
-  const std::array<float, 16>& l = nf4_levels();
-  uint8_t i = 0;
-  while (i < 15 && x > 0.5f * (l[i] + l[i + 1u])) ++i;
-  return i;
+// The midpoints between neighbouring NF4 levels, ascending: they decide the nearest level.
+const std::array<float, 15>& nf4_midpoints() {
+  static const std::array<float, 15> midpoints = [] {
+    const std::array<float, 16>& l = nf4_levels();
+    std::array<float, 15> m{};
+    for (size_t i = 0; i < 15; ++i) m[i] = 0.5f * (l[i] + l[i + 1]);
+    return m;
+  }();
+  return midpoints;
+}
+
+// Codes of one block's kQuantBlock values x (scaled by inv into [-1, 1]): the nearest level's index
+// is the number of midpoints below the value, counted in vector lanes (the ties go down).
+void nf4_codes(const float* x, float inv, uint8_t* codes) {
+  const std::array<float, 15>& mid = nf4_midpoints();
+  uint8_t index[kQuantBlock];
+#pragma omp simd
+  for (int64_t i = 0; i < kQuantBlock; ++i) {
+    const float y = x[i] * inv;
+    int below = 0;
+    for (size_t j = 0; j < 15; ++j) below += y > mid[j] ? 1 : 0;
+    index[i] = static_cast<uint8_t>(below);
+  }
+  for (int64_t i = 0; i < kQuantBlock; i += 2) codes[i / 2] = static_cast<uint8_t>(index[i] << 4 | index[i + 1]);
 }
 
 // 16 values (8 code bytes, high nibble first) = levels[code] * scale. With AVX-512 the 16 levels fit
@@ -71,6 +89,20 @@ inline void dequantize_nf4_16(const uint8_t* codes, const float* levels, float s
 #endif
 }
 
+// Codes of one block's kQuantBlock values: round(x * inv * 127), halves away from zero (lround's
+// rule, in vector lanes: the fraction q - trunc(q) is exact).
+void int8_codes(const float* x, float inv, uint8_t* codes) {
+  int32_t rounded[kQuantBlock];
+#pragma omp simd
+  for (int64_t i = 0; i < kQuantBlock; ++i) {
+    const float q = x[i] * inv * 127.0f;
+    const int32_t whole = static_cast<int32_t>(q);  // towards zero
+    const float fraction = q - static_cast<float>(whole);
+    rounded[i] = whole + (fraction >= 0.5f ? 1 : 0) - (fraction <= -0.5f ? 1 : 0);
+  }
+  for (int64_t i = 0; i < kQuantBlock; ++i) codes[i] = static_cast<uint8_t>(static_cast<int8_t>(rounded[i]));
+}
+
 // Per block of n values: absmax and codes. Returns the absmax values.
 std::vector<float> quantize_blocks(const float* w, int64_t n, QuantFormat format, uint8_t* codes) {
   const int64_t blocks = n / kQuantBlock;
@@ -83,11 +115,9 @@ std::vector<float> quantize_blocks(const float* w, int64_t n, QuantFormat format
     absmax[static_cast<size_t>(b)] = top;
     const float inv = top > 0.0f ? 1.0f / top : 0.0f;
     if (format == QuantFormat::Int8) {
-      for (int64_t i = 0; i < kQuantBlock; ++i)
-        codes[b * kQuantBlock + i] = static_cast<uint8_t>(static_cast<int8_t>(std::lround(x[i] * inv * 127.0f)));
+      int8_codes(x, inv, codes + b * kQuantBlock);
     } else {
-      for (int64_t i = 0; i < kQuantBlock; i += 2)
-        codes[(b * kQuantBlock + i) / 2] = static_cast<uint8_t>(nearest_nf4(x[i] * inv) << 4 | nearest_nf4(x[i + 1] * inv));
+      nf4_codes(x, inv, codes + b * kQuantBlock / 2);
     }
   }
   return absmax;

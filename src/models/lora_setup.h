@@ -56,8 +56,9 @@ void merge_lora(Model& model);
 
 // --base-precision nf4|int8: each adapted linear's weight, one at a time, quantised into the linear.
 // A placeholder (models/param_storage.h) is first filled into an fp32 scratch of its shape by `fill`
-// (parameter index, scratch; not in measure mode) and the scratch freed, so the fp32 model never
-// exists as a whole; a weight already held in fp32 is quantised from itself.
+// (parameter index, scratch; not in measure mode), one buffer of the largest such weight's size
+// reused for all and freed at the end, so the fp32 model never exists as a whole; a weight already
+// held in fp32 is quantised from itself.
 void quantize_adapted_weights(Model& model, const std::vector<std::string>& adapted, QuantFormat format,
                               const std::function<void(size_t, const Tensor&)>& fill);
 // "nf4" / "int8" as a format; nothing for the other --base-precision values.
