@@ -86,6 +86,25 @@ TEST(DynamicCode8, QuantiseFindsTheNearestLevel) {
   EXPECT_EQ(signed_code8().value(signed_code8().quantize(-1.0f)), -1.0f);
 }
 
+// The array forms (vector lanes, 8-bit AdamW's loops) give exactly the scalar forms' bytes and values:
+// the probe values (every level, every midpoint and its neighbours), negatives, 0 and beyond 1.
+TEST(DynamicCode8, ArrayFormsEqualTheScalarForms) {
+  for (bool is_signed : {true, false}) {
+    const DynamicCode8& code = is_signed ? signed_code8() : unsigned_code8();
+    std::vector<float> x = probe_values(is_signed);
+    for (float extra : {0.0f, -0.0f, 1.5f, -1.5f, -0.25f, 1e-30f, -1e-30f}) x.push_back(extra);
+    const float scale = 0.75f;  // exact: x * scale is the value each form quantises
+    std::vector<uint8_t> q(x.size());
+    code.quantize_scaled(x.data(), scale, static_cast<int64_t>(x.size()), q.data());
+    std::vector<float> back(x.size());
+    code.dequantize_scaled(q.data(), 3.0f, static_cast<int64_t>(q.size()), back.data());
+    for (size_t i = 0; i < x.size(); ++i) {
+      ASSERT_EQ(q[i], code.quantize(x[i] * scale)) << (is_signed ? "signed " : "unsigned ") << x[i];
+      ASSERT_EQ(back[i], code.value(q[i]) * 3.0f);
+    }
+  }
+}
+
 // Block-wise round trip: each value's error is at most half the gap between the two levels around
 // it, times its block's absmax, plus the float arithmetic (below); the largest magnitude of a block
 // comes back exactly.

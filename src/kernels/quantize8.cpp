@@ -47,8 +47,33 @@ DynamicCode8::DynamicCode8(bool is_signed) : signed_(is_signed), magnitudes_(dyn
     if (i + 1 < count - 1 && boundaries_[i + 1] < hi && b + 1 < buckets)
       throw std::logic_error("dynamic 8-bit code: two decision boundaries in one bucket");
   }
+  bucket32_.assign(bucket_.begin(), bucket_.end());
   for (int q = 0; q < 256; ++q)
     values_[q] = signed_ ? (q & 128 ? -magnitudes_[q & 127] : magnitudes_[q & 127]) : magnitudes_[q];
+}
+
+void DynamicCode8::quantize_scaled(const float* x, float scale, int64_t n, uint8_t* out) const {
+  const int32_t* bucket = bucket32_.data();
+  const float* boundary = boundaries_.data();
+  const int last = static_cast<int>(magnitudes_.size()) - 1;  // the largest magnitude's index
+  const bool is_signed = signed_;
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i] * scale;
+    // magnitude_index of |v| (signed) or of v where positive, else 0 (unsigned; NaN too)
+    const float m = std::min(is_signed ? std::fabs(v) : (v > 0.0f ? v : 0.0f), 1.0f);
+    const int start = bucket[std::bit_cast<uint32_t>(m) >> kBucketShift];
+    // (& rather than &&: no branches in the lanes)
+    const int index = start + static_cast<int>((start < last) & (m >= boundary[std::min(start, last - 1)]));
+    const int negative = static_cast<int>(is_signed & (v < 0.0f) & (index > 0));
+    out[i] = static_cast<uint8_t>(index | negative << 7);
+  }
+}
+
+void DynamicCode8::dequantize_scaled(const uint8_t* q, float scale, int64_t n, float* x) const {
+  const float* values = values_.data();
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) x[i] = values[q[i]] * scale;
 }
 
 const DynamicCode8& signed_code8() {

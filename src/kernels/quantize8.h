@@ -30,6 +30,10 @@ class DynamicCode8 {
   // The byte whose level is nearest to x (ties to the larger magnitude). x in [-1, 1] (signed) or
   // [0, 1] (unsigned); beyond that it is clamped, and an unsigned code maps negative x to 0.
   uint8_t quantize(float x) const;
+  // Arrays, in vector lanes (table gathers; 8-bit AdamW's per-block loops): out[i] =
+  // quantize(x[i] * scale), and x[i] = value(q[i]) * scale. The same bytes and values as the scalar forms.
+  void quantize_scaled(const float* x, float scale, int64_t n, uint8_t* out) const;
+  void dequantize_scaled(const uint8_t* q, float scale, int64_t n, float* x) const;
   // The code's magnitudes, ascending from 0 (128 signed, 256 unsigned).
   const std::vector<float>& magnitudes() const { return magnitudes_; }
 
@@ -45,6 +49,7 @@ class DynamicCode8 {
   std::vector<float> magnitudes_;
   std::vector<float> boundaries_;  // midpoints between consecutive magnitudes
   std::vector<uint8_t> bucket_;    // float bits >> 15 -> index of the magnitude nearest the bucket's start
+  std::vector<int32_t> bucket32_;  // the same, 32 bits wide: vector gathers load 32-bit elements
   std::array<float, 256> values_{};
 };
 

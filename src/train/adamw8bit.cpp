@@ -68,11 +68,9 @@ void AdamW8bit::update_param(const std::vector<Param*>& params, size_t k, float 
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t begin = b * block, count = std::min(block, n - begin);
       const float m_scale = m_absmax[b], v_scale = v_absmax[b];
-      // Dequantise (table lookups), then the update in a loop the compiler vectorises.
-      for (int64_t j = 0; j < count; ++j) {
-        m[j] = mc.value(mq[begin + j]) * m_scale;
-        v[j] = vc.value(vq[begin + j]) * v_scale;
-      }
+      // Dequantise (table gathers), then the update, then quantise again: all in vector lanes.
+      mc.dequantize_scaled(mq + begin, m_scale, count, m.data());
+      vc.dequantize_scaled(vq + begin, v_scale, count, v.data());
       float m_top = 0.0f, v_top = 0.0f;
       float *mj = m.data(), *vj = v.data(), *wj = w + begin;
       const float* gj = g + begin;
@@ -86,10 +84,8 @@ void AdamW8bit::update_param(const std::vector<Param*>& params, size_t k, float 
       }
       m_absmax[b] = m_top, v_absmax[b] = v_top;
       const float m_inv = m_top > 0.0f ? 1.0f / m_top : 0.0f, v_inv = v_top > 0.0f ? 1.0f / v_top : 0.0f;
-      for (int64_t j = 0; j < count; ++j) {
-        mq[begin + j] = mc.quantize(m[j] * m_inv);
-        vq[begin + j] = vc.quantize(v[j] * v_inv);
-      }
+      mc.quantize_scaled(m.data(), m_inv, count, mq + begin);
+      vc.quantize_scaled(v.data(), v_inv, count, vq + begin);
     }
   }
 }
