@@ -4,6 +4,7 @@
 #include "core/normal_draw.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "core/rng.h"

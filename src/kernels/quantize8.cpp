@@ -60,8 +60,10 @@ void DynamicCode8::quantize_scaled(const float* x, float scale, int64_t n, uint8
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i] * scale;
-    // magnitude_index of |v| (signed) or of v where positive, else 0 (unsigned; NaN too)
-    const float m = std::min(is_signed ? std::fabs(v) : (v > 0.0f ? v : 0.0f), 1.0f);
+    // magnitude_index of |v| (signed) or of v where positive, else 0 (unsigned; NaN too). Clamped
+    // to 1 as `a < 1 ? a : 1`, so a signed NaN reads the table's last bucket, not past its end.
+    const float a = is_signed ? std::fabs(v) : (v > 0.0f ? v : 0.0f);
+    const float m = a < 1.0f ? a : 1.0f;
     const int start = bucket[std::bit_cast<uint32_t>(m) >> kBucketShift];
     // (& rather than &&: no branches in the lanes)
     const int index = start + static_cast<int>((start < last) & (m >= boundary[std::min(start, last - 1)]));
