@@ -53,10 +53,18 @@ TEST(CliSettings, ModelShapeFlagsReachThePlannedModel) {
     previous = activations;
   }
   const nlohmann::json llama = plan_json(kLlama + " --ctx 16 --kv-heads 1 --mlp-dim 40 --head-dim 16 --qk-norm");
+  EXPECT_EQ(llama["run"]["config"]["tie_word_embeddings"], true);
   EXPECT_EQ(llama["run"]["config"]["num_key_value_heads"], 1);
   EXPECT_EQ(llama["run"]["config"]["intermediate_size"], 40);
   EXPECT_EQ(llama["run"]["config"]["head_dim"], 16);
   EXPECT_EQ(llama["run"]["config"]["model_type"], "qwen3");
+  // --untied-head: the head's own vocab x dim weight, in the plan's parameter bytes too.
+  const nlohmann::json untied = plan_json(kLlama + " --ctx 16 --untied-head");
+  const nlohmann::json tied = plan_json(kLlama + " --ctx 16");
+  EXPECT_EQ(untied["run"]["config"]["tie_word_embeddings"], false);
+  const int64_t head = untied["run"]["config"]["vocab_size"].get<int64_t>() * untied["run"]["config"]["hidden_size"].get<int64_t>();
+  EXPECT_EQ(untied["predicted_memory"]["params"].get<int64_t>() - tied["predicted_memory"]["params"].get<int64_t>(),
+            head * 4);
   const nlohmann::json gpt = plan_json("--arch gpt --layers 3 --dim 48 --heads 3 --ctx 24 --vocab 70 --data synthetic");
   EXPECT_EQ(gpt["run"]["context"], 24);
   EXPECT_EQ(gpt["run"]["config"]["n_layer"], 3);

@@ -130,8 +130,8 @@ void check_tokenizer_fits(const ModelSpec& f, const Model& model) {
                                               " tokens, more than the model's vocab_size " + std::to_string(vocab));
 }
 
-// A fresh Llama of the flags: SmolLM2's proportions scaled down by default (tied embeddings, two
-// query heads per key/value head, an MLP 8/3 as wide as the model).
+// A fresh Llama of the flags: SmolLM2's proportions scaled down by default (tied embeddings unless
+// --untied-head, two query heads per key/value head, an MLP 8/3 as wide as the model).
 std::unique_ptr<Model> fresh_llama(const ModelSpec& f) {
   LlamaConfig c;
   c.num_hidden_layers = or_default(f.layers, 4);
@@ -142,7 +142,7 @@ std::unique_ptr<Model> fresh_llama(const ModelSpec& f) {
   c.explicit_head_dim = f.head_dim;
   if (f.qk_norm) c.model_type = "qwen3";
   c.max_position_embeddings = or_default(f.ctx, 64);
-  c.tie_word_embeddings = true;
+  c.tie_word_embeddings = !f.untied_head;
   c.rms_norm_eps = 1e-5;
   const TextTokenizer* tokenizer = model_tokenizer(f);
   c.vocab_size = or_default(f.vocab, tokenizer ? tokenizer->vocab_size() : 256);
@@ -157,10 +157,10 @@ std::unique_ptr<Model> construct_architecture(const ModelSpec& f, const std::str
   std::unique_ptr<Model> model;
   if (!f.model_dir.empty()) {
     check(f.layers == 0 && f.dim == 0 && f.heads == 0 && f.kv_heads == 0 && f.mlp_dim == 0 && f.head_dim == 0 &&
-              !f.qk_norm && f.vocab == 0 && f.norm.empty() && !f.batchnorm,
+              !f.qk_norm && !f.untied_head && f.vocab == 0 && f.norm.empty() && !f.batchnorm,
           "--model " + f.model_dir +
               " brings its own architecture: drop --layers/--dim/--heads/--kv-heads/--mlp-dim/--head-dim/--qk-norm/"
-              "--vocab/--norm/--batchnorm");
+              "--untied-head/--vocab/--norm/--batchnorm");
     model = model_from_config(read_model_config(f.model_dir));
     if (f.ctx > 0) {
       check(as_causal_lm(*model), "--ctx applies to language models (gpt, llama) only");
@@ -172,8 +172,8 @@ std::unique_ptr<Model> construct_architecture(const ModelSpec& f, const std::str
   const bool images = data == "fashion-mnist";
   const bool language_model = f.arch == "gpt" || f.arch == "llama";
   check(language_model || f.tokenizer.empty(), "--tokenizer applies to language models (gpt, llama), not " + f.arch);
-  check(f.arch == "llama" || (f.kv_heads == 0 && f.mlp_dim == 0 && f.head_dim == 0 && !f.qk_norm),
-        "--kv-heads/--mlp-dim/--head-dim/--qk-norm apply to --arch llama only");
+  check(f.arch == "llama" || (f.kv_heads == 0 && f.mlp_dim == 0 && f.head_dim == 0 && !f.qk_norm && !f.untied_head),
+        "--kv-heads/--mlp-dim/--head-dim/--qk-norm/--untied-head apply to --arch llama only");
   if (f.arch == "llama") {
     model = fresh_llama(f);
   } else if (f.arch == "gpt") {

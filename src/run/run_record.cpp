@@ -39,6 +39,7 @@ const std::vector<RunFlag>& run_flags() {
       field("--mlp-dim", &RunSpec::model, &ModelSpec::mlp_dim),
       field("--head-dim", &RunSpec::model, &ModelSpec::head_dim),
       field("--qk-norm", &RunSpec::model, &ModelSpec::qk_norm),
+      field("--untied-head", &RunSpec::model, &ModelSpec::untied_head),
       field("--ctx", &RunSpec::model, &ModelSpec::ctx),
       field("--vocab", &RunSpec::model, &ModelSpec::vocab),
       field("--batchnorm", &RunSpec::model, &ModelSpec::batchnorm),

@@ -24,6 +24,7 @@ struct ModelSpec {
   int64_t layers = 0, dim = 0, heads = 0, ctx = 0, vocab = 0;  // 0: the architecture's default
   int64_t kv_heads = 0, mlp_dim = 0, head_dim = 0;              // llama (0: its default)
   bool qk_norm = false;                                         // llama: Qwen3's per-head q/k norms
+  bool untied_head = false;                                     // llama: an LM head of its own (not the embedding)
   bool batchnorm = false;  // alias of --norm batch
   std::string norm;        // empty: the architecture's default (mlp none, cnn batch)
   int64_t loss_chunk = 0;  // GPT: rows per chunk of the fused LM head + loss (0: its default)

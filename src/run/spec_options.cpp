@@ -21,6 +21,8 @@ void add_model_options(CLI::App& app, ModelSpec& f) {
   app.add_option("--head-dim", f.head_dim, "llama: width of each attention head (default dim / heads; Qwen3 sets its own)")
       ->check(CLI::Range(2, 4096));
   app.add_flag("--qk-norm", f.qk_norm, "llama: RMSNorm on each query and key head before the rotation (a Qwen3 model)");
+  app.add_flag("--untied-head", f.untied_head, "llama: an LM head of its own, not the embedding (tie_word_embeddings "
+                                               "false, as Llama-3.1-8B; default tied, as SmolLM2)");
   app.add_option("--ctx", f.ctx, "context length (gpt, llama)")->check(CLI::Range(1, 1 << 20));
   app.add_option("--vocab", f.vocab, "vocabulary size (gpt, llama; byte-level text needs 256)")->check(CLI::Range(2, 1 << 24));
   app.add_flag("--batchnorm", f.batchnorm, "BatchNorm between the MLP's layers (same as --norm batch)");
