@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -87,12 +88,13 @@ TEST(DynamicCode8, QuantiseFindsTheNearestLevel) {
 }
 
 // The array forms (vector lanes, 8-bit AdamW's loops) give exactly the scalar forms' bytes and values:
-// the probe values (every level, every midpoint and its neighbours), negatives, 0 and beyond 1.
+// the probe values (every level, every midpoint and its neighbours), negatives, 0, beyond 1 and NaN.
 TEST(DynamicCode8, ArrayFormsEqualTheScalarForms) {
   for (bool is_signed : {true, false}) {
     const DynamicCode8& code = is_signed ? signed_code8() : unsigned_code8();
     std::vector<float> x = probe_values(is_signed);
-    for (float extra : {0.0f, -0.0f, 1.5f, -1.5f, -0.25f, 1e-30f, -1e-30f}) x.push_back(extra);
+    for (float extra : {0.0f, -0.0f, 1.5f, -1.5f, -0.25f, 1e-30f, -1e-30f, std::numeric_limits<float>::quiet_NaN()})
+      x.push_back(extra);  // (NaN: the largest magnitude, signed; 0, unsigned: never past the table)
     const float scale = 0.75f;  // exact: x * scale is the value each form quantises
     std::vector<uint8_t> q(x.size());
     code.quantize_scaled(x.data(), scale, static_cast<int64_t>(x.size()), q.data());

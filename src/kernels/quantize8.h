@@ -55,7 +55,7 @@ class DynamicCode8 {
 
 // Inline: the optimizer quantises two numbers per parameter per step.
 inline int DynamicCode8::magnitude_index(float m) const {
-  m = std::min(m, 1.0f);
+  m = m < 1.0f ? m : 1.0f;  // (not std::min, which keeps a NaN and would index past the table)
   const int i = bucket_[std::bit_cast<uint32_t>(m) >> kBucketShift];
   return i + 1 < static_cast<int>(magnitudes_.size()) && m >= boundaries_[i] ? i + 1 : i;
 }

@@ -166,9 +166,18 @@ size_t QuantizedMatrix::nbytes() const {
   return codes_.nbytes() + absmax_.nbytes() + (absmax_scale_.defined() ? absmax_scale_.nbytes() : 0);
 }
 
+namespace {
+// nf4 block b's absmax from its stored parts: the 8-bit code of (absmax - mean) times its group's
+// scale, plus the mean.
+inline float nf4_block_scale(const DynamicCode8& code, const uint8_t* absmax_codes, const float* scales, float mean,
+                             int64_t b) {
+  return code.value(absmax_codes[b]) * scales[b / kAbsmaxBlock] + mean;
+}
+}  // namespace
+
 float QuantizedMatrix::block_scale(int64_t b) const {
   if (format_ == QuantFormat::Int8) return absmax_.f32()[b];
-  return signed_code8().value(absmax_.u8()[b]) * absmax_scale_.f32()[b / kAbsmaxBlock] + absmax_mean_;
+  return nf4_block_scale(signed_code8(), absmax_.u8(), absmax_scale_.f32(), absmax_mean_, b);
 }
 
 void QuantizedMatrix::dequantize_rows(int64_t r0, int64_t r1, float* out) const { dequantize_panel(r0, r1, 0, cols_, out); }
@@ -202,13 +211,20 @@ void QuantizedMatrix::dequantize_panel_half(int64_t r0, int64_t r1, int64_t c0, 
 }
 
 void QuantizedMatrix::dequantize_range(int64_t begin, int64_t end, float* out) const {
+  // (The tensors' pointers and the absmax code once per range, not per block: a half tile calls this
+  // for every 256 values.)
   const uint8_t* codes = codes_.u8();
   const std::array<float, 16>& levels = nf4_levels();
+  const bool int8 = format_ == QuantFormat::Int8;
+  const float* absmax = int8 ? absmax_.f32() : nullptr;
+  const uint8_t* absmax_codes = int8 ? nullptr : absmax_.u8();
+  const float* scales = int8 ? nullptr : absmax_scale_.f32();
+  const DynamicCode8& code = signed_code8();
   // Blocks may straddle rows and panel edges: walk the range block by block.
   for (int64_t b = begin / kQuantBlock; b * kQuantBlock < end; ++b) {
-    const float s = block_scale(b);
+    const float s = int8 ? absmax[b] : nf4_block_scale(code, absmax_codes, scales, absmax_mean_, b);
     const int64_t lo = std::max(begin, b * kQuantBlock), hi = std::min(end, (b + 1) * kQuantBlock);
-    if (format_ == QuantFormat::Int8) {
+    if (int8) {
       const float unit = s / 127.0f;
       for (int64_t i = lo; i < hi; ++i) out[i - begin] = static_cast<float>(static_cast<int8_t>(codes[i])) * unit;
     } else if (lo == b * kQuantBlock && hi == lo + kQuantBlock) {  // a whole block: 16 values at a time
