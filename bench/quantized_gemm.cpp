@@ -90,8 +90,10 @@ void measure_half(const LayerShape& s, bool dx) {
   const double t16 = best_ms([&] {
     gemm_half_out(DType::BF16, false, !dx, kRows, N, K, 1.0f, ah.data(), K, wh.data(), s.in, nullptr, c.data(), N);
   });
-  const double t4 = best_ms([&] { quantized_gemm_half_out(DType::BF16, ah.data(), kRows, nf4, !dx, nullptr, c.data(), tile.data()); });
-  const double t8 = best_ms([&] { quantized_gemm_half_out(DType::BF16, ah.data(), kRows, int8, !dx, nullptr, c.data(), tile.data()); });
+  const auto on = [&](const QuantizedMatrix& q) {
+    return best_ms([&] { quantized_gemm_half_out(DType::BF16, ah.data(), kRows, q, !dx, nullptr, c.data(), tile.data()); });
+  };
+  const double t4 = on(nf4), t8 = on(int8);
   const double gflop = 2.0 * static_cast<double>(kRows * N * K) * 1e-9;
   std::printf("| %s %s | %.1f (%.0f) | %.1f (%.0f, %.2fx) | %.1f (%.0f, %.2fx) |\n", s.what, dx ? "dy W" : "x W^T", t16,
               gflop / t16 * 1e3, t4, gflop / t4 * 1e3, t4 / t16, t8, gflop / t8 * 1e3, t8 / t16);
