@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/ledger.h"
 #include "fixtures.h"
 #include "kernels/convert.h"
 #include "kernels/gemm.h"
@@ -250,6 +251,39 @@ TEST(QuantizedMatrix, HalfProductEqualsTheProductWithItsBf16DequantizedCopy) {
       }
     }
   }
+}
+
+// Read a chunk of rows at a time (a frozen LM head that has no fp32 copy): the same matrix as
+// quantising it whole, every value and every block's scale bit for bit, for chunks that do and do not
+// divide the rows (rows of 40 values: a chunk is rounded up to 64 rows so blocks never straddle
+// chunks) and one chunk larger than the matrix. Measure mode reads nothing.
+TEST(QuantizedMatrix, QuantisingByRowsEqualsQuantisingWhole) {
+  const int64_t rows = 160, cols = 40;
+  const std::vector<float> w = weights(rows * cols, 21);
+  for (QuantFormat format : {QuantFormat::Nf4, QuantFormat::Int8}) {
+    const QuantizedMatrix whole = QuantizedMatrix::quantize(w.data(), rows, cols, format);
+    for (int64_t chunk : {int64_t{10}, int64_t{64}, int64_t{1000}}) {
+      SCOPED_TRACE(quant_format_name(format) + ", chunk " + std::to_string(chunk));
+      int64_t reads = 0;
+      const QuantizedMatrix by_rows = QuantizedMatrix::quantize_by_rows(rows, cols, format, chunk,
+                                                                        [&](int64_t r0, int64_t r1, float* out) {
+        ++reads;
+        std::copy(w.begin() + r0 * cols, w.begin() + r1 * cols, out);
+      });
+      EXPECT_EQ(reads, chunk >= rows ? 1 : (rows + 63) / 64);
+      EXPECT_EQ(by_rows.nbytes(), whole.nbytes());
+      EXPECT_EQ(dequantized(by_rows), dequantized(whole));
+      for (int64_t b = 0; b < rows * cols / kQuantBlock; ++b) {
+        ASSERT_EQ(by_rows.block_scale(b), whole.block_scale(b)) << b;
+      }
+    }
+  }
+  MemoryLedger measuring(/*measure_only=*/true);
+  LedgerScope scope(measuring);
+  const auto must_not_read = [](int64_t, int64_t, float*) { FAIL() << "read"; };
+  const QuantizedMatrix measured = QuantizedMatrix::quantize_by_rows(rows, cols, QuantFormat::Nf4, 64, must_not_read);
+  EXPECT_EQ(measured.nbytes(), QuantizedMatrix::quantize(nullptr, rows, cols, QuantFormat::Nf4).nbytes());
+  EXPECT_GT(measuring.peak().total, 0u);
 }
 
 TEST(QuantizedMatrix, ABlockSizeThatDoesNotDivideIsRefused) {

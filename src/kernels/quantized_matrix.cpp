@@ -131,8 +131,7 @@ const std::array<float, 16>& nf4_levels() {
   return levels;
 }
 
-QuantizedMatrix QuantizedMatrix::quantize(const float* w, int64_t rows, int64_t cols, QuantFormat format,
-                                          MemCategory category) {
+QuantizedMatrix QuantizedMatrix::allocate(int64_t rows, int64_t cols, QuantFormat format, MemCategory category) {
   const int64_t n = rows * cols;
   check(rows > 0 && cols > 0 && n % kQuantBlock == 0,
         "a " + std::to_string(rows) + " x " + std::to_string(cols) + " matrix cannot be quantised in blocks of " +
@@ -145,20 +144,52 @@ QuantizedMatrix QuantizedMatrix::quantize(const float* w, int64_t rows, int64_t 
   q.codes_ = Tensor::empty({format == QuantFormat::Nf4 ? n / 2 : n}, DType::U8, category);
   if (format == QuantFormat::Int8) {
     q.absmax_ = Tensor::empty({blocks}, DType::F32, category);
-    if (!w || !q.codes_.has_data()) return q;  // measure mode: the bytes only
-    const std::vector<float> absmax = quantize_blocks(w, n, format, q.codes_.u8());
-    std::copy(absmax.begin(), absmax.end(), q.absmax_.f32());
-    return q;
+  } else {
+    q.absmax_ = Tensor::empty({blocks}, DType::U8, category);
+    q.absmax_scale_ = Tensor::empty({(blocks + kAbsmaxBlock - 1) / kAbsmaxBlock}, DType::F32, category);
   }
-  q.absmax_ = Tensor::empty({blocks}, DType::U8, category);
-  q.absmax_scale_ = Tensor::empty({(blocks + kAbsmaxBlock - 1) / kAbsmaxBlock}, DType::F32, category);
-  if (!w || !q.codes_.has_data()) return q;
-  std::vector<float> absmax = quantize_blocks(w, n, format, q.codes_.u8());
+  return q;
+}
+
+void QuantizedMatrix::store_absmax(std::vector<float> absmax) {
+  const int64_t blocks = static_cast<int64_t>(absmax.size());
+  if (format_ == QuantFormat::Int8) {
+    std::copy(absmax.begin(), absmax.end(), absmax_.f32());
+    return;
+  }
   double mean = 0.0;
   for (float a : absmax) mean += a;
-  q.absmax_mean_ = static_cast<float>(mean / static_cast<double>(blocks));
-  for (float& a : absmax) a -= q.absmax_mean_;
-  quantize_blockwise(signed_code8(), absmax.data(), blocks, kAbsmaxBlock, q.absmax_.u8(), q.absmax_scale_.f32());
+  absmax_mean_ = static_cast<float>(mean / static_cast<double>(blocks));
+  for (float& a : absmax) a -= absmax_mean_;
+  quantize_blockwise(signed_code8(), absmax.data(), blocks, kAbsmaxBlock, absmax_.u8(), absmax_scale_.f32());
+}
+
+QuantizedMatrix QuantizedMatrix::quantize(const float* w, int64_t rows, int64_t cols, QuantFormat format,
+                                          MemCategory category) {
+  QuantizedMatrix q = allocate(rows, cols, format, category);
+  if (!w || !q.codes_.has_data()) return q;  // measure mode: the bytes only
+  q.store_absmax(quantize_blocks(w, rows * cols, format, q.codes_.u8()));
+  return q;
+}
+
+QuantizedMatrix QuantizedMatrix::quantize_by_rows(int64_t rows, int64_t cols, QuantFormat format, int64_t chunk_rows,
+                                                  const RowReader& read, MemCategory category) {
+  QuantizedMatrix q = allocate(rows, cols, format, category);
+  if (!q.codes_.has_data()) return q;
+  const int64_t whole_blocks = (std::max<int64_t>(chunk_rows, 1) + kQuantBlock - 1) / kQuantBlock * kQuantBlock;
+  const int64_t chunk = std::min(rows, whole_blocks);  // rows per read
+  Tensor buffer = Tensor::empty({chunk, cols}, DType::F32, MemCategory::Workspace);  // (chunk, cols)
+  std::vector<float> absmax;
+  absmax.reserve(static_cast<size_t>(rows * cols / kQuantBlock));
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t r1 = std::min(rows, r0 + chunk);
+    read(r0, r1, buffer.f32());
+    // chunk * cols is a multiple of kQuantBlock, so the chunk's first value starts a block.
+    uint8_t* codes = q.codes_.u8() + (format == QuantFormat::Nf4 ? r0 * cols / 2 : r0 * cols);
+    const std::vector<float> part = quantize_blocks(buffer.f32(), (r1 - r0) * cols, format, codes);
+    absmax.insert(absmax.end(), part.begin(), part.end());
+  }
+  q.store_absmax(std::move(absmax));
   return q;
 }
 

@@ -13,7 +13,9 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -46,6 +48,13 @@ class QuantizedMatrix {
   // `category` (frozen weights: Params).
   static QuantizedMatrix quantize(const float* w, int64_t rows, int64_t cols, QuantFormat format,
                                   MemCategory category = MemCategory::Params);
+  // The same codes for a matrix read a chunk of rows at a time: read(r0, r1, out) writes stored rows
+  // [r0, r1) as fp32 into out ((r1 - r0) x cols) -- for a matrix whose fp32 copy would not fit beside
+  // the model (a frozen LM head, V x D). Blocks never straddle chunks (chunk_rows rounds up to a
+  // multiple of kQuantBlock), so the bytes equal quantize's. Measure mode (no storage): read is not called.
+  using RowReader = std::function<void(int64_t r0, int64_t r1, float* out)>;
+  static QuantizedMatrix quantize_by_rows(int64_t rows, int64_t cols, QuantFormat format, int64_t chunk_rows,
+                                          const RowReader& read, MemCategory category = MemCategory::Params);
 
   QuantFormat format() const { return format_; }
   int64_t rows() const { return rows_; }
@@ -62,6 +71,10 @@ class QuantizedMatrix {
   float block_scale(int64_t b) const;
 
  private:
+  // The storage for rows x cols in `format`, codes and absmax not yet written.
+  static QuantizedMatrix allocate(int64_t rows, int64_t cols, QuantFormat format, MemCategory category);
+  // Stores every block's absmax (nf4: after subtracting their mean, in 8 bits per kAbsmaxBlock group).
+  void store_absmax(std::vector<float> absmax);
   // Values [begin, end) of the stored order into out (one thread).
   void dequantize_range(int64_t begin, int64_t end, float* out) const;
 
