@@ -3,8 +3,9 @@
 // options that were built, train/run_description.h) show what was asked, and a flag the run would
 // leave unused is an error.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
+#include <cmath>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "cli_support.h"
@@ -71,6 +72,27 @@ TEST(CliSettings, ModelShapeFlagsReachThePlannedModel) {
   EXPECT_EQ(gpt["run"]["config"]["n_embd"], 48);
   EXPECT_EQ(gpt["run"]["config"]["n_head"], 3);
   EXPECT_EQ(gpt["run"]["config"]["vocab_size"], 70);
+}
+
+// --quantize-head: the untied frozen head stored in nf4 takes its fp32 bytes (V x D x 4) out of the
+// plan's peak and puts nf4's in (codes V D / 2, one absmax code per 64 values, one fp32 scale per 256
+// of those); it trains; and it is refused for a tied head and a base that is not nf4/int8. (At a
+// context of 256 the step's peak is above the moment of quantising, when both forms of the head and
+// a chunk of fp32 rows exist.)
+TEST(CliSettings, QuantizeHeadStoresTheUntiedHeadInTheBaseFormat) {
+  const std::string lora = kLlama + " --ctx 256 --untied-head --lora-rank 2 --base-precision nf4";
+  const nlohmann::json plain = plan_json(lora);
+  const nlohmann::json quantized = plan_json(lora + " --quantize-head");
+  const int64_t head = 64 * 32, blocks = head / 64;
+  EXPECT_EQ(plain["predicted_memory"]["total"].get<int64_t>() - quantized["predicted_memory"]["total"].get<int64_t>(),
+            head * 4 - (head / 2 + blocks + (blocks + 255) / 256 * 4));
+  const nlohmann::json s = train_summary(lora + " --quantize-head");
+  ASSERT_TRUE(s.contains("final_loss")) << s.dump();
+  EXPECT_TRUE(std::isfinite(s["final_loss"].get<double>()));
+  expect_one_line_error(run_frugal("plan " + kLlama + " --lora-rank 2 --base-precision nf4 --quantize-head"), "tied");
+  expect_one_line_error(
+      run_frugal("plan " + kLlama + " --untied-head --lora-rank 2 --base-precision bf16 --quantize-head"),
+      "--base-precision nf4 or int8");
 }
 
 TEST(CliSettings, TrainingFlagsReachTheTrainer) {

@@ -13,6 +13,8 @@
 #include "gradcheck.h"
 #include "kernels/convert.h"
 #include "kernels/cross_entropy.h"
+#include "kernels/gemm.h"
+#include "kernels/quantized_matrix.h"
 #include "nn/lm_head.h"
 #include "nn/linear.h"
 #include "train/executor.h"
@@ -238,6 +240,66 @@ TEST(LmHead, HalfWeightsMatchFp32) {
     const std::vector<float> logits = values(TiedLmHead(&half, D, V).logits(h_half));
     EXPECT_EQ(logits.size(), static_cast<size_t>(T * V));
   }
+}
+
+// A frozen head stored in nf4/int8 (--quantize-head): the same loss and d(hidden) as a head holding
+// its dequantised values (fp32; rounded to the half type where the tiles go to the half units, as
+// dequantize_panel_half rounds them), within two evaluations' head_bound: only the products' split
+// into tiles and vocabulary blocks differs (V crosses the 1024-row tiles and the 4096-row blocks). No
+// gradient for the head; logits (evaluation, and one row for generation) from fp32 blocks within
+// 2 gamma_D of each dot product's magnitude.
+TEST(LmHead, QuantizedHeadEqualsItsDequantisedValues) {
+  using frugal::testing::gamma_n;
+  const int64_t D = 64, V = TiedLmHead::kVocabBlock + 300, T = 48;
+  const Tensor w = random_tensor({V, D}, 12, 0.5f);
+  const Tensor h = random_tensor({1, T, D}, 13);
+  const Tensor targets = targets_for(1, T, V);
+  for (QuantFormat format : {QuantFormat::Nf4, QuantFormat::Int8}) {
+    const QuantizedMatrix q = QuantizedMatrix::quantize(w.f32(), V, D, format);
+    const Tensor deq = Tensor::empty({V, D}, DType::F32, MemCategory::Params);  // (V, D)
+    q.dequantize_rows(0, V, deq.f32());
+    for (DType type : {DType::F32, DType::BF16}) {
+      SCOPED_TRACE(quant_format_name(format) + ", " + dtype_name(type));
+      const bool half_units = type != DType::F32 && has_half_gemm(type);
+      Tensor plain_value = half_units ? round_to(deq, type, MemCategory::Params) : deq.clone(MemCategory::Params);
+      Param plain{"lm_head.weight", std::move(plain_value), {}, false};
+      Param stored{"lm_head.weight", deq.clone(MemCategory::Params), {}, false};
+      TiedLmHead plain_head(&plain, D, V), quantized_head(&stored, D, V);
+      quantized_head.set_quantized_weight(QuantizedMatrix::quantize(w.f32(), V, D, format));
+      EXPECT_TRUE(stored.value.is_placeholder());
+      RunContext rc;
+      rc.precision = type;
+      const Tensor hidden = type == DType::F32 ? h : round_to(h, type, MemCategory::Activations);
+      Tensor dh_want, dh_got;
+      const double want = plain_head.loss_forward_backward(hidden, targets, 40.0, rc, dh_want);
+      const double got = quantized_head.loss_forward_backward(hidden, targets, 40.0, rc, dh_got);
+      EXPECT_FALSE(stored.grad.defined());
+      const double unit = type == DType::F32 ? 0.0 : frugal::testing::kBf16Unit;
+      const Tensor h32 = widen(hidden), w32 = widen(plain.value);
+      const HeadBound bound = head_bound(h32, w32, targets, 40.0, unit, unit);
+      const std::vector<float> want_dh = values(dh_want);
+      EXPECT_NEAR(got, want, 2 * bound.loss);
+      EXPECT_LE(relative(values(dh_got), want_dh), relative_bound(bound.dh, bound.dh, want_dh));
+      if (type != DType::F32) continue;
+      for (int64_t rows : {T, int64_t{1}}) {
+        const Tensor in = rows == 1 ? random_tensor({1, 1, D}, 14) : h;  // (1, rows, D)
+        const std::vector<float> a = values(quantized_head.logits(in)), b = values(plain_head.logits(in));
+        ASSERT_EQ(a.size(), static_cast<size_t>(rows * V));
+        const std::vector<float> hv = values(in), wv = values(deq);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t v = 0; v < V; ++v) {
+            double magnitude = 0;
+            for (int64_t d = 0; d < D; ++d) magnitude += std::fabs(double(hv[r * D + d]) * wv[v * D + d]);
+            ASSERT_LE(std::fabs(double(a[r * V + v]) - b[r * V + v]), 2 * gamma_n(D) * magnitude) << r << ", " << v;
+          }
+      }
+    }
+  }
+  // Only a frozen weight may be quantised.
+  Param trainable{"lm_head.weight", random_tensor({8, 8}, 15), {}, true};
+  TiedLmHead head(&trainable, 8, 8);
+  QuantizedMatrix q = QuantizedMatrix::quantize(trainable.value.f32(), 8, 8, QuantFormat::Int8);
+  EXPECT_THROW(head.set_quantized_weight(std::move(q)), Error);
 }
 
 TEST(LmHead, BadInputsGiveOneLineErrors) {

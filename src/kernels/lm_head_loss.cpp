@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/error.h"
 #include "kernels/convert.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/gemm.h"
+#include "kernels/quantized_matrix.h"
 
 namespace frugal {
 
@@ -48,6 +50,10 @@ double softmax_xent_rows(float* logits, const int32_t* targets, int64_t n, int64
 // W's rows [v0, v1) as fp32: a pointer into an fp32 W, or the half rows widened into w_block.
 const float* weight_rows(const HeadWeight& w, int64_t D, int64_t v0, int64_t v1) {
   if (w.w32) return w.w32 + v0 * D;
+  if (w.quantized) {
+    w.quantized->dequantize_rows(v0, v1, w.w_block);
+    return w.w_block;
+  }
   half_to_float(w.w16 + v0 * D, w.w_type, w.w_block, (v1 - v0) * D);
   return w.w_block;
 }
@@ -86,17 +92,26 @@ double lm_head_loss(const HeadLossProblem& p, const float* h, const HeadWeight& 
   return total;
 }
 
-double lm_head_loss_half(const HeadLossProblem& p, DType type, const uint16_t* h, const uint16_t* w, float* logits,
-                         uint16_t* dlogits_half, uint16_t* dh, float* dw) {
+double lm_head_loss_half(const HeadLossProblem& p, DType type, const uint16_t* h, const HalfHeadWeight& w,
+                         float* logits, uint16_t* dlogits_half, uint16_t* dh, float* dw) {
   const int64_t V = p.V, D = p.D;
+  check(!w.quantized || !dw, "lm head: a quantised head is frozen (no weight gradient)");
   double total = 0.0;
   for (int64_t r0 = 0; r0 < p.N; r0 += p.chunk_rows) {
     const int64_t n = std::min(p.chunk_rows, p.N - r0);
     const uint16_t* hc = h + r0 * D;  // (n, D)
-    gemm_half(type, false, true, n, V, D, 1.0f, hc, D, w, D, 0.0f, logits, V);  // logits = h W^T
+    if (w.quantized) {
+      quantized_gemm_half(type, hc, n, *w.quantized, true, 0.0f, logits, w.tile);  // logits = h W^T
+    } else {
+      gemm_half(type, false, true, n, V, D, 1.0f, hc, D, w.w16, D, 0.0f, logits, V);
+    }
     total += softmax_xent_rows(logits, p.targets + r0, n, V, p.grad_scale, dh != nullptr, type, dh ? dlogits_half : nullptr);
     if (!dh) continue;
-    gemm_half_out(type, false, false, n, D, V, 1.0f, dlogits_half, V, w, D, nullptr, dh + r0 * D, D);  // dh = dlogits W
+    if (w.quantized) {  // dh = dlogits W
+      quantized_gemm_half_out(type, dlogits_half, n, *w.quantized, false, nullptr, dh + r0 * D, w.tile);
+    } else {
+      gemm_half_out(type, false, false, n, D, V, 1.0f, dlogits_half, V, w.w16, D, nullptr, dh + r0 * D, D);
+    }
     if (dw) gemm_half(type, true, false, V, D, n, 1.0f, dlogits_half, V, hc, D, 1.0f, dw, D);  // dW += dlogits^T h
   }
   return total;

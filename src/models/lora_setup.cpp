@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
+#include "kernels/convert.h"
 
 namespace frugal {
 
@@ -194,6 +195,24 @@ void quantize_adapted_weights(Model& model, const std::vector<std::string>& adap
     linear->set_quantized_weight(QuantizedMatrix::quantize(scratch.has_data() ? scratch.f32() : nullptr,
                                                            w.value.dim(0), w.value.dim(1), format));
   }
+}
+
+void quantize_lm_head(Model& model, QuantFormat format) {
+  TiedLmHead* head = model.lm_head();
+  // An untied head's weight is "lm_head.weight" (Hugging Face's name); a tied one is the embedding's.
+  check(head && head->weight()->name == "lm_head.weight",
+        "--quantize-head needs an LM head of the model's own: this model's head is its embedding (tied)");
+  check(!head->weight()->trainable, "--quantize-head: the LM head is trained here; only a frozen head is quantised");
+  const Tensor w = head->weight()->value;  // (V, D) fp32 or half; kept alive while it is read
+  const int64_t D = w.dim(1);
+  head->set_quantized_weight(QuantizedMatrix::quantize_by_rows(
+      w.dim(0), D, format, TiedLmHead::kVocabBlock, [&](int64_t r0, int64_t r1, float* out) {
+        if (w.dtype() == DType::F32) {
+          std::copy(w.f32() + r0 * D, w.f32() + r1 * D, out);
+        } else {
+          half_to_float(w.u16() + r0 * D, w.dtype(), out, (r1 - r0) * D);
+        }
+      }));
 }
 
 std::optional<QuantFormat> quantized_base_format(const std::string& base_precision) {

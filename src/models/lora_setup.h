@@ -61,6 +61,9 @@ void merge_lora(Model& model);
 // held in fp32 is quantised from itself.
 void quantize_adapted_weights(Model& model, const std::vector<std::string>& adapted, QuantFormat format,
                               const std::function<void(size_t, const Tensor&)>& fill);
+// --quantize-head: a frozen LM head of the model's own (untied, not the embedding) quantised into the
+// head, read from its current storage a chunk of rows at a time (no fp32 copy of the V x D table).
+void quantize_lm_head(Model& model, QuantFormat format);
 // "nf4" / "int8" as a format; nothing for the other --base-precision values.
 std::optional<QuantFormat> quantized_base_format(const std::string& base_precision);
 // Each adapted weight (fp32) replaced by deq(q(W)): an adapter trained on a quantised base learnt the

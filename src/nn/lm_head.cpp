@@ -16,6 +16,13 @@ TiedLmHead::TiedLmHead(Param* wte, int64_t dim, int64_t vocab) : wte_(wte), dim_
   check(wte->value.shape() == Shape({vocab, dim}), "lm head: wte has the wrong shape " + wte->value.shape().str());
 }
 
+void TiedLmHead::set_quantized_weight(QuantizedMatrix weight) {
+  check(!wte_->trainable, "lm head: only a frozen head may be quantised");
+  check(weight.rows() == vocab_ && weight.cols() == dim_, "lm head: quantised weight of the wrong shape");
+  quantized_ = std::make_unique<QuantizedMatrix>(std::move(weight));
+  wte_->value = Tensor::placeholder({vocab_, dim_}, DType::F32);
+}
+
 void TiedLmHead::set_chunk_rows(int64_t rows) {
   check(rows >= 1 && rows <= (int64_t{1} << 24),
         "loss chunk of " + std::to_string(rows) + " rows cannot work: give 1..16777216 rows (0 picks the default)");
@@ -66,19 +73,32 @@ double TiedLmHead::run(const Tensor& hidden, const Tensor& targets, double norma
   Tensor logits = Tensor::empty({p.chunk_rows, vocab_}, DType::F32, MemCategory::Workspace);  // one chunk (rows, V)
   const Tensor dw = grad && wte_->trainable ? wte_->ensure_grad() : Tensor();                  // (V, D) fp32
   if (dw.defined() && hidden.has_data()) Linear::count_weight_gradient_gemm();
-  const bool on_half_units = is_half(hidden.dtype()) && wt == hidden.dtype() && has_half_gemm(wt);
+  const bool on_half_units =
+      is_half(hidden.dtype()) && has_half_gemm(hidden.dtype()) && (quantized_ || wt == hidden.dtype());
   const GemmUnits units = on_half_units ? GemmUnits::Half : GemmUnits::F32;
   count_gemm(p.N, p.V, p.D, units);               // logits = h wte^T
   if (grad) count_gemm(p.N, p.D, p.V, units);     // dh = dlogits wte
   if (dw.defined()) count_gemm(p.V, p.D, p.N, units);  // dwte = dlogits^T h
   if (on_half_units) {
-    // On the half units: h and wte multiplied as they are, dlogits rounded once into a half chunk.
-    const Tensor dlogits = grad ? Tensor::empty({p.chunk_rows, vocab_}, wt, MemCategory::Workspace) : Tensor();
-    if (grad) *dhidden = Tensor::empty(hidden.shape(), wt, MemCategory::Workspace);  // (B, T, D) half
+    // On the half units: h and wte (or its dequantised tiles) multiplied as they are, dlogits rounded
+    // once into a half chunk.
+    const DType half = hidden.dtype();
+    const Tensor dlogits = grad ? Tensor::empty({p.chunk_rows, vocab_}, half, MemCategory::Workspace) : Tensor();
+    const int64_t tile_values = quantized_ ? quantized_gemm_half_tile_values(*quantized_) : 0;
+    const Tensor tile =  // a quantised head's dequantised tile
+        quantized_ ? Tensor::empty({tile_values}, half, MemCategory::Workspace) : Tensor();
+    if (grad) *dhidden = Tensor::empty(hidden.shape(), half, MemCategory::Workspace);  // (B, T, D) half
     if (!hidden.has_data()) return 0.0;
     p.targets = targets.i32();
-    p.grad_type = wt;
-    return lm_head_loss_half(p, wt, hidden.u16(), wte_->value.u16(), logits.f32(), grad ? dlogits.u16() : nullptr,
+    p.grad_type = half;
+    HalfHeadWeight w;
+    if (quantized_) {
+      w.quantized = quantized_.get();
+      w.tile = tile.u16();
+    } else {
+      w.w16 = wte_->value.u16();
+    }
+    return lm_head_loss_half(p, half, hidden.u16(), w, logits.f32(), grad ? dlogits.u16() : nullptr,
                              grad ? dhidden->u16() : nullptr, dw.defined() ? dw.f32() : nullptr) /
            normalizer;
   }
@@ -95,12 +115,18 @@ double TiedLmHead::run(const Tensor& hidden, const Tensor& targets, double norma
 HeadWeight TiedLmHead::weight_view(Tensor& block) const {
   HeadWeight w;
   w.w_type = wte_->value.dtype();
-  if (w.w_type != DType::F32) {  // a half wte without half units: widened a block of rows at a time, never whole
+  const bool whole_fp32 = !quantized_ && w.w_type == DType::F32;
+  if (!whole_fp32) {  // a half or quantised wte: widened a block of rows at a time, never whole
     w.vocab_block = std::min(kVocabBlock, vocab_);
     block = Tensor::empty({w.vocab_block, dim_}, DType::F32, MemCategory::Workspace);  // (block, D)
   }
+  if (quantized_) {
+    w.quantized = quantized_.get();
+    w.w_block = block.has_data() ? block.f32() : nullptr;
+    return w;
+  }
   if (!wte_->value.has_data()) return w;  // measure mode
-  if (w.w_type == DType::F32) {
+  if (whole_fp32) {
     w.w32 = wte_->value.f32();
   } else {
     w.w16 = wte_->value.u16();

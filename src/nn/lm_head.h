@@ -3,7 +3,10 @@
 // (kernels/lm_head_loss.h): training never holds the (B, T, V) logits or their gradient, only one
 // chunk of rows x V. Not a block of the chain: the model's chain ends with ln_f, and the executor
 // hands its output here for the loss; evaluation and generation ask it for logits.
+#include <memory>
+
 #include "kernels/lm_head_loss.h"
+#include "kernels/quantized_matrix.h"
 #include "nn/layer.h"
 
 namespace frugal {
@@ -25,6 +28,11 @@ class TiedLmHead {
 
   Param* weight() const { return wte_; }  // the only parameter it uses
 
+  // A frozen head of its own (not the embedding) stored in nf4/int8 (--quantize-head): the weight's
+  // value becomes a placeholder, the products dequantise tiles of it (kernels/quantized_matrix.h).
+  void set_quantized_weight(QuantizedMatrix weight);
+  const QuantizedMatrix* quantized_weight() const { return quantized_.get(); }
+
   // Rows per chunk (>= 1), instead of the automatic choice (chunk_rows_for).
   void set_chunk_rows(int64_t rows);
   // The rows per chunk a call over N rows uses. Automatic (measured, docs/BENCHMARKS.md "Fused LM
@@ -44,7 +52,8 @@ class TiedLmHead {
   // wte as the kernels take it; a half wte gets its widening scratch in `block`.
   HeadWeight weight_view(Tensor& block) const;
 
-  Param* wte_;  // (V, D), owned by the embedding
+  Param* wte_;  // (V, D), owned by the embedding (tied) or the model (untied)
+  std::unique_ptr<QuantizedMatrix> quantized_;  // --quantize-head: wte_ is then a placeholder
   int64_t dim_, vocab_;
   int64_t chunk_rows_ = 0;  // 0: automatic
 };

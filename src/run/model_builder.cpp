@@ -65,6 +65,8 @@ std::vector<std::string> lora_targets(const LoraSpec& lora, const Model& model) 
 
 void attach_lora(Model& model, const LoraSpec& lora, uint64_t seed, LoraSettings* used) {
   check(lora.active() || lora.base_precision == "fp32", "--base-precision applies to LoRA's frozen weights: add --lora-rank");
+  check(!lora.quantize_head || quantized_base_format(lora.base_precision),
+        "--quantize-head stores the frozen LM head in --base-precision's format: give --base-precision nf4 or int8");
   check(lora.active() || (lora.alpha == 0 && lora.dropout == 0 && lora.targets.empty()),
         "--lora-alpha/--lora-dropout/--lora-targets need --lora-rank R");
   check(lora.adapter.empty() || lora.dropout == 0, "--adapter brings its own lora_dropout: drop --lora-dropout");
@@ -83,6 +85,7 @@ void attach_lora(Model& model, const LoraSpec& lora, uint64_t seed, LoraSettings
   }
   if (!quantized_base_format(lora.base_precision))  // (nf4/int8: quantised while the model was built)
     store_adapted_weights_as(model, parse_precision(lora.base_precision, "--base-precision"));
+  if (lora.quantize_head) quantize_lm_head(model, *quantized_base_format(lora.base_precision));  // (frozen now)
   if (used) *used = settings;
 }
 

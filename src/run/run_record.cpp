@@ -96,6 +96,7 @@ const std::vector<RunFlag>& run_flags() {
       field("--lora-targets", &RunSpec::lora, &LoraSpec::targets),
       field("--adapter", &RunSpec::lora, &LoraSpec::adapter),
       field("--base-precision", &RunSpec::lora, &LoraSpec::base_precision),
+      field("--quantize-head", &RunSpec::lora, &LoraSpec::quantize_head),
   };
   return flags;
 }

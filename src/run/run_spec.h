@@ -56,6 +56,7 @@ struct LoraSpec {
   std::string targets;  // empty: c_attn for GPT, every linear layer otherwise
   std::string adapter;  // load a PEFT adapter directory
   std::string base_precision = "fp32";  // fp32 | bf16 | fp16 | nf4 | int8 for the adapted (frozen) weights
+  bool quantize_head = false;           // an untied frozen LM head in base_precision's nf4/int8 too
   bool active() const { return rank > 0 || !adapter.empty(); }
 };
 
