@@ -95,6 +95,22 @@ TEST(CliSettings, QuantizeHeadStoresTheUntiedHeadInTheBaseFormat) {
       "--base-precision nf4 or int8");
 }
 
+// A run with a quantised head resumes bit for bit: the run record keeps --quantize-head, so the resumed
+// run quantises the head it rebuilds exactly as the first run did.
+TEST(CliSettings, AQuantisedHeadRunResumesBitForBit) {
+  const fs::path dir = scratch("resume_quantized_head");
+  const std::string run = "train " + kLlama + " --ctx 16 --untied-head --lora-rank 2 --base-precision nf4 " +
+                          "--quantize-head --steps 4 --save " + (dir / "ck").string() + " --save-every 2 --summary ";
+  CliResult r = run_frugal(run + (dir / "whole.json").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  fs::remove_all(dir / "ck" / "checkpoints" / "step-00000004");
+  r = run_frugal("train --resume " + (dir / "ck").string() + " --summary " + (dir / "resumed.json").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("--quantize-head"), std::string::npos) << r.err;
+  const auto summary = [&](const char* name) { return nlohmann::json::parse(slurp(dir / name)); };
+  EXPECT_EQ(summary("resumed.json")["final_loss"].get<double>(), summary("whole.json")["final_loss"].get<double>());
+}
+
 TEST(CliSettings, TrainingFlagsReachTheTrainer) {
   const nlohmann::json s = train_summary(kGpt + " --micro-batch 2 --accum 3 --optimizer adamw8bit --optimizer-block 64 "
                                          "--lr 0.004 --weight-decay 0.25 --clip-grad-norm 0.5 --warmup 7 --schedule "
