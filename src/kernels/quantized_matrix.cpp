@@ -175,10 +175,11 @@ QuantizedMatrix QuantizedMatrix::quantize(const float* w, int64_t rows, int64_t 
 QuantizedMatrix QuantizedMatrix::quantize_by_rows(int64_t rows, int64_t cols, QuantFormat format, int64_t chunk_rows,
                                                   const RowReader& read, MemCategory category) {
   QuantizedMatrix q = allocate(rows, cols, format, category);
-  if (!q.codes_.has_data()) return q;
   const int64_t whole_blocks = (std::max<int64_t>(chunk_rows, 1) + kQuantBlock - 1) / kQuantBlock * kQuantBlock;
   const int64_t chunk = std::min(rows, whole_blocks);  // rows per read
+  // Allocated in measure mode too, so that the plan holds it (the head is quantised while the model is built).
   Tensor buffer = Tensor::empty({chunk, cols}, DType::F32, MemCategory::Workspace);  // (chunk, cols)
+  if (!q.codes_.has_data()) return q;
   std::vector<float> absmax;
   absmax.reserve(static_cast<size_t>(rows * cols / kQuantBlock));
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
